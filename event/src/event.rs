@@ -1,0 +1,177 @@
+//! [`AuditEvent`]: one request as the audit trail records it. The filter builds it, the
+//! ingest batch carries it, the collector stores it as received and `GET /audit` returns it.
+//!
+//! PactFlow's fields come first and keep their names and types (`db_user_id` is an integer
+//! or null). Everything after them is an audit-sidecar addition: new keys, never renames.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event_uuid::is_event_uuid;
+use crate::timestamp::parse_rfc3339_millis;
+
+/// Upper bound on one serialized event; anything larger is refused on ingest.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+
+/// One audited request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// 22-character base64url identity; the idempotency key of ingest.
+    pub uuid: String,
+    /// When the request reached Envoy: RFC 3339, milliseconds, with an offset.
+    pub timestamp: String,
+    /// The resource that handled the request, e.g. `PactBroker::Api::Resources::Pact`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The user's numeric id, when the identity source gives one (PactFlow: an integer).
+    pub db_user_id: Option<i64>,
+    /// The user's email, when the identity source gives one.
+    pub user_email: Option<String>,
+    /// The request, with secrets redacted.
+    pub payload: RequestPayload,
+
+    // ---- audit-sidecar additions ----
+    /// The user id as the identity source gave it, numeric or not.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// A user name: the basic-auth user name, or a verified token's subject.
+    #[serde(default)]
+    pub user_name: Option<String>,
+    /// Where the identity came from, e.g. `header:x-forwarded-email`, `basic-auth`, `jwt`.
+    #[serde(default)]
+    pub identity_source: Option<String>,
+    /// A keyed hash of the bearer token that was presented (never the token itself).
+    #[serde(default)]
+    pub token_fingerprint: Option<String>,
+    /// How the request ended, when it ended with a response.
+    #[serde(default)]
+    pub response: Option<ResponseSummary>,
+}
+
+/// The request part of an event. The first six fields are PactFlow's.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestPayload {
+    /// The path, without the query string.
+    pub path: String,
+    /// The query string without the `?`, sensitive values masked; `""` when there is none.
+    pub query_string: String,
+    /// The HTTP method.
+    pub method: String,
+    /// The `User-Agent` header.
+    pub user_agent: Option<String>,
+    /// The `Referer` header.
+    pub referer: Option<String>,
+    /// `resource_name` plus the percent-decoded path parameters of the matched route.
+    pub params: BTreeMap<String, String>,
+
+    // ---- audit-sidecar additions ----
+    /// The client's address: forwarded-header aware, falling back to the peer address.
+    #[serde(default)]
+    pub client_ip: Option<String>,
+    /// Envoy's request id (`x-request-id`).
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// The `Host` (`:authority`) the request was sent to.
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+/// How the request was answered (an audit-sidecar addition).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResponseSummary {
+    /// The HTTP status sent to the client (0 when the stream ended without one).
+    pub status: u16,
+    /// From the first request byte to the end of the stream, in milliseconds.
+    pub duration_ms: f64,
+}
+
+/// Why an event was refused: the field and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{field}` {problem}")]
+pub struct InvalidEvent {
+    /// The JSON path of the field, e.g. `payload.method`.
+    pub field: &'static str,
+    /// What is wrong, phrased to follow the field name.
+    pub problem: &'static str,
+}
+
+impl AuditEvent {
+    /// The checks the collector applies before it stores an event. Serde has already
+    /// checked the shape; these are the rules of the values.
+    pub fn validate(&self) -> Result<(), InvalidEvent> {
+        let invalid = |field, problem| Err(InvalidEvent { field, problem });
+        if !is_event_uuid(&self.uuid) {
+            return invalid("uuid", "must be 22 characters of base64url (16 random bytes)");
+        }
+        if parse_rfc3339_millis(&self.timestamp).is_none() {
+            return invalid("timestamp", "must be an RFC 3339 date-time with an offset");
+        }
+        if self.event_type.is_empty() {
+            return invalid("type", "must not be empty");
+        }
+        if self.payload.method.is_empty() {
+            return invalid("payload.method", "must not be empty");
+        }
+        if !self.payload.path.starts_with('/') && self.payload.path != "*" {
+            return invalid("payload.path", "must start with `/`");
+        }
+        Ok(())
+    }
+
+    /// Milliseconds since the Unix epoch of [`AuditEvent::timestamp`], if it is valid.
+    pub fn timestamp_millis(&self) -> Option<i64> {
+        parse_rfc3339_millis(&self.timestamp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pactflow_example() -> serde_json::Value {
+        json!({
+            "uuid": "16WlpdLpDMzfMYxLTZYXYw",
+            "timestamp": "2019-12-10T09:15:24.864+11:00",
+            "type": "SaasBroker::Api::Resources::RegenerateApiToken",
+            "db_user_id": 2,
+            "user_email": "someuser@somecompany.com",
+            "payload": {
+                "path": "/settings/tokens/_UjhYvyyEjM9L2SgWd0qsw/regenerate",
+                "queryString": "",
+                "method": "POST",
+                "userAgent": "Mozilla/5.0 (...)",
+                "referer": "http://somebroker.example/settings/api-tokens",
+                "params": { "resource_name": "regenerate_token", "token_uuid": "_UjhYvyyEjM9L2SgWd0qsw" }
+            }
+        })
+    }
+
+    #[test]
+    fn reads_pactflows_published_event_and_writes_its_fields_back_unchanged() {
+        let event: AuditEvent = serde_json::from_value(pactflow_example()).expect("PactFlow's shape parses");
+        assert_eq!(event.validate(), Ok(()));
+        let written = serde_json::to_value(&event).expect("serializes");
+        let pactflow = pactflow_example();
+        for key in ["uuid", "timestamp", "type", "db_user_id", "user_email"] {
+            assert_eq!(written[key], pactflow[key], "top-level field {key}");
+        }
+        for key in ["path", "queryString", "method", "userAgent", "referer", "params"] {
+            assert_eq!(written["payload"][key], pactflow["payload"][key], "payload field {key}");
+        }
+    }
+
+    #[test]
+    fn validate_names_the_field_that_is_wrong() {
+        let mut event: AuditEvent = serde_json::from_value(pactflow_example()).expect("parses");
+        event.uuid = "not-a-uuid".into();
+        assert_eq!(event.validate().map_err(|e| e.field), Err("uuid"));
+        event.uuid = "16WlpdLpDMzfMYxLTZYXYw".into();
+        event.timestamp = "last tuesday".into();
+        assert_eq!(event.validate().map_err(|e| e.to_string()),
+            Err("`timestamp` must be an RFC 3339 date-time with an offset".to_string()));
+    }
+}

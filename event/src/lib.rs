@@ -1,0 +1,22 @@
+//! The wire shapes of audit-sidecar, defined once and shared by the filter (which
+//! builds events), the collector (which stores and serves them) and the tests.
+//!
+//! The event is PactFlow-compatible first: every field of PactFlow's Audit API keeps its
+//! name, type and meaning; what audit-sidecar adds are new keys only.
+//!
+//! # Layout
+//! - [`event`]: [`AuditEvent`] and its parts, and the checks the collector applies on ingest.
+//! - [`ingest`]: [`IngestBatch`], the body of `POST /v1/events`, and its [`IngestReceipt`].
+//! - [`page`]: [`AuditPage`], the body of `GET /audit`.
+//! - [`event_uuid`]: the 22-character base64url event identity.
+//! - [`timestamp`]: RFC 3339 with milliseconds and an offset, formatted without a clock.
+
+pub mod event;
+pub mod event_uuid;
+pub mod ingest;
+pub mod page;
+pub mod timestamp;
+
+pub use event::{AuditEvent, InvalidEvent, RequestPayload, ResponseSummary};
+pub use ingest::{IngestBatch, IngestReceipt};
+pub use page::{AuditPage, Link, PageLinks};

@@ -1,0 +1,1 @@
+//! audit-filter: placeholder while the filter is written.
