@@ -1,0 +1,142 @@
+//! The top-level `envoy.yaml`, rendered for a run on this machine: the listener, admin and
+//! cluster addresses and the wasm path are substituted, and a test may merge changes into
+//! the filter's JSON configuration. Everything else is the file users copy, so it cannot rot.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context, Result};
+use serde_yaml::Value;
+
+/// What changes between the checked-in `envoy.yaml` and a run here.
+#[derive(Debug, Clone)]
+pub struct EnvoySubstitutions {
+    /// The audited listener (port 0: the OS picks; read it back from the admin API).
+    pub listen: SocketAddr,
+    /// The admin interface.
+    pub admin: SocketAddr,
+    /// The audited service (cluster `upstream_service`).
+    pub upstream: SocketAddr,
+    /// The collector (cluster `audit_collector`).
+    pub collector: SocketAddr,
+    /// The built filter.
+    pub wasm: PathBuf,
+    /// Merged (JSON merge patch) into the filter's configuration, when given.
+    pub filter_config_patch: Option<serde_json::Value>,
+}
+
+/// Renders `template` (the text of `envoy.yaml`) with `substitutions` applied.
+pub fn render_envoy_config(template: &str, substitutions: &EnvoySubstitutions) -> Result<String> {
+    let mut root: Value = serde_yaml::from_str(template).context("envoy.yaml is not valid YAML")?;
+
+    set_socket_address(at(&mut root, &["admin", "address", "socket_address"])?, substitutions.admin);
+    let listener = first(at(&mut root, &["static_resources", "listeners"])?, "listener")?;
+    set_socket_address(at(listener, &["address", "socket_address"])?, substitutions.listen);
+
+    for (cluster, address) in [("upstream_service", substitutions.upstream), ("audit_collector", substitutions.collector)] {
+        let cluster = named(at(&mut root, &["static_resources", "clusters"])?, cluster)?;
+        let endpoints = first(at(cluster, &["load_assignment", "endpoints"])?, "endpoint group")?;
+        let endpoint = first(at(endpoints, &["lb_endpoints"])?, "lb endpoint")?;
+        set_socket_address(at(endpoint, &["endpoint", "address", "socket_address"])?, address);
+    }
+
+    let listener = first(at(&mut root, &["static_resources", "listeners"])?, "listener")?;
+    let chain = first(at(listener, &["filter_chains"])?, "filter chain")?;
+    let manager = named(at(chain, &["filters"])?, "envoy.filters.network.http_connection_manager")?;
+    let wasm = named(at(manager, &["typed_config", "http_filters"])?, "envoy.filters.http.wasm")?;
+    let plugin = at(wasm, &["typed_config", "config"])?;
+    *at(plugin, &["vm_config", "code", "local", "filename"])? =
+        Value::String(substitutions.wasm.display().to_string());
+    if let Some(patch) = &substitutions.filter_config_patch {
+        let value = at(plugin, &["configuration", "value"])?;
+        let text = value.as_str().ok_or_else(|| anyhow!("the filter configuration value is not a string"))?;
+        let mut config: serde_json::Value =
+            serde_json::from_str(text).context("the filter configuration in envoy.yaml is not JSON")?;
+        merge_patch(&mut config, patch);
+        *value = Value::String(serde_json::to_string_pretty(&config)?);
+    }
+    Ok(serde_yaml::to_string(&root)?)
+}
+
+/// RFC 7396 JSON merge patch: objects merge, `null` removes, anything else replaces.
+pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    match (target, patch) {
+        (serde_json::Value::Object(target), serde_json::Value::Object(patch)) => {
+            for (key, value) in patch {
+                if value.is_null() {
+                    target.remove(key);
+                } else {
+                    merge_patch(target.entry(key.clone()).or_insert(serde_json::Value::Null), value);
+                }
+            }
+        }
+        (target, patch) => *target = patch.clone(),
+    }
+}
+
+fn at<'a>(value: &'a mut Value, keys: &[&str]) -> Result<&'a mut Value> {
+    keys.iter().try_fold(value, |value, key| {
+        value.get_mut(*key).ok_or_else(|| anyhow!("envoy.yaml has no `{}`", keys.join(".")))
+    })
+}
+
+fn first<'a>(list: &'a mut Value, what: &str) -> Result<&'a mut Value> {
+    list.as_sequence_mut()
+        .and_then(|items| items.first_mut())
+        .ok_or_else(|| anyhow!("envoy.yaml has no {what}"))
+}
+
+fn named<'a>(list: &'a mut Value, name: &str) -> Result<&'a mut Value> {
+    list.as_sequence_mut()
+        .and_then(|items| items.iter_mut().find(|item| item.get("name").and_then(Value::as_str) == Some(name)))
+        .ok_or_else(|| anyhow!("envoy.yaml has no entry named `{name}`"))
+}
+
+fn set_socket_address(socket_address: &mut Value, address: SocketAddr) {
+    socket_address["address"] = Value::String(address.ip().to_string());
+    socket_address["port_value"] = Value::Number(address.port().into());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paths::envoy_yaml;
+
+    fn substitutions() -> EnvoySubstitutions {
+        EnvoySubstitutions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin: "127.0.0.1:0".parse().unwrap(),
+            upstream: "127.0.0.1:4001".parse().unwrap(),
+            collector: "127.0.0.1:4002".parse().unwrap(),
+            wasm: PathBuf::from("/tmp/x/audit_filter.wasm"),
+            filter_config_patch: Some(serde_json::json!({"batch": {"maxEvents": 7}})),
+        }
+    }
+
+    #[test]
+    fn substitutes_addresses_and_wasm_path_in_the_checked_in_envoy_yaml() {
+        let template = std::fs::read_to_string(envoy_yaml()).unwrap();
+        let rendered = render_envoy_config(&template, &substitutions()).unwrap();
+        assert!(rendered.contains("port_value: 4001"), "upstream port missing:\n{rendered}");
+        assert!(rendered.contains("port_value: 4002"), "collector port missing:\n{rendered}");
+        assert!(rendered.contains("/tmp/x/audit_filter.wasm"), "wasm path missing:\n{rendered}");
+        assert!(!rendered.contains("pact-broker"), "the compose host name survived:\n{rendered}");
+        assert!(!rendered.contains("/etc/envoy/audit_filter.wasm"), "the compose wasm path survived");
+    }
+
+    #[test]
+    fn merges_the_patch_into_the_filter_configuration_and_keeps_the_rest() {
+        let template = std::fs::read_to_string(envoy_yaml()).unwrap();
+        let rendered = render_envoy_config(&template, &substitutions()).unwrap();
+        assert!(rendered.contains("\"maxEvents\": 7"), "patched key missing:\n{rendered}");
+        assert!(rendered.contains("\"flushIntervalMs\": 1000"), "unpatched sibling lost:\n{rendered}");
+        assert!(rendered.contains("x-forwarded-email"), "identity config lost:\n{rendered}");
+    }
+
+    #[test]
+    fn merge_patch_removes_keys_set_to_null() {
+        let mut target = serde_json::json!({"a": 1, "b": {"c": 2, "d": 3}});
+        merge_patch(&mut target, &serde_json::json!({"b": {"c": null}, "e": [1]}));
+        assert_eq!(target, serde_json::json!({"a": 1, "b": {"d": 3}, "e": [1]}));
+    }
+}

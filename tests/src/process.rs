@@ -1,0 +1,104 @@
+//! A child process of the stack: its output goes to a log file (so a failing test can
+//! show it), and it is killed and reaped when dropped, so no test leaves servers behind.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// A running child process and the file its stdout and stderr go to.
+pub struct ManagedProcess {
+    name: String,
+    child: Child,
+    log_path: PathBuf,
+}
+
+impl ManagedProcess {
+    /// Starts `command` with stdout and stderr appended to `<log_dir>/<name>.log`.
+    pub fn spawn(name: &str, mut command: Command, log_dir: &Path) -> Result<Self> {
+        let log_path = log_dir.join(format!("{name}.log"));
+        let log = File::options().create(true).append(true).open(&log_path)
+            .with_context(|| format!("opening {}", log_path.display()))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {name}: {command:?}"))?;
+        Ok(Self { name: name.to_string(), child, log_path })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the process has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Fails when the process has exited, quoting the end of its log.
+    pub fn ensure_running(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("{} exited ({status}); its log ends:\n{}", self.name, tail(&self.log(), 40));
+        }
+        Ok(())
+    }
+
+    /// Waits until `ready` returns `Some`, checking that the process is still alive.
+    pub fn wait_for<T>(&mut self, what: &str, timeout: Duration, mut ready: impl FnMut(&Self) -> Option<T>) -> Result<T> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.ensure_running()?;
+            if let Some(value) = ready(self) {
+                return Ok(value);
+            }
+            if Instant::now() > deadline {
+                bail!("{} did not become ready ({what}) within {timeout:?}; its log ends:\n{}",
+                    self.name, tail(&self.log(), 40));
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit (SIGKILL after `grace`).
+    pub fn stop(&mut self, grace: Duration) -> Result<std::process::ExitStatus> {
+        if let Some(status) = self.child.try_wait()? {
+            return Ok(status);
+        }
+        signal(self.child.id(), "TERM");
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill()
+    }
+
+    /// Kills the process at once (SIGKILL) and reaps it.
+    pub fn kill(&mut self) -> Result<std::process::ExitStatus> {
+        let _ = self.child.kill();
+        Ok(self.child.wait()?)
+    }
+}
+
+impl Drop for ManagedProcess {
+    fn drop(&mut self) {
+        let _ = self.stop(Duration::from_secs(5));
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
+}
+
+/// The last `lines` lines of `text`.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

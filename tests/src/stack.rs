@@ -1,0 +1,250 @@
+//! The whole audit-sidecar stack on this machine: the Pact Broker stand-in (`pact stub`),
+//! the collector, and Envoy loading the built filter with the top-level `envoy.yaml`.
+//! Started in dependency order with a readiness wait for each; stopped on drop. When a
+//! test panics while a stack is alive, every process's log is printed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+
+use crate::client;
+use crate::envoy_config::{render_envoy_config, EnvoySubstitutions};
+use crate::paths;
+use crate::process::{tail, ManagedProcess};
+
+/// How long any one part may take to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a stack is started with.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// Port of the audited listener (0: the OS picks).
+    pub listen_port: u16,
+    /// Envoy worker threads (each has its own filter VM and batches).
+    pub envoy_concurrency: usize,
+    /// Merged into the filter configuration of `envoy.yaml` (JSON merge patch).
+    pub filter_config_patch: Option<serde_json::Value>,
+    /// The bearer token for `GET /audit`.
+    pub read_token: String,
+    /// The credential the filter presents to the collector's ingest.
+    pub ingest_token: String,
+    /// Where the SQLite file and the logs go; a temporary folder when `None`.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            listen_port: 0,
+            envoy_concurrency: 2,
+            filter_config_patch: None,
+            read_token: "test-read-token".to_string(),
+            ingest_token: "test-ingest-token".to_string(),
+            data_dir: None,
+        }
+    }
+}
+
+/// A running stack. Dropping it stops every process.
+pub struct AuditStack {
+    options: StackOptions,
+    // Dropped in reverse dependency order: Envoy first, the upstream last.
+    envoy: ManagedProcess,
+    collector: ManagedProcess,
+    upstream: ManagedProcess,
+    envoy_listener: SocketAddr,
+    envoy_admin: SocketAddr,
+    collector_address: SocketAddr,
+    dir: PathBuf,
+    _temporary: Option<tempfile::TempDir>,
+}
+
+impl AuditStack {
+    /// Starts the broker stand-in, the collector and Envoy, waiting for each to be ready.
+    pub fn start(options: StackOptions) -> Result<Self> {
+        let (dir, temporary) = match &options.data_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                (dir.clone(), None)
+            }
+            None => {
+                let temporary = tempfile::Builder::new().prefix("audit-e2e-").tempdir()?;
+                (temporary.path().to_path_buf(), Some(temporary))
+            }
+        };
+        let (upstream, upstream_address) = start_broker_stub(&dir)?;
+        let (collector, collector_address) = start_collector(&dir, &options, None)?;
+        let (envoy, envoy_listener, envoy_admin) =
+            start_envoy(&dir, &options, upstream_address, collector_address)?;
+        Ok(Self {
+            options, envoy, collector, upstream, envoy_listener, envoy_admin, collector_address,
+            dir, _temporary: temporary,
+        })
+    }
+
+    /// `http://127.0.0.1:<port>` of the audited listener: the service as clients see it.
+    pub fn envoy_url(&self) -> String {
+        format!("http://{}", self.envoy_listener)
+    }
+
+    /// `http://127.0.0.1:<port>` of Envoy's admin interface (`/stats`, `/ready`).
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.envoy_admin)
+    }
+
+    /// `http://127.0.0.1:<port>` of the collector itself, bypassing Envoy (reads here are
+    /// not audited, so a test can look at the trail without adding to it).
+    pub fn collector_url(&self) -> String {
+        format!("http://{}", self.collector_address)
+    }
+
+    /// The bearer token for `GET /audit`.
+    pub fn read_token(&self) -> &str {
+        &self.options.read_token
+    }
+
+    /// The ingest credential.
+    pub fn ingest_token(&self) -> &str {
+        &self.options.ingest_token
+    }
+
+    /// The folder with the SQLite file and the logs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The SQLite file the collector writes.
+    pub fn database_path(&self) -> PathBuf {
+        self.dir.join("audit.db")
+    }
+
+    /// Kills the collector with SIGKILL (no shutdown of any kind).
+    pub fn kill_collector(&mut self) -> Result<()> {
+        self.collector.kill().map(|_| ())
+    }
+
+    /// Stops the collector with SIGTERM (graceful shutdown), failing if it does not exit 0.
+    pub fn stop_collector(&mut self) -> Result<()> {
+        let status = self.collector.stop(Duration::from_secs(20))?;
+        if !status.success() {
+            return Err(anyhow!("the collector exited with {status} on SIGTERM; its log ends:\n{}",
+                tail(&self.collector.log(), 40)));
+        }
+        Ok(())
+    }
+
+    /// Starts the collector again on the same address and database.
+    pub fn restart_collector(&mut self) -> Result<()> {
+        let _ = self.collector.kill();
+        let (collector, _) = start_collector(&self.dir, &self.options, Some(self.collector_address))?;
+        self.collector = collector;
+        Ok(())
+    }
+
+    /// The logs of every process, for a failure message.
+    pub fn logs(&self) -> String {
+        [("envoy", &self.envoy), ("collector", &self.collector), ("upstream", &self.upstream)]
+            .iter()
+            .map(|(name, process)| format!("===== {name} log (end) =====\n{}\n", tail(&process.log(), 60)))
+            .collect()
+    }
+
+    /// Everything Envoy has logged so far.
+    pub fn envoy_log(&self) -> String {
+        self.envoy.log()
+    }
+}
+
+impl Drop for AuditStack {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
+
+fn read_address_file(path: &Path) -> Option<SocketAddr> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn start_broker_stub(dir: &Path) -> Result<(ManagedProcess, SocketAddr)> {
+    let mut command = Command::new(paths::pact_binary()?);
+    command.arg("stub").arg("--file").arg(paths::broker_pact()).arg("--loglevel").arg("info");
+    let mut stub = ManagedProcess::spawn("upstream", command, dir)?;
+    let port = stub.wait_for("`Server started on port`", READY_TIMEOUT, |stub| {
+        let log = stub.log();
+        let after = log.split("Server started on port ").nth(1)?;
+        after.split(|c: char| !c.is_ascii_digit()).next()?.parse::<u16>().ok()
+    })?;
+    Ok((stub, SocketAddr::from(([127, 0, 0, 1], port))))
+}
+
+fn start_collector(dir: &Path, options: &StackOptions, listen: Option<SocketAddr>) -> Result<(ManagedProcess, SocketAddr)> {
+    let address_file = dir.join("collector.address");
+    let _ = std::fs::remove_file(&address_file);
+    let listen = listen.map_or_else(|| "127.0.0.1:0".to_string(), |address| address.to_string());
+    let mut command = Command::new(paths::collector_binary()?);
+    command
+        .arg("serve")
+        .arg("--listen").arg(listen)
+        .arg("--address-file").arg(&address_file)
+        .arg("--database").arg(dir.join("audit.db"))
+        .env("AUDIT_TOKEN", &options.read_token)
+        .env("AUDIT_INGEST_TOKEN", &options.ingest_token)
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
+    let mut collector = ManagedProcess::spawn("collector", command, dir)?;
+    let address = collector.wait_for("address file", READY_TIMEOUT, |_| read_address_file(&address_file))?;
+    let health = format!("http://{address}/healthz");
+    collector.wait_for("/healthz answers 200", READY_TIMEOUT, |_| {
+        client::send("GET", &health, &[], None).ok().filter(|reply| reply.status == 200)
+    })?;
+    Ok((collector, address))
+}
+
+fn start_envoy(
+    dir: &Path,
+    options: &StackOptions,
+    upstream: SocketAddr,
+    collector: SocketAddr,
+) -> Result<(ManagedProcess, SocketAddr, SocketAddr)> {
+    let template = std::fs::read_to_string(paths::envoy_yaml()).context("reading envoy.yaml")?;
+    let rendered = render_envoy_config(&template, &EnvoySubstitutions {
+        listen: SocketAddr::from(([127, 0, 0, 1], options.listen_port)),
+        admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+        upstream,
+        collector,
+        wasm: paths::filter_wasm()?,
+        filter_config_patch: options.filter_config_patch.clone(),
+    })?;
+    let config_path = dir.join("envoy.yaml");
+    std::fs::write(&config_path, rendered)?;
+    let admin_file = dir.join("envoy-admin.address");
+    let _ = std::fs::remove_file(&admin_file);
+
+    let mut command = Command::new(paths::envoy_binary()?);
+    command
+        .arg("--config-path").arg(&config_path)
+        .arg("--concurrency").arg(options.envoy_concurrency.to_string())
+        .arg("--disable-hot-restart")
+        .arg("--admin-address-path").arg(&admin_file)
+        .arg("--log-level").arg("info")
+        .env("AUDIT_INGEST_TOKEN", &options.ingest_token);
+    let mut envoy = ManagedProcess::spawn("envoy", command, dir)?;
+    let admin = envoy.wait_for("admin address file", READY_TIMEOUT, |_| read_address_file(&admin_file))?;
+    let ready = format!("http://{admin}/ready");
+    envoy.wait_for("/ready answers LIVE", READY_TIMEOUT, |_| {
+        client::send("GET", &ready, &[], None).ok().filter(|reply| reply.status == 200)
+    })?;
+    let listeners = format!("http://{admin}/listeners?format=json");
+    let listener = envoy.wait_for("the audited listener's address", READY_TIMEOUT, |_| {
+        let reply = client::send("GET", &listeners, &[], None).ok()?;
+        let json: serde_json::Value = serde_json::from_str(&reply.body).ok()?;
+        let socket = &json["listener_statuses"].get(0)?["local_address"]["socket_address"];
+        let port = u16::try_from(socket["port_value"].as_u64()?).ok()?;
+        Some(SocketAddr::from(([127, 0, 0, 1], port)))
+    })?;
+    Ok((envoy, listener, admin))
+}
