@@ -1,1 +1,23 @@
-//! audit-filter: placeholder while the filter is written.
+//! audit-filter: the proxy-wasm filter that records every request through Envoy as an
+//! audit event and delivers the events, in batches, to the collector.
+//!
+//! # Layout
+//! Everything but `glue` is pure and tested natively with `cargo test -p audit-filter`.
+//! - [`config`]: the plugin configuration, one pure parse-and-validate function.
+//! - [`host`]: [`host::RequestView`], what capture reads from the proxy (the only seam).
+//! - [`capture`]: a finished request → an [`audit_event::AuditEvent`].
+//! - [`classify`]: the seam that gives an event its `type` and `params` (route tables plug in).
+//! - [`identity`], [`redact`]: who made the request; masking secrets in the query string.
+//! - [`outbox`]: the per-worker buffer, batching and retry policy (time passed in).
+//! - `glue` (wasm32 only): the root and HTTP contexts; the only code that imports `proxy_wasm`.
+
+pub mod capture;
+pub mod classify;
+pub mod config;
+pub mod host;
+pub mod identity;
+pub mod outbox;
+pub mod redact;
+
+#[cfg(target_arch = "wasm32")]
+mod glue;

@@ -1,0 +1,192 @@
+//! Building an [`AuditEvent`] from a finished request: the request line and headers, the
+//! peer address, Envoy's timing and response properties, the identity, and the type the
+//! classifier gives. Runs in `on_log`, so locally answered requests are captured too.
+//!
+//! What is deliberately left out: the Authorization header, cookies, bodies and any token.
+
+use audit_event::event_uuid::encode_event_uuid;
+use audit_event::timestamp::format_rfc3339_millis;
+use audit_event::{AuditEvent, RequestPayload, ResponseSummary};
+
+use crate::classify::{ClassifyRequest, RequestClassifier};
+use crate::config::FilterConfig;
+use crate::host::RequestView;
+use crate::identity::identify;
+use crate::redact::redact_query;
+
+/// Builds the event of the request `view` describes. `random` becomes the event uuid.
+pub fn capture_event(
+    view: &dyn RequestView,
+    config: &FilterConfig,
+    classifier: &dyn RequestClassifier,
+    random: [u8; 16],
+) -> AuditEvent {
+    let headers = view.request_headers();
+    let method = headers.get(":method").unwrap_or("UNKNOWN").to_string();
+    let full_path = headers.get(":path").unwrap_or("/");
+    let (path, query) = full_path.split_once('?').unwrap_or((full_path, ""));
+    let identity = identify(&headers, &config.identity);
+    let classification = classifier.classify(&ClassifyRequest { method: &method, path, headers: &headers });
+    let request_time = view.property_i64(&["request", "time"]).unwrap_or_else(|| view.now_unix_nanos());
+
+    AuditEvent {
+        uuid: encode_event_uuid(random),
+        timestamp: format_rfc3339_millis(request_time),
+        event_type: classification.event_type,
+        db_user_id: identity.db_user_id,
+        user_email: identity.user_email,
+        payload: RequestPayload {
+            path: path.to_string(),
+            query_string: redact_query(query, &config.redaction.sensitive_query_params),
+            method,
+            user_agent: headers.get("user-agent").map(str::to_string),
+            referer: headers.get("referer").map(str::to_string),
+            params: classification.params,
+            client_ip: view.property_string(&["source", "address"]).map(|address| strip_port(&address).to_string()),
+            request_id: view
+                .property_string(&["request", "id"])
+                .or_else(|| headers.get("x-request-id").map(str::to_string)),
+            host: headers.get(":authority").map(str::to_string),
+        },
+        user_id: identity.user_id,
+        user_name: identity.user_name,
+        identity_source: identity.identity_source,
+        token_fingerprint: None,
+        response: response_summary(view),
+    }
+}
+
+/// Status and duration, when Envoy knows either (a stream reset before any response has
+/// a duration but no code: status 0).
+fn response_summary(view: &dyn RequestView) -> Option<ResponseSummary> {
+    let status = view.property_i64(&["response", "code"]);
+    let duration_nanos = view.property_i64(&["request", "duration"]);
+    if status.is_none() && duration_nanos.is_none() {
+        return None;
+    }
+    Some(ResponseSummary {
+        status: status.and_then(|code| u16::try_from(code).ok()).unwrap_or(0),
+        duration_ms: duration_nanos.map_or(0.0, |nanos| nanos as f64 / 1_000_000.0),
+    })
+}
+
+/// `1.2.3.4:5678` → `1.2.3.4`, `[::1]:5678` → `::1`; anything else is kept as it is.
+pub fn strip_port(address: &str) -> &str {
+    if let Some(bracketed) = address.strip_prefix('[') {
+        return bracketed.split_once(']').map_or(address, |(ip, _port)| ip);
+    }
+    match address.rsplit_once(':') {
+        // One colon: IPv4 with a port. More colons: a bare IPv6 address, no port to strip.
+        Some((ip, port)) if !ip.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => ip,
+        _ => address,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::DefaultClassifier;
+    use crate::host::FakeRequest;
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+
+    const REQUEST_TIME_NS: i64 = 1_575_929_724_864_123_456; // 2019-12-09T22:15:24.864Z
+
+    fn broker_request() -> FakeRequest {
+        FakeRequest::default()
+            .header(":method", "POST")
+            .header(":path", "/settings/tokens/abc/regenerate?page=2&token=s3cr3t")
+            .header(":authority", "broker.example")
+            .header("user-agent", "curl/8.5")
+            .header("referer", "http://broker.example/settings")
+            .header("x-request-id", "header-id")
+            .header("x-forwarded-email", "ann@example.com")
+            .header("x-user-id", "2")
+            .header("authorization", &format!("Basic {}", STANDARD.encode("ann:hunter2")))
+            .header("cookie", "session=cookie-secret")
+            .property("source.address", b"10.0.0.7:51234")
+            .property("request.id", b"envoy-id")
+            .int_property("request.time", REQUEST_TIME_NS)
+            .int_property("request.duration", 1_500_000)
+            .int_property("response.code", 201)
+    }
+
+    fn capture(request: &FakeRequest) -> AuditEvent {
+        let config = FilterConfig::default();
+        capture_event(request, &config, &DefaultClassifier::new(config.default_type.clone()), [7; 16])
+    }
+
+    #[test]
+    fn captures_the_request_line_and_headers() {
+        let event = capture(&broker_request());
+        let payload = &event.payload;
+        assert_eq!(payload.method, "POST", "payload.method");
+        assert_eq!(payload.path, "/settings/tokens/abc/regenerate", "payload.path");
+        assert_eq!(payload.query_string, "page=2&token=***", "payload.queryString");
+        assert_eq!(payload.user_agent.as_deref(), Some("curl/8.5"), "payload.userAgent");
+        assert_eq!(payload.referer.as_deref(), Some("http://broker.example/settings"), "payload.referer");
+        assert_eq!(payload.host.as_deref(), Some("broker.example"), "payload.host");
+        assert_eq!(payload.client_ip.as_deref(), Some("10.0.0.7"), "payload.client_ip");
+        assert_eq!(payload.request_id.as_deref(), Some("envoy-id"), "payload.request_id prefers the property");
+    }
+
+    #[test]
+    fn captures_identity_time_response_and_type() {
+        let event = capture(&broker_request());
+        assert_eq!(event.uuid, encode_event_uuid([7; 16]), "uuid");
+        assert_eq!(event.timestamp, "2019-12-09T22:15:24.864+00:00", "timestamp");
+        assert_eq!(event.event_type, "Http::Request", "type");
+        assert_eq!(event.payload.params.get("resource_name").map(String::as_str), Some("request"), "params");
+        assert_eq!(event.user_email.as_deref(), Some("ann@example.com"), "user_email");
+        assert_eq!((event.user_id.as_deref(), event.db_user_id), (Some("2"), Some(2)), "user_id, db_user_id");
+        assert_eq!(event.user_name.as_deref(), Some("ann"), "user_name");
+        assert_eq!(
+            event.identity_source.as_deref(),
+            Some("header:x-forwarded-email,header:x-user-id,basic-auth"),
+            "identity_source"
+        );
+        assert_eq!(event.response, Some(ResponseSummary { status: 201, duration_ms: 1.5 }), "response");
+        assert_eq!(event.validate(), Ok(()), "the collector would accept it");
+    }
+
+    #[test]
+    fn never_serializes_credentials_or_cookies() {
+        let json = serde_json::to_string(&capture(&broker_request())).expect("serializes");
+        for secret in ["hunter2", "s3cr3t", "cookie-secret", "Basic ", &STANDARD.encode("ann:hunter2")] {
+            assert!(!json.contains(secret), "{secret:?} leaked into {json}");
+        }
+    }
+
+    #[test]
+    fn a_bare_request_still_makes_a_valid_event() {
+        let request = FakeRequest { now_unix_nanos: REQUEST_TIME_NS, ..FakeRequest::default() };
+        let event = capture(&request);
+        assert_eq!(event.timestamp, "2019-12-09T22:15:24.864+00:00", "falls back to now");
+        assert_eq!((event.payload.path.as_str(), event.payload.query_string.as_str()), ("/", ""));
+        assert_eq!(event.response, None, "no response properties, no response");
+        assert_eq!(event.user_email, None);
+        assert_eq!(event.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_reset_stream_has_status_zero() {
+        let request = FakeRequest::default().header(":method", "GET").header(":path", "/").int_property("request.duration", 2_000_000);
+        assert_eq!(capture(&request).response, Some(ResponseSummary { status: 0, duration_ms: 2.0 }));
+    }
+
+    #[test]
+    fn the_request_id_falls_back_to_the_header() {
+        let request = FakeRequest::default().header("x-request-id", "from-header");
+        assert_eq!(capture(&request).payload.request_id.as_deref(), Some("from-header"));
+    }
+
+    #[test]
+    fn strips_ports_from_ipv4_and_ipv6_peers() {
+        assert_eq!(strip_port("127.0.0.1:8080"), "127.0.0.1");
+        assert_eq!(strip_port("[::1]:8080"), "::1");
+        assert_eq!(strip_port("[2001:db8::1]:443"), "2001:db8::1");
+        assert_eq!(strip_port("2001:db8::1"), "2001:db8::1", "bare IPv6 has no port");
+        assert_eq!(strip_port("10.0.0.1"), "10.0.0.1");
+        assert_eq!(strip_port("/var/run/envoy.sock"), "/var/run/envoy.sock");
+    }
+}

@@ -1,0 +1,407 @@
+//! The filter's configuration: the JSON string Envoy hands to `on_configure`
+//! (`google.protobuf.StringValue`), turned into a typed, validated [`FilterConfig`] by one
+//! pure function, [`FilterConfig::from_json`]. Every error names the key that is wrong.
+//!
+//! The ingest token is resolved separately ([`FilterConfig::ingest_token`]) because it
+//! comes from the environment, which the caller passes in as a lookup function.
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Why a configuration was refused. The message names the key and says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Not JSON, or not a JSON object.
+    #[error("the plugin configuration is not a JSON object: {0}")]
+    NotJson(String),
+    /// A key of the given section has the wrong type, or is unknown.
+    #[error("`{section}`: {message}")]
+    Shape { section: &'static str, message: String },
+    /// A value has the right type but breaks a rule.
+    #[error("`{key}` {problem}")]
+    Invalid { key: &'static str, problem: String },
+    /// Neither the environment variable nor the inline token gives an ingest token.
+    #[error(
+        "no ingest token: set the environment variable `{env_var}` (and list it in \
+         vm_config.environment_variables.host_env_keys) or `collector.ingestToken`"
+    )]
+    MissingIngestToken { env_var: String },
+}
+
+/// The whole configuration. An empty or missing configuration means all defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterConfig {
+    pub collector: CollectorConfig,
+    pub batch: BatchConfig,
+    pub buffer: BufferConfig,
+    pub retry: RetryConfig,
+    pub identity: IdentityConfig,
+    pub redaction: RedactionConfig,
+    /// The event `type` when the request classifier has nothing better.
+    pub default_type: String,
+}
+
+/// Where batches are sent.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct CollectorConfig {
+    /// The Envoy cluster name given to `dispatch_http_call`.
+    pub cluster: String,
+    /// The `:authority` of the ingest request.
+    pub authority: String,
+    /// The `:path` of the ingest request.
+    pub path: String,
+    /// The environment variable that holds the ingest token (preferred over `ingestToken`).
+    pub ingest_token_env: String,
+    /// An inline ingest token, for tests: it ends up in envoy.yaml, so prefer the env var.
+    pub ingest_token: Option<String>,
+    /// Timeout of one ingest call; a timeout is a failure and the batch is retried.
+    pub timeout_ms: u64,
+}
+
+/// When a batch is due.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct BatchConfig {
+    pub max_events: usize,
+    pub max_bytes: usize,
+    pub flush_interval_ms: u64,
+}
+
+/// How much each worker keeps while the collector is slow or down.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct BufferConfig {
+    pub max_events: usize,
+    pub max_bytes: usize,
+}
+
+/// Backoff between attempts to send a failed batch.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct RetryConfig {
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+/// Where the user's identity is read from. Header names are matched lowercase.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    pub email_headers: Vec<String>,
+    pub user_id_headers: Vec<String>,
+    /// Record the user name of `Authorization: Basic` (never the password).
+    pub basic_auth: bool,
+}
+
+/// What is masked before an event leaves the filter.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct RedactionConfig {
+    /// Query parameter names (matched case-insensitively) whose values become `***`.
+    pub sensitive_query_params: Vec<String>,
+}
+
+impl Default for FilterConfig {
+    fn default() -> Self {
+        Self {
+            collector: CollectorConfig::default(),
+            batch: BatchConfig::default(),
+            buffer: BufferConfig::default(),
+            retry: RetryConfig::default(),
+            identity: IdentityConfig::default(),
+            redaction: RedactionConfig::default(),
+            default_type: default_type(),
+        }
+    }
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        Self {
+            cluster: "audit_collector".into(),
+            authority: "audit-collector".into(),
+            path: audit_event::ingest::INGEST_PATH.into(),
+            ingest_token_env: "AUDIT_INGEST_TOKEN".into(),
+            ingest_token: None,
+            timeout_ms: 5000,
+        }
+    }
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self { max_events: 100, max_bytes: 256 * 1024, flush_interval_ms: 1000 }
+    }
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        Self { max_events: 10_000, max_bytes: 8 * 1024 * 1024 }
+    }
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self { initial_backoff_ms: 200, max_backoff_ms: 30_000 }
+    }
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            email_headers: strings(&["x-forwarded-email", "x-auth-request-email"]),
+            user_id_headers: strings(&["x-user-id", "x-auth-request-user"]),
+            basic_auth: true,
+        }
+    }
+}
+
+impl Default for RedactionConfig {
+    fn default() -> Self {
+        Self {
+            sensitive_query_params: strings(&[
+                "token", "access_token", "password", "secret", "api_key", "apikey", "key",
+                "signature", "sig", "code", "client_secret",
+            ]),
+        }
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|item| (*item).to_string()).collect()
+}
+
+/// The top level, with each section kept raw so that a section's error can name it
+/// (serde_json alone reports a line and column, not the key).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawConfig {
+    collector: Option<Value>,
+    batch: Option<Value>,
+    buffer: Option<Value>,
+    retry: Option<Value>,
+    identity: Option<Value>,
+    redaction: Option<Value>,
+    default_type: Option<Value>,
+}
+
+fn section<T: DeserializeOwned + Default>(name: &'static str, raw: Option<Value>) -> Result<T, ConfigError> {
+    match raw {
+        None | Some(Value::Null) => Ok(T::default()),
+        Some(value) => serde_json::from_value(value)
+            .map_err(|err| ConfigError::Shape { section: name, message: err.to_string() }),
+    }
+}
+
+impl FilterConfig {
+    /// Parses and validates the plugin configuration. Empty input means all defaults.
+    pub fn from_json(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(FilterConfig::default().normalized());
+        }
+        let value: Value = serde_json::from_slice(bytes).map_err(|err| ConfigError::NotJson(err.to_string()))?;
+        if value.is_null() {
+            return Ok(FilterConfig::default().normalized());
+        }
+        let raw: RawConfig = serde_json::from_value(value)
+            .map_err(|err| ConfigError::Shape { section: "(top level)", message: err.to_string() })?;
+        let config = FilterConfig {
+            collector: section("collector", raw.collector)?,
+            batch: section("batch", raw.batch)?,
+            buffer: section("buffer", raw.buffer)?,
+            retry: section("retry", raw.retry)?,
+            identity: section("identity", raw.identity)?,
+            redaction: section("redaction", raw.redaction)?,
+            default_type: section::<Option<String>>("defaultType", raw.default_type)?
+                .unwrap_or_else(default_type),
+        }
+        .normalized();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The ingest token: the environment variable named by `collector.ingestTokenEnv`
+    /// first, then the inline `collector.ingestToken`. `env` looks a variable up.
+    pub fn ingest_token(&self, env: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+        let from_env = Some(self.collector.ingest_token_env.as_str())
+            .filter(|name| !name.is_empty())
+            .and_then(env);
+        from_env
+            .or_else(|| self.collector.ingest_token.clone())
+            .filter(|token| !token.trim().is_empty())
+            .ok_or_else(|| ConfigError::MissingIngestToken { env_var: self.collector.ingest_token_env.clone() })
+    }
+
+    /// Envoy's header maps are lowercase, and parameter names are matched case-insensitively.
+    fn normalized(mut self) -> Self {
+        let lower = |names: &mut Vec<String>| names.iter_mut().for_each(|name| *name = name.trim().to_ascii_lowercase());
+        lower(&mut self.identity.email_headers);
+        lower(&mut self.identity.user_id_headers);
+        lower(&mut self.redaction.sensitive_query_params);
+        self
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, problem: &str| Err(ConfigError::Invalid { key, problem: problem.to_string() });
+        let (collector, batch, buffer, retry) = (&self.collector, &self.batch, &self.buffer, &self.retry);
+        if collector.cluster.trim().is_empty() {
+            return invalid("collector.cluster", "must name an Envoy cluster");
+        }
+        if collector.authority.trim().is_empty() {
+            return invalid("collector.authority", "must not be empty");
+        }
+        if !collector.path.starts_with('/') {
+            return invalid("collector.path", "must start with `/`");
+        }
+        if collector.timeout_ms == 0 {
+            return invalid("collector.timeoutMs", "must be greater than zero (0 would mean no timeout)");
+        }
+        if collector.ingest_token_env.trim().is_empty() && collector.ingest_token.is_none() {
+            return invalid("collector.ingestTokenEnv", "must name an environment variable when `collector.ingestToken` is not set");
+        }
+        if batch.max_events == 0 {
+            return invalid("batch.maxEvents", "must be greater than zero");
+        }
+        if batch.max_bytes == 0 {
+            return invalid("batch.maxBytes", "must be greater than zero");
+        }
+        if batch.flush_interval_ms == 0 {
+            return invalid("batch.flushIntervalMs", "must be greater than zero");
+        }
+        if buffer.max_events < batch.max_events {
+            return invalid("buffer.maxEvents", "must be at least `batch.maxEvents`");
+        }
+        if buffer.max_bytes < batch.max_bytes {
+            return invalid("buffer.maxBytes", "must be at least `batch.maxBytes`");
+        }
+        if retry.initial_backoff_ms == 0 {
+            return invalid("retry.initialBackoffMs", "must be greater than zero");
+        }
+        if retry.max_backoff_ms < retry.initial_backoff_ms {
+            return invalid("retry.maxBackoffMs", "must be at least `retry.initialBackoffMs`");
+        }
+        let empty_name = |names: &[String]| names.iter().any(String::is_empty);
+        if empty_name(&self.identity.email_headers) {
+            return invalid("identity.emailHeaders", "must not contain an empty header name");
+        }
+        if empty_name(&self.identity.user_id_headers) {
+            return invalid("identity.userIdHeaders", "must not contain an empty header name");
+        }
+        if empty_name(&self.redaction.sensitive_query_params) {
+            return invalid("redaction.sensitiveQueryParams", "must not contain an empty name");
+        }
+        if self.default_type.trim().is_empty() {
+            return invalid("defaultType", "must not be empty");
+        }
+        Ok(())
+    }
+}
+
+fn default_type() -> String {
+    "Http::Request".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<FilterConfig, ConfigError> {
+        FilterConfig::from_json(json.as_bytes())
+    }
+
+    fn error_text(json: &str) -> String {
+        match parse(json) {
+            Ok(config) => format!("accepted: {config:?}"),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    #[test]
+    fn empty_or_missing_configuration_means_all_defaults() {
+        for input in ["", "  \n", "{}", "null"] {
+            let config = parse(input).unwrap_or_else(|err| panic!("{input:?} refused: {err}"));
+            assert_eq!(config.collector.cluster, "audit_collector", "collector.cluster for {input:?}");
+            assert_eq!(config.collector.authority, "audit-collector");
+            assert_eq!(config.collector.path, "/v1/events");
+            assert_eq!(config.collector.ingest_token_env, "AUDIT_INGEST_TOKEN");
+            assert_eq!(config.collector.timeout_ms, 5000);
+            assert_eq!((config.batch.max_events, config.batch.max_bytes, config.batch.flush_interval_ms), (100, 262_144, 1000));
+            assert_eq!((config.buffer.max_events, config.buffer.max_bytes), (10_000, 8_388_608));
+            assert_eq!((config.retry.initial_backoff_ms, config.retry.max_backoff_ms), (200, 30_000));
+            assert_eq!(config.identity.email_headers, ["x-forwarded-email", "x-auth-request-email"]);
+            assert_eq!(config.identity.user_id_headers, ["x-user-id", "x-auth-request-user"]);
+            assert!(config.identity.basic_auth);
+            assert!(config.redaction.sensitive_query_params.contains(&"client_secret".to_string()));
+            assert_eq!(config.default_type, "Http::Request");
+        }
+    }
+
+    #[test]
+    fn a_partial_section_keeps_the_defaults_of_its_other_keys() {
+        let config = parse(r#"{"batch": {"maxEvents": 5}, "defaultType": "Svc::Request"}"#).expect("valid");
+        assert_eq!(config.batch.max_events, 5);
+        assert_eq!(config.batch.max_bytes, 262_144, "batch.maxBytes keeps its default");
+        assert_eq!(config.default_type, "Svc::Request");
+    }
+
+    #[test]
+    fn header_and_parameter_names_are_lowercased() {
+        let config = parse(r#"{"identity": {"emailHeaders": ["X-Email"]}, "redaction": {"sensitiveQueryParams": ["Token"]}}"#)
+            .expect("valid");
+        assert_eq!(config.identity.email_headers, ["x-email"]);
+        assert_eq!(config.redaction.sensitive_query_params, ["token"]);
+    }
+
+    #[test]
+    fn rule_violations_name_the_key() {
+        let cases = [
+            (r#"{"batch": {"maxEvents": 0}}"#, "`batch.maxEvents` must be greater than zero"),
+            (r#"{"batch": {"maxBytes": 0}}"#, "`batch.maxBytes` must be greater than zero"),
+            (r#"{"batch": {"flushIntervalMs": 0}}"#, "`batch.flushIntervalMs` must be greater than zero"),
+            (r#"{"buffer": {"maxEvents": 10}}"#, "`buffer.maxEvents` must be at least `batch.maxEvents`"),
+            (r#"{"buffer": {"maxBytes": 10}}"#, "`buffer.maxBytes` must be at least `batch.maxBytes`"),
+            (r#"{"retry": {"maxBackoffMs": 100}}"#, "`retry.maxBackoffMs` must be at least `retry.initialBackoffMs`"),
+            (r#"{"retry": {"initialBackoffMs": 0}}"#, "`retry.initialBackoffMs` must be greater than zero"),
+            (r#"{"collector": {"path": "v1/events"}}"#, "`collector.path` must start with `/`"),
+            (r#"{"collector": {"cluster": ""}}"#, "`collector.cluster` must name an Envoy cluster"),
+            (r#"{"collector": {"timeoutMs": 0}}"#, "`collector.timeoutMs` must be greater than zero (0 would mean no timeout)"),
+            (r#"{"identity": {"emailHeaders": [""]}}"#, "`identity.emailHeaders` must not contain an empty header name"),
+            (r#"{"defaultType": ""}"#, "`defaultType` must not be empty"),
+        ];
+        for (json, expected) in cases {
+            assert_eq!(error_text(json), expected, "for {json}");
+        }
+    }
+
+    #[test]
+    fn unknown_and_mistyped_keys_name_their_section() {
+        let unknown = error_text(r#"{"batch": {"maxEvent": 1}}"#);
+        assert!(unknown.starts_with("`batch`: unknown field `maxEvent`"), "got {unknown}");
+        let top = error_text(r#"{"batches": {}}"#);
+        assert!(top.contains("unknown field `batches`"), "got {top}");
+        let mistyped = error_text(r#"{"retry": {"maxBackoffMs": "soon"}}"#);
+        assert!(mistyped.starts_with("`retry`: invalid type"), "got {mistyped}");
+        let not_object = error_text("[1]");
+        assert!(not_object.contains("(top level)"), "got {not_object}");
+        let not_json = error_text("{batch");
+        assert!(not_json.starts_with("the plugin configuration is not a JSON object"), "got {not_json}");
+    }
+
+    #[test]
+    fn the_ingest_token_comes_from_the_environment_first() {
+        let config = parse(r#"{"collector": {"ingestToken": "inline"}}"#).expect("valid");
+        let env = |name: &str| (name == "AUDIT_INGEST_TOKEN").then(|| "from-env".to_string());
+        assert_eq!(config.ingest_token(env), Ok("from-env".to_string()));
+        assert_eq!(config.ingest_token(|_| None), Ok("inline".to_string()));
+    }
+
+    #[test]
+    fn a_missing_ingest_token_names_the_variable_and_the_inline_key() {
+        let config = parse(r#"{"collector": {"ingestTokenEnv": "MY_TOKEN"}}"#).expect("valid");
+        let err = config.ingest_token(|_| Some("  ".to_string())).map_err(|e| e.to_string());
+        let text = err.expect_err("a blank token is no token");
+        assert!(text.contains("`MY_TOKEN`") && text.contains("`collector.ingestToken`"), "got {text}");
+    }
+}
