@@ -18,6 +18,7 @@ pub mod host;
 pub mod identity;
 pub mod outbox;
 pub mod redact;
+pub mod routes;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;
