@@ -1,1 +1,41 @@
-//! placeholder
+//! The audit-sidecar collector: it stores the audit events the Envoy filter sends and
+//! serves them back as PactFlow's paged `GET /audit` trail.
+//!
+//! Events arrive in batches on `POST /v1/events` ([`audit_event::ingest::INGEST_PATH`]).
+//! Every event of a batch is parsed and validated before anything is stored; the batch then
+//! goes over a bounded queue to the one thread that writes SQLite, and the filter gets its
+//! [`audit_event::IngestReceipt`] only after the transaction holding the batch committed.
+//! Ingest is idempotent on the event `uuid`, so the filter may retry freely.
+//!
+//! `GET /audit` pages through the trail in the order events were committed (their sequence
+//! number), with `from=<uuid>` (inclusive) as the cursor and `_links.next` pointing at the
+//! page that starts with the next event. Pages are keyset queries; offsets are never used.
+//!
+//! # Layout
+//! - [`server`]: [`run`], the entry point: accept loop, connection limits, graceful shutdown.
+//! - [`config`]: [`Config`], the validated settings `run` needs, and [`ConfigError`].
+//! - [`cli`]: the `audit-collector` command line (`serve` and its flags/env vars), which
+//!   only turns arguments into a [`Config`].
+//! - [`auth`]: bearer tokens, kept as SHA-256 digests and compared in constant time.
+//! - `batch`: an ingest body turned into rows to store, or a message saying what was wrong.
+//! - `http`: the routes: ingest, the audit page, health, and the one mapping from error to
+//!   HTTP status (`application/problem+json`).
+//! - `store`: SQLite: pragmas and migrations, the writer thread, the reader pool, retention.
+//! - [`address_file`]: tells a test harness which port a `--listen …:0` server got.
+//! - [`error`]: [`Error`], why [`run`] could not start or stop cleanly.
+
+pub mod address_file;
+pub mod auth;
+mod batch;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod server;
+
+mod http;
+mod store;
+
+pub use auth::TokenSet;
+pub use config::{Config, ConfigError, PublicUrl};
+pub use error::Error;
+pub use server::run;

@@ -1,0 +1,125 @@
+//! An ingest body turned into rows to store. Every event is parsed and validated before
+//! any is stored, so a batch is stored whole or not at all; the error says which event and
+//! which field, because the filter's operator has to find it in a batch of hundreds.
+
+use audit_event::event::MAX_EVENT_BYTES;
+use audit_event::{AuditEvent, IngestBatch};
+
+use crate::store::NewEvent;
+
+/// Why a batch was refused; the whole batch is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    /// Not JSON, or not the shape of an [`IngestBatch`]; serde's message gives line and column.
+    #[error("the body is not an ingest batch ({{\"events\": [...]}} of audit events): {0}")]
+    Malformed(String),
+    /// An event broke a rule of [`AuditEvent::validate`].
+    #[error("events[{index}].{field} {problem}")]
+    Invalid {
+        /// Position of the event in the batch.
+        index: usize,
+        /// The field, e.g. `payload.method`.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// An event larger than [`MAX_EVENT_BYTES`].
+    #[error("events[{index}] is {size} bytes of JSON, more than the {MAX_EVENT_BYTES}-byte limit for one event")]
+    TooLarge {
+        /// Position of the event in the batch.
+        index: usize,
+        /// Its serialized size.
+        size: usize,
+    },
+}
+
+/// Parses and validates a whole batch; on success every event has become a row.
+pub fn parse_batch(body: &[u8]) -> Result<Vec<NewEvent>, BatchError> {
+    let batch: IngestBatch = serde_json::from_slice(body).map_err(|error| BatchError::Malformed(error.to_string()))?;
+    batch.events.iter().enumerate().map(|(index, event)| to_row(index, event)).collect()
+}
+
+fn to_row(index: usize, event: &AuditEvent) -> Result<NewEvent, BatchError> {
+    event
+        .validate()
+        .map_err(|invalid| BatchError::Invalid { index, field: invalid.field, problem: invalid.problem })?;
+    let timestamp_ms = event.timestamp_millis().ok_or(BatchError::Invalid {
+        index,
+        field: "timestamp",
+        problem: "must be an RFC 3339 date-time with an offset",
+    })?;
+    // Serialized once here, from the validated event, so every stored body has one
+    // canonical shape whatever the sender's spacing or key order.
+    let body = serde_json::to_string(event).map_err(|error| BatchError::Malformed(error.to_string()))?;
+    if body.len() > MAX_EVENT_BYTES {
+        return Err(BatchError::TooLarge { index, size: body.len() });
+    }
+    Ok(NewEvent {
+        uuid: event.uuid.clone(),
+        timestamp_ms,
+        event_type: event.event_type.clone(),
+        db_user_id: event.db_user_id,
+        user_email: event.user_email.clone(),
+        method: event.payload.method.clone(),
+        status: event.response.as_ref().map(|response| response.status),
+        body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn event(uuid: &str) -> Value {
+        json!({
+            "uuid": uuid,
+            "timestamp": "2019-12-10T09:15:24.864+11:00",
+            "type": "PactBroker::Api::Resources::Pact",
+            "db_user_id": 2,
+            "user_email": "someone@example.com",
+            "payload": {"path": "/pacts", "queryString": "", "method": "GET",
+                        "userAgent": null, "referer": null, "params": {}},
+            "response": {"status": 201, "durationMs": 1.5}
+        })
+    }
+
+    fn body(events: Vec<Value>) -> Vec<u8> {
+        serde_json::to_vec(&json!({ "events": events })).expect("serializes")
+    }
+
+    #[test]
+    fn a_valid_batch_becomes_rows_with_the_indexed_columns_filled() {
+        let rows = parse_batch(&body(vec![event("16WlpdLpDMzfMYxLTZYXYw")])).expect("valid");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].timestamp_ms, 1_575_929_724_864);
+        assert_eq!(rows[0].method, "GET");
+        assert_eq!(rows[0].status, Some(201));
+        assert_eq!(rows[0].db_user_id, Some(2));
+        let stored: Value = serde_json::from_str(&rows[0].body).expect("stored body is JSON");
+        assert_eq!(stored["payload"]["path"], "/pacts");
+    }
+
+    #[test]
+    fn one_bad_event_refuses_the_batch_naming_its_index_and_field() {
+        let events = vec![event("16WlpdLpDMzfMYxLTZYXYw"), event("AAAAAAAAAAAAAAAAAAAAAA"), event("short")];
+        let error = parse_batch(&body(events)).expect_err("refused").to_string();
+        assert!(error.starts_with("events[2].uuid must be 22 characters of base64url"), "{error}");
+    }
+
+    #[test]
+    fn malformed_json_reports_serdes_line_and_column() {
+        let error = parse_batch(b"{\"events\": [\n{\"uuid\": 1}]}").expect_err("refused").to_string();
+        assert!(error.contains("line 2 column"), "{error}");
+        let error = parse_batch(b"not json").expect_err("refused").to_string();
+        assert!(error.contains("at line 1 column"), "{error}");
+    }
+
+    #[test]
+    fn an_event_over_the_size_limit_is_refused() {
+        let mut big = event("16WlpdLpDMzfMYxLTZYXYw");
+        big["payload"]["userAgent"] = Value::String("x".repeat(MAX_EVENT_BYTES));
+        let error = parse_batch(&body(vec![big])).expect_err("refused");
+        assert!(matches!(error, BatchError::TooLarge { index: 0, .. }), "{error}");
+    }
+}

@@ -1,0 +1,184 @@
+//! [`ApiError`]: every way a request can fail, and the ONE mapping from failure to HTTP
+//! status, headers and RFC 9457 problem+json body (`type`, `title`, `status`, `detail`).
+//! Internal causes are logged here and replaced by a neutral detail, so a client never
+//! sees file paths or SQL.
+
+use hyper::header::{HeaderValue, ALLOW, RETRY_AFTER, WWW_AUTHENTICATE};
+use hyper::StatusCode;
+use serde_json::json;
+
+use super::respond::{with_body, HttpResponse};
+use crate::store::StoreError;
+
+/// A request that cannot be answered as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No bearer token.
+    #[error("this route needs an `Authorization: Bearer <token>` header")]
+    MissingToken,
+    /// A token this route does not accept.
+    #[error("the bearer token is not accepted on this route")]
+    InvalidToken,
+    /// No such route.
+    #[error("there is nothing at `{path}`; the collector serves POST /v1/events, GET /audit and GET /healthz")]
+    NotFound {
+        /// The requested path.
+        path: String,
+    },
+    /// A known route, another method.
+    #[error("`{path}` does not support {method}; use {allow}")]
+    MethodNotAllowed {
+        /// The requested path.
+        path: String,
+        /// The method used.
+        method: String,
+        /// The methods it supports.
+        allow: &'static str,
+    },
+    /// The request itself is wrong; the message says how.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body is over the limit.
+    #[error("the body is larger than the limit of {limit} bytes; send smaller batches")]
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// `from` names no stored event.
+    #[error("no event with uuid `{from}` is in the trail (it was never stored, or retention has purged it); start again without `from` to read from the oldest event kept")]
+    UnknownFrom {
+        /// The requested cursor (shortened when long).
+        from: String,
+    },
+    /// The writer queue is full.
+    #[error("the collector's write queue is full; retry in a second")]
+    QueueFull,
+    /// The writer is stopping or stopped.
+    #[error("the collector is shutting down and stores nothing more; retry shortly")]
+    ShuttingDown,
+    /// Links cannot be built.
+    #[error("the request has no usable Host header to build links from; send one, or start the collector with --public-url")]
+    MissingHost,
+    /// The store failed.
+    #[error("the event store failed: {0}")]
+    Store(#[from] StoreError),
+    /// Something else on our side.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status of this failure.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MissingToken | ApiError::InvalidToken => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound { .. } | ApiError::UnknownFrom { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::BadRequest(_) | ApiError::MissingHost => StatusCode::BAD_REQUEST,
+            ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::QueueFull | ApiError::ShuttingDown | ApiError::Store(StoreError::WriterStopped) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A stable identifier of the kind of problem, for clients that branch on it.
+    fn kind(&self) -> &'static str {
+        match self {
+            ApiError::MissingToken => "missing-token",
+            ApiError::InvalidToken => "invalid-token",
+            ApiError::NotFound { .. } => "not-found",
+            ApiError::MethodNotAllowed { .. } => "method-not-allowed",
+            ApiError::BadRequest(_) => "bad-request",
+            ApiError::BodyTooLarge { .. } => "body-too-large",
+            ApiError::UnknownFrom { .. } => "unknown-from",
+            ApiError::QueueFull => "queue-full",
+            ApiError::ShuttingDown | ApiError::Store(StoreError::WriterStopped) => "shutting-down",
+            ApiError::MissingHost => "missing-host",
+            ApiError::Store(_) | ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// The response a client sees.
+    pub fn into_response(self) -> HttpResponse {
+        let status = self.status();
+        let detail = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(cause = %self, "request failed");
+            "the collector could not complete the request; the cause is in its log".to_owned()
+        } else {
+            self.to_string()
+        };
+        let body = json!({
+            "type": format!("urn:audit-sidecar:problem:{}", self.kind()),
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "status": status.as_u16(),
+            "detail": detail,
+        });
+        let mut response = with_body(status, "application/problem+json", body.to_string());
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::MissingToken => {
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"audit\""));
+            }
+            ApiError::InvalidToken => {
+                headers.insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"audit\", error=\"invalid_token\""),
+                );
+            }
+            ApiError::MethodNotAllowed { allow, .. } => {
+                headers.insert(ALLOW, HeaderValue::from_static(allow));
+            }
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use hyper::header::CONTENT_TYPE;
+
+    async fn body_of(response: HttpResponse) -> serde_json::Value {
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        serde_json::from_slice(&bytes).expect("problem+json")
+    }
+
+    #[tokio::test]
+    async fn a_problem_has_type_title_status_and_detail() {
+        let response = ApiError::BadRequest("`pageSize` must be 1 to 100".to_owned()).into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");
+        let body = body_of(response).await;
+        assert_eq!(body["type"], "urn:audit-sidecar:problem:bad-request");
+        assert_eq!(body["title"], "Bad Request");
+        assert_eq!(body["status"], 400);
+        assert_eq!(body["detail"], "`pageSize` must be 1 to 100");
+    }
+
+    #[test]
+    fn unauthorized_says_bearer_and_busy_says_when_to_retry() {
+        let response = ApiError::MissingToken.into_response();
+        assert!(response.headers()[WWW_AUTHENTICATE].to_str().unwrap_or_default().starts_with("Bearer"));
+        let response = ApiError::QueueFull.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+        let response = ApiError::MethodNotAllowed { path: "/audit".into(), method: "POST".into(), allow: "GET" }
+            .into_response();
+        assert_eq!(response.headers()[ALLOW], "GET");
+    }
+
+    #[tokio::test]
+    async fn internal_causes_stay_in_the_log() {
+        let response = ApiError::Store(StoreError::WriteFailed("disk I/O error at /secret/path".into())).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let detail = body_of(response).await["detail"].to_string();
+        assert!(!detail.contains("/secret/path"), "{detail}");
+    }
+}

@@ -1,0 +1,123 @@
+//! [`run`]: open the store, serve HTTP until `shutdown` resolves, then stop in order: no
+//! new connections, in-flight requests finish (up to [`Config::shutdown_grace`]), the
+//! writer commits everything already queued, and its thread is joined.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::address_file::write_address_file;
+use crate::config::Config;
+use crate::error::Error;
+use crate::http::{route, Shared};
+use crate::store::{retention, schema, writer, Readers};
+
+/// A client gets this long to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves the collector on `listener` until `shutdown` resolves, then shuts down gracefully.
+///
+/// Returns once every acknowledged batch is committed and the writer thread has ended.
+/// Fails before serving when the configuration is invalid or the database cannot be opened
+/// (for example, one written by a newer collector).
+pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    config.validate()?;
+    let address = listener.local_addr().map_err(Error::LocalAddress)?;
+    let database = config.database.clone();
+    let conn = tokio::task::spawn_blocking(move || schema::open_for_writing(&database))
+        .await
+        .map_err(|error| Error::Task(error.to_string()))??;
+    let (writer, writer_thread) = writer::spawn(conn, config.write_queue_batches)?;
+    let purger = retention::spawn(writer.clone(), config.retention_days, config.retention_interval);
+    let shared = Arc::new(Shared {
+        writer,
+        readers: Readers::new(config.database.clone()),
+        read_tokens: config.read_tokens.clone(),
+        ingest_tokens: config.ingest_tokens.clone(),
+        public_url: config.public_url.clone(),
+        max_body_bytes: config.max_body_bytes,
+    });
+
+    let served = match announce(&config, address) {
+        Ok(()) => {
+            tracing::info!(%address, database = %config.database.display(), "audit collector listening");
+            serve(listener, shared, &config, shutdown).await;
+            Ok(())
+        }
+        Err(error) => Err(error),
+    };
+
+    purger.abort();
+    writer_thread.shutdown().await?;
+    tracing::info!("audit collector stopped; every acknowledged batch is committed");
+    served
+}
+
+fn announce(config: &Config, address: std::net::SocketAddr) -> Result<(), Error> {
+    match &config.address_file {
+        Some(path) => write_address_file(path, address)
+            .map_err(|source| Error::AddressFile { path: path.clone(), source }),
+        None => Ok(()),
+    }
+}
+
+/// The accept loop; returns when `shutdown` resolved and open connections are done.
+async fn serve(listener: TcpListener, shared: Arc<Shared>, config: &Config, shutdown: impl Future<Output = ()>) {
+    let graceful = GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(config.max_connections));
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    tokio::pin!(shutdown);
+
+    loop {
+        // Past the connection limit, stop accepting: clients wait in the listen backlog.
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = Arc::clone(&connections).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Usually out of file descriptors: back off instead of spinning.
+                    tracing::warn!(cause = %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let shared = Arc::clone(&shared);
+        let service = service_fn(move |request| {
+            let shared = Arc::clone(&shared);
+            async move { Ok::<_, Infallible>(route(request, shared).await) }
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, cause = %error, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+
+    drop(listener);
+    tracing::info!("shutting down: no new connections; waiting for in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(config.shutdown_grace) => {
+            tracing::warn!(grace = ?config.shutdown_grace, "connections still open after the grace period; stopping anyway");
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The SQLite store of the trail. One thread owns the write connection ([`writer`]) and
+//! takes work over a bounded queue; readers use their own connections ([`reader`]); the
+//! schema and the connection settings live in [`schema`]; [`retention`] purges old events
+//! through the writer, in bounded batches.
+
+pub mod error;
+pub mod reader;
+pub mod retention;
+pub mod schema;
+pub mod writer;
+
+pub use error::StoreError;
+pub use reader::Readers;
+pub use writer::{NewEvent, SubmitError, WriterHandle};
+
+/// Milliseconds since the Unix epoch, by the system clock.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+}

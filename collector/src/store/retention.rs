@@ -1,0 +1,97 @@
+//! Retention: events whose timestamp is older than the retention period are deleted in
+//! batches of [`PURGE_BATCH`], each a separate command to the writer, so ingest batches
+//! queued meanwhile are written between them and never wait behind one huge DELETE.
+
+use std::time::Duration;
+
+use rusqlite::{params, Connection};
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use super::writer::WriterHandle;
+use super::{now_millis, StoreError};
+
+/// Most events one purge command deletes.
+pub const PURGE_BATCH: usize = 1000;
+
+const MILLIS_PER_DAY: i64 = 86_400_000;
+
+/// Deletes up to `limit` events older than `older_than_ms`, oldest first (runs on the writer).
+pub fn purge_batch(conn: &Connection, older_than_ms: i64, limit: usize) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM events WHERE seq IN
+            (SELECT seq FROM events WHERE timestamp_ms < ?1 ORDER BY timestamp_ms LIMIT ?2)",
+    )?
+    .execute(params![older_than_ms, i64::try_from(limit).unwrap_or(i64::MAX)])
+}
+
+/// Purges every event older than `retention_days` before `now_ms`; returns how many.
+pub async fn purge_expired(writer: &WriterHandle, retention_days: u32, now_ms: i64) -> Result<usize, StoreError> {
+    let cutoff = now_ms.saturating_sub(i64::from(retention_days).saturating_mul(MILLIS_PER_DAY));
+    let mut total = 0;
+    loop {
+        let deleted = writer.purge(cutoff, PURGE_BATCH).await?;
+        total += deleted;
+        if deleted < PURGE_BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+/// Runs [`purge_expired`] now and then every `every`, until the writer stops or the task
+/// is aborted.
+pub fn spawn(writer: WriterHandle, retention_days: u32, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match purge_expired(&writer, retention_days, now_millis()).await {
+                Ok(0) => tracing::debug!("retention: nothing to purge"),
+                Ok(purged) => tracing::info!(purged, retention_days, "retention: purged expired events"),
+                Err(StoreError::WriterStopped) => return,
+                Err(error) => tracing::warn!(cause = %error, "retention: purge failed; will retry"),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::schema::open_for_writing;
+    use crate::store::writer::{spawn as spawn_writer, NewEvent};
+
+    fn event(n: usize, timestamp_ms: i64) -> NewEvent {
+        NewEvent {
+            uuid: format!("event-{n}"),
+            timestamp_ms,
+            event_type: "T".to_owned(),
+            db_user_id: None,
+            user_email: None,
+            method: "GET".to_owned(),
+            status: None,
+            body: "{}".to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn purges_only_events_older_than_the_retention_in_several_batches() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("audit.db");
+        let (writer, thread) = spawn_writer(open_for_writing(&path).expect("open"), 8).expect("spawn");
+        let now = 100 * MILLIS_PER_DAY;
+        let old = now - 91 * MILLIS_PER_DAY;
+        let recent = now - 89 * MILLIS_PER_DAY;
+        let mut events: Vec<NewEvent> = (0..PURGE_BATCH + 5).map(|n| event(n, old)).collect();
+        events.extend((0..3).map(|n| event(PURGE_BATCH + 100 + n, recent)));
+        writer.try_ingest(events).expect("queued").committed().await.expect("committed");
+
+        let purged = purge_expired(&writer, 90, now).await.expect("purge");
+        assert_eq!(purged, PURGE_BATCH + 5);
+        thread.shutdown().await.expect("stop");
+        let conn = Connection::open(&path).expect("open");
+        let left: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).expect("count");
+        assert_eq!(left, 3, "the three recent events stay");
+    }
+}

@@ -1,0 +1,141 @@
+//! Opening connections: the pragmas every connection needs, then the migrations, whose
+//! number is kept in `PRAGMA user_version`. A database newer than this binary is refused
+//! rather than written with assumptions that may no longer hold.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use super::StoreError;
+
+/// How long a connection waits for a lock before it reports `SQLITE_BUSY`.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The migrations, in order; migration `n` (1-based) brings the schema to version `n`.
+/// Released entries are never edited: a change is a new entry.
+const MIGRATIONS: &[&str] = &[
+    // 1: the trail. `seq` is the rowid, assigned at commit: the order of GET /audit and its
+    // cursor. `body` is the event's canonical JSON, served as stored. The timestamp index
+    // serves the retention purge, which would otherwise scan the table every run.
+    "CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        timestamp_ms INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        db_user_id INTEGER,
+        user_email TEXT,
+        method TEXT NOT NULL,
+        status INTEGER,
+        ingested_at_ms INTEGER NOT NULL,
+        body TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX events_by_timestamp ON events (timestamp_ms);",
+];
+
+/// The schema version this binary migrates to.
+pub fn current_version() -> i64 {
+    i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
+}
+
+/// Opens (creating when missing) the database for writing: directory, pragmas, migrations.
+pub fn open_for_writing(path: &Path) -> Result<Connection, StoreError> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| StoreError::CreateDirectory { path: dir.to_path_buf(), source })?;
+    }
+    let open_error = |source| StoreError::Open { path: path.to_path_buf(), source };
+    let mut conn = Connection::open(path).map_err(open_error)?;
+    // Pragmas first and outside any transaction: journal_mode and synchronous cannot
+    // change inside one.
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(open_error)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::NoWal { path: path.to_path_buf(), mode });
+    }
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+    // FULL, not WAL's usual NORMAL: with NORMAL a commit is not synced to disk until the
+    // next checkpoint, so a power loss can undo transactions that already returned. The
+    // filter drops its copy of a batch as soon as we answer 200, so an acknowledged event
+    // must survive power loss, not only a crash of this process.
+    conn.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(open_error)?;
+    migrate(&mut conn, path)?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection to a database [`open_for_writing`] has prepared.
+pub fn open_for_reading(path: &Path) -> Result<Connection, StoreError> {
+    let open_error = |source| StoreError::Open { path: path.to_path_buf(), source };
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let known = current_version();
+    // IMMEDIATE: two collectors starting on one file must not both apply a migration.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if found > known {
+        return Err(StoreError::NewerSchema { path: path.to_path_buf(), found, known });
+    }
+    let applied = usize::try_from(found).unwrap_or(0);
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+        tx.execute_batch(migration)?;
+        tx.pragma_update(None, "user_version", i64::try_from(index + 1).unwrap_or(i64::MAX))?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_database_gets_wal_full_sync_and_the_current_schema() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("nested/dir/audit.db");
+        let conn = open_for_writing(&path).expect("opens and creates the directory");
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).expect("mode");
+        let sync: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0)).expect("sync");
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
+        assert_eq!(mode, "wal");
+        assert_eq!(sync, 2, "synchronous should be FULL (2)");
+        assert_eq!(version, current_version());
+    }
+
+    #[test]
+    fn reopening_does_not_migrate_twice() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("audit.db");
+        drop(open_for_writing(&path).expect("first open"));
+        open_for_writing(&path).expect("second open of the same file");
+    }
+
+    #[test]
+    fn a_database_from_a_newer_collector_is_refused_with_both_versions() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("audit.db");
+        let conn = open_for_writing(&path).expect("open");
+        conn.pragma_update(None, "user_version", 99).expect("bump version");
+        drop(conn);
+        let message = open_for_writing(&path).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("schema version 99") && message.contains("newer"), "{message}");
+    }
+
+    #[test]
+    fn the_events_table_is_strict() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let conn = open_for_writing(&dir.path().join("audit.db")).expect("open");
+        let wrong_type = conn.execute(
+            "INSERT INTO events (uuid, timestamp_ms, type, method, ingested_at_ms, body)
+             VALUES ('u', 'not a number', 't', 'GET', 0, '{}')",
+            [],
+        );
+        assert!(wrong_type.is_err(), "a STRICT table refuses text in an INTEGER column");
+    }
+}

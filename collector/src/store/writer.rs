@@ -1,0 +1,315 @@
+//! The writer thread: the only owner of the write connection. Work arrives over a bounded
+//! queue (so a slow disk pushes back as 503s instead of growing memory); the thread blocks
+//! for the first command, takes whatever else is already waiting (up to a bound), runs it
+//! all in ONE transaction with cached statements, commits, and only then answers each
+//! sender. An acknowledged batch is therefore always a committed batch.
+
+use std::thread::JoinHandle;
+
+use audit_event::IngestReceipt;
+use rusqlite::{params, Connection, Transaction, TransactionBehavior};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
+
+use super::retention::purge_batch;
+use super::{now_millis, StoreError};
+
+/// Most queued commands written in one transaction: big enough to amortise the fsync of a
+/// commit, small enough that one transaction never holds the lock for long.
+pub const MAX_COMMANDS_PER_TRANSACTION: usize = 64;
+
+/// One validated event, ready to insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// The idempotency key.
+    pub uuid: String,
+    /// The event's timestamp, in milliseconds since the epoch.
+    pub timestamp_ms: i64,
+    /// The event `type`.
+    pub event_type: String,
+    /// PactFlow's numeric user id.
+    pub db_user_id: Option<i64>,
+    /// The user's email.
+    pub user_email: Option<String>,
+    /// The request method.
+    pub method: String,
+    /// The response status, when known.
+    pub status: Option<u16>,
+    /// The event's canonical JSON, served as stored.
+    pub body: String,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+enum Command {
+    Ingest { events: Vec<NewEvent>, reply: Reply<IngestReceipt> },
+    Purge { older_than_ms: i64, limit: usize, reply: Reply<usize> },
+    Shutdown,
+}
+
+/// Why a batch was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmitError {
+    /// The queue is full: the caller should retry shortly.
+    Full,
+    /// The writer has stopped.
+    Stopped,
+}
+
+/// The sending side of the writer queue; cheap to clone.
+#[derive(Clone)]
+pub struct WriterHandle {
+    queue: mpsc::Sender<Command>,
+}
+
+/// A batch in the queue; [`PendingBatch::committed`] resolves once its transaction committed.
+pub struct PendingBatch(oneshot::Receiver<Result<IngestReceipt, StoreError>>);
+
+impl PendingBatch {
+    /// Waits for the commit and returns what it stored.
+    pub async fn committed(self) -> Result<IngestReceipt, StoreError> {
+        self.0.await.map_err(|_| StoreError::WriterStopped)?
+    }
+}
+
+impl WriterHandle {
+    /// Queues a batch without waiting for room: a full queue is an answer, not a wait.
+    pub fn try_ingest(&self, events: Vec<NewEvent>) -> Result<PendingBatch, SubmitError> {
+        let (reply, receipt) = oneshot::channel();
+        match self.queue.try_send(Command::Ingest { events, reply }) {
+            Ok(()) => Ok(PendingBatch(receipt)),
+            Err(TrySendError::Full(_)) => Err(SubmitError::Full),
+            Err(TrySendError::Closed(_)) => Err(SubmitError::Stopped),
+        }
+    }
+
+    /// Deletes up to `limit` events older than `older_than_ms`; waits for room in the
+    /// queue, since housekeeping may be late but must not be refused.
+    pub async fn purge(&self, older_than_ms: i64, limit: usize) -> Result<usize, StoreError> {
+        let (reply, deleted) = oneshot::channel();
+        self.queue
+            .send(Command::Purge { older_than_ms, limit, reply })
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        deleted.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// False once the writer has stopped taking work.
+    pub fn is_running(&self) -> bool {
+        !self.queue.is_closed()
+    }
+}
+
+/// The writer thread itself; [`WriterThread::shutdown`] stops it after draining the queue.
+pub struct WriterThread {
+    thread: JoinHandle<()>,
+    queue: mpsc::Sender<Command>,
+}
+
+impl WriterThread {
+    /// Stops taking new work, commits everything already queued, and joins the thread.
+    pub async fn shutdown(self) -> Result<(), StoreError> {
+        // A closed queue means the thread already ended; joining tells how.
+        let _ = self.queue.send(Command::Shutdown).await;
+        let thread = self.thread;
+        let joined = tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_err(|error| StoreError::Task(error.to_string()))?;
+        joined.map_err(|_| StoreError::WriterPanicked)
+    }
+}
+
+/// Starts the writer thread on `conn` with a queue of `capacity` commands.
+pub fn spawn(conn: Connection, capacity: usize) -> Result<(WriterHandle, WriterThread), StoreError> {
+    let (sender, receiver) = mpsc::channel(capacity.max(1));
+    let thread = std::thread::Builder::new()
+        .name("audit-writer".to_owned())
+        .spawn(move || write_loop(conn, receiver))
+        .map_err(|error| StoreError::Task(format!("could not start the writer thread: {error}")))?;
+    Ok((WriterHandle { queue: sender.clone() }, WriterThread { thread, queue: sender }))
+}
+
+fn write_loop(mut conn: Connection, mut queue: mpsc::Receiver<Command>) {
+    while let Some(first) = queue.blocking_recv() {
+        let mut work = Vec::new();
+        let mut next = Some(first);
+        while let Some(command) = next.take() {
+            match command {
+                // Refuse new work but keep what is queued: those batches are written below
+                // and in the next rounds, until the queue is empty.
+                Command::Shutdown => queue.close(),
+                other => work.push(other),
+            }
+            if work.len() < MAX_COMMANDS_PER_TRANSACTION {
+                next = queue.try_recv().ok();
+            }
+        }
+        if !work.is_empty() {
+            write_together(&mut conn, work);
+        }
+    }
+    tracing::debug!("writer queue drained; writer stopped");
+}
+
+/// A command that ran inside the transaction and waits for the commit to answer.
+enum Done {
+    Ingest(Reply<IngestReceipt>, Result<IngestReceipt, String>),
+    Purge(Reply<usize>, Result<usize, String>),
+}
+
+fn write_together(conn: &mut Connection, work: Vec<Command>) {
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(error) => {
+            tracing::error!(cause = %error, "could not begin a write transaction");
+            let reason = error.to_string();
+            let done = work.into_iter().filter_map(|command| run_nothing(command, &reason));
+            answer(done, None);
+            return;
+        }
+    };
+    let ingested_at_ms = now_millis();
+    let mut done = Vec::with_capacity(work.len());
+    for command in work {
+        match command {
+            Command::Ingest { events, reply } => {
+                let outcome = insert_batch(&mut tx, &events, ingested_at_ms).map_err(|error| error.to_string());
+                done.push(Done::Ingest(reply, outcome));
+            }
+            Command::Purge { older_than_ms, limit, reply } => {
+                let outcome = purge_batch(&tx, older_than_ms, limit).map_err(|error| error.to_string());
+                done.push(Done::Purge(reply, outcome));
+            }
+            Command::Shutdown => {}
+        }
+    }
+    match tx.commit() {
+        Ok(()) => answer(done, None),
+        Err(error) => {
+            tracing::error!(cause = %error, "could not commit a write transaction");
+            answer(done, Some(error.to_string()));
+        }
+    }
+}
+
+/// Each batch runs in its own savepoint, so one failing batch is rolled back alone and the
+/// batches sharing its transaction still commit.
+fn insert_batch(tx: &mut Transaction<'_>, events: &[NewEvent], ingested_at_ms: i64) -> rusqlite::Result<IngestReceipt> {
+    let savepoint = tx.savepoint()?;
+    let mut accepted = 0;
+    {
+        let mut insert = savepoint.prepare_cached(
+            "INSERT INTO events
+                (uuid, timestamp_ms, type, db_user_id, user_email, method, status, ingested_at_ms, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (uuid) DO NOTHING",
+        )?;
+        for event in events {
+            accepted += insert.execute(params![
+                event.uuid,
+                event.timestamp_ms,
+                event.event_type,
+                event.db_user_id,
+                event.user_email,
+                event.method,
+                event.status.map(i64::from),
+                ingested_at_ms,
+                event.body,
+            ])?;
+        }
+    }
+    savepoint.commit()?;
+    Ok(IngestReceipt { accepted, duplicates: events.len() - accepted })
+}
+
+fn run_nothing(command: Command, reason: &str) -> Option<Done> {
+    match command {
+        Command::Ingest { reply, .. } => Some(Done::Ingest(reply, Err(reason.to_owned()))),
+        Command::Purge { reply, .. } => Some(Done::Purge(reply, Err(reason.to_owned()))),
+        Command::Shutdown => None,
+    }
+}
+
+/// Answers every command; `commit_failed` overrides each outcome, since nothing was kept.
+fn answer(done: impl IntoIterator<Item = Done>, commit_failed: Option<String>) {
+    let failed = |reason: &String| StoreError::WriteFailed(reason.clone());
+    for item in done {
+        // A sender that stopped waiting (client gone) does not change what was committed.
+        match item {
+            Done::Ingest(reply, outcome) => {
+                let outcome = match &commit_failed {
+                    Some(reason) => Err(failed(reason)),
+                    None => outcome.map_err(|reason| failed(&reason)),
+                };
+                let _ = reply.send(outcome);
+            }
+            Done::Purge(reply, outcome) => {
+                let outcome = match &commit_failed {
+                    Some(reason) => Err(failed(reason)),
+                    None => outcome.map_err(|reason| failed(&reason)),
+                };
+                let _ = reply.send(outcome);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::schema::open_for_writing;
+
+    fn event(uuid: &str) -> NewEvent {
+        NewEvent {
+            uuid: uuid.to_owned(),
+            timestamp_ms: 1_700_000_000_000,
+            event_type: "Test".to_owned(),
+            db_user_id: None,
+            user_email: None,
+            method: "GET".to_owned(),
+            status: Some(200),
+            body: format!(r#"{{"uuid":"{uuid}"}}"#),
+        }
+    }
+
+    fn stored_uuids(path: &std::path::Path) -> Vec<String> {
+        let conn = Connection::open(path).expect("open");
+        let mut stmt = conn.prepare("SELECT uuid FROM events ORDER BY seq").expect("prepare");
+        let rows = stmt.query_map([], |row| row.get(0)).expect("query");
+        rows.collect::<Result<_, _>>().expect("rows")
+    }
+
+    #[tokio::test]
+    async fn counts_duplicates_across_and_within_batches() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("audit.db");
+        let (writer, thread) = spawn(open_for_writing(&path).expect("open"), 4).expect("spawn");
+        let first = writer.try_ingest(vec![event("a"), event("b")]).expect("queued").committed().await;
+        assert_eq!(first.expect("committed"), IngestReceipt { accepted: 2, duplicates: 0 });
+        let retried = writer.try_ingest(vec![event("b"), event("c"), event("c")]).expect("queued").committed().await;
+        assert_eq!(retried.expect("committed"), IngestReceipt { accepted: 1, duplicates: 2 });
+        thread.shutdown().await.expect("clean stop");
+        assert_eq!(stored_uuids(&path), ["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_and_shutdown_commits_what_was_queued() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("audit.db");
+        let (writer, thread) = spawn(open_for_writing(&path).expect("open"), 1).expect("spawn");
+        // Hold the write lock so the writer blocks inside its first transaction.
+        let mut blocker = Connection::open(&path).expect("open blocker");
+        let lock = blocker.transaction_with_behavior(TransactionBehavior::Immediate).expect("lock");
+        let first = writer.try_ingest(vec![event("a")]).expect("queued");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await; // writer takes it and blocks
+        let second = writer.try_ingest(vec![event("b")]).expect("fits in the queue of one");
+        assert_eq!(writer.try_ingest(vec![event("c")]).err(), Some(SubmitError::Full));
+        drop(lock);
+        let stop = tokio::spawn(thread.shutdown());
+        assert_eq!(first.committed().await.expect("first").accepted, 1);
+        assert_eq!(second.committed().await.expect("second").accepted, 1);
+        stop.await.expect("join").expect("clean stop");
+        assert_eq!(writer.try_ingest(vec![event("d")]).err(), Some(SubmitError::Stopped));
+        assert_eq!(stored_uuids(&path), ["a", "b"]);
+    }
+}
