@@ -1,0 +1,31 @@
+//! [`RequestView`] over the proxy: one host call for the whole request header map, one per
+//! property. Header values are read as bytes and decoded lossily, because a client may send
+//! non-UTF-8 bytes and the SDK's string map would panic on them.
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MapType;
+
+use crate::host::{RequestHeaders, RequestView};
+
+/// The request of the HTTP context that is currently active.
+pub struct HostRequest;
+
+impl RequestView for HostRequest {
+    fn request_headers(&self) -> RequestHeaders {
+        let pairs = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        RequestHeaders::new(
+            pairs
+                .into_iter()
+                .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+                .collect(),
+        )
+    }
+
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        hostcalls::get_property(path.to_vec()).ok().flatten()
+    }
+
+    fn now_unix_nanos(&self) -> i64 {
+        super::now_unix_nanos()
+    }
+}

@@ -1,0 +1,62 @@
+//! What one worker VM shares between its root context (which delivers) and its HTTP
+//! contexts (which capture): the validated configuration, the classifier and the outbox.
+//! Built once per `on_configure`, shared through an `Rc` (a VM is single-threaded).
+
+use std::cell::RefCell;
+
+use crate::classify::{DefaultClassifier, RequestClassifier};
+use crate::config::{ConfigError, FilterConfig};
+use crate::outbox::{Outbox, OutboxLimits};
+
+pub struct Worker {
+    pub config: FilterConfig,
+    /// The seam for the route table: swap `DefaultClassifier` for `routes::RouteTable`.
+    pub classifier: Box<dyn RequestClassifier>,
+    pub outbox: RefCell<Outbox>,
+    /// `Bearer <ingest token>`, built once.
+    pub authorization: String,
+}
+
+impl Worker {
+    /// Parses the plugin configuration and resolves the ingest token from the environment
+    /// Envoy passed through (`vm_config.environment_variables.host_env_keys`).
+    pub fn configure(plugin_configuration: &[u8]) -> Result<Worker, ConfigError> {
+        let config = FilterConfig::from_json(plugin_configuration)?;
+        let token = config.ingest_token(|name| std::env::var(name).ok())?;
+        Ok(Worker {
+            classifier: Box::new(DefaultClassifier::new(config.default_type.clone())),
+            outbox: RefCell::new(Outbox::new(OutboxLimits::from_config(&config))),
+            authorization: format!("Bearer {}", token.trim()),
+            config,
+        })
+    }
+}
+
+/// 16 random bytes for an event uuid. `random_get` works in Envoy; should it ever fail,
+/// the clock and a counter still give a uuid unique within this worker.
+pub fn random_event_id() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        log::error!("audit-filter: random_get failed; event uuids fall back to clock and counter");
+        return fallback_id();
+    }
+    bytes
+}
+
+/// Randomness for backoff jitter; the clock will do if the host has none.
+pub fn random_u64() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| super::now_unix_nanos().unsigned_abs())
+}
+
+fn fallback_id() -> [u8; 16] {
+    thread_local!(static COUNTER: std::cell::Cell<u64> = const { std::cell::Cell::new(0) });
+    let count = COUNTER.with(|counter| {
+        counter.set(counter.get().wrapping_add(1));
+        counter.get()
+    });
+    let mut bytes = [0u8; 16];
+    let (clock, sequence) = bytes.split_at_mut(8);
+    clock.copy_from_slice(&super::now_unix_nanos().to_le_bytes());
+    sequence.copy_from_slice(&count.to_le_bytes());
+    bytes
+}
