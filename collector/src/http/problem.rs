@@ -45,7 +45,7 @@ pub enum ApiError {
         limit: usize,
     },
     /// `from` names no stored event.
-    #[error("no event with uuid `{from}` is in the trail (it was never stored, or retention has purged it); start again without `from` to read from the oldest event kept")]
+    #[error("event `{from}` is not in the trail (it was never stored, or retention has purged it); start again without `from` to read from the oldest event kept")]
     UnknownFrom {
         /// The requested cursor (shortened when long).
         from: String,
