@@ -12,7 +12,11 @@ pub enum RouteTableError {
     /// A configuration key holds a value that cannot work.
     InvalidKey { key: String, problem: String },
     /// A row of an embedded data table is malformed (a build defect, caught by the tests).
-    InvalidData { file: &'static str, line: usize, problem: String },
+    InvalidData {
+        file: &'static str,
+        line: usize,
+        problem: String,
+    },
 }
 
 impl fmt::Display for RouteTableError {
@@ -20,7 +24,11 @@ impl fmt::Display for RouteTableError {
         match self {
             Self::InvalidJson(message) => write!(f, "route table configuration: {message}"),
             Self::InvalidKey { key, problem } => write!(f, "`{key}` {problem}"),
-            Self::InvalidData { file, line, problem } => write!(f, "{file} line {line}: {problem}"),
+            Self::InvalidData {
+                file,
+                line,
+                problem,
+            } => write!(f, "{file} line {line}: {problem}"),
         }
     }
 }

@@ -33,13 +33,20 @@ impl<'a> RoutablePath<'a> {
             return None;
         }
         let after_leading_slash = path.strip_prefix('/')?;
-        let segments_text = after_leading_slash.strip_suffix('/').unwrap_or(after_leading_slash);
+        let segments_text = after_leading_slash
+            .strip_suffix('/')
+            .unwrap_or(after_leading_slash);
         let segment_count = if segments_text.is_empty() {
             0
         } else {
             segments_text.bytes().filter(|&byte| byte == b'/').count() + 1
         };
-        Some(Self { path, segments_text, segment_count, extension_accept })
+        Some(Self {
+            path,
+            segments_text,
+            segment_count,
+            extension_accept,
+        })
     }
 
     pub(crate) fn segment_count(&self) -> usize {

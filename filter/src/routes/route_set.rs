@@ -51,17 +51,28 @@ pub(crate) struct RouteSet {
 
 impl RouteSet {
     pub(crate) fn empty(method_rule: MethodRule) -> Self {
-        Self { routes: Box::new([]), index: SegmentIndex::default(), method_rule }
+        Self {
+            routes: Box::new([]),
+            index: SegmentIndex::default(),
+            method_rule,
+        }
     }
 
-    pub(crate) fn compile(specs: Vec<RouteSpec>, method_rule: MethodRule) -> Result<Self, RouteTableError> {
+    pub(crate) fn compile(
+        specs: Vec<RouteSpec>,
+        method_rule: MethodRule,
+    ) -> Result<Self, RouteTableError> {
         let routes = specs
             .into_iter()
             .map(CompiledRoute::compile)
             .collect::<Result<Box<[_]>, _>>()?;
         let templates: Vec<&PathTemplate> = routes.iter().map(|route| &route.template).collect();
         let index = SegmentIndex::build(&templates);
-        Ok(Self { routes, index, method_rule })
+        Ok(Self {
+            routes,
+            index,
+            method_rule,
+        })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -69,7 +80,11 @@ impl RouteSet {
     }
 
     /// The first route, in table order, that matches `path` (and `method`, for UI pages).
-    pub(crate) fn first_match(&self, path: &RoutablePath<'_>, method: &str) -> Option<&CompiledRoute> {
+    pub(crate) fn first_match(
+        &self,
+        path: &RoutablePath<'_>,
+        method: &str,
+    ) -> Option<&CompiledRoute> {
         self.index
             .candidates(path.segment_count(), path.first_segment())
             .iter()
@@ -103,7 +118,11 @@ impl CompiledRoute {
         }
         Ok(Self {
             template,
-            methods: spec.methods.into_iter().map(String::into_boxed_str).collect(),
+            methods: spec
+                .methods
+                .into_iter()
+                .map(String::into_boxed_str)
+                .collect(),
             event_type: spec.event_type.into_boxed_str(),
             resource_name: spec.resource_name.into_boxed_str(),
             bindings: spec
@@ -122,12 +141,15 @@ impl CompiledRoute {
             path.segment_count() == fixed
         };
         count_fits
-            && self.template.segments.iter().zip(path.segments()).all(|(expected, actual)| {
-                match expected {
+            && self
+                .template
+                .segments
+                .iter()
+                .zip(path.segments())
+                .all(|(expected, actual)| match expected {
                     TemplateSegment::Literal(literal) => **literal == *actual,
                     TemplateSegment::Param(_) => true,
-                }
-            })
+                })
     }
 
     /// Whether the route lists `method`; `head_as_get` also accepts HEAD where GET is listed.
@@ -166,11 +188,17 @@ fn check_not_blank(
     Ok(())
 }
 
-fn check_binding_key(key: &str, template: &PathTemplate, origin: RouteOrigin) -> Result<(), RouteTableError> {
+fn check_binding_key(
+    key: &str,
+    template: &PathTemplate,
+    origin: RouteOrigin,
+) -> Result<(), RouteTableError> {
     let problem = if key.is_empty() {
         Some("must not be empty".to_owned())
     } else if key == RESOURCE_NAME {
-        Some(format!("may not set `{RESOURCE_NAME}` (use `resourceName`)"))
+        Some(format!(
+            "may not set `{RESOURCE_NAME}` (use `resourceName`)"
+        ))
     } else if template.param_names().any(|name| name == key) {
         Some(format!("clashes with the path parameter `:{key}`"))
     } else {

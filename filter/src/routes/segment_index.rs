@@ -26,7 +26,11 @@ struct CandidateGroup {
 
 impl SegmentIndex {
     pub(crate) fn build(templates: &[&PathTemplate]) -> Self {
-        let longest = templates.iter().map(|template| template.segments.len()).max().unwrap_or(0);
+        let longest = templates
+            .iter()
+            .map(|template| template.segments.len())
+            .max()
+            .unwrap_or(0);
         let by_segment_count = (0..=longest)
             .map(|segment_count| {
                 let fits = templates.iter().enumerate().filter(|(_, template)| {
@@ -36,8 +40,14 @@ impl SegmentIndex {
                 CandidateGroup::build(fits.collect())
             })
             .collect();
-        let any_rest = templates.iter().enumerate().filter(|(_, template)| template.matches_any_rest);
-        Self { by_segment_count, longer_than_any_template: CandidateGroup::build(any_rest.collect()) }
+        let any_rest = templates
+            .iter()
+            .enumerate()
+            .filter(|(_, template)| template.matches_any_rest);
+        Self {
+            by_segment_count,
+            longer_than_any_template: CandidateGroup::build(any_rest.collect()),
+        }
     }
 
     /// The positions of the routes that may match a path with these segments, in order.
@@ -61,7 +71,9 @@ impl CandidateGroup {
         };
         let mut by_first_literal: HashMap<Box<str>, Box<[usize]>> = HashMap::new();
         for (_, template) in &fitting {
-            let Some(literal) = first_literal(template) else { continue };
+            let Some(literal) = first_literal(template) else {
+                continue;
+            };
             if by_first_literal.contains_key(&literal) {
                 continue;
             }
@@ -77,6 +89,9 @@ impl CandidateGroup {
             .filter(|(_, template)| first_literal(template).is_none())
             .map(|(position, _)| *position)
             .collect();
-        Self { by_first_literal, first_segment_is_open }
+        Self {
+            by_first_literal,
+            first_segment_is_open,
+        }
     }
 }

@@ -27,7 +27,10 @@ impl PathTemplate {
             return Err(format!("must start with `/` (got `{template}`)"));
         };
         if rest.is_empty() {
-            return Ok(Self { segments: Box::new([]), matches_any_rest: false });
+            return Ok(Self {
+                segments: Box::new([]),
+                matches_any_rest: false,
+            });
         }
         let pieces: Vec<&str> = rest.split('/').collect();
         let mut segments = Vec::with_capacity(pieces.len());
@@ -41,7 +44,9 @@ impl PathTemplate {
             }
             if *piece == "*" {
                 if !is_last {
-                    return Err(format!("may use `*` only as the last segment (in `{template}`)"));
+                    return Err(format!(
+                        "may use `*` only as the last segment (in `{template}`)"
+                    ));
                 }
                 matches_any_rest = true;
             } else if let Some(name) = piece.strip_prefix(':') {
@@ -51,7 +56,10 @@ impl PathTemplate {
                 segments.push(TemplateSegment::Literal((*piece).into()));
             }
         }
-        Ok(Self { segments: segments.into_boxed_slice(), matches_any_rest })
+        Ok(Self {
+            segments: segments.into_boxed_slice(),
+            matches_any_rest,
+        })
     }
 
     /// The names of the `:param` segments, in order.
@@ -63,13 +71,11 @@ impl PathTemplate {
     }
 }
 
-fn check_param_name(
-    name: &str,
-    template: &str,
-    earlier: &[TemplateSegment],
-) -> Result<(), String> {
+fn check_param_name(name: &str, template: &str, earlier: &[TemplateSegment]) -> Result<(), String> {
     if name.is_empty() {
-        return Err(format!("has a `:` parameter without a name in `{template}`"));
+        return Err(format!(
+            "has a `:` parameter without a name in `{template}`"
+        ));
     }
     if name == RESOURCE_NAME {
         return Err(format!(

@@ -86,8 +86,12 @@ pub(super) fn naive_percent_decode(token: &str) -> String {
     let mut chars = token.char_indices();
     while let Some((at, character)) = chars.next() {
         if character == '%' {
-            let Some(hex) = token.get(at + 1..at + 3) else { return token.to_string() };
-            let Ok(byte) = u8::from_str_radix(hex, 16) else { return token.to_string() };
+            let Some(hex) = token.get(at + 1..at + 3) else {
+                return token.to_string();
+            };
+            let Ok(byte) = u8::from_str_radix(hex, 16) else {
+                return token.to_string();
+            };
             if hex.starts_with('+') || hex.starts_with('-') {
                 return token.to_string();
             }

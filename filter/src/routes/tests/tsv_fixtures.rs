@@ -32,7 +32,8 @@ pub(super) struct UiRow {
 
 fn read_table(file: &str) -> Vec<(usize, HashMap<String, String>)> {
     let path = format!("{}/routes/{file}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("reading {path}: {error}"));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("reading {path}: {error}"));
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
     lines
@@ -91,7 +92,10 @@ pub(super) fn ui_rows() -> Vec<UiRow> {
         .map(|(line, row)| UiRow {
             line,
             methods: methods(&row["methods"]),
-            templates: row["path_template"].split(' ').map(str::to_string).collect(),
+            templates: row["path_template"]
+                .split(' ')
+                .map(str::to_string)
+                .collect(),
             class: row["handler_class"].split(' ').next().unwrap().to_string(),
             name: row["ui_name"].clone(),
         })
@@ -104,7 +108,10 @@ pub(super) fn declared_bindings(extra_bindings: &str) -> Vec<(String, String)> {
     if extra_bindings.is_empty() || extra_bindings.contains("NOT in params") {
         return Vec::new();
     }
-    assert!(extra_bindings.contains("included in params"), "unexpected extra_bindings `{extra_bindings}`");
+    assert!(
+        extra_bindings.contains("included in params"),
+        "unexpected extra_bindings `{extra_bindings}`"
+    );
     let assignment = extra_bindings.split(" (").next().unwrap();
     let (key, value) = assignment.split_once('=').unwrap();
     vec![(key.to_string(), value.replace('"', ""))]
