@@ -47,7 +47,14 @@ pub struct AuditEvent {
     /// How the request ended, when it ended with a response.
     #[serde(default)]
     pub response: Option<ResponseSummary>,
+    /// On a [`DELIVERY_GAP_TYPE`] event only: the events a filter worker had to drop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap: Option<DeliveryGap>,
 }
+
+/// The `type` of the event a filter worker sends when it had to drop events (its buffer
+/// overflowed while the collector could not be reached): the trail says what it lacks.
+pub const DELIVERY_GAP_TYPE: &str = "AuditSidecar::DeliveryGap";
 
 /// The request part of an event. The first six fields are PactFlow's.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -86,6 +93,60 @@ pub struct ResponseSummary {
     pub status: u16,
     /// From the first request byte to the end of the stream, in milliseconds.
     pub duration_ms: f64,
+    /// The status in words, so a SOC can alert on `unauthenticated` and `forbidden`.
+    pub outcome: Outcome,
+}
+
+impl ResponseSummary {
+    /// A summary whose outcome follows from the status.
+    pub fn new(status: u16, duration_ms: f64) -> Self {
+        Self { status, duration_ms, outcome: Outcome::from_status(status) }
+    }
+}
+
+/// What a response status means for an auditor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// 1xx, 2xx and 3xx.
+    Success,
+    /// 401: the credentials were missing or wrong (a failed login).
+    Unauthenticated,
+    /// 403: the caller is known but not allowed.
+    Forbidden,
+    /// Any other 4xx.
+    ClientError,
+    /// 5xx.
+    ServerError,
+    /// The stream ended without a response (status 0), e.g. the client went away.
+    NoResponse,
+}
+
+impl Outcome {
+    /// The outcome of an HTTP status.
+    pub fn from_status(status: u16) -> Self {
+        match status {
+            0 => Self::NoResponse,
+            401 => Self::Unauthenticated,
+            403 => Self::Forbidden,
+            400..=499 => Self::ClientError,
+            500.. => Self::ServerError,
+            _ => Self::Success,
+        }
+    }
+}
+
+/// Events a filter worker dropped because its bounded buffer was full (an audit-sidecar
+/// addition, carried by a [`DELIVERY_GAP_TYPE`] event).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryGap {
+    /// How many events were dropped.
+    pub lost_events: u64,
+    /// When the first of them was dropped (RFC 3339).
+    pub first_lost_at: String,
+    /// When the last of them was dropped (RFC 3339).
+    pub last_lost_at: String,
 }
 
 /// Why an event was refused: the field and what is wrong with it.
@@ -111,6 +172,12 @@ impl AuditEvent {
         }
         if self.event_type.is_empty() {
             return invalid("type", "must not be empty");
+        }
+        if self.event_type == DELIVERY_GAP_TYPE {
+            return match &self.gap {
+                Some(gap) if gap.lost_events > 0 => Ok(()),
+                _ => invalid("gap", "must say how many events were lost on a delivery-gap event"),
+            };
         }
         if self.payload.method.is_empty() {
             return invalid("payload.method", "must not be empty");
@@ -162,6 +229,28 @@ mod tests {
         for key in ["path", "queryString", "method", "userAgent", "referer", "params"] {
             assert_eq!(written["payload"][key], pactflow["payload"][key], "payload field {key}");
         }
+    }
+
+    #[test]
+    fn outcome_marks_failed_logins_and_refusals() {
+        assert_eq!(ResponseSummary::new(401, 1.0).outcome, Outcome::Unauthenticated);
+        assert_eq!(ResponseSummary::new(403, 1.0).outcome, Outcome::Forbidden);
+        assert_eq!(ResponseSummary::new(404, 1.0).outcome, Outcome::ClientError);
+        assert_eq!(ResponseSummary::new(503, 1.0).outcome, Outcome::ServerError);
+        assert_eq!(ResponseSummary::new(302, 1.0).outcome, Outcome::Success);
+        assert_eq!(ResponseSummary::new(0, 1.0).outcome, Outcome::NoResponse);
+        let json = serde_json::to_value(ResponseSummary::new(401, 2.5)).expect("serializes");
+        assert_eq!(json, json!({"status": 401, "durationMs": 2.5, "outcome": "unauthenticated"}));
+    }
+
+    #[test]
+    fn a_delivery_gap_event_needs_its_count_but_no_request() {
+        let mut event: AuditEvent = serde_json::from_value(pactflow_example()).expect("parses");
+        event.event_type = DELIVERY_GAP_TYPE.into();
+        event.payload = RequestPayload::default();
+        assert_eq!(event.validate().map_err(|e| e.field), Err("gap"));
+        event.gap = Some(DeliveryGap { lost_events: 7, first_lost_at: event.timestamp.clone(), last_lost_at: event.timestamp.clone() });
+        assert_eq!(event.validate(), Ok(()));
     }
 
     #[test]

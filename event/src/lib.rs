@@ -17,6 +17,6 @@ pub mod ingest;
 pub mod page;
 pub mod timestamp;
 
-pub use event::{AuditEvent, InvalidEvent, RequestPayload, ResponseSummary};
+pub use event::{AuditEvent, DeliveryGap, InvalidEvent, Outcome, RequestPayload, ResponseSummary, DELIVERY_GAP_TYPE};
 pub use ingest::{IngestBatch, IngestReceipt};
 pub use page::{AuditPage, Link, PageLinks};

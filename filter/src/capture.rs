@@ -53,6 +53,7 @@ pub fn capture_event(
         identity_source: identity.identity_source,
         token_fingerprint: None,
         response: response_summary(view),
+        gap: None,
     }
 }
 
@@ -64,10 +65,10 @@ fn response_summary(view: &dyn RequestView) -> Option<ResponseSummary> {
     if status.is_none() && duration_nanos.is_none() {
         return None;
     }
-    Some(ResponseSummary {
-        status: status.and_then(|code| u16::try_from(code).ok()).unwrap_or(0),
-        duration_ms: duration_nanos.map_or(0.0, |nanos| nanos as f64 / 1_000_000.0),
-    })
+    Some(ResponseSummary::new(
+        status.and_then(|code| u16::try_from(code).ok()).unwrap_or(0),
+        duration_nanos.map_or(0.0, |nanos| nanos as f64 / 1_000_000.0),
+    ))
 }
 
 /// `1.2.3.4:5678` → `1.2.3.4`, `[::1]:5678` → `::1`; anything else is kept as it is.
@@ -85,7 +86,6 @@ pub fn strip_port(address: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::DefaultClassifier;
     use crate::host::FakeRequest;
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine;
@@ -112,8 +112,8 @@ mod tests {
     }
 
     fn capture(request: &FakeRequest) -> AuditEvent {
-        let config = FilterConfig::default();
-        capture_event(request, &config, &DefaultClassifier::new(config.default_type.clone()), [7; 16])
+        let config = FilterConfig::from_json(b"{}").expect("defaults are valid");
+        capture_event(request, &config, &config.route_table, [7; 16])
     }
 
     #[test]
@@ -135,8 +135,9 @@ mod tests {
         let event = capture(&broker_request());
         assert_eq!(event.uuid, encode_event_uuid([7; 16]), "uuid");
         assert_eq!(event.timestamp, "2019-12-09T22:15:24.864+00:00", "timestamp");
-        assert_eq!(event.event_type, "Http::Request", "type");
-        assert_eq!(event.payload.params.get("resource_name").map(String::as_str), Some("request"), "params");
+        // Not a Pact Broker route: still an event, with the broker's not-found type.
+        assert_eq!(event.event_type, "PactBroker::Api::Resources::NotFound", "type");
+        assert_eq!(event.payload.params.get("resource_name").map(String::as_str), Some("not_found"), "params");
         assert_eq!(event.user_email.as_deref(), Some("ann@example.com"), "user_email");
         assert_eq!((event.user_id.as_deref(), event.db_user_id), (Some("2"), Some(2)), "user_id, db_user_id");
         assert_eq!(event.user_name.as_deref(), Some("ann"), "user_name");
@@ -145,7 +146,7 @@ mod tests {
             Some("header:x-forwarded-email,header:x-user-id,basic-auth"),
             "identity_source"
         );
-        assert_eq!(event.response, Some(ResponseSummary { status: 201, duration_ms: 1.5 }), "response");
+        assert_eq!(event.response, Some(ResponseSummary::new(201, 1.5)), "response");
         assert_eq!(event.validate(), Ok(()), "the collector would accept it");
     }
 
@@ -171,7 +172,7 @@ mod tests {
     #[test]
     fn a_reset_stream_has_status_zero() {
         let request = FakeRequest::default().header(":method", "GET").header(":path", "/").int_property("request.duration", 2_000_000);
-        assert_eq!(capture(&request).response, Some(ResponseSummary { status: 0, duration_ms: 2.0 }));
+        assert_eq!(capture(&request).response, Some(ResponseSummary::new(0, 2.0)));
     }
 
     #[test]

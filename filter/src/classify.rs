@@ -1,11 +1,11 @@
 //! The seam that gives an event its `type` and `payload.params`. Capture asks one
-//! [`RequestClassifier`]; today that is [`DefaultClassifier`] (one configured type for every
-//! request). The Pact Broker route table (`routes::RouteTable::classify`) plugs in here by
-//! implementing [`RequestClassifier`], without capture changing.
+//! [`RequestClassifier`]: the configured route table ([`RouteTable`], the Pact Broker's own
+//! by default), which reads the request line and the `Accept` and `Content-Type` headers.
 
 use std::collections::BTreeMap;
 
 use crate::host::RequestHeaders;
+use crate::routes::{RouteRequest, RouteTable};
 
 /// What the classifier sees: the request line and the headers (the broker tells API
 /// requests from UI pages by `Accept`).
@@ -29,27 +29,16 @@ pub trait RequestClassifier {
     fn classify(&self, request: &ClassifyRequest<'_>) -> Classification;
 }
 
-/// `resource_name` of events that no route table has typed.
-pub const DEFAULT_RESOURCE_NAME: &str = "request";
-
-/// Every request gets the configured `defaultType` and `{"resource_name": "request"}`.
-#[derive(Debug, Clone)]
-pub struct DefaultClassifier {
-    event_type: String,
-}
-
-impl DefaultClassifier {
-    pub fn new(event_type: impl Into<String>) -> Self {
-        Self { event_type: event_type.into() }
-    }
-}
-
-impl RequestClassifier for DefaultClassifier {
-    fn classify(&self, _request: &ClassifyRequest<'_>) -> Classification {
-        Classification {
-            event_type: self.event_type.clone(),
-            params: BTreeMap::from([("resource_name".to_string(), DEFAULT_RESOURCE_NAME.to_string())]),
-        }
+/// The route table types a request as the served application would dispatch it.
+impl RequestClassifier for RouteTable {
+    fn classify(&self, request: &ClassifyRequest<'_>) -> Classification {
+        let matched = RouteTable::classify(self, &RouteRequest {
+            method: request.method,
+            path: request.path,
+            accept: request.headers.get("accept"),
+            content_type: request.headers.get("content-type"),
+        });
+        Classification { event_type: matched.event_type.to_string(), params: matched.params }
     }
 }
 
@@ -58,12 +47,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_classifier_types_every_request_alike() {
-        let headers = RequestHeaders::default();
-        let request = ClassifyRequest { method: "DELETE", path: "/pacticipants/Foo", headers: &headers };
-        let classification = DefaultClassifier::new("Http::Request").classify(&request);
-        assert_eq!(classification.event_type, "Http::Request");
-        assert_eq!(classification.params.get("resource_name").map(String::as_str), Some("request"));
-        assert_eq!(classification.params.len(), 1, "no path parameters without a route table");
+    fn the_route_table_types_a_request_from_its_path_and_accept_header() {
+        let table = RouteTable::pact_broker().expect("the built-in table loads");
+        let headers = RequestHeaders::new(vec![("accept".into(), "application/hal+json".into())]);
+        let request = ClassifyRequest { method: "DELETE", path: "/pacticipants/Foo%20Bar", headers: &headers };
+        let classification = RequestClassifier::classify(&table, &request);
+        assert_eq!(classification.event_type, "PactBroker::Api::Resources::Pacticipant");
+        assert_eq!(classification.params.get("pacticipant_name").map(String::as_str), Some("Foo Bar"), "decoded param");
+        assert_eq!(classification.params.get("resource_name").map(String::as_str), Some("pacticipant"));
+    }
+
+    #[test]
+    fn a_browser_asking_for_html_gets_the_ui_page_type() {
+        let table = RouteTable::pact_broker().expect("the built-in table loads");
+        let headers = RequestHeaders::new(vec![("accept".into(), "text/html".into())]);
+        let request = ClassifyRequest { method: "GET", path: "/pacticipants/Foo", headers: &headers };
+        let classification = RequestClassifier::classify(&table, &request);
+        assert_eq!(classification.event_type, "PactBroker::UI::Controllers::Groups");
     }
 }

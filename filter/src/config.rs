@@ -9,6 +9,8 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::routes::{RouteTable, RouteTableConfig, RouteTableError};
+
 /// Why a configuration was refused. The message names the key and says what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -27,10 +29,13 @@ pub enum ConfigError {
          vm_config.environment_variables.host_env_keys) or `collector.ingestToken`"
     )]
     MissingIngestToken { env_var: String },
+    /// The `routes` section describes a table that cannot be built.
+    #[error("in `routes`: {0}")]
+    Routes(RouteTableError),
 }
 
 /// The whole configuration. An empty or missing configuration means all defaults.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct FilterConfig {
     pub collector: CollectorConfig,
     pub batch: BatchConfig,
@@ -38,8 +43,9 @@ pub struct FilterConfig {
     pub retry: RetryConfig,
     pub identity: IdentityConfig,
     pub redaction: RedactionConfig,
-    /// The event `type` when the request classifier has nothing better.
-    pub default_type: String,
+    /// The route table that gives each event its `type` and `params`, compiled once here
+    /// (the Pact Broker's own table unless `routes` brings another).
+    pub route_table: RouteTable,
 }
 
 /// Where batches are sent.
@@ -101,20 +107,6 @@ pub struct IdentityConfig {
 pub struct RedactionConfig {
     /// Query parameter names (matched case-insensitively) whose values become `***`.
     pub sensitive_query_params: Vec<String>,
-}
-
-impl Default for FilterConfig {
-    fn default() -> Self {
-        Self {
-            collector: CollectorConfig::default(),
-            batch: BatchConfig::default(),
-            buffer: BufferConfig::default(),
-            retry: RetryConfig::default(),
-            identity: IdentityConfig::default(),
-            redaction: RedactionConfig::default(),
-            default_type: default_type(),
-        }
-    }
 }
 
 impl Default for CollectorConfig {
@@ -184,7 +176,7 @@ struct RawConfig {
     retry: Option<Value>,
     identity: Option<Value>,
     redaction: Option<Value>,
-    default_type: Option<Value>,
+    routes: Option<Value>,
 }
 
 fn section<T: DeserializeOwned + Default>(name: &'static str, raw: Option<Value>) -> Result<T, ConfigError> {
@@ -198,13 +190,12 @@ fn section<T: DeserializeOwned + Default>(name: &'static str, raw: Option<Value>
 impl FilterConfig {
     /// Parses and validates the plugin configuration. Empty input means all defaults.
     pub fn from_json(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(FilterConfig::default().normalized());
-        }
-        let value: Value = serde_json::from_slice(bytes).map_err(|err| ConfigError::NotJson(err.to_string()))?;
-        if value.is_null() {
-            return Ok(FilterConfig::default().normalized());
-        }
+        let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+            Value::Null
+        } else {
+            serde_json::from_slice(bytes).map_err(|err| ConfigError::NotJson(err.to_string()))?
+        };
+        let value = if value.is_null() { Value::Object(serde_json::Map::new()) } else { value };
         let raw: RawConfig = serde_json::from_value(value)
             .map_err(|err| ConfigError::Shape { section: "(top level)", message: err.to_string() })?;
         let config = FilterConfig {
@@ -214,8 +205,8 @@ impl FilterConfig {
             retry: section("retry", raw.retry)?,
             identity: section("identity", raw.identity)?,
             redaction: section("redaction", raw.redaction)?,
-            default_type: section::<Option<String>>("defaultType", raw.default_type)?
-                .unwrap_or_else(default_type),
+            route_table: RouteTable::from_config(&section::<RouteTableConfig>("routes", raw.routes)?)
+                .map_err(ConfigError::Routes)?,
         }
         .normalized();
         config.validate()?;
@@ -292,15 +283,8 @@ impl FilterConfig {
         if empty_name(&self.redaction.sensitive_query_params) {
             return invalid("redaction.sensitiveQueryParams", "must not contain an empty name");
         }
-        if self.default_type.trim().is_empty() {
-            return invalid("defaultType", "must not be empty");
-        }
         Ok(())
     }
-}
-
-fn default_type() -> String {
-    "Http::Request".into()
 }
 
 #[cfg(test)]
@@ -334,16 +318,18 @@ mod tests {
             assert_eq!(config.identity.user_id_headers, ["x-user-id", "x-auth-request-user"]);
             assert!(config.identity.basic_auth);
             assert!(config.redaction.sensitive_query_params.contains(&"client_secret".to_string()));
-            assert_eq!(config.default_type, "Http::Request");
+            assert_eq!(config.route_table.fallback_type(), "PactBroker::Api::Resources::NotFound",
+                "the Pact Broker table is the default for {input:?}");
         }
     }
 
     #[test]
     fn a_partial_section_keeps_the_defaults_of_its_other_keys() {
-        let config = parse(r#"{"batch": {"maxEvents": 5}, "defaultType": "Svc::Request"}"#).expect("valid");
+        let config = parse(r#"{"batch": {"maxEvents": 5}, "routes": {"fallbackType": "Svc::Unknown"}}"#).expect("valid");
         assert_eq!(config.batch.max_events, 5);
         assert_eq!(config.batch.max_bytes, 262_144, "batch.maxBytes keeps its default");
-        assert_eq!(config.default_type, "Svc::Request");
+        assert_eq!(config.route_table.fallback_type(), "Svc::Unknown");
+        assert_eq!(config.route_table.route_counts().0, 103, "routes.fallbackType keeps the Pact Broker table");
     }
 
     #[test]
@@ -368,7 +354,8 @@ mod tests {
             (r#"{"collector": {"cluster": ""}}"#, "`collector.cluster` must name an Envoy cluster"),
             (r#"{"collector": {"timeoutMs": 0}}"#, "`collector.timeoutMs` must be greater than zero (0 would mean no timeout)"),
             (r#"{"identity": {"emailHeaders": [""]}}"#, "`identity.emailHeaders` must not contain an empty header name"),
-            (r#"{"defaultType": ""}"#, "`defaultType` must not be empty"),
+            (r#"{"routes": {"routes": [{"path": "things", "type": "T", "resourceName": "t"}]}}"#,
+                "in `routes`: `routes[0].path` must start with `/` (got `things`)"),
         ];
         for (json, expected) in cases {
             assert_eq!(error_text(json), expected, "for {json}");

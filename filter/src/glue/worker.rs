@@ -1,17 +1,14 @@
 //! What one worker VM shares between its root context (which delivers) and its HTTP
-//! contexts (which capture): the validated configuration, the classifier and the outbox.
+//! contexts (which capture): the validated configuration (with its route table) and the outbox.
 //! Built once per `on_configure`, shared through an `Rc` (a VM is single-threaded).
 
 use std::cell::RefCell;
 
-use crate::classify::{DefaultClassifier, RequestClassifier};
 use crate::config::{ConfigError, FilterConfig};
 use crate::outbox::{Outbox, OutboxLimits};
 
 pub struct Worker {
     pub config: FilterConfig,
-    /// The seam for the route table: swap `DefaultClassifier` for `routes::RouteTable`.
-    pub classifier: Box<dyn RequestClassifier>,
     pub outbox: RefCell<Outbox>,
     /// `Bearer <ingest token>`, built once.
     pub authorization: String,
@@ -24,7 +21,6 @@ impl Worker {
         let config = FilterConfig::from_json(plugin_configuration)?;
         let token = config.ingest_token(|name| std::env::var(name).ok())?;
         Ok(Worker {
-            classifier: Box::new(DefaultClassifier::new(config.default_type.clone())),
             outbox: RefCell::new(Outbox::new(OutboxLimits::from_config(&config))),
             authorization: format!("Bearer {}", token.trim()),
             config,
