@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::failure_policy::FailurePolicyConfig;
 use crate::routes::{RouteTable, RouteTableConfig, RouteTableError};
 
 /// Why a configuration was refused. The message names the key and says what to do.
@@ -41,6 +42,8 @@ pub struct FilterConfig {
     pub batch: BatchConfig,
     pub buffer: BufferConfig,
     pub retry: RetryConfig,
+    /// Fail-open or fail-closed while the trail cannot be written.
+    pub failure_policy: FailurePolicyConfig,
     pub identity: IdentityConfig,
     pub redaction: RedactionConfig,
     /// The route table that gives each event its `type` and `params`, compiled once here
@@ -174,6 +177,7 @@ struct RawConfig {
     batch: Option<Value>,
     buffer: Option<Value>,
     retry: Option<Value>,
+    failure_policy: Option<Value>,
     identity: Option<Value>,
     redaction: Option<Value>,
     routes: Option<Value>,
@@ -203,6 +207,7 @@ impl FilterConfig {
             batch: section("batch", raw.batch)?,
             buffer: section("buffer", raw.buffer)?,
             retry: section("retry", raw.retry)?,
+            failure_policy: section::<FailurePolicyConfig>("failurePolicy", raw.failure_policy)?.normalized(),
             identity: section("identity", raw.identity)?,
             redaction: section("redaction", raw.redaction)?,
             route_table: RouteTable::from_config(&section::<RouteTableConfig>("routes", raw.routes)?)
@@ -273,6 +278,7 @@ impl FilterConfig {
         if retry.max_backoff_ms < retry.initial_backoff_ms {
             return invalid("retry.maxBackoffMs", "must be at least `retry.initialBackoffMs`");
         }
+        self.failure_policy.validate()?;
         let empty_name = |names: &[String]| names.iter().any(String::is_empty);
         if empty_name(&self.identity.email_headers) {
             return invalid("identity.emailHeaders", "must not contain an empty header name");

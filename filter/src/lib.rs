@@ -8,12 +8,18 @@
 //! - [`capture`]: a finished request → an [`audit_event::AuditEvent`].
 //! - [`classify`]: the seam that gives an event its `type` and `params` (route tables plug in).
 //! - [`identity`], [`redact`]: who made the request; masking secrets in the query string.
-//! - [`outbox`]: the per-worker buffer, batching and retry policy (time passed in).
+//! - [`outbox`]: the per-worker buffer, batching and retry policy (time passed in), and
+//!   the gap records that report dropped events.
+//! - [`answer`]: what a collector answer means (acknowledged, retry, or rejected batch).
+//! - [`failure_policy`]: fail-open or fail-closed: whether a request may proceed while
+//!   the trail cannot be written.
 //! - `glue` (wasm32 only): the root and HTTP contexts; the only code that imports `proxy_wasm`.
 
+pub mod answer;
 pub mod capture;
 pub mod classify;
 pub mod config;
+pub mod failure_policy;
 pub mod host;
 pub mod identity;
 pub mod outbox;

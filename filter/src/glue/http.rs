@@ -2,15 +2,21 @@
 //! duration are known, and also for requests Envoy answered itself) and hands the
 //! serialized event to the worker's outbox. It never dispatches: a call made here never
 //! sees its answer (the SDK drops the context after `on_log`), so delivery is the root's.
+//!
+//! In fail-closed mode it also applies the failure policy in `on_http_request_headers`:
+//! a refused request is answered 503 here and never reaches the service.
 
 use std::rc::Rc;
 
 use log::{error, warn};
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, MapType};
 
 use super::host_view::HostRequest;
 use super::worker::{random_event_id, Worker};
 use crate::capture::capture_event;
+use crate::failure_policy::{admit, refusal_body, Admission, FailureMode, TrailHealth};
 use crate::outbox::PushOutcome;
 
 pub struct AuditHttp {
@@ -21,6 +27,31 @@ pub struct AuditHttp {
 impl Context for AuditHttp {}
 
 impl HttpContext for AuditHttp {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let Some(worker) = &self.worker else { return Action::Continue };
+        let policy = &worker.config.failure_policy;
+        if policy.mode == FailureMode::Open {
+            return Action::Continue;
+        }
+        let Ok(Some(method)) = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, ":method") else {
+            return Action::Continue;
+        };
+        let method = String::from_utf8_lossy(&method);
+        let health = match worker.outbox.try_borrow() {
+            Ok(outbox) => TrailHealth { delivery_failing: outbox.is_delivery_failing(), buffer_fill: outbox.fill() },
+            Err(_) => return Action::Continue,
+        };
+        let Admission::Refuse(refusal) = admit(policy, &method, health) else { return Action::Continue };
+        let body = refusal_body(refusal, &method);
+        let headers = vec![("content-type", "application/json"), ("x-audit-sidecar-refused", refusal.code())];
+        if let Err(status) = hostcalls::send_http_response(503, headers, Some(&body)) {
+            error!("audit-filter: could not refuse a {method} request ({status:?}); it is forwarded");
+            return Action::Continue;
+        }
+        worker.refused.set(worker.refused.get() + 1);
+        Action::Pause
+    }
+
     fn on_log(&mut self) {
         let Some(worker) = &self.worker else { return };
         let event = capture_event(&HostRequest, &worker.config, &worker.config.route_table, random_event_id());

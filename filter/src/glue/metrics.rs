@@ -1,8 +1,9 @@
-//! Envoy stats for the outbox: counters `audit_sidecar.captured`, `.sent`, `.retried`,
-//! `.dropped` and the gauge `audit_sidecar.buffered_bytes` (Envoy shows them prefixed
-//! `wasmcustom.`). Every worker adds its deltas, so the stats are totals over workers.
-//! Published from the root context (on tick and after each answer), never per request,
-//! to keep host calls off the request path.
+//! Envoy stats for delivery (Envoy shows them prefixed `wasmcustom.`): counters
+//! `audit_sidecar.captured`, `.sent`, `.retried`, `.dropped`, `.rejected`, `.gap_records`,
+//! `.refused`, and gauges `audit_sidecar.buffered_bytes`, `.buffered_events` and
+//! `.delivery_failing` (workers whose last delivery attempt failed). Every worker adds its
+//! deltas, so the stats are totals over workers. Published from the root context (on tick
+//! and after each answer), never per request, to keep host calls off the request path.
 
 use log::warn;
 use proxy_wasm::hostcalls;
@@ -10,10 +11,18 @@ use proxy_wasm::types::MetricType;
 
 use crate::outbox::OutboxCounters;
 
+/// What one worker publishes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub outbox: OutboxCounters,
+    pub delivery_failing: bool,
+    pub refused: u64,
+}
+
 #[derive(Default)]
 pub struct Metrics {
     ids: Option<MetricIds>,
-    published: OutboxCounters,
+    published: Snapshot,
 }
 
 struct MetricIds {
@@ -21,7 +30,12 @@ struct MetricIds {
     sent: u32,
     retried: u32,
     dropped: u32,
+    rejected: u32,
+    gap_records: u32,
+    refused: u32,
     buffered_bytes: u32,
+    buffered_events: u32,
+    delivery_failing: u32,
 }
 
 impl Metrics {
@@ -33,17 +47,22 @@ impl Metrics {
                 sent: define(MetricType::Counter, "audit_sidecar.sent")?,
                 retried: define(MetricType::Counter, "audit_sidecar.retried")?,
                 dropped: define(MetricType::Counter, "audit_sidecar.dropped")?,
+                rejected: define(MetricType::Counter, "audit_sidecar.rejected")?,
+                gap_records: define(MetricType::Counter, "audit_sidecar.gap_records")?,
+                refused: define(MetricType::Counter, "audit_sidecar.refused")?,
                 buffered_bytes: define(MetricType::Gauge, "audit_sidecar.buffered_bytes")?,
+                buffered_events: define(MetricType::Gauge, "audit_sidecar.buffered_events")?,
+                delivery_failing: define(MetricType::Gauge, "audit_sidecar.delivery_failing")?,
             })
         })();
         if let Err(status) = &ids {
             warn!("audit-filter: could not define metrics ({status:?}); running without them");
         }
-        Metrics { ids: ids.ok(), published: OutboxCounters::default() }
+        Metrics { ids: ids.ok(), published: Snapshot::default() }
     }
 
     /// Adds what changed since the last call.
-    pub fn publish(&mut self, now: OutboxCounters) {
+    pub fn publish(&mut self, now: Snapshot) {
         let Some(ids) = &self.ids else { return };
         let before = self.published;
         let add = |id: u32, delta: i64| {
@@ -52,12 +71,18 @@ impl Metrics {
             }
         };
         let grown = |now: u64, before: u64| i64::try_from(now.saturating_sub(before)).unwrap_or(i64::MAX);
-        add(ids.captured, grown(now.captured, before.captured));
-        add(ids.sent, grown(now.sent, before.sent));
-        add(ids.retried, grown(now.retried, before.retried));
-        add(ids.dropped, grown(now.dropped, before.dropped));
-        let bytes = |value: usize| i64::try_from(value).unwrap_or(i64::MAX);
-        add(ids.buffered_bytes, bytes(now.buffered_bytes) - bytes(before.buffered_bytes));
+        let (counters, published) = (now.outbox, before.outbox);
+        add(ids.captured, grown(counters.captured, published.captured));
+        add(ids.sent, grown(counters.sent, published.sent));
+        add(ids.retried, grown(counters.retried, published.retried));
+        add(ids.dropped, grown(counters.dropped, published.dropped));
+        add(ids.rejected, grown(counters.rejected, published.rejected));
+        add(ids.gap_records, grown(counters.gap_records, published.gap_records));
+        add(ids.refused, grown(now.refused, before.refused));
+        let level = |value: usize| i64::try_from(value).unwrap_or(i64::MAX);
+        add(ids.buffered_bytes, level(counters.buffered_bytes) - level(published.buffered_bytes));
+        add(ids.buffered_events, level(counters.buffered_events) - level(published.buffered_events));
+        add(ids.delivery_failing, i64::from(now.delivery_failing) - i64::from(before.delivery_failing));
         self.published = now;
     }
 }

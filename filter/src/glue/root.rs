@@ -1,7 +1,8 @@
 //! The root context, one per worker VM: reads the configuration, and delivers the
 //! worker's events. On each tick, and right after each acknowledged batch (so throughput
 //! is not one batch per tick), it asks the outbox for a due batch and POSTs it to the
-//! collector cluster. Only calls made from the root context get their answer back.
+//! collector cluster. Only calls made from the root context get their answer back; what
+//! an answer means is [`Answer`]'s decision, what then happens to the batch the outbox's.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -11,11 +12,14 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, MapType};
 
+use audit_event::timestamp::format_rfc3339_millis;
+
 use super::http::AuditHttp;
-use super::metrics::Metrics;
-use super::worker::{random_u64, Worker};
+use super::metrics::{Metrics, Snapshot};
+use super::worker::{random_event_id, random_u64, Worker};
 use super::now_ms;
-use crate::outbox::Batch;
+use crate::answer::Answer;
+use crate::outbox::{Batch, Rejection};
 
 /// Ticks drive flushes and retries; a flush interval shorter than this is honoured.
 const MAX_TICK_MS: u64 = 100;
@@ -29,8 +33,7 @@ pub struct AuditRoot {
     /// The token of the batch on the wire; answers to any other token are ignored.
     in_flight: Option<u32>,
     metrics: Metrics,
-    /// Drops already reported in the log, and whether the current run of drops was.
-    drops_logged: u64,
+    /// Whether the current run of drops was announced in the log.
     dropping_announced: bool,
 }
 
@@ -42,19 +45,39 @@ impl Context for AuditRoot {
         self.in_flight = None;
         let Some(worker) = self.worker.clone() else { return };
         let status = response_status();
-        let acknowledged = status.is_some_and(|code| (200..300).contains(&code));
-        if acknowledged {
-            if let Ok(mut outbox) = worker.outbox.try_borrow_mut() {
-                outbox.on_success();
+        match Answer::of_status(status) {
+            Answer::Acknowledged => {
+                let reported = worker.outbox.try_borrow_mut().ok().and_then(|mut outbox| outbox.on_success());
+                if let Some(gap) = reported {
+                    self.dropping_announced = false;
+                    warn!(
+                        "audit-filter: delivery resumed; a gap record in the trail says {} events were dropped \
+                         between {} and {}",
+                        gap.lost_events, rfc3339(gap.first_lost_ms), rfc3339(gap.last_lost_ms)
+                    );
+                }
+                self.flush(&worker);
             }
-            self.log_resumed_after_drops(&worker);
-            self.flush(&worker);
-        } else {
-            let answer = match status {
-                Some(code) => format!("status {code}: {}", response_body(body_size)),
-                None => "no response (reset)".to_string(),
-            };
-            self.fail(&worker, &answer);
+            Answer::Transient => {
+                let answer = match status {
+                    Some(code) => format!("status {code}: {}", response_body(body_size)),
+                    None => "no response (reset)".to_string(),
+                };
+                self.fail(&worker, &answer, false);
+            }
+            Answer::Misconfigured => {
+                let answer = format!(
+                    "status {}: {}; the collector refuses this filter's requests: check the ingest token \
+                     (`collector.ingestTokenEnv`), `collector.path` and `collector.cluster`; events are kept and retried",
+                    status.unwrap_or(0),
+                    response_body(body_size)
+                );
+                self.fail(&worker, &answer, true);
+            }
+            Answer::Rejected => {
+                self.reject(&worker, status.unwrap_or(0), &response_body(body_size));
+                self.flush(&worker);
+            }
         }
         self.publish(&worker);
     }
@@ -111,7 +134,8 @@ impl AuditRoot {
             return;
         }
         // The outbox borrow ends before the host call, in case an answer comes back inline.
-        let batch: Option<Batch> = worker.outbox.try_borrow_mut().ok().and_then(|mut outbox| outbox.take_batch(now_ms()));
+        let batch: Option<Batch> =
+            worker.outbox.try_borrow_mut().ok().and_then(|mut outbox| outbox.take_batch(now_ms(), random_event_id));
         let Some(batch) = batch else { return };
         let collector = &worker.config.collector;
         let headers = vec![
@@ -125,59 +149,78 @@ impl AuditRoot {
         match hostcalls::dispatch_http_call(&collector.cluster, headers, Some(&batch.body), vec![], timeout) {
             Ok(token) => {
                 self.in_flight = Some(token);
-                if batch.is_retry {
-                    info!("audit-filter: retrying a batch of {} events", batch.events);
+                match (batch.gap, batch.is_retry) {
+                    (Some(gap), _) => info!("audit-filter: sending a gap record ({} events dropped)", gap.lost_events),
+                    (None, true) => info!("audit-filter: retrying a batch of {} events", batch.events),
+                    (None, false) => {}
                 }
             }
             Err(status) => {
                 let reason = format!("dispatch to cluster `{}` failed: {status:?}", collector.cluster);
-                self.fail(worker, &reason);
+                self.fail(worker, &reason, true);
             }
         }
     }
 
-    fn fail(&mut self, worker: &Worker, reason: &str) {
+    /// A failed attempt: the batch is kept and retried after a backoff. A configuration
+    /// problem is logged as an error on every attempt, since only an operator can fix it.
+    fn fail(&mut self, worker: &Worker, reason: &str, is_configuration_problem: bool) {
         let Ok(mut outbox) = worker.outbox.try_borrow_mut() else { return };
         let delay_ms = outbox.on_failure(now_ms(), random_u64());
         let counters = outbox.counters();
-        warn!(
+        let message = format!(
             "audit-filter: batch not delivered ({reason}); retrying in {delay_ms} ms; \
              {} events ({} bytes) buffered, {} sent, {} dropped so far",
             counters.buffered_events, counters.buffered_bytes, counters.sent, counters.dropped
         );
+        if is_configuration_problem {
+            error!("{message}");
+        } else {
+            warn!("{message}");
+        }
+    }
+
+    /// The collector will never accept the batch as it is: narrow it down, and drop (and
+    /// count) only the events it refuses on their own.
+    fn reject(&mut self, worker: &Worker, status: u16, body: &str) {
+        let Ok(mut outbox) = worker.outbox.try_borrow_mut() else { return };
+        match outbox.on_rejected(now_ms()) {
+            Rejection::Narrowing { batch_events, next_batch_events } => error!(
+                "audit-filter: the collector rejected a batch of {batch_events} events (status {status}: {body}); \
+                 resending at most {next_batch_events} per batch to find the events it refuses"
+            ),
+            Rejection::EventDropped => error!(
+                "audit-filter: the collector rejected an event (status {status}: {body}); it is dropped, \
+                 counted in `dropped` and `rejected`, and reported in the next gap record"
+            ),
+            Rejection::GapRecordDropped(gap) => error!(
+                "audit-filter: the collector rejected a gap record (status {status}: {body}); the trail will \
+                 not show that {} events were dropped between {} and {} (still counted in `dropped`)",
+                gap.lost_events, rfc3339(gap.first_lost_ms), rfc3339(gap.last_lost_ms)
+            ),
+            Rejection::Nothing => {}
+        }
     }
 
     fn announce_drops(&mut self, worker: &Worker) {
         let Ok(outbox) = worker.outbox.try_borrow() else { return };
-        let counters = outbox.counters();
-        if counters.dropped > self.drops_logged && !self.dropping_announced {
+        let unreported = outbox.unreported_gap();
+        if unreported > 0 && !self.dropping_announced {
             self.dropping_announced = true;
             warn!(
-                "audit-filter: buffer full, dropping the oldest events ({} so far); \
-                 the gap is reported when delivery resumes",
-                counters.dropped - self.drops_logged
+                "audit-filter: events are being dropped ({unreported} so far: buffer full or refused by the \
+                 collector); a gap record is sent to the trail when delivery resumes"
             );
-        }
-    }
-
-    fn log_resumed_after_drops(&mut self, worker: &Worker) {
-        let Ok(outbox) = worker.outbox.try_borrow() else { return };
-        let counters = outbox.counters();
-        if counters.dropped > self.drops_logged {
-            warn!(
-                "audit-filter: delivery resumed; gap: {} events dropped between {} and {} (ms since epoch)",
-                counters.dropped - self.drops_logged,
-                counters.first_drop_ms.unwrap_or(0),
-                counters.last_drop_ms.unwrap_or(0)
-            );
-            self.drops_logged = counters.dropped;
-            self.dropping_announced = false;
         }
     }
 
     fn publish(&mut self, worker: &Worker) {
         if let Ok(outbox) = worker.outbox.try_borrow() {
-            self.metrics.publish(outbox.counters());
+            self.metrics.publish(Snapshot {
+                outbox: outbox.counters(),
+                delivery_failing: outbox.is_delivery_failing(),
+                refused: worker.refused.get(),
+            });
         }
     }
 }
@@ -186,6 +229,11 @@ impl AuditRoot {
 fn response_status() -> Option<u16> {
     let value = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status").ok()??;
     std::str::from_utf8(&value).ok()?.trim().parse().ok()
+}
+
+/// Milliseconds since the epoch, as the trail writes times.
+fn rfc3339(ms: u64) -> String {
+    format_rfc3339_millis(i64::try_from(ms).unwrap_or(0).saturating_mul(1_000_000))
 }
 
 fn response_body(body_size: usize) -> String {

@@ -2,7 +2,7 @@
 //! contexts (which capture): the validated configuration (with its route table) and the outbox.
 //! Built once per `on_configure`, shared through an `Rc` (a VM is single-threaded).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use crate::config::{ConfigError, FilterConfig};
 use crate::outbox::{Outbox, OutboxLimits};
@@ -12,6 +12,9 @@ pub struct Worker {
     pub outbox: RefCell<Outbox>,
     /// `Bearer <ingest token>`, built once.
     pub authorization: String,
+    /// Requests refused by the fail-closed policy (the root publishes it as a stat, so
+    /// the HTTP context makes no extra host call).
+    pub refused: Cell<u64>,
 }
 
 impl Worker {
@@ -23,6 +26,7 @@ impl Worker {
         Ok(Worker {
             outbox: RefCell::new(Outbox::new(OutboxLimits::from_config(&config))),
             authorization: format!("Bearer {}", token.trim()),
+            refused: Cell::new(0),
             config,
         })
     }
