@@ -4,6 +4,8 @@
 //!
 //! Every wait is a bounded poll; nothing asserts on wall-clock durations. The tests run
 //! one at a time (each starts a whole stack, and the machine has two cores).
+// The helpers below are test code too: a failed expectation there is the test's report.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
