@@ -1,31 +1,44 @@
 //! Building an [`AuditEvent`] from a finished request: the request line and headers, the
-//! peer address, Envoy's timing and response properties, the identity, and the type the
-//! classifier gives. Runs in `on_log`, so locally answered requests are captured too.
+//! client address, Envoy's timing and response properties, the identity, a fingerprint of
+//! the presented token, and the type the classifier gives. Runs in `on_log`, so locally
+//! answered requests (a 401 from `jwt_authn`, say) are captured too.
 //!
-//! What is deliberately left out: the Authorization header, cookies, bodies and any token.
+//! What is deliberately left out: the Authorization and Proxy-Authorization headers,
+//! cookies, bodies and any token; query strings (also the `Referer`'s) are masked.
 
 use audit_event::event_uuid::encode_event_uuid;
 use audit_event::timestamp::format_rfc3339_millis;
 use audit_event::{AuditEvent, RequestPayload, ResponseSummary};
 
 use crate::classify::{ClassifyRequest, RequestClassifier};
+use crate::client_ip::client_ip;
 use crate::config::FilterConfig;
+use crate::fingerprint::{presented_token, FingerprintKey};
 use crate::host::RequestView;
 use crate::identity::identify;
-use crate::redact::redact_query;
+use crate::redact::{redact_query, redact_url};
 
-/// Builds the event of the request `view` describes. `random` becomes the event uuid.
+/// Builds the event of the request `view` describes. `random` becomes the event uuid;
+/// `fingerprint_key` keys `token_fingerprint` (none: no fingerprint is recorded).
 pub fn capture_event(
     view: &dyn RequestView,
     config: &FilterConfig,
     classifier: &dyn RequestClassifier,
+    fingerprint_key: Option<&FingerprintKey>,
     random: [u8; 16],
 ) -> AuditEvent {
     let headers = view.request_headers();
     let method = headers.get(":method").unwrap_or("UNKNOWN").to_string();
     let full_path = headers.get(":path").unwrap_or("/");
     let (path, query) = full_path.split_once('?').unwrap_or((full_path, ""));
-    let identity = identify(&headers, &config.identity);
+    let identity = identify(view, &headers, &config.identity);
+    let sensitive = &config.redaction.sensitive_query_params;
+    let forwarded_for: Vec<&str> = headers.get_all("x-forwarded-for").collect();
+    let peer = view.property_string(&["source", "address"]);
+    let token_fingerprint = fingerprint_key.and_then(|key| {
+        let token = presented_token(&headers, &config.redaction.token_fingerprint.api_key_headers)?;
+        Some(key.fingerprint(token))
+    });
     let classification = classifier.classify(&ClassifyRequest { method: &method, path, headers: &headers });
     let request_time = view.property_i64(&["request", "time"]).unwrap_or_else(|| view.now_unix_nanos());
 
@@ -37,12 +50,12 @@ pub fn capture_event(
         user_email: identity.user_email,
         payload: RequestPayload {
             path: path.to_string(),
-            query_string: redact_query(query, &config.redaction.sensitive_query_params),
+            query_string: redact_query(query, sensitive),
             method,
             user_agent: headers.get("user-agent").map(str::to_string),
-            referer: headers.get("referer").map(str::to_string),
+            referer: headers.get("referer").map(|referer| redact_url(referer, sensitive)),
             params: classification.params,
-            client_ip: view.property_string(&["source", "address"]).map(|address| strip_port(&address).to_string()),
+            client_ip: client_ip(peer.as_deref(), &forwarded_for, config.identity.xff_trusted_hops),
             request_id: view
                 .property_string(&["request", "id"])
                 .or_else(|| headers.get("x-request-id").map(str::to_string)),
@@ -51,7 +64,7 @@ pub fn capture_event(
         user_id: identity.user_id,
         user_name: identity.user_name,
         identity_source: identity.identity_source,
-        token_fingerprint: None,
+        token_fingerprint,
         response: response_summary(view),
         gap: None,
     }
@@ -113,7 +126,12 @@ mod tests {
 
     fn capture(request: &FakeRequest) -> AuditEvent {
         let config = FilterConfig::from_json(b"{}").expect("defaults are valid");
-        capture_event(request, &config, &config.route_table, [7; 16])
+        capture_event(request, &config, &config.route_table, None, [7; 16])
+    }
+
+    fn capture_with(request: &FakeRequest, config_json: &str, key: Option<&FingerprintKey>) -> AuditEvent {
+        let config = FilterConfig::from_json(config_json.as_bytes()).expect("a valid configuration");
+        capture_event(request, &config, &config.route_table, key, [7; 16])
     }
 
     #[test]
@@ -138,14 +156,11 @@ mod tests {
         // Not a Pact Broker route: still an event, with the broker's not-found type.
         assert_eq!(event.event_type, "PactBroker::Api::Resources::NotFound", "type");
         assert_eq!(event.payload.params.get("resource_name").map(String::as_str), Some("not_found"), "params");
+        // The identity headers come before basic auth in the default source order.
         assert_eq!(event.user_email.as_deref(), Some("ann@example.com"), "user_email");
         assert_eq!((event.user_id.as_deref(), event.db_user_id), (Some("2"), Some(2)), "user_id, db_user_id");
-        assert_eq!(event.user_name.as_deref(), Some("ann"), "user_name");
-        assert_eq!(
-            event.identity_source.as_deref(),
-            Some("header:x-forwarded-email,header:x-user-id,basic-auth"),
-            "identity_source"
-        );
+        assert_eq!(event.user_name, None, "user_name: basic auth is not mixed in");
+        assert_eq!(event.identity_source.as_deref(), Some("header:x-forwarded-email,header:x-user-id"), "identity_source");
         assert_eq!(event.response, Some(ResponseSummary::new(201, 1.5)), "response");
         assert_eq!(event.validate(), Ok(()), "the collector would accept it");
     }
@@ -156,6 +171,46 @@ mod tests {
         for secret in ["hunter2", "s3cr3t", "cookie-secret", "Basic ", &STANDARD.encode("ann:hunter2")] {
             assert!(!json.contains(secret), "{secret:?} leaked into {json}");
         }
+    }
+
+    #[test]
+    fn a_bearer_token_is_recorded_only_as_its_fingerprint() {
+        let key = FingerprintKey::new(b"deployment-key");
+        let request = FakeRequest::default().header(":path", "/").header("authorization", "Bearer tok-abc-123");
+        let event = capture_with(&request, "{}", Some(&key));
+        assert_eq!(event.token_fingerprint, Some(key.fingerprint("tok-abc-123")), "token_fingerprint");
+        let json = serde_json::to_string(&event).expect("serializes");
+        assert!(!json.contains("tok-abc-123"), "the token leaked into {json}");
+        assert_eq!(capture_with(&request, "{}", None).token_fingerprint, None, "no key, no fingerprint");
+    }
+
+    #[test]
+    fn a_configured_api_key_header_is_fingerprinted_too() {
+        let key = FingerprintKey::new(b"deployment-key");
+        let request = FakeRequest::default().header("x-api-key", "api-key-secret");
+        let configured = r#"{"redaction": {"tokenFingerprint": {"apiKeyHeaders": ["X-Api-Key"]}}}"#;
+        assert_eq!(capture_with(&request, configured, Some(&key)).token_fingerprint, Some(key.fingerprint("api-key-secret")));
+        assert_eq!(capture_with(&request, "{}", Some(&key)).token_fingerprint, None, "not configured");
+    }
+
+    #[test]
+    fn the_client_ip_follows_the_trusted_hops() {
+        // Arrived: `203.0.113.9, 10.0.0.5`; Envoy appended its peer, 10.0.0.7.
+        let request = FakeRequest::default()
+            .header("x-forwarded-for", "203.0.113.9, 10.0.0.5")
+            .header("x-forwarded-for", "10.0.0.7")
+            .property("source.address", b"10.0.0.7:51234");
+        assert_eq!(capture(&request).payload.client_ip.as_deref(), Some("10.0.0.7"), "0 hops: the peer");
+        let one_hop = capture_with(&request, r#"{"identity": {"xffTrustedHops": 1}}"#, None);
+        assert_eq!(one_hop.payload.client_ip.as_deref(), Some("10.0.0.5"), "1 hop");
+        let two_hops = capture_with(&request, r#"{"identity": {"xffTrustedHops": 2}}"#, None);
+        assert_eq!(two_hops.payload.client_ip.as_deref(), Some("203.0.113.9"), "2 hops");
+    }
+
+    #[test]
+    fn the_referer_query_is_masked() {
+        let request = FakeRequest::default().header("referer", "https://ui.example/cb?code=oauth-code&x=1");
+        assert_eq!(capture(&request).payload.referer.as_deref(), Some("https://ui.example/cb?code=***&x=1"));
     }
 
     #[test]

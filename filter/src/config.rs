@@ -94,14 +94,47 @@ pub struct RetryConfig {
     pub max_backoff_ms: u64,
 }
 
-/// Where the user's identity is read from. Header names are matched lowercase.
+/// Who made the request, and from where. Header names are matched lowercase.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct IdentityConfig {
+    /// The sources tried in this order; the first that gives any identity field is the
+    /// request's identity, so one request is never attributed to two principals.
+    pub sources: Vec<IdentitySource>,
     pub email_headers: Vec<String>,
     pub user_id_headers: Vec<String>,
-    /// Record the user name of `Authorization: Basic` (never the password).
-    pub basic_auth: bool,
+    /// Claims that Envoy's `jwt_authn` filter verified.
+    pub jwt: JwtClaimsConfig,
+    /// Proxies in front of Envoy trusted to append to `x-forwarded-for`, counted as
+    /// Envoy's `xff_num_trusted_hops` with `use_remote_address: true` (0: the peer address).
+    pub xff_trusted_hops: u32,
+}
+
+/// One place an identity can come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdentitySource {
+    /// The payload `jwt_authn` stored in the dynamic metadata (`payload_in_metadata`).
+    Jwt,
+    /// `emailHeaders` and `userIdHeaders`, set by an authenticating proxy in front.
+    Headers,
+    /// The user name of `Authorization: Basic` (never the password).
+    BasicAuth,
+}
+
+/// Where `jwt_authn` left the verified payload, and which claims become which field.
+/// A claim set to `null` is not read.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct JwtClaimsConfig {
+    /// The dynamic metadata namespace: the `jwt_authn` filter's own name.
+    pub metadata_namespace: String,
+    /// The provider's `payload_in_metadata` value.
+    pub payload_key: String,
+    pub email_claim: Option<String>,
+    /// Becomes `user_id`, and `db_user_id` when it is an integer.
+    pub user_id_claim: Option<String>,
+    pub user_name_claim: Option<String>,
 }
 
 /// What is masked before an event leaves the filter.
@@ -110,6 +143,21 @@ pub struct IdentityConfig {
 pub struct RedactionConfig {
     /// Query parameter names (matched case-insensitively) whose values become `***`.
     pub sensitive_query_params: Vec<String>,
+    /// The keyed hash recorded instead of a presented token.
+    pub token_fingerprint: TokenFingerprintConfig,
+}
+
+/// How `token_fingerprint` is made (see [`crate::fingerprint`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct TokenFingerprintConfig {
+    pub enabled: bool,
+    /// The environment variable holding the fingerprint key; when it is unset, the key
+    /// is derived from the ingest token.
+    pub key_env: String,
+    /// Headers (lowercase) whose value is a token too, fingerprinted when there is no
+    /// bearer token, e.g. `x-api-key`.
+    pub api_key_headers: Vec<String>,
 }
 
 impl Default for CollectorConfig {
@@ -146,9 +194,25 @@ impl Default for RetryConfig {
 impl Default for IdentityConfig {
     fn default() -> Self {
         Self {
+            // Verified claims first, then what a proxy in front asserts, then a user name
+            // the upstream has still to check.
+            sources: vec![IdentitySource::Jwt, IdentitySource::Headers, IdentitySource::BasicAuth],
             email_headers: strings(&["x-forwarded-email", "x-auth-request-email"]),
             user_id_headers: strings(&["x-user-id", "x-auth-request-user"]),
-            basic_auth: true,
+            jwt: JwtClaimsConfig::default(),
+            xff_trusted_hops: 0,
+        }
+    }
+}
+
+impl Default for JwtClaimsConfig {
+    fn default() -> Self {
+        Self {
+            metadata_namespace: "envoy.filters.http.jwt_authn".into(),
+            payload_key: "jwt_payload".into(),
+            email_claim: Some("email".into()),
+            user_id_claim: Some("sub".into()),
+            user_name_claim: Some("preferred_username".into()),
         }
     }
 }
@@ -160,7 +224,14 @@ impl Default for RedactionConfig {
                 "token", "access_token", "password", "secret", "api_key", "apikey", "key",
                 "signature", "sig", "code", "client_secret",
             ]),
+            token_fingerprint: TokenFingerprintConfig::default(),
         }
+    }
+}
+
+impl Default for TokenFingerprintConfig {
+    fn default() -> Self {
+        Self { enabled: true, key_env: "AUDIT_FINGERPRINT_KEY".into(), api_key_headers: Vec::new() }
     }
 }
 
@@ -236,6 +307,7 @@ impl FilterConfig {
         lower(&mut self.identity.email_headers);
         lower(&mut self.identity.user_id_headers);
         lower(&mut self.redaction.sensitive_query_params);
+        lower(&mut self.redaction.token_fingerprint.api_key_headers);
         self
     }
 
@@ -289,6 +361,27 @@ impl FilterConfig {
         if empty_name(&self.redaction.sensitive_query_params) {
             return invalid("redaction.sensitiveQueryParams", "must not contain an empty name");
         }
+        if empty_name(&self.redaction.token_fingerprint.api_key_headers) {
+            return invalid("redaction.tokenFingerprint.apiKeyHeaders", "must not contain an empty header name");
+        }
+        if self.identity.jwt.payload_key.trim().is_empty() {
+            return invalid("identity.jwt.payloadKey", "must name the provider's `payload_in_metadata`");
+        }
+        if self.identity.jwt.metadata_namespace.trim().is_empty() {
+            return invalid("identity.jwt.metadataNamespace", "must name the jwt_authn filter's metadata namespace");
+        }
+        let blank_claim = |claim: &Option<String>| claim.as_deref().is_some_and(|name| name.trim().is_empty());
+        let jwt = &self.identity.jwt;
+        if [&jwt.email_claim, &jwt.user_id_claim, &jwt.user_name_claim].into_iter().any(blank_claim) {
+            return invalid("identity.jwt", "claim names must not be empty (use null to read no claim)");
+        }
+        let mut seen = Vec::new();
+        for source in &self.identity.sources {
+            if seen.contains(source) {
+                return invalid("identity.sources", "must not name a source twice");
+            }
+            seen.push(*source);
+        }
         Ok(())
     }
 }
@@ -322,7 +415,12 @@ mod tests {
             assert_eq!((config.retry.initial_backoff_ms, config.retry.max_backoff_ms), (200, 30_000));
             assert_eq!(config.identity.email_headers, ["x-forwarded-email", "x-auth-request-email"]);
             assert_eq!(config.identity.user_id_headers, ["x-user-id", "x-auth-request-user"]);
-            assert!(config.identity.basic_auth);
+            assert_eq!(config.identity.sources, [IdentitySource::Jwt, IdentitySource::Headers, IdentitySource::BasicAuth]);
+            assert_eq!(config.identity.xff_trusted_hops, 0);
+            assert_eq!(config.identity.jwt.payload_key, "jwt_payload");
+            assert_eq!(config.identity.jwt.user_id_claim.as_deref(), Some("sub"));
+            assert!(config.redaction.token_fingerprint.enabled);
+            assert_eq!(config.redaction.token_fingerprint.key_env, "AUDIT_FINGERPRINT_KEY");
             assert!(config.redaction.sensitive_query_params.contains(&"client_secret".to_string()));
             assert_eq!(config.route_table.fallback_type(), "PactBroker::Api::Resources::NotFound",
                 "the Pact Broker table is the default for {input:?}");
@@ -360,6 +458,11 @@ mod tests {
             (r#"{"collector": {"cluster": ""}}"#, "`collector.cluster` must name an Envoy cluster"),
             (r#"{"collector": {"timeoutMs": 0}}"#, "`collector.timeoutMs` must be greater than zero (0 would mean no timeout)"),
             (r#"{"identity": {"emailHeaders": [""]}}"#, "`identity.emailHeaders` must not contain an empty header name"),
+            (r#"{"identity": {"sources": ["jwt", "jwt"]}}"#, "`identity.sources` must not name a source twice"),
+            (r#"{"identity": {"jwt": {"payloadKey": " "}}}"#, "`identity.jwt.payloadKey` must name the provider's `payload_in_metadata`"),
+            (r#"{"identity": {"jwt": {"emailClaim": ""}}}"#, "`identity.jwt` claim names must not be empty (use null to read no claim)"),
+            (r#"{"redaction": {"tokenFingerprint": {"apiKeyHeaders": [""]}}}"#,
+                "`redaction.tokenFingerprint.apiKeyHeaders` must not contain an empty header name"),
             (r#"{"routes": {"routes": [{"path": "things", "type": "T", "resourceName": "t"}]}}"#,
                 "in `routes`: `routes[0].path` must start with `/` (got `things`)"),
         ];
@@ -380,6 +483,23 @@ mod tests {
         assert!(not_object.contains("(top level)"), "got {not_object}");
         let not_json = error_text("{batch");
         assert!(not_json.starts_with("the plugin configuration is not a JSON object"), "got {not_json}");
+    }
+
+    #[test]
+    fn identity_sources_and_claims_are_configurable() {
+        let config = parse(
+            r#"{"identity": {"sources": ["basic-auth", "jwt"], "xffTrustedHops": 2,
+                "jwt": {"payloadKey": "claims", "userNameClaim": null, "emailClaim": "mail"}}}"#,
+        )
+        .expect("valid");
+        assert_eq!(config.identity.sources, [IdentitySource::BasicAuth, IdentitySource::Jwt]);
+        assert_eq!(config.identity.xff_trusted_hops, 2);
+        assert_eq!(config.identity.jwt.payload_key, "claims");
+        assert_eq!(config.identity.jwt.email_claim.as_deref(), Some("mail"));
+        assert_eq!(config.identity.jwt.user_name_claim, None, "null reads no claim");
+        assert_eq!(config.identity.jwt.user_id_claim.as_deref(), Some("sub"), "unset keys keep their default");
+        let unknown = error_text(r#"{"identity": {"sources": ["cookie"]}}"#);
+        assert!(unknown.starts_with("`identity`: unknown variant `cookie`"), "got {unknown}");
     }
 
     #[test]

@@ -18,6 +18,11 @@ impl RequestHeaders {
         self.pairs.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
     }
 
+    /// Every value of `name`, in the order they arrived.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.pairs.iter().filter(move |(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+
     /// The first value of `name` that is not blank.
     pub fn get_non_empty(&self, name: &str) -> Option<&str> {
         self.pairs

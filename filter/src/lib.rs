@@ -7,7 +7,9 @@
 //! - [`host`]: [`host::RequestView`], what capture reads from the proxy (the only seam).
 //! - [`capture`]: a finished request → an [`audit_event::AuditEvent`].
 //! - [`classify`]: the seam that gives an event its `type` and `params` (route tables plug in).
-//! - [`identity`], [`redact`]: who made the request; masking secrets in the query string.
+//! - [`identity`], [`client_ip`]: who made the request, and from which address;
+//!   [`metadata`] reads the claims `jwt_authn` verified from Envoy's dynamic metadata.
+//! - [`redact`], [`fingerprint`]: masking secrets in query strings; a keyed hash of a token.
 //! - [`outbox`]: the per-worker buffer, batching and retry policy (time passed in), and
 //!   the gap records that report dropped events.
 //! - [`answer`]: what a collector answer means (acknowledged, retry, or rejected batch).
@@ -18,10 +20,13 @@
 pub mod answer;
 pub mod capture;
 pub mod classify;
+pub mod client_ip;
 pub mod config;
+pub mod fingerprint;
 pub mod failure_policy;
 pub mod host;
 pub mod identity;
+pub mod metadata;
 pub mod outbox;
 pub mod redact;
 pub mod routes;

@@ -54,7 +54,13 @@ impl HttpContext for AuditHttp {
 
     fn on_log(&mut self) {
         let Some(worker) = &self.worker else { return };
-        let event = capture_event(&HostRequest, &worker.config, &worker.config.route_table, random_event_id());
+        let event = capture_event(
+            &HostRequest,
+            &worker.config,
+            &worker.config.route_table,
+            worker.fingerprint_key.as_ref(),
+            random_event_id(),
+        );
         let json = match serde_json::to_vec(&event) {
             Ok(json) => json,
             Err(err) => {

@@ -5,6 +5,7 @@
 use std::cell::{Cell, RefCell};
 
 use crate::config::{ConfigError, FilterConfig};
+use crate::fingerprint::{resolve_key, FingerprintKey, KeyOrigin};
 use crate::outbox::{Outbox, OutboxLimits};
 
 pub struct Worker {
@@ -12,6 +13,8 @@ pub struct Worker {
     pub outbox: RefCell<Outbox>,
     /// `Bearer <ingest token>`, built once.
     pub authorization: String,
+    /// Keys `token_fingerprint`; None when fingerprints are disabled.
+    pub fingerprint_key: Option<FingerprintKey>,
     /// Requests refused by the fail-closed policy (the root publishes it as a stat, so
     /// the HTTP context makes no extra host call).
     pub refused: Cell<u64>,
@@ -23,9 +26,19 @@ impl Worker {
     pub fn configure(plugin_configuration: &[u8]) -> Result<Worker, ConfigError> {
         let config = FilterConfig::from_json(plugin_configuration)?;
         let token = config.ingest_token(|name| std::env::var(name).ok())?;
+        let fingerprint = &config.redaction.token_fingerprint;
+        let (fingerprint_key, origin) = resolve_key(fingerprint, |name| std::env::var(name).ok(), token.trim());
+        if origin == KeyOrigin::IngestToken {
+            log::info!(
+                "audit-filter: `{}` is unset, so token fingerprints are keyed by a key derived from the ingest \
+                 token; they change when it is rotated (set `{}` and list it in host_env_keys for stable ones)",
+                fingerprint.key_env, fingerprint.key_env
+            );
+        }
         Ok(Worker {
             outbox: RefCell::new(Outbox::new(OutboxLimits::from_config(&config))),
             authorization: format!("Bearer {}", token.trim()),
+            fingerprint_key,
             refused: Cell::new(0),
             config,
         })
