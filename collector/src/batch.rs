@@ -80,7 +80,7 @@ mod tests {
             "user_email": "someone@example.com",
             "payload": {"path": "/pacts", "queryString": "", "method": "GET",
                         "userAgent": null, "referer": null, "params": {}},
-            "response": {"status": 201, "durationMs": 1.5}
+            "response": {"status": 201, "durationMs": 1.5, "outcome": "success"}
         })
     }
 

@@ -1,6 +1,8 @@
 //! The `audit-collector` binary: parse the command line, start logging to stderr, bind,
 //! and run until Ctrl-C or SIGTERM. Everything else lives in the library.
 
+use std::io::IsTerminal;
+
 use anyhow::Context;
 use audit_collector::cli::{Cli, Command};
 use clap::Parser;
@@ -12,6 +14,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     match cli.command {

@@ -5,7 +5,7 @@
 
 use hyper::header::{HeaderValue, ALLOW, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::StatusCode;
-use serde_json::json;
+use serde::Serialize;
 
 use super::respond::{with_body, HttpResponse};
 use crate::store::StoreError;
@@ -109,13 +109,15 @@ impl ApiError {
         } else {
             self.to_string()
         };
-        let body = json!({
-            "type": format!("urn:audit-sidecar:problem:{}", self.kind()),
-            "title": status.canonical_reason().unwrap_or("Error"),
-            "status": status.as_u16(),
-            "detail": detail,
-        });
-        let mut response = with_body(status, "application/problem+json", body.to_string());
+        let problem = Problem {
+            kind: format!("urn:audit-sidecar:problem:{}", self.kind()),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail,
+        };
+        // A struct of strings and a number always serializes; the fallback is never sent.
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = with_body(status, "application/problem+json", body);
         let headers = response.headers_mut();
         match &self {
             ApiError::MissingToken => {
@@ -137,6 +139,16 @@ impl ApiError {
         }
         response
     }
+}
+
+/// The RFC 9457 body, fields in the RFC's order.
+#[derive(Serialize)]
+struct Problem {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'static str,
+    status: u16,
+    detail: String,
 }
 
 #[cfg(test)]
