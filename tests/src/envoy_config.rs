@@ -1,6 +1,7 @@
 //! The top-level `envoy.yaml`, rendered for a run on this machine: the listener, admin and
 //! cluster addresses and the wasm path are substituted, and a test may merge changes into
-//! the filter's JSON configuration. Everything else is the file users copy, so it cannot rot.
+//! the filter's JSON configuration or put HTTP filters (say `jwt_authn`) in front of the
+//! audit filter. Everything else is the file users copy, so it cannot rot.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +24,8 @@ pub struct EnvoySubstitutions {
     pub wasm: PathBuf,
     /// Merged (JSON merge patch) into the filter's configuration, when given.
     pub filter_config_patch: Option<serde_json::Value>,
+    /// HTTP filters inserted, in order, just before `envoy.filters.http.wasm`.
+    pub extra_http_filters: Vec<Value>,
 }
 
 /// Renders `template` (the text of `envoy.yaml`) with `substitutions` applied.
@@ -43,7 +46,9 @@ pub fn render_envoy_config(template: &str, substitutions: &EnvoySubstitutions) -
     let listener = first(at(&mut root, &["static_resources", "listeners"])?, "listener")?;
     let chain = first(at(listener, &["filter_chains"])?, "filter chain")?;
     let manager = named(at(chain, &["filters"])?, "envoy.filters.network.http_connection_manager")?;
-    let wasm = named(at(manager, &["typed_config", "http_filters"])?, "envoy.filters.http.wasm")?;
+    let http_filters = at(manager, &["typed_config", "http_filters"])?;
+    insert_before(http_filters, "envoy.filters.http.wasm", &substitutions.extra_http_filters)?;
+    let wasm = named(http_filters, "envoy.filters.http.wasm")?;
     let plugin = at(wasm, &["typed_config", "config"])?;
     *at(plugin, &["vm_config", "code", "local", "filename"])? =
         Value::String(substitutions.wasm.display().to_string());
@@ -92,6 +97,16 @@ fn named<'a>(list: &'a mut Value, name: &str) -> Result<&'a mut Value> {
         .ok_or_else(|| anyhow!("envoy.yaml has no entry named `{name}`"))
 }
 
+fn insert_before(list: &mut Value, name: &str, items: &[Value]) -> Result<()> {
+    let entries = list.as_sequence_mut().ok_or_else(|| anyhow!("envoy.yaml: `http_filters` is not a list"))?;
+    let at = entries
+        .iter()
+        .position(|item| item.get("name").and_then(Value::as_str) == Some(name))
+        .ok_or_else(|| anyhow!("envoy.yaml has no entry named `{name}`"))?;
+    entries.splice(at..at, items.iter().cloned());
+    Ok(())
+}
+
 fn set_socket_address(socket_address: &mut Value, address: SocketAddr) {
     socket_address["address"] = Value::String(address.ip().to_string());
     socket_address["port_value"] = Value::Number(address.port().into());
@@ -110,7 +125,31 @@ mod tests {
             collector: "127.0.0.1:4002".parse().unwrap(),
             wasm: PathBuf::from("/tmp/x/audit_filter.wasm"),
             filter_config_patch: Some(serde_json::json!({"batch": {"maxEvents": 7}})),
+            extra_http_filters: Vec::new(),
         }
+    }
+
+    fn http_filter_names(rendered: &str) -> Vec<String> {
+        let root: Value = serde_yaml::from_str(rendered).unwrap();
+        let filters = &root["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"];
+        filters.as_sequence().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_string()).collect()
+    }
+
+    #[test]
+    fn extra_http_filters_go_just_before_the_audit_filter_in_order() {
+        let template = std::fs::read_to_string(envoy_yaml()).unwrap();
+        let plain = render_envoy_config(&template, &substitutions()).unwrap();
+        assert_eq!(http_filter_names(&plain), ["envoy.filters.http.wasm", "envoy.filters.http.router"], "no extras");
+        let extras = vec![
+            serde_yaml::from_str("{name: first.filter, typed_config: {x: 1}}").unwrap(),
+            serde_yaml::from_str("{name: second.filter}").unwrap(),
+        ];
+        let rendered = render_envoy_config(&template, &EnvoySubstitutions { extra_http_filters: extras, ..substitutions() }).unwrap();
+        assert_eq!(
+            http_filter_names(&rendered),
+            ["first.filter", "second.filter", "envoy.filters.http.wasm", "envoy.filters.http.router"]
+        );
+        assert!(rendered.contains("/tmp/x/audit_filter.wasm"), "the wasm path is still substituted:\n{rendered}");
     }
 
     #[test]

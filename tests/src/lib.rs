@@ -12,9 +12,12 @@
 //! - [`envoy_config`]: `envoy.yaml` with addresses, ports and the wasm path substituted.
 //! - [`stack`]: starting and stopping the whole stack, with readiness waits.
 //! - [`client`]: HTTP helpers: requests through Envoy, reading and walking `/audit`.
+//! - [`jwt`]: a signing key made at test time, its JWKS, RS256 tokens and a `jwt_authn`
+//!   filter that trusts them (the `openssl` command does the cryptography).
 
 pub mod client;
 pub mod envoy_config;
+pub mod jwt;
 pub mod paths;
 pub mod process;
 pub mod stack;

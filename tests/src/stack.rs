@@ -27,6 +27,10 @@ pub struct StackOptions {
     pub envoy_concurrency: usize,
     /// Merged into the filter configuration of `envoy.yaml` (JSON merge patch).
     pub filter_config_patch: Option<serde_json::Value>,
+    /// HTTP filters put just before the audit filter (e.g. `jwt_authn`), in order.
+    pub extra_http_filters: Vec<serde_yaml::Value>,
+    /// Extra environment variables for Envoy (e.g. `AUDIT_FINGERPRINT_KEY`).
+    pub envoy_env: Vec<(String, String)>,
     /// The bearer token for `GET /audit`.
     pub read_token: String,
     /// The credential the filter presents to the collector's ingest.
@@ -41,6 +45,8 @@ impl Default for StackOptions {
             listen_port: 0,
             envoy_concurrency: 2,
             filter_config_patch: None,
+            extra_http_filters: Vec::new(),
+            envoy_env: Vec::new(),
             read_token: "test-read-token".to_string(),
             ingest_token: "test-ingest-token".to_string(),
             data_dir: None,
@@ -218,6 +224,7 @@ fn start_envoy(
         collector,
         wasm: paths::filter_wasm()?,
         filter_config_patch: options.filter_config_patch.clone(),
+        extra_http_filters: options.extra_http_filters.clone(),
     })?;
     let config_path = dir.join("envoy.yaml");
     std::fs::write(&config_path, rendered)?;
@@ -231,7 +238,8 @@ fn start_envoy(
         .arg("--disable-hot-restart")
         .arg("--admin-address-path").arg(&admin_file)
         .arg("--log-level").arg("info")
-        .env("AUDIT_INGEST_TOKEN", &options.ingest_token);
+        .env("AUDIT_INGEST_TOKEN", &options.ingest_token)
+        .envs(options.envoy_env.iter().map(|(name, value)| (name, value)));
     let mut envoy = ManagedProcess::spawn("envoy", command, dir)?;
     let admin = envoy.wait_for("admin address file", READY_TIMEOUT, |_| read_address_file(&admin_file))?;
     let ready = format!("http://{admin}/ready");

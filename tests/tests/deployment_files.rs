@@ -47,6 +47,7 @@ fn envoy_yaml_passes_envoys_validate_mode_with_the_built_filter() {
         collector: "127.0.0.1:9".parse().unwrap(),
         wasm: paths::filter_wasm().unwrap(),
         filter_config_patch: None,
+        extra_http_filters: Vec::new(),
     })
     .unwrap();
     let config = dir.path().join("envoy.yaml");
