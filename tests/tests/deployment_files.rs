@@ -1,6 +1,9 @@
 //! The files users deploy with: `docker-compose.yml` is valid for Debian's docker-compose and
 //! uses official images at the versions the tests run; `envoy.yaml` passes Envoy's own check.
 
+// Test code: a panic here is a failed test with its message, not a crashed proxy.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::process::Command;
 
 use audit_e2e::envoy_config::{render_envoy_config, EnvoySubstitutions};

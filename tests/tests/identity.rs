@@ -3,6 +3,9 @@
 //! metadata), a forged token is refused by Envoy and still audited, tokens are recorded
 //! only as keyed fingerprints, and the client address honours trusted proxy hops.
 
+// Test code: a panic here is a failed test with its message, not a crashed proxy.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
 use audit_e2e::client::{send, wait_for_trail};

@@ -2,6 +2,9 @@
 //! can put one, and neither the SQLite file (with its WAL) nor `/audit` may hold any of
 //! them afterwards. The path is not a secret and is kept.
 
+// Test code: a panic here is a failed test with its message, not a crashed proxy.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
 use audit_e2e::client::{get_with_token, send, wait_for_trail};

@@ -1,6 +1,9 @@
 //! The end-to-end audit trail: requests through real Envoy become exactly those events at
 //! `/audit`, in PactFlow's shape, readable page by page, with the reading itself audited.
 
+// Test code: a panic here is a failed test with its message, not a crashed proxy.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -32,7 +35,9 @@ fn requests_through_envoy_become_exactly_those_events_with_the_right_fields() {
     let stack = start();
     let url = stack.envoy_url();
     let before = std::time::SystemTime::now();
-    let requests: Vec<(&str, &str, Vec<(&str, &str)>, u16)> = vec![
+    // (method, path with query, headers, the status the broker stand-in answers)
+    type SentRequest<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, u16);
+    let requests: Vec<SentRequest> = vec![
         ("GET", "/pacticipants", vec![("x-forwarded-email", "bob@example.com")], 200),
         ("GET", "/pacticipants/Foo", vec![("authorization", "Basic YWxpY2U6czNjcjN0LXBhc3N3b3Jk")], 200), // alice:s3cr3t-password
         ("PUT", "/pacticipants/Foo/versions/1.0.0/tags/main", vec![("x-user-id", "42"), ("referer", "http://ui.example/x")], 201),
