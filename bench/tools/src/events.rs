@@ -1,0 +1,92 @@
+//! Realistic audit events, as the filter sends them for Pact Broker traffic: an identified
+//! user, a typed route with params, a request id, a token fingerprint, a response. About
+//! 700 bytes of JSON each, varied so SQLite and the page serializer see real-looking rows.
+
+use std::collections::BTreeMap;
+
+use audit_event::event_uuid::encode_event_uuid;
+use audit_event::timestamp::format_rfc3339_millis;
+use audit_event::{AuditEvent, RequestPayload, ResponseSummary};
+
+/// The uuid of event `index` of run `run_id`: unique per (run, index), valid base64url.
+pub fn uuid(run_id: u32, index: u64) -> String {
+    let mut bytes = [0u8; 16];
+    bytes[..4].copy_from_slice(&run_id.to_be_bytes());
+    bytes[4..12].copy_from_slice(&index.to_be_bytes());
+    bytes[12..].copy_from_slice(&0xA0D1_7u32.to_be_bytes());
+    encode_event_uuid(bytes)
+}
+
+/// Event number `index`, captured at `timestamp_ms`.
+pub fn realistic(run_id: u32, index: u64, timestamp_ms: i64) -> AuditEvent {
+    let service = index % 40;
+    let version = format!("1.{}.{}", index % 13, index % 997);
+    let user = index % 50;
+    let (event_type, method, path, mut params) = match index % 4 {
+        0 => (
+            "PactBroker::Api::Resources::Tag",
+            "PUT",
+            format!("/pacticipants/service-{service}/versions/{version}/tags/main"),
+            params(&[("tag_name", "main"), ("resource_name", "pacticipant_version_tag")]),
+        ),
+        1 => (
+            "PactBroker::Api::Resources::Pact",
+            "PUT",
+            format!("/pacts/provider/service-{}/consumer/service-{service}/version/{version}", (service + 1) % 40),
+            params(&[("resource_name", "pact")]),
+        ),
+        2 => (
+            "PactBroker::Api::Resources::Version",
+            "GET",
+            format!("/pacticipants/service-{service}/versions/{version}"),
+            params(&[("resource_name", "pacticipant_version")]),
+        ),
+        _ => (
+            "PactBroker::Api::Resources::Pacticipant",
+            "GET",
+            format!("/pacticipants/service-{service}"),
+            params(&[("resource_name", "pacticipant")]),
+        ),
+    };
+    params.insert("pacticipant_name".to_owned(), format!("service-{service}"));
+    if index % 4 != 3 {
+        params.insert("pacticipant_version_number".to_owned(), version);
+    }
+    let status = if index % 97 == 0 { 401 } else if method == "PUT" { 201 } else { 200 };
+    AuditEvent {
+        uuid: uuid(run_id, index),
+        timestamp: format_rfc3339_millis(timestamp_ms.saturating_mul(1_000_000)),
+        event_type: event_type.to_owned(),
+        db_user_id: Some(1000 + user as i64),
+        user_email: Some(format!("user{user}@example.com")),
+        payload: RequestPayload {
+            path,
+            query_string: if index % 5 == 0 { "latest=true&token=***".to_owned() } else { String::new() },
+            method: method.to_owned(),
+            user_agent: Some("pact_broker-client/1.75.1 (ruby 3.2.2; x86_64-linux) Faraday v2.9".to_owned()),
+            referer: None,
+            params,
+            client_ip: Some(format!("10.20.{}.{}", user / 10, user + 2)),
+            request_id: Some(format!("{:08x}-6c38-4935-bfa1-{:012x}", index as u32, index.wrapping_mul(2654435761))),
+            host: Some("pact-broker.internal.example.com".to_owned()),
+        },
+        user_id: Some((1000 + user).to_string()),
+        user_name: Some(format!("user{user}")),
+        identity_source: Some("header:x-forwarded-email".to_owned()),
+        token_fingerprint: Some(format!("hmac-sha256:{}", &uuid(user as u32, 7)[..22])),
+        response: Some(ResponseSummary::new(status, 1.0 + (index % 1000) as f64 / 137.0)),
+        gap: None,
+    }
+}
+
+fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect()
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

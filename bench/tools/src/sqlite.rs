@@ -1,0 +1,156 @@
+//! SQLite straight from one process, on a database the collector created (so the schema is
+//! its migrations' and `journal_mode` is its WAL):
+//! - `raw-insert`: the ceiling for ingest. The same rows the collector would store, with
+//!   its INSERT statement and its pragmas (`synchronous=FULL`), prepared before the clock
+//!   starts, committed every `--batches-per-commit` batches. No HTTP, no JSON parsing.
+//! - `generate`: fills a trail fast for the `/audit` page timings (durability off, big
+//!   transactions); appends when the database already holds events.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use rusqlite::{params, Connection, TransactionBehavior};
+use serde_json::json;
+
+use crate::args::Flags;
+use crate::events::{now_millis, realistic};
+
+/// The collector's INSERT (collector/src/store/writer.rs), character for character.
+const INSERT: &str = "INSERT INTO events
+                (uuid, timestamp_ms, type, db_user_id, user_email, method, status, ingested_at_ms, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (uuid) DO NOTHING";
+
+/// One row as the collector's batch parser produces it.
+struct Row {
+    uuid: String,
+    timestamp_ms: i64,
+    event_type: String,
+    db_user_id: Option<i64>,
+    user_email: Option<String>,
+    method: String,
+    status: Option<i64>,
+    body: String,
+}
+
+fn row(run_id: u32, index: u64, timestamp_ms: i64) -> Result<Row> {
+    let event = realistic(run_id, index, timestamp_ms);
+    // The collector stores the event re-serialized from its parsed form: the same call.
+    let body = serde_json::to_string(&event)?;
+    Ok(Row {
+        uuid: event.uuid,
+        timestamp_ms,
+        event_type: event.event_type,
+        db_user_id: event.db_user_id,
+        user_email: event.user_email,
+        method: event.payload.method,
+        status: event.response.map(|response| i64::from(response.status)),
+        body,
+    })
+}
+
+fn insert(conn: &Connection, row: &Row, ingested_at_ms: i64) -> Result<usize> {
+    let mut statement = conn.prepare_cached(INSERT)?;
+    Ok(statement.execute(params![
+        row.uuid,
+        row.timestamp_ms,
+        row.event_type,
+        row.db_user_id,
+        row.user_email,
+        row.method,
+        row.status,
+        ingested_at_ms,
+        row.body,
+    ])?)
+}
+
+fn open_collector_database(path: &Path) -> Result<Connection> {
+    if !path.exists() {
+        bail!("{} does not exist: start the collector once on it to create the schema", path.display());
+    }
+    let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version == 0 {
+        bail!("{} has no schema: start the collector once on it first", path.display());
+    }
+    Ok(conn)
+}
+
+pub fn raw_insert(flags: &Flags) -> Result<serde_json::Value> {
+    let path = Path::new(flags.text("db")?);
+    let events: u64 = flags.number("events")?;
+    let batch: u64 = flags.number_or("batch", 100)?;
+    let per_commit: u64 = flags.number_or("batches-per-commit", 1)?;
+    if batch == 0 || per_commit == 0 {
+        bail!("--batch and --batches-per-commit must be greater than zero");
+    }
+    let mut conn = open_collector_database(path)?;
+    // The collector's connection settings (collector/src/store/schema.rs).
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    let now = now_millis();
+    let rows = (0..events).map(|i| row(3, i, now + i as i64)).collect::<Result<Vec<_>>>()?;
+    let started = Instant::now();
+    let mut stored = 0;
+    let mut commits = 0;
+    for chunk in rows.chunks(usize::try_from(batch * per_commit)?) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let ingested_at_ms = now_millis();
+        for row in chunk {
+            stored += insert(&tx, row, ingested_at_ms)?;
+        }
+        tx.commit()?;
+        commits += 1;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(json!({
+        "events": events, "stored": stored, "commits": commits, "rows_per_commit": batch * per_commit,
+        "journal_mode": mode, "seconds": seconds, "events_per_s": events as f64 / seconds,
+    }))
+}
+
+pub fn generate(flags: &Flags) -> Result<serde_json::Value> {
+    let path = Path::new(flags.text("db")?);
+    let target: u64 = flags.number("events")?;
+    let per_transaction: u64 = flags.number_or("rows-per-transaction", 100_000)?;
+    if per_transaction == 0 {
+        bail!("--rows-per-transaction must be greater than zero");
+    }
+    let mut conn = open_collector_database(path)?;
+    // A generated trail needs no durability: a crash here means generating it again.
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    conn.pragma_update(None, "cache_size", -1_048_576)?; // 1 GiB, so the uuid index stays in memory
+    let existing: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |row| row.get(0))?;
+    let existing = u64::try_from(existing)?;
+    // Timestamps 50 ms apart, ending around now: recent enough that retention keeps them.
+    let start_ms = now_millis() - i64::try_from(target)? * 50;
+    let started = Instant::now();
+    let mut index = existing;
+    while index < target {
+        let end = (index + per_transaction).min(target);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for i in index..end {
+            let timestamp_ms = start_ms + i as i64 * 50;
+            insert(&tx, &row(7, i, timestamp_ms)?, timestamp_ms + 5)?;
+        }
+        tx.commit()?;
+        index = end;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    let total: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |row| row.get(0))?;
+    let first: String = conn.query_row("SELECT uuid FROM events ORDER BY seq LIMIT 1", [], |row| row.get(0))?;
+    // The first event of the last full page: `from=` it returns the end of the trail.
+    let last_page: String =
+        conn.query_row("SELECT uuid FROM events ORDER BY seq DESC LIMIT 1 OFFSET 99", [], |row| row.get(0))?;
+    let bytes = std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0);
+    let generated = target.saturating_sub(existing);
+    Ok(json!({
+        "events": total, "generated": generated, "seconds": seconds,
+        "rows_per_s": generated as f64 / seconds.max(1e-9),
+        "first_uuid": first, "last_page_uuid": last_page, "db_bytes": bytes,
+    }))
+}
