@@ -21,12 +21,14 @@
 //! - `http`: the routes: ingest, the audit page, health, and the one mapping from error to
 //!   HTTP status (`application/problem+json`).
 //! - `store`: SQLite: pragmas and migrations, the writer thread, the reader pool, retention.
+//! - [`chain`]: the tamper-evident trail: canonical form, hash links, signed checkpoints.
 //! - [`address_file`]: tells a test harness which port a `--listen …:0` server got.
 //! - [`error`]: [`Error`], why [`run`] could not start or stop cleanly.
 
 pub mod address_file;
 pub mod auth;
 mod batch;
+pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod error;

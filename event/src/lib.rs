@@ -8,9 +8,11 @@
 //! - [`event`]: [`AuditEvent`] and its parts, and the checks the collector applies on ingest.
 //! - [`ingest`]: [`IngestBatch`], the body of `POST /v1/events`, and its [`IngestReceipt`].
 //! - [`page`]: [`AuditPage`], the body of `GET /audit`.
+//! - [`chain`]: the hash-chain link of each served event, signed checkpoints, the public key.
 //! - [`event_uuid`]: the 22-character base64url event identity.
 //! - [`timestamp`]: RFC 3339 with milliseconds and an offset, formatted without a clock.
 
+pub mod chain;
 pub mod event;
 pub mod event_uuid;
 pub mod ingest;
