@@ -11,6 +11,8 @@ use crate::auth::TokenSet;
 pub const DEFAULT_WRITE_QUEUE_BATCHES: usize = 256;
 /// Default number of days an event is kept.
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;
+/// Default seconds between two checkpoints (when there are new events).
+pub const DEFAULT_CHECKPOINT_INTERVAL_SECS: u64 = 300;
 /// Default limit on an ingest body.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
@@ -40,6 +42,12 @@ pub struct Config {
     pub max_connections: usize,
     /// How long shutdown waits for in-flight requests before it stops waiting.
     pub shutdown_grace: Duration,
+    /// How often a checkpoint is signed when the trail has grown (also after each purge
+    /// and at shutdown).
+    pub checkpoint_interval: Duration,
+    /// The Ed25519 key that signs checkpoints (PKCS#8 PEM); created when missing. `None`:
+    /// next to the database, `<name>.signing-key.pem`.
+    pub signing_key: Option<PathBuf>,
 }
 
 impl Config {
@@ -57,6 +65,8 @@ impl Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(30),
+            checkpoint_interval: Duration::from_secs(DEFAULT_CHECKPOINT_INTERVAL_SECS),
+            signing_key: None,
         }
     }
 
@@ -79,6 +89,9 @@ impl Config {
         }
         if self.max_body_bytes == 0 || self.max_connections == 0 || self.retention_interval.is_zero() {
             return Err(ConfigError::ZeroLimit);
+        }
+        if self.checkpoint_interval.is_zero() {
+            return Err(ConfigError::ZeroCheckpointInterval);
         }
         Ok(())
     }
@@ -129,6 +142,9 @@ pub enum ConfigError {
     /// A writer queue that holds nothing.
     #[error("--write-queue-batches / AUDIT_WRITE_QUEUE_BATCHES must be at least 1 (the number of batches waiting for the writer; the default is 256)")]
     ZeroWriteQueue,
+    /// Checkpoints with no time between them.
+    #[error("--checkpoint-interval-secs / AUDIT_CHECKPOINT_INTERVAL_SECS must be at least 1 (seconds between signed checkpoints; the default is 300)")]
+    ZeroCheckpointInterval,
     /// A limit of zero elsewhere in [`Config`].
     #[error("max_body_bytes, max_connections and retention_interval must be greater than zero")]
     ZeroLimit,

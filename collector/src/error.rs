@@ -27,6 +27,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The checkpoint signing key could not be read or created.
+    #[error(transparent)]
+    SigningKey(#[from] crate::chain::signing::KeyError),
     /// A blocking task could not be joined.
     #[error("a background task failed: {0}")]
     Task(String),

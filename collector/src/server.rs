@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +19,9 @@ use crate::address_file::write_address_file;
 use crate::config::Config;
 use crate::error::Error;
 use crate::http::{route, Shared};
-use crate::store::{retention, schema, writer, Readers};
+use crate::chain::signing::{default_key_path, TrailSigner};
+use crate::store::chain_store::link_unchained_events;
+use crate::store::{checkpointing, retention, schema, writer, Readers, StoreError};
 
 /// A client gets this long to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,11 +35,14 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     config.validate()?;
     let address = listener.local_addr().map_err(Error::LocalAddress)?;
     let database = config.database.clone();
-    let conn = tokio::task::spawn_blocking(move || schema::open_for_writing(&database))
+    let key_path = config.signing_key.clone().unwrap_or_else(|| default_key_path(&config.database));
+    let (conn, signer) = tokio::task::spawn_blocking(move || open_chained(&database, &key_path))
         .await
         .map_err(|error| Error::Task(error.to_string()))??;
-    let (writer, writer_thread) = writer::spawn(conn, config.write_queue_batches)?;
+    let trail_key = signer.public_key();
+    let (writer, writer_thread) = writer::spawn_signing(conn, config.write_queue_batches, Some(signer))?;
     let purger = retention::spawn(writer.clone(), config.retention_days, config.retention_interval);
+    let checkpointer = checkpointing::spawn(writer.clone(), config.checkpoint_interval);
     let shared = Arc::new(Shared {
         writer,
         readers: Readers::new(config.database.clone()),
@@ -44,6 +50,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         ingest_tokens: config.ingest_tokens.clone(),
         public_url: config.public_url.clone(),
         max_body_bytes: config.max_body_bytes,
+        trail_key,
     });
 
     let served = match announce(&config, address) {
@@ -56,9 +63,25 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     };
 
     purger.abort();
+    checkpointer.abort();
     writer_thread.shutdown().await?;
     tracing::info!("audit collector stopped; every acknowledged batch is committed");
     served
+}
+
+/// Opens the database, links any events stored before the hash chain existed, and loads
+/// (or creates) the signing key, before anything is served.
+fn open_chained(database: &Path, key_path: &Path) -> Result<(rusqlite::Connection, TrailSigner), Error> {
+    let mut conn = schema::open_for_writing(database)?;
+    let tx = conn.transaction().map_err(StoreError::from)?;
+    let linked = link_unchained_events(&tx)?;
+    tx.commit().map_err(StoreError::from)?;
+    if linked > 0 {
+        tracing::info!(linked, "linked events stored before the hash chain existed");
+    }
+    let signer = TrailSigner::load_or_create(key_path)?;
+    tracing::info!(key_id = signer.key_id(), key = %key_path.display(), "checkpoints are signed with this key");
+    Ok((conn, signer))
 }
 
 fn announce(config: &Config, address: std::net::SocketAddr) -> Result<(), Error> {

@@ -4,14 +4,17 @@
 
 mod audit;
 mod body;
+mod checkpoints;
 mod health;
 mod ingest;
 mod links;
 mod problem;
+mod public_key;
 mod respond;
 
 use std::sync::Arc;
 
+use audit_event::chain::{TrailPublicKey, CHECKPOINTS_PATH, PUBLIC_KEY_PATH};
 use audit_event::ingest::INGEST_PATH;
 use hyper::body::Incoming;
 use hyper::header::HeaderMap;
@@ -43,6 +46,8 @@ pub struct Shared {
     pub public_url: Option<PublicUrl>,
     /// Largest ingest body.
     pub max_body_bytes: usize,
+    /// The public key that verifies the checkpoints.
+    pub trail_key: TrailPublicKey,
 }
 
 /// Answers one request.
@@ -53,8 +58,10 @@ pub async fn route(request: Request<Incoming>, shared: Arc<Shared>) -> HttpRespo
         (INGEST_PATH, &Method::POST) => ingest::handle(request, &shared).await,
         (AUDIT_PATH, &Method::GET) => audit::handle(&request, &shared).await,
         (HEALTH_PATH, &Method::GET) => health::handle(&shared).await,
+        (CHECKPOINTS_PATH, &Method::GET) => checkpoints::handle(&request, &shared).await,
+        (PUBLIC_KEY_PATH, &Method::GET) => public_key::handle(&shared),
         (INGEST_PATH, _) => Err(ApiError::MethodNotAllowed { path, method: method.to_string(), allow: "POST" }),
-        (AUDIT_PATH | HEALTH_PATH, _) => {
+        (AUDIT_PATH | HEALTH_PATH | CHECKPOINTS_PATH | PUBLIC_KEY_PATH, _) => {
             Err(ApiError::MethodNotAllowed { path, method: method.to_string(), allow: "GET" })
         }
         _ => Err(ApiError::NotFound { path }),

@@ -61,6 +61,9 @@ pub enum StoreError {
         /// What serde said.
         reason: String,
     },
+    /// The hash chain or its checkpoints cannot be extended as stored.
+    #[error("the trail's hash chain cannot be extended: {0}; run `audit-collector verify` on the database")]
+    Chain(String),
     /// A blocking database task could not be joined.
     #[error("a database task failed: {0}")]
     Task(String),

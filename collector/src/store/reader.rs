@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 
 use super::schema::open_for_reading;
 use super::StoreError;
+use crate::chain::served::with_chain_link;
 
 /// Read queries running at once; more wait for a turn.
 pub const MAX_READERS: usize = 4;
@@ -104,10 +105,19 @@ pub fn read_page(conn: &mut Connection, from: Option<&str>, size: usize) -> Resu
     let limit = i64::try_from(size.saturating_add(1)).unwrap_or(i64::MAX);
     let mut rows: Vec<(String, String)> = Vec::with_capacity(size.saturating_add(1).min(1024));
     {
-        let mut select = tx.prepare_cached("SELECT uuid, body FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2")?;
+        let mut select = tx.prepare_cached("SELECT uuid, body, seq, chain_prev, chain_hash FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2")?;
         let mut found = select.query(params![start, limit])?;
         while let Some(row) = found.next()? {
-            rows.push((row.get(0)?, row.get(1)?));
+            let (uuid, body): (String, String) = (row.get(0)?, row.get(1)?);
+            // Each event is served with its chain link (`chain`), spliced in unparsed.
+            let (seq, prev, hash): (i64, Option<Vec<u8>>, Option<Vec<u8>>) = (row.get(2)?, row.get(3)?, row.get(4)?);
+            let served = match (prev, hash) {
+                (Some(prev), Some(hash)) => with_chain_link(&body, seq, &prev, &hash).ok_or_else(|| {
+                    StoreError::CorruptEvent { uuid: uuid.clone(), reason: "its body or chain link is damaged".to_owned() }
+                })?,
+                _ => body,
+            };
+            rows.push((uuid, served));
         }
     }
     tx.finish()?;

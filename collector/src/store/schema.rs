@@ -31,6 +31,10 @@ const MIGRATIONS: &[&str] = &[
         body TEXT NOT NULL
     ) STRICT;
     CREATE INDEX events_by_timestamp ON events (timestamp_ms);",
+    // 2: the tamper-evident trail: hash-chain columns, the retention anchor, signed
+    // checkpoints, and the triggers that leave no update or delete path (see
+    // `chain_migration`).
+    super::chain_migration::CHAIN_MIGRATION,
 ];
 
 /// The schema version this binary migrates to.

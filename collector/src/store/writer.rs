@@ -3,16 +3,25 @@
 //! for the first command, takes whatever else is already waiting (up to a bound), runs it
 //! all in ONE transaction with cached statements, commits, and only then answers each
 //! sender. An acknowledged batch is therefore always a committed batch.
+//!
+//! The writer also keeps the hash chain: each event is linked to the one before in the
+//! transaction that stores it, and, when it has a signing key, the writer signs the
+//! checkpoints (on request, after every purge inside the purge's transaction, and once more
+//! when it stops), so no committed state is ever left without its proof.
 
 use std::thread::JoinHandle;
 
+use audit_event::chain::Checkpoint;
 use audit_event::IngestReceipt;
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
+use super::chain_store::{chain_head, issue_checkpoint};
 use super::retention::purge_batch;
 use super::{now_millis, StoreError};
+use crate::chain::link::body_hash;
+use crate::chain::signing::TrailSigner;
 
 /// Most queued commands written in one transaction: big enough to amortise the fsync of a
 /// commit, small enough that one transaction never holds the lock for long.
@@ -44,6 +53,7 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 enum Command {
     Ingest { events: Vec<NewEvent>, reply: Reply<IngestReceipt> },
     Purge { older_than_ms: i64, limit: usize, reply: Reply<usize> },
+    Checkpoint { reply: Reply<Option<Checkpoint>> },
     Shutdown,
 }
 
@@ -94,6 +104,14 @@ impl WriterHandle {
         deleted.await.map_err(|_| StoreError::WriterStopped)?
     }
 
+    /// Signs a checkpoint of the chain's head, unless nothing changed since the last one
+    /// (or the writer has no signing key); returns the new checkpoint.
+    pub async fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        let (reply, issued) = oneshot::channel();
+        self.queue.send(Command::Checkpoint { reply }).await.map_err(|_| StoreError::WriterStopped)?;
+        issued.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
     /// False once the writer has stopped taking work.
     pub fn is_running(&self) -> bool {
         !self.queue.is_closed()
@@ -119,17 +137,28 @@ impl WriterThread {
     }
 }
 
-/// Starts the writer thread on `conn` with a queue of `capacity` commands.
+#[cfg(test)]
+/// Starts the writer thread on `conn` with a queue of `capacity` commands, without a
+/// signing key (it links events but signs no checkpoints).
 pub fn spawn(conn: Connection, capacity: usize) -> Result<(WriterHandle, WriterThread), StoreError> {
+    spawn_signing(conn, capacity, None)
+}
+
+/// Starts the writer thread; with a `signer` it also signs checkpoints.
+pub fn spawn_signing(
+    conn: Connection,
+    capacity: usize,
+    signer: Option<TrailSigner>,
+) -> Result<(WriterHandle, WriterThread), StoreError> {
     let (sender, receiver) = mpsc::channel(capacity.max(1));
     let thread = std::thread::Builder::new()
         .name("audit-writer".to_owned())
-        .spawn(move || write_loop(conn, receiver))
+        .spawn(move || write_loop(conn, receiver, signer.as_ref()))
         .map_err(|error| StoreError::Task(format!("could not start the writer thread: {error}")))?;
     Ok((WriterHandle { queue: sender.clone() }, WriterThread { thread, queue: sender }))
 }
 
-fn write_loop(mut conn: Connection, mut queue: mpsc::Receiver<Command>) {
+fn write_loop(mut conn: Connection, mut queue: mpsc::Receiver<Command>, signer: Option<&TrailSigner>) {
     while let Some(first) = queue.blocking_recv() {
         let mut work = Vec::new();
         let mut next = Some(first);
@@ -145,8 +174,14 @@ fn write_loop(mut conn: Connection, mut queue: mpsc::Receiver<Command>) {
             }
         }
         if !work.is_empty() {
-            write_together(&mut conn, work);
+            write_together(&mut conn, work, signer);
         }
+    }
+    if let Some(signer) = signer {
+        // The last checkpoint covers everything committed, so a stopped collector's
+        // trail is proven to its end.
+        let (reply, _) = oneshot::channel();
+        write_together(&mut conn, vec![Command::Checkpoint { reply }], Some(signer));
     }
     tracing::debug!("writer queue drained; writer stopped");
 }
@@ -155,9 +190,10 @@ fn write_loop(mut conn: Connection, mut queue: mpsc::Receiver<Command>) {
 enum Done {
     Ingest(Reply<IngestReceipt>, Result<IngestReceipt, String>),
     Purge(Reply<usize>, Result<usize, String>),
+    Checkpoint(Reply<Option<Checkpoint>>, Result<Option<Checkpoint>, String>),
 }
 
-fn write_together(conn: &mut Connection, work: Vec<Command>) {
+fn write_together(conn: &mut Connection, work: Vec<Command>, signer: Option<&TrailSigner>) {
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(error) => {
@@ -177,8 +213,16 @@ fn write_together(conn: &mut Connection, work: Vec<Command>) {
                 done.push(Done::Ingest(reply, outcome));
             }
             Command::Purge { older_than_ms, limit, reply } => {
-                let outcome = purge_batch(&tx, older_than_ms, limit).map_err(|error| error.to_string());
+                let outcome =
+                    purge_and_checkpoint(&mut tx, older_than_ms, limit, signer).map_err(|error| error.to_string());
                 done.push(Done::Purge(reply, outcome));
+            }
+            Command::Checkpoint { reply } => {
+                let outcome = checkpoint_in(&mut tx, signer).map_err(|error| error.to_string());
+                if let Ok(Some(checkpoint)) = &outcome {
+                    tracing::debug!(number = checkpoint.number, last_seq = checkpoint.last_seq, "checkpoint signed");
+                }
+                done.push(Done::Checkpoint(reply, outcome));
             }
             Command::Shutdown => {}
         }
@@ -192,20 +236,54 @@ fn write_together(conn: &mut Connection, work: Vec<Command>) {
     }
 }
 
+/// Purges one batch and, when anything went and there is a key, signs the checkpoint that
+/// records the new anchor, in one savepoint: the anchor is never left unsigned.
+fn purge_and_checkpoint(
+    tx: &mut Transaction<'_>,
+    older_than_ms: i64,
+    limit: usize,
+    signer: Option<&TrailSigner>,
+) -> Result<usize, StoreError> {
+    let savepoint = tx.savepoint()?;
+    let deleted = purge_batch(&savepoint, older_than_ms, limit)?;
+    if let (true, Some(signer)) = (deleted > 0, signer) {
+        issue_checkpoint(&savepoint, signer, now_millis())?;
+    }
+    savepoint.commit()?;
+    Ok(deleted)
+}
+
+fn checkpoint_in(tx: &mut Transaction<'_>, signer: Option<&TrailSigner>) -> Result<Option<Checkpoint>, StoreError> {
+    let Some(signer) = signer else {
+        return Ok(None);
+    };
+    let savepoint = tx.savepoint()?;
+    let issued = issue_checkpoint(&savepoint, signer, now_millis())?;
+    savepoint.commit()?;
+    Ok(issued)
+}
+
 /// Each batch runs in its own savepoint, so one failing batch is rolled back alone and the
-/// batches sharing its transaction still commit.
-fn insert_batch(tx: &mut Transaction<'_>, events: &[NewEvent], ingested_at_ms: i64) -> rusqlite::Result<IngestReceipt> {
+/// batches sharing its transaction still commit. Each new event gets the next seq and is
+/// linked to the head of the chain; a duplicate (same uuid) takes no seq and no link.
+pub fn insert_batch(tx: &mut Transaction<'_>, events: &[NewEvent], ingested_at_ms: i64) -> Result<IngestReceipt, StoreError> {
     let savepoint = tx.savepoint()?;
     let mut accepted = 0;
     {
+        let mut head = chain_head(&savepoint)?;
         let mut insert = savepoint.prepare_cached(
             "INSERT INTO events
-                (uuid, timestamp_ms, type, db_user_id, user_email, method, status, ingested_at_ms, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                (seq, uuid, timestamp_ms, type, db_user_id, user_email, method, status, ingested_at_ms, body,
+                 chain_prev, chain_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
              ON CONFLICT (uuid) DO NOTHING",
         )?;
         for event in events {
-            accepted += insert.execute(params![
+            let seq = head.seq + 1;
+            let hash = body_hash(&head.hash, seq, &event.body)
+                .map_err(|error| StoreError::Chain(format!("event {} is not JSON: {error}", event.uuid)))?;
+            let inserted = insert.execute(params![
+                seq,
                 event.uuid,
                 event.timestamp_ms,
                 event.event_type,
@@ -215,7 +293,14 @@ fn insert_batch(tx: &mut Transaction<'_>, events: &[NewEvent], ingested_at_ms: i
                 event.status.map(i64::from),
                 ingested_at_ms,
                 event.body,
+                head.hash.as_slice(),
+                hash.as_slice(),
             ])?;
+            if inserted == 1 {
+                head.seq = seq;
+                head.hash = hash;
+            }
+            accepted += inserted;
         }
     }
     savepoint.commit()?;
@@ -226,6 +311,7 @@ fn run_nothing(command: Command, reason: &str) -> Option<Done> {
     match command {
         Command::Ingest { reply, .. } => Some(Done::Ingest(reply, Err(reason.to_owned()))),
         Command::Purge { reply, .. } => Some(Done::Purge(reply, Err(reason.to_owned()))),
+        Command::Checkpoint { reply } => Some(Done::Checkpoint(reply, Err(reason.to_owned()))),
         Command::Shutdown => None,
     }
 }
@@ -244,6 +330,13 @@ fn answer(done: impl IntoIterator<Item = Done>, commit_failed: Option<String>) {
                 let _ = reply.send(outcome);
             }
             Done::Purge(reply, outcome) => {
+                let outcome = match &commit_failed {
+                    Some(reason) => Err(failed(reason)),
+                    None => outcome.map_err(|reason| failed(&reason)),
+                };
+                let _ = reply.send(outcome);
+            }
+            Done::Checkpoint(reply, outcome) => {
                 let outcome = match &commit_failed {
                     Some(reason) => Err(failed(reason)),
                     None => outcome.map_err(|reason| failed(&reason)),

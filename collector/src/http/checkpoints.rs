@@ -1,0 +1,77 @@
+//! `GET /audit/checkpoints`: the signed checkpoints of the hash chain, oldest first, for
+//! `audit-collector verify --url` and for auditors who archive them. Paged by checkpoint
+//! number: `after=<number>` (exclusive) and `limit` (1 to [`MAX_CHECKPOINTS_PER_PAGE`]);
+//! `_links.next` is absent on the last page. Needs a read token, as `/audit` does.
+
+use audit_event::chain::{CheckpointPage, CHECKPOINTS_PATH};
+use audit_event::{Link, PageLinks};
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+
+use super::authorize::authorize;
+use super::links::base_url;
+use super::respond::{with_body, HttpResponse};
+use super::{ApiError, Shared};
+use crate::auth::Scope;
+use crate::store::chain_store::read_checkpoints;
+
+/// The largest page, and the default.
+pub const MAX_CHECKPOINTS_PER_PAGE: usize = 1000;
+
+/// Handles one request.
+pub async fn handle(request: &Request<Incoming>, shared: &Shared) -> Result<HttpResponse, ApiError> {
+    authorize(request.headers(), Scope::Read, shared).await?;
+    let (after, limit) = parse_query(request.uri().query())?;
+    let base = base_url(shared.public_url.as_ref(), request.headers())?;
+    let mut checkpoints = shared.readers.read(move |conn| read_checkpoints(conn, after, limit + 1)).await?;
+    let more = checkpoints.len() > limit;
+    checkpoints.truncate(limit);
+    let href = |after: i64| format!("{base}{CHECKPOINTS_PATH}?after={after}&limit={limit}");
+    let next = match (more, checkpoints.last()) {
+        (true, Some(last)) => Some(Link { href: href(last.number) }),
+        _ => None,
+    };
+    let page = CheckpointPage { checkpoints, links: PageLinks { this: Link { href: href(after) }, next } };
+    let body = serde_json::to_vec(&page).map_err(|error| ApiError::Internal(error.to_string()))?;
+    Ok(with_body(StatusCode::OK, "application/json", body))
+}
+
+fn parse_query(query: Option<&str>) -> Result<(i64, usize), ApiError> {
+    let mut after = 0;
+    let mut limit = MAX_CHECKPOINTS_PER_PAGE;
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match name.as_ref() {
+            "after" => {
+                after = value.parse::<i64>().ok().filter(|after| *after >= 0).ok_or_else(|| {
+                    ApiError::BadRequest("`after` must be a checkpoint number (0 or more); leave it out to start at the first".to_owned())
+                })?;
+            }
+            "limit" => {
+                limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|limit| (1..=MAX_CHECKPOINTS_PER_PAGE).contains(limit))
+                    .ok_or_else(|| {
+                        ApiError::BadRequest(format!("`limit` must be a whole number from 1 to {MAX_CHECKPOINTS_PER_PAGE}"))
+                    })?;
+            }
+            _ => {}
+        }
+    }
+    Ok((after, limit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_and_limit_are_read_and_bad_values_name_the_parameter() {
+        assert_eq!(parse_query(None).ok(), Some((0, MAX_CHECKPOINTS_PER_PAGE)));
+        assert_eq!(parse_query(Some("after=7&limit=2")).ok(), Some((7, 2)));
+        for (query, name) in [("after=-1", "`after`"), ("limit=0", "`limit`"), ("limit=1001", "`limit`")] {
+            let error = parse_query(Some(query)).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.contains(name), "{query}: {error}");
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! The periodic checkpoint: every interval, the writer is asked to sign a checkpoint of
+//! the chain's head; it signs only when the trail grew or was purged since the last one.
+//! (Purges and shutdown sign their own checkpoints inside the writer.)
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::writer::WriterHandle;
+use super::StoreError;
+
+/// Asks for a checkpoint every `every`, until the writer stops or the task is aborted.
+pub fn spawn(writer: WriterHandle, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match writer.checkpoint().await {
+                Ok(Some(checkpoint)) => {
+                    tracing::info!(number = checkpoint.number, last_seq = checkpoint.last_seq, "checkpoint signed");
+                }
+                Ok(None) => tracing::debug!("checkpoint: no new events"),
+                Err(StoreError::WriterStopped) => return,
+                Err(error) => tracing::warn!(cause = %error, "checkpoint failed; will retry"),
+            }
+        }
+    })
+}
