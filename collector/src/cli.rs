@@ -25,6 +25,11 @@ pub struct Cli {
 pub enum Command {
     /// Serve POST /v1/events (ingest from the filter) and GET /audit (the trail).
     Serve(ServeArgs),
+    /// Prove the trail intact: recompute the hash chain and check every signed checkpoint,
+    /// from a database file or through the /audit API.
+    Verify(crate::verify::command::VerifyArgs),
+    /// Print the public key that verifies this collector's checkpoints.
+    PublicKey(crate::verify::command::PublicKeyArgs),
 }
 
 /// The flags of `audit-collector serve`.
@@ -62,6 +67,17 @@ pub struct ServeArgs {
     /// Batches that may wait for the database writer; when full, ingest answers 503.
     #[arg(long, env = "AUDIT_WRITE_QUEUE_BATCHES", value_name = "N", default_value_t = DEFAULT_WRITE_QUEUE_BATCHES)]
     pub write_queue_batches: usize,
+
+    /// Seconds between signed checkpoints of the hash chain (only when it has grown; also
+    /// after every retention purge and at shutdown).
+    #[arg(long, env = "AUDIT_CHECKPOINT_INTERVAL_SECS", value_name = "SECONDS",
+          default_value_t = crate::config::DEFAULT_CHECKPOINT_INTERVAL_SECS)]
+    pub checkpoint_interval_secs: u64,
+
+    /// The Ed25519 key that signs checkpoints (PKCS#8 PEM), created (mode 0600) when
+    /// missing; default: next to the database, `<name>.signing-key.pem`.
+    #[arg(long, env = "AUDIT_SIGNING_KEY", value_name = "PATH")]
+    pub signing_key: Option<PathBuf>,
 }
 
 /// What `serve` runs with: where to listen and the validated [`Config`].
@@ -88,6 +104,8 @@ impl ServeArgs {
         config.public_url = self.public_url.as_deref().map(PublicUrl::parse).transpose()?;
         config.retention_days = self.retention_days;
         config.write_queue_batches = self.write_queue_batches;
+        config.checkpoint_interval = std::time::Duration::from_secs(self.checkpoint_interval_secs);
+        config.signing_key = self.signing_key;
         config.validate()?;
         Ok(ServeSettings { listen, config })
     }
@@ -101,8 +119,10 @@ mod tests {
         let mut argv = vec!["audit-collector", "serve"];
         argv.extend_from_slice(args);
         let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-        let Command::Serve(serve) = cli.command;
-        serve.into_settings().map_err(|e| e.to_string())
+        match cli.command {
+            Command::Serve(serve) => serve.into_settings().map_err(|e| e.to_string()),
+            other => Err(format!("not serve: {other:?}")),
+        }
     }
 
     #[test]

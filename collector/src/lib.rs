@@ -22,6 +22,9 @@
 //!   HTTP status (`application/problem+json`).
 //! - `store`: SQLite: pragmas and migrations, the writer thread, the reader pool, retention.
 //! - [`chain`]: the tamper-evident trail: canonical form, hash links, signed checkpoints.
+//! - [`verify`]: `audit-collector verify`: recompute the chain and check every checkpoint,
+//!   from a database file or through the API.
+//! - [`chain`]: the tamper-evident trail: canonical form, hash links, signed checkpoints.
 //! - [`address_file`]: tells a test harness which port a `--listen …:0` server got.
 //! - [`error`]: [`Error`], why [`run`] could not start or stop cleanly.
 
@@ -29,10 +32,12 @@ pub mod address_file;
 pub mod auth;
 mod batch;
 pub mod chain;
+pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod server;
+pub mod verify;
 
 mod http;
 mod store;

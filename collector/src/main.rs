@@ -25,6 +25,21 @@ async fn main() -> anyhow::Result<()> {
             })?;
             audit_collector::run(listener, settings.config, shutdown_signal()).await?;
         }
+        Command::Verify(args) => {
+            let outcome = tokio::task::spawn_blocking(move || audit_collector::verify::command::run_verify(&args)).await?;
+            match outcome {
+                Ok(report) => print!("{report}"),
+                Err(error @ audit_collector::verify::VerifyError::NotIntact(_)) => {
+                    println!("{error}");
+                    std::process::exit(1);
+                }
+                Err(error) => {
+                    eprintln!("audit-collector verify: {error}");
+                    std::process::exit(2);
+                }
+            }
+        }
+        Command::PublicKey(args) => print!("{}", audit_collector::verify::command::run_public_key(&args)?),
     }
     Ok(())
 }

@@ -1,0 +1,103 @@
+//! The `verify` and `public-key` subcommands: their flags, and running them. They print
+//! for a person; `main.rs` turns the outcome into the exit status (0 intact, 1 not
+//! intact, 2 could not check).
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use rusqlite::{Connection, OpenFlags};
+
+use super::{verify_api, verify_database, TrailReport, VerifyError};
+use crate::chain::signing::{default_key_path, KeyError, TrailSigner, TrailVerifier};
+
+/// The flags of `audit-collector verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A database file to verify (a copy is fine; it is only read).
+    #[arg(long, value_name = "PATH", conflicts_with = "url", required_unless_present = "url")]
+    pub database: Option<PathBuf>,
+
+    /// Or the /audit URL of a collector (or of the service Envoy fronts), e.g.
+    /// http://broker.example/audit: walks /audit/checkpoints and every /audit page.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+
+    /// A read token for --url.
+    #[arg(long, env = "AUDIT_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// The public key that signs checkpoints: a file (PEM or hex) or 64 hex digits. Get it
+    /// once, from the operator or `GET /audit/public-key`, and keep it.
+    #[arg(long, value_name = "PATH|HEX")]
+    pub public_key: String,
+}
+
+/// How `public-key` prints the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyFormat {
+    /// PEM `PUBLIC KEY` (OpenSSL reads it).
+    Pem,
+    /// 64 hex digits.
+    Hex,
+    /// The JSON of `GET /audit/public-key`.
+    Json,
+}
+
+/// The flags of `audit-collector public-key`.
+#[derive(Debug, Args)]
+pub struct PublicKeyArgs {
+    /// The collector's database; the key is read from beside it unless --signing-key is given.
+    #[arg(long, env = "AUDIT_DATABASE", value_name = "PATH", default_value = "data/audit.db")]
+    pub database: PathBuf,
+
+    /// The signing key file (default: next to the database, `<name>.signing-key.pem`).
+    #[arg(long, env = "AUDIT_SIGNING_KEY", value_name = "PATH")]
+    pub signing_key: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "pem")]
+    pub format: KeyFormat,
+}
+
+/// Reads the public key argument: a file's content when it names a file, else the text.
+pub fn read_public_key(argument: &str) -> Result<TrailVerifier, KeyError> {
+    match std::fs::read_to_string(argument) {
+        Ok(text) => TrailVerifier::parse(&text),
+        Err(_) => TrailVerifier::parse(argument),
+    }
+}
+
+/// Runs `verify`.
+pub fn run_verify(args: &VerifyArgs) -> Result<TrailReport, VerifyError> {
+    let key = read_public_key(&args.public_key).map_err(|error| VerifyError::Read(error.to_string()))?;
+    match (&args.database, &args.url) {
+        (Some(path), _) => {
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let conn = Connection::open_with_flags(path, flags)
+                .map_err(|error| VerifyError::Read(format!("{}: {error}", path.display())))?;
+            verify_database(&conn, &key).map_err(|error| match error {
+                VerifyError::Read(reason) => VerifyError::Read(format!(
+                    "{}: {reason} (is it the database of an audit-collector that keeps the hash chain?)",
+                    path.display()
+                )),
+                other => other,
+            })
+        }
+        (None, Some(url)) => {
+            let token = args.token.as_deref().unwrap_or_default();
+            verify_api(url, token, &key)
+        }
+        (None, None) => Err(VerifyError::Read("give --database PATH or --url URL".to_owned())),
+    }
+}
+
+/// Runs `public-key`: the text to print.
+pub fn run_public_key(args: &PublicKeyArgs) -> Result<String, KeyError> {
+    let path = args.signing_key.clone().unwrap_or_else(|| default_key_path(&args.database));
+    let public = TrailSigner::load(&path)?.public_key();
+    Ok(match args.format {
+        KeyFormat::Pem => public.public_key_pem,
+        KeyFormat::Hex => format!("{}\n", public.public_key_hex),
+        KeyFormat::Json => format!("{}\n", serde_json::to_string_pretty(&public).unwrap_or_default()),
+    })
+}

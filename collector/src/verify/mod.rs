@@ -1,0 +1,38 @@
+//! `audit-collector verify`: proves that no stored event was changed, removed or reordered,
+//! without trusting whoever runs the database. It checks every checkpoint signature with a
+//! public key the auditor holds, recomputes the hash chain from the events, and compares
+//! the chain with what each checkpoint signed. It reads a database file
+//! ([`verify_database`]) or the HTTP API ([`verify_api`]).
+//!
+//! # Layout
+//! - [`walk`]: the checks, whatever the source: checkpoints, then the chain event by event.
+//! - [`from_database`] / [`from_api`]: the two sources.
+//! - [`problem`]: [`TrailProblem`], the first thing found wrong.
+//! - [`report`]: [`TrailReport`], what a successful run proved.
+//! - [`command`]: the `verify` and `public-key` subcommands.
+
+pub mod command;
+pub mod from_api;
+pub mod from_database;
+pub mod problem;
+pub mod report;
+pub mod walk;
+
+pub use from_api::verify_api;
+pub use from_database::verify_database;
+pub use problem::TrailProblem;
+pub use report::TrailReport;
+
+/// Why a verification did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The trail was read and is not intact.
+    #[error("TRAIL NOT INTACT: {0}")]
+    NotIntact(#[from] TrailProblem),
+    /// The trail could not be read at all.
+    #[error("could not read the trail: {0}")]
+    Read(String),
+}
+
+#[cfg(test)]
+mod tamper_tests;
