@@ -15,6 +15,7 @@ help:
 	@echo "make test   run every test: unit tests, then end-to-end tests in real Envoy"
 	@echo "make build  build the collector and the filter's wasm"
 	@echo "make lint   clippy (native and wasm32-wasip1) and rustfmt check"
+	@echo "make bench  side-by-side benchmarks (bench/README.md); appends to bench/results.md"
 
 ## setup: everything the demo and the tests run, installed into this checkout.
 setup: $(VENV)/.installed
@@ -40,6 +41,7 @@ demo: build
 test: build setup-compose
 	cargo test --workspace --exclude audit-e2e
 	cargo test -p audit-e2e
+	bash tests/schemathesis.sh
 
 lint: setup
 	cargo clippy --workspace --all-targets -- -D warnings
@@ -49,3 +51,15 @@ lint: setup
 clean:
 	cargo clean
 	rm -rf $(VENV) .data
+
+## bench: measurements, not tests (bench/README.md). Release builds; wrk, nginx and taskset
+## from Debian when missing; the bench tools are their own workspace, built only here.
+.PHONY: bench
+bench: setup
+	@command -v wrk >/dev/null && command -v nginx >/dev/null && command -v taskset >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light util-linux >/dev/null; }
+	cargo build --release -p audit-collector
+	cargo build -p audit-filter --target wasm32-wasip1 --profile wasm-release
+	cargo build --release --manifest-path bench/Cargo.toml -p audit-bench
+	cargo build --manifest-path bench/Cargo.toml -p noop-filter --target wasm32-wasip1 --profile wasm-release
+	python3 bench/run.py

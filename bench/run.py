@@ -1,0 +1,613 @@
+#!/usr/bin/env python3
+"""`make bench`: side-by-side measurements of audit-sidecar, appended to bench/results.md.
+
+1. Envoy (one worker pinned to core 0, wrk pinned to core 1, nginx as the upstream):
+   plain, a no-op wasm filter (the floor), the audit filter with the real collector, and
+   the built-in JSON access log; alternating configurations within each round.
+2. The collector's ingest over HTTP against a raw SQLite insert loop (the ceiling).
+3. `GET /audit` page latency at the start and the end of a 1M- and a 10M-event trail, and
+   the collector's memory there.
+
+It only reports: nothing here asserts on a timing. Every process it starts is stopped on
+exit, Ctrl-C or failure. Knobs (environment): BENCH_ROUNDS (5), BENCH_SECONDS (6),
+BENCH_LIGHT_SECONDS (5), BENCH_INGEST_EVENTS (200000), BENCH_PAGE_REQUESTS (200),
+BENCH_10M (1; 0 skips the 10M trail), BENCH_TMPDIR (where the temporary files go),
+BENCH_NOTE (a line for the report, e.g. what else ran on the machine), BENCH_ONLY
+(comma-separated parts: envoy,ingest,pages), BENCH_COLLECTOR and BENCH_AUDIT_WASM (measure
+other builds than the checkout's).
+"""
+
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+TOOL = BENCH / "target/release/audit-bench"
+NOOP_WASM = BENCH / "target/wasm32-wasip1/wasm-release/noop_filter.wasm"
+# Another build can be measured by pointing these at it (e.g. one of an older revision).
+AUDIT_WASM = Path(os.environ.get("BENCH_AUDIT_WASM", ROOT / "target/wasm32-wasip1/wasm-release/audit_filter.wasm"))
+COLLECTOR = Path(os.environ.get("BENCH_COLLECTOR", ROOT / "target/release/audit-collector"))
+ENVOY = ROOT / ".venv/bin/envoy"
+RESULTS = BENCH / "results.md"
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "6"))
+LIGHT_SECONDS = int(os.environ.get("BENCH_LIGHT_SECONDS", "5"))
+INGEST_EVENTS = int(os.environ.get("BENCH_INGEST_EVENTS", "200000"))
+PAGE_REQUESTS = int(os.environ.get("BENCH_PAGE_REQUESTS", "200"))
+WITH_10M = os.environ.get("BENCH_10M", "1") != "0"
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "envoy,ingest,pages").split(",")))
+NOTE = os.environ.get("BENCH_NOTE", "")
+
+READ_TOKEN = "bench-read-token"
+INGEST_TOKEN = "bench-ingest-token"
+CONFIGS = ["plain", "noop", "audit", "access-log"]
+LOADS = {"saturated": 32, "light": 1}
+# The same request for every configuration: a Pact Broker path, a client user agent and
+# an identity, so the audit filter does its usual work (route typing, identity, JSON).
+WRK_HEADERS = [
+    "User-Agent: pact_broker-client/1.75.1 (ruby 3.2.2; x86_64-linux)",
+    "x-forwarded-email: alice@example.com",
+]
+WRK_PATH = "/pacticipants/Foo/versions/1.0.0"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+GIB = 1 << 30
+
+
+def log(message):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# ---------------------------------------------------------------- processes
+
+
+class Processes:
+    """Every process this run started, so each one is stopped whatever happens."""
+
+    def __init__(self, directory):
+        self.directory = directory
+        self.running = []
+
+    def start(self, name, argv, env=None):
+        log_path = self.directory / f"{name}.log"
+        with open(log_path, "ab") as output:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
+            )
+        process.bench_name = name
+        process.log_path = log_path
+        self.running.append(process)
+        return process
+
+    def stop(self, process, grace=15):
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                process.wait(grace)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(5)
+        if process in self.running:
+            self.running.remove(process)
+
+    def stop_all(self):
+        for process in reversed(list(self.running)):
+            self.stop(process, grace=5)
+
+
+def fail(process, what):
+    tail = process.log_path.read_text(errors="replace")[-3000:]
+    raise RuntimeError(f"{what}; last lines of {process.log_path}:\n{tail}")
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def http_get(url, headers=None, timeout=2):
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.status, response.read()
+
+
+def wait_until(check, process, what, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            fail(process, f"{process.bench_name} exited (code {process.returncode}) before {what}")
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    fail(process, f"{process.bench_name}: no {what} after {seconds} s")
+
+
+def cpu_seconds(pid):
+    """utime + stime of every thread of the process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def memory_mb(pid):
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = dict(re.findall(r"^(VmRSS|VmHWM):\s+(\d+) kB", status, re.M))
+    return {key: int(value) / 1024 for key, value in found.items()}
+
+
+def tool(*args, timeout=3600):
+    completed = subprocess.run(
+        [str(TOOL), *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"audit-bench {args[0]} failed:\n{completed.stderr}")
+    return json.loads(completed.stdout)
+
+
+# ---------------------------------------------------------------- services
+
+
+def start_nginx(procs, directory):
+    port = free_port()
+    config = directory / "nginx.conf"
+    text = (BENCH / "nginx.conf").read_text().replace("@PORT@", str(port)).replace("@DIR@", str(directory))
+    config.write_text(text)
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    argv = ["taskset", "-c", "1", nginx, "-c", str(config), "-p", str(directory), "-e", str(directory / "nginx-error.log")]
+    process = procs.start("nginx", argv)
+    wait_until(lambda: http_get(f"http://127.0.0.1:{port}/")[0] == 200, process, "answer from nginx")
+    return process, port
+
+
+def start_collector(procs, name, database, cpus=None, ready_within=30):
+    address_file = database.parent / f"{name}.address"
+    address_file.unlink(missing_ok=True)
+    argv = [str(COLLECTOR), "serve", "--listen", "127.0.0.1:0", "--address-file", str(address_file), "--database", str(database)]
+    if cpus:
+        argv = ["taskset", "-c", cpus, *argv]
+    env = {"AUDIT_TOKEN": READ_TOKEN, "AUDIT_INGEST_TOKEN": INGEST_TOKEN, "RUST_LOG": "warn"}
+    process = procs.start(name, argv, env)
+    wait_until(lambda: address_file.exists() and address_file.read_text().strip() != "", process, "address file", ready_within)
+    address = address_file.read_text().strip()
+    wait_until(lambda: http_get(f"http://{address}/healthz")[0] == 200, process, "healthy collector")
+    return process, address
+
+
+def start_envoy(procs, directory, variant, upstream_port, collector_address):
+    listen, admin = free_port(), free_port()
+    wasm = NOOP_WASM if variant == "noop" else AUDIT_WASM
+    completed = subprocess.run(
+        [str(TOOL), "render", "--variant", variant,
+         "--listen", f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}",
+         "--upstream", f"127.0.0.1:{upstream_port}", "--collector", collector_address,
+         "--wasm", str(wasm), "--access-log", str(directory / f"access-{variant}.json")],
+        capture_output=True, text=True, timeout=60,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"rendering the {variant} Envoy configuration failed:\n{completed.stderr}")
+    config = directory / f"envoy-{variant}.yaml"
+    config.write_text(completed.stdout)
+    argv = ["taskset", "-c", "0", str(ENVOY), "-c", str(config), "--concurrency", "1",
+            "--disable-hot-restart", "--log-level", "warn"]
+    process = procs.start(f"envoy-{variant}", argv, {"AUDIT_INGEST_TOKEN": INGEST_TOKEN})
+    wait_until(lambda: http_get(f"http://127.0.0.1:{admin}/ready")[1].strip() == b"LIVE", process, "ready Envoy")
+    wait_until(lambda: http_get(f"http://127.0.0.1:{listen}{WRK_PATH}")[0] == 200, process, "answer through Envoy")
+    process.listen, process.admin = listen, admin
+    return process
+
+
+# ---------------------------------------------------------------- 1. Envoy
+
+
+def parse_duration_ms(text):
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(port, connections, seconds):
+    argv = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for header in WRK_HEADERS:
+        argv += ["-H", header]
+    argv.append(f"http://127.0.0.1:{port}{WRK_PATH}")
+    output = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
+    percentiles = {p: parse_duration_ms(v) for p, v in re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.M)}
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(r"Socket errors: (.*)", output)
+    return {
+        "requests": requests,
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50_ms": percentiles["50"],
+        "p99_ms": percentiles["99"],
+        "non_2xx": int(bad.group(1)) if bad else 0,
+        "socket_errors": errors.group(1) if errors else "",
+    }
+
+
+def envoy_stats(admin):
+    _, body = http_get(f"http://127.0.0.1:{admin}/stats?filter=audit_sidecar")
+    return {k: int(v) for k, v in re.findall(r"wasmcustom\.audit_sidecar\.(\w+): (\d+)", body.decode())}
+
+
+def bench_envoy(procs, directory):
+    log("part 1: Envoy configurations (Envoy on core 0, wrk/nginx/collector on core 1)")
+    nginx, upstream_port = start_nginx(procs, directory)
+    database = directory / "envoy-collector" / "audit.db"
+    collector, collector_address = start_collector(procs, "collector-envoy", database, cpus="1")
+    envoys = {variant: start_envoy(procs, directory, variant, upstream_port, collector_address) for variant in CONFIGS}
+    sent_to_audit = 0
+    log("warm-up: 2 s of wrk -c32 per configuration")
+    for variant in CONFIGS:
+        warm_up = run_wrk(envoys[variant].listen, 32, 2)
+        if variant == "audit":
+            sent_to_audit += warm_up["requests"]
+    runs = []
+    collector_cpu, collector_events = 0.0, 0
+    for round_number in range(ROUNDS):
+        order = CONFIGS[round_number % len(CONFIGS):] + CONFIGS[:round_number % len(CONFIGS)]
+        for load, connections in LOADS.items():
+            for variant in order:
+                envoy = envoys[variant]
+                seconds = SECONDS if load == "saturated" else LIGHT_SECONDS
+                before = cpu_seconds(envoy.pid)
+                collector_before = cpu_seconds(collector.pid)
+                result = run_wrk(envoy.listen, connections, seconds)
+                used = cpu_seconds(envoy.pid) - before
+                result.update(config=variant, load=load, round=round_number + 1,
+                              cpu_us_per_request=used * 1e6 / max(result["requests"], 1),
+                              envoy_cpu_share=used / seconds)
+                if variant == "audit":
+                    sent_to_audit += result["requests"]
+                    collector_cpu += cpu_seconds(collector.pid) - collector_before
+                    collector_events += result["requests"]
+                runs.append(result)
+                log(f"round {round_number + 1}/{ROUNDS} {load:9} {variant:10} {result['rps']:9.0f} req/s "
+                    f"{result['cpu_us_per_request']:6.1f} us CPU/req  p50 {result['p50_ms']:.3f} ms  p99 {result['p99_ms']:.3f} ms")
+    # Delivery: wait (bounded) until the audit Envoy holds no more events, then count.
+    deadline = time.monotonic() + 20
+    stats = envoy_stats(envoys["audit"].admin)
+    while time.monotonic() < deadline and stats.get("buffered_events", 1) > 0:
+        time.sleep(0.5)
+        stats = envoy_stats(envoys["audit"].admin)
+    time.sleep(1)
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+        stored = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    memory = {variant: memory_mb(envoys[variant].pid)["VmRSS"] for variant in CONFIGS}
+    for process in [*envoys.values(), collector, nginx]:
+        procs.stop(process)
+    return {
+        "runs": runs,
+        "delivery": {"wrk_completed": sent_to_audit, "stored": stored, "envoy_stats": stats,
+                     "collector_cpu_us_per_event": collector_cpu * 1e6 / max(collector_events, 1)},
+        "envoy_rss_mb": memory,
+    }
+
+
+# ---------------------------------------------------------------- 2. ingest
+
+
+def empty_database(procs, directory):
+    """A database created by the collector itself (its migrations, its WAL), then closed."""
+    database = directory / "empty" / "audit.db"
+    process, _ = start_collector(procs, "collector-schema", database)
+    procs.stop(process)
+    if process.returncode != 0:
+        fail(process, "the collector did not stop cleanly after creating the schema")
+    return database
+
+
+def fresh_copy(empty, directory, name):
+    target = directory / name
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for file in empty.parent.glob(empty.name + "*"):
+        shutil.copy(file, target / file.name)
+    return target / empty.name
+
+
+def bench_ingest(procs, directory, empty):
+    log(f"part 2: collector ingest, {INGEST_EVENTS} events per run in batches of 100, vs a raw SQLite loop")
+    runs = []
+    kinds = [("collector", 1), ("collector", 8), ("raw", 1), ("raw", 64)]
+    for round_number in range(ROUNDS):
+        order = kinds[round_number % len(kinds):] + kinds[:round_number % len(kinds)]
+        for kind, amount in order:
+            database = fresh_copy(empty, directory, "ingest")
+            if kind == "collector":
+                process, address = start_collector(procs, "collector-ingest", database)
+                result = tool("ingest", "--addr", address, "--token", INGEST_TOKEN, "--events", INGEST_EVENTS,
+                              "--connections", amount, "--run-id", round_number + 1)
+                result["collector_rss_mb"] = memory_mb(process.pid)["VmRSS"]
+                procs.stop(process)
+                label = f"collector, {amount} connection{'s' if amount > 1 else ''}"
+            else:
+                result = tool("raw-insert", "--db", database, "--events", INGEST_EVENTS, "--batches-per-commit", amount)
+                label = f"raw loop, {amount * 100} rows per commit"
+            result.update(kind=label, round=round_number + 1)
+            runs.append(result)
+            log(f"round {round_number + 1}/{ROUNDS} {label:32} {result['events_per_s']:9.0f} events/s")
+    shutil.rmtree(directory / "ingest", ignore_errors=True)
+    return runs
+
+
+# ---------------------------------------------------------------- 3. pages
+
+
+def bench_pages(procs, directory, empty):
+    sizes = [1_000_000] + ([10_000_000] if WITH_10M else [])
+    free = shutil.disk_usage(directory).free
+    if WITH_10M and free < 20 * GIB:
+        log(f"only {free / GIB:.0f} GiB free in {directory}: skipping the 10M trail (needs ~10 GiB)")
+        sizes = sizes[:1]
+    database = fresh_copy(empty, directory, "trail")
+    results = []
+    for size in sizes:
+        try:
+            results.append(time_pages(procs, database, size))
+        except Exception as error:  # noqa: BLE001 - the smaller trail's figures still count
+            log(f"  the {size:,}-event trail failed: {error}")
+            procs.stop_all()
+            results.append({"events": size, "error": str(error).splitlines()[0]})
+            break
+    return results
+
+
+def time_pages(procs, database, size):
+    """Grows the trail to `size` events and times the first and the last page on it."""
+    log(f"part 3: generating a trail of {size:,} events")
+    generated = tool("generate", "--db", database, "--events", size)
+    log(f"  {generated['generated']:,} rows in {generated['seconds']:.0f} s; database {generated['db_bytes'] / GIB:.2f} GiB")
+    starting = time.monotonic()
+    process, address = start_collector(procs, "collector-pages", database, ready_within=600)
+    startup_s = time.monotonic() - starting
+    paths = ["/audit?pageSize=100", f"/audit?from={generated['last_page_uuid']}&pageSize=100"]
+    timed = tool("pages", "--addr", address, "--token", READ_TOKEN, "--count", PAGE_REQUESTS,
+                 "--path", paths[0], "--path", paths[1])
+    memory = memory_mb(process.pid)
+    procs.stop(process)
+    first, last = timed["pages"]
+    log(f"  first page median {first['median_ms']:.3f} ms p99 {first['p99_ms']:.3f}; "
+        f"last page median {last['median_ms']:.3f} ms p99 {last['p99_ms']:.3f}; RSS {memory['VmRSS']:.0f} MB; "
+        f"ready {startup_s:.1f} s after start")
+    return {"events": generated["events"], "generate": generated, "first": first, "last": last,
+            "memory": memory, "startup_s": startup_s}
+
+
+# ---------------------------------------------------------------- report
+
+
+def spread(values, digits=0):
+    """median (min–max)."""
+    values = list(values)
+    if not values:
+        return "n/a"
+    fmt = f"{{:,.{digits}f}}"
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}–{fmt.format(max(values))})"
+
+
+def paired_ratios(runs, load, numerator, denominator, key="rps"):
+    """Per-round ratios: each round's two figures were measured minutes apart at most."""
+    by_round = {}
+    for run in runs:
+        if run["load"] == load:
+            by_round.setdefault(run["round"], {})[run["config"]] = run[key]
+    return [r[numerator] / r[denominator] for r in by_round.values() if numerator in r and denominator in r]
+
+
+def machine():
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "unknown")
+    memory = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1)) / 1024 / 1024
+    return f"{os.cpu_count()} cores, {cpu}, {memory:.0f} GiB RAM, Linux {os.uname().release}"
+
+
+def git_revision():
+    try:
+        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "filter", "collector", "event"],
+                               capture_output=True, text=True).stdout.strip()
+        return rev + (" + uncommitted changes in filter/collector/event" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def report(envoy, ingest, pages, started, load_before, failures):
+    lines, summary = [], []
+
+    def target(name, figure, goal, met):
+        summary.append((name, figure, goal, "n/a" if met is None else ("yes" if met else "no")))
+
+    if envoy:
+        runs = envoy["runs"]
+        median = lambda config, load, key: statistics.median(r[key] for r in runs if r["config"] == config and r["load"] == load)
+        lines += ["### 1. Envoy: one worker on core 0, wrk on core 1, nginx upstream", "",
+                  f"wrk -t1, {SECONDS} s at -c32 (saturated) and {LIGHT_SECONDS} s at -c1 (light) per configuration per "
+                  f"round; {ROUNDS} rounds, configurations alternating. Median (min–max). CPU/request is Envoy's "
+                  "utime+stime from /proc over the run divided by the requests wrk completed. Ratios are medians of "
+                  "per-round ratios.", "",
+                  "| configuration | req/s (c32) | Envoy CPU µs/req (c32) | vs plain | vs no-op floor | p50 ms (c32) | p99 ms (c32) | p50 ms (c1) | p99 ms (c1) | Envoy RSS MB after |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        names = {"plain": "plain Envoy", "noop": "no-op wasm filter (floor)", "audit": "audit filter + collector",
+                 "access-log": "built-in JSON access log"}
+        for config in CONFIGS:
+            pick = lambda load, key: [r[key] for r in runs if r["config"] == config and r["load"] == load]
+            lines.append(
+                f"| {names[config]} | {spread(pick('saturated', 'rps'))} | {spread(pick('saturated', 'cpu_us_per_request'), 1)} "
+                f"| {spread(paired_ratios(runs, 'saturated', config, 'plain'), 2)} | {spread(paired_ratios(runs, 'saturated', config, 'noop'), 2)} "
+                f"| {spread(pick('saturated', 'p50_ms'), 3)} | {spread(pick('saturated', 'p99_ms'), 3)} "
+                f"| {spread(pick('light', 'p50_ms'), 3)} | {spread(pick('light', 'p99_ms'), 3)} | {envoy['envoy_rss_mb'][config]:.0f} |")
+        delivery = envoy["delivery"]
+        stats = delivery["envoy_stats"]
+        errors = sum(r["non_2xx"] for r in runs)
+        lines += ["", f"Audit delivery: wrk completed {delivery['wrk_completed']:,} requests through the audit Envoy "
+                  f"(warm-up included); the collector stored {delivery['stored']:,} events "
+                  f"({delivery['stored'] / max(delivery['wrk_completed'], 1):.4f}×; requests cut off when a wrk run "
+                  f"ends are audited too but not counted by wrk). Filter stats: {json.dumps(stats)}. "
+                  f"Collector CPU (pinned to core 1 with wrk and nginx): {delivery['collector_cpu_us_per_event']:.1f} µs per event. "
+                  f"Non-2xx answers in all runs: {errors}.", ""]
+        ratio = paired_ratios(runs, "saturated", "audit", "noop")
+        target("audit filter throughput vs no-op filter", f"{statistics.median(ratio):.2f}×", "≥ 0.90×", statistics.median(ratio) >= 0.90)
+        light_gap = [a - p for a, p in zip(
+            [r["p99_ms"] for r in sorted(runs, key=lambda r: r["round"]) if r["config"] == "audit" and r["load"] == "light"],
+            [r["p99_ms"] for r in sorted(runs, key=lambda r: r["round"]) if r["config"] == "plain" and r["load"] == "light"])]
+        gap = statistics.median(light_gap)
+        target("p99 at light load (c1), audit − plain",
+               f"{gap:+.3f} ms ({median('audit', 'light', 'p99_ms'):.3f} vs {median('plain', 'light', 'p99_ms'):.3f} ms)",
+               "≤ +0.1 ms", gap <= 0.1)
+        target("audit filter throughput vs plain Envoy", f"{statistics.median(paired_ratios(runs, 'saturated', 'audit', 'plain')):.2f}×", "(context)", None)
+
+    if ingest:
+        event_bytes = next((r["body_bytes"] // 100 for r in ingest if "body_bytes" in r), 0)
+        lines += ["### 2. Collector ingest: HTTP batches vs a raw SQLite loop", "",
+                  f"{INGEST_EVENTS:,} realistic events (~{event_bytes} bytes of JSON each) per run in batches of 100, into a fresh copy of a collector-created database "
+                  "(WAL, synchronous=FULL); collector and load client unpinned on the 2 cores. The raw loop is one "
+                  "process inserting the same rows with the collector's INSERT and pragmas, rows built before the clock "
+                  f"starts. {ROUNDS} rounds, alternating. Median (min–max).", "",
+                  "| what | events/s | 503 retries (median) |", "| --- | --- | --- |"]
+        kinds = []
+        for run in ingest:
+            if run["kind"] not in kinds:
+                kinds.append(run["kind"])
+        rate = {kind: [r["events_per_s"] for r in ingest if r["kind"] == kind] for kind in kinds}
+        for kind in kinds:
+            retries = [r.get("retries_503", 0) for r in ingest if r["kind"] == kind]
+            lines.append(f"| {kind} | {spread(rate[kind])} | {statistics.median(retries):.0f} |")
+        best = statistics.median(rate["collector, 8 connections"])
+        raw1 = statistics.median(rate["raw loop, 100 rows per commit"])
+        raw64 = statistics.median(rate["raw loop, 6400 rows per commit"])
+        lines += ["", f"Collector (8 connections) vs raw loop: {best / raw1:.2f}× the loop committing every 100 rows, "
+                  f"{best / raw64:.2f}× the loop committing every 6,400 rows (the writer's largest transaction, 64 batches).", ""]
+        target("ingest, collector with 8 connections", f"{best:,.0f} events/s", "≥ 100,000 events/s", best >= 100_000)
+        target("ingest vs raw SQLite loop (6,400 rows/commit; 100 rows/commit)",
+               f"{best / raw64:.2f}×; {best / raw1:.2f}×", "≥ 0.5×", best / raw64 >= 0.5)
+
+    biggest = None
+    if pages:
+        lines += ["### 3. `GET /audit` pages of 100 events, straight to the collector", "",
+                  f"{PAGE_REQUESTS} timed sequential requests per page on one keep-alive connection (after 10 untimed), "
+                  "first page and last page interleaved. The trail is generated straight into a collector-created "
+                  "database (realistic ~700-byte bodies); the file is in the OS page cache (warm).", "",
+                  "| stored events | database | collector ready after | first page median / p99 ms | last page median / p99 ms | last/first | collector RSS MB (peak) |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for page in pages:
+            if "error" in page:
+                lines.append(f"| {page['events']:,} | failed: {page['error']} | | | | | |")
+                continue
+            lines.append(f"| {page['events']:,} | {page['generate']['db_bytes'] / GIB:.2f} GiB | {page['startup_s']:.1f} s | "
+                         f"{page['first']['median_ms']:.3f} / {page['first']['p99_ms']:.3f} | "
+                         f"{page['last']['median_ms']:.3f} / {page['last']['p99_ms']:.3f} | "
+                         f"{page['last']['median_ms'] / page['first']['median_ms']:.2f}× | "
+                         f"{page['memory']['VmRSS']:.0f} ({page['memory']['VmHWM']:.0f}) |")
+        lines.append("")
+        measured = [page for page in pages if "error" not in page]
+        if len(measured) < len(pages):
+            target(f"100-event page at {pages[-1]['events'] / 1e6:.0f}M", "not measured (failed)", "≤ 1 ms", None)
+        biggest = measured[-1] if measured else None
+    if pages and biggest:
+        label = f"{biggest['events'] / 1e6:.0f}M"
+        worst = max(biggest["first"]["median_ms"], biggest["last"]["median_ms"])
+        target(f"100-event page at {label} (median of first/last; p99)",
+               f"{worst:.3f} ms; p99 {max(biggest['first']['p99_ms'], biggest['last']['p99_ms']):.3f} ms", "≤ 1 ms", worst <= 1.0)
+        ratio = biggest["last"]["median_ms"] / biggest["first"]["median_ms"]
+        target(f"last page / first page at {label}", f"{ratio:.2f}×", "≤ 1.5×", ratio <= 1.5)
+        target(f"collector memory at {label} (RSS)", f"{biggest['memory']['VmRSS']:.0f} MB", "≤ 100 MB", biggest["memory"]["VmRSS"] <= 100)
+
+    table = ["| target (issue \"Performance\") | measured | goal | met |", "| --- | --- | --- | --- |"]
+    table += [f"| {name} | {figure} | {goal} | {met} |" for name, figure, goal, met in summary]
+    load_after = os.getloadavg()
+    header = [f"## {started:%Y-%m-%d %H:%M} UTC", "",
+              f"- machine: {machine()}",
+              f"- revision: {git_revision()}",
+              *([f"- builds measured: collector `{COLLECTOR}`, filter `{AUDIT_WASM}`"]
+                if {"BENCH_COLLECTOR", "BENCH_AUDIT_WASM"} & set(os.environ) else []),
+              f"- command: `make bench` (BENCH_ROUNDS={ROUNDS} BENCH_SECONDS={SECONDS} BENCH_LIGHT_SECONDS={LIGHT_SECONDS} "
+              f"BENCH_INGEST_EVENTS={INGEST_EVENTS} BENCH_PAGE_REQUESTS={PAGE_REQUESTS} BENCH_10M={int(WITH_10M)}), "
+              f"{(datetime.datetime.now(datetime.timezone.utc) - started).total_seconds() / 60:.0f} min",
+              f"- load average before / after: {load_before[0]:.2f} / {load_after[0]:.2f}" + (f"; {NOTE}" if NOTE else ""),
+              *[f"- FAILED part {failure}" for failure in failures],
+              "", "### Summary", "", *table, ""]
+    return "\n".join(header + lines) + "\n", "\n".join(table)
+
+
+def interrupted(*_):
+    """SIGTERM unwinds like Ctrl-C, so the processes are stopped on the way out."""
+    raise KeyboardInterrupt
+
+
+def main():
+    for path, how in [(TOOL, "make bench"), (NOOP_WASM, "make bench"), (AUDIT_WASM, "make build"),
+                      (COLLECTOR, "cargo build --release -p audit-collector"), (ENVOY, "make setup")]:
+        if not path.exists():
+            sys.exit(f"missing {path}: run `{how}`")
+    started = datetime.datetime.now(datetime.timezone.utc)
+    load_before = os.getloadavg()
+    directory = Path(tempfile.mkdtemp(prefix="audit-bench-", dir=os.environ.get("BENCH_TMPDIR")))
+    procs = Processes(directory)
+    signal.signal(signal.SIGTERM, interrupted)
+    log(f"temporary files in {directory}")
+    failures = []
+
+    def part(name, run):
+        """Runs one part; a failure is reported with the others' figures, not instead of them."""
+        if name not in ONLY:
+            return None
+        try:
+            return run()
+        except Exception as error:  # noqa: BLE001 - reported, and the run goes on
+            log(f"part {name} failed: {error}")
+            failures.append(f"{name}: {str(error).splitlines()[0]}")
+            procs.stop_all()
+            return None
+
+    try:
+        envoy = part("envoy", lambda: bench_envoy(procs, directory))
+        empty = empty_database(procs, directory) if ONLY & {"ingest", "pages"} else None
+        ingest = part("ingest", lambda: bench_ingest(procs, directory, empty))
+        pages = part("pages", lambda: bench_pages(procs, directory, empty))
+    except BaseException:
+        log(f"stopped; logs kept in {directory}")
+        procs.stop_all()
+        raise
+    procs.stop_all()
+    section, table = report(envoy, ingest, pages, started, load_before, failures)
+    if not RESULTS.exists():
+        RESULTS.write_text("# Benchmark results\n\nEach section is one `make bench` run, newest last. "
+                           "How it measures: `bench/README.md`.\n\n")
+    with open(RESULTS, "a") as results:
+        results.write("\n" + section)
+    if failures:
+        log(f"logs of the failed parts kept in {directory}")
+        for database in directory.rglob("*.db"):
+            database.unlink()
+    else:
+        shutil.rmtree(directory, ignore_errors=True)
+    print("\n" + table)
+    log(f"appended to {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
