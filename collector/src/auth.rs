@@ -1,7 +1,13 @@
 //! Bearer tokens. A [`TokenSet`] keeps only the SHA-256 digest of each configured token, so
 //! the secrets never sit in memory longer than configuration parsing, and compares a
 //! presented token against every digest in constant time, so timing says nothing about
-//! how much of a guess was right.
+//! how much of a guess was right. Tokens made by `audit-collector token create` are
+//! [`new_secret`]s with a [`Scope`], stored as the same digests in the database.
+//!
+//! A plain SHA-256, not a slow password hash, is enough here: every token the collector
+//! makes is 32 random bytes (256 bits), so there is no dictionary to try and a fast hash
+//! leaks nothing; what the hash protects against is a copy of the database (or of the
+//! process memory) turning into working credentials.
 
 use std::fmt;
 
@@ -43,12 +49,7 @@ impl TokenSet {
 
     /// True when `presented` is one of the tokens. Every digest is compared, always.
     pub fn accepts(&self, presented: &str) -> bool {
-        let presented = digest(presented);
-        let mut matched = Choice::from(0);
-        for known in &self.digests {
-            matched |= known.ct_eq(&presented);
-        }
-        bool::from(matched)
+        self.contains_digest(&digest(presented))
     }
 
     /// True when a token is in both sets (a read token must not also be the ingest token).
@@ -64,34 +65,83 @@ impl fmt::Debug for TokenSet {
     }
 }
 
-fn digest(token: &str) -> [u8; 32] {
+impl TokenSet {
+    /// True when `presented` (a digest) is one of the tokens. Every digest is compared.
+    pub fn contains_digest(&self, presented: &[u8; 32]) -> bool {
+        contains_in_constant_time(self.digests.iter(), presented)
+    }
+}
+
+/// True when `presented` is among `known`; compares every entry, whatever matched.
+pub fn contains_in_constant_time<'a>(known: impl Iterator<Item = &'a [u8; 32]>, presented: &[u8; 32]) -> bool {
+    let mut matched = Choice::from(0);
+    for digest in known {
+        matched |= digest.ct_eq(presented);
+    }
+    bool::from(matched)
+}
+
+/// The SHA-256 digest a token is stored and compared as.
+pub fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// The outcome of checking a request's `Authorization` header against a [`TokenSet`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Credential {
-    /// A bearer token from the set.
-    Valid,
-    /// No `Authorization: Bearer …` header.
-    Missing,
-    /// A bearer token that is not in the set (or a malformed header).
-    Invalid,
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// `GET /audit` and the other reads of the trail.
+    Read,
+    /// `POST /v1/events`: what the Envoy filter presents.
+    Ingest,
 }
 
-/// Checks the request's `Authorization: Bearer <token>` against `tokens`.
-pub fn check_bearer(headers: &HeaderMap, tokens: &TokenSet) -> Credential {
-    let Some(value) = headers.get(AUTHORIZATION) else {
-        return Credential::Missing;
-    };
-    let Ok(value) = value.to_str() else {
-        return Credential::Invalid;
-    };
-    match value.trim().split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && tokens.accepts(token.trim()) => {
-            Credential::Valid
+impl Scope {
+    /// The name used on the command line and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Ingest => "ingest",
         }
-        _ => Credential::Invalid,
+    }
+
+    /// The scope of a name, or `None`.
+    pub fn parse(name: &str) -> Option<Scope> {
+        match name {
+            "read" => Some(Scope::Read),
+            "ingest" => Some(Scope::Ingest),
+            _ => None,
+        }
+    }
+}
+
+/// The prefix of every token the collector makes, so a leaked one is recognisable (secret
+/// scanners look for such prefixes).
+pub const TOKEN_PREFIX: &str = "ast_";
+
+/// A new token secret: [`TOKEN_PREFIX`] and 32 random bytes from the OS, base64url.
+pub fn new_secret() -> Result<String, getrandom::Error> {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
+}
+
+/// An `Authorization` header that is not `Bearer <token>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the Authorization header is not `Bearer <token>`")]
+pub struct MalformedAuthorization;
+
+/// The bearer token of a request: `Ok(None)` without an `Authorization` header.
+pub fn presented_bearer(headers: &HeaderMap) -> Result<Option<String>, MalformedAuthorization> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| MalformedAuthorization)?;
+    match value.trim().split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(Some(token.trim().to_owned()))
+        }
+        _ => Err(MalformedAuthorization),
     }
 }
 
@@ -131,12 +181,25 @@ mod tests {
 
     #[test]
     fn bearer_scheme_is_case_insensitive_and_other_schemes_are_refused() {
-        let tokens = TokenSet::from_list("abc");
-        assert_eq!(check_bearer(&headers_with("Bearer abc"), &tokens), Credential::Valid);
-        assert_eq!(check_bearer(&headers_with("bearer abc"), &tokens), Credential::Valid);
-        assert_eq!(check_bearer(&headers_with("Basic abc"), &tokens), Credential::Invalid);
-        assert_eq!(check_bearer(&headers_with("Bearer abd"), &tokens), Credential::Invalid);
-        assert_eq!(check_bearer(&HeaderMap::new(), &tokens), Credential::Missing);
+        assert_eq!(presented_bearer(&headers_with("bearer abc")), Ok(Some("abc".to_owned())));
+        assert_eq!(presented_bearer(&headers_with("Bearer ")), Err(MalformedAuthorization));
+        assert_eq!(presented_bearer(&headers_with("Token abc")), Err(MalformedAuthorization));
+    }
+
+    #[test]
+    fn new_secrets_are_prefixed_43_characters_of_base64url_and_differ() {
+        let first = new_secret().expect("random");
+        let second = new_secret().expect("random");
+        assert!(first.starts_with(TOKEN_PREFIX) && first.len() == TOKEN_PREFIX.len() + 43, "{first}");
+        assert_ne!(first, second);
+        assert!(TokenSet::from_list(&first).contains_digest(&digest(&first)));
+    }
+
+    #[test]
+    fn the_presented_bearer_is_read_from_the_header() {
+        assert_eq!(presented_bearer(&headers_with("Bearer  abc ")), Ok(Some("abc".to_owned())));
+        assert_eq!(presented_bearer(&HeaderMap::new()), Ok(None));
+        assert_eq!(presented_bearer(&headers_with("Basic abc")), Err(MalformedAuthorization));
     }
 
     #[test]

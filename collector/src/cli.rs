@@ -25,6 +25,10 @@ pub struct Cli {
 pub enum Command {
     /// Serve POST /v1/events (ingest from the filter) and GET /audit (the trail).
     Serve(ServeArgs),
+    /// Create, list and revoke bearer tokens kept in the database.
+    Token(crate::token_command::TokenArgs),
+    /// Follow a trail's /audit and print its events as NDJSON (native, OCSF or ECS).
+    Tail(crate::tail::TailArgs),
     /// Prove the trail intact: recompute the hash chain and check every signed checkpoint,
     /// from a database file or through the /audit API.
     Verify(crate::verify::command::VerifyArgs),

@@ -16,15 +16,20 @@
 //! - [`config`]: [`Config`], the validated settings `run` needs, and [`ConfigError`].
 //! - [`cli`]: the `audit-collector` command line (`serve` and its flags/env vars), which
 //!   only turns arguments into a [`Config`].
-//! - [`auth`]: bearer tokens, kept as SHA-256 digests and compared in constant time.
+//! - [`auth`]: bearer tokens and their scopes, kept as SHA-256 digests and compared in
+//!   constant time.
+//! - [`token_command`]: `audit-collector token create|list|revoke` on the database.
+//! - [`tail`]: `audit-collector tail`, which follows a trail and prints NDJSON (native,
+//!   OCSF or ECS) for a SIEM shipper, resuming from a state file.
+//! - [`metrics`]: the counters and histograms of `GET /metrics`.
 //! - `batch`: an ingest body turned into rows to store, or a message saying what was wrong.
-//! - `http`: the routes: ingest, the audit page, health, and the one mapping from error to
+//! - `http`: the routes: ingest, the audit page and its query parameters, the OpenAPI
+//!   document, health, metrics, token checks by scope, and the one mapping from error to
 //!   HTTP status (`application/problem+json`).
 //! - `store`: SQLite: pragmas and migrations, the writer thread, the reader pool, retention.
 //! - [`chain`]: the tamper-evident trail: canonical form, hash links, signed checkpoints.
 //! - [`verify`]: `audit-collector verify`: recompute the chain and check every checkpoint,
 //!   from a database file or through the API.
-//! - [`chain`]: the tamper-evident trail: canonical form, hash links, signed checkpoints.
 //! - [`address_file`]: tells a test harness which port a `--listen …:0` server got.
 //! - [`error`]: [`Error`], why [`run`] could not start or stop cleanly.
 
@@ -32,11 +37,13 @@ pub mod address_file;
 pub mod auth;
 mod batch;
 pub mod chain;
-pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod server;
+pub mod tail;
+pub mod token_command;
 pub mod verify;
 
 mod http;

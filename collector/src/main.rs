@@ -25,6 +25,13 @@ async fn main() -> anyhow::Result<()> {
             })?;
             audit_collector::run(listener, settings.config, shutdown_signal()).await?;
         }
+        Command::Token(args) => {
+            audit_collector::token_command::run(args, &mut std::io::stdout(), &mut std::io::stderr())?;
+        }
+        Command::Tail(args) => {
+            tokio::task::spawn_blocking(move || audit_collector::tail::run(&args, &mut std::io::stdout().lock()))
+                .await??;
+        }
         Command::Verify(args) => {
             let outcome = tokio::task::spawn_blocking(move || audit_collector::verify::command::run_verify(&args)).await?;
             match outcome {

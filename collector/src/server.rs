@@ -19,6 +19,7 @@ use crate::address_file::write_address_file;
 use crate::config::Config;
 use crate::error::Error;
 use crate::http::{route, Shared};
+use crate::metrics::Metrics;
 use crate::chain::signing::{default_key_path, TrailSigner};
 use crate::store::chain_store::link_unchained_events;
 use crate::store::{checkpointing, retention, schema, writer, Readers, StoreError};
@@ -50,6 +51,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
         ingest_tokens: config.ingest_tokens.clone(),
         public_url: config.public_url.clone(),
         max_body_bytes: config.max_body_bytes,
+        metrics: Arc::new(Metrics::default()),
+        database: config.database.clone(),
         trail_key,
     });
 

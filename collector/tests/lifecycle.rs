@@ -40,7 +40,10 @@ async fn shutdown_waits_for_batches_in_flight_and_commits_them() {
     let mut blocker = Connection::open(&collector.database).expect("open");
     let lock = blocker.transaction_with_behavior(TransactionBehavior::Immediate).expect("lock");
     let inflight: Vec<_> = (0..3).map(|batch| tokio::spawn(ingest_batch(address, batch))).collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Nothing observable says "the writer holds all three" (it drains the queue into its
+    // blocked transaction), so give them ample time to arrive; on a machine so slow that one
+    // arrives after the stop signal, that batch gets 503 and the assertions below say so.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     let stopping = tokio::spawn(collector.stop_keeping_files());
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!stopping.is_finished(), "run() returned while batches were still in flight");
@@ -143,19 +146,36 @@ async fn a_full_write_queue_answers_503_with_retry_after_and_stores_what_it_acce
         let auth = common::bearer(common::INGEST_TOKEN);
         send(address, "POST", "/v1/events", &[("authorization", &auth)], Some(&body)).await
     };
-    let taken = tokio::spawn(ingest(0..2));
-    tokio::time::sleep(Duration::from_millis(300)).await; // the writer took it and waits for the lock
-    let queued = tokio::spawn(ingest(2..4));
-    tokio::time::sleep(Duration::from_millis(300)).await; // it fills the queue of one
-    let refused = ingest(4..6).await;
+    // Send batches one at a time until one is refused. With the writer blocked and a queue
+    // of one, at most two can be waiting; an accepted batch does not answer until it is
+    // committed, so "no answer yet" means accepted. No sleep decides the outcome: a slow
+    // machine only sends a few more batches before the refusal.
+    let mut accepted = Vec::new();
+    let mut refused = None;
+    for batch in 0..20u32 {
+        let mut task = tokio::spawn(ingest(batch * 2..batch * 2 + 2));
+        match tokio::time::timeout(Duration::from_millis(500), &mut task).await {
+            Ok(answer) => {
+                refused = Some((batch, answer.expect("task")));
+                break;
+            }
+            Err(_still_waiting) => accepted.push((batch, task)),
+        }
+    }
+    let (refused_batch, refused) = refused.expect("a full queue refuses a batch within 20 tries");
     assert_eq!(refused.status, 503, "{}", refused.text());
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert!(refused.problem_detail().contains("retry"));
+    assert!((1..=2).contains(&accepted.len()), "{} batches waited for a writer queue of one", accepted.len());
 
     drop(lock);
-    assert_eq!(taken.await.expect("task").status, 200);
-    assert_eq!(queued.await.expect("task").status, 200);
-    let expected: Vec<String> = (0..4).map(uuid).collect();
-    assert_eq!(collector.stored_uuids(), expected, "accepted batches stored, the refused one not");
+    let mut expected = Vec::new();
+    for (batch, task) in accepted {
+        assert_eq!(task.await.expect("task").status, 200, "batch {batch} was accepted, so it must be stored");
+        expected.extend((batch * 2..batch * 2 + 2).map(uuid));
+    }
+    let stored = collector.stored_uuids();
+    assert_eq!(stored, expected, "accepted batches stored, the refused one not");
+    assert!(!stored.contains(&uuid(refused_batch * 2)), "the refused batch must not be stored");
     collector.stop().await.expect("clean stop");
 }

@@ -29,7 +29,17 @@ async fn an_honest_trail_verifies_from_the_file_and_the_api_after_a_purge() {
     })
     .await;
     assert_eq!(collector.ingest(&old_events(0..30)).await.status, 200);
-    tokio::time::sleep(Duration::from_millis(800)).await; // purged, anchored, signed
+    // Wait until retention purged them (the trail then starts after them).
+    let mut purged = false;
+    for _ in 0..2000 {
+        let reply = collector.audit("/audit?pageSize=1").await;
+        if reply.status == 404 || reply.json()["events"].as_array().is_some_and(Vec::is_empty) {
+            purged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(purged, "retention did not purge the old events within 20 s");
     for batch in 1..4 {
         assert_eq!(collector.ingest(&events(batch * 100..batch * 100 + 40)).await.status, 200);
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -138,7 +138,7 @@ fn reading_the_trail_is_audited_and_needs_the_read_token() {
     assert_eq!(wrong.status, 401, "GET /audit with a wrong token");
     let ingest = send("GET", &audit, &[("user-agent", "e2e-reader-ingest"),
         ("authorization", &format!("Bearer {}", stack.ingest_token()))], None).unwrap();
-    assert_eq!(ingest.status, 401, "the ingest credential must not read the trail");
+    assert_eq!(ingest.status, 403, "the ingest credential is valid but must not read the trail (wrong scope)");
     let ok = send("GET", &audit, &[("user-agent", "e2e-reader-ok"),
         ("authorization", &format!("Bearer {}", stack.read_token()))], None).unwrap();
     assert_eq!(ok.status, 200, "GET /audit with the read token: {}", ok.body);
@@ -151,7 +151,7 @@ fn reading_the_trail_is_audited_and_needs_the_read_token() {
     })
     .unwrap();
     let readers = by_user_agent(&events, "e2e-reader-");
-    for (agent, status) in [("e2e-reader-anonymous", 401), ("e2e-reader-wrong", 401), ("e2e-reader-ingest", 401), ("e2e-reader-ok", 200)] {
+    for (agent, status) in [("e2e-reader-anonymous", 401), ("e2e-reader-wrong", 401), ("e2e-reader-ingest", 403), ("e2e-reader-ok", 200)] {
         let event = readers[agent][0];
         assert_eq!(event.payload.path, "/audit", "{agent}: path");
         assert_eq!(event.response.as_ref().map(|r| r.status), Some(status), "{agent}: response.status");

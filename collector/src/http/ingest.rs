@@ -6,15 +6,28 @@ use audit_event::IngestReceipt;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
+use super::authorize::authorize;
 use super::body::read_limited;
 use super::respond::{with_body, HttpResponse};
-use super::{authorize, ApiError, Shared};
+use super::{ApiError, Shared};
+use crate::auth::Scope;
 use crate::batch::parse_batch;
 use crate::store::SubmitError;
 
-/// Handles one ingest request.
+/// Handles one ingest request, counting what it stored or why it stored nothing.
 pub async fn handle(request: Request<Incoming>, shared: &Shared) -> Result<HttpResponse, ApiError> {
-    authorize(request.headers(), &shared.ingest_tokens)?;
+    let outcome = store_batch(request, shared).await;
+    match &outcome {
+        Ok(receipt) => shared.metrics.count_ingested(receipt.accepted, receipt.duplicates),
+        Err(error) => shared.metrics.count_rejected(error.kind()),
+    }
+    let receipt = outcome?;
+    let body = serde_json::to_vec(&receipt).map_err(|error| ApiError::Internal(error.to_string()))?;
+    Ok(with_body(StatusCode::OK, "application/json", body))
+}
+
+async fn store_batch(request: Request<Incoming>, shared: &Shared) -> Result<IngestReceipt, ApiError> {
+    authorize(request.headers(), Scope::Ingest, shared).await?;
     let (parts, body) = request.into_parts();
     let bytes = read_limited(body, &parts.headers, shared.max_body_bytes).await?;
     let rows = parse_batch(&bytes).map_err(|error| ApiError::BadRequest(error.to_string()))?;
@@ -32,6 +45,5 @@ pub async fn handle(request: Request<Incoming>, shared: &Shared) -> Result<HttpR
         pending.committed().await?
     };
     tracing::debug!(accepted = receipt.accepted, duplicates = receipt.duplicates, "batch committed");
-    let body = serde_json::to_vec(&receipt).map_err(|error| ApiError::Internal(error.to_string()))?;
-    Ok(with_body(StatusCode::OK, "application/json", body))
+    Ok(receipt)
 }

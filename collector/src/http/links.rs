@@ -33,14 +33,15 @@ fn is_host(candidate: &str) -> bool {
         && candidate.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
 }
 
-/// The URL of the page starting at `from`, carrying `pageSize` only when the client gave it.
-pub fn page_href(base: &str, from: Option<&str>, page_size: Option<usize>) -> String {
+/// The URL of the page starting at `from`, carrying `pairs` (the page's other parameters,
+/// in canonical order) after it.
+pub fn page_href(base: &str, from: Option<&str>, pairs: &[(&'static str, String)]) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
     if let Some(from) = from {
         query.append_pair("from", from);
     }
-    if let Some(size) = page_size {
-        query.append_pair("pageSize", &size.to_string());
+    for (name, value) in pairs {
+        query.append_pair(name, value);
     }
     let query = query.finish();
     if query.is_empty() {
@@ -85,9 +86,13 @@ mod tests {
     }
 
     #[test]
-    fn hrefs_carry_from_and_page_size_only_when_given() {
-        assert_eq!(page_href("http://h", None, None), "http://h/audit");
-        assert_eq!(page_href("http://h", Some("abc"), None), "http://h/audit?from=abc");
-        assert_eq!(page_href("http://h", Some("abc"), Some(5)), "http://h/audit?from=abc&pageSize=5");
+    fn hrefs_carry_from_first_then_the_other_parameters_encoded() {
+        assert_eq!(page_href("http://h", None, &[]), "http://h/audit");
+        assert_eq!(page_href("http://h", Some("abc"), &[]), "http://h/audit?from=abc");
+        let pairs = [("since", "2030-01-01T00:00:00+01:00".to_owned()), ("pageSize", "5".to_owned())];
+        assert_eq!(
+            page_href("http://h", Some("abc"), &pairs),
+            "http://h/audit?from=abc&since=2030-01-01T00%3A00%3A00%2B01%3A00&pageSize=5"
+        );
     }
 }

@@ -3,25 +3,31 @@
 //! problem+json body in one place.
 
 mod audit;
+mod audit_query;
+mod authorize;
 mod body;
 mod checkpoints;
 mod health;
 mod ingest;
 mod links;
+mod metrics;
+mod openapi;
 mod problem;
 mod public_key;
 mod respond;
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use audit_event::chain::{TrailPublicKey, CHECKPOINTS_PATH, PUBLIC_KEY_PATH};
 use audit_event::ingest::INGEST_PATH;
 use hyper::body::Incoming;
-use hyper::header::HeaderMap;
 use hyper::{Method, Request};
 
-use crate::auth::{check_bearer, Credential, TokenSet};
+use crate::auth::TokenSet;
 use crate::config::PublicUrl;
+use crate::metrics::Metrics;
 use crate::store::{Readers, WriterHandle};
 
 pub use problem::ApiError;
@@ -31,6 +37,9 @@ pub use respond::HttpResponse;
 pub const AUDIT_PATH: &str = "/audit";
 /// The path of the health check.
 pub const HEALTH_PATH: &str = "/healthz";
+/// The path of the Prometheus metrics.
+pub const METRICS_PATH: &str = "/metrics";
+pub use openapi::OPENAPI_PATH;
 
 /// What every request handler can reach.
 pub struct Shared {
@@ -46,6 +55,10 @@ pub struct Shared {
     pub public_url: Option<PublicUrl>,
     /// Largest ingest body.
     pub max_body_bytes: usize,
+    /// The counters of `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The SQLite file (its size is a metric).
+    pub database: PathBuf,
     /// The public key that verifies the checkpoints.
     pub trail_key: TrailPublicKey,
 }
@@ -54,26 +67,35 @@ pub struct Shared {
 pub async fn route(request: Request<Incoming>, shared: Arc<Shared>) -> HttpResponse {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let started = Instant::now();
     let outcome = match (path.as_str(), &method) {
         (INGEST_PATH, &Method::POST) => ingest::handle(request, &shared).await,
         (AUDIT_PATH, &Method::GET) => audit::handle(&request, &shared).await,
+        (OPENAPI_PATH, &Method::GET) => openapi::handle(),
         (HEALTH_PATH, &Method::GET) => health::handle(&shared).await,
+        (METRICS_PATH, &Method::GET) => metrics::handle(&shared).await,
         (CHECKPOINTS_PATH, &Method::GET) => checkpoints::handle(&request, &shared).await,
         (PUBLIC_KEY_PATH, &Method::GET) => public_key::handle(&shared),
-        (INGEST_PATH, _) => Err(ApiError::MethodNotAllowed { path, method: method.to_string(), allow: "POST" }),
-        (AUDIT_PATH | HEALTH_PATH | CHECKPOINTS_PATH | PUBLIC_KEY_PATH, _) => {
-            Err(ApiError::MethodNotAllowed { path, method: method.to_string(), allow: "GET" })
+        (INGEST_PATH, _) => Err(ApiError::MethodNotAllowed { path: path.clone(), method: method.to_string(), allow: "POST" }),
+        (AUDIT_PATH | OPENAPI_PATH | HEALTH_PATH | METRICS_PATH | CHECKPOINTS_PATH | PUBLIC_KEY_PATH, _) => {
+            Err(ApiError::MethodNotAllowed { path: path.clone(), method: method.to_string(), allow: "GET" })
         }
-        _ => Err(ApiError::NotFound { path }),
+        _ => Err(ApiError::NotFound { path: path.clone() }),
     };
-    outcome.unwrap_or_else(ApiError::into_response)
+    let response = outcome.unwrap_or_else(ApiError::into_response);
+    shared.metrics.observe_latency(route_label(&path), started.elapsed());
+    response
 }
 
-/// Lets the request through only with a bearer token from `tokens`.
-fn authorize(headers: &HeaderMap, tokens: &TokenSet) -> Result<(), ApiError> {
-    match check_bearer(headers, tokens) {
-        Credential::Valid => Ok(()),
-        Credential::Missing => Err(ApiError::MissingToken),
-        Credential::Invalid => Err(ApiError::InvalidToken),
+/// The `route` label of the latency histogram: one of a fixed set, whatever the path.
+fn route_label(path: &str) -> &'static str {
+    match path {
+        INGEST_PATH => "ingest",
+        AUDIT_PATH => "audit",
+        OPENAPI_PATH => "openapi",
+        HEALTH_PATH => "healthz",
+        METRICS_PATH => "metrics",
+        _ if path.starts_with("/audit/") => "audit_other",
+        _ => "other",
     }
 }

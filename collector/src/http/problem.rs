@@ -19,8 +19,16 @@ pub enum ApiError {
     /// A token this route does not accept.
     #[error("the bearer token is not accepted on this route")]
     InvalidToken,
+    /// A valid token whose scope does not cover this route.
+    #[error("this token has the `{has}` scope; this route needs a `{needs}` token (audit-collector token create --scope {needs})")]
+    WrongScope {
+        /// The scope the token has.
+        has: &'static str,
+        /// The scope the route needs.
+        needs: &'static str,
+    },
     /// No such route.
-    #[error("there is nothing at `{path}`; the collector serves POST /v1/events, GET /audit and GET /healthz")]
+    #[error("there is nothing at `{path}`; the collector serves POST /v1/events, GET /audit, GET /audit/openapi.json, GET /healthz and GET /metrics")]
     NotFound {
         /// The requested path.
         path: String,
@@ -35,6 +43,14 @@ pub enum ApiError {
         /// The methods it supports.
         allow: &'static str,
     },
+    /// A query parameter with a value that cannot be used.
+    #[error("`{name}` {problem}")]
+    InvalidParameter {
+        /// The parameter.
+        name: String,
+        /// What is wrong and what to send instead.
+        problem: String,
+    },
     /// The request itself is wrong; the message says how.
     #[error("{0}")]
     BadRequest(String),
@@ -45,8 +61,14 @@ pub enum ApiError {
         limit: usize,
     },
     /// `from` names no stored event.
-    #[error("event `{from}` is not in the trail (it was never stored, or retention has purged it); start again without `from` to read from the oldest event kept")]
+    #[error("event `{from}` is not in the trail (no event with this uuid was stored); check the uuid, or start again without `from` to read from the oldest event kept")]
     UnknownFrom {
+        /// The requested cursor (shortened when long).
+        from: String,
+    },
+    /// `from` names an event retention has purged.
+    #[error("event `{from}` has EXPIRED: retention purged it, and the events before and after it that were as old; start again without `from` (or with `since`) to read from the oldest event kept")]
+    ExpiredFrom {
         /// The requested cursor (shortened when long).
         from: String,
     },
@@ -72,9 +94,13 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::MissingToken | ApiError::InvalidToken => StatusCode::UNAUTHORIZED,
+            ApiError::WrongScope { .. } => StatusCode::FORBIDDEN,
+            ApiError::ExpiredFrom { .. } => StatusCode::GONE,
             ApiError::NotFound { .. } | ApiError::UnknownFrom { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::BadRequest(_) | ApiError::MissingHost => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::InvalidParameter { .. } | ApiError::MissingHost => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::QueueFull | ApiError::ShuttingDown | ApiError::Store(StoreError::WriterStopped) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -84,10 +110,13 @@ impl ApiError {
     }
 
     /// A stable identifier of the kind of problem, for clients that branch on it.
-    fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> &'static str {
         match self {
             ApiError::MissingToken => "missing-token",
             ApiError::InvalidToken => "invalid-token",
+            ApiError::WrongScope { .. } => "wrong-scope",
+            ApiError::InvalidParameter { .. } => "invalid-parameter",
+            ApiError::ExpiredFrom { .. } => "expired-from",
             ApiError::NotFound { .. } => "not-found",
             ApiError::MethodNotAllowed { .. } => "method-not-allowed",
             ApiError::BadRequest(_) => "bad-request",
@@ -127,6 +156,12 @@ impl ApiError {
                 headers.insert(
                     WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"audit\", error=\"invalid_token\""),
+                );
+            }
+            ApiError::WrongScope { .. } => {
+                headers.insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"audit\", error=\"insufficient_scope\""),
                 );
             }
             ApiError::MethodNotAllowed { allow, .. } => {

@@ -61,6 +61,18 @@ pub enum StoreError {
         /// What serde said.
         reason: String,
     },
+    /// An active token already has this name.
+    #[error("a token named `{name}` already exists; revoke it first (`audit-collector token revoke {name}`) or choose another --name")]
+    TokenNameTaken {
+        /// The name.
+        name: String,
+    },
+    /// A row of `api_tokens` is not what this collector writes.
+    #[error("token {id} in api_tokens has an unknown scope or a digest that is not 32 bytes")]
+    CorruptToken {
+        /// Its row id.
+        id: i64,
+    },
     /// The hash chain or its checkpoints cannot be extended as stored.
     #[error("the trail's hash chain cannot be extended: {0}; run `audit-collector verify` on the database")]
     Chain(String),

@@ -10,10 +10,12 @@ pub mod error;
 pub mod reader;
 pub mod retention;
 pub mod schema;
+pub mod tokens;
+pub mod trail_query;
 pub mod writer;
 
 pub use error::StoreError;
-pub use reader::Readers;
+pub use reader::{PageOutcome, Readers};
 pub use writer::{NewEvent, SubmitError, WriterHandle};
 
 /// Milliseconds since the Unix epoch, by the system clock.

@@ -1,15 +1,18 @@
 //! Reading the trail: a small pool of read-only connections, used from blocking tasks so
-//! SQLite never stalls the async workers. Pages are keyset queries on `seq`: the cost of a
-//! page does not grow with how far into the trail it is, and no page ever counts rows.
+//! SQLite never stalls the async workers. Pages are keyset queries on `seq` (the SQL is in
+//! [`super::trail_query`]): the cost of a page does not grow with how far into the trail
+//! it is, and no page ever counts rows.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection, OptionalExtension};
 use serde_json::value::RawValue;
 use tokio::sync::Semaphore;
 
 use super::schema::open_for_reading;
+use super::trail_query::{page_sql, TrailOrder, TrailQuery, EXPIRED_UUID_SQL, FIRST_SEQ_SINCE_SQL, SEQ_OF_UUID_SQL};
 use super::StoreError;
 use crate::chain::served::with_chain_link;
 
@@ -19,10 +22,21 @@ pub const MAX_READERS: usize = 4;
 /// One page of stored events.
 #[derive(Debug)]
 pub struct PageRows {
-    /// The events, in sequence order, as stored.
+    /// The events, in the page's order, as stored.
     pub events: Vec<Box<RawValue>>,
     /// The uuid of the event after the last one, when there is one.
     pub next: Option<String>,
+}
+
+/// What a page request found.
+#[derive(Debug)]
+pub enum PageOutcome {
+    /// The page (possibly empty).
+    Page(PageRows),
+    /// `from` names no event the trail has ever held (as far as it remembers).
+    UnknownFrom,
+    /// `from` names an event retention has purged.
+    ExpiredFrom,
 }
 
 /// The pool of read connections; cheap to clone.
@@ -44,10 +58,18 @@ impl Readers {
         Readers { inner: Arc::new(pool) }
     }
 
-    /// The page that starts at event `from` (or at the oldest event), at most `size` long;
-    /// `None` when `from` is not in the trail.
-    pub async fn page(&self, from: Option<String>, size: usize) -> Result<Option<PageRows>, StoreError> {
-        self.with_connection(move |conn| read_page(conn, from.as_deref(), size)).await
+    /// The page `query` asks for.
+    pub async fn page(&self, query: TrailQuery) -> Result<PageOutcome, StoreError> {
+        self.with_connection(move |conn| read_page(conn, &query)).await
+    }
+
+    /// Runs `work` on a read connection (for the token lookup and other small reads).
+    pub async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.with_connection(move |conn| work(conn)).await
     }
 
     /// Succeeds when the database answers a query.
@@ -86,27 +108,47 @@ impl Readers {
 }
 
 /// Reads one page in one read transaction, so the cursor lookup and the rows agree.
-pub fn read_page(conn: &mut Connection, from: Option<&str>, size: usize) -> Result<Option<PageRows>, StoreError> {
+pub fn read_page(conn: &mut Connection, query: &TrailQuery) -> Result<PageOutcome, StoreError> {
     let tx = conn.transaction()?;
-    let start: i64 = match from {
-        None => i64::MIN,
+    let cursor = match &query.from {
+        None => None,
         Some(uuid) => {
-            let seq = tx
-                .prepare_cached("SELECT seq FROM events WHERE uuid = ?1")?
-                .query_row([uuid], |row| row.get(0))
-                .optional()?;
+            let seq: Option<i64> = tx.prepare_cached(SEQ_OF_UUID_SQL)?.query_row([uuid], |row| row.get(0)).optional()?;
             match seq {
-                Some(seq) => seq,
-                None => return Ok(None),
+                Some(seq) => Some(seq),
+                None => {
+                    let expired = tx.prepare_cached(EXPIRED_UUID_SQL)?.exists([uuid])?;
+                    return Ok(if expired { PageOutcome::ExpiredFrom } else { PageOutcome::UnknownFrom });
+                }
             }
         }
     };
+    // Without a cursor, `since` also moves the lower bound to the first event that recent,
+    // so a recent `since` does not walk the whole trail. With a cursor (a `next` link) the
+    // cursor is already at or past it, and `since` stays a predicate.
+    let first_since: Option<i64> = match (cursor, query.filters.since_ms) {
+        (None, Some(since)) => {
+            match tx.prepare_cached(FIRST_SEQ_SINCE_SQL)?.query_row([since], |row| row.get::<_, Option<i64>>(0))? {
+                Some(seq) => Some(seq),
+                None => return Ok(PageOutcome::Page(PageRows { events: Vec::new(), next: None })),
+            }
+        }
+        _ => None,
+    };
+    let (lower, upper) = match query.order {
+        TrailOrder::Ascending => (cursor.or(first_since).unwrap_or(i64::MIN), i64::MAX),
+        TrailOrder::Descending => (first_since.unwrap_or(i64::MIN), cursor.unwrap_or(i64::MAX)),
+    };
     // One row more than the page: if it exists, it is where the next page starts.
-    let limit = i64::try_from(size.saturating_add(1)).unwrap_or(i64::MAX);
-    let mut rows: Vec<(String, String)> = Vec::with_capacity(size.saturating_add(1).min(1024));
+    let limit = i64::try_from(query.size.saturating_add(1)).unwrap_or(i64::MAX);
+    let (sql, filter_values) = page_sql(&query.filters, query.order);
+    let mut values = vec![Value::Integer(lower), Value::Integer(upper)];
+    values.extend(filter_values);
+    values.push(Value::Integer(limit));
+    let mut rows: Vec<(String, String)> = Vec::with_capacity(query.size.saturating_add(1).min(1024));
     {
-        let mut select = tx.prepare_cached("SELECT uuid, body, seq, chain_prev, chain_hash FROM events WHERE seq >= ?1 ORDER BY seq LIMIT ?2")?;
-        let mut found = select.query(params![start, limit])?;
+        let mut select = tx.prepare_cached(&sql)?;
+        let mut found = select.query(params_from_iter(values))?;
         while let Some(row) = found.next()? {
             let (uuid, body): (String, String) = (row.get(0)?, row.get(1)?);
             // Each event is served with its chain link (`chain`), spliced in unparsed.
@@ -121,20 +163,32 @@ pub fn read_page(conn: &mut Connection, from: Option<&str>, size: usize) -> Resu
         }
     }
     tx.finish()?;
-    let next = if rows.len() > size { rows.pop().map(|(uuid, _)| uuid) } else { None };
+    let next = if rows.len() > query.size { rows.pop().map(|(uuid, _)| uuid) } else { None };
     let events = rows
         .into_iter()
         .map(|(uuid, body)| {
             RawValue::from_string(body).map_err(|error| StoreError::CorruptEvent { uuid, reason: error.to_string() })
         })
         .collect::<Result<_, _>>()?;
-    Ok(Some(PageRows { events, next }))
+    Ok(PageOutcome::Page(PageRows { events, next }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::schema::open_for_writing;
+    use rusqlite::params;
+
+    fn query(from: Option<&str>, size: usize) -> TrailQuery {
+        TrailQuery { from: from.map(str::to_owned), size, ..TrailQuery::default() }
+    }
+
+    fn page_of(outcome: PageOutcome) -> PageRows {
+        match outcome {
+            PageOutcome::Page(rows) => rows,
+            other => panic!("expected a page, got {other:?}"),
+        }
+    }
 
     fn trail_of(count: usize) -> (tempfile::TempDir, Connection) {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -157,7 +211,7 @@ mod tests {
     #[test]
     fn a_full_page_names_the_event_that_starts_the_next() {
         let (_dir, mut conn) = trail_of(5);
-        let page = read_page(&mut conn, None, 2).expect("read").expect("page");
+        let page = page_of(read_page(&mut conn, &query(None, 2)).expect("read"));
         assert_eq!(bodies(&page), [r#"{"n":0}"#, r#"{"n":1}"#]);
         assert_eq!(page.next.as_deref(), Some("uuid-2"));
     }
@@ -165,7 +219,7 @@ mod tests {
     #[test]
     fn from_is_inclusive_and_the_last_page_has_no_next() {
         let (_dir, mut conn) = trail_of(5);
-        let page = read_page(&mut conn, Some("uuid-3"), 2).expect("read").expect("page");
+        let page = page_of(read_page(&mut conn, &query(Some("uuid-3"), 2)).expect("read"));
         assert_eq!(bodies(&page), [r#"{"n":3}"#, r#"{"n":4}"#]);
         assert_eq!(page.next, None);
     }
@@ -173,7 +227,31 @@ mod tests {
     #[test]
     fn an_unknown_from_is_not_an_empty_page() {
         let (_dir, mut conn) = trail_of(1);
-        assert!(read_page(&mut conn, Some("missing"), 10).expect("read").is_none());
+        let outcome = read_page(&mut conn, &query(Some("missing"), 10)).expect("read");
+        assert!(matches!(outcome, PageOutcome::UnknownFrom), "{outcome:?}");
+    }
+
+    #[test]
+    fn a_purged_from_is_expired_not_unknown() {
+        let (_dir, mut conn) = trail_of(3);
+        // As the retention purge does it: events can be deleted only while it runs.
+        conn.execute_batch("UPDATE purge_guard SET purging = 1; DELETE FROM events WHERE uuid = 'uuid-0';")
+            .expect("purge one");
+        let outcome = read_page(&mut conn, &query(Some("uuid-0"), 10)).expect("read");
+        assert!(matches!(outcome, PageOutcome::ExpiredFrom), "{outcome:?}");
+    }
+
+    #[test]
+    fn descending_pages_walk_back_from_the_cursor() {
+        let (_dir, mut conn) = trail_of(5);
+        let mut newest_first = query(None, 2);
+        newest_first.order = TrailOrder::Descending;
+        let page = page_of(read_page(&mut conn, &newest_first).expect("read"));
+        assert_eq!(bodies(&page), [r#"{"n":4}"#, r#"{"n":3}"#]);
+        assert_eq!(page.next.as_deref(), Some("uuid-2"));
+        newest_first.from = page.next;
+        let page = page_of(read_page(&mut conn, &newest_first).expect("read"));
+        assert_eq!(bodies(&page), [r#"{"n":2}"#, r#"{"n":1}"#]);
     }
 
     #[tokio::test]
@@ -181,7 +259,7 @@ mod tests {
         let (dir, _conn) = trail_of(3);
         let readers = Readers::new(dir.path().join("audit.db"));
         readers.ping().await.expect("ping");
-        let page = readers.page(Some("uuid-1".to_owned()), 100).await.expect("read").expect("page");
+        let page = page_of(readers.page(query(Some("uuid-1"), 100)).await.expect("read"));
         assert_eq!(page.events.len(), 2);
     }
 }

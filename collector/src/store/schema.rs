@@ -35,6 +35,46 @@ const MIGRATIONS: &[&str] = &[
     // checkpoints, and the triggers that leave no update or delete path (see
     // `chain_migration`).
     super::chain_migration::CHAIN_MIGRATION,
+    // 3: the /audit API for security teams.
+    // - `user_id`: what PactFlow's `userUuid` filter matches, the event's `user_id` or else
+    //   its `db_user_id` as text; generated from the stored body, so ingest is unchanged.
+    // - one `(column, seq)` index per equality filter of GET /audit, so a filtered page is a
+    //   range search that comes out in seq order (no sort, no full scan).
+    // - `expired_events`: the uuids retention purged, filled by a trigger in the purge's
+    //   own transaction, so an expired `from` is a 410 and not an unknown 404. It keeps
+    //   purged uuids for 30 days of event time after the newest purged one. The same
+    //   trigger counts purged events in `purge_count` (the `audit_events_purged_total`
+    //   metric, kept across restarts).
+    // - `api_tokens`: bearer tokens made by `audit-collector token create`, kept only as
+    //   SHA-256 digests; revoked tokens stay listed with their revocation time.
+    "ALTER TABLE events ADD COLUMN user_id TEXT
+        GENERATED ALWAYS AS (CAST(COALESCE(json_extract(body, '$.user_id'), db_user_id) AS TEXT)) VIRTUAL;
+    CREATE INDEX events_by_type ON events (type, seq);
+    CREATE INDEX events_by_user_id ON events (user_id, seq);
+    CREATE INDEX events_by_user_email ON events (user_email, seq);
+    CREATE INDEX events_by_method ON events (method, seq);
+    CREATE INDEX events_by_status ON events (status, seq);
+    CREATE TABLE expired_events (
+        uuid TEXT PRIMARY KEY,
+        timestamp_ms INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX expired_events_by_timestamp ON expired_events (timestamp_ms);
+    CREATE TRIGGER events_remember_purged AFTER DELETE ON events BEGIN
+        INSERT OR IGNORE INTO expired_events (uuid, timestamp_ms) VALUES (old.uuid, old.timestamp_ms);
+        DELETE FROM expired_events WHERE timestamp_ms < old.timestamp_ms - 30 * 86400000;
+        UPDATE purge_count SET events = events + 1;
+    END;
+    CREATE TABLE purge_count (events INTEGER NOT NULL) STRICT;
+    INSERT INTO purge_count (events) VALUES (0);
+    CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        scope TEXT NOT NULL CHECK (scope IN ('read', 'ingest')),
+        digest BLOB NOT NULL UNIQUE,
+        created_at_ms INTEGER NOT NULL,
+        revoked_at_ms INTEGER
+    ) STRICT;
+    CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens (name) WHERE revoked_at_ms IS NULL;",
 ];
 
 /// The schema version this binary migrates to.

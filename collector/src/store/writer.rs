@@ -116,6 +116,11 @@ impl WriterHandle {
     pub fn is_running(&self) -> bool {
         !self.queue.is_closed()
     }
+
+    /// Commands waiting in the queue (for the `audit_write_queue_depth` gauge).
+    pub fn queue_depth(&self) -> usize {
+        self.queue.max_capacity().saturating_sub(self.queue.capacity())
+    }
 }
 
 /// The writer thread itself; [`WriterThread::shutdown`] stops it after draining the queue.
