@@ -53,9 +53,11 @@ fn to_row(index: usize, event: &AuditEvent) -> Result<NewEvent, BatchError> {
 /// The row of a validated event, with an empty `body`: the columns `GET /audit` filters
 /// on, as ingest fills them (and as `verify` recomputes them from a stored body).
 pub fn indexed_columns(index: usize, event: &AuditEvent) -> Result<NewEvent, BatchError> {
-    event
-        .validate()
-        .map_err(|invalid| BatchError::Invalid { index, field: invalid.field, problem: invalid.problem })?;
+    event.validate().map_err(|invalid| BatchError::Invalid {
+        index,
+        field: invalid.field,
+        problem: invalid.problem,
+    })?;
     let timestamp_ms = event.timestamp_millis().ok_or(BatchError::Invalid {
         index,
         field: "timestamp",

@@ -96,11 +96,8 @@ pub struct ServeSettings {
 impl ServeArgs {
     /// Checks the flags and builds the settings, or says which flag to fix.
     pub fn into_settings(self) -> Result<ServeSettings, ConfigError> {
-        let listen = self
-            .listen
-            .trim()
-            .parse()
-            .map_err(|_| ConfigError::InvalidListen { value: self.listen.clone() })?;
+        let listen =
+            self.listen.trim().parse().map_err(|_| ConfigError::InvalidListen { value: self.listen.clone() })?;
         let read_tokens = TokenSet::from_list(self.read_token.as_deref().unwrap_or_default());
         let ingest_tokens = TokenSet::from_list(self.ingest_token.as_deref().unwrap_or_default());
         let mut config = Config::new(self.database, read_tokens, ingest_tokens);

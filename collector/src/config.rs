@@ -107,10 +107,7 @@ impl PublicUrl {
     pub fn parse(text: &str) -> Result<PublicUrl, ConfigError> {
         let invalid = || ConfigError::InvalidPublicUrl { value: text.to_owned() };
         let trimmed = text.trim().trim_end_matches('/');
-        let rest = trimmed
-            .strip_prefix("https://")
-            .or_else(|| trimmed.strip_prefix("http://"))
-            .ok_or_else(invalid)?;
+        let rest = trimmed.strip_prefix("https://").or_else(|| trimmed.strip_prefix("http://")).ok_or_else(invalid)?;
         let host = rest.split('/').next().unwrap_or_default();
         if host.is_empty() || trimmed.contains(['?', '#', ' ']) {
             return Err(invalid());
@@ -128,7 +125,9 @@ impl PublicUrl {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// No read token.
-    #[error("no read token: set --read-token or AUDIT_TOKEN to the bearer token(s) GET /audit accepts (comma-separated)")]
+    #[error(
+        "no read token: set --read-token or AUDIT_TOKEN to the bearer token(s) GET /audit accepts (comma-separated)"
+    )]
     MissingReadToken,
     /// No ingest token.
     #[error("no ingest token: set --ingest-token or AUDIT_INGEST_TOKEN to the bearer token the filter sends on POST /v1/events")]

@@ -33,7 +33,8 @@ async fn main() -> anyhow::Result<()> {
                 .await??;
         }
         Command::Verify(args) => {
-            let outcome = tokio::task::spawn_blocking(move || audit_collector::verify::command::run_verify(&args)).await?;
+            let outcome =
+                tokio::task::spawn_blocking(move || audit_collector::verify::command::run_verify(&args)).await?;
             match outcome {
                 Ok(report) => print!("{report}"),
                 Err(error @ audit_collector::verify::VerifyError::NotIntact(_)) => {

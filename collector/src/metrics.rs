@@ -11,9 +11,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// Upper bounds of the latency buckets, in seconds.
-const LATENCY_BUCKETS: [f64; 11] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
-];
+const LATENCY_BUCKETS: [f64; 11] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
 /// Everything `/metrics` reports that the collector counts itself.
 #[derive(Default)]
@@ -46,18 +44,12 @@ impl Metrics {
     /// Counts a committed batch: events newly stored and duplicates skipped.
     pub fn count_ingested(&self, accepted: usize, duplicates: usize) {
         self.ingested.fetch_add(as_u64(accepted), Ordering::Relaxed);
-        self.duplicates
-            .fetch_add(as_u64(duplicates), Ordering::Relaxed);
+        self.duplicates.fetch_add(as_u64(duplicates), Ordering::Relaxed);
     }
 
     /// Counts an ingest request that stored nothing, by reason (a problem kind).
     pub fn count_rejected(&self, reason: &'static str) {
-        *self
-            .rejected
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(reason)
-            .or_default() += 1;
+        *self.rejected.lock().unwrap_or_else(PoisonError::into_inner).entry(reason).or_default() += 1;
     }
 
     /// Records how long a request to `route` took.
@@ -78,10 +70,7 @@ impl Metrics {
     pub fn render(&self, gauges: Gauges) -> String {
         let mut out = String::new();
         let counter = |out: &mut String, name: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
         };
         counter(
             &mut out,
@@ -95,60 +84,32 @@ impl Metrics {
             "Events received again and not stored twice (retries).",
             self.duplicates.load(Ordering::Relaxed),
         );
-        counter(
-            &mut out,
-            "audit_events_purged_total",
-            "Events deleted by retention.",
-            gauges.purged_events,
-        );
+        counter(&mut out, "audit_events_purged_total", "Events deleted by retention.", gauges.purged_events);
 
-        let _ = writeln!(out, "# HELP audit_ingest_batches_rejected_total Ingest requests that stored nothing, by reason.");
+        let _ =
+            writeln!(out, "# HELP audit_ingest_batches_rejected_total Ingest requests that stored nothing, by reason.");
         let _ = writeln!(out, "# TYPE audit_ingest_batches_rejected_total counter");
-        for (reason, count) in self
-            .rejected
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "audit_ingest_batches_rejected_total{{reason=\"{reason}\"}} {count}"
-            );
+        for (reason, count) in self.rejected.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            let _ = writeln!(out, "audit_ingest_batches_rejected_total{{reason=\"{reason}\"}} {count}");
         }
 
-        let _ = writeln!(
-            out,
-            "# HELP audit_http_request_duration_seconds Time to answer a request, by route."
-        );
+        let _ = writeln!(out, "# HELP audit_http_request_duration_seconds Time to answer a request, by route.");
         let _ = writeln!(out, "# TYPE audit_http_request_duration_seconds histogram");
-        for (route, histogram) in self
-            .latency
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
+        for (route, histogram) in self.latency.lock().unwrap_or_else(PoisonError::into_inner).iter() {
             for (count, bound) in histogram.buckets.iter().zip(LATENCY_BUCKETS) {
-                let _ = writeln!(out, "audit_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {count}");
+                let _ = writeln!(
+                    out,
+                    "audit_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {count}"
+                );
             }
             let name = "audit_http_request_duration_seconds";
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-                histogram.count
-            );
-            let _ = writeln!(
-                out,
-                "{name}_sum{{route=\"{route}\"}} {}",
-                histogram.sum_seconds
-            );
+            let _ = writeln!(out, "{name}_bucket{{route=\"{route}\",le=\"+Inf\"}} {}", histogram.count);
+            let _ = writeln!(out, "{name}_sum{{route=\"{route}\"}} {}", histogram.sum_seconds);
             let _ = writeln!(out, "{name}_count{{route=\"{route}\"}} {}", histogram.count);
         }
 
         let gauge = |out: &mut String, name: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
         };
         gauge(
             &mut out,
@@ -181,11 +142,7 @@ mod tests {
         metrics.count_rejected("bad-request");
         metrics.count_rejected("bad-request");
         metrics.observe_latency("audit", Duration::from_millis(3));
-        let text = metrics.render(Gauges {
-            purged_events: 5,
-            database_size_bytes: 4096,
-            write_queue_depth: 2,
-        });
+        let text = metrics.render(Gauges { purged_events: 5, database_size_bytes: 4096, write_queue_depth: 2 });
         for line in [
             "audit_events_ingested_total 3",
             "audit_events_duplicate_total 1",
@@ -198,10 +155,7 @@ mod tests {
             "audit_database_size_bytes 4096",
             "audit_write_queue_depth 2",
         ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "missing `{line}` in:\n{text}"
-            );
+            assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
         }
     }
 }

@@ -16,11 +16,11 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::address_file::write_address_file;
+use crate::chain::signing::{default_key_path, TrailSigner};
 use crate::config::Config;
 use crate::error::Error;
 use crate::http::{route, Shared};
 use crate::metrics::Metrics;
-use crate::chain::signing::{default_key_path, TrailSigner};
 use crate::store::chain_store::link_unchained_events;
 use crate::store::{checkpointing, retention, schema, writer, Readers, StoreError};
 
@@ -89,8 +89,9 @@ fn open_chained(database: &Path, key_path: &Path) -> Result<(rusqlite::Connectio
 
 fn announce(config: &Config, address: std::net::SocketAddr) -> Result<(), Error> {
     match &config.address_file {
-        Some(path) => write_address_file(path, address)
-            .map_err(|source| Error::AddressFile { path: path.clone(), source }),
+        Some(path) => {
+            write_address_file(path, address).map_err(|source| Error::AddressFile { path: path.clone(), source })
+        }
         None => Ok(()),
     }
 }

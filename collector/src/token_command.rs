@@ -19,13 +19,7 @@ use crate::store::{now_millis, StoreError};
 #[derive(Debug, Args)]
 pub struct TokenArgs {
     /// The SQLite database of the collector (created and migrated when missing).
-    #[arg(
-        long,
-        env = "AUDIT_DATABASE",
-        value_name = "PATH",
-        default_value = "data/audit.db",
-        global = true
-    )]
+    #[arg(long, env = "AUDIT_DATABASE", value_name = "PATH", default_value = "data/audit.db", global = true)]
     pub database: PathBuf,
 
     /// What to do with tokens.
@@ -93,19 +87,13 @@ pub enum TokenCommandError {
 }
 
 /// Runs one token subcommand; what a user reads goes to `out`, notes to `notes`.
-pub fn run(
-    args: TokenArgs,
-    out: &mut impl Write,
-    notes: &mut impl Write,
-) -> Result<(), TokenCommandError> {
+pub fn run(args: TokenArgs, out: &mut impl Write, notes: &mut impl Write) -> Result<(), TokenCommandError> {
     let conn = open_for_writing(&args.database)?;
     match args.action {
         TokenAction::Create { scope, name } => {
             let valid = !name.is_empty()
                 && name.len() <= 64
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
             if !valid {
                 return Err(TokenCommandError::InvalidName(name));
             }
@@ -120,11 +108,7 @@ pub fn run(
             writeln!(out, "{secret}")?;
         }
         TokenAction::List => {
-            writeln!(
-                out,
-                "{:<4} {:<24} {:<7} {:<29} revoked",
-                "id", "name", "scope", "created"
-            )?;
+            writeln!(out, "{:<4} {:<24} {:<7} {:<29} revoked", "id", "name", "scope", "created")?;
             for token in list_tokens(&conn)? {
                 let revoked = token.revoked_at_ms.map_or_else(|| "-".to_owned(), time);
                 writeln!(

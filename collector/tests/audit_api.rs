@@ -15,11 +15,8 @@ use std::time::Duration;
 use common::{bearer, uuid, Collector, INGEST_TOKEN};
 use serde_json::{json, Value};
 
-const TYPES: [&str; 3] = [
-    "PactBroker::Api::Resources::Pact",
-    "PactBroker::Api::Resources::Tag",
-    "PactBroker::Api::Resources::Index",
-];
+const TYPES: [&str; 3] =
+    ["PactBroker::Api::Resources::Pact", "PactBroker::Api::Resources::Tag", "PactBroker::Api::Resources::Index"];
 const METHODS: [&str; 4] = ["GET", "POST", "PUT", "DELETE"];
 const STATUSES: [u16; 3] = [200, 201, 404];
 
@@ -67,11 +64,7 @@ async fn walk(collector: &Collector, first: &str) -> Vec<String> {
 }
 
 fn minute_of(event: &Value) -> u32 {
-    event["timestamp"]
-        .as_str()
-        .and_then(|t| t.get(14..16))
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(99)
+    event["timestamp"].as_str().and_then(|t| t.get(14..16)).and_then(|m| m.parse().ok()).unwrap_or(99)
 }
 
 #[tokio::test]
@@ -79,67 +72,37 @@ async fn a_filtered_walk_is_the_filtered_full_walk_in_order_without_repeats() {
     let (collector, sent) = collector_with(60).await;
     type Keep = fn(&Value) -> bool;
     let cases: Vec<(&str, Keep)> = vec![
-        ("type=PactBroker%3A%3AApi%3A%3AResources%3A%3ATag", |e| {
-            e["type"] == TYPES[1]
-        }),
+        ("type=PactBroker%3A%3AApi%3A%3AResources%3A%3ATag", |e| e["type"] == TYPES[1]),
         ("userUuid=3", |e| e["user_id"] == "3"),
-        ("user_email=user2%40example.com", |e| {
-            e["user_email"] == "user2@example.com"
-        }),
+        ("user_email=user2%40example.com", |e| e["user_email"] == "user2@example.com"),
         ("method=put", |e| e["payload"]["method"] == "PUT"),
         ("status=404", |e| e["response"]["status"] == 404),
         ("since=2030-01-02T03%3A30%3A00Z", |e| minute_of(e) >= 30),
-        ("until=2030-01-02T03%3A30%3A00%2B00%3A00", |e| {
-            minute_of(e) < 30
+        ("until=2030-01-02T03%3A30%3A00%2B00%3A00", |e| minute_of(e) < 30),
+        ("since=2030-01-02T03%3A10%3A00Z&until=2030-01-02T03%3A50%3A00Z&method=GET", |e| {
+            (10..50).contains(&minute_of(e)) && e["payload"]["method"] == "GET"
         }),
-        (
-            "since=2030-01-02T03%3A10%3A00Z&until=2030-01-02T03%3A50%3A00Z&method=GET",
-            |e| (10..50).contains(&minute_of(e)) && e["payload"]["method"] == "GET",
-        ),
-        (
-            "type=PactBroker%3A%3AApi%3A%3AResources%3A%3APact&status=200&userUuid=1",
-            |e| e["type"] == TYPES[0] && e["response"]["status"] == 200 && e["user_id"] == "1",
-        ),
+        ("type=PactBroker%3A%3AApi%3A%3AResources%3A%3APact&status=200&userUuid=1", |e| {
+            e["type"] == TYPES[0] && e["response"]["status"] == 200 && e["user_id"] == "1"
+        }),
         ("type=nothing-has-this-type", |_| false),
     ];
     for (filter, keep) in cases {
-        let expected: Vec<String> = sent
-            .iter()
-            .filter(|e| keep(e))
-            .map(|e| e["uuid"].as_str().unwrap_or_default().to_owned())
-            .collect();
+        let expected: Vec<String> =
+            sent.iter().filter(|e| keep(e)).map(|e| e["uuid"].as_str().unwrap_or_default().to_owned()).collect();
         let ascending = walk(&collector, &format!("/audit?{filter}&pageSize=4")).await;
-        assert_eq!(
-            ascending, expected,
-            "{filter}: the walk differs from the filtered trail"
-        );
+        assert_eq!(ascending, expected, "{filter}: the walk differs from the filtered trail");
         let unique: HashSet<&String> = ascending.iter().collect();
-        assert_eq!(
-            unique.len(),
-            ascending.len(),
-            "{filter}: an event was repeated"
-        );
+        assert_eq!(unique.len(), ascending.len(), "{filter}: an event was repeated");
 
-        let descending = walk(
-            &collector,
-            &format!("/audit?{filter}&sort=-timestamp&pageSize=3"),
-        )
-        .await;
+        let descending = walk(&collector, &format!("/audit?{filter}&sort=-timestamp&pageSize=3")).await;
         let reversed: Vec<String> = expected.iter().rev().cloned().collect();
         assert_eq!(descending, reversed, "{filter}, newest first");
 
         // Resuming with `from` (as a consumer does) keeps the filter.
         if expected.len() > 2 {
-            let resumed = walk(
-                &collector,
-                &format!("/audit?from={}&{filter}&pageSize=2", expected[2]),
-            )
-            .await;
-            assert_eq!(
-                resumed,
-                expected[2..].to_vec(),
-                "{filter} from the third match"
-            );
+            let resumed = walk(&collector, &format!("/audit?from={}&{filter}&pageSize=2", expected[2])).await;
+            assert_eq!(resumed, expected[2..].to_vec(), "{filter} from the third match");
         }
     }
 }
@@ -147,20 +110,9 @@ async fn a_filtered_walk_is_the_filtered_full_walk_in_order_without_repeats() {
 #[tokio::test]
 async fn next_links_carry_every_filter() {
     let (collector, _) = collector_with(30).await;
-    let page = collector
-        .audit("/audit?method=GET&sort=-timestamp&pageSize=2&pageNumber=1")
-        .await
-        .json();
-    let next = page["_links"]["next"]["href"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(
-        next.contains("method=GET")
-            && next.contains("sort=-timestamp")
-            && next.contains("pageSize=2"),
-        "{next}"
-    );
+    let page = collector.audit("/audit?method=GET&sort=-timestamp&pageSize=2&pageNumber=1").await.json();
+    let next = page["_links"]["next"]["href"].as_str().unwrap_or_default().to_owned();
+    assert!(next.contains("method=GET") && next.contains("sort=-timestamp") && next.contains("pageSize=2"), "{next}");
     assert!(!next.contains("pageNumber"), "{next}");
 }
 
@@ -180,20 +132,11 @@ async fn bad_values_are_400_problems_naming_the_parameter() {
         let reply = collector.audit(&format!("/audit?{query}")).await;
         assert_eq!(reply.status, 400, "{query}: {}", reply.text());
         let detail = reply.problem_detail();
-        assert!(
-            detail.starts_with(&format!("`{parameter}`")),
-            "{query}: {detail}"
-        );
-        assert_eq!(
-            reply.json()["type"],
-            "urn:audit-sidecar:problem:invalid-parameter"
-        );
+        assert!(detail.starts_with(&format!("`{parameter}`")), "{query}: {detail}");
+        assert_eq!(reply.json()["type"], "urn:audit-sidecar:problem:invalid-parameter");
     }
     let reply = collector.audit("/audit?pageNumber=3").await;
-    assert!(
-        reply.problem_detail().contains("_links.next"),
-        "pageNumber says what to do instead"
-    );
+    assert!(reply.problem_detail().contains("_links.next"), "pageNumber says what to do instead");
 }
 
 fn token_command(database: &std::path::Path, args: &[&str]) -> (bool, String, String) {
@@ -214,42 +157,21 @@ fn token_command(database: &std::path::Path, args: &[&str]) -> (bool, String, St
 #[tokio::test]
 async fn tokens_made_by_the_subcommand_work_by_scope_until_revoked() {
     let (collector, _) = collector_with(2).await;
-    let (ok, secret, notes) = token_command(
-        &collector.database,
-        &["create", "--scope", "read", "--name", "soc-splunk"],
-    );
+    let (ok, secret, notes) =
+        token_command(&collector.database, &["create", "--scope", "read", "--name", "soc-splunk"]);
     assert!(ok, "{notes}");
     let secret = secret.trim().to_owned();
     assert!(secret.starts_with("ast_") && secret.len() == 47, "{secret}");
-    let (ok, ingest_secret, notes) = token_command(
-        &collector.database,
-        &["create", "--scope", "ingest", "--name", "envoy-2"],
-    );
+    let (ok, ingest_secret, notes) =
+        token_command(&collector.database, &["create", "--scope", "ingest", "--name", "envoy-2"]);
     assert!(ok, "{notes}");
 
     let read = |token: String| {
         let address = collector.address;
-        async move {
-            common::send(
-                address,
-                "GET",
-                "/audit",
-                &[("authorization", &bearer(&token))],
-                None,
-            )
-            .await
-        }
+        async move { common::send(address, "GET", "/audit", &[("authorization", &bearer(&token))], None).await }
     };
-    assert_eq!(
-        read(secret.clone()).await.status,
-        200,
-        "a new read token reads"
-    );
-    assert_eq!(
-        read(ingest_secret.trim().to_owned()).await.status,
-        403,
-        "a new ingest token does not read"
-    );
+    assert_eq!(read(secret.clone()).await.status, 200, "a new read token reads");
+    assert_eq!(read(ingest_secret.trim().to_owned()).await.status, 403, "a new ingest token does not read");
     let body = serde_json::to_vec(&json!({"events": [varied_event(100)]})).unwrap_or_default();
     let ingest = common::send(
         collector.address,
@@ -259,24 +181,11 @@ async fn tokens_made_by_the_subcommand_work_by_scope_until_revoked() {
         Some(&body),
     )
     .await;
-    assert_eq!(
-        ingest.status,
-        200,
-        "a new ingest token ingests: {}",
-        ingest.text()
-    );
+    assert_eq!(ingest.status, 200, "a new ingest token ingests: {}", ingest.text());
 
     let (ok, listed, _) = token_command(&collector.database, &["list"]);
-    assert!(
-        ok && listed.contains("soc-splunk")
-            && listed.contains("read")
-            && listed.contains("envoy-2"),
-        "{listed}"
-    );
-    assert!(
-        !listed.contains(&secret) && !listed.contains(&secret[4..]),
-        "list never shows a secret"
-    );
+    assert!(ok && listed.contains("soc-splunk") && listed.contains("read") && listed.contains("envoy-2"), "{listed}");
+    assert!(!listed.contains(&secret) && !listed.contains(&secret[4..]), "list never shows a secret");
 
     let (ok, _, notes) = token_command(&collector.database, &["revoke", "soc-splunk"]);
     assert!(ok, "{notes}");
@@ -299,10 +208,7 @@ async fn a_from_that_retention_purged_is_410_expired_and_an_unknown_one_404() {
     let mut recent = varied_event(2);
     recent["timestamp"] = json!(audit_event::timestamp::format_rfc3339_millis(
         i64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos()
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
         )
         .unwrap_or(0)
     ));
@@ -315,41 +221,20 @@ async fn a_from_that_retention_purged_is_410_expired_and_an_unknown_one_404() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(
-        purged,
-        "retention purged the old event: {:?}",
-        collector.stored_uuids()
-    );
+    assert!(purged, "retention purged the old event: {:?}", collector.stored_uuids());
     let reply = collector.audit(&format!("/audit?from={}", uuid(1))).await;
     assert_eq!(reply.status, 410, "{}", reply.text());
     assert!(reply.problem_detail().contains("EXPIRED"));
-    assert_eq!(
-        reply.json()["type"],
-        "urn:audit-sidecar:problem:expired-from"
-    );
-    assert_eq!(
-        collector
-            .audit(&format!("/audit?from={}", uuid(3)))
-            .await
-            .status,
-        404
-    );
+    assert_eq!(reply.json()["type"], "urn:audit-sidecar:problem:expired-from");
+    assert_eq!(collector.audit(&format!("/audit?from={}", uuid(3))).await.status, 404);
 
     let metrics = collector.send("GET", "/metrics", &[], None).await.text();
-    assert!(
-        metrics
-            .lines()
-            .any(|line| line == "audit_events_purged_total 1"),
-        "{metrics}"
-    );
+    assert!(metrics.lines().any(|line| line == "audit_events_purged_total 1"), "{metrics}");
 }
 
 fn metric(text: &str, series: &str) -> f64 {
     text.lines()
-        .find_map(|line| {
-            line.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
-        })
+        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
         .and_then(|value| value.parse().ok())
         .unwrap_or_else(|| panic!("no `{series}` in:\n{text}"))
 }
@@ -360,62 +245,22 @@ async fn metrics_move_with_ingest_duplicates_rejections_and_requests() {
     let scrape = || async { collector.send("GET", "/metrics", &[], None).await };
     let first = scrape().await;
     assert_eq!(first.status, 200);
-    assert!(first
-        .header("content-type")
-        .unwrap_or_default()
-        .starts_with("text/plain; version=0.0.4"));
+    assert!(first.header("content-type").unwrap_or_default().starts_with("text/plain; version=0.0.4"));
     assert_eq!(metric(&first.text(), "audit_events_ingested_total"), 0.0);
 
-    assert_eq!(
-        collector
-            .ingest(&[varied_event(1), varied_event(2)])
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        collector
-            .ingest(&[varied_event(2), varied_event(3)])
-            .await
-            .status,
-        200
-    );
+    assert_eq!(collector.ingest(&[varied_event(1), varied_event(2)]).await.status, 200);
+    assert_eq!(collector.ingest(&[varied_event(2), varied_event(3)]).await.status, 200);
     let body = b"not json".to_vec();
-    let refused = collector
-        .send(
-            "POST",
-            "/v1/events",
-            &[("authorization", &bearer(INGEST_TOKEN))],
-            Some(&body),
-        )
-        .await;
+    let refused = collector.send("POST", "/v1/events", &[("authorization", &bearer(INGEST_TOKEN))], Some(&body)).await;
     assert_eq!(refused.status, 400);
     assert_eq!(collector.audit("/audit").await.status, 200);
 
     let text = scrape().await.text();
     assert_eq!(metric(&text, "audit_events_ingested_total"), 3.0);
     assert_eq!(metric(&text, "audit_events_duplicate_total"), 1.0);
-    assert_eq!(
-        metric(
-            &text,
-            "audit_ingest_batches_rejected_total{reason=\"bad-request\"}"
-        ),
-        1.0
-    );
-    assert_eq!(
-        metric(
-            &text,
-            "audit_http_request_duration_seconds_count{route=\"audit\"}"
-        ),
-        1.0
-    );
-    assert_eq!(
-        metric(
-            &text,
-            "audit_http_request_duration_seconds_count{route=\"ingest\"}"
-        ),
-        3.0
-    );
+    assert_eq!(metric(&text, "audit_ingest_batches_rejected_total{reason=\"bad-request\"}"), 1.0);
+    assert_eq!(metric(&text, "audit_http_request_duration_seconds_count{route=\"audit\"}"), 1.0);
+    assert_eq!(metric(&text, "audit_http_request_duration_seconds_count{route=\"ingest\"}"), 3.0);
     assert!(metric(&text, "audit_database_size_bytes") > 0.0);
     assert_eq!(metric(&text, "audit_write_queue_depth"), 0.0);
 }
@@ -423,9 +268,7 @@ async fn metrics_move_with_ingest_duplicates_rejections_and_requests() {
 #[tokio::test]
 async fn the_openapi_document_is_served_without_a_token() {
     let collector = Collector::start().await;
-    let reply = collector
-        .send("GET", "/audit/openapi.json", &[], None)
-        .await;
+    let reply = collector.send("GET", "/audit/openapi.json", &[], None).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("application/json"));
     let document = reply.json();

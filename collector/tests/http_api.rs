@@ -30,7 +30,8 @@ async fn following_next_sees_every_event_exactly_once_in_ingest_order() {
         match page["_links"]["next"]["href"].as_str() {
             Some(next) => {
                 let prefix = format!("http://{}", collector.address);
-                target = next.strip_prefix(&prefix).unwrap_or_else(|| panic!("next is not absolute: {next}")).to_owned();
+                target =
+                    next.strip_prefix(&prefix).unwrap_or_else(|| panic!("next is not absolute: {next}")).to_owned();
                 assert!(target.ends_with("&pageSize=10"), "next keeps pageSize: {target}");
             }
             None => break,
@@ -93,7 +94,8 @@ async fn page_size_defaults_to_a_hundred_and_out_of_range_values_are_refused() {
 async fn unknown_query_parameters_are_ignored() {
     let collector = Collector::start().await;
     assert_eq!(collector.ingest(&events(0..2)).await.status, 200);
-    let reply = collector.audit("/audit?since=2020-01-01T00%3A00%3A00Z&sort=%2Btimestamp&pageNumber=1&color=blue").await;
+    let reply =
+        collector.audit("/audit?since=2020-01-01T00%3A00%3A00Z&sort=%2Btimestamp&pageNumber=1&color=blue").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.event_uuids(), vec![uuid(0), uuid(1)]);
 }

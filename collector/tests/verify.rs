@@ -76,7 +76,9 @@ async fn an_honest_trail_verifies_from_the_file_and_the_api_after_a_purge() {
     )
     .expect("tamper");
     match verify_database(&conn, &key) {
-        Err(VerifyError::NotIntact(problem)) => assert!(problem.to_string().starts_with("seq 40: event CHANGED"), "{problem}"),
+        Err(VerifyError::NotIntact(problem)) => {
+            assert!(problem.to_string().starts_with("seq 40: event CHANGED"), "{problem}")
+        }
         other => panic!("the change slipped through: {other:?}"),
     }
 }

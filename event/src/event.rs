@@ -249,7 +249,11 @@ mod tests {
         event.event_type = DELIVERY_GAP_TYPE.into();
         event.payload = RequestPayload::default();
         assert_eq!(event.validate().map_err(|e| e.field), Err("gap"));
-        event.gap = Some(DeliveryGap { lost_events: 7, first_lost_at: event.timestamp.clone(), last_lost_at: event.timestamp.clone() });
+        event.gap = Some(DeliveryGap {
+            lost_events: 7,
+            first_lost_at: event.timestamp.clone(),
+            last_lost_at: event.timestamp.clone(),
+        });
         assert_eq!(event.validate(), Ok(()));
     }
 
@@ -260,7 +264,9 @@ mod tests {
         assert_eq!(event.validate().map_err(|e| e.field), Err("uuid"));
         event.uuid = "16WlpdLpDMzfMYxLTZYXYw".into();
         event.timestamp = "last tuesday".into();
-        assert_eq!(event.validate().map_err(|e| e.to_string()),
-            Err("`timestamp` must be an RFC 3339 date-time with an offset".to_string()));
+        assert_eq!(
+            event.validate().map_err(|e| e.to_string()),
+            Err("`timestamp` must be an RFC 3339 date-time with an offset".to_string())
+        );
     }
 }

@@ -14,10 +14,7 @@ pub fn encode_event_uuid(random: [u8; 16]) -> String {
 
 /// True when `candidate` is 22 characters of base64url that decode to 16 bytes.
 pub fn is_event_uuid(candidate: &str) -> bool {
-    candidate.len() == EVENT_UUID_LEN
-        && URL_SAFE_NO_PAD
-            .decode(candidate)
-            .is_ok_and(|bytes| bytes.len() == 16)
+    candidate.len() == EVENT_UUID_LEN && URL_SAFE_NO_PAD.decode(candidate).is_ok_and(|bytes| bytes.len() == 16)
 }
 
 #[cfg(test)]

@@ -22,8 +22,12 @@ pub fn format_rfc3339_millis(unix_nanos: i64) -> String {
 /// date-time with an offset, into milliseconds since the Unix epoch.
 pub fn parse_rfc3339_millis(text: &str) -> Option<i64> {
     let bytes = text.as_bytes();
-    if bytes.len() < 20 || bytes[4] != b'-' || bytes[7] != b'-' || !matches!(bytes[10], b'T' | b't' | b' ')
-        || bytes[13] != b':' || bytes[16] != b':'
+    if bytes.len() < 20
+        || bytes[4] != b'-'
+        || bytes[7] != b'-'
+        || !matches!(bytes[10], b'T' | b't' | b' ')
+        || bytes[13] != b':'
+        || bytes[16] != b':'
     {
         return None;
     }
@@ -33,8 +37,12 @@ pub fn parse_rfc3339_millis(text: &str) -> Option<i64> {
     };
     let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
     let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) || hour > 23
-        || minute > 59 || second > 60
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 60
     {
         return None;
     }
@@ -59,7 +67,11 @@ pub fn parse_rfc3339_millis(text: &str) -> Option<i64> {
             }
             let value = |a: u8, b: u8| i64::from(a - b'0') * 10 + i64::from(b - b'0');
             let minutes = value(digits[0], digits[1]) * 60 + value(digits[2], digits[3]);
-            if *sign == b'-' { -minutes } else { minutes }
+            if *sign == b'-' {
+                -minutes
+            } else {
+                minutes
+            }
         }
         _ => return None,
     };
@@ -138,9 +150,16 @@ mod tests {
 
     #[test]
     fn parse_rejects_what_is_not_rfc3339() {
-        for bad in ["", "yesterday", "2019-12-09", "2019-12-09T22:15:24", "2019-13-09T22:15:24Z",
-            "2019-02-30T00:00:00Z", "2019-12-09T22:15:24.Z", "2019-12-09T22:15:24+1100"]
-        {
+        for bad in [
+            "",
+            "yesterday",
+            "2019-12-09",
+            "2019-12-09T22:15:24",
+            "2019-13-09T22:15:24Z",
+            "2019-02-30T00:00:00Z",
+            "2019-12-09T22:15:24.Z",
+            "2019-12-09T22:15:24+1100",
+        ] {
             assert_eq!(parse_rfc3339_millis(bad), None, "accepted {bad:?}");
         }
     }

@@ -160,7 +160,11 @@ mod tests {
         assert_eq!(event.user_email.as_deref(), Some("ann@example.com"), "user_email");
         assert_eq!((event.user_id.as_deref(), event.db_user_id), (Some("2"), Some(2)), "user_id, db_user_id");
         assert_eq!(event.user_name, None, "user_name: basic auth is not mixed in");
-        assert_eq!(event.identity_source.as_deref(), Some("header:x-forwarded-email,header:x-user-id"), "identity_source");
+        assert_eq!(
+            event.identity_source.as_deref(),
+            Some("header:x-forwarded-email,header:x-user-id"),
+            "identity_source"
+        );
         assert_eq!(event.response, Some(ResponseSummary::new(201, 1.5)), "response");
         assert_eq!(event.validate(), Ok(()), "the collector would accept it");
     }
@@ -189,7 +193,10 @@ mod tests {
         let key = FingerprintKey::new(b"deployment-key");
         let request = FakeRequest::default().header("x-api-key", "api-key-secret");
         let configured = r#"{"redaction": {"tokenFingerprint": {"apiKeyHeaders": ["X-Api-Key"]}}}"#;
-        assert_eq!(capture_with(&request, configured, Some(&key)).token_fingerprint, Some(key.fingerprint("api-key-secret")));
+        assert_eq!(
+            capture_with(&request, configured, Some(&key)).token_fingerprint,
+            Some(key.fingerprint("api-key-secret"))
+        );
         assert_eq!(capture_with(&request, "{}", Some(&key)).token_fingerprint, None, "not configured");
     }
 
@@ -226,7 +233,10 @@ mod tests {
 
     #[test]
     fn a_reset_stream_has_status_zero() {
-        let request = FakeRequest::default().header(":method", "GET").header(":path", "/").int_property("request.duration", 2_000_000);
+        let request = FakeRequest::default()
+            .header(":method", "GET")
+            .header(":path", "/")
+            .int_property("request.duration", 2_000_000);
         assert_eq!(capture(&request).response, Some(ResponseSummary::new(0, 2.0)));
     }
 

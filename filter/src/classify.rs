@@ -32,12 +32,15 @@ pub trait RequestClassifier {
 /// The route table types a request as the served application would dispatch it.
 impl RequestClassifier for RouteTable {
     fn classify(&self, request: &ClassifyRequest<'_>) -> Classification {
-        let matched = RouteTable::classify(self, &RouteRequest {
-            method: request.method,
-            path: request.path,
-            accept: request.headers.get("accept"),
-            content_type: request.headers.get("content-type"),
-        });
+        let matched = RouteTable::classify(
+            self,
+            &RouteRequest {
+                method: request.method,
+                path: request.path,
+                accept: request.headers.get("accept"),
+                content_type: request.headers.get("content-type"),
+            },
+        );
         Classification { event_type: matched.event_type.to_string(), params: matched.params }
     }
 }

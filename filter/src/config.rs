@@ -221,8 +221,17 @@ impl Default for RedactionConfig {
     fn default() -> Self {
         Self {
             sensitive_query_params: strings(&[
-                "token", "access_token", "password", "secret", "api_key", "apikey", "key",
-                "signature", "sig", "code", "client_secret",
+                "token",
+                "access_token",
+                "password",
+                "secret",
+                "api_key",
+                "apikey",
+                "key",
+                "signature",
+                "sig",
+                "code",
+                "client_secret",
             ]),
             token_fingerprint: TokenFingerprintConfig::default(),
         }
@@ -257,8 +266,9 @@ struct RawConfig {
 fn section<T: DeserializeOwned + Default>(name: &'static str, raw: Option<Value>) -> Result<T, ConfigError> {
     match raw {
         None | Some(Value::Null) => Ok(T::default()),
-        Some(value) => serde_json::from_value(value)
-            .map_err(|err| ConfigError::Shape { section: name, message: err.to_string() }),
+        Some(value) => {
+            serde_json::from_value(value).map_err(|err| ConfigError::Shape { section: name, message: err.to_string() })
+        }
     }
 }
 
@@ -292,9 +302,7 @@ impl FilterConfig {
     /// The ingest token: the environment variable named by `collector.ingestTokenEnv`
     /// first, then the inline `collector.ingestToken`. `env` looks a variable up.
     pub fn ingest_token(&self, env: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
-        let from_env = Some(self.collector.ingest_token_env.as_str())
-            .filter(|name| !name.is_empty())
-            .and_then(env);
+        let from_env = Some(self.collector.ingest_token_env.as_str()).filter(|name| !name.is_empty()).and_then(env);
         from_env
             .or_else(|| self.collector.ingest_token.clone())
             .filter(|token| !token.trim().is_empty())
@@ -303,7 +311,8 @@ impl FilterConfig {
 
     /// Envoy's header maps are lowercase, and parameter names are matched case-insensitively.
     fn normalized(mut self) -> Self {
-        let lower = |names: &mut Vec<String>| names.iter_mut().for_each(|name| *name = name.trim().to_ascii_lowercase());
+        let lower =
+            |names: &mut Vec<String>| names.iter_mut().for_each(|name| *name = name.trim().to_ascii_lowercase());
         lower(&mut self.identity.email_headers);
         lower(&mut self.identity.user_id_headers);
         lower(&mut self.redaction.sensitive_query_params);
@@ -312,7 +321,8 @@ impl FilterConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &'static str, problem: &str| Err(ConfigError::Invalid { key, problem: problem.to_string() });
+        let invalid =
+            |key: &'static str, problem: &str| Err(ConfigError::Invalid { key, problem: problem.to_string() });
         let (collector, batch, buffer, retry) = (&self.collector, &self.batch, &self.buffer, &self.retry);
         if collector.cluster.trim().is_empty() {
             return invalid("collector.cluster", "must name an Envoy cluster");
@@ -327,7 +337,10 @@ impl FilterConfig {
             return invalid("collector.timeoutMs", "must be greater than zero (0 would mean no timeout)");
         }
         if collector.ingest_token_env.trim().is_empty() && collector.ingest_token.is_none() {
-            return invalid("collector.ingestTokenEnv", "must name an environment variable when `collector.ingestToken` is not set");
+            return invalid(
+                "collector.ingestTokenEnv",
+                "must name an environment variable when `collector.ingestToken` is not set",
+            );
         }
         if batch.max_events == 0 {
             return invalid("batch.maxEvents", "must be greater than zero");
@@ -410,26 +423,36 @@ mod tests {
             assert_eq!(config.collector.path, "/v1/events");
             assert_eq!(config.collector.ingest_token_env, "AUDIT_INGEST_TOKEN");
             assert_eq!(config.collector.timeout_ms, 5000);
-            assert_eq!((config.batch.max_events, config.batch.max_bytes, config.batch.flush_interval_ms), (100, 262_144, 1000));
+            assert_eq!(
+                (config.batch.max_events, config.batch.max_bytes, config.batch.flush_interval_ms),
+                (100, 262_144, 1000)
+            );
             assert_eq!((config.buffer.max_events, config.buffer.max_bytes), (10_000, 8_388_608));
             assert_eq!((config.retry.initial_backoff_ms, config.retry.max_backoff_ms), (200, 30_000));
             assert_eq!(config.identity.email_headers, ["x-forwarded-email", "x-auth-request-email"]);
             assert_eq!(config.identity.user_id_headers, ["x-user-id", "x-auth-request-user"]);
-            assert_eq!(config.identity.sources, [IdentitySource::Jwt, IdentitySource::Headers, IdentitySource::BasicAuth]);
+            assert_eq!(
+                config.identity.sources,
+                [IdentitySource::Jwt, IdentitySource::Headers, IdentitySource::BasicAuth]
+            );
             assert_eq!(config.identity.xff_trusted_hops, 0);
             assert_eq!(config.identity.jwt.payload_key, "jwt_payload");
             assert_eq!(config.identity.jwt.user_id_claim.as_deref(), Some("sub"));
             assert!(config.redaction.token_fingerprint.enabled);
             assert_eq!(config.redaction.token_fingerprint.key_env, "AUDIT_FINGERPRINT_KEY");
             assert!(config.redaction.sensitive_query_params.contains(&"client_secret".to_string()));
-            assert_eq!(config.route_table.fallback_type(), "PactBroker::Api::Resources::NotFound",
-                "the Pact Broker table is the default for {input:?}");
+            assert_eq!(
+                config.route_table.fallback_type(),
+                "PactBroker::Api::Resources::NotFound",
+                "the Pact Broker table is the default for {input:?}"
+            );
         }
     }
 
     #[test]
     fn a_partial_section_keeps_the_defaults_of_its_other_keys() {
-        let config = parse(r#"{"batch": {"maxEvents": 5}, "routes": {"fallbackType": "Svc::Unknown"}}"#).expect("valid");
+        let config =
+            parse(r#"{"batch": {"maxEvents": 5}, "routes": {"fallbackType": "Svc::Unknown"}}"#).expect("valid");
         assert_eq!(config.batch.max_events, 5);
         assert_eq!(config.batch.max_bytes, 262_144, "batch.maxBytes keeps its default");
         assert_eq!(config.route_table.fallback_type(), "Svc::Unknown");
@@ -438,8 +461,9 @@ mod tests {
 
     #[test]
     fn header_and_parameter_names_are_lowercased() {
-        let config = parse(r#"{"identity": {"emailHeaders": ["X-Email"]}, "redaction": {"sensitiveQueryParams": ["Token"]}}"#)
-            .expect("valid");
+        let config =
+            parse(r#"{"identity": {"emailHeaders": ["X-Email"]}, "redaction": {"sensitiveQueryParams": ["Token"]}}"#)
+                .expect("valid");
         assert_eq!(config.identity.email_headers, ["x-email"]);
         assert_eq!(config.redaction.sensitive_query_params, ["token"]);
     }
@@ -456,15 +480,31 @@ mod tests {
             (r#"{"retry": {"initialBackoffMs": 0}}"#, "`retry.initialBackoffMs` must be greater than zero"),
             (r#"{"collector": {"path": "v1/events"}}"#, "`collector.path` must start with `/`"),
             (r#"{"collector": {"cluster": ""}}"#, "`collector.cluster` must name an Envoy cluster"),
-            (r#"{"collector": {"timeoutMs": 0}}"#, "`collector.timeoutMs` must be greater than zero (0 would mean no timeout)"),
-            (r#"{"identity": {"emailHeaders": [""]}}"#, "`identity.emailHeaders` must not contain an empty header name"),
+            (
+                r#"{"collector": {"timeoutMs": 0}}"#,
+                "`collector.timeoutMs` must be greater than zero (0 would mean no timeout)",
+            ),
+            (
+                r#"{"identity": {"emailHeaders": [""]}}"#,
+                "`identity.emailHeaders` must not contain an empty header name",
+            ),
             (r#"{"identity": {"sources": ["jwt", "jwt"]}}"#, "`identity.sources` must not name a source twice"),
-            (r#"{"identity": {"jwt": {"payloadKey": " "}}}"#, "`identity.jwt.payloadKey` must name the provider's `payload_in_metadata`"),
-            (r#"{"identity": {"jwt": {"emailClaim": ""}}}"#, "`identity.jwt` claim names must not be empty (use null to read no claim)"),
-            (r#"{"redaction": {"tokenFingerprint": {"apiKeyHeaders": [""]}}}"#,
-                "`redaction.tokenFingerprint.apiKeyHeaders` must not contain an empty header name"),
-            (r#"{"routes": {"routes": [{"path": "things", "type": "T", "resourceName": "t"}]}}"#,
-                "in `routes`: `routes[0].path` must start with `/` (got `things`)"),
+            (
+                r#"{"identity": {"jwt": {"payloadKey": " "}}}"#,
+                "`identity.jwt.payloadKey` must name the provider's `payload_in_metadata`",
+            ),
+            (
+                r#"{"identity": {"jwt": {"emailClaim": ""}}}"#,
+                "`identity.jwt` claim names must not be empty (use null to read no claim)",
+            ),
+            (
+                r#"{"redaction": {"tokenFingerprint": {"apiKeyHeaders": [""]}}}"#,
+                "`redaction.tokenFingerprint.apiKeyHeaders` must not contain an empty header name",
+            ),
+            (
+                r#"{"routes": {"routes": [{"path": "things", "type": "T", "resourceName": "t"}]}}"#,
+                "in `routes`: `routes[0].path` must start with `/` (got `things`)",
+            ),
         ];
         for (json, expected) in cases {
             assert_eq!(error_text(json), expected, "for {json}");

@@ -60,12 +60,16 @@ impl FailurePolicyConfig {
 
     /// The rules of the values, with errors that name the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &'static str, problem: &str| Err(ConfigError::Invalid { key, problem: problem.to_string() });
+        let invalid =
+            |key: &'static str, problem: &str| Err(ConfigError::Invalid { key, problem: problem.to_string() });
         if self.methods.iter().any(String::is_empty) {
             return invalid("failurePolicy.methods", "must not contain an empty method");
         }
         if !(self.max_buffer_fill > 0.0 && self.max_buffer_fill <= 1.0) {
-            return invalid("failurePolicy.maxBufferFill", "must be greater than 0 and at most 1 (a fraction of the buffer)");
+            return invalid(
+                "failurePolicy.maxBufferFill",
+                "must be greater than 0 and at most 1 (a fraction of the buffer)",
+            );
         }
         Ok(())
     }
@@ -167,8 +171,16 @@ mod tests {
         let policy = closed();
         assert_eq!(admit(&policy, "PUT", HEALTHY), Admission::Forward);
         assert_eq!(admit(&policy, "PUT", UNREACHABLE), Admission::Refuse(Refusal::CollectorUnreachable));
-        assert_eq!(admit(&policy, "post", UNREACHABLE), Admission::Refuse(Refusal::CollectorUnreachable), "case-insensitive");
-        assert_eq!(admit(&policy, "DELETE", NEARLY_FULL), Admission::Refuse(Refusal::BufferNearlyFull), "0.9 ≥ maxBufferFill 0.9");
+        assert_eq!(
+            admit(&policy, "post", UNREACHABLE),
+            Admission::Refuse(Refusal::CollectorUnreachable),
+            "case-insensitive"
+        );
+        assert_eq!(
+            admit(&policy, "DELETE", NEARLY_FULL),
+            Admission::Refuse(Refusal::BufferNearlyFull),
+            "0.9 ≥ maxBufferFill 0.9"
+        );
         assert_eq!(admit(&policy, "PATCH", TrailHealth { buffer_fill: 0.89, ..HEALTHY }), Admission::Forward);
         for read in ["GET", "HEAD", "OPTIONS"] {
             assert_eq!(admit(&policy, read, UNREACHABLE), Admission::Forward, "{read} goes on");
@@ -185,7 +197,8 @@ mod tests {
 
     #[test]
     fn the_refusal_body_says_what_happened_and_that_nothing_was_forwarded() {
-        let body: serde_json::Value = serde_json::from_slice(&refusal_body(Refusal::CollectorUnreachable, "PUT")).expect("JSON");
+        let body: serde_json::Value =
+            serde_json::from_slice(&refusal_body(Refusal::CollectorUnreachable, "PUT")).expect("JSON");
         assert_eq!(body["error"], "audit_trail_unavailable");
         assert_eq!(body["reason"], "audit_collector_unreachable");
         assert_eq!(body["forwarded"], false);
@@ -199,29 +212,43 @@ mod tests {
         use crate::config::FilterConfig;
         let default = FilterConfig::from_json(b"{}").expect("valid");
         assert_eq!(default.failure_policy, FailurePolicyConfig::default(), "fail-open unless configured");
-        let config = FilterConfig::from_json(br#"{"failurePolicy": {"mode": "closed", "methods": ["put"], "maxBufferFill": 0.5}}"#)
-            .expect("valid");
-        assert_eq!((config.failure_policy.mode, config.failure_policy.methods.as_slice(), config.failure_policy.max_buffer_fill),
-            (FailureMode::Closed, ["PUT".to_string()].as_slice(), 0.5));
+        let config = FilterConfig::from_json(
+            br#"{"failurePolicy": {"mode": "closed", "methods": ["put"], "maxBufferFill": 0.5}}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            (
+                config.failure_policy.mode,
+                config.failure_policy.methods.as_slice(),
+                config.failure_policy.max_buffer_fill
+            ),
+            (FailureMode::Closed, ["PUT".to_string()].as_slice(), 0.5)
+        );
         let error = |json: &str| FilterConfig::from_json(json.as_bytes()).map(|_| ()).map_err(|e| e.to_string());
         let bad_mode = error(r#"{"failurePolicy": {"mode": "shut"}}"#).expect_err("unknown mode");
         assert!(bad_mode.starts_with("`failurePolicy`: unknown variant `shut`"), "got {bad_mode}");
         let unknown = error(r#"{"failurePolicy": {"maxFill": 0.5}}"#).expect_err("unknown key");
         assert!(unknown.starts_with("`failurePolicy`: unknown field `maxFill`"), "got {unknown}");
-        assert_eq!(error(r#"{"failurePolicy": {"maxBufferFill": 0}}"#),
-            Err("`failurePolicy.maxBufferFill` must be greater than 0 and at most 1 (a fraction of the buffer)".into()));
+        assert_eq!(
+            error(r#"{"failurePolicy": {"maxBufferFill": 0}}"#),
+            Err("`failurePolicy.maxBufferFill` must be greater than 0 and at most 1 (a fraction of the buffer)".into())
+        );
     }
 
     #[test]
     fn validation_names_the_key() {
         let bad_fill = FailurePolicyConfig { max_buffer_fill: 1.5, ..closed() };
-        assert_eq!(bad_fill.validate().map_err(|e| e.to_string()),
-            Err("`failurePolicy.maxBufferFill` must be greater than 0 and at most 1 (a fraction of the buffer)".into()));
+        assert_eq!(
+            bad_fill.validate().map_err(|e| e.to_string()),
+            Err("`failurePolicy.maxBufferFill` must be greater than 0 and at most 1 (a fraction of the buffer)".into())
+        );
         let zero_fill = FailurePolicyConfig { max_buffer_fill: 0.0, ..closed() };
         assert!(zero_fill.validate().is_err());
         let empty = FailurePolicyConfig { methods: vec![" ".into()], ..closed() }.normalized();
-        assert_eq!(empty.validate().map_err(|e| e.to_string()),
-            Err("`failurePolicy.methods` must not contain an empty method".into()));
+        assert_eq!(
+            empty.validate().map_err(|e| e.to_string()),
+            Err("`failurePolicy.methods` must not contain an empty method".into())
+        );
         assert_eq!(FailurePolicyConfig { methods: vec!["put ".into()], ..closed() }.normalized().methods, ["PUT"]);
     }
 }

@@ -127,13 +127,18 @@ mod tests {
         let two = FingerprintKey::new(b"key-two").fingerprint("tok-1");
         assert_ne!(one, two);
         let derived = FingerprintKey::derived_from_ingest_token("ingest").fingerprint("tok-1");
-        assert_ne!(derived, FingerprintKey::new(b"ingest").fingerprint("tok-1"), "the derived key is not the ingest token");
+        assert_ne!(
+            derived,
+            FingerprintKey::new(b"ingest").fingerprint("tok-1"),
+            "the derived key is not the ingest token"
+        );
     }
 
     #[test]
     fn a_fingerprint_is_the_prefix_and_16_bytes_of_base64url() {
         let fingerprint = FingerprintKey::new(b"k").fingerprint("secret-token-value");
-        let encoded = fingerprint.strip_prefix(FINGERPRINT_PREFIX).unwrap_or_else(|| panic!("no prefix: {fingerprint}"));
+        let encoded =
+            fingerprint.strip_prefix(FINGERPRINT_PREFIX).unwrap_or_else(|| panic!("no prefix: {fingerprint}"));
         assert_eq!(URL_SAFE_NO_PAD.decode(encoded).map(|bytes| bytes.len()), Ok(16), "{fingerprint}");
         assert!(!fingerprint.contains("secret-token-value"), "the token appears in {fingerprint}");
     }
@@ -150,7 +155,10 @@ mod tests {
     fn the_key_comes_from_the_environment_else_from_the_ingest_token() {
         let config = TokenFingerprintConfig::default();
         let env = |name: &str| (name == "AUDIT_FINGERPRINT_KEY").then(|| "env-key".to_string());
-        assert_eq!(resolve_key(&config, env, "ingest"), (Some(FingerprintKey::new(b"env-key")), KeyOrigin::Environment));
+        assert_eq!(
+            resolve_key(&config, env, "ingest"),
+            (Some(FingerprintKey::new(b"env-key")), KeyOrigin::Environment)
+        );
         let derived = (Some(FingerprintKey::derived_from_ingest_token("ingest")), KeyOrigin::IngestToken);
         assert_eq!(resolve_key(&config, |_| None, "ingest"), derived);
         assert_eq!(resolve_key(&config, |_| Some(" ".into()), "ingest"), derived, "a blank variable is unset");

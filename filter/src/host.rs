@@ -25,11 +25,7 @@ impl RequestHeaders {
 
     /// The first value of `name` that is not blank.
     pub fn get_non_empty(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .filter(|(key, _)| key == name)
-            .map(|(_, value)| value.trim())
-            .find(|value| !value.is_empty())
+        self.pairs.iter().filter(|(key, _)| key == name).map(|(_, value)| value.trim()).find(|value| !value.is_empty())
     }
 }
 
@@ -46,9 +42,7 @@ pub trait RequestView {
 
     /// A string property (`source.address`, `request.id`).
     fn property_string(&self, path: &[&str]) -> Option<String> {
-        self.property(path)
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .filter(|text| !text.is_empty())
+        self.property(path).and_then(|bytes| String::from_utf8(bytes).ok()).filter(|text| !text.is_empty())
     }
 
     /// An integer, timestamp or duration property: Envoy encodes them as 8 bytes,

@@ -95,7 +95,9 @@ fn from_headers(headers: &RequestHeaders, config: &IdentityConfig) -> Identity {
 
 fn from_basic_auth(headers: &RequestHeaders) -> Identity {
     match basic_auth_user(headers) {
-        Some(user) => Identity { user_name: Some(user), identity_source: Some("basic-auth".into()), ..Identity::default() },
+        Some(user) => {
+            Identity { user_name: Some(user), identity_source: Some("basic-auth".into()), ..Identity::default() }
+        }
         None => Identity::default(),
     }
 }
@@ -147,7 +149,8 @@ mod tests {
 
     #[test]
     fn the_first_non_empty_email_header_wins() {
-        let identity = identify_default(&request(&[("x-forwarded-email", ""), ("x-auth-request-email", "ann@example.com")], &[]));
+        let identity =
+            identify_default(&request(&[("x-forwarded-email", ""), ("x-auth-request-email", "ann@example.com")], &[]));
         assert_eq!(identity.user_email.as_deref(), Some("ann@example.com"), "user_email");
         assert_eq!(identity.identity_source.as_deref(), Some("header:x-auth-request-email"), "identity_source");
     }
@@ -177,8 +180,12 @@ mod tests {
 
     #[test]
     fn basic_auth_is_ignored_when_not_a_source_or_malformed() {
-        let no_basic = IdentityConfig { sources: vec![IdentitySource::Jwt, IdentitySource::Headers], ..IdentityConfig::default() };
-        assert_eq!(identify_with(&request(&[("authorization", &basic("ann:pw"))], &[]), &no_basic), Identity::default());
+        let no_basic =
+            IdentityConfig { sources: vec![IdentitySource::Jwt, IdentitySource::Headers], ..IdentityConfig::default() };
+        assert_eq!(
+            identify_with(&request(&[("authorization", &basic("ann:pw"))], &[]), &no_basic),
+            Identity::default()
+        );
         for value in ["Bearer abc.def", "Basic !!!", &basic("no-colon-secret"), &basic(":pw"), "Basic"] {
             let identity = identify_default(&request(&[("authorization", value)], &[]));
             assert_eq!(identity, Identity::default(), "for Authorization: {value}");
@@ -191,13 +198,16 @@ mod tests {
             &[("authorization", "Bearer eyJ.the.token")],
             &[("email", "ann@example.com"), ("sub", "1234"), ("preferred_username", "ann")],
         ));
-        assert_eq!(identity, Identity {
-            user_email: Some("ann@example.com".into()),
-            user_id: Some("1234".into()),
-            db_user_id: Some(1234),
-            user_name: Some("ann".into()),
-            identity_source: Some("jwt".into()),
-        });
+        assert_eq!(
+            identity,
+            Identity {
+                user_email: Some("ann@example.com".into()),
+                user_id: Some("1234".into()),
+                db_user_id: Some(1234),
+                user_name: Some("ann".into()),
+                identity_source: Some("jwt".into()),
+            }
+        );
         assert!(!format!("{identity:?}").contains("eyJ"), "the token leaked: {identity:?}");
     }
 
@@ -207,11 +217,18 @@ mod tests {
         config.jwt.payload_key = "claims".into();
         config.jwt.email_claim = Some("mail".into());
         config.jwt.user_name_claim = None;
-        let fake = FakeRequest::default().property("metadata", &metadata(NAMESPACE, "claims", &[
-            ("mail", Claim::Text("bob@example.com")),
-            ("preferred_username", Claim::Text("bob")),
-            ("sub", Claim::Text("auth0|bob")),
-        ]));
+        let fake = FakeRequest::default().property(
+            "metadata",
+            &metadata(
+                NAMESPACE,
+                "claims",
+                &[
+                    ("mail", Claim::Text("bob@example.com")),
+                    ("preferred_username", Claim::Text("bob")),
+                    ("sub", Claim::Text("auth0|bob")),
+                ],
+            ),
+        );
         let identity = identify_with(&fake, &config);
         assert_eq!(identity.user_email.as_deref(), Some("bob@example.com"), "user_email from `mail`");
         assert_eq!((identity.user_id.as_deref(), identity.db_user_id), (Some("auth0|bob"), None), "user_id from `sub`");
@@ -225,7 +242,11 @@ mod tests {
             &[("sub", "jwt-user")],
         );
         let jwt = identify_default(&fake);
-        assert_eq!((jwt.user_id.as_deref(), jwt.user_email.as_deref()), (Some("jwt-user"), None), "jwt first; nothing mixed in");
+        assert_eq!(
+            (jwt.user_id.as_deref(), jwt.user_email.as_deref()),
+            (Some("jwt-user"), None),
+            "jwt first; nothing mixed in"
+        );
         assert_eq!(jwt.identity_source.as_deref(), Some("jwt"));
 
         let basic_first = IdentityConfig {
@@ -235,16 +256,19 @@ mod tests {
         assert_eq!(identify_with(&fake, &basic_first).identity_source.as_deref(), Some("basic-auth"));
 
         let without_claims = request(&[("x-forwarded-email", "header@example.com")], &[]);
-        assert_eq!(identify_default(&without_claims).identity_source.as_deref(), Some("header:x-forwarded-email"),
-            "no verified token: the next source");
+        assert_eq!(
+            identify_default(&without_claims).identity_source.as_deref(),
+            Some("header:x-forwarded-email"),
+            "no verified token: the next source"
+        );
     }
 
     #[test]
     fn a_numeric_claim_is_an_integer_id_and_other_types_are_ignored() {
-        let fake = FakeRequest::default().property("metadata", &metadata(NAMESPACE, "jwt_payload", &[
-            ("sub", Claim::Number(4711.0)),
-            ("email", Claim::Bool(true)),
-        ]));
+        let fake = FakeRequest::default().property(
+            "metadata",
+            &metadata(NAMESPACE, "jwt_payload", &[("sub", Claim::Number(4711.0)), ("email", Claim::Bool(true))]),
+        );
         let identity = identify_default(&fake);
         assert_eq!((identity.user_id.as_deref(), identity.db_user_id), (Some("4711"), Some(4711)));
         assert_eq!(identity.user_email, None, "a boolean is not an email");

@@ -208,17 +208,20 @@ mod tests {
 
     #[test]
     fn reads_string_and_number_claims_with_their_types() {
-        let bytes = metadata(NAMESPACE, "jwt_payload", &[
-            ("sub", Claim::Text("4711")),
-            ("uid", Claim::Number(42.0)),
-            ("admin", Claim::Bool(true)),
-        ]);
+        let bytes = metadata(
+            NAMESPACE,
+            "jwt_payload",
+            &[("sub", Claim::Text("4711")), ("uid", Claim::Number(42.0)), ("admin", Claim::Bool(true))],
+        );
         let claims = verified_claims(&bytes, NAMESPACE, "jwt_payload").expect("the payload is there");
-        assert_eq!(claims, vec![
-            ("sub".to_string(), ClaimValue::Text("4711".into())),
-            ("uid".to_string(), ClaimValue::Number(42.0)),
-            ("admin".to_string(), ClaimValue::Other),
-        ]);
+        assert_eq!(
+            claims,
+            vec![
+                ("sub".to_string(), ClaimValue::Text("4711".into())),
+                ("uid".to_string(), ClaimValue::Number(42.0)),
+                ("admin".to_string(), ClaimValue::Other),
+            ]
+        );
     }
 
     #[test]

@@ -230,7 +230,8 @@ impl Outbox {
 
     /// Drops not yet reported to the collector (open and frozen gap records together).
     pub fn unreported_gap(&self) -> u64 {
-        self.open_gap.map_or(0, |gap| gap.lost_events) + self.frozen_gap.as_ref().map_or(0, |gap| gap.window.lost_events)
+        self.open_gap.map_or(0, |gap| gap.lost_events)
+            + self.frozen_gap.as_ref().map_or(0, |gap| gap.window.lost_events)
     }
 
     /// Adds one serialized event. Makes room by dropping the oldest events not in flight.
@@ -334,10 +335,8 @@ impl Outbox {
     pub fn on_failure(&mut self, now_ms: u64, random: u64) -> u64 {
         self.in_flight = None;
         let failures = self.backoff.map_or(0, |backoff| backoff.failures).saturating_add(1);
-        let exponential = self
-            .limits
-            .initial_backoff_ms
-            .saturating_mul(1u64.checked_shl(failures - 1).unwrap_or(u64::MAX));
+        let exponential =
+            self.limits.initial_backoff_ms.saturating_mul(1u64.checked_shl(failures - 1).unwrap_or(u64::MAX));
         let ceiling = exponential.min(self.limits.max_backoff_ms);
         let fixed = ceiling / 2;
         let delay = fixed + random % (ceiling - fixed + 1);
@@ -404,9 +403,9 @@ impl Outbox {
     /// `{"events":[e1,e2,...]}` from the bytes serialized at capture: no re-parsing. At
     /// least one event, then as many as fit in `batch.maxEvents` and `batch.maxBytes`.
     fn assemble_batch(&self, is_retry: bool) -> Batch {
-        let max_events = self.narrowed_batch_events.map_or(self.limits.batch_max_events, |narrowed| {
-            narrowed.min(self.limits.batch_max_events)
-        });
+        let max_events = self
+            .narrowed_batch_events
+            .map_or(self.limits.batch_max_events, |narrowed| narrowed.min(self.limits.batch_max_events));
         let mut body = Vec::with_capacity(self.limits.batch_max_bytes.min(self.counters.buffered_bytes + 16));
         body.extend_from_slice(BATCH_PREFIX);
         let mut events = 0;
@@ -428,7 +427,8 @@ impl Outbox {
 
     fn record_drops(&mut self, count: usize, now_ms: u64) {
         self.counters.dropped += count as u64;
-        let gap = self.open_gap.get_or_insert(GapWindow { lost_events: 0, first_lost_ms: now_ms, last_lost_ms: now_ms });
+        let gap =
+            self.open_gap.get_or_insert(GapWindow { lost_events: 0, first_lost_ms: now_ms, last_lost_ms: now_ms });
         gap.lost_events += count as u64;
         gap.last_lost_ms = now_ms;
     }
@@ -647,7 +647,11 @@ mod tests {
         assert_eq!(numbers(&in_flight), [1, 2, 3]);
         assert!(outbox.take_batch(1000, uuid).expect("gap record").gap.is_some());
         outbox.on_success();
-        assert_eq!(numbers(&outbox.take_batch(1000, uuid).expect("due")), [5, 6, 7], "event 4 was the oldest not in flight");
+        assert_eq!(
+            numbers(&outbox.take_batch(1000, uuid).expect("due")),
+            [5, 6, 7],
+            "event 4 was the oldest not in flight"
+        );
     }
 
     #[test]
@@ -714,8 +718,10 @@ mod tests {
         assert_eq!(record.uuid, encode_event_uuid(uuid()), "a fresh uuid from the source passed in");
         assert_eq!(record.timestamp, "1970-01-01T00:00:10.000+00:00", "timestamp = now");
         let gap = record.gap.expect("the gap");
-        assert_eq!((gap.lost_events, gap.first_lost_at.as_str(), gap.last_lost_at.as_str()),
-            (4, "1970-01-01T00:00:01.000+00:00", "1970-01-01T00:00:01.003+00:00"));
+        assert_eq!(
+            (gap.lost_events, gap.first_lost_at.as_str(), gap.last_lost_at.as_str()),
+            (4, "1970-01-01T00:00:01.000+00:00", "1970-01-01T00:00:01.003+00:00")
+        );
         assert_eq!(outbox.on_success(), Some(GapWindow { lost_events: 4, first_lost_ms: 1000, last_lost_ms: 1003 }));
         assert_eq!((outbox.unreported_gap(), outbox.counters().gap_records), (0, 1));
         let next = outbox.take_batch(10_000, uuid).expect("then the events");
@@ -735,7 +741,12 @@ mod tests {
             outbox.push(event(200 + n), 20_000); // 3 queued + 6 into a buffer of 6: 3 dropped
         }
         let mut other_uuid_called = false;
-        let resent = outbox.take_batch(30_000, || { other_uuid_called = true; [9; 16] }).expect("gap record retry");
+        let resent = outbox
+            .take_batch(30_000, || {
+                other_uuid_called = true;
+                [9; 16]
+            })
+            .expect("gap record retry");
         assert_eq!(resent.body, first.body, "same uuid, same count: stored once even if the first try was committed");
         assert!(!other_uuid_called, "no new record while one is on its way");
         assert_eq!(outbox.unreported_gap(), 5, "2 in the frozen record + 3 since");
@@ -746,8 +757,11 @@ mod tests {
         assert_eq!(record.uuid, encode_event_uuid([9; 16]));
         outbox.on_success();
         let counters = outbox.counters();
-        assert_eq!((counters.dropped, counters.gap_records, outbox.unreported_gap()), (5, 2, 0),
-            "every dropped event is in exactly one acknowledged gap record");
+        assert_eq!(
+            (counters.dropped, counters.gap_records, outbox.unreported_gap()),
+            (5, 2, 0),
+            "every dropped event is in exactly one acknowledged gap record"
+        );
     }
 
     #[test]
@@ -822,7 +836,10 @@ mod tests {
         let mut outbox = outbox_with(1, 0);
         outbox.push(vec![b'x'; MAX_EVENT_BYTES + 1], 3);
         outbox.take_batch(3, uuid).expect("gap record");
-        assert_eq!(outbox.on_rejected(4), Rejection::GapRecordDropped(GapWindow { lost_events: 1, first_lost_ms: 3, last_lost_ms: 3 }));
+        assert_eq!(
+            outbox.on_rejected(4),
+            Rejection::GapRecordDropped(GapWindow { lost_events: 1, first_lost_ms: 3, last_lost_ms: 3 })
+        );
         assert_eq!(outbox.counters().dropped, 1);
         assert_eq!(outbox.unreported_gap(), 0, "not resent forever");
         assert!(outbox.take_batch(1000, uuid).is_some_and(|batch| batch.gap.is_none()), "the events go on");

@@ -41,7 +41,9 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str
     }
     let request = request.body(body.unwrap_or_default().to_string()).context("building request")?;
     let mut response = agent().run(request).with_context(|| format!("{method} {url}"))?;
-    let headers = response.headers().iter()
+    let headers = response
+        .headers()
+        .iter()
         .map(|(name, value)| (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
         .collect();
     let status = response.status().as_u16();
@@ -98,11 +100,13 @@ pub fn wait_for_trail(
             return Ok(events);
         }
         if Instant::now() > deadline {
-            let summary: Vec<String> = events.iter()
-                .map(|e| format!("{} {} {}", e.payload.method, e.payload.path, e.event_type))
-                .collect();
-            bail!("the trail did not reach the expected state within {timeout:?}; it holds {} events:\n{}",
-                events.len(), summary.join("\n"));
+            let summary: Vec<String> =
+                events.iter().map(|e| format!("{} {} {}", e.payload.method, e.payload.path, e.event_type)).collect();
+            bail!(
+                "the trail did not reach the expected state within {timeout:?}; it holds {} events:\n{}",
+                events.len(),
+                summary.join("\n")
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -36,7 +36,9 @@ pub fn render_envoy_config(template: &str, substitutions: &EnvoySubstitutions) -
     let listener = first(at(&mut root, &["static_resources", "listeners"])?, "listener")?;
     set_socket_address(at(listener, &["address", "socket_address"])?, substitutions.listen);
 
-    for (cluster, address) in [("upstream_service", substitutions.upstream), ("audit_collector", substitutions.collector)] {
+    for (cluster, address) in
+        [("upstream_service", substitutions.upstream), ("audit_collector", substitutions.collector)]
+    {
         let cluster = named(at(&mut root, &["static_resources", "clusters"])?, cluster)?;
         let endpoints = first(at(cluster, &["load_assignment", "endpoints"])?, "endpoint group")?;
         let endpoint = first(at(endpoints, &["lb_endpoints"])?, "lb endpoint")?;
@@ -50,8 +52,7 @@ pub fn render_envoy_config(template: &str, substitutions: &EnvoySubstitutions) -
     insert_before(http_filters, "envoy.filters.http.wasm", &substitutions.extra_http_filters)?;
     let wasm = named(http_filters, "envoy.filters.http.wasm")?;
     let plugin = at(wasm, &["typed_config", "config"])?;
-    *at(plugin, &["vm_config", "code", "local", "filename"])? =
-        Value::String(substitutions.wasm.display().to_string());
+    *at(plugin, &["vm_config", "code", "local", "filename"])? = Value::String(substitutions.wasm.display().to_string());
     if let Some(patch) = &substitutions.filter_config_patch {
         let value = at(plugin, &["configuration", "value"])?;
         let text = value.as_str().ok_or_else(|| anyhow!("the filter configuration value is not a string"))?;
@@ -86,9 +87,7 @@ fn at<'a>(value: &'a mut Value, keys: &[&str]) -> Result<&'a mut Value> {
 }
 
 fn first<'a>(list: &'a mut Value, what: &str) -> Result<&'a mut Value> {
-    list.as_sequence_mut()
-        .and_then(|items| items.first_mut())
-        .ok_or_else(|| anyhow!("envoy.yaml has no {what}"))
+    list.as_sequence_mut().and_then(|items| items.first_mut()).ok_or_else(|| anyhow!("envoy.yaml has no {what}"))
 }
 
 fn named<'a>(list: &'a mut Value, name: &str) -> Result<&'a mut Value> {
@@ -131,7 +130,8 @@ mod tests {
 
     fn http_filter_names(rendered: &str) -> Vec<String> {
         let root: Value = serde_yaml::from_str(rendered).unwrap();
-        let filters = &root["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"];
+        let filters =
+            &root["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"];
         filters.as_sequence().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_string()).collect()
     }
 
@@ -144,7 +144,9 @@ mod tests {
             serde_yaml::from_str("{name: first.filter, typed_config: {x: 1}}").unwrap(),
             serde_yaml::from_str("{name: second.filter}").unwrap(),
         ];
-        let rendered = render_envoy_config(&template, &EnvoySubstitutions { extra_http_filters: extras, ..substitutions() }).unwrap();
+        let rendered =
+            render_envoy_config(&template, &EnvoySubstitutions { extra_http_filters: extras, ..substitutions() })
+                .unwrap();
         assert_eq!(
             http_filter_names(&rendered),
             ["first.filter", "second.filter", "envoy.filters.http.wasm", "envoy.filters.http.router"]

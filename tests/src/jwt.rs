@@ -25,7 +25,11 @@ pub struct SigningKey {
 impl SigningKey {
     /// Makes a new 2048-bit key, written to `private_key`, announced as key id `kid`.
     pub fn generate(private_key: &Path, kid: &str) -> Result<Self> {
-        openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"], Some(private_key), None)?;
+        openssl(
+            &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"],
+            Some(private_key),
+            None,
+        )?;
         Ok(Self { private_key: private_key.to_path_buf(), kid: kid.to_string() })
     }
 
@@ -54,7 +58,8 @@ impl SigningKey {
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?),
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?)
         );
-        let signature = openssl(&["dgst", "-sha256", "-sign"], Some(&self.private_key), Some(signing_input.as_bytes()))?;
+        let signature =
+            openssl(&["dgst", "-sha256", "-sign"], Some(&self.private_key), Some(signing_input.as_bytes()))?;
         Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))
     }
 }

@@ -7,10 +7,7 @@ use anyhow::{bail, Result};
 
 /// The repository root (the workspace that holds `envoy.yaml`).
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(".."))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".."))
 }
 
 fn existing(env_var: &str, default: PathBuf, how_to_get_it: &str) -> Result<PathBuf> {
@@ -33,11 +30,7 @@ pub fn pact_binary() -> Result<PathBuf> {
 
 /// The collector binary.
 pub fn collector_binary() -> Result<PathBuf> {
-    existing(
-        "AUDIT_COLLECTOR_BIN",
-        repo_root().join("target/debug/audit-collector"),
-        "run `make build`",
-    )
+    existing("AUDIT_COLLECTOR_BIN", repo_root().join("target/debug/audit-collector"), "run `make build`")
 }
 
 /// The filter, built for wasm32-wasip1.

@@ -19,7 +19,10 @@ impl ManagedProcess {
     /// Starts `command` with stdout and stderr appended to `<log_dir>/<name>.log`.
     pub fn spawn(name: &str, mut command: Command, log_dir: &Path) -> Result<Self> {
         let log_path = log_dir.join(format!("{name}.log"));
-        let log = File::options().create(true).append(true).open(&log_path)
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)
             .with_context(|| format!("opening {}", log_path.display()))?;
         let child = command
             .stdin(Stdio::null())
@@ -49,7 +52,12 @@ impl ManagedProcess {
     }
 
     /// Waits until `ready` returns `Some`, checking that the process is still alive.
-    pub fn wait_for<T>(&mut self, what: &str, timeout: Duration, mut ready: impl FnMut(&Self) -> Option<T>) -> Result<T> {
+    pub fn wait_for<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut ready: impl FnMut(&Self) -> Option<T>,
+    ) -> Result<T> {
         let deadline = Instant::now() + timeout;
         loop {
             self.ensure_running()?;
@@ -57,8 +65,11 @@ impl ManagedProcess {
                 return Ok(value);
             }
             if Instant::now() > deadline {
-                bail!("{} did not become ready ({what}) within {timeout:?}; its log ends:\n{}",
-                    self.name, tail(&self.log(), 40));
+                bail!(
+                    "{} did not become ready ({what}) within {timeout:?}; its log ends:\n{}",
+                    self.name,
+                    tail(&self.log(), 40)
+                );
             }
             std::thread::sleep(Duration::from_millis(25));
         }

@@ -83,11 +83,17 @@ impl AuditStack {
         };
         let (upstream, upstream_address) = start_broker_stub(&dir)?;
         let (collector, collector_address) = start_collector(&dir, &options, None)?;
-        let (envoy, envoy_listener, envoy_admin) =
-            start_envoy(&dir, &options, upstream_address, collector_address)?;
+        let (envoy, envoy_listener, envoy_admin) = start_envoy(&dir, &options, upstream_address, collector_address)?;
         Ok(Self {
-            options, envoy, collector, upstream, envoy_listener, envoy_admin, collector_address,
-            dir, _temporary: temporary,
+            options,
+            envoy,
+            collector,
+            upstream,
+            envoy_listener,
+            envoy_admin,
+            collector_address,
+            dir,
+            _temporary: temporary,
         })
     }
 
@@ -136,8 +142,10 @@ impl AuditStack {
     pub fn stop_collector(&mut self) -> Result<()> {
         let status = self.collector.stop(Duration::from_secs(20))?;
         if !status.success() {
-            return Err(anyhow!("the collector exited with {status} on SIGTERM; its log ends:\n{}",
-                tail(&self.collector.log(), 40)));
+            return Err(anyhow!(
+                "the collector exited with {status} on SIGTERM; its log ends:\n{}",
+                tail(&self.collector.log(), 40)
+            ));
         }
         Ok(())
     }
@@ -188,16 +196,23 @@ fn start_broker_stub(dir: &Path) -> Result<(ManagedProcess, SocketAddr)> {
     Ok((stub, SocketAddr::from(([127, 0, 0, 1], port))))
 }
 
-fn start_collector(dir: &Path, options: &StackOptions, listen: Option<SocketAddr>) -> Result<(ManagedProcess, SocketAddr)> {
+fn start_collector(
+    dir: &Path,
+    options: &StackOptions,
+    listen: Option<SocketAddr>,
+) -> Result<(ManagedProcess, SocketAddr)> {
     let address_file = dir.join("collector.address");
     let _ = std::fs::remove_file(&address_file);
     let listen = listen.map_or_else(|| "127.0.0.1:0".to_string(), |address| address.to_string());
     let mut command = Command::new(paths::collector_binary()?);
     command
         .arg("serve")
-        .arg("--listen").arg(listen)
-        .arg("--address-file").arg(&address_file)
-        .arg("--database").arg(dir.join("audit.db"))
+        .arg("--listen")
+        .arg(listen)
+        .arg("--address-file")
+        .arg(&address_file)
+        .arg("--database")
+        .arg(dir.join("audit.db"))
         .env("AUDIT_TOKEN", &options.read_token)
         .env("AUDIT_INGEST_TOKEN", &options.ingest_token)
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
@@ -217,15 +232,18 @@ fn start_envoy(
     collector: SocketAddr,
 ) -> Result<(ManagedProcess, SocketAddr, SocketAddr)> {
     let template = std::fs::read_to_string(paths::envoy_yaml()).context("reading envoy.yaml")?;
-    let rendered = render_envoy_config(&template, &EnvoySubstitutions {
-        listen: SocketAddr::from(([127, 0, 0, 1], options.listen_port)),
-        admin: SocketAddr::from(([127, 0, 0, 1], 0)),
-        upstream,
-        collector,
-        wasm: paths::filter_wasm()?,
-        filter_config_patch: options.filter_config_patch.clone(),
-        extra_http_filters: options.extra_http_filters.clone(),
-    })?;
+    let rendered = render_envoy_config(
+        &template,
+        &EnvoySubstitutions {
+            listen: SocketAddr::from(([127, 0, 0, 1], options.listen_port)),
+            admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+            upstream,
+            collector,
+            wasm: paths::filter_wasm()?,
+            filter_config_patch: options.filter_config_patch.clone(),
+            extra_http_filters: options.extra_http_filters.clone(),
+        },
+    )?;
     let config_path = dir.join("envoy.yaml");
     std::fs::write(&config_path, rendered)?;
     let admin_file = dir.join("envoy-admin.address");
@@ -233,11 +251,15 @@ fn start_envoy(
 
     let mut command = Command::new(paths::envoy_binary()?);
     command
-        .arg("--config-path").arg(&config_path)
-        .arg("--concurrency").arg(options.envoy_concurrency.to_string())
+        .arg("--config-path")
+        .arg(&config_path)
+        .arg("--concurrency")
+        .arg(options.envoy_concurrency.to_string())
         .arg("--disable-hot-restart")
-        .arg("--admin-address-path").arg(&admin_file)
-        .arg("--log-level").arg("info")
+        .arg("--admin-address-path")
+        .arg(&admin_file)
+        .arg("--log-level")
+        .arg("info")
         .env("AUDIT_INGEST_TOKEN", &options.ingest_token)
         .envs(options.envoy_env.iter().map(|(name, value)| (name, value)));
     let mut envoy = ManagedProcess::spawn("envoy", command, dir)?;

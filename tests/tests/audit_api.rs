@@ -28,32 +28,20 @@ fn filters_work_on_the_service_host_and_next_keeps_them() {
     let url = stack.envoy_url();
     for n in 0..5 {
         let agent = format!("e2e-filter-{n}");
-        let reply = send(
-            "GET",
-            &format!("{url}/pacticipants"),
-            &[("user-agent", &agent)],
-            None,
-        )
-        .unwrap();
+        let reply = send("GET", &format!("{url}/pacticipants"), &[("user-agent", &agent)], None).unwrap();
         assert_eq!(reply.status, 200);
         let reply = send(
             "PUT",
             &format!("{url}/pacticipants/Foo/versions/1.0.0/tags/main"),
-            &[
-                ("user-agent", &agent),
-                ("x-forwarded-email", "bob@example.com"),
-            ],
+            &[("user-agent", &agent), ("x-forwarded-email", "bob@example.com")],
             None,
         )
         .unwrap();
         assert_eq!(reply.status, 201);
     }
-    wait_for_trail(
-        &stack.collector_url(),
-        stack.read_token(),
-        TRAIL_TIMEOUT,
-        |events| events.iter().filter(|e| e.payload.method == "PUT").count() == 5,
-    )
+    wait_for_trail(&stack.collector_url(), stack.read_token(), TRAIL_TIMEOUT, |events| {
+        events.iter().filter(|e| e.payload.method == "PUT").count() == 5
+    })
     .unwrap();
 
     // Through Envoy, as a SOC would call it: the PUTs of bob, two per page.
@@ -70,14 +58,8 @@ fn filters_work_on_the_service_host_and_next_keeps_them() {
         }
         match page["_links"]["next"]["href"].as_str() {
             Some(next) => {
-                assert!(
-                    next.starts_with(&url),
-                    "next is on the service host: {next}"
-                );
-                assert!(
-                    next.contains("method=PUT") && next.contains("user_email=bob%40example.com"),
-                    "{next}"
-                );
+                assert!(next.starts_with(&url), "next is on the service host: {next}");
+                assert!(next.contains("method=PUT") && next.contains("user_email=bob%40example.com"), "{next}");
                 target = next.to_string();
             }
             None => break,
@@ -86,16 +68,12 @@ fn filters_work_on_the_service_host_and_next_keeps_them() {
     assert_eq!(seen.len(), 5, "every PUT once: {seen:?}");
     assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 5);
 
-    let reply =
-        get_with_token(&format!("{url}/audit?since=yesterday"), stack.read_token()).unwrap();
+    let reply = get_with_token(&format!("{url}/audit?since=yesterday"), stack.read_token()).unwrap();
     assert_eq!(reply.status, 400);
     assert!(reply.body.contains("`since`"), "{}", reply.body);
 
     let document = send("GET", &format!("{url}/audit/openapi.json"), &[], None).unwrap();
-    assert_eq!(
-        document.status, 200,
-        "the OpenAPI document is on the service host without a token"
-    );
+    assert_eq!(document.status, 200, "the OpenAPI document is on the service host without a token");
     let document: Value = serde_json::from_str(&document.body).unwrap();
     assert!(document["paths"]["/audit"].is_object());
 }
@@ -103,16 +81,8 @@ fn filters_work_on_the_service_host_and_next_keeps_them() {
 /// Runs `tail` to completion (a bounded mode) and returns its stdout lines.
 fn tail_until_done(stack: &AuditStack, state: &Path, bound: &[&str]) -> Vec<String> {
     let output = tail_command(stack, state).args(bound).output().unwrap();
-    assert!(
-        output.status.success(),
-        "tail failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    assert!(output.status.success(), "tail failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap().lines().map(str::to_string).collect()
 }
 
 fn tail_command(stack: &AuditStack, state: &Path) -> Command {
@@ -133,13 +103,8 @@ fn tail_command(stack: &AuditStack, state: &Path) -> Command {
 fn make_requests(stack: &AuditStack, tag: &str, count: usize) {
     for n in 0..count {
         let agent = format!("e2e-tail-{tag}-{n}");
-        let reply = send(
-            "GET",
-            &format!("{}/pacticipants", stack.envoy_url()),
-            &[("user-agent", &agent)],
-            None,
-        )
-        .unwrap();
+        let reply =
+            send("GET", &format!("{}/pacticipants", stack.envoy_url()), &[("user-agent", &agent)], None).unwrap();
         assert_eq!(reply.status, 200);
     }
 }
@@ -148,8 +113,7 @@ fn uuids_of(lines: &[String]) -> Vec<String> {
     lines
         .iter()
         .map(|line| {
-            let event: Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+            let event: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
             event["uuid"].as_str().unwrap().to_string()
         })
         .collect()
@@ -161,13 +125,7 @@ fn tail_resumes_from_its_state_file_and_prints_every_event_exactly_once() {
     let state_dir = tempfile::tempdir().unwrap();
     let state = state_dir.path().join("tail.state");
     make_requests(&stack, "a", 12);
-    wait_for_trail(
-        &stack.collector_url(),
-        stack.read_token(),
-        TRAIL_TIMEOUT,
-        |events| events.len() >= 12,
-    )
-    .unwrap();
+    wait_for_trail(&stack.collector_url(), stack.read_token(), TRAIL_TIMEOUT, |events| events.len() >= 12).unwrap();
 
     // 1: a bounded run that stops part-way through the first page.
     let mut printed = tail_until_done(&stack, &state, &["--max-events", "5"]);
@@ -176,18 +134,11 @@ fn tail_resumes_from_its_state_file_and_prints_every_event_exactly_once() {
     // 2: following, killed with SIGKILL while new events keep arriving.
     let stdout_path = state_dir.path().join("run2.ndjson");
     let stdout = std::fs::File::create(&stdout_path).unwrap();
-    let mut follower = tail_command(&stack, &state)
-        .stdout(stdout)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut follower = tail_command(&stack, &state).stdout(stdout).stderr(Stdio::null()).spawn().unwrap();
     make_requests(&stack, "b", 6);
     let deadline = Instant::now() + TRAIL_TIMEOUT;
     loop {
-        let lines = std::fs::read_to_string(&stdout_path)
-            .unwrap_or_default()
-            .lines()
-            .count();
+        let lines = std::fs::read_to_string(&stdout_path).unwrap_or_default().lines().count();
         if lines >= 12 + 6 - 5 || Instant::now() > deadline {
             break;
         }
@@ -195,60 +146,32 @@ fn tail_resumes_from_its_state_file_and_prints_every_event_exactly_once() {
     }
     follower.kill().unwrap();
     follower.wait().unwrap();
-    let run2: Vec<String> = std::fs::read_to_string(&stdout_path)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let run2: Vec<String> = std::fs::read_to_string(&stdout_path).unwrap().lines().map(str::to_string).collect();
     assert!(!run2.is_empty(), "the follower printed nothing");
     printed.extend(run2);
 
     // 3: more events while nothing follows, then a run to the end of the trail.
     make_requests(&stack, "c", 7);
-    wait_for_trail(
-        &stack.collector_url(),
-        stack.read_token(),
-        TRAIL_TIMEOUT,
-        |events| events.len() >= 25,
-    )
-    .unwrap();
+    wait_for_trail(&stack.collector_url(), stack.read_token(), TRAIL_TIMEOUT, |events| events.len() >= 25).unwrap();
     printed.extend(tail_until_done(&stack, &state, &["--exit-at-end"]));
 
     let (trail, _) = walk_trail(&stack.collector_url(), stack.read_token(), 100).unwrap();
     let expected: Vec<String> = trail.iter().map(|event| event.uuid.clone()).collect();
-    assert_eq!(
-        uuids_of(&printed),
-        expected,
-        "the three runs together print the trail once, in order"
-    );
+    assert_eq!(uuids_of(&printed), expected, "the three runs together print the trail once, in order");
 }
 
 #[test]
 fn tail_maps_events_to_ocsf_and_ecs() {
     let stack = start();
     make_requests(&stack, "m", 2);
-    wait_for_trail(
-        &stack.collector_url(),
-        stack.read_token(),
-        TRAIL_TIMEOUT,
-        |events| events.len() >= 2,
-    )
-    .unwrap();
+    wait_for_trail(&stack.collector_url(), stack.read_token(), TRAIL_TIMEOUT, |events| events.len() >= 2).unwrap();
     let state_dir = tempfile::tempdir().unwrap();
-    let ocsf = tail_until_done(
-        &stack,
-        &state_dir.path().join("ocsf.state"),
-        &["--exit-at-end", "--format", "ocsf"],
-    );
+    let ocsf = tail_until_done(&stack, &state_dir.path().join("ocsf.state"), &["--exit-at-end", "--format", "ocsf"]);
     let first: Value = serde_json::from_str(&ocsf[0]).unwrap();
     assert_eq!(first["class_uid"], 6003);
     assert_eq!(first["activity_id"], 2, "GET is Read");
     assert_eq!(first["http_request"]["url"]["path"], "/pacticipants");
-    let ecs = tail_until_done(
-        &stack,
-        &state_dir.path().join("ecs.state"),
-        &["--exit-at-end", "--format", "ecs"],
-    );
+    let ecs = tail_until_done(&stack, &state_dir.path().join("ecs.state"), &["--exit-at-end", "--format", "ecs"]);
     let first: Value = serde_json::from_str(&ecs[0]).unwrap();
     assert_eq!(first["http"]["request"]["method"], "GET");
     assert_eq!(first["event"]["outcome"], "success");

@@ -42,24 +42,11 @@ fn request(
     params: &[(&'static str, &'static str)],
 ) -> Expected {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    Expected {
-        method,
-        path,
-        query,
-        status,
-        event_type: resource_class,
-        params: params.to_vec(),
-    }
+    Expected { method, path, query, status, event_type: resource_class, params: params.to_vec() }
 }
 
 fn index() -> Expected {
-    request(
-        "GET",
-        "/",
-        200,
-        "PactBroker::Api::Resources::Index",
-        &[("resource_name", "index")],
-    )
+    request("GET", "/", 200, "PactBroker::Api::Resources::Index", &[("resource_name", "index")])
 }
 
 fn pacticipant_version() -> Expected {
@@ -110,10 +97,7 @@ fn run_pact(args: &[&str], log_dir: &Path, name: &str) -> (std::process::ExitSta
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    (
-        status,
-        std::fs::read_to_string(&log_path).unwrap_or_default(),
-    )
+    (status, std::fs::read_to_string(&log_path).unwrap_or_default())
 }
 
 /// Runs `pact broker <command> <args>` against the audited listener with `user_agent`,
@@ -125,19 +109,9 @@ fn check_broker_command(command: &str, args: &[&str], success_text: &str, expect
     let header = format!("User-Agent: {user_agent}");
     let mut full_args = vec!["broker", command];
     full_args.extend_from_slice(args);
-    full_args.extend_from_slice(&[
-        "--broker-base-url",
-        &broker,
-        "--custom-header",
-        &header,
-        "--retries",
-        "0",
-    ]);
+    full_args.extend_from_slice(&["--broker-base-url", &broker, "--custom-header", &header, "--retries", "0"]);
     let (status, output) = run_pact(&full_args, stack.dir(), command);
-    assert!(
-        status.success(),
-        "pact broker {command} through Envoy exited with {status}:\n{output}"
-    );
+    assert!(status.success(), "pact broker {command} through Envoy exited with {status}:\n{output}");
     assert!(
         output.contains(success_text),
         "pact broker {command} should print {success_text:?}; it printed:\n{output}"
@@ -154,82 +128,43 @@ fn check_trail(stack: &AuditStack, user_agent: &str, expected: &[Expected]) {
             && event.payload.path == want.path
             && event.payload.query_string == want.query
     };
-    let events = wait_for_trail(
-        &stack.collector_url(),
-        stack.read_token(),
-        TRAIL_TIMEOUT,
-        |events| {
-            let mine: Vec<&AuditEvent> = events
-                .iter()
-                .filter(|e| e.payload.user_agent.as_deref() == Some(user_agent))
-                .collect();
-            expected
-                .iter()
-                .all(|want| mine.iter().any(|event| is_expected(event, want)))
-        },
-    )
-    .unwrap_or_else(|error| {
-        panic!("the trail misses requests of user agent {user_agent}: {error:#}")
-    });
-    let mine: Vec<&AuditEvent> = events
-        .iter()
-        .filter(|e| e.payload.user_agent.as_deref() == Some(user_agent))
-        .collect();
+    let events = wait_for_trail(&stack.collector_url(), stack.read_token(), TRAIL_TIMEOUT, |events| {
+        let mine: Vec<&AuditEvent> =
+            events.iter().filter(|e| e.payload.user_agent.as_deref() == Some(user_agent)).collect();
+        expected.iter().all(|want| mine.iter().any(|event| is_expected(event, want)))
+    })
+    .unwrap_or_else(|error| panic!("the trail misses requests of user agent {user_agent}: {error:#}"));
+    let mine: Vec<&AuditEvent> =
+        events.iter().filter(|e| e.payload.user_agent.as_deref() == Some(user_agent)).collect();
 
     let mut problems = Vec::new();
     for want in expected {
-        let target = if want.query.is_empty() {
-            want.path.to_string()
-        } else {
-            format!("{}?{}", want.path, want.query)
-        };
-        let matching: Vec<&&AuditEvent> = mine
-            .iter()
-            .filter(|event| is_expected(event, want))
-            .collect();
+        let target =
+            if want.query.is_empty() { want.path.to_string() } else { format!("{}?{}", want.path, want.query) };
+        let matching: Vec<&&AuditEvent> = mine.iter().filter(|event| is_expected(event, want)).collect();
         if matching.len() != 1 {
-            problems.push(format!(
-                "{} {target}: {} events, expected exactly 1",
-                want.method,
-                matching.len()
-            ));
+            problems.push(format!("{} {target}: {} events, expected exactly 1", want.method, matching.len()));
             continue;
         }
         let event = matching[0];
         let status = event.response.as_ref().map(|r| r.status);
         if status != Some(want.status) {
-            problems.push(format!(
-                "{} {target}: response.status {status:?}, expected {}",
-                want.method, want.status
-            ));
+            problems.push(format!("{} {target}: response.status {status:?}, expected {}", want.method, want.status));
         }
         if event.event_type != want.event_type {
-            problems.push(format!(
-                "{} {target}: type {:?}, expected {:?}",
-                want.method, event.event_type, want.event_type
-            ));
+            problems
+                .push(format!("{} {target}: type {:?}, expected {:?}", want.method, event.event_type, want.event_type));
         }
-        let params: BTreeMap<String, String> = want
-            .params
-            .iter()
-            .map(|(key, value)| ((*key).to_string(), (*value).to_string()))
-            .collect();
+        let params: BTreeMap<String, String> =
+            want.params.iter().map(|(key, value)| ((*key).to_string(), (*value).to_string())).collect();
         if event.payload.params != params {
-            problems.push(format!(
-                "{} {target}: params {:?}, expected {params:?}",
-                want.method, event.payload.params
-            ));
+            problems.push(format!("{} {target}: params {:?}, expected {params:?}", want.method, event.payload.params));
         }
     }
     if mine.len() != expected.len() {
         let seen: Vec<String> = mine
             .iter()
-            .map(|e| {
-                format!(
-                    "{} {}?{} {}",
-                    e.payload.method, e.payload.path, e.payload.query_string, e.event_type
-                )
-            })
+            .map(|e| format!("{} {}?{} {}", e.payload.method, e.payload.path, e.payload.query_string, e.event_type))
             .collect();
         problems.push(format!(
             "{} events for user agent {user_agent}, expected {}:\n  {}",
@@ -238,26 +173,27 @@ fn check_trail(stack: &AuditStack, user_agent: &str, expected: &[Expected]) {
             seen.join("\n  ")
         ));
     }
-    assert!(
-        problems.is_empty(),
-        "the trail of {user_agent} is wrong:\n{}",
-        problems.join("\n")
-    );
+    assert!(problems.is_empty(), "the trail of {user_agent} is wrong:\n{}", problems.join("\n"));
 }
 
 #[test]
 fn publish_is_audited_as_index_then_publish_contracts() {
     let consumer_pacts = tempfile::tempdir().unwrap();
-    std::fs::write(consumer_pacts.path().join("Foo-Bar.json"), serde_json::json!({
-        "consumer": {"name": "Foo"},
-        "provider": {"name": "Bar"},
-        "interactions": [{
-            "description": "a request for the thing",
-            "request": {"method": "GET", "path": "/thing"},
-            "response": {"status": 200, "headers": {"Content-Type": "application/json"}, "body": {"id": 1}}
-        }],
-        "metadata": {"pactSpecification": {"version": "2.0.0"}}
-    }).to_string()).unwrap();
+    std::fs::write(
+        consumer_pacts.path().join("Foo-Bar.json"),
+        serde_json::json!({
+            "consumer": {"name": "Foo"},
+            "provider": {"name": "Bar"},
+            "interactions": [{
+                "description": "a request for the thing",
+                "request": {"method": "GET", "path": "/thing"},
+                "response": {"status": 200, "headers": {"Content-Type": "application/json"}, "body": {"id": 1}}
+            }],
+            "metadata": {"pactSpecification": {"version": "2.0.0"}}
+        })
+        .to_string(),
+    )
+    .unwrap();
     let dir = consumer_pacts.path().to_str().unwrap();
     check_broker_command(
         "publish",
@@ -280,14 +216,7 @@ fn publish_is_audited_as_index_then_publish_contracts() {
 fn create_or_update_version_is_audited_as_a_branch_version() {
     check_broker_command(
         "create-or-update-version",
-        &[
-            "--pacticipant",
-            "Foo",
-            "--version",
-            "1.0.0",
-            "--branch",
-            "main",
-        ],
+        &["--pacticipant", "Foo", "--version", "1.0.0", "--branch", "main"],
         "Branch 'main' created for version '1.0.0'",
         &[request(
             "PUT",
@@ -344,31 +273,33 @@ fn list_environments_is_audited_as_environments() {
 
 #[test]
 fn record_deployment_is_audited_as_version_then_deployed_versions() {
-    check_broker_command("record-deployment", &["--pacticipant", "Foo", "--version", "1.0.0", "--environment", "production"],
-        "Recorded deployment of", &[
+    check_broker_command(
+        "record-deployment",
+        &["--pacticipant", "Foo", "--version", "1.0.0", "--environment", "production"],
+        "Recorded deployment of",
+        &[
             pacticipant_version(),
-            request("POST", "/pacticipants/Foo/versions/1.0.0/deployed-versions/environment/16926ef3-590f-4e3f-838e-719717aa88c9",
-                201, "PactBroker::Api::Resources::DeployedVersionsForVersionAndEnvironment", &[
+            request(
+                "POST",
+                "/pacticipants/Foo/versions/1.0.0/deployed-versions/environment/16926ef3-590f-4e3f-838e-719717aa88c9",
+                201,
+                "PactBroker::Api::Resources::DeployedVersionsForVersionAndEnvironment",
+                &[
                     ("resource_name", "deployed_versions_for_version_and_environment"),
                     ("pacticipant_name", "Foo"),
                     ("pacticipant_version_number", "1.0.0"),
                     ("environment_uuid", PRODUCTION_UUID),
-                ]),
-        ]);
+                ],
+            ),
+        ],
+    );
 }
 
 #[test]
 fn can_i_deploy_is_audited_as_matrix_with_its_query() {
     check_broker_command(
         "can-i-deploy",
-        &[
-            "--pacticipant",
-            "Foo",
-            "--version",
-            "1.0.0",
-            "--to-environment",
-            "production",
-        ],
+        &["--pacticipant", "Foo", "--version", "1.0.0", "--to-environment", "production"],
         "Computer says yes",
         &[request(
             "GET",
@@ -491,11 +422,7 @@ fn a_pact_verifier_replay_is_audited_request_by_request() {
                 "/pacts/provider/Bar/consumer/Foo/latest",
                 200,
                 "PactBroker::Api::Resources::LatestPact",
-                &[
-                    ("resource_name", "latest_pact_publication"),
-                    ("provider_name", "Bar"),
-                    ("consumer_name", "Foo"),
-                ],
+                &[("resource_name", "latest_pact_publication"), ("provider_name", "Bar"), ("consumer_name", "Foo")],
             ),
             pacticipant("DELETE", "/pacticipants/Baz", 204, "Baz"),
             pacticipant("GET", "/pacticipants/Nope", 404, "Nope"),

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use audit_e2e::client::{agent, read_page, send, walk_trail, wait_for_trail};
+use audit_e2e::client::{agent, read_page, send, wait_for_trail, walk_trail};
 use audit_e2e::{AuditStack, StackOptions};
 use audit_event::{AuditEvent, DELIVERY_GAP_TYPE};
 use serde_json::json;
@@ -33,7 +33,9 @@ fn start(patch: serde_json::Value) -> AuditStack {
 /// Envoy's admin `/stats` as name → value (counters and gauges).
 fn envoy_stats(stack: &AuditStack) -> HashMap<String, u64> {
     let reply = send("GET", &format!("{}/stats", stack.admin_url()), &[], None).expect("GET /stats");
-    reply.body.lines()
+    reply
+        .body
+        .lines()
         .filter_map(|line| line.split_once(": "))
         .filter_map(|(name, value)| Some((name.to_string(), value.trim().parse().ok()?)))
         .collect()
@@ -110,7 +112,8 @@ fn count_markers<'a>(events: &'a [AuditEvent], prefix: &str) -> HashMap<&'a str,
 }
 
 fn gap_total(events: &[AuditEvent]) -> u64 {
-    events.iter()
+    events
+        .iter()
         .filter(|e| e.event_type == DELIVERY_GAP_TYPE)
         .map(|e| e.gap.as_ref().map_or(0, |gap| gap.lost_events))
         .sum()
@@ -120,8 +123,18 @@ fn gap_total(events: &[AuditEvent]) -> u64 {
 fn assert_each_once(found: &HashMap<&str, usize>, prefix: &str, count: usize) {
     let missing: Vec<usize> = (0..count).filter(|n| !found.contains_key(format!("{prefix}{n}").as_str())).collect();
     let doubled: Vec<(&&str, &usize)> = found.iter().filter(|(_, times)| **times > 1).collect();
-    assert!(missing.is_empty(), "{} requests have no event, e.g. {:?}", missing.len(), &missing[..missing.len().min(10)]);
-    assert!(doubled.is_empty(), "{} requests have several events, e.g. {:?}", doubled.len(), &doubled[..doubled.len().min(10)]);
+    assert!(
+        missing.is_empty(),
+        "{} requests have no event, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    assert!(
+        doubled.is_empty(),
+        "{} requests have several events, e.g. {:?}",
+        doubled.len(),
+        &doubled[..doubled.len().min(10)]
+    );
     assert_eq!(found.len(), count, "events with the marker {prefix}");
 }
 
@@ -140,26 +153,28 @@ fn a_collector_killed_twice_under_load_loses_and_duplicates_nothing() {
     let url = format!("{}/pacticipants", stack.envoy_url());
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
-    let clients: Vec<_> = (0..CLIENTS).map(|_| {
-        let (url, next, done) = (url.clone(), next.clone(), done.clone());
-        std::thread::spawn(move || -> Vec<(usize, String)> {
-            let agent = agent();
-            let mut failures = Vec::new();
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= REQUESTS {
-                    return failures;
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (url, next, done) = (url.clone(), next.clone(), done.clone());
+            std::thread::spawn(move || -> Vec<(usize, String)> {
+                let agent = agent();
+                let mut failures = Vec::new();
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= REQUESTS {
+                        return failures;
+                    }
+                    let marker = format!("e2e-load-{n}");
+                    match agent.get(&url).header("user-agent", &marker).call() {
+                        Ok(reply) if reply.status() == 200 => {}
+                        Ok(reply) => failures.push((n, format!("status {}", reply.status()))),
+                        Err(err) => failures.push((n, err.to_string())),
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
                 }
-                let marker = format!("e2e-load-{n}");
-                match agent.get(&url).header("user-agent", &marker).call() {
-                    Ok(reply) if reply.status() == 200 => {}
-                    Ok(reply) => failures.push((n, format!("status {}", reply.status()))),
-                    Err(err) => failures.push((n, err.to_string())),
-                }
-                done.fetch_add(1, Ordering::Relaxed);
-            }
+            })
         })
-    }).collect();
+        .collect();
 
     for (round, at) in [REQUESTS / 4, REQUESTS * 3 / 5].into_iter().enumerate() {
         poll_until(&format!("{at} requests before outage {round}"), Duration::from_secs(120), || {
@@ -172,18 +187,28 @@ fn a_collector_killed_twice_under_load_loses_and_duplicates_nothing() {
             done.load(Ordering::Relaxed) >= (killed_at + 500).min(REQUESTS)
         });
         stack.restart_collector().expect("the collector restarts");
-        eprintln!("outage {round}: collector killed after {killed_at} requests, restarted after {}",
-            done.load(Ordering::Relaxed));
+        eprintln!(
+            "outage {round}: collector killed after {killed_at} requests, restarted after {}",
+            done.load(Ordering::Relaxed)
+        );
     }
-    let failures: Vec<(usize, String)> = clients.into_iter()
-        .flat_map(|client| client.join().expect("a client thread panicked"))
-        .collect();
-    assert!(failures.is_empty(), "{} requests failed through Envoy, e.g. {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    let failures: Vec<(usize, String)> =
+        clients.into_iter().flat_map(|client| client.join().expect("a client thread panicked")).collect();
+    assert!(
+        failures.is_empty(),
+        "{} requests failed through Envoy, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
 
     let mut trail = TrailFollower::new(&stack);
     let deadline = Instant::now() + Duration::from_secs(120);
     while trail.markers("e2e-load-").len() < REQUESTS {
-        assert!(Instant::now() < deadline, "after 120 s the trail holds {} of {REQUESTS} requests", trail.markers("e2e-load-").len());
+        assert!(
+            Instant::now() < deadline,
+            "after 120 s the trail holds {} of {REQUESTS} requests",
+            trail.markers("e2e-load-").len()
+        );
         trail.poll().expect("reading the trail");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -191,8 +216,12 @@ fn a_collector_killed_twice_under_load_loses_and_duplicates_nothing() {
     trail.poll().expect("reading the trail");
     assert_each_once(&trail.markers("e2e-load-"), "e2e-load-", REQUESTS);
     assert_eq!(trail.events.len(), REQUESTS, "the trail holds only the load's events (no gap records)");
-    let (captured, sent, dropped, retried) = (filter_stat(&stack, "captured"), filter_stat(&stack, "sent"),
-        filter_stat(&stack, "dropped"), filter_stat(&stack, "retried"));
+    let (captured, sent, dropped, retried) = (
+        filter_stat(&stack, "captured"),
+        filter_stat(&stack, "sent"),
+        filter_stat(&stack, "dropped"),
+        filter_stat(&stack, "retried"),
+    );
     eprintln!("load: {REQUESTS} requests, {captured} captured, {sent} sent, {retried} retried, {dropped} dropped");
     assert_eq!((captured, sent, dropped), (REQUESTS as u64, REQUESTS as u64, 0), "captured, sent, dropped");
 }
@@ -234,9 +263,14 @@ fn an_outage_longer_than_the_buffer_is_counted_and_recorded_as_gaps() {
     assert_eq!(stored as u64 + lost, REQUESTS as u64, "events stored + lost = requests sent");
     assert_eq!(filter_stat(&stack, "gap_records"), gap_records as u64, "gap_records counts the records stored");
     // Prometheus drops Envoy's `wasmcustom.` prefix: the names are `audit_sidecar_<name>`.
-    let prometheus = send("GET", &format!("{}/stats/prometheus", stack.admin_url()), &[], None).expect("GET /stats/prometheus");
-    for expected in [format!("audit_sidecar_dropped{{}} {dropped}"), format!("audit_sidecar_gap_records{{}} {gap_records}"),
-        "# TYPE audit_sidecar_buffered_events gauge".to_string(), "# TYPE audit_sidecar_delivery_failing gauge".to_string()] {
+    let prometheus =
+        send("GET", &format!("{}/stats/prometheus", stack.admin_url()), &[], None).expect("GET /stats/prometheus");
+    for expected in [
+        format!("audit_sidecar_dropped{{}} {dropped}"),
+        format!("audit_sidecar_gap_records{{}} {gap_records}"),
+        "# TYPE audit_sidecar_buffered_events gauge".to_string(),
+        "# TYPE audit_sidecar_delivery_failing gauge".to_string(),
+    ] {
         assert!(prometheus.body.lines().any(|line| line == expected), "/stats/prometheus lacks `{expected}`");
     }
     for gap in trail.events.iter().filter(|e| e.event_type == DELIVERY_GAP_TYPE) {
@@ -256,7 +290,9 @@ fn fail_closed_refuses_mutations_while_the_collector_is_down_and_reads_go_on() {
     let base = stack.envoy_url();
     let put_url = format!("{base}/pacticipants/Foo/versions/1.0.0/tags/main");
     let put = |marker: &str| send("PUT", &put_url, &[("user-agent", marker)], None).expect("PUT through Envoy");
-    let get = |marker: &str| send("GET", &format!("{base}/pacticipants"), &[("user-agent", marker)], None).expect("GET through Envoy");
+    let get = |marker: &str| {
+        send("GET", &format!("{base}/pacticipants"), &[("user-agent", marker)], None).expect("GET through Envoy")
+    };
     let upstream_requests = |stack: &AuditStack| envoy_stats(stack)["cluster.upstream_service.upstream_rq_total"];
 
     assert_eq!(put("e2e-closed-before").status, 201, "with the collector up, a PUT passes");
@@ -275,8 +311,11 @@ fn fail_closed_refuses_mutations_while_the_collector_is_down_and_reads_go_on() {
         let reply = put(&format!("e2e-closed-refused-{n}"));
         assert_eq!(reply.status, 503, "PUT {n} with the collector down: {}", reply.body);
         let body: serde_json::Value = serde_json::from_str(&reply.body).expect("the refusal is JSON");
-        assert_eq!((body["error"].as_str(), body["reason"].as_str(), body["forwarded"].as_bool()),
-            (Some("audit_trail_unavailable"), Some("audit_collector_unreachable"), Some(false)), "{body}");
+        assert_eq!(
+            (body["error"].as_str(), body["reason"].as_str(), body["forwarded"].as_bool()),
+            (Some("audit_trail_unavailable"), Some("audit_collector_unreachable"), Some(false)),
+            "{body}"
+        );
         assert!(body["message"].as_str().is_some_and(|m| m.contains("not forwarded")), "{body}");
         assert_eq!(reply.header("x-audit-sidecar-refused"), Some("audit_collector_unreachable"));
     }
@@ -296,9 +335,14 @@ fn fail_closed_refuses_mutations_while_the_collector_is_down_and_reads_go_on() {
         count_markers(events, "e2e-closed-refused-").len() == 5 && count_markers(events, "e2e-closed-after").len() == 1
     })
     .expect("the refused PUTs are in the trail");
-    for event in events.iter().filter(|e| e.payload.user_agent.as_deref().is_some_and(|a| a.starts_with("e2e-closed-refused-"))) {
-        assert_eq!((event.payload.method.as_str(), event.response.as_ref().map(|r| r.status)), ("PUT", Some(503)),
-            "a refused request is audited with the 503 it got");
+    for event in
+        events.iter().filter(|e| e.payload.user_agent.as_deref().is_some_and(|a| a.starts_with("e2e-closed-refused-")))
+    {
+        assert_eq!(
+            (event.payload.method.as_str(), event.response.as_ref().map(|r| r.status)),
+            ("PUT", Some(503)),
+            "a refused request is audited with the 503 it got"
+        );
     }
 }
 
@@ -335,8 +379,11 @@ fn a_reader_following_the_trail_during_ingest_sees_every_event_once_in_order() {
     trail.poll().expect("one last poll");
 
     let (stored, _) = walk_trail(&stack.collector_url(), stack.read_token(), 100).expect("a fresh walk");
-    eprintln!("cursor: {} events followed in {polls} polls ({polls_with_news} with new events); {} stored",
-        trail.events.len(), stored.len());
+    eprintln!(
+        "cursor: {} events followed in {polls} polls ({polls_with_news} with new events); {} stored",
+        trail.events.len(),
+        stored.len()
+    );
     assert!(polls_with_news > 1, "the follower should have read while the trail grew");
     let followed: Vec<&str> = trail.events.iter().map(|e| e.uuid.as_str()).collect();
     let walked: Vec<&str> = stored.iter().map(|e| e.uuid.as_str()).collect();

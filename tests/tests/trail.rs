@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use audit_e2e::client::{get_with_token, send, walk_trail, wait_for_trail};
+use audit_e2e::client::{get_with_token, send, wait_for_trail, walk_trail};
 use audit_e2e::{AuditStack, StackOptions};
 use audit_event::event_uuid::is_event_uuid;
 use audit_event::timestamp::parse_rfc3339_millis;
@@ -40,7 +40,12 @@ fn requests_through_envoy_become_exactly_those_events_with_the_right_fields() {
     let requests: Vec<SentRequest> = vec![
         ("GET", "/pacticipants", vec![("x-forwarded-email", "bob@example.com")], 200),
         ("GET", "/pacticipants/Foo", vec![("authorization", "Basic YWxpY2U6czNjcjN0LXBhc3N3b3Jk")], 200), // alice:s3cr3t-password
-        ("PUT", "/pacticipants/Foo/versions/1.0.0/tags/main", vec![("x-user-id", "42"), ("referer", "http://ui.example/x")], 201),
+        (
+            "PUT",
+            "/pacticipants/Foo/versions/1.0.0/tags/main",
+            vec![("x-user-id", "42"), ("referer", "http://ui.example/x")],
+            201,
+        ),
         ("DELETE", "/pacticipants/Baz", vec![("x-auth-request-email", "carol@example.com")], 204),
         ("GET", "/no/such/route?color=blue&page=2", vec![], 404),
     ];
@@ -68,9 +73,14 @@ fn requests_through_envoy_become_exactly_those_events_with_the_right_fields() {
         assert_eq!(event.payload.query_string, query, "request {n}: payload.queryString");
         assert_eq!(event.response.as_ref().map(|r| r.status), Some(*status), "request {n}: response.status");
         assert!(is_event_uuid(&event.uuid), "request {n}: uuid {:?} is not 22 chars of base64url", event.uuid);
-        let millis = parse_rfc3339_millis(&event.timestamp).unwrap_or_else(|| panic!("request {n}: timestamp {:?}", event.timestamp));
+        let millis = parse_rfc3339_millis(&event.timestamp)
+            .unwrap_or_else(|| panic!("request {n}: timestamp {:?}", event.timestamp));
         let sent_at = before.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-        assert!((sent_at - 1000..sent_at + 60_000).contains(&millis), "request {n}: timestamp {} is not now", event.timestamp);
+        assert!(
+            (sent_at - 1000..sent_at + 60_000).contains(&millis),
+            "request {n}: timestamp {} is not now",
+            event.timestamp
+        );
         assert!(event.payload.request_id.as_deref().is_some_and(|id| !id.is_empty()), "request {n}: payload.requestId");
         assert_eq!(event.payload.client_ip.as_deref(), Some("127.0.0.1"), "request {n}: payload.clientIp");
         assert!(!event.event_type.is_empty(), "request {n}: type");
@@ -101,7 +111,8 @@ fn a_walk_over_several_pages_sees_every_event_once_in_order() {
     let stack = start();
     let url = stack.envoy_url();
     for n in 0..230 {
-        let reply = send("GET", &format!("{url}/pacticipants"), &[("user-agent", &format!("e2e-walk-{n}"))], None).unwrap();
+        let reply =
+            send("GET", &format!("{url}/pacticipants"), &[("user-agent", &format!("e2e-walk-{n}"))], None).unwrap();
         assert_eq!(reply.status, 200);
     }
     wait_for_trail(&stack.collector_url(), stack.read_token(), TRAIL_TIMEOUT, |events| {
@@ -122,9 +133,18 @@ fn a_walk_over_several_pages_sees_every_event_once_in_order() {
     // `from` is inclusive: resuming from the last event seen starts with that event.
     let last = events.last().unwrap();
     let resumed = audit_e2e::client::read_page(
-        &format!("{}/audit?from={}", stack.collector_url(), last.uuid), stack.read_token()).unwrap();
-    assert_eq!(resumed.events.first().map(|e| e.uuid.as_str()), Some(last.uuid.as_str()), "from=<uuid> starts with that event");
-    let unknown = get_with_token(&format!("{}/audit?from=AAAAAAAAAAAAAAAAAAAAAA", stack.envoy_url()), stack.read_token()).unwrap();
+        &format!("{}/audit?from={}", stack.collector_url(), last.uuid),
+        stack.read_token(),
+    )
+    .unwrap();
+    assert_eq!(
+        resumed.events.first().map(|e| e.uuid.as_str()),
+        Some(last.uuid.as_str()),
+        "from=<uuid> starts with that event"
+    );
+    let unknown =
+        get_with_token(&format!("{}/audit?from=AAAAAAAAAAAAAAAAAAAAAA", stack.envoy_url()), stack.read_token())
+            .unwrap();
     assert!((400..500).contains(&unknown.status), "an unknown from answered {}: {}", unknown.status, unknown.body);
 }
 
@@ -134,24 +154,40 @@ fn reading_the_trail_is_audited_and_needs_the_read_token() {
     let audit = format!("{}/audit", stack.envoy_url());
     let no_token = send("GET", &audit, &[("user-agent", "e2e-reader-anonymous")], None).unwrap();
     assert_eq!(no_token.status, 401, "GET /audit without a token: {}", no_token.body);
-    let wrong = send("GET", &audit, &[("user-agent", "e2e-reader-wrong"), ("authorization", "Bearer nope")], None).unwrap();
+    let wrong =
+        send("GET", &audit, &[("user-agent", "e2e-reader-wrong"), ("authorization", "Bearer nope")], None).unwrap();
     assert_eq!(wrong.status, 401, "GET /audit with a wrong token");
-    let ingest = send("GET", &audit, &[("user-agent", "e2e-reader-ingest"),
-        ("authorization", &format!("Bearer {}", stack.ingest_token()))], None).unwrap();
+    let ingest = send(
+        "GET",
+        &audit,
+        &[("user-agent", "e2e-reader-ingest"), ("authorization", &format!("Bearer {}", stack.ingest_token()))],
+        None,
+    )
+    .unwrap();
     assert_eq!(ingest.status, 403, "the ingest credential is valid but must not read the trail (wrong scope)");
-    let ok = send("GET", &audit, &[("user-agent", "e2e-reader-ok"),
-        ("authorization", &format!("Bearer {}", stack.read_token()))], None).unwrap();
+    let ok = send(
+        "GET",
+        &audit,
+        &[("user-agent", "e2e-reader-ok"), ("authorization", &format!("Bearer {}", stack.read_token()))],
+        None,
+    )
+    .unwrap();
     assert_eq!(ok.status, 200, "GET /audit with the read token: {}", ok.body);
     let page: serde_json::Value = serde_json::from_str(&ok.body).unwrap();
-    assert!(page["_links"]["self"]["href"].as_str().is_some_and(|h| h.starts_with(&stack.envoy_url())),
-        "_links.self.href should be on the host the client called: {}", page["_links"]);
+    assert!(
+        page["_links"]["self"]["href"].as_str().is_some_and(|h| h.starts_with(&stack.envoy_url())),
+        "_links.self.href should be on the host the client called: {}",
+        page["_links"]
+    );
 
     let events = wait_for_trail(&stack.collector_url(), stack.read_token(), TRAIL_TIMEOUT, |events| {
         by_user_agent(events, "e2e-reader-").len() == 4
     })
     .unwrap();
     let readers = by_user_agent(&events, "e2e-reader-");
-    for (agent, status) in [("e2e-reader-anonymous", 401), ("e2e-reader-wrong", 401), ("e2e-reader-ingest", 403), ("e2e-reader-ok", 200)] {
+    for (agent, status) in
+        [("e2e-reader-anonymous", 401), ("e2e-reader-wrong", 401), ("e2e-reader-ingest", 403), ("e2e-reader-ok", 200)]
+    {
         let event = readers[agent][0];
         assert_eq!(event.payload.path, "/audit", "{agent}: path");
         assert_eq!(event.response.as_ref().map(|r| r.status), Some(status), "{agent}: response.status");

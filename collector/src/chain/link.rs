@@ -94,7 +94,11 @@ mod tests {
         assert_ne!(base, link_hash(&GENESIS, 2, b"{}"), "seq");
         assert_ne!(base, link_hash(&GENESIS, 1, b"{\"a\":1}"), "content");
         let reordered = body_hash(&GENESIS, 1, r#"{ "b": 2, "a": 1 }"#).expect("hash");
-        assert_eq!(reordered, body_hash(&GENESIS, 1, r#"{"a":1,"b":2}"#).expect("hash"), "key order and spacing do not matter");
+        assert_eq!(
+            reordered,
+            body_hash(&GENESIS, 1, r#"{"a":1,"b":2}"#).expect("hash"),
+            "key order and spacing do not matter"
+        );
     }
 
     #[test]

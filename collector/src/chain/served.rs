@@ -9,11 +9,8 @@ use super::link::{digest_from_blob, to_hex};
 /// `body` with `"chain": {seq, hash, prevHash}` added; `None` when the body is not a JSON
 /// object or the stored hashes are not 32 bytes.
 pub fn with_chain_link(body: &str, seq: i64, prev_hash: &[u8], hash: &[u8]) -> Option<String> {
-    let link = ChainLink {
-        seq,
-        hash: to_hex(&digest_from_blob(hash)?),
-        prev_hash: to_hex(&digest_from_blob(prev_hash)?),
-    };
+    let link =
+        ChainLink { seq, hash: to_hex(&digest_from_blob(hash)?), prev_hash: to_hex(&digest_from_blob(prev_hash)?) };
     let link = serde_json::to_string(&link).ok()?;
     let open = body.trim_end().strip_suffix('}')?;
     let separator = if open.trim_end().ends_with('{') { "" } else { "," };

@@ -13,7 +13,8 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use super::link::{from_hex, sha256, to_hex};
 
 /// DER of a PKCS#8 v1 Ed25519 private key, before the 32-byte seed (RFC 8410).
-const PKCS8_PREFIX: [u8; 16] = [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+const PKCS8_PREFIX: [u8; 16] =
+    [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
 /// DER of an Ed25519 SubjectPublicKeyInfo, before the 32-byte key (RFC 8410).
 const SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
 
@@ -61,7 +62,9 @@ impl TrailSigner {
     /// Reads the key at `path`, or creates it (mode 0600) when the file does not exist.
     pub fn load_or_create(path: &Path) -> Result<TrailSigner, KeyError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => TrailSigner::from_pem(&text).ok_or_else(|| KeyError::NotAPrivateKey { path: path.to_path_buf() }),
+            Ok(text) => {
+                TrailSigner::from_pem(&text).ok_or_else(|| KeyError::NotAPrivateKey { path: path.to_path_buf() })
+            }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => TrailSigner::create(path),
             Err(source) => Err(KeyError::Io { action: "read", path: path.to_path_buf(), source }),
         }
@@ -69,8 +72,11 @@ impl TrailSigner {
 
     /// Reads an existing key.
     pub fn load(path: &Path) -> Result<TrailSigner, KeyError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| KeyError::Io { action: "read", path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        })?;
         TrailSigner::from_pem(&text).ok_or_else(|| KeyError::NotAPrivateKey { path: path.to_path_buf() })
     }
 

@@ -67,10 +67,7 @@ impl AuditQuery {
         }
         if let (Some(since), Some(until)) = (parsed.filters.since_ms, parsed.filters.until_ms) {
             if until <= since {
-                return Err(invalid(
-                    "until",
-                    "must be later than `since`; `until` is exclusive",
-                ));
+                return Err(invalid("until", "must be later than `since`; `until` is exclusive"));
             }
         }
         Ok(parsed)
@@ -102,10 +99,7 @@ impl AuditQuery {
         add("user_email", filters.user_email.clone());
         add("method", filters.method.clone());
         add("status", filters.status.map(|status| status.to_string()));
-        add(
-            "sort",
-            (self.order == TrailOrder::Descending).then(|| "-timestamp".to_owned()),
-        );
+        add("sort", (self.order == TrailOrder::Descending).then(|| "-timestamp".to_owned()));
         add("pageSize", self.page_size.map(|size| size.to_string()));
         pairs
     }
@@ -116,10 +110,7 @@ fn shown(value: &str) -> String {
 }
 
 fn invalid(name: &str, problem: &str) -> ApiError {
-    ApiError::InvalidParameter {
-        name: name.to_owned(),
-        problem: problem.to_owned(),
-    }
+    ApiError::InvalidParameter { name: name.to_owned(), problem: problem.to_owned() }
 }
 
 fn parse_page_size(value: &str) -> Result<usize, ApiError> {
@@ -154,13 +145,7 @@ fn parse_sort(value: &str) -> Result<TrailOrder, ApiError> {
     match value {
         "+timestamp" | "timestamp" => Ok(TrailOrder::Ascending),
         "-timestamp" => Ok(TrailOrder::Descending),
-        other => Err(invalid(
-            "sort",
-            &format!(
-                "must be `+timestamp` or `-timestamp`, not `{}`",
-                shown(other)
-            ),
-        )),
+        other => Err(invalid("sort", &format!("must be `+timestamp` or `-timestamp`, not `{}`", shown(other)))),
     }
 }
 
@@ -188,31 +173,18 @@ fn text(name: &str, value: &str) -> Result<String, ApiError> {
 
 fn parse_method(value: &str) -> Result<String, ApiError> {
     if value.len() > 32 || !value.bytes().all(|byte| byte.is_ascii_alphabetic()) {
-        return Err(invalid(
-            "method",
-            &format!(
-                "must be an HTTP method such as GET or POST, not `{}`",
-                shown(value)
-            ),
-        ));
+        return Err(invalid("method", &format!("must be an HTTP method such as GET or POST, not `{}`", shown(value))));
     }
     Ok(value.to_ascii_uppercase())
 }
 
 fn parse_status(value: &str) -> Result<u16, ApiError> {
-    value
-        .parse::<u16>()
-        .ok()
-        .filter(|status| *status <= 599)
-        .ok_or_else(|| {
-            invalid(
-                "status",
-                &format!(
-                    "must be an HTTP status from 100 to 599 (or 0: no response), not `{}`",
-                    shown(value)
-                ),
-            )
-        })
+    value.parse::<u16>().ok().filter(|status| *status <= 599).ok_or_else(|| {
+        invalid(
+            "status",
+            &format!("must be an HTTP status from 100 to 599 (or 0: no response), not `{}`", shown(value)),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -235,20 +207,7 @@ mod tests {
         assert_eq!(query.filters.since_ms, Some(1_893_452_400_000));
         assert_eq!(query.order, TrailOrder::Descending);
         let names: Vec<&str> = query.link_pairs().iter().map(|(name, _)| *name).collect();
-        assert_eq!(
-            names,
-            [
-                "since",
-                "until",
-                "type",
-                "userUuid",
-                "user_email",
-                "method",
-                "status",
-                "sort",
-                "pageSize"
-            ]
-        );
+        assert_eq!(names, ["since", "until", "type", "userUuid", "user_email", "method", "status", "sort", "pageSize"]);
     }
 
     #[test]
@@ -266,20 +225,14 @@ mod tests {
             ("sort=timestamp.desc", "sort"),
             ("since=yesterday", "since"),
             ("until=2030-13-01T00:00:00Z", "until"),
-            (
-                "since=2030-01-02T00:00:00Z&until=2030-01-01T00:00:00Z",
-                "until",
-            ),
+            ("since=2030-01-02T00:00:00Z&until=2030-01-01T00:00:00Z", "until"),
             ("method=G%20T", "method"),
             ("status=600", "status"),
             ("status=ok", "status"),
             ("type=a&type=b", "type"),
         ] {
             let error = parse(query).expect_err(query);
-            assert!(
-                error.starts_with(&format!("`{parameter}` ")),
-                "{query}: {error}"
-            );
+            assert!(error.starts_with(&format!("`{parameter}` ")), "{query}: {error}");
         }
     }
 }

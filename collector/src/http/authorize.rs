@@ -11,11 +11,7 @@ use crate::auth::{contains_in_constant_time, digest, presented_bearer, Scope};
 use crate::store::tokens::active_tokens;
 
 /// Lets the request through only with a token of `needed` scope.
-pub async fn authorize(
-    headers: &HeaderMap,
-    needed: Scope,
-    shared: &Shared,
-) -> Result<(), ApiError> {
+pub async fn authorize(headers: &HeaderMap, needed: Scope, shared: &Shared) -> Result<(), ApiError> {
     let token = match presented_bearer(headers) {
         Ok(Some(token)) => token,
         Ok(None) => return Err(ApiError::MissingToken),
@@ -34,18 +30,12 @@ pub async fn authorize(
     }
     let stored = shared.readers.read(active_tokens).await?;
     let stored_scope = [Scope::Read, Scope::Ingest].into_iter().find(|scope| {
-        let of_scope = stored
-            .iter()
-            .filter(|token| token.scope == *scope)
-            .map(|token| &token.digest);
+        let of_scope = stored.iter().filter(|token| token.scope == *scope).map(|token| &token.digest);
         contains_in_constant_time(of_scope, &presented)
     });
     match stored_scope.or(configured_scope) {
         Some(scope) if scope == needed => Ok(()),
-        Some(scope) => Err(ApiError::WrongScope {
-            has: scope.as_str(),
-            needs: needed.as_str(),
-        }),
+        Some(scope) => Err(ApiError::WrongScope { has: scope.as_str(), needs: needed.as_str() }),
         None => Err(ApiError::InvalidToken),
     }
 }

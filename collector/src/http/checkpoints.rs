@@ -43,7 +43,10 @@ fn parse_query(query: Option<&str>) -> Result<(i64, usize), ApiError> {
         match name.as_ref() {
             "after" => {
                 after = value.parse::<i64>().ok().filter(|after| *after >= 0).ok_or_else(|| {
-                    ApiError::BadRequest("`after` must be a checkpoint number (0 or more); leave it out to start at the first".to_owned())
+                    ApiError::BadRequest(
+                        "`after` must be a checkpoint number (0 or more); leave it out to start at the first"
+                            .to_owned(),
+                    )
                 })?;
             }
             "limit" => {
@@ -52,7 +55,9 @@ fn parse_query(query: Option<&str>) -> Result<(i64, usize), ApiError> {
                     .ok()
                     .filter(|limit| (1..=MAX_CHECKPOINTS_PER_PAGE).contains(limit))
                     .ok_or_else(|| {
-                        ApiError::BadRequest(format!("`limit` must be a whole number from 1 to {MAX_CHECKPOINTS_PER_PAGE}"))
+                        ApiError::BadRequest(format!(
+                            "`limit` must be a whole number from 1 to {MAX_CHECKPOINTS_PER_PAGE}"
+                        ))
                     })?;
             }
             _ => {}

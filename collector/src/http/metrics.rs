@@ -17,8 +17,7 @@ pub async fn handle(shared: &Shared) -> Result<HttpResponse, ApiError> {
     let purged_events = shared
         .readers
         .read(|conn| {
-            let count: i64 =
-                conn.query_row("SELECT events FROM purge_count", [], |row| row.get(0))?;
+            let count: i64 = conn.query_row("SELECT events FROM purge_count", [], |row| row.get(0))?;
             Ok::<_, StoreError>(u64::try_from(count).unwrap_or(0))
         })
         .await?;
@@ -27,11 +26,7 @@ pub async fn handle(shared: &Shared) -> Result<HttpResponse, ApiError> {
         database_size_bytes: database_size(&shared.database),
         write_queue_depth: shared.writer.queue_depth(),
     };
-    Ok(with_body(
-        StatusCode::OK,
-        "text/plain; version=0.0.4; charset=utf-8",
-        shared.metrics.render(gauges),
-    ))
+    Ok(with_body(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", shared.metrics.render(gauges)))
 }
 
 /// The database file plus its WAL (where recent commits live until a checkpoint).

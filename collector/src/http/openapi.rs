@@ -15,11 +15,7 @@ pub const OPENAPI_DOCUMENT: &str = include_str!("../../openapi.json");
 
 /// Serves the document.
 pub fn handle() -> Result<HttpResponse, ApiError> {
-    Ok(with_body(
-        StatusCode::OK,
-        "application/json",
-        OPENAPI_DOCUMENT,
-    ))
+    Ok(with_body(StatusCode::OK, "application/json", OPENAPI_DOCUMENT))
 }
 
 #[cfg(test)]
@@ -28,27 +24,10 @@ mod tests {
 
     #[test]
     fn the_document_is_openapi_3_and_describes_every_route() {
-        let document: serde_json::Value =
-            serde_json::from_str(OPENAPI_DOCUMENT).expect("openapi.json is JSON");
-        assert!(
-            document["openapi"]
-                .as_str()
-                .unwrap_or_default()
-                .starts_with("3."),
-            "{}",
-            document["openapi"]
-        );
-        for path in [
-            "/audit",
-            "/audit/openapi.json",
-            "/healthz",
-            "/metrics",
-            "/v1/events",
-        ] {
-            assert!(
-                document["paths"].get(path).is_some(),
-                "openapi.json lacks {path}"
-            );
+        let document: serde_json::Value = serde_json::from_str(OPENAPI_DOCUMENT).expect("openapi.json is JSON");
+        assert!(document["openapi"].as_str().unwrap_or_default().starts_with("3."), "{}", document["openapi"]);
+        for path in ["/audit", "/audit/openapi.json", "/healthz", "/metrics", "/v1/events"] {
+            assert!(document["paths"].get(path).is_some(), "openapi.json lacks {path}");
         }
         let parameters: Vec<&str> = document["paths"]["/audit"]["get"]["parameters"]
             .as_array()
@@ -69,10 +48,7 @@ mod tests {
             "pageSize",
             "pageNumber",
         ] {
-            assert!(
-                parameters.contains(&name),
-                "GET /audit does not document `{name}`"
-            );
+            assert!(parameters.contains(&name), "GET /audit does not document `{name}`");
         }
     }
 }

@@ -79,7 +79,9 @@ pub enum ApiError {
     #[error("the collector is shutting down and stores nothing more; retry shortly")]
     ShuttingDown,
     /// Links cannot be built.
-    #[error("the request has no usable Host header to build links from; send one, or start the collector with --public-url")]
+    #[error(
+        "the request has no usable Host header to build links from; send one, or start the collector with --public-url"
+    )]
     MissingHost,
     /// The store failed.
     #[error("the event store failed: {0}")]
@@ -216,14 +218,15 @@ mod tests {
         let response = ApiError::QueueFull.into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[RETRY_AFTER], "1");
-        let response = ApiError::MethodNotAllowed { path: "/audit".into(), method: "POST".into(), allow: "GET" }
-            .into_response();
+        let response =
+            ApiError::MethodNotAllowed { path: "/audit".into(), method: "POST".into(), allow: "GET" }.into_response();
         assert_eq!(response.headers()[ALLOW], "GET");
     }
 
     #[tokio::test]
     async fn internal_causes_stay_in_the_log() {
-        let response = ApiError::Store(StoreError::WriteFailed("disk I/O error at /secret/path".into())).into_response();
+        let response =
+            ApiError::Store(StoreError::WriteFailed("disk I/O error at /secret/path".into())).into_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let detail = body_of(response).await["detail"].to_string();
         assert!(!detail.contains("/secret/path"), "{detail}");

@@ -30,7 +30,8 @@ pub fn chain_head(conn: &Connection) -> Result<ChainHead, StoreError> {
         .optional()?;
     match newest {
         Some((seq, Some(hash))) => {
-            let hash = digest_from_blob(&hash).ok_or_else(|| StoreError::Chain(format!("seq {seq} has a chain_hash that is not 32 bytes")))?;
+            let hash = digest_from_blob(&hash)
+                .ok_or_else(|| StoreError::Chain(format!("seq {seq} has a chain_hash that is not 32 bytes")))?;
             Ok(ChainHead { seq, hash })
         }
         Some((seq, None)) => Err(StoreError::Chain(format!("seq {seq} has no chain_hash"))),
@@ -46,7 +47,8 @@ pub fn read_anchor(conn: &Connection) -> Result<Option<ChainHead>, StoreError> {
         .optional()?;
     anchor
         .map(|(seq, hash)| {
-            let hash = digest_from_blob(&hash).ok_or_else(|| StoreError::Chain("the anchor hash is not 32 bytes".to_owned()))?;
+            let hash = digest_from_blob(&hash)
+                .ok_or_else(|| StoreError::Chain("the anchor hash is not 32 bytes".to_owned()))?;
             Ok(ChainHead { seq, hash })
         })
         .transpose()
@@ -79,11 +81,15 @@ pub fn link_unchained_events(conn: &Connection) -> Result<usize, StoreError> {
         return Ok(0);
     };
     let before: Option<Vec<u8>> = conn
-        .query_row("SELECT chain_hash FROM events WHERE seq < ?1 ORDER BY seq DESC LIMIT 1", [first_unlinked], |row| row.get(0))
+        .query_row("SELECT chain_hash FROM events WHERE seq < ?1 ORDER BY seq DESC LIMIT 1", [first_unlinked], |row| {
+            row.get(0)
+        })
         .optional()?
         .flatten();
     let mut prev = match before {
-        Some(hash) => digest_from_blob(&hash).ok_or_else(|| StoreError::Chain("a chain_hash is not 32 bytes".to_owned()))?,
+        Some(hash) => {
+            digest_from_blob(&hash).ok_or_else(|| StoreError::Chain("a chain_hash is not 32 bytes".to_owned()))?
+        }
         None => read_anchor(conn)?.map_or(GENESIS, |anchor| anchor.hash),
     };
     let rows: Vec<(i64, String)> = {
@@ -93,7 +99,8 @@ pub fn link_unchained_events(conn: &Connection) -> Result<usize, StoreError> {
     };
     let mut update = conn.prepare("UPDATE events SET chain_prev = ?1, chain_hash = ?2 WHERE seq = ?3")?;
     for (seq, body) in &rows {
-        let hash = body_hash(&prev, *seq, body).map_err(|error| StoreError::Chain(format!("seq {seq} is not JSON: {error}")))?;
+        let hash = body_hash(&prev, *seq, body)
+            .map_err(|error| StoreError::Chain(format!("seq {seq} is not JSON: {error}")))?;
         update.execute(params![prev.as_slice(), hash.as_slice(), seq])?;
         prev = hash;
     }
@@ -102,7 +109,11 @@ pub fn link_unchained_events(conn: &Connection) -> Result<usize, StoreError> {
 
 /// Signs a checkpoint of the current head and anchor, unless the newest checkpoint already
 /// says the same (no new events, no new purge). Returns the new checkpoint.
-pub fn issue_checkpoint(conn: &Connection, signer: &TrailSigner, now_ms: i64) -> Result<Option<Checkpoint>, StoreError> {
+pub fn issue_checkpoint(
+    conn: &Connection,
+    signer: &TrailSigner,
+    now_ms: i64,
+) -> Result<Option<Checkpoint>, StoreError> {
     let head = chain_head(conn)?;
     let anchor = read_anchor(conn)?.unwrap_or(ChainHead { seq: 0, hash: GENESIS });
     let previous = latest_checkpoint(conn)?;

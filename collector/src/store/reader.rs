@@ -113,7 +113,8 @@ pub fn read_page(conn: &mut Connection, query: &TrailQuery) -> Result<PageOutcom
     let cursor = match &query.from {
         None => None,
         Some(uuid) => {
-            let seq: Option<i64> = tx.prepare_cached(SEQ_OF_UUID_SQL)?.query_row([uuid], |row| row.get(0)).optional()?;
+            let seq: Option<i64> =
+                tx.prepare_cached(SEQ_OF_UUID_SQL)?.query_row([uuid], |row| row.get(0)).optional()?;
             match seq {
                 Some(seq) => Some(seq),
                 None => {
@@ -154,9 +155,12 @@ pub fn read_page(conn: &mut Connection, query: &TrailQuery) -> Result<PageOutcom
             // Each event is served with its chain link (`chain`), spliced in unparsed.
             let (seq, prev, hash): (i64, Option<Vec<u8>>, Option<Vec<u8>>) = (row.get(2)?, row.get(3)?, row.get(4)?);
             let served = match (prev, hash) {
-                (Some(prev), Some(hash)) => with_chain_link(&body, seq, &prev, &hash).ok_or_else(|| {
-                    StoreError::CorruptEvent { uuid: uuid.clone(), reason: "its body or chain link is damaged".to_owned() }
-                })?,
+                (Some(prev), Some(hash)) => {
+                    with_chain_link(&body, seq, &prev, &hash).ok_or_else(|| StoreError::CorruptEvent {
+                        uuid: uuid.clone(),
+                        reason: "its body or chain link is damaged".to_owned(),
+                    })?
+                }
                 _ => body,
             };
             rows.push((uuid, served));

@@ -92,9 +92,8 @@ pub fn open_for_writing(path: &Path) -> Result<Connection, StoreError> {
     let mut conn = Connection::open(path).map_err(open_error)?;
     // Pragmas first and outside any transaction: journal_mode and synchronous cannot
     // change inside one.
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(open_error)?;
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)).map_err(open_error)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::NoWal { path: path.to_path_buf(), mode });
     }

@@ -43,16 +43,10 @@ pub fn insert_token(
     now_ms: i64,
 ) -> Result<i64, StoreError> {
     let taken: Option<i64> = conn
-        .query_row(
-            "SELECT id FROM api_tokens WHERE name = ?1 AND revoked_at_ms IS NULL",
-            [name],
-            |row| row.get(0),
-        )
+        .query_row("SELECT id FROM api_tokens WHERE name = ?1 AND revoked_at_ms IS NULL", [name], |row| row.get(0))
         .optional()?;
     if taken.is_some() {
-        return Err(StoreError::TokenNameTaken {
-            name: name.to_owned(),
-        });
+        return Err(StoreError::TokenNameTaken { name: name.to_owned() });
     }
     conn.execute(
         "INSERT INTO api_tokens (name, scope, digest, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
@@ -63,9 +57,8 @@ pub fn insert_token(
 
 /// Every token ever made, oldest first.
 pub fn list_tokens(conn: &Connection) -> Result<Vec<TokenRecord>, StoreError> {
-    let mut select = conn.prepare(
-        "SELECT id, name, scope, created_at_ms, revoked_at_ms FROM api_tokens ORDER BY id",
-    )?;
+    let mut select =
+        conn.prepare("SELECT id, name, scope, created_at_ms, revoked_at_ms FROM api_tokens ORDER BY id")?;
     let rows = select.query_map([], |row| {
         let scope: String = row.get(2)?;
         Ok((row.get(0)?, row.get(1)?, scope, row.get(3)?, row.get(4)?))
@@ -74,13 +67,7 @@ pub fn list_tokens(conn: &Connection) -> Result<Vec<TokenRecord>, StoreError> {
     for row in rows {
         let (id, name, scope, created_at_ms, revoked_at_ms) = row?;
         let scope = Scope::parse(&scope).ok_or_else(|| StoreError::CorruptToken { id })?;
-        records.push(TokenRecord {
-            id,
-            name,
-            scope,
-            created_at_ms,
-            revoked_at_ms,
-        });
+        records.push(TokenRecord { id, name, scope, created_at_ms, revoked_at_ms });
     }
     Ok(records)
 }
@@ -99,21 +86,13 @@ pub fn revoke_token(conn: &Connection, name_or_id: &str, now_ms: i64) -> Result<
 
 /// The digests and scopes of every token not revoked.
 pub fn active_tokens(conn: &Connection) -> Result<Vec<ActiveToken>, StoreError> {
-    let mut select = conn
-        .prepare_cached("SELECT id, digest, scope FROM api_tokens WHERE revoked_at_ms IS NULL")?;
-    let rows = select.query_map([], |row| {
-        Ok((
-            row.get::<_, i64>(0)?,
-            row.get::<_, Vec<u8>>(1)?,
-            row.get::<_, String>(2)?,
-        ))
-    })?;
+    let mut select = conn.prepare_cached("SELECT id, digest, scope FROM api_tokens WHERE revoked_at_ms IS NULL")?;
+    let rows =
+        select.query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, String>(2)?)))?;
     let mut tokens = Vec::new();
     for row in rows {
         let (id, digest, scope) = row?;
-        let digest: [u8; 32] = digest
-            .try_into()
-            .map_err(|_| StoreError::CorruptToken { id })?;
+        let digest: [u8; 32] = digest.try_into().map_err(|_| StoreError::CorruptToken { id })?;
         let scope = Scope::parse(&scope).ok_or(StoreError::CorruptToken { id })?;
         tokens.push(ActiveToken { digest, scope });
     }
@@ -138,18 +117,13 @@ mod tests {
         assert_eq!(active_tokens(&conn).expect("active").len(), 2);
 
         assert_eq!(revoke_token(&conn, "soc", 20).expect("revoke"), 1);
-        assert_eq!(
-            revoke_token(&conn, &first.to_string(), 21).expect("again"),
-            0,
-            "already revoked"
-        );
+        assert_eq!(revoke_token(&conn, &first.to_string(), 21).expect("again"), 0, "already revoked");
         let active = active_tokens(&conn).expect("active");
         assert_eq!(active.len(), 1);
         assert_eq!(active[0].scope, Scope::Ingest);
         let listed = list_tokens(&conn).expect("list");
         assert_eq!(listed[0].revoked_at_ms, Some(20));
         // A revoked name can be used again, e.g. for the rotated token.
-        insert_token(&conn, "soc", Scope::Read, &[4; 32], 30)
-            .expect("name reusable after revocation");
+        insert_token(&conn, "soc", Scope::Read, &[4; 32], 30).expect("name reusable after revocation");
     }
 }

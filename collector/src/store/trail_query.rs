@@ -54,9 +54,8 @@ pub struct TrailQuery {
 /// The SQL of a page and its parameters; `?1` and `?2` are the seq bounds and the last
 /// parameter is the limit.
 pub fn page_sql(filters: &EventFilters, order: TrailOrder) -> (String, Vec<Value>) {
-    let mut sql = String::from(
-        "SELECT uuid, body, seq, chain_prev, chain_hash FROM events WHERE seq BETWEEN ?1 AND ?2",
-    );
+    let mut sql =
+        String::from("SELECT uuid, body, seq, chain_prev, chain_hash FROM events WHERE seq BETWEEN ?1 AND ?2");
     let mut values: Vec<Value> = Vec::new();
     let mut push = |clause: &str, value: Value| {
         values.push(value);
@@ -87,10 +86,7 @@ pub fn page_sql(filters: &EventFilters, order: TrailOrder) -> (String, Vec<Value
         TrailOrder::Ascending => "ASC",
         TrailOrder::Descending => "DESC",
     };
-    sql.push_str(&format!(
-        " ORDER BY seq {direction} LIMIT ?{}",
-        values.len() + 3
-    ));
+    sql.push_str(&format!(" ORDER BY seq {direction} LIMIT ?{}", values.len() + 3));
     (sql, values)
 }
 
@@ -131,9 +127,7 @@ mod tests {
         let mut statement = conn.prepare(&explain).expect("the query prepares");
         let nulls = vec![Value::Null; parameters];
         let rows = statement
-            .query_map(rusqlite::params_from_iter(nulls), |row| {
-                row.get::<_, String>(3)
-            })
+            .query_map(rusqlite::params_from_iter(nulls), |row| row.get::<_, String>(3))
             .expect("explain runs");
         rows.collect::<Result<_, _>>().expect("plan rows")
     }
@@ -142,10 +136,7 @@ mod tests {
         for step in plan {
             let full_scan = step.starts_with("SCAN events") && !step.contains("USING");
             assert!(!full_scan, "full table scan in\n{sql}\nplan: {plan:?}");
-            assert!(
-                !step.contains("TEMP B-TREE"),
-                "temporary sort in\n{sql}\nplan: {plan:?}"
-            );
+            assert!(!step.contains("TEMP B-TREE"), "temporary sort in\n{sql}\nplan: {plan:?}");
         }
     }
 
@@ -172,11 +163,7 @@ mod tests {
 
     #[test]
     fn parameters_follow_the_bounds_and_the_limit_comes_last() {
-        let filters = EventFilters {
-            event_type: Some("T".into()),
-            status: Some(201),
-            ..EventFilters::default()
-        };
+        let filters = EventFilters { event_type: Some("T".into()), status: Some(201), ..EventFilters::default() };
         let (sql, values) = page_sql(&filters, TrailOrder::Descending);
         assert_eq!(
             sql,

@@ -97,10 +97,7 @@ impl WriterHandle {
     /// queue, since housekeeping may be late but must not be refused.
     pub async fn purge(&self, older_than_ms: i64, limit: usize) -> Result<usize, StoreError> {
         let (reply, deleted) = oneshot::channel();
-        self.queue
-            .send(Command::Purge { older_than_ms, limit, reply })
-            .await
-            .map_err(|_| StoreError::WriterStopped)?;
+        self.queue.send(Command::Purge { older_than_ms, limit, reply }).await.map_err(|_| StoreError::WriterStopped)?;
         deleted.await.map_err(|_| StoreError::WriterStopped)?
     }
 
@@ -271,7 +268,11 @@ fn checkpoint_in(tx: &mut Transaction<'_>, signer: Option<&TrailSigner>) -> Resu
 /// Each batch runs in its own savepoint, so one failing batch is rolled back alone and the
 /// batches sharing its transaction still commit. Each new event gets the next seq and is
 /// linked to the head of the chain; a duplicate (same uuid) takes no seq and no link.
-pub fn insert_batch(tx: &mut Transaction<'_>, events: &[NewEvent], ingested_at_ms: i64) -> Result<IngestReceipt, StoreError> {
+pub fn insert_batch(
+    tx: &mut Transaction<'_>,
+    events: &[NewEvent],
+    ingested_at_ms: i64,
+) -> Result<IngestReceipt, StoreError> {
     let savepoint = tx.savepoint()?;
     let mut accepted = 0;
     {

@@ -76,10 +76,7 @@ impl TrailClient {
             .timeout_global(Some(Duration::from_secs(30)))
             .build()
             .new_agent();
-        TrailClient {
-            agent,
-            authorization: format!("Bearer {}", token.trim()),
-        }
+        TrailClient { agent, authorization: format!("Bearer {}", token.trim()) }
     }
 
     /// The page at `url`, retrying what can heal, starting with a pause of `first_pause`.
@@ -100,11 +97,7 @@ impl TrailClient {
 
     /// `Ok(None)` for an answer worth retrying.
     fn try_fetch(&self, url: &str) -> Result<Option<LoosePage>, FetchError> {
-        let response = self
-            .agent
-            .get(url)
-            .header("authorization", &self.authorization)
-            .call();
+        let response = self.agent.get(url).header("authorization", &self.authorization).call();
         let mut response = match response {
             Ok(response) => response,
             Err(error) => {
@@ -117,12 +110,7 @@ impl TrailClient {
         let detail = || {
             serde_json::from_str::<Value>(&body)
                 .ok()
-                .and_then(|problem| {
-                    problem
-                        .get("detail")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                })
+                .and_then(|problem| problem.get("detail").and_then(Value::as_str).map(str::to_owned))
                 .unwrap_or_else(|| body.chars().take(300).collect())
         };
         let url_owned = url.to_owned();
@@ -132,37 +120,19 @@ impl TrailClient {
                 tracing::warn!(%url, status, detail = %detail(), "server not ready");
                 Ok(None)
             }
-            401 | 403 => Err(FetchError::Refused {
-                url: url_owned,
-                status,
-                detail: detail(),
-            }),
-            410 => Err(FetchError::Expired {
-                url: url_owned,
-                detail: detail(),
-            }),
-            _ => Err(FetchError::Rejected {
-                url: url_owned,
-                status,
-                detail: detail(),
-            }),
+            401 | 403 => Err(FetchError::Refused { url: url_owned, status, detail: detail() }),
+            410 => Err(FetchError::Expired { url: url_owned, detail: detail() }),
+            _ => Err(FetchError::Rejected { url: url_owned, status, detail: detail() }),
         }
     }
 }
 
 fn parse_page(url: &str, body: &str) -> Result<LoosePage, FetchError> {
-    let not_a_page = |reason: String| FetchError::NotAPage {
-        url: url.to_owned(),
-        reason,
-    };
+    let not_a_page = |reason: String| FetchError::NotAPage { url: url.to_owned(), reason };
     let value: Value = serde_json::from_str(body).map_err(|error| not_a_page(error.to_string()))?;
-    let mut page: LoosePage =
-        serde_json::from_value(value.clone()).map_err(|error| not_a_page(error.to_string()))?;
-    page.next = value
-        .pointer("/_links/next/href")
-        .and_then(Value::as_str)
-        .filter(|href| !href.is_empty())
-        .map(str::to_owned);
+    let mut page: LoosePage = serde_json::from_value(value.clone()).map_err(|error| not_a_page(error.to_string()))?;
+    page.next =
+        value.pointer("/_links/next/href").and_then(Value::as_str).filter(|href| !href.is_empty()).map(str::to_owned);
     Ok(page)
 }
 
@@ -172,18 +142,12 @@ mod tests {
 
     #[test]
     fn a_page_without_next_is_the_last_and_events_stay_untyped() {
-        let page = parse_page(
-            "u",
-            r#"{"events":[{"uuid":"a","extra":1}],"_links":{"self":{"href":"x"}}}"#,
-        )
-        .expect("page");
+        let page =
+            parse_page("u", r#"{"events":[{"uuid":"a","extra":1}],"_links":{"self":{"href":"x"}}}"#).expect("page");
         assert_eq!(page.events.len(), 1);
         assert_eq!(page.next, None);
-        let page = parse_page(
-            "u",
-            r#"{"events":[],"_links":{"next":{"href":"http://h/audit?from=b"}}}"#,
-        )
-        .expect("page");
+        let page =
+            parse_page("u", r#"{"events":[],"_links":{"next":{"href":"http://h/audit?from=b"}}}"#).expect("page");
         assert_eq!(page.next.as_deref(), Some("http://h/audit?from=b"));
         assert!(parse_page("u", r#"{"items":[]}"#).is_err());
     }

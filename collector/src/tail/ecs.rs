@@ -68,10 +68,7 @@ mod tests {
         }));
         assert_eq!(ecs["@timestamp"], "2019-12-10T09:15:24.864+11:00");
         assert_eq!(ecs["event"]["id"], "16WlpdLpDMzfMYxLTZYXYw");
-        assert_eq!(
-            ecs["event"]["action"],
-            "PactBroker::Api::Resources::Pacticipant"
-        );
+        assert_eq!(ecs["event"]["action"], "PactBroker::Api::Resources::Pacticipant");
         assert_eq!(ecs["event"]["outcome"], "failure");
         assert_eq!(ecs["user"], json!({"name": "alice"}));
         assert_eq!(ecs["source"]["ip"], "127.0.0.1");
@@ -91,9 +88,6 @@ mod tests {
         assert_eq!(ecs["event"]["outcome"], "unknown");
         assert_eq!(ecs["user"], json!({"id": "2", "email": "a@b.example"}));
         assert_eq!(ecs["url"]["query"], "q=1");
-        assert!(
-            ecs.get("source").is_none() && ecs["http"].get("response").is_none(),
-            "{ecs}"
-        );
+        assert!(ecs.get("source").is_none() && ecs["http"].get("response").is_none(), "{ecs}");
     }
 }

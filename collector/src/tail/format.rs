@@ -26,34 +26,23 @@ impl OutputFormat {
             OutputFormat::Ocsf => super::ocsf::to_ocsf(event),
             OutputFormat::Ecs => super::ecs::to_ecs(event),
         };
-        without_empty(mapped)
-            .unwrap_or_else(|| Value::Object(Map::new()))
-            .to_string()
+        without_empty(mapped).unwrap_or_else(|| Value::Object(Map::new())).to_string()
     }
 }
 
 /// The value at `path` in `event`, when present and not null.
 pub fn at<'a>(event: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    path.iter()
-        .try_fold(event, |value, key| value.get(key))
-        .filter(|value| !value.is_null())
+    path.iter().try_fold(event, |value, key| value.get(key)).filter(|value| !value.is_null())
 }
 
 /// The string at `path`, when it is a non-empty string.
 pub fn text(event: &Value, path: &[&str]) -> Option<String> {
-    at(event, path)
-        .and_then(Value::as_str)
-        .filter(|text| !text.is_empty())
-        .map(str::to_owned)
+    at(event, path).and_then(Value::as_str).filter(|text| !text.is_empty()).map(str::to_owned)
 }
 
 /// The user id: `user_id`, or else PactFlow's numeric `db_user_id`, as text.
 pub fn user_id(event: &Value) -> Option<String> {
-    text(event, &["user_id"]).or_else(|| {
-        at(event, &["db_user_id"])
-            .and_then(Value::as_i64)
-            .map(|id| id.to_string())
-    })
+    text(event, &["user_id"]).or_else(|| at(event, &["db_user_id"]).and_then(Value::as_i64).map(|id| id.to_string()))
 }
 
 /// The response status, when the event has one.
@@ -66,10 +55,8 @@ fn without_empty(value: Value) -> Option<Value> {
     match value {
         Value::Null => None,
         Value::Object(map) => {
-            let kept: Map<String, Value> = map
-                .into_iter()
-                .filter_map(|(key, value)| without_empty(value).map(|value| (key, value)))
-                .collect();
+            let kept: Map<String, Value> =
+                map.into_iter().filter_map(|(key, value)| without_empty(value).map(|value| (key, value))).collect();
             (!kept.is_empty()).then_some(Value::Object(kept))
         }
         other => Some(other),

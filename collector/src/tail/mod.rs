@@ -36,12 +36,7 @@ pub struct TailArgs {
     pub url: String,
 
     /// A bearer token with the `read` scope.
-    #[arg(
-        long,
-        env = "AUDIT_TAIL_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "AUDIT_TAIL_TOKEN", value_name = "TOKEN", hide_env_values = true)]
     pub token: String,
 
     /// Start at this event (inclusive) when there is no state file yet; by default the
@@ -139,18 +134,9 @@ pub fn run(args: &TailArgs, out: &mut impl Write) -> Result<(), TailError> {
             out.write_all(lines.as_bytes())?;
             out.flush()?;
             written += u64::try_from(events.len()).unwrap_or(u64::MAX);
-            last_uuid = events
-                .last()
-                .and_then(|event| event.get("uuid"))
-                .and_then(Value::as_str)
-                .map(str::to_owned);
+            last_uuid = events.last().and_then(|event| event.get("uuid")).and_then(Value::as_str).map(str::to_owned);
             if let (Some(path), Some(uuid)) = (&args.state_file, &last_uuid) {
-                state::save(
-                    path,
-                    &TailState {
-                        last_uuid: uuid.clone(),
-                    },
-                )?;
+                state::save(path, &TailState { last_uuid: uuid.clone() })?;
             }
         }
         if args.max_events.is_some_and(|max| written >= max) {

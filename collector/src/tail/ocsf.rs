@@ -33,9 +33,7 @@ pub fn to_ocsf(event: &Value) -> Value {
         Some(_) => (2, "Failure"),
         None => (0, "Unknown"),
     };
-    let time = text(event, &["timestamp"])
-        .as_deref()
-        .and_then(parse_rfc3339_millis);
+    let time = text(event, &["timestamp"]).as_deref().and_then(parse_rfc3339_millis);
     json!({
         "class_uid": API_ACTIVITY,
         "class_name": "API Activity",
@@ -115,10 +113,7 @@ mod tests {
         assert_eq!(ocsf["activity_id"], 3);
         assert_eq!(ocsf["type_uid"], 600_303);
         assert_eq!(ocsf["time"], 1_575_929_724_864_i64);
-        assert_eq!(
-            ocsf["actor"]["user"],
-            json!({"uid": "42", "email_addr": "bob@example.com", "name": "bob"})
-        );
+        assert_eq!(ocsf["actor"]["user"], json!({"uid": "42", "email_addr": "bob@example.com", "name": "bob"}));
         assert_eq!(ocsf["src_endpoint"]["ip"], "10.0.0.7");
         assert_eq!(ocsf["http_request"]["url"]["query_string"], "a=b");
         assert_eq!(ocsf["http_request"]["user_agent"], "curl/8");
@@ -127,10 +122,7 @@ mod tests {
         assert_eq!(ocsf["metadata"]["uid"], "16WlpdLpDMzfMYxLTZYXYw");
         assert_eq!(ocsf["metadata"]["product"]["name"], "audit-sidecar");
         assert_eq!(ocsf["status_id"], 1);
-        assert!(
-            ocsf["http_request"].get("referrer").is_none(),
-            "null referer is left out"
-        );
+        assert!(ocsf["http_request"].get("referrer").is_none(), "null referer is left out");
     }
 
     #[test]
@@ -144,18 +136,9 @@ mod tests {
         });
         let ocsf = mapped(&pactflow);
         assert_eq!(ocsf["activity_id"], 1);
-        assert_eq!(
-            ocsf["actor"]["user"]["uid"], "2",
-            "db_user_id stands in for user_id"
-        );
+        assert_eq!(ocsf["actor"]["user"]["uid"], "2", "db_user_id stands in for user_id");
         assert_eq!(ocsf["status_id"], 0, "no response recorded: unknown");
-        assert!(
-            ocsf.get("http_response").is_none() && ocsf.get("src_endpoint").is_none(),
-            "{ocsf}"
-        );
-        assert!(
-            ocsf["http_request"]["url"].get("query_string").is_none(),
-            "empty query string left out"
-        );
+        assert!(ocsf.get("http_response").is_none() && ocsf.get("src_endpoint").is_none(), "{ocsf}");
+        assert!(ocsf["http_request"]["url"].get("query_string").is_none(), "empty query string left out");
     }
 }

@@ -41,27 +41,16 @@ pub fn load(path: &Path) -> Result<Option<TailState>, StateError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(StateError::Io {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
+        Err(source) => return Err(StateError::Io { path: path.to_path_buf(), source }),
     };
     serde_json::from_str(&text)
         .map(Some)
-        .map_err(|error| StateError::Corrupt {
-            path: path.to_path_buf(),
-            reason: error.to_string(),
-        })
+        .map_err(|error| StateError::Corrupt { path: path.to_path_buf(), reason: error.to_string() })
 }
 
 /// Replaces the state atomically.
 pub fn save(path: &Path, state: &TailState) -> Result<(), StateError> {
-    let io = |source| StateError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| StateError::Io { path: path.to_path_buf(), source };
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");
     let temporary = PathBuf::from(temporary);
@@ -81,9 +70,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("tail.state");
         assert_eq!(load(&path).expect("missing is fine"), None);
-        let state = TailState {
-            last_uuid: "abc".to_owned(),
-        };
+        let state = TailState { last_uuid: "abc".to_owned() };
         save(&path, &state).expect("save");
         assert_eq!(load(&path).expect("load"), Some(state));
         std::fs::write(&path, "garbage").expect("write");

@@ -48,7 +48,10 @@ fn served_event(mut event: Value) -> Result<TrailEvent, TrailProblem> {
         .as_object_mut()
         .and_then(|object| object.remove(CHAIN_KEY))
         .and_then(|link| serde_json::from_value::<ChainLink>(link).ok())
-        .ok_or_else(|| TrailProblem::Unreadable { seq: 0, detail: format!("event {uuid} has no `{CHAIN_KEY}` link") })?;
+        .ok_or_else(|| TrailProblem::Unreadable {
+            seq: 0,
+            detail: format!("event {uuid} has no `{CHAIN_KEY}` link"),
+        })?;
     Ok(TrailEvent {
         seq: link.seq,
         prev_hash: digest_from_hex(&link.prev_hash),

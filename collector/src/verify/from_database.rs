@@ -36,7 +36,9 @@ pub fn verify_database(conn: &Connection, key: &TrailVerifier) -> Result<TrailRe
     while let Some(row) = rows.next().map_err(sql_error)? {
         let seq: i64 = row.get(0).map_err(sql_error)?;
         let body: String = row.get(8).map_err(sql_error)?;
-        let blob = |index: usize| row.get::<_, Option<Vec<u8>>>(index).ok().flatten().and_then(|bytes| digest_from_blob(&bytes));
+        let blob = |index: usize| {
+            row.get::<_, Option<Vec<u8>>>(index).ok().flatten().and_then(|bytes| digest_from_blob(&bytes))
+        };
         let value: serde_json::Value = serde_json::from_str(&body)
             .map_err(|error| TrailProblem::Unreadable { seq, detail: format!("the body is not JSON: {error}") })?;
         let event = TrailEvent { seq, prev_hash: blob(9), hash: blob(10), canonical: canonical_json(&value) };
@@ -52,7 +54,8 @@ pub fn verify_database(conn: &Connection, key: &TrailVerifier) -> Result<TrailRe
 fn check_columns(row: &rusqlite::Row<'_>, seq: i64, body: &serde_json::Value) -> Result<(), TrailProblem> {
     let unreadable = |detail: String| TrailProblem::Unreadable { seq, detail };
     let event = AuditEvent::deserialize(body).map_err(|error| unreadable(format!("not an audit event: {error}")))?;
-    let expected = indexed_columns(0, &event).map_err(|error| unreadable(format!("not a valid audit event: {error}")))?;
+    let expected =
+        indexed_columns(0, &event).map_err(|error| unreadable(format!("not a valid audit event: {error}")))?;
     let column = |index: usize| -> String {
         row.get::<_, rusqlite::types::Value>(index).map_or_else(|error| error.to_string(), |value| format!("{value:?}"))
     };
@@ -94,7 +97,9 @@ fn check_anchor_row(conn: &Connection, latest: Option<&Checkpoint>) -> Result<()
     match row {
         None if signed > 0 => Err(TrailProblem::Anchor {
             seq: signed,
-            detail: format!("MISSING: checkpoints say events up to seq {signed} were purged, but the chain_anchor row is gone"),
+            detail: format!(
+                "MISSING: checkpoints say events up to seq {signed} were purged, but the chain_anchor row is gone"
+            ),
         }
         .into()),
         None => Ok(()),

@@ -55,7 +55,11 @@ impl fmt::Display for TrailReport {
                     latest.anchor_seq + 1,
                     latest.last_seq
                 )?;
-                writeln!(f, "  keep that hash: a later run that does not reach checkpoint {} means the trail was rolled back", latest.number)?;
+                writeln!(
+                    f,
+                    "  keep that hash: a later run that does not reach checkpoint {} means the trail was rolled back",
+                    latest.number
+                )?;
             }
             None => writeln!(f, "  no checkpoint yet: nothing is signed, the chain only shows internal consistency")?,
         }

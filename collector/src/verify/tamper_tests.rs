@@ -146,14 +146,28 @@ fn tamper(conn: &Connection, kind: usize, random: &mut Random) -> String {
     let seq = pick(random, &all);
     match kind {
         0 => {
-            let body: String = conn.query_row("SELECT body FROM events WHERE seq = ?1", [seq], |r| r.get(0)).expect("body");
+            let body: String =
+                conn.query_row("SELECT body FROM events WHERE seq = ?1", [seq], |r| r.get(0)).expect("body");
             let mut value: Value = serde_json::from_str(&body).expect("JSON");
-            let field = pick(random, &["payload.path", "user_email", "response.status", "response.durationMs", "payload.params", "timestamp"]);
+            let field = pick(
+                random,
+                &[
+                    "payload.path",
+                    "user_email",
+                    "response.status",
+                    "response.durationMs",
+                    "payload.params",
+                    "timestamp",
+                ],
+            );
             match field {
                 "payload.path" => value["payload"]["path"] = json!("/pacticipants/Evil"),
                 "user_email" => value["user_email"] = json!("someone-else@example.com"),
                 "response.status" => value["response"]["status"] = json!(299),
-                "response.durationMs" => value["response"]["durationMs"] = json!(value["response"]["durationMs"].as_f64().unwrap_or(0.0) + 0.001),
+                "response.durationMs" => {
+                    value["response"]["durationMs"] =
+                        json!(value["response"]["durationMs"].as_f64().unwrap_or(0.0) + 0.001)
+                }
                 "payload.params" => value["payload"]["params"]["extra"] = json!("x"),
                 _ => value["timestamp"] = json!("2030-01-01T00:00:00.001+00:00"),
             }
@@ -162,13 +176,30 @@ fn tamper(conn: &Connection, kind: usize, random: &mut Random) -> String {
             format!("seq {seq}: body {field}")
         }
         1 => {
-            let column = pick(random, &["uuid", "timestamp_ms", "type", "db_user_id", "user_email", "method", "status", "chain_prev", "chain_hash", "seq"]);
+            let column = pick(
+                random,
+                &[
+                    "uuid",
+                    "timestamp_ms",
+                    "type",
+                    "db_user_id",
+                    "user_email",
+                    "method",
+                    "status",
+                    "chain_prev",
+                    "chain_hash",
+                    "seq",
+                ],
+            );
             let sql = match column {
                 "uuid" => "UPDATE events SET uuid = 'AAAAAAAAAAAAAAAAAAAAAA' WHERE seq = ?1".to_owned(),
                 "timestamp_ms" => "UPDATE events SET timestamp_ms = timestamp_ms + 1 WHERE seq = ?1".to_owned(),
                 "type" => "UPDATE events SET type = type || 'X' WHERE seq = ?1".to_owned(),
                 "db_user_id" => "UPDATE events SET db_user_id = coalesce(db_user_id + 1, 1) WHERE seq = ?1".to_owned(),
-                "user_email" => "UPDATE events SET user_email = coalesce(user_email || 'x', 'x@example.com') WHERE seq = ?1".to_owned(),
+                "user_email" => {
+                    "UPDATE events SET user_email = coalesce(user_email || 'x', 'x@example.com') WHERE seq = ?1"
+                        .to_owned()
+                }
                 "method" => "UPDATE events SET method = method || 'X' WHERE seq = ?1".to_owned(),
                 "status" => "UPDATE events SET status = coalesce(status + 1, 1) WHERE seq = ?1".to_owned(),
                 "seq" => format!("UPDATE events SET seq = {} WHERE seq = ?1", 1_000_000 + random.below(1000)),
@@ -177,7 +208,8 @@ fn tamper(conn: &Connection, kind: usize, random: &mut Random) -> String {
                         .query_row(&format!("SELECT {blob_column} FROM events WHERE seq = ?1"), [seq], |r| r.get(0))
                         .expect("blob");
                     flip_byte(&mut blob, random);
-                    conn.execute(&format!("UPDATE events SET {blob_column} = ?1 WHERE seq = ?2"), params![blob, seq]).expect("update");
+                    conn.execute(&format!("UPDATE events SET {blob_column} = ?1 WHERE seq = ?2"), params![blob, seq])
+                        .expect("update");
                     return format!("seq {seq}: column {blob_column}");
                 }
             };
@@ -214,13 +246,28 @@ fn tamper(conn: &Connection, kind: usize, random: &mut Random) -> String {
         4 => {
             let count: i64 = conn.query_row("SELECT count(*) FROM checkpoints", [], |r| r.get(0)).expect("count");
             let number = random.between(1, count);
-            let field = pick(random, &["last_seq", "last_hash", "anchor_seq", "anchor_hash", "issued_at_ms", "prev_checkpoint_hash", "key_id", "signature", "forge"]);
+            let field = pick(
+                random,
+                &[
+                    "last_seq",
+                    "last_hash",
+                    "anchor_seq",
+                    "anchor_hash",
+                    "issued_at_ms",
+                    "prev_checkpoint_hash",
+                    "key_id",
+                    "signature",
+                    "forge",
+                ],
+            );
             match field {
                 "last_seq" | "anchor_seq" | "issued_at_ms" => {
-                    conn.execute(&format!("UPDATE checkpoints SET {field} = {field} + 1 WHERE number = ?1"), [number]).expect("update");
+                    conn.execute(&format!("UPDATE checkpoints SET {field} = {field} + 1 WHERE number = ?1"), [number])
+                        .expect("update");
                 }
                 "key_id" => {
-                    conn.execute("UPDATE checkpoints SET key_id = 'ffffffffffffffff' WHERE number = ?1", [number]).expect("update");
+                    conn.execute("UPDATE checkpoints SET key_id = 'ffffffffffffffff' WHERE number = ?1", [number])
+                        .expect("update");
                 }
                 "forge" => {
                     // A checkpoint signed by another key, claiming the trail ends earlier.
@@ -236,17 +283,23 @@ fn tamper(conn: &Connection, kind: usize, random: &mut Random) -> String {
                 }
                 blob_column => {
                     let mut blob: Vec<u8> = conn
-                        .query_row(&format!("SELECT {blob_column} FROM checkpoints WHERE number = ?1"), [number], |r| r.get(0))
+                        .query_row(&format!("SELECT {blob_column} FROM checkpoints WHERE number = ?1"), [number], |r| {
+                            r.get(0)
+                        })
                         .expect("blob");
                     flip_byte(&mut blob, random);
-                    conn.execute(&format!("UPDATE checkpoints SET {blob_column} = ?1 WHERE number = ?2"), params![blob, number])
-                        .expect("update");
+                    conn.execute(
+                        &format!("UPDATE checkpoints SET {blob_column} = ?1 WHERE number = ?2"),
+                        params![blob, number],
+                    )
+                    .expect("update");
                 }
             }
             format!("checkpoint {number}: {field}")
         }
         5 => {
-            let last_signed: i64 = conn.query_row("SELECT max(last_seq) FROM checkpoints", [], |r| r.get(0)).expect("last");
+            let last_signed: i64 =
+                conn.query_row("SELECT max(last_seq) FROM checkpoints", [], |r| r.get(0)).expect("last");
             let first = all[0];
             if random.below(2) == 0 {
                 let cut = random.between(first, last_signed - 1);
@@ -266,7 +319,8 @@ fn tamper(conn: &Connection, kind: usize, random: &mut Random) -> String {
                 // Moved forward with the events it now claims were purged: a truncation
                 // dressed up as retention.
                 let cut = all[usize::try_from(random.below(50)).unwrap_or(0)];
-                let hash: Vec<u8> = conn.query_row("SELECT chain_hash FROM events WHERE seq = ?1", [cut], |r| r.get(0)).expect("hash");
+                let hash: Vec<u8> =
+                    conn.query_row("SELECT chain_hash FROM events WHERE seq = ?1", [cut], |r| r.get(0)).expect("hash");
                 conn.execute("DELETE FROM events WHERE seq <= ?1", [cut]).expect("delete");
                 conn.execute("UPDATE chain_anchor SET seq = ?1, hash = ?2", params![cut, hash]).expect("move anchor");
                 format!("anchor moved to seq {cut}")
@@ -275,16 +329,22 @@ fn tamper(conn: &Connection, kind: usize, random: &mut Random) -> String {
         7 => {
             // Change one event and recompute every link after it, as if the attacker had
             // the algorithm (they do: it is in the README).
-            let body: String = conn.query_row("SELECT body FROM events WHERE seq = ?1", [seq], |r| r.get(0)).expect("body");
+            let body: String =
+                conn.query_row("SELECT body FROM events WHERE seq = ?1", [seq], |r| r.get(0)).expect("body");
             let changed = body.replacen("/pacticipants/", "/pacticipants/evil-", 1);
             conn.execute("UPDATE events SET body = ?1 WHERE seq = ?2", params![changed, seq]).expect("update");
-            let mut prev: Vec<u8> = conn.query_row("SELECT chain_prev FROM events WHERE seq = ?1", [seq], |r| r.get(0)).expect("prev");
+            let mut prev: Vec<u8> =
+                conn.query_row("SELECT chain_prev FROM events WHERE seq = ?1", [seq], |r| r.get(0)).expect("prev");
             for later in all.iter().filter(|later| **later >= seq) {
-                let body: String = conn.query_row("SELECT body FROM events WHERE seq = ?1", [later], |r| r.get(0)).expect("body");
+                let body: String =
+                    conn.query_row("SELECT body FROM events WHERE seq = ?1", [later], |r| r.get(0)).expect("body");
                 let prev_digest: [u8; 32] = prev.clone().try_into().expect("32 bytes");
                 let hash = crate::chain::link::body_hash(&prev_digest, *later, &body).expect("hash");
-                conn.execute("UPDATE events SET chain_prev = ?1, chain_hash = ?2 WHERE seq = ?3", params![prev, hash.as_slice(), later])
-                    .expect("relink");
+                conn.execute(
+                    "UPDATE events SET chain_prev = ?1, chain_hash = ?2 WHERE seq = ?3",
+                    params![prev, hash.as_slice(), later],
+                )
+                .expect("relink");
                 prev = hash.to_vec();
             }
             format!("seq {seq} changed and the chain rewritten after it")
@@ -319,11 +379,19 @@ fn every_random_tampering_is_caught_and_every_untouched_copy_passes() {
                             let conn = copy_of(image);
                             // One copy in ten stays untouched and must still pass.
                             if seed % 10 == 9 {
-                                return (*seed, None, verify_database(&conn, key).map(|_| ()).map_err(|e| e.to_string()));
+                                return (
+                                    *seed,
+                                    None,
+                                    verify_database(&conn, key).map(|_| ()).map_err(|e| e.to_string()),
+                                );
                             }
                             let kind = usize::try_from(random.below(KINDS.len() as u64)).unwrap_or(0);
                             let what = tamper(&conn, kind, &mut random);
-                            (*seed, Some((kind, what)), verify_database(&conn, key).map(|_| ()).map_err(|e| e.to_string()))
+                            (
+                                *seed,
+                                Some((kind, what)),
+                                verify_database(&conn, key).map(|_| ()).map_err(|e| e.to_string()),
+                            )
                         })
                         .collect::<Vec<_>>()
                 })
@@ -339,7 +407,9 @@ fn every_random_tampering_is_caught_and_every_untouched_copy_passes() {
         match (tampering, outcome) {
             (None, Ok(())) => untouched += 1,
             (None, Err(error)) => failures.push(format!("seed {seed}: untouched copy FAILED: {error}")),
-            (Some((kind, _)), Err(error)) if error.starts_with("TRAIL NOT INTACT") => *caught.entry(KINDS[kind]).or_default() += 1,
+            (Some((kind, _)), Err(error)) if error.starts_with("TRAIL NOT INTACT") => {
+                *caught.entry(KINDS[kind]).or_default() += 1
+            }
             (Some((kind, what)), outcome) => {
                 failures.push(format!("seed {seed}: `{}` ({what}) SLIPPED THROUGH: {outcome:?}", KINDS[kind]));
             }

@@ -103,7 +103,11 @@ impl ChainWalker {
         let mut points: BTreeMap<i64, Vec<SignedPoint>> = BTreeMap::new();
         let mut anchors = BTreeMap::new();
         for checkpoint in checkpoints {
-            let last = SignedPoint { number: checkpoint.number, what: "last hash", hash: digest_from_hex(&checkpoint.last_hash) };
+            let last = SignedPoint {
+                number: checkpoint.number,
+                what: "last hash",
+                hash: digest_from_hex(&checkpoint.last_hash),
+            };
             points.entry(checkpoint.last_seq).or_default().push(last);
             let anchor_hash = digest_from_hex(&checkpoint.anchor_hash);
             let anchor = SignedPoint { number: checkpoint.number, what: "anchor hash", hash: anchor_hash };

@@ -33,11 +33,7 @@ pub struct Collector {
 }
 
 pub fn config_in(dir: &tempfile::TempDir) -> Config {
-    Config::new(
-        dir.path().join("data/audit.db"),
-        TokenSet::from_list(READ_TOKEN),
-        TokenSet::from_list(INGEST_TOKEN),
-    )
+    Config::new(dir.path().join("data/audit.db"), TokenSet::from_list(READ_TOKEN), TokenSet::from_list(INGEST_TOKEN))
 }
 
 impl Collector {
@@ -67,13 +63,7 @@ impl Collector {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
-        Collector {
-            address,
-            database,
-            dir,
-            stop: Some(stop),
-            task,
-        }
+        Collector { address, database, dir, stop: Some(stop), task }
     }
 
     /// Asks for a graceful shutdown and waits for `run` to return.
@@ -95,32 +85,14 @@ impl Collector {
 
     pub async fn ingest(&self, events: &[Value]) -> Reply {
         let body = serde_json::to_vec(&json!({ "events": events })).expect("serializes");
-        self.send(
-            "POST",
-            "/v1/events",
-            &[("authorization", &bearer(INGEST_TOKEN))],
-            Some(&body),
-        )
-        .await
+        self.send("POST", "/v1/events", &[("authorization", &bearer(INGEST_TOKEN))], Some(&body)).await
     }
 
     pub async fn audit(&self, path_and_query: &str) -> Reply {
-        self.send(
-            "GET",
-            path_and_query,
-            &[("authorization", &bearer(READ_TOKEN))],
-            None,
-        )
-        .await
+        self.send("GET", path_and_query, &[("authorization", &bearer(READ_TOKEN))], None).await
     }
 
-    pub async fn send(
-        &self,
-        method: &str,
-        target: &str,
-        headers: &[(&str, &str)],
-        body: Option<&[u8]>,
-    ) -> Reply {
+    pub async fn send(&self, method: &str, target: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
         send(self.address, method, target, headers, body).await
     }
 
@@ -132,9 +104,7 @@ impl Collector {
 
 pub fn stored_uuids(database: &std::path::Path) -> Vec<String> {
     let conn = rusqlite::Connection::open(database).expect("open the database");
-    let mut select = conn
-        .prepare("SELECT uuid FROM events ORDER BY seq")
-        .expect("prepare");
+    let mut select = conn.prepare("SELECT uuid FROM events ORDER BY seq").expect("prepare");
     let rows = select.query_map([], |row| row.get(0)).expect("query");
     rows.collect::<Result<_, _>>().expect("read rows")
 }
@@ -177,19 +147,12 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
+        self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|error| {
-            panic!(
-                "body is not JSON ({error}): {}",
-                String::from_utf8_lossy(&self.body)
-            )
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|error| panic!("body is not JSON ({error}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn text(&self) -> String {
@@ -198,21 +161,10 @@ impl Reply {
 
     /// The `detail` of a problem+json body, after checking it is one.
     pub fn problem_detail(&self) -> String {
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json"),
-            "{}",
-            self.text()
-        );
+        assert_eq!(self.header("content-type"), Some("application/problem+json"), "{}", self.text());
         let problem = self.json();
-        assert_eq!(
-            problem["status"], self.status,
-            "problem status matches HTTP status"
-        );
-        assert!(
-            problem["type"].is_string() && problem["title"].is_string(),
-            "{problem}"
-        );
+        assert_eq!(problem["status"], self.status, "problem status matches HTTP status");
+        assert!(problem["type"].is_string() && problem["title"].is_string(), "{problem}");
         problem["detail"].as_str().unwrap_or_default().to_owned()
     }
 
@@ -253,16 +205,12 @@ pub async fn try_send(
 ) -> Option<Reply> {
     let exchange = async {
         let mut stream = TcpStream::connect(address).await.ok()?;
-        let mut request =
-            format!("{method} {target} HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n");
+        let mut request = format!("{method} {target} HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n");
         for (name, value) in headers {
             request.push_str(&format!("{name}: {value}\r\n"));
         }
         if let Some(body) = body {
-            request.push_str(&format!(
-                "content-type: application/json\r\ncontent-length: {}\r\n",
-                body.len()
-            ));
+            request.push_str(&format!("content-type: application/json\r\ncontent-length: {}\r\n", body.len()));
         }
         request.push_str("\r\n");
         stream.write_all(request.as_bytes()).await.ok()?;
@@ -274,9 +222,7 @@ pub async fn try_send(
         let _ = stream.read_to_end(&mut raw).await;
         Some(raw)
     };
-    let raw = tokio::time::timeout(Duration::from_secs(20), exchange)
-        .await
-        .expect("response within 20 s")?;
+    let raw = tokio::time::timeout(Duration::from_secs(20), exchange).await.expect("response within 20 s")?;
     parse_response(&raw)
 }
 
@@ -293,9 +239,5 @@ fn parse_response(raw: &[u8]) -> Option<Reply> {
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
         .collect();
-    Some(Reply {
-        status,
-        headers,
-        body: raw[split + 4..].to_vec(),
-    })
+    Some(Reply { status, headers, body: raw[split + 4..].to_vec() })
 }

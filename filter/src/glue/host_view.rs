@@ -14,10 +14,7 @@ impl RequestView for HostRequest {
     fn request_headers(&self) -> RequestHeaders {
         let pairs = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
         RequestHeaders::new(
-            pairs
-                .into_iter()
-                .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
-                .collect(),
+            pairs.into_iter().map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned())).collect(),
         )
     }
 

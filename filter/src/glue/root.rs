@@ -16,8 +16,8 @@ use audit_event::timestamp::format_rfc3339_millis;
 
 use super::http::AuditHttp;
 use super::metrics::{Metrics, Snapshot};
-use super::worker::{random_event_id, random_u64, Worker};
 use super::now_ms;
+use super::worker::{random_event_id, random_u64, Worker};
 use crate::answer::Answer;
 use crate::outbox::{Batch, Rejection};
 
@@ -53,7 +53,9 @@ impl Context for AuditRoot {
                     warn!(
                         "audit-filter: delivery resumed; a gap record in the trail says {} events were dropped \
                          between {} and {}",
-                        gap.lost_events, rfc3339(gap.first_lost_ms), rfc3339(gap.last_lost_ms)
+                        gap.lost_events,
+                        rfc3339(gap.first_lost_ms),
+                        rfc3339(gap.last_lost_ms)
                     );
                 }
                 self.flush(&worker);
@@ -196,7 +198,9 @@ impl AuditRoot {
             Rejection::GapRecordDropped(gap) => error!(
                 "audit-filter: the collector rejected a gap record (status {status}: {body}); the trail will \
                  not show that {} events were dropped between {} and {} (still counted in `dropped`)",
-                gap.lost_events, rfc3339(gap.first_lost_ms), rfc3339(gap.last_lost_ms)
+                gap.lost_events,
+                rfc3339(gap.first_lost_ms),
+                rfc3339(gap.last_lost_ms)
             ),
             Rejection::Nothing => {}
         }

@@ -32,7 +32,8 @@ impl Worker {
             log::info!(
                 "audit-filter: `{}` is unset, so token fingerprints are keyed by a key derived from the ingest \
                  token; they change when it is rotated (set `{}` and list it in host_env_keys for stable ones)",
-                fingerprint.key_env, fingerprint.key_env
+                fingerprint.key_env,
+                fingerprint.key_env
             );
         }
         Ok(Worker {

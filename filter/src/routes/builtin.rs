@@ -26,10 +26,7 @@ pub(crate) fn pact_broker_api_routes() -> Result<Vec<RouteSpec>, RouteTableError
     let extra_bindings = table.column("extra_bindings")?;
     let mut routes = Vec::with_capacity(table.rows.len());
     for (row_position, row) in table.rows.iter().enumerate() {
-        let origin = RouteOrigin::Data {
-            file: table.file,
-            line: row.line,
-        };
+        let origin = RouteOrigin::Data { file: table.file, line: row.line };
         let expected_order = (row_position + 1).to_string();
         if row.field(order) != expected_order {
             return Err(origin.error(
@@ -64,10 +61,7 @@ pub(crate) fn pact_broker_ui_routes() -> Result<Vec<RouteSpec>, RouteTableError>
     let name = table.column("ui_name")?;
     let mut routes = Vec::with_capacity(table.rows.len());
     for row in &table.rows {
-        let origin = RouteOrigin::Data {
-            file: table.file,
-            line: row.line,
-        };
+        let origin = RouteOrigin::Data { file: table.file, line: row.line };
         let event_type = row.field(handler).split_whitespace().next().unwrap_or("");
         for template in row.field(path).split_whitespace() {
             routes.push(RouteSpec {
@@ -84,12 +78,7 @@ pub(crate) fn pact_broker_ui_routes() -> Result<Vec<RouteSpec>, RouteTableError>
 }
 
 fn split_methods(field: &str) -> Vec<String> {
-    field
-        .split(',')
-        .map(str::trim)
-        .filter(|method| !method.is_empty())
-        .map(str::to_owned)
-        .collect()
+    field.split(',').map(str::trim).filter(|method| !method.is_empty()).map(str::to_owned).collect()
 }
 
 /// `extra_bindings` holds `key=value (Kind -> included in params)` or
@@ -100,8 +89,7 @@ fn parse_extra_bindings(field: &str) -> Result<Vec<(String, String)>, String> {
     if field.is_empty() {
         return Ok(Vec::new());
     }
-    let unexpected =
-        || format!("`{field}` is not `key=value (Kind -> included in params | NOT in params)`");
+    let unexpected = || format!("`{field}` is not `key=value (Kind -> included in params | NOT in params)`");
     let (assignment, note) = field.split_once(" (").ok_or_else(unexpected)?;
     let (key, value) = assignment.split_once('=').ok_or_else(unexpected)?;
     if note.contains("NOT in params") {
@@ -110,10 +98,7 @@ fn parse_extra_bindings(field: &str) -> Result<Vec<(String, String)>, String> {
     if !note.contains("included in params") {
         return Err(unexpected());
     }
-    Ok(vec![(
-        key.trim().to_owned(),
-        value.trim().trim_matches('"').to_owned(),
-    )])
+    Ok(vec![(key.trim().to_owned(), value.trim().trim_matches('"').to_owned())])
 }
 
 /// A tab-separated file with a header row; columns are found by name.
@@ -131,39 +116,26 @@ struct TsvRow<'a> {
 
 impl<'a> TsvTable<'a> {
     fn parse(file: &'static str, text: &'a str) -> Result<Self, RouteTableError> {
-        let mut lines = text
-            .lines()
-            .enumerate()
-            .map(|(index, line)| (index + 1, line.trim_end_matches('\r')));
+        let mut lines = text.lines().enumerate().map(|(index, line)| (index + 1, line.trim_end_matches('\r')));
         let header = match lines.next() {
             Some((_, header)) => header.split('\t').collect(),
             None => {
-                return Err(RouteTableError::InvalidData {
-                    file,
-                    line: 1,
-                    problem: "has no header row".to_owned(),
-                })
+                return Err(RouteTableError::InvalidData { file, line: 1, problem: "has no header row".to_owned() })
             }
         };
         let rows = lines
             .filter(|(_, line)| !line.trim().is_empty())
-            .map(|(line, text)| TsvRow {
-                line,
-                fields: text.split('\t').collect(),
-            })
+            .map(|(line, text)| TsvRow { line, fields: text.split('\t').collect() })
             .collect();
         Ok(Self { file, header, rows })
     }
 
     fn column(&self, name: &str) -> Result<usize, RouteTableError> {
-        self.header
-            .iter()
-            .position(|column| *column == name)
-            .ok_or_else(|| RouteTableError::InvalidData {
-                file: self.file,
-                line: 1,
-                problem: format!("has no `{name}` column"),
-            })
+        self.header.iter().position(|column| *column == name).ok_or_else(|| RouteTableError::InvalidData {
+            file: self.file,
+            line: 1,
+            problem: format!("has no `{name}` column"),
+        })
     }
 }
 

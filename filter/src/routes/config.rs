@@ -66,15 +66,11 @@ pub struct RouteConfig {
 impl RouteTableConfig {
     /// Parses the route table configuration on its own (serde's message names the key).
     pub fn from_json(bytes: &[u8]) -> Result<Self, RouteTableError> {
-        serde_json::from_slice(bytes)
-            .map_err(|error| RouteTableError::InvalidJson(error.to_string()))
+        serde_json::from_slice(bytes).map_err(|error| RouteTableError::InvalidJson(error.to_string()))
     }
 
     pub(crate) fn build(&self) -> Result<RouteTable, RouteTableError> {
-        let fallback_resource_name = self
-            .fallback_resource_name
-            .as_deref()
-            .unwrap_or(DEFAULT_FALLBACK_RESOURCE_NAME);
+        let fallback_resource_name = self.fallback_resource_name.as_deref().unwrap_or(DEFAULT_FALLBACK_RESOURCE_NAME);
         check_not_blank("fallbackResourceName", fallback_resource_name)?;
         if let Some(fallback_type) = &self.fallback_type {
             check_not_blank("fallbackType", fallback_type)?;
@@ -90,26 +86,18 @@ impl RouteTableConfig {
         if profile != PACT_BROKER_PROFILE {
             return Err(invalid_key(
                 "profile",
-                format!(
-                    "must be `{PACT_BROKER_PROFILE}` (got `{profile}`), or give `routes` instead"
-                ),
+                format!("must be `{PACT_BROKER_PROFILE}` (got `{profile}`), or give `routes` instead"),
             ));
         }
         if !self.ui_routes.is_empty() {
-            return Err(invalid_key(
-                "uiRoutes",
-                "needs `routes`: a profile brings its own UI routes".to_owned(),
-            ));
+            return Err(invalid_key("uiRoutes", "needs `routes`: a profile brings its own UI routes".to_owned()));
         }
         let (api_specs, ui_specs) = pact_broker_specs()?;
         RouteTable::compile(
             api_specs,
             ui_specs,
             self.api_detection.unwrap_or(ApiDetection::PactBroker),
-            self.fallback_type
-                .as_deref()
-                .unwrap_or(PACT_BROKER_FALLBACK_TYPE)
-                .to_owned(),
+            self.fallback_type.as_deref().unwrap_or(PACT_BROKER_FALLBACK_TYPE).to_owned(),
             fallback_resource_name.to_owned(),
         )
     }
@@ -120,10 +108,7 @@ impl RouteTableConfig {
         fallback_resource_name: &str,
     ) -> Result<RouteTable, RouteTableError> {
         if self.profile.is_some() {
-            return Err(invalid_key(
-                "profile",
-                "and `routes` exclude each other: give one of them".to_owned(),
-            ));
+            return Err(invalid_key("profile", "and `routes` exclude each other: give one of them".to_owned()));
         }
         if routes.is_empty() && self.ui_routes.is_empty() {
             return Err(invalid_key(
@@ -142,10 +127,7 @@ impl RouteTableConfig {
             route_specs("routes", routes),
             route_specs("uiRoutes", &self.ui_routes),
             api_detection,
-            self.fallback_type
-                .as_deref()
-                .unwrap_or(CUSTOM_TABLE_FALLBACK_TYPE)
-                .to_owned(),
+            self.fallback_type.as_deref().unwrap_or(CUSTOM_TABLE_FALLBACK_TYPE).to_owned(),
             fallback_resource_name.to_owned(),
         )
     }
@@ -161,11 +143,7 @@ fn route_specs(list: &'static str, routes: &[RouteConfig]) -> Vec<RouteSpec> {
             path_template: route.path.clone(),
             event_type: route.event_type.clone(),
             resource_name: route.resource_name.clone(),
-            bindings: route
-                .bindings
-                .iter()
-                .map(|(key, value)| (key.clone(), value.clone()))
-                .collect(),
+            bindings: route.bindings.iter().map(|(key, value)| (key.clone(), value.clone())).collect(),
         })
         .collect()
 }
@@ -178,8 +156,5 @@ fn check_not_blank(key: &str, value: &str) -> Result<(), RouteTableError> {
 }
 
 fn invalid_key(key: &str, problem: String) -> RouteTableError {
-    RouteTableError::InvalidKey {
-        key: key.to_owned(),
-        problem,
-    }
+    RouteTableError::InvalidKey { key: key.to_owned(), problem }
 }

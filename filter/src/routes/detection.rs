@@ -39,9 +39,7 @@ const API_CONTENT_TYPES: [&str; 6] = [
 ];
 
 /// Paths a browser fetches with `Accept: */*` that are still UI (static assets).
-const WEB_ASSET_EXTENSIONS: [&str; 9] = [
-    ".js", ".woff", ".woff2", ".css", ".png", ".html", ".map", ".ttf", ".ico",
-];
+const WEB_ASSET_EXTENSIONS: [&str; 9] = [".js", ".woff", ".woff2", ".css", ".png", ".html", ".map", ".ttf", ".ico"];
 
 /// The last path segment of every badge route.
 const BADGE_SEGMENT: &str = "badge";
@@ -57,11 +55,7 @@ impl ApiDetection {
         if self == Self::None {
             return Audience::Api;
         }
-        let accept = path
-            .extension_accept
-            .or(accept_header)
-            .map(str::trim)
-            .unwrap_or("");
+        let accept = path.extension_accept.or(accept_header).map(str::trim).unwrap_or("");
         if method == "GET"
             && starts_with_ignore_ascii_case(accept, "text/html")
             && contains_ignore_ascii_case(accept, "json")
@@ -82,28 +76,18 @@ impl ApiDetection {
 }
 
 fn is_api_content_type(header: &str) -> bool {
-    API_CONTENT_TYPES
-        .iter()
-        .any(|api_type| contains_ignore_ascii_case(header, api_type))
+    API_CONTENT_TYPES.iter().any(|api_type| contains_ignore_ascii_case(header, api_type))
 }
 
 fn is_web_asset(path: &str) -> bool {
-    WEB_ASSET_EXTENSIONS
-        .iter()
-        .any(|extension| path.ends_with(extension))
+    WEB_ASSET_EXTENSIONS.iter().any(|extension| path.ends_with(extension))
 }
 
 /// `needle` must be lowercase ASCII.
 fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
-    haystack
-        .as_bytes()
-        .windows(needle.len())
-        .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
+    haystack.as_bytes().windows(needle.len()).any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 fn starts_with_ignore_ascii_case(haystack: &str, prefix: &str) -> bool {
-    haystack
-        .as_bytes()
-        .get(..prefix.len())
-        .is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()))
+    haystack.as_bytes().get(..prefix.len()).is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()))
 }

@@ -12,11 +12,7 @@ pub enum RouteTableError {
     /// A configuration key holds a value that cannot work.
     InvalidKey { key: String, problem: String },
     /// A row of an embedded data table is malformed (a build defect, caught by the tests).
-    InvalidData {
-        file: &'static str,
-        line: usize,
-        problem: String,
-    },
+    InvalidData { file: &'static str, line: usize, problem: String },
 }
 
 impl fmt::Display for RouteTableError {
@@ -24,11 +20,7 @@ impl fmt::Display for RouteTableError {
         match self {
             Self::InvalidJson(message) => write!(f, "route table configuration: {message}"),
             Self::InvalidKey { key, problem } => write!(f, "`{key}` {problem}"),
-            Self::InvalidData {
-                file,
-                line,
-                problem,
-            } => write!(f, "{file} line {line}: {problem}"),
+            Self::InvalidData { file, line, problem } => write!(f, "{file} line {line}: {problem}"),
         }
     }
 }
@@ -49,15 +41,12 @@ impl RouteOrigin {
     /// configuration, `column` in a TSV file.
     pub(crate) fn error(self, config_key: &str, column: &str, problem: String) -> RouteTableError {
         match self {
-            Self::Config { list, index } => RouteTableError::InvalidKey {
-                key: format!("{list}[{index}].{config_key}"),
-                problem,
-            },
-            Self::Data { file, line } => RouteTableError::InvalidData {
-                file,
-                line,
-                problem: format!("column `{column}` {problem}"),
-            },
+            Self::Config { list, index } => {
+                RouteTableError::InvalidKey { key: format!("{list}[{index}].{config_key}"), problem }
+            }
+            Self::Data { file, line } => {
+                RouteTableError::InvalidData { file, line, problem: format!("column `{column}` {problem}") }
+            }
         }
     }
 }

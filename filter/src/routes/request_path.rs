@@ -4,12 +4,8 @@
 //! this runs on every request.
 
 /// The extensions the broker turns into an Accept header, and the header each stands for.
-const FILE_EXTENSION_ACCEPT: [(&str, &str); 4] = [
-    (".csv", "text/csv"),
-    (".svg", "image/svg+xml"),
-    (".json", "application/hal+json"),
-    (".yaml", "application/yaml"),
-];
+const FILE_EXTENSION_ACCEPT: [(&str, &str); 4] =
+    [(".csv", "text/csv"), (".svg", "image/svg+xml"), (".json", "application/hal+json"), (".yaml", "application/yaml")];
 
 /// A path that routing may look at: its segments, without leading or trailing slash.
 #[derive(Debug, Clone, Copy)]
@@ -33,20 +29,10 @@ impl<'a> RoutablePath<'a> {
             return None;
         }
         let after_leading_slash = path.strip_prefix('/')?;
-        let segments_text = after_leading_slash
-            .strip_suffix('/')
-            .unwrap_or(after_leading_slash);
-        let segment_count = if segments_text.is_empty() {
-            0
-        } else {
-            segments_text.bytes().filter(|&byte| byte == b'/').count() + 1
-        };
-        Some(Self {
-            path,
-            segments_text,
-            segment_count,
-            extension_accept,
-        })
+        let segments_text = after_leading_slash.strip_suffix('/').unwrap_or(after_leading_slash);
+        let segment_count =
+            if segments_text.is_empty() { 0 } else { segments_text.bytes().filter(|&byte| byte == b'/').count() + 1 };
+        Some(Self { path, segments_text, segment_count, extension_accept })
     }
 
     pub(crate) fn segment_count(&self) -> usize {

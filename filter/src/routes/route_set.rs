@@ -51,28 +51,14 @@ pub(crate) struct RouteSet {
 
 impl RouteSet {
     pub(crate) fn empty(method_rule: MethodRule) -> Self {
-        Self {
-            routes: Box::new([]),
-            index: SegmentIndex::default(),
-            method_rule,
-        }
+        Self { routes: Box::new([]), index: SegmentIndex::default(), method_rule }
     }
 
-    pub(crate) fn compile(
-        specs: Vec<RouteSpec>,
-        method_rule: MethodRule,
-    ) -> Result<Self, RouteTableError> {
-        let routes = specs
-            .into_iter()
-            .map(CompiledRoute::compile)
-            .collect::<Result<Box<[_]>, _>>()?;
+    pub(crate) fn compile(specs: Vec<RouteSpec>, method_rule: MethodRule) -> Result<Self, RouteTableError> {
+        let routes = specs.into_iter().map(CompiledRoute::compile).collect::<Result<Box<[_]>, _>>()?;
         let templates: Vec<&PathTemplate> = routes.iter().map(|route| &route.template).collect();
         let index = SegmentIndex::build(&templates);
-        Ok(Self {
-            routes,
-            index,
-            method_rule,
-        })
+        Ok(Self { routes, index, method_rule })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -80,19 +66,14 @@ impl RouteSet {
     }
 
     /// The first route, in table order, that matches `path` (and `method`, for UI pages).
-    pub(crate) fn first_match(
-        &self,
-        path: &RoutablePath<'_>,
-        method: &str,
-    ) -> Option<&CompiledRoute> {
+    pub(crate) fn first_match(&self, path: &RoutablePath<'_>, method: &str) -> Option<&CompiledRoute> {
         self.index
             .candidates(path.segment_count(), path.first_segment())
             .iter()
             .filter_map(|&position| self.routes.get(position))
             .find(|route| {
                 route.matches(path)
-                    && (self.method_rule == MethodRule::UnlistedMethodStillMatches
-                        || route.lists_method(method, true))
+                    && (self.method_rule == MethodRule::UnlistedMethodStillMatches || route.lists_method(method, true))
             })
     }
 }
@@ -118,11 +99,7 @@ impl CompiledRoute {
         }
         Ok(Self {
             template,
-            methods: spec
-                .methods
-                .into_iter()
-                .map(String::into_boxed_str)
-                .collect(),
+            methods: spec.methods.into_iter().map(String::into_boxed_str).collect(),
             event_type: spec.event_type.into_boxed_str(),
             resource_name: spec.resource_name.into_boxed_str(),
             bindings: spec
@@ -135,29 +112,22 @@ impl CompiledRoute {
 
     fn matches(&self, path: &RoutablePath<'_>) -> bool {
         let fixed = self.template.segments.len();
-        let count_fits = if self.template.matches_any_rest {
-            path.segment_count() >= fixed
-        } else {
-            path.segment_count() == fixed
-        };
+        let count_fits =
+            if self.template.matches_any_rest { path.segment_count() >= fixed } else { path.segment_count() == fixed };
         count_fits
-            && self
-                .template
-                .segments
-                .iter()
-                .zip(path.segments())
-                .all(|(expected, actual)| match expected {
-                    TemplateSegment::Literal(literal) => **literal == *actual,
-                    TemplateSegment::Param(_) => true,
-                })
+            && self.template.segments.iter().zip(path.segments()).all(|(expected, actual)| match expected {
+                TemplateSegment::Literal(literal) => **literal == *actual,
+                TemplateSegment::Param(_) => true,
+            })
     }
 
     /// Whether the route lists `method`; `head_as_get` also accepts HEAD where GET is listed.
     pub(crate) fn lists_method(&self, method: &str, head_as_get: bool) -> bool {
         self.methods.is_empty()
-            || self.methods.iter().any(|listed| {
-                **listed == *method || (head_as_get && method == "HEAD" && &**listed == "GET")
-            })
+            || self
+                .methods
+                .iter()
+                .any(|listed| **listed == *method || (head_as_get && method == "HEAD" && &**listed == "GET"))
     }
 
     /// `resource_name`, the extra bindings and the decoded path params, for a matched path.
@@ -176,29 +146,18 @@ impl CompiledRoute {
     }
 }
 
-fn check_not_blank(
-    value: &str,
-    origin: RouteOrigin,
-    config_key: &str,
-    column: &str,
-) -> Result<(), RouteTableError> {
+fn check_not_blank(value: &str, origin: RouteOrigin, config_key: &str, column: &str) -> Result<(), RouteTableError> {
     if value.trim().is_empty() {
         return Err(origin.error(config_key, column, "must not be empty".to_owned()));
     }
     Ok(())
 }
 
-fn check_binding_key(
-    key: &str,
-    template: &PathTemplate,
-    origin: RouteOrigin,
-) -> Result<(), RouteTableError> {
+fn check_binding_key(key: &str, template: &PathTemplate, origin: RouteOrigin) -> Result<(), RouteTableError> {
     let problem = if key.is_empty() {
         Some("must not be empty".to_owned())
     } else if key == RESOURCE_NAME {
-        Some(format!(
-            "may not set `{RESOURCE_NAME}` (use `resourceName`)"
-        ))
+        Some(format!("may not set `{RESOURCE_NAME}` (use `resourceName`)"))
     } else if template.param_names().any(|name| name == key) {
         Some(format!("clashes with the path parameter `:{key}`"))
     } else {

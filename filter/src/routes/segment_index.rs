@@ -26,11 +26,7 @@ struct CandidateGroup {
 
 impl SegmentIndex {
     pub(crate) fn build(templates: &[&PathTemplate]) -> Self {
-        let longest = templates
-            .iter()
-            .map(|template| template.segments.len())
-            .max()
-            .unwrap_or(0);
+        let longest = templates.iter().map(|template| template.segments.len()).max().unwrap_or(0);
         let by_segment_count = (0..=longest)
             .map(|segment_count| {
                 let fits = templates.iter().enumerate().filter(|(_, template)| {
@@ -40,25 +36,14 @@ impl SegmentIndex {
                 CandidateGroup::build(fits.collect())
             })
             .collect();
-        let any_rest = templates
-            .iter()
-            .enumerate()
-            .filter(|(_, template)| template.matches_any_rest);
-        Self {
-            by_segment_count,
-            longer_than_any_template: CandidateGroup::build(any_rest.collect()),
-        }
+        let any_rest = templates.iter().enumerate().filter(|(_, template)| template.matches_any_rest);
+        Self { by_segment_count, longer_than_any_template: CandidateGroup::build(any_rest.collect()) }
     }
 
     /// The positions of the routes that may match a path with these segments, in order.
     pub(crate) fn candidates(&self, segment_count: usize, first_segment: Option<&str>) -> &[usize] {
-        let group = self
-            .by_segment_count
-            .get(segment_count)
-            .unwrap_or(&self.longer_than_any_template);
-        first_segment
-            .and_then(|first| group.by_first_literal.get(first))
-            .unwrap_or(&group.first_segment_is_open)
+        let group = self.by_segment_count.get(segment_count).unwrap_or(&self.longer_than_any_template);
+        first_segment.and_then(|first| group.by_first_literal.get(first)).unwrap_or(&group.first_segment_is_open)
     }
 }
 
@@ -89,9 +74,6 @@ impl CandidateGroup {
             .filter(|(_, template)| first_literal(template).is_none())
             .map(|(position, _)| *position)
             .collect();
-        Self {
-            by_first_literal,
-            first_segment_is_open,
-        }
+        Self { by_first_literal, first_segment_is_open }
     }
 }

@@ -46,9 +46,7 @@ impl RouteTable {
         fallback_resource_name: String,
     ) -> Result<Self, RouteTableError> {
         let ui_routes = match api_detection {
-            ApiDetection::PactBroker => {
-                RouteSet::compile(ui_specs, MethodRule::MethodMustBeListed)?
-            }
+            ApiDetection::PactBroker => RouteSet::compile(ui_specs, MethodRule::MethodMustBeListed)?,
             ApiDetection::None => RouteSet::empty(MethodRule::MethodMustBeListed),
         };
         Ok(Self {
@@ -66,12 +64,7 @@ impl RouteTable {
         let Some(path) = RoutablePath::parse(request.path) else {
             return self.unmatched();
         };
-        let audience = self.api_detection.audience(
-            request.method,
-            &path,
-            request.accept,
-            request.content_type,
-        );
+        let audience = self.api_detection.audience(request.method, &path, request.accept, request.content_type);
         match audience {
             Audience::HalBrowserRedirect => {
                 return RouteMatch {
@@ -130,8 +123,5 @@ fn resource_name_only(resource_name: &str) -> BTreeMap<String, String> {
 
 /// The built-in profile's parts, for [`RouteTableConfig::build`].
 pub(crate) fn pact_broker_specs() -> Result<(Vec<RouteSpec>, Vec<RouteSpec>), RouteTableError> {
-    Ok((
-        builtin::pact_broker_api_routes()?,
-        builtin::pact_broker_ui_routes()?,
-    ))
+    Ok((builtin::pact_broker_api_routes()?, builtin::pact_broker_ui_routes()?))
 }

@@ -27,10 +27,7 @@ impl PathTemplate {
             return Err(format!("must start with `/` (got `{template}`)"));
         };
         if rest.is_empty() {
-            return Ok(Self {
-                segments: Box::new([]),
-                matches_any_rest: false,
-            });
+            return Ok(Self { segments: Box::new([]), matches_any_rest: false });
         }
         let pieces: Vec<&str> = rest.split('/').collect();
         let mut segments = Vec::with_capacity(pieces.len());
@@ -38,15 +35,11 @@ impl PathTemplate {
         for (position, piece) in pieces.iter().enumerate() {
             let is_last = position + 1 == pieces.len();
             if piece.is_empty() {
-                return Err(format!(
-                    "has an empty segment (`//` or a trailing `/`) in `{template}`"
-                ));
+                return Err(format!("has an empty segment (`//` or a trailing `/`) in `{template}`"));
             }
             if *piece == "*" {
                 if !is_last {
-                    return Err(format!(
-                        "may use `*` only as the last segment (in `{template}`)"
-                    ));
+                    return Err(format!("may use `*` only as the last segment (in `{template}`)"));
                 }
                 matches_any_rest = true;
             } else if let Some(name) = piece.strip_prefix(':') {
@@ -56,10 +49,7 @@ impl PathTemplate {
                 segments.push(TemplateSegment::Literal((*piece).into()));
             }
         }
-        Ok(Self {
-            segments: segments.into_boxed_slice(),
-            matches_any_rest,
-        })
+        Ok(Self { segments: segments.into_boxed_slice(), matches_any_rest })
     }
 
     /// The names of the `:param` segments, in order.
@@ -73,18 +63,12 @@ impl PathTemplate {
 
 fn check_param_name(name: &str, template: &str, earlier: &[TemplateSegment]) -> Result<(), String> {
     if name.is_empty() {
-        return Err(format!(
-            "has a `:` parameter without a name in `{template}`"
-        ));
+        return Err(format!("has a `:` parameter without a name in `{template}`"));
     }
     if name == RESOURCE_NAME {
-        return Err(format!(
-            "may not name a parameter `:{RESOURCE_NAME}` (reserved for the route's resource name)"
-        ));
+        return Err(format!("may not name a parameter `:{RESOURCE_NAME}` (reserved for the route's resource name)"));
     }
-    let repeated = earlier
-        .iter()
-        .any(|segment| matches!(segment, TemplateSegment::Param(seen) if &**seen == name));
+    let repeated = earlier.iter().any(|segment| matches!(segment, TemplateSegment::Param(seen) if &**seen == name));
     if repeated {
         return Err(format!("names parameter `:{name}` twice in `{template}`"));
     }

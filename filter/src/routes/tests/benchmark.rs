@@ -25,16 +25,10 @@ fn sample_path(template: &str) -> String {
 #[ignore = "micro-benchmark: run with --release --ignored --nocapture"]
 fn classify_nanoseconds_per_request() {
     let table = RouteTable::pact_broker().unwrap();
-    let mut requests: Vec<(String, Option<&str>)> = api_rows()
-        .iter()
-        .map(|row| (sample_path(&row.template), Some("application/hal+json")))
-        .collect();
+    let mut requests: Vec<(String, Option<&str>)> =
+        api_rows().iter().map(|row| (sample_path(&row.template), Some("application/hal+json"))).collect();
     for row in ui_rows() {
-        requests.extend(
-            row.templates
-                .iter()
-                .map(|template| (sample_path(template), Some(BROWSER_ACCEPT))),
-        );
+        requests.extend(row.templates.iter().map(|template| (sample_path(template), Some(BROWSER_ACCEPT))));
     }
     requests.push(("/no/such/route".to_string(), None));
 
@@ -43,12 +37,7 @@ fn classify_nanoseconds_per_request() {
     let mut params_seen = 0;
     for _ in 0..rounds {
         for (path, accept) in &requests {
-            let request = RouteRequest {
-                method: "GET",
-                path,
-                accept: *accept,
-                content_type: None,
-            };
+            let request = RouteRequest { method: "GET", path, accept: *accept, content_type: None };
             params_seen += black_box(table.classify(black_box(&request))).params.len();
         }
     }

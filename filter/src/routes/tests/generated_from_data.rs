@@ -19,8 +19,7 @@ const SAMPLE_VALUES: [(&str, &str); 6] = [
 ];
 
 /// What a browser sends when it navigates to a page.
-pub(super) const BROWSER_ACCEPT: &str =
-    "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+pub(super) const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
 #[derive(Debug, PartialEq)]
 pub(super) struct Expected {
@@ -65,8 +64,7 @@ pub(super) fn reference_ui_routes() -> Vec<ReferenceRoute> {
 }
 
 fn reference_tables() -> &'static (Vec<ReferenceRoute>, Vec<ReferenceRoute>) {
-    static TABLES: std::sync::OnceLock<(Vec<ReferenceRoute>, Vec<ReferenceRoute>)> =
-        std::sync::OnceLock::new();
+    static TABLES: std::sync::OnceLock<(Vec<ReferenceRoute>, Vec<ReferenceRoute>)> = std::sync::OnceLock::new();
     TABLES.get_or_init(|| (reference_api_routes(), reference_ui_routes()))
 }
 
@@ -76,11 +74,8 @@ fn reference_tables() -> &'static (Vec<ReferenceRoute>, Vec<ReferenceRoute>) {
 pub(super) fn reference_answer(path: &str, method: &str, browser: bool) -> (Expected, String) {
     let unmatched = || {
         let params = BTreeMap::from([("resource_name".to_string(), "not_found".to_string())]);
-        let expected = Expected {
-            kind: RouteKind::Unmatched,
-            event_type: "PactBroker::Api::Resources::NotFound".into(),
-            params,
-        };
+        let expected =
+            Expected { kind: RouteKind::Unmatched, event_type: "PactBroker::Api::Resources::NotFound".into(), params };
         (expected, "no route".to_string())
     };
     let Some(tokens) = routing_tokens(path) else {
@@ -91,23 +86,14 @@ pub(super) fn reference_answer(path: &str, method: &str, browser: bool) -> (Expe
     if browser && !is_badge {
         let ui_method = if method == "HEAD" { "GET" } else { method };
         if let Some((route, params)) = first_match(ui_routes, &tokens, Some(ui_method)) {
-            let expected = Expected {
-                kind: RouteKind::UiPage,
-                event_type: route.class.clone(),
-                params,
-            };
+            let expected = Expected { kind: RouteKind::UiPage, event_type: route.class.clone(), params };
             return (expected, route.label.clone());
         }
     }
     match first_match(api_routes, &tokens, None) {
-        Some((route, params)) => (
-            Expected {
-                kind: RouteKind::Api,
-                event_type: route.class.clone(),
-                params,
-            },
-            route.label.clone(),
-        ),
+        Some((route, params)) => {
+            (Expected { kind: RouteKind::Api, event_type: route.class.clone(), params }, route.label.clone())
+        }
         None => unmatched(),
     }
 }
@@ -143,24 +129,14 @@ pub(super) fn check(
     failures: &mut Vec<String>,
 ) {
     let actual = table.classify(request);
-    let where_ = format!(
-        "{} {} (Accept {:?}; {context})",
-        request.method, request.path, request.accept
-    );
+    let where_ = format!("{} {} (Accept {:?}; {context})", request.method, request.path, request.accept);
     if actual.kind != expected.kind {
-        failures.push(format!(
-            "{where_}: field `kind`: expected {:?}, got {:?}",
-            expected.kind, actual.kind
-        ));
+        failures.push(format!("{where_}: field `kind`: expected {:?}, got {:?}", expected.kind, actual.kind));
     }
     if actual.event_type != expected.event_type {
-        failures.push(format!(
-            "{where_}: field `type`: expected {}, got {}",
-            expected.event_type, actual.event_type
-        ));
+        failures.push(format!("{where_}: field `type`: expected {}, got {}", expected.event_type, actual.event_type));
     }
-    let keys: std::collections::BTreeSet<&String> =
-        expected.params.keys().chain(actual.params.keys()).collect();
+    let keys: std::collections::BTreeSet<&String> = expected.params.keys().chain(actual.params.keys()).collect();
     for key in keys {
         if expected.params.get(key) != actual.params.get(key) {
             failures.push(format!(
@@ -173,12 +149,7 @@ pub(super) fn check(
 }
 
 pub(super) fn report(failures: Vec<String>) {
-    assert!(
-        failures.is_empty(),
-        "{} mismatches:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }
 
 fn table() -> RouteTable {
@@ -195,11 +166,7 @@ fn every_api_row_is_typed_by_itself_for_api_requests_with_any_path_spelling() {
         let mut own_params = decoded;
         own_params.insert("resource_name".into(), row.resource_name.clone());
         own_params.extend(declared_bindings(&extended[index].extra_bindings));
-        let own = Expected {
-            kind: RouteKind::Api,
-            event_type: row.class.clone(),
-            params: own_params,
-        };
+        let own = Expected { kind: RouteKind::Api, event_type: row.class.clone(), params: own_params };
         let mut spellings = vec![
             path.clone(),
             format!("{path}.json"),
@@ -211,28 +178,25 @@ fn every_api_row_is_typed_by_itself_for_api_requests_with_any_path_spelling() {
             spellings.push(format!("{path}/"));
         }
         for spelling in &spellings {
-            for accept in [
-                None,
-                Some("application/hal+json"),
-                Some("application/json, text/plain"),
-            ] {
+            for accept in [None, Some("application/hal+json"), Some("application/json, text/plain")] {
                 for method in [row.methods[0].as_str(), "TRACE"] {
-                    let request = RouteRequest {
-                        method,
-                        path: spelling,
-                        accept,
-                        content_type: None,
-                    };
+                    let request = RouteRequest { method, path: spelling, accept, content_type: None };
                     let (expected, winner) = reference_answer(spelling, method, false);
                     let context = format!("routes.tsv line {}, expected winner {winner}", row.line);
                     if winner != format!("routes.tsv line {}", row.line) {
-                        failures.push(format!("{spelling}: routes.tsv line {} is shadowed by {winner} (sample values should be unique)", row.line));
+                        failures.push(format!(
+                            "{spelling}: routes.tsv line {} is shadowed by {winner} (sample values should be unique)",
+                            row.line
+                        ));
                     }
                     check(&table, &request, &own, &context, &mut failures);
                     check(&table, &request, &expected, &context, &mut failures);
                     let allowed = table.classify(&request).method_allowed;
                     if allowed != row.methods.iter().any(|listed| listed == method) {
-                        failures.push(format!("{method} {spelling}: field `method_allowed`: got {allowed}, methods are {:?}", row.methods));
+                        failures.push(format!(
+                            "{method} {spelling}: field `method_allowed`: got {allowed}, methods are {:?}",
+                            row.methods
+                        ));
                     }
                 }
             }
@@ -250,18 +214,9 @@ fn every_ui_row_is_a_ui_page_for_a_browser_and_defers_to_the_api_otherwise() {
             let (path, decoded) = concrete_path(template);
             let mut own_params = decoded;
             own_params.insert("resource_name".into(), row.name.clone());
-            let own = Expected {
-                kind: RouteKind::UiPage,
-                event_type: row.class.clone(),
-                params: own_params,
-            };
+            let own = Expected { kind: RouteKind::UiPage, event_type: row.class.clone(), params: own_params };
             for method in ["GET", "HEAD"] {
-                let request = RouteRequest {
-                    method,
-                    path: &path,
-                    accept: Some(BROWSER_ACCEPT),
-                    content_type: None,
-                };
+                let request = RouteRequest { method, path: &path, accept: Some(BROWSER_ACCEPT), content_type: None };
                 let (expected, winner) = reference_answer(&path, method, true);
                 let context = format!("ui_routes.tsv line {}, expected winner {winner}", row.line);
                 check(&table, &request, &own, &context, &mut failures);
@@ -269,19 +224,11 @@ fn every_ui_row_is_a_ui_page_for_a_browser_and_defers_to_the_api_otherwise() {
             }
             // The same path asked for as an API request, or with a method the page lacks,
             // is the API's (or unmatched).
-            for (method, accept) in [
-                ("GET", Some("application/hal+json")),
-                ("GET", None),
-                ("POST", Some(BROWSER_ACCEPT)),
-            ] {
-                let request = RouteRequest {
-                    method,
-                    path: &path,
-                    accept,
-                    content_type: None,
-                };
-                let (expected, winner) =
-                    reference_answer(&path, method, accept == Some(BROWSER_ACCEPT));
+            for (method, accept) in
+                [("GET", Some("application/hal+json")), ("GET", None), ("POST", Some(BROWSER_ACCEPT))]
+            {
+                let request = RouteRequest { method, path: &path, accept, content_type: None };
+                let (expected, winner) = reference_answer(&path, method, accept == Some(BROWSER_ACCEPT));
                 let context = format!("ui_routes.tsv line {}, expected winner {winner}", row.line);
                 check(&table, &request, &expected, &context, &mut failures);
             }
@@ -296,10 +243,7 @@ fn every_ui_row_is_a_ui_page_for_a_browser_and_defers_to_the_api_otherwise() {
 fn paths_whose_params_spell_literals_get_the_first_route_in_table_order() {
     let table = table();
     let api_templates: Vec<String> = api_rows().into_iter().map(|row| row.template).collect();
-    let ui_templates: Vec<String> = ui_rows()
-        .into_iter()
-        .flat_map(|row| row.templates)
-        .collect();
+    let ui_templates: Vec<String> = ui_rows().into_iter().flat_map(|row| row.templates).collect();
     let mut literals: Vec<String> = api_templates
         .iter()
         .chain(&ui_templates)
@@ -313,9 +257,8 @@ fn paths_whose_params_spell_literals_get_the_first_route_in_table_order() {
     let mut cases = 0;
     for template in api_templates.iter().chain(&ui_templates) {
         let segments: Vec<&str> = template.split('/').collect();
-        let param_positions: Vec<usize> = (0..segments.len())
-            .filter(|&at| segments[at].starts_with(':') || segments[at] == "*")
-            .collect();
+        let param_positions: Vec<usize> =
+            (0..segments.len()).filter(|&at| segments[at].starts_with(':') || segments[at] == "*").collect();
         for &at in &param_positions {
             for literal in &literals {
                 let path: Vec<&str> = segments
@@ -337,20 +280,9 @@ fn paths_whose_params_spell_literals_get_the_first_route_in_table_order() {
                     ("GET", Some(BROWSER_ACCEPT), true),
                     ("DELETE", None, false),
                 ] {
-                    let request = RouteRequest {
-                        method,
-                        path: &path,
-                        accept,
-                        content_type: None,
-                    };
+                    let request = RouteRequest { method, path: &path, accept, content_type: None };
                     let (expected, winner) = reference_answer(&path, method, browser);
-                    check(
-                        &table,
-                        &request,
-                        &expected,
-                        &format!("expected winner {winner}"),
-                        &mut failures,
-                    );
+                    check(&table, &request, &expected, &format!("expected winner {winner}"), &mut failures);
                     cases += 1;
                 }
             }
@@ -364,45 +296,21 @@ fn paths_whose_params_spell_literals_get_the_first_route_in_table_order() {
 fn routes_tsv_and_routes_extended_tsv_describe_the_same_routes_in_dispatch_order() {
     let plain = api_rows();
     let extended = extended_rows();
-    assert_eq!(
-        plain.len(),
-        extended.len(),
-        "row counts of routes.tsv and routes_extended.tsv"
-    );
+    assert_eq!(plain.len(), extended.len(), "row counts of routes.tsv and routes_extended.tsv");
     for (index, (row, wide)) in plain.iter().zip(&extended).enumerate() {
-        let at = format!(
-            "routes.tsv line {} / routes_extended.tsv line {}",
-            row.line, wide.line
-        );
-        assert_eq!(
-            wide.dispatch_order,
-            (index + 1).to_string(),
-            "{at}: field `dispatch_order`"
-        );
+        let at = format!("routes.tsv line {} / routes_extended.tsv line {}", row.line, wide.line);
+        assert_eq!(wide.dispatch_order, (index + 1).to_string(), "{at}: field `dispatch_order`");
         assert_eq!(row.template, wide.template, "{at}: field `path_template`");
         assert_eq!(row.class, wide.class, "{at}: field `resource_class`");
-        assert_eq!(
-            row.resource_name, wide.resource_name,
-            "{at}: field `resource_name`"
-        );
-        let template_params: Vec<&str> = row
-            .template
-            .split('/')
-            .filter_map(|segment| segment.strip_prefix(':'))
-            .collect();
-        assert_eq!(
-            template_params, wide.path_params,
-            "{at}: field `path_params`"
-        );
+        assert_eq!(row.resource_name, wide.resource_name, "{at}: field `resource_name`");
+        let template_params: Vec<&str> =
+            row.template.split('/').filter_map(|segment| segment.strip_prefix(':')).collect();
+        assert_eq!(template_params, wide.path_params, "{at}: field `path_params`");
     }
 }
 
 #[test]
 fn the_built_in_table_holds_every_data_row() {
     let ui_templates: usize = ui_rows().iter().map(|row| row.templates.len()).sum();
-    assert_eq!(
-        table().route_counts(),
-        (api_rows().len(), ui_templates),
-        "(API routes, UI routes)"
-    );
+    assert_eq!(table().route_counts(), (api_rows().len(), ui_templates), "(API routes, UI routes)");
 }

@@ -32,8 +32,7 @@ pub(super) struct UiRow {
 
 fn read_table(file: &str) -> Vec<(usize, HashMap<String, String>)> {
     let path = format!("{}/routes/{file}", env!("CARGO_MANIFEST_DIR"));
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("reading {path}: {error}"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("reading {path}: {error}"));
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
     lines
@@ -41,10 +40,8 @@ fn read_table(file: &str) -> Vec<(usize, HashMap<String, String>)> {
         .filter(|(_, line)| !line.is_empty())
         .map(|(index, line)| {
             let mut fields = line.split('\t');
-            let row = header
-                .iter()
-                .map(|column| (column.to_string(), fields.next().unwrap_or("").to_string()))
-                .collect();
+            let row =
+                header.iter().map(|column| (column.to_string(), fields.next().unwrap_or("").to_string())).collect();
             (index + 2, row)
         })
         .collect()
@@ -76,11 +73,7 @@ pub(super) fn extended_rows() -> Vec<ExtendedRow> {
             template: row["path_template"].clone(),
             class: row["resource_class"].clone(),
             resource_name: row["resource_name"].clone(),
-            path_params: row["path_params"]
-                .split(',')
-                .filter(|name| !name.is_empty())
-                .map(str::to_string)
-                .collect(),
+            path_params: row["path_params"].split(',').filter(|name| !name.is_empty()).map(str::to_string).collect(),
             extra_bindings: row["extra_bindings"].clone(),
         })
         .collect()
@@ -92,10 +85,7 @@ pub(super) fn ui_rows() -> Vec<UiRow> {
         .map(|(line, row)| UiRow {
             line,
             methods: methods(&row["methods"]),
-            templates: row["path_template"]
-                .split(' ')
-                .map(str::to_string)
-                .collect(),
+            templates: row["path_template"].split(' ').map(str::to_string).collect(),
             class: row["handler_class"].split(' ').next().unwrap().to_string(),
             name: row["ui_name"].clone(),
         })
@@ -108,10 +98,7 @@ pub(super) fn declared_bindings(extra_bindings: &str) -> Vec<(String, String)> {
     if extra_bindings.is_empty() || extra_bindings.contains("NOT in params") {
         return Vec::new();
     }
-    assert!(
-        extra_bindings.contains("included in params"),
-        "unexpected extra_bindings `{extra_bindings}`"
-    );
+    assert!(extra_bindings.contains("included in params"), "unexpected extra_bindings `{extra_bindings}`");
     let assignment = extra_bindings.split(" (").next().unwrap();
     let (key, value) = assignment.split_once('=').unwrap();
     vec![(key.to_string(), value.replace('"', ""))]
