@@ -510,7 +510,7 @@ def report(envoy, ingest, pages, started, load_before, failures):
         lines += ["### 3. `GET /audit` pages of 100 events, straight to the collector", "",
                   f"{PAGE_REQUESTS} timed sequential requests per page on one keep-alive connection (after 10 untimed), "
                   "first page and last page interleaved. The trail is generated straight into a collector-created "
-                  "database (realistic ~700-byte bodies); the file is in the OS page cache (warm).", "",
+                  "database (realistic ~800-byte bodies); the file is in the OS page cache (warm).", "",
                   "| stored events | database | collector ready after | first page median / p99 ms | last page median / p99 ms | last/first | collector RSS MB (peak) |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]
         for page in pages:
