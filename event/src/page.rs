@@ -8,6 +8,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::AuditEvent;
 
+/// The path of the paged trail. Envoy routes it, and everything under `/audit/`, to the
+/// collector, on the audited service's own host.
+pub const AUDIT_PATH: &str = "/audit";
+
+/// The path of the collector's OpenAPI document.
+pub const OPENAPI_PATH: &str = "/audit/openapi.json";
+
 /// The largest page `GET /audit` returns, and its default size.
 pub const MAX_PAGE_SIZE: usize = 100;
 

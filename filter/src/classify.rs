@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::host::RequestHeaders;
 use crate::routes::{RouteRequest, RouteTable};
+use crate::sidecar_routes::classify_sidecar_path;
 
 /// What the classifier sees: the request line and the headers (the broker tells API
 /// requests from UI pages by `Accept`).
@@ -29,9 +30,13 @@ pub trait RequestClassifier {
     fn classify(&self, request: &ClassifyRequest<'_>) -> Classification;
 }
 
-/// The route table types a request as the served application would dispatch it.
+/// The route table types a request as the served application would dispatch it; requests
+/// for audit-sidecar's own API (`/audit`, routed to the collector) get that API's types.
 impl RequestClassifier for RouteTable {
     fn classify(&self, request: &ClassifyRequest<'_>) -> Classification {
+        if let Some(sidecar) = classify_sidecar_path(request.path) {
+            return sidecar;
+        }
         let matched = RouteTable::classify(
             self,
             &RouteRequest {

@@ -6,7 +6,8 @@
 //! - [`config`]: the plugin configuration, one pure parse-and-validate function.
 //! - [`host`]: [`host::RequestView`], what capture reads from the proxy (the only seam).
 //! - [`capture`]: a finished request → an [`audit_event::AuditEvent`].
-//! - [`classify`]: the seam that gives an event its `type` and `params` (route tables plug in).
+//! - [`classify`]: the seam that gives an event its `type` and `params` (route tables plug in);
+//!   [`sidecar_routes`] types requests for audit-sidecar's own `/audit` API.
 //! - [`identity`], [`client_ip`]: who made the request, and from which address;
 //!   [`metadata`] reads the claims `jwt_authn` verified from Envoy's dynamic metadata.
 //! - [`redact`], [`fingerprint`]: masking secrets in query strings; a keyed hash of a token.
@@ -30,6 +31,7 @@ pub mod metadata;
 pub mod outbox;
 pub mod redact;
 pub mod routes;
+pub mod sidecar_routes;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;

@@ -190,6 +190,7 @@ fn reading_the_trail_is_audited_and_needs_the_read_token() {
     {
         let event = readers[agent][0];
         assert_eq!(event.payload.path, "/audit", "{agent}: path");
+        assert_eq!(event.event_type, "AuditSidecar::Api::Trail", "{agent}: reading the trail has its own type");
         assert_eq!(event.response.as_ref().map(|r| r.status), Some(status), "{agent}: response.status");
     }
     let body = serde_json::to_string(&events).unwrap();

@@ -33,8 +33,7 @@ use crate::store::{Readers, WriterHandle};
 pub use problem::ApiError;
 pub use respond::HttpResponse;
 
-/// The path of the paged trail.
-pub const AUDIT_PATH: &str = "/audit";
+pub use audit_event::page::AUDIT_PATH;
 /// The path of the health check.
 pub const HEALTH_PATH: &str = "/healthz";
 /// The path of the Prometheus metrics.

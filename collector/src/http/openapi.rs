@@ -7,8 +7,7 @@ use hyper::StatusCode;
 use super::respond::{with_body, HttpResponse};
 use super::ApiError;
 
-/// The path of the document.
-pub const OPENAPI_PATH: &str = "/audit/openapi.json";
+pub use audit_event::page::OPENAPI_PATH;
 
 /// The document, as checked in.
 pub const OPENAPI_DOCUMENT: &str = include_str!("../../openapi.json");

@@ -1,0 +1,57 @@
+//! The types of requests for audit-sidecar's own API. Envoy routes `/audit` and everything
+//! under `/audit/` to the collector, whatever service it guards, so these are typed here,
+//! before the service's route table: reading the trail is an audited event of its own kind,
+//! not an unmatched request of the service.
+
+use std::collections::BTreeMap;
+
+use audit_event::chain::{CHECKPOINTS_PATH, PUBLIC_KEY_PATH};
+use audit_event::page::{AUDIT_PATH, OPENAPI_PATH};
+
+use crate::classify::Classification;
+
+/// `type` of a request to a path under `/audit/` that the collector does not serve.
+pub const SIDECAR_NOT_FOUND_TYPE: &str = "AuditSidecar::Api::NotFound";
+
+/// The type and params of a request to the collector's API, or `None` for any other path.
+pub fn classify_sidecar_path(path: &str) -> Option<Classification> {
+    let path = path.strip_suffix('/').filter(|trimmed| !trimmed.is_empty()).unwrap_or(path);
+    let (event_type, resource_name) = match path {
+        AUDIT_PATH => ("AuditSidecar::Api::Trail", "audit_trail"),
+        CHECKPOINTS_PATH => ("AuditSidecar::Api::Checkpoints", "audit_checkpoints"),
+        PUBLIC_KEY_PATH => ("AuditSidecar::Api::PublicKey", "audit_public_key"),
+        OPENAPI_PATH => ("AuditSidecar::Api::OpenApi", "audit_openapi"),
+        _ if path.starts_with("/audit/") => (SIDECAR_NOT_FOUND_TYPE, "not_found"),
+        _ => return None,
+    };
+    Some(Classification {
+        event_type: event_type.to_string(),
+        params: BTreeMap::from([("resource_name".to_string(), resource_name.to_string())]),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn type_of(path: &str) -> Option<String> {
+        classify_sidecar_path(path).map(|classification| classification.event_type)
+    }
+
+    #[test]
+    fn the_collectors_paths_get_their_own_types() {
+        assert_eq!(type_of("/audit").as_deref(), Some("AuditSidecar::Api::Trail"));
+        assert_eq!(type_of("/audit/").as_deref(), Some("AuditSidecar::Api::Trail"));
+        assert_eq!(type_of("/audit/checkpoints").as_deref(), Some("AuditSidecar::Api::Checkpoints"));
+        assert_eq!(type_of("/audit/public-key").as_deref(), Some("AuditSidecar::Api::PublicKey"));
+        assert_eq!(type_of("/audit/openapi.json").as_deref(), Some("AuditSidecar::Api::OpenApi"));
+        assert_eq!(type_of("/audit/nope").as_deref(), Some(SIDECAR_NOT_FOUND_TYPE));
+    }
+
+    #[test]
+    fn other_paths_are_left_to_the_services_table() {
+        for path in ["/", "/auditing", "/audits", "/pacticipants/audit", "/x/audit"] {
+            assert_eq!(type_of(path), None, "{path}");
+        }
+    }
+}
