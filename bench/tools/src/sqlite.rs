@@ -2,15 +2,25 @@
 //! its migrations' and `journal_mode` is its WAL):
 //! - `raw-insert`: the ceiling for ingest. The same rows the collector would store, with
 //!   its INSERT statement and its pragmas (`synchronous=FULL`), prepared before the clock
-//!   starts, committed every `--batches-per-commit` batches. No HTTP, no JSON parsing.
-//! - `generate`: fills a trail fast for the `/audit` page timings (durability off, big
-//!   transactions); appends when the database already holds events.
+//!   starts, committed every `--batches-per-commit` batches. Each row is linked into the
+//!   hash chain as the writer links it (parse the body, canonical form, SHA-256), since
+//!   that is work the collector cannot skip either. No HTTP, no batch parsing.
+//! - `generate`: fills a valid chained trail fast for the `/audit` page timings
+//!   (durability off, big transactions, bodies and canonical forms built on a second
+//!   thread); appends, continuing the chain, when the database already holds events.
+//!
+//! The chain is computed with the collector's own functions (`audit_collector::chain`), so
+//! there is one definition of the hash and `audit-collector verify` accepts the trail.
 
 use std::path::Path;
+use std::sync::mpsc::sync_channel;
+use std::thread;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
-use rusqlite::{params, Connection, TransactionBehavior};
+use anyhow::{anyhow, bail, Context, Result};
+use audit_collector::chain::canonical::canonical_json;
+use audit_collector::chain::link::{body_hash, link_hash, Digest, GENESIS};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::json;
 
 use crate::args::Flags;
@@ -18,8 +28,9 @@ use crate::events::{now_millis, realistic};
 
 /// The collector's INSERT (collector/src/store/writer.rs), character for character.
 const INSERT: &str = "INSERT INTO events
-                (uuid, timestamp_ms, type, db_user_id, user_email, method, status, ingested_at_ms, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                (seq, uuid, timestamp_ms, type, db_user_id, user_email, method, status, ingested_at_ms, body,
+                 chain_prev, chain_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
              ON CONFLICT (uuid) DO NOTHING";
 
 /// One row as the collector's batch parser produces it.
@@ -50,9 +61,33 @@ fn row(run_id: u32, index: u64, timestamp_ms: i64) -> Result<Row> {
     })
 }
 
-fn insert(conn: &Connection, row: &Row, ingested_at_ms: i64) -> Result<usize> {
+/// The newest link of the chain: where the next row continues it.
+struct Head {
+    seq: i64,
+    hash: Digest,
+}
+
+fn chain_head(conn: &Connection) -> Result<Head> {
+    let newest: Option<(i64, Option<Vec<u8>>)> = conn
+        .query_row("SELECT seq, chain_hash FROM events ORDER BY seq DESC LIMIT 1", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?;
+    match newest {
+        None => Ok(Head { seq: 0, hash: GENESIS }),
+        Some((seq, Some(hash))) => {
+            Ok(Head { seq, hash: hash.try_into().map_err(|_| anyhow!("seq {seq}: chain_hash is not 32 bytes"))? })
+        }
+        Some((seq, None)) => bail!("seq {seq} has no chain link: this database was not written by a chained tool"),
+    }
+}
+
+/// Inserts `row` as the next link after `head` (moving `head` when it was stored).
+fn insert(conn: &Connection, head: &mut Head, row: &Row, hash: Digest, ingested_at_ms: i64) -> Result<usize> {
     let mut statement = conn.prepare_cached(INSERT)?;
-    Ok(statement.execute(params![
+    let seq = head.seq + 1;
+    let inserted = statement.execute(params![
+        seq,
         row.uuid,
         row.timestamp_ms,
         row.event_type,
@@ -62,7 +97,13 @@ fn insert(conn: &Connection, row: &Row, ingested_at_ms: i64) -> Result<usize> {
         row.status,
         ingested_at_ms,
         row.body,
-    ])?)
+        head.hash.as_slice(),
+        hash.as_slice(),
+    ])?;
+    if inserted == 1 {
+        *head = Head { seq, hash };
+    }
+    Ok(inserted)
 }
 
 fn open_collector_database(path: &Path) -> Result<Connection> {
@@ -71,8 +112,8 @@ fn open_collector_database(path: &Path) -> Result<Connection> {
     }
     let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    if version == 0 {
-        bail!("{} has no schema: start the collector once on it first", path.display());
+    if version < 3 {
+        bail!("{} has schema version {version}: start the current collector once on it first", path.display());
     }
     Ok(conn)
 }
@@ -96,11 +137,14 @@ pub fn raw_insert(flags: &Flags) -> Result<serde_json::Value> {
     let started = Instant::now();
     let mut stored = 0;
     let mut commits = 0;
+    let mut head = chain_head(&conn)?;
     for chunk in rows.chunks(usize::try_from(batch * per_commit)?) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let ingested_at_ms = now_millis();
         for row in chunk {
-            stored += insert(&tx, row, ingested_at_ms)?;
+            // As the writer does: the link is computed from the stored body at insert.
+            let hash = body_hash(&head.hash, head.seq + 1, &row.body)?;
+            stored += insert(&tx, &mut head, row, hash, ingested_at_ms)?;
         }
         tx.commit()?;
         commits += 1;
@@ -112,6 +156,9 @@ pub fn raw_insert(flags: &Flags) -> Result<serde_json::Value> {
     }))
 }
 
+/// Rows the generator's builder thread hands over at a time.
+const GENERATE_CHUNK: u64 = 1000;
+
 pub fn generate(flags: &Flags) -> Result<serde_json::Value> {
     let path = Path::new(flags.text("db")?);
     let target: u64 = flags.number("events")?;
@@ -120,28 +167,57 @@ pub fn generate(flags: &Flags) -> Result<serde_json::Value> {
         bail!("--rows-per-transaction must be greater than zero");
     }
     let mut conn = open_collector_database(path)?;
-    // A generated trail needs no durability: a crash here means generating it again.
+    // A generated trail needs no durability: a crash here means generating it again. No
+    // journal at all (the WAL would write every page twice); WAL again at the end.
+    conn.pragma_update(None, "journal_mode", "DELETE")?;
+    conn.pragma_update(None, "journal_mode", "OFF")?;
     conn.pragma_update(None, "synchronous", "OFF")?;
-    conn.pragma_update(None, "cache_size", -1_048_576)?; // 1 GiB, so the uuid index stays in memory
-    let existing: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |row| row.get(0))?;
-    let existing = u64::try_from(existing)?;
+    conn.pragma_update(None, "cache_size", -1_048_576)?; // 1 GiB, so the indexes' hot pages stay in memory
+    let mut head = chain_head(&conn)?;
+    let existing = u64::try_from(head.seq)?;
     // Timestamps 50 ms apart, ending around now: recent enough that retention keeps them.
     let start_ms = now_millis() - i64::try_from(target)? * 50;
     let started = Instant::now();
-    let mut index = existing;
-    while index < target {
-        let end = (index + per_transaction).min(target);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for i in index..end {
-            let timestamp_ms = start_ms + i as i64 * 50;
-            insert(&tx, &row(7, i, timestamp_ms)?, timestamp_ms + 5)?;
+    // Building a row and its canonical form costs about what inserting it does: a second
+    // thread builds while this one hashes (the chain is sequential) and inserts.
+    let (sender, receiver) = sync_channel::<Result<Vec<(Row, Vec<u8>)>>>(8);
+    let builder = thread::spawn(move || {
+        let mut index = existing;
+        while index < target {
+            let end = (index + GENERATE_CHUNK).min(target);
+            let chunk = (index..end)
+                .map(|i| {
+                    let row = row(7, i, start_ms + i as i64 * 50)?;
+                    let canonical = canonical_json(&serde_json::from_str(&row.body)?);
+                    Ok((row, canonical))
+                })
+                .collect::<Result<Vec<_>>>();
+            let failed = chunk.is_err();
+            if sender.send(chunk).is_err() || failed {
+                return;
+            }
+            index = end;
         }
-        tx.commit()?;
-        index = end;
+    });
+    let mut in_transaction = 0;
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for chunk in receiver {
+        for (row, canonical) in chunk? {
+            let hash = link_hash(&head.hash, head.seq + 1, &canonical);
+            insert(&tx, &mut head, &row, hash, row.timestamp_ms + 5)?;
+            in_transaction += 1;
+        }
+        if in_transaction >= per_transaction {
+            tx.commit()?;
+            tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            in_transaction = 0;
+        }
     }
+    tx.commit()?;
+    builder.join().map_err(|_| anyhow!("the row builder panicked"))?;
     let seconds = started.elapsed().as_secs_f64();
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-    let total: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |row| row.get(0))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let total = chain_head(&conn)?.seq;
     let first: String = conn.query_row("SELECT uuid FROM events ORDER BY seq LIMIT 1", [], |row| row.get(0))?;
     // The first event of the last full page: `from=` it returns the end of the trail.
     let last_page: String =
