@@ -56,9 +56,9 @@ pub fn capture_event(
             referer: headers.get("referer").map(|referer| redact_url(referer, sensitive)),
             params: classification.params,
             client_ip: client_ip(peer.as_deref(), &forwarded_for, config.identity.xff_trusted_hops),
-            request_id: view
-                .property_string(&["request", "id"])
-                .or_else(|| headers.get("x-request-id").map(str::to_string)),
+            // Envoy's `request.id` property is this very header (its CEL `request.id` reads
+            // `x-request-id` from the request headers), already fetched: no extra host call.
+            request_id: headers.get("x-request-id").map(str::to_string),
             host: headers.get(":authority").map(str::to_string),
         },
         user_id: identity.user_id,
@@ -118,7 +118,6 @@ mod tests {
             .header("authorization", &format!("Basic {}", STANDARD.encode("ann:hunter2")))
             .header("cookie", "session=cookie-secret")
             .property("source.address", b"10.0.0.7:51234")
-            .property("request.id", b"envoy-id")
             .int_property("request.time", REQUEST_TIME_NS)
             .int_property("request.duration", 1_500_000)
             .int_property("response.code", 201)
@@ -145,7 +144,7 @@ mod tests {
         assert_eq!(payload.referer.as_deref(), Some("http://broker.example/settings"), "payload.referer");
         assert_eq!(payload.host.as_deref(), Some("broker.example"), "payload.host");
         assert_eq!(payload.client_ip.as_deref(), Some("10.0.0.7"), "payload.client_ip");
-        assert_eq!(payload.request_id.as_deref(), Some("envoy-id"), "payload.request_id prefers the property");
+        assert_eq!(payload.request_id.as_deref(), Some("header-id"), "payload.request_id is x-request-id");
     }
 
     #[test]
@@ -241,7 +240,7 @@ mod tests {
     }
 
     #[test]
-    fn the_request_id_falls_back_to_the_header() {
+    fn the_request_id_is_the_x_request_id_header() {
         let request = FakeRequest::default().header("x-request-id", "from-header");
         assert_eq!(capture(&request).payload.request_id.as_deref(), Some("from-header"));
     }

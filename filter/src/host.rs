@@ -40,7 +40,7 @@ pub trait RequestView {
     /// Now, in nanoseconds since the Unix epoch: the fallback when `request.time` is missing.
     fn now_unix_nanos(&self) -> i64;
 
-    /// A string property (`source.address`, `request.id`).
+    /// A string property (`source.address`).
     fn property_string(&self, path: &[&str]) -> Option<String> {
         self.property(path).and_then(|bytes| String::from_utf8(bytes).ok()).filter(|text| !text.is_empty())
     }

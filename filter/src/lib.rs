@@ -13,6 +13,7 @@
 //! - [`redact`], [`fingerprint`]: masking secrets in query strings; a keyed hash of a token.
 //! - [`outbox`]: the per-worker buffer, batching and retry policy (time passed in), and
 //!   the gap records that report dropped events.
+//! - [`entropy`]: random bytes for event uuids, fetched from the host in bulk.
 //! - [`answer`]: what a collector answer means (acknowledged, retry, or rejected batch).
 //! - [`failure_policy`]: fail-open or fail-closed: whether a request may proceed while
 //!   the trail cannot be written.
@@ -23,6 +24,7 @@ pub mod capture;
 pub mod classify;
 pub mod client_ip;
 pub mod config;
+pub mod entropy;
 pub mod failure_policy;
 pub mod fingerprint;
 pub mod host;

@@ -13,9 +13,11 @@ pub struct HostRequest;
 impl RequestView for HostRequest {
     fn request_headers(&self) -> RequestHeaders {
         let pairs = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
-        RequestHeaders::new(
-            pairs.into_iter().map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned())).collect(),
-        )
+        // Valid UTF-8 (nearly always) keeps its buffer; only invalid bytes are copied, lossily.
+        let text = |value: Vec<u8>| {
+            String::from_utf8(value).unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned())
+        };
+        RequestHeaders::new(pairs.into_iter().map(|(name, value)| (name, text(value))).collect())
     }
 
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
