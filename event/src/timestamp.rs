@@ -10,12 +10,25 @@ pub fn format_rfc3339_millis(unix_nanos: i64) -> String {
     let days = seconds_total.div_euclid(86_400);
     let second_of_day = seconds_total.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}+00:00",
-        second_of_day / 3600,
-        second_of_day % 3600 / 60,
-        second_of_day % 60
-    )
+    let (hour, minute, second) = (second_of_day / 3600, second_of_day % 3600 / 60, second_of_day % 60);
+    // Digits written in place (`format!` was ~10% of the filter's instructions per event).
+    // An i64 of nanoseconds spans the years 1677 to 2262: always four digits.
+    let mut text = *b"0000-00-00T00:00:00.000+00:00";
+    let mut put = |at: usize, value: i64, width: usize| {
+        let mut rest = value;
+        for slot in text.iter_mut().skip(at).take(width).rev() {
+            *slot = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+    };
+    put(0, year, 4);
+    put(5, month, 2);
+    put(8, day, 2);
+    put(11, hour, 2);
+    put(14, minute, 2);
+    put(17, second, 2);
+    put(20, millis, 3);
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 /// Parses a timestamp in the shape [`format_rfc3339_millis`] writes, or any RFC 3339
@@ -116,6 +129,27 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digits_written_in_place_match_the_formatted_shape() {
+        let mut nanos = i64::MIN;
+        while let Some(next) = nanos.checked_add(7_777_777_777_777_777) {
+            let (days, second_of_day, millis) = (
+                nanos.div_euclid(86_400_000_000_000),
+                nanos.rem_euclid(86_400_000_000_000) / 1_000_000_000,
+                nanos.rem_euclid(1_000_000_000) / 1_000_000,
+            );
+            let (year, month, day) = civil_from_days(days);
+            let expected = format!(
+                "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}+00:00",
+                second_of_day / 3600,
+                second_of_day % 3600 / 60,
+                second_of_day % 60
+            );
+            assert_eq!(format_rfc3339_millis(nanos), expected, "at {nanos} ns");
+            nanos = next; // ~90 days: every month, odd hours, minutes, seconds and millis
+        }
+    }
 
     #[test]
     fn formats_the_epoch_and_a_known_instant() {
