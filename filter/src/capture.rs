@@ -255,3 +255,49 @@ mod tests {
         assert_eq!(strip_port("/var/run/envoy.sock"), "/var/run/envoy.sock");
     }
 }
+
+/// Not a test: the instruction count of capture + serialization, for comparing changes.
+/// `cargo test --release -p audit-filter --no-run`, then, with the printed test binary,
+/// `ITER=0` and `ITER=1000 valgrind --tool=callgrind <binary> capture_cost_probe --ignored`:
+/// the difference of the two `I refs`, divided by 1000, is the cost of one event.
+#[cfg(test)]
+mod cost_probe {
+    use super::*;
+    use crate::event_json::write_event;
+    use crate::host::FakeRequest;
+
+    /// The request `make bench` sends, with the headers Envoy adds before the filter sees it.
+    fn bench_request() -> FakeRequest {
+        FakeRequest::default()
+            .header(":method", "GET")
+            .header(":path", "/pacticipants/Foo/versions/1.0.0")
+            .header(":authority", "127.0.0.1:10000")
+            .header(":scheme", "http")
+            .header("user-agent", "pact_broker-client/1.75.1 (ruby 3.2.2; x86_64-linux)")
+            .header("x-forwarded-email", "alice@example.com")
+            .header("x-forwarded-for", "127.0.0.1")
+            .header("x-forwarded-proto", "http")
+            .header("x-request-id", "2f7c1c9e-5b0e-4a53-9a43-7b8f2d1e6a10")
+            .header("x-envoy-expected-rq-timeout-ms", "15000")
+            .property("source.address", b"127.0.0.1:51234")
+            .int_property("request.time", 1_575_929_724_864_123_456)
+            .int_property("request.duration", 1_500_000)
+            .int_property("response.code", 200)
+    }
+
+    #[test]
+    #[ignore = "a cost probe for callgrind, not a check"]
+    fn capture_cost_probe() {
+        let request = bench_request();
+        let config = FilterConfig::from_json(b"{}").expect("defaults are valid");
+        let events: usize = std::env::var("ITER").ok().and_then(|value| value.parse().ok()).unwrap_or(1000);
+        let mut bytes = 0;
+        for n in 0..events {
+            let event = capture_event(&request, &config, &config.route_table, None, [n as u8; 16]);
+            let mut json = Vec::with_capacity(1024);
+            write_event(&mut json, &event).expect("writes");
+            bytes += std::hint::black_box(json).len();
+        }
+        println!("{events} events, {bytes} bytes");
+    }
+}

@@ -5,7 +5,8 @@
 //! Everything but `glue` is pure and tested natively with `cargo test -p audit-filter`.
 //! - [`config`]: the plugin configuration, one pure parse-and-validate function.
 //! - [`host`]: [`host::RequestView`], what capture reads from the proxy (the only seam).
-//! - [`capture`]: a finished request → an [`audit_event::AuditEvent`].
+//! - [`capture`]: a finished request → an [`audit_event::AuditEvent`]; [`event_json`] writes
+//!   it as the JSON serde_json would, faster.
 //! - [`classify`]: the seam that gives an event its `type` and `params` (route tables plug in);
 //!   [`sidecar_routes`] types requests for audit-sidecar's own `/audit` API.
 //! - [`identity`], [`client_ip`]: who made the request, and from which address;
@@ -25,6 +26,7 @@ pub mod classify;
 pub mod client_ip;
 pub mod config;
 pub mod entropy;
+pub mod event_json;
 pub mod failure_policy;
 pub mod fingerprint;
 pub mod host;

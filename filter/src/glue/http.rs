@@ -16,8 +16,12 @@ use proxy_wasm::types::{Action, MapType};
 use super::host_view::HostRequest;
 use super::worker::{random_event_id, Worker};
 use crate::capture::capture_event;
+use crate::event_json::write_event;
 use crate::failure_policy::{admit, refusal_body, Admission, FailureMode, TrailHealth};
 use crate::outbox::PushOutcome;
+
+/// Bytes reserved for one serialized event; a larger one grows its buffer.
+const EVENT_CAPACITY: usize = 1024;
 
 pub struct AuditHttp {
     /// None only if the plugin was never configured; then nothing is captured.
@@ -61,13 +65,12 @@ impl HttpContext for AuditHttp {
             worker.fingerprint_key.as_ref(),
             random_event_id(),
         );
-        let json = match serde_json::to_vec(&event) {
-            Ok(json) => json,
-            Err(err) => {
-                error!("audit-filter: could not serialize event {}: {err}", event.uuid);
-                return;
-            }
-        };
+        // One allocation that fits a typical event (~800 bytes), kept by the outbox as is.
+        let mut json = Vec::with_capacity(EVENT_CAPACITY);
+        if let Err(err) = write_event(&mut json, &event) {
+            error!("audit-filter: could not serialize event {}: {err}", event.uuid);
+            return;
+        }
         let Ok(mut outbox) = worker.outbox.try_borrow_mut() else {
             error!("audit-filter: outbox busy, event {} lost", event.uuid);
             return;
