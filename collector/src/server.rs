@@ -21,8 +21,8 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::http::{route, Shared};
 use crate::metrics::Metrics;
-use crate::store::chain_store::link_unchained_events;
-use crate::store::{checkpointing, retention, schema, writer, Readers, StoreError};
+use crate::store::chain_linking::link_unchained_events;
+use crate::store::{checkpointing, retention, schema, writer, Readers};
 
 /// A client gets this long to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -76,9 +76,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
 /// (or creates) the signing key, before anything is served.
 fn open_chained(database: &Path, key_path: &Path) -> Result<(rusqlite::Connection, TrailSigner), Error> {
     let mut conn = schema::open_for_writing(database)?;
-    let tx = conn.transaction().map_err(StoreError::from)?;
-    let linked = link_unchained_events(&tx)?;
-    tx.commit().map_err(StoreError::from)?;
+    let linked = link_unchained_events(&mut conn)?;
     if linked > 0 {
         tracing::info!(linked, "linked events stored before the hash chain existed");
     }

@@ -2,7 +2,7 @@
 //!
 //! - `events.chain_prev` / `events.chain_hash`: each event's link (32-byte SHA-256 BLOBs).
 //!   NULL only on events stored before this migration, until the writer links them at
-//!   start-up (`chain_store::link_unchained_events`).
+//!   start-up (`chain_linking::link_unchained_events`).
 //! - `chain_anchor`: one row, the last event retention purged and its hash, where the kept
 //!   chain starts.
 //! - `checkpoints`: the signed checkpoints; never updated or deleted.

@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::StoreError;
 use crate::chain::checkpoint::{checkpoint_hash, signed_message};
-use crate::chain::link::{body_hash, digest_from_blob, digest_from_hex, to_hex, Digest, GENESIS};
+use crate::chain::link::{digest_from_blob, digest_from_hex, to_hex, Digest, GENESIS};
 use crate::chain::signing::TrailSigner;
 
 /// The newest link: the seq and hash the next event chains to.
@@ -70,41 +70,6 @@ pub fn record_anchor(conn: &Connection, anchor: ChainHead, purged_at_ms: i64) ->
 pub fn set_purging(conn: &Connection, purging: bool) -> rusqlite::Result<()> {
     conn.prepare_cached("UPDATE purge_guard SET purging = ?1 WHERE id = 1")?.execute([i64::from(purging)])?;
     Ok(())
-}
-
-/// Links every event stored before the chain existed (a database from an older collector),
-/// in seq order, continuing from the last linked event. Returns how many it linked.
-pub fn link_unchained_events(conn: &Connection) -> Result<usize, StoreError> {
-    let first_unlinked: Option<i64> =
-        conn.query_row("SELECT min(seq) FROM events WHERE chain_hash IS NULL", [], |row| row.get(0))?;
-    let Some(first_unlinked) = first_unlinked else {
-        return Ok(0);
-    };
-    let before: Option<Vec<u8>> = conn
-        .query_row("SELECT chain_hash FROM events WHERE seq < ?1 ORDER BY seq DESC LIMIT 1", [first_unlinked], |row| {
-            row.get(0)
-        })
-        .optional()?
-        .flatten();
-    let mut prev = match before {
-        Some(hash) => {
-            digest_from_blob(&hash).ok_or_else(|| StoreError::Chain("a chain_hash is not 32 bytes".to_owned()))?
-        }
-        None => read_anchor(conn)?.map_or(GENESIS, |anchor| anchor.hash),
-    };
-    let rows: Vec<(i64, String)> = {
-        let mut select = conn.prepare("SELECT seq, body FROM events WHERE seq >= ?1 ORDER BY seq")?;
-        let found = select.query_map([first_unlinked], |row| Ok((row.get(0)?, row.get(1)?)))?;
-        found.collect::<Result<_, _>>()?
-    };
-    let mut update = conn.prepare("UPDATE events SET chain_prev = ?1, chain_hash = ?2 WHERE seq = ?3")?;
-    for (seq, body) in &rows {
-        let hash = body_hash(&prev, *seq, body)
-            .map_err(|error| StoreError::Chain(format!("seq {seq} is not JSON: {error}")))?;
-        update.execute(params![prev.as_slice(), hash.as_slice(), seq])?;
-        prev = hash;
-    }
-    Ok(rows.len())
 }
 
 /// Signs a checkpoint of the current head and anchor, unless the newest checkpoint already

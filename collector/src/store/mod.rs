@@ -3,6 +3,7 @@
 //! schema and the connection settings live in [`schema`]; [`retention`] purges old events
 //! through the writer, in bounded batches.
 
+pub mod chain_linking;
 pub mod chain_migration;
 pub mod chain_store;
 pub mod checkpointing;
