@@ -5,6 +5,7 @@
 use audit_event::event::MAX_EVENT_BYTES;
 use audit_event::{AuditEvent, IngestBatch};
 
+use crate::chain::canonical::canonical_json;
 use crate::store::NewEvent;
 
 /// Why a batch was refused; the whole batch is refused.
@@ -47,10 +48,15 @@ fn to_row(index: usize, event: &AuditEvent) -> Result<NewEvent, BatchError> {
     if row.body.len() > MAX_EVENT_BYTES {
         return Err(BatchError::TooLarge { index, size: row.body.len() });
     }
+    // The bytes the chain link hashes, from the typed event rather than by parsing the body
+    // again: the same JSON value, since the body is this event serialized (pinned by
+    // `tests::the_canonical_form_is_that_of_the_stored_body`).
+    let value = serde_json::to_value(event).map_err(|error| BatchError::Malformed(error.to_string()))?;
+    row.canonical = canonical_json(&value);
     Ok(row)
 }
 
-/// The row of a validated event, with an empty `body`: the columns `GET /audit` filters
+/// The row of a validated event, with an empty `body` and `canonical`: the columns `GET /audit` filters
 /// on, as ingest fills them (and as `verify` recomputes them from a stored body).
 pub fn indexed_columns(index: usize, event: &AuditEvent) -> Result<NewEvent, BatchError> {
     event.validate().map_err(|invalid| BatchError::Invalid {
@@ -72,6 +78,7 @@ pub fn indexed_columns(index: usize, event: &AuditEvent) -> Result<NewEvent, Bat
         method: event.payload.method.clone(),
         status: event.response.as_ref().map(|response| response.status),
         body: String::new(),
+        canonical: Vec::new(),
     })
 }
 
@@ -107,6 +114,19 @@ mod tests {
         assert_eq!(rows[0].db_user_id, Some(2));
         let stored: Value = serde_json::from_str(&rows[0].body).expect("stored body is JSON");
         assert_eq!(stored["payload"]["path"], "/pacts");
+    }
+
+    #[test]
+    fn the_canonical_form_is_that_of_the_stored_body() {
+        let mut odd = event("AAAAAAAAAAAAAAAAAAAAAA");
+        odd["response"]["durationMs"] = json!(0.1 + 0.2);
+        odd["payload"]["params"] = json!({"\u{fb01}": "x", "\u{1f600}": "y\u{7}\"", "a": "é"});
+        odd["db_user_id"] = json!(9_007_199_254_740_993_i64);
+        let rows = parse_batch(&body(vec![event("16WlpdLpDMzfMYxLTZYXYw"), odd])).expect("valid");
+        for row in rows {
+            let expected = crate::chain::link::canonical_body(&row.body).expect("stored body is JSON");
+            assert_eq!(row.canonical, expected, "event {}: canonical form differs from its body's", row.uuid);
+        }
     }
 
     #[test]

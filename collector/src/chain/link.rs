@@ -25,8 +25,13 @@ pub fn link_hash(prev_hash: &Digest, seq: i64, canonical_event: &[u8]) -> Digest
 
 /// The chain hash of a stored event body (JSON text).
 pub fn body_hash(prev_hash: &Digest, seq: i64, body: &str) -> Result<Digest, serde_json::Error> {
+    Ok(link_hash(prev_hash, seq, &canonical_body(body)?))
+}
+
+/// The canonical bytes of a stored event body (JSON text): what its link hashes.
+pub fn canonical_body(body: &str) -> Result<Vec<u8>, serde_json::Error> {
     let value: Value = serde_json::from_str(body)?;
-    Ok(link_hash(prev_hash, seq, &canonical_json(&value)))
+    Ok(canonical_json(&value))
 }
 
 /// SHA-256 of `bytes`.

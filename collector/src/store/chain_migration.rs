@@ -87,6 +87,7 @@ mod tests {
                 method: "GET".to_owned(),
                 status: None,
                 body: format!(r#"{{"n":{n}}}"#),
+                canonical: format!(r#"{{"n":{n}}}"#).into_bytes(),
             })
             .collect();
         let mut tx = conn.transaction().expect("begin");

@@ -101,6 +101,7 @@ mod tests {
             method: "GET".to_owned(),
             status: None,
             body: "{}".to_owned(),
+            canonical: b"{}".to_vec(),
         }
     }
 

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::chain_store::{chain_head, issue_checkpoint};
 use super::retention::purge_batch;
 use super::{now_millis, StoreError};
-use crate::chain::link::body_hash;
+use crate::chain::link::link_hash;
 use crate::chain::signing::TrailSigner;
 
 /// Most queued commands written in one transaction: big enough to amortise the fsync of a
@@ -46,6 +46,10 @@ pub struct NewEvent {
     pub status: Option<u16>,
     /// The event's canonical JSON, served as stored.
     pub body: String,
+    /// The RFC 8785 form of `body` (`chain::canonical`), the bytes its chain link hashes.
+    /// Built where the event was parsed, on the request's thread, so the one writer thread
+    /// only runs SHA-256 over it.
+    pub canonical: Vec<u8>,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -286,8 +290,7 @@ pub fn insert_batch(
         )?;
         for event in events {
             let seq = head.seq + 1;
-            let hash = body_hash(&head.hash, seq, &event.body)
-                .map_err(|error| StoreError::Chain(format!("event {} is not JSON: {error}", event.uuid)))?;
+            let hash = link_hash(&head.hash, seq, &event.canonical);
             let inserted = insert.execute(params![
                 seq,
                 event.uuid,
@@ -356,9 +359,11 @@ fn answer(done: impl IntoIterator<Item = Done>, commit_failed: Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chain::link::canonical_body;
     use crate::store::schema::open_for_writing;
 
     fn event(uuid: &str) -> NewEvent {
+        let body = format!(r#"{{"uuid":"{uuid}"}}"#);
         NewEvent {
             uuid: uuid.to_owned(),
             timestamp_ms: 1_700_000_000_000,
@@ -367,7 +372,8 @@ mod tests {
             user_email: None,
             method: "GET".to_owned(),
             status: Some(200),
-            body: format!(r#"{{"uuid":"{uuid}"}}"#),
+            canonical: canonical_body(&body).expect("JSON"),
+            body,
         }
     }
 
