@@ -77,20 +77,21 @@ fn from_jwt_claims(view: &dyn RequestView, jwt: &JwtClaimsConfig) -> Identity {
 }
 
 fn from_headers(headers: &RequestHeaders, config: &IdentityConfig) -> Identity {
-    let mut sources = Vec::new();
+    // `header:<name>` of each header that gave a value, comma-separated, built in place
+    // (this runs on every request).
+    let mut sources = String::new();
     let mut first_header = |names: &[String]| -> Option<String> {
         let (name, value) = names.iter().find_map(|name| headers.get_non_empty(name).map(|value| (name, value)))?;
-        sources.push(format!("header:{name}"));
+        if !sources.is_empty() {
+            sources.push(',');
+        }
+        sources.push_str("header:");
+        sources.push_str(name);
         Some(value.to_string())
     };
     let user_email = first_header(&config.email_headers);
     let user_id = first_header(&config.user_id_headers);
-    Identity {
-        user_email,
-        user_id,
-        identity_source: (!sources.is_empty()).then(|| sources.join(",")),
-        ..Identity::default()
-    }
+    Identity { user_email, user_id, identity_source: (!sources.is_empty()).then_some(sources), ..Identity::default() }
 }
 
 fn from_basic_auth(headers: &RequestHeaders) -> Identity {
