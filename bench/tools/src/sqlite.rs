@@ -29,8 +29,8 @@ use crate::events::{now_millis, realistic};
 /// The collector's INSERT (collector/src/store/writer.rs), character for character.
 const INSERT: &str = "INSERT INTO events
                 (seq, uuid, timestamp_ms, type, db_user_id, user_email, method, status, ingested_at_ms, body,
-                 chain_prev, chain_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 chain_prev, chain_hash, user_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
              ON CONFLICT (uuid) DO NOTHING";
 
 /// One row as the collector's batch parser produces it.
@@ -40,6 +40,7 @@ struct Row {
     event_type: String,
     db_user_id: Option<i64>,
     user_email: Option<String>,
+    user_id: Option<String>,
     method: String,
     status: Option<i64>,
     body: String,
@@ -55,6 +56,8 @@ fn row(run_id: u32, index: u64, timestamp_ms: i64) -> Result<Row> {
         event_type: event.event_type,
         db_user_id: event.db_user_id,
         user_email: event.user_email,
+        // As the collector's batch parser fills it (collector/src/batch.rs).
+        user_id: event.user_id.or_else(|| event.db_user_id.map(|id| id.to_string())),
         method: event.payload.method,
         status: event.response.map(|response| i64::from(response.status)),
         body,
@@ -99,6 +102,7 @@ fn insert(conn: &Connection, head: &mut Head, row: &Row, hash: Digest, ingested_
         row.body,
         head.hash.as_slice(),
         hash.as_slice(),
+        row.user_id,
     ])?;
     if inserted == 1 {
         *head = Head { seq, hash };
@@ -112,7 +116,7 @@ fn open_collector_database(path: &Path) -> Result<Connection> {
     }
     let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    if version < 3 {
+    if version < 4 {
         bail!("{} has schema version {version}: start the current collector once on it first", path.display());
     }
     Ok(conn)

@@ -84,6 +84,7 @@ mod tests {
                 event_type: "T".to_owned(),
                 db_user_id: None,
                 user_email: None,
+                user_id: None,
                 method: "GET".to_owned(),
                 status: None,
                 body: format!(r#"{{"n":{n}}}"#),
@@ -103,6 +104,7 @@ mod tests {
         for sql in [
             "UPDATE events SET body = '{}' WHERE seq = 1",
             "UPDATE events SET user_email = 'x' WHERE seq = 1",
+            "UPDATE events SET user_id = 'x' WHERE seq = 1",
             "UPDATE events SET chain_hash = zeroblob(32) WHERE seq = 1",
             "DELETE FROM events WHERE seq = 2",
             "DELETE FROM events",

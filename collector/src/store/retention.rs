@@ -98,6 +98,7 @@ mod tests {
             event_type: "T".to_owned(),
             db_user_id: None,
             user_email: None,
+            user_id: None,
             method: "GET".to_owned(),
             status: None,
             body: "{}".to_owned(),

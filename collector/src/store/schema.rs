@@ -75,6 +75,18 @@ const MIGRATIONS: &[&str] = &[
         revoked_at_ms INTEGER
     ) STRICT;
     CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens (name) WHERE revoked_at_ms IS NULL;",
+    // 4: `user_id` becomes a plain column that ingest fills from the event it has already
+    // parsed. As a generated column over `body`, every insert ran SQLite's JSON parser over
+    // the whole body to index it: a third of the raw insert rate (bench/results.md). Old
+    // rows are filled once from their bodies; afterwards the column can no longer change,
+    // like the rest of an event, and `verify` checks it against the body.
+    "DROP INDEX events_by_user_id;
+    ALTER TABLE events DROP COLUMN user_id;
+    ALTER TABLE events ADD COLUMN user_id TEXT;
+    UPDATE events SET user_id = CAST(COALESCE(json_extract(body, '$.user_id'), db_user_id) AS TEXT);
+    CREATE INDEX events_by_user_id ON events (user_id, seq);
+    CREATE TRIGGER events_user_id_is_immutable BEFORE UPDATE OF user_id ON events
+    BEGIN SELECT RAISE(ABORT, 'audit events are immutable: the trail has no update path'); END;",
 ];
 
 /// The schema version this binary migrates to.
@@ -168,6 +180,32 @@ mod tests {
         drop(conn);
         let message = open_for_writing(&path).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(message.contains("schema version 99") && message.contains("newer"), "{message}");
+    }
+
+    #[test]
+    fn migration_4_fills_user_id_of_old_rows_from_their_bodies() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("audit.db");
+        let mut conn = Connection::open(&path).expect("open");
+        let tx = conn.transaction().expect("begin");
+        for migration in &MIGRATIONS[..3] {
+            tx.execute_batch(migration).expect("migrations 1-3");
+        }
+        tx.pragma_update(None, "user_version", 3).expect("version 3");
+        tx.execute_batch(
+            r#"INSERT INTO events (uuid, timestamp_ms, type, db_user_id, method, ingested_at_ms, body) VALUES
+               ('a', 0, 'T', 7, 'GET', 0, '{"user_id":"alice","db_user_id":7}'),
+               ('b', 0, 'T', 8, 'GET', 0, '{"user_id":null,"db_user_id":8}'),
+               ('c', 0, 'T', NULL, 'GET', 0, '{}');"#,
+        )
+        .expect("rows of a version-3 trail");
+        tx.commit().expect("commit");
+        drop(conn);
+        let conn = open_for_writing(&path).expect("migrates to the current version");
+        let mut select = conn.prepare("SELECT user_id FROM events ORDER BY seq").expect("prepare");
+        let ids: Vec<Option<String>> =
+            select.query_map([], |row| row.get(0)).expect("query").collect::<Result<_, _>>().expect("rows");
+        assert_eq!(ids, [Some("alice".to_owned()), Some("8".to_owned()), None]);
     }
 
     #[test]

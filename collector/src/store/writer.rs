@@ -40,6 +40,8 @@ pub struct NewEvent {
     pub db_user_id: Option<i64>,
     /// The user's email.
     pub user_email: Option<String>,
+    /// What the `userUuid` filter matches: the event's `user_id`, else `db_user_id` as text.
+    pub user_id: Option<String>,
     /// The request method.
     pub method: String,
     /// The response status, when known.
@@ -284,8 +286,8 @@ pub fn insert_batch(
         let mut insert = savepoint.prepare_cached(
             "INSERT INTO events
                 (seq, uuid, timestamp_ms, type, db_user_id, user_email, method, status, ingested_at_ms, body,
-                 chain_prev, chain_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 chain_prev, chain_hash, user_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
              ON CONFLICT (uuid) DO NOTHING",
         )?;
         for event in events {
@@ -304,6 +306,7 @@ pub fn insert_batch(
                 event.body,
                 head.hash.as_slice(),
                 hash.as_slice(),
+                event.user_id,
             ])?;
             if inserted == 1 {
                 head.seq = seq;
@@ -370,6 +373,7 @@ mod tests {
             event_type: "Test".to_owned(),
             db_user_id: None,
             user_email: None,
+            user_id: None,
             method: "GET".to_owned(),
             status: Some(200),
             canonical: canonical_body(&body).expect("JSON"),

@@ -28,7 +28,8 @@ pub fn verify_database(conn: &Connection, key: &TrailVerifier) -> Result<TrailRe
     let sql_error = |error: rusqlite::Error| VerifyError::Read(error.to_string());
     let mut select = conn
         .prepare(
-            "SELECT seq, uuid, timestamp_ms, type, db_user_id, user_email, method, status, body, chain_prev, chain_hash
+            "SELECT seq, uuid, timestamp_ms, type, db_user_id, user_email, method, status, body, chain_prev, chain_hash,
+                    user_id
              FROM events ORDER BY seq",
         )
         .map_err(sql_error)?;
@@ -60,7 +61,7 @@ fn check_columns(row: &rusqlite::Row<'_>, seq: i64, body: &serde_json::Value) ->
         row.get::<_, rusqlite::types::Value>(index).map_or_else(|error| error.to_string(), |value| format!("{value:?}"))
     };
     use rusqlite::types::Value as Sql;
-    let checks: [(&'static str, usize, Sql); 7] = [
+    let checks: [(&'static str, usize, Sql); 8] = [
         ("uuid", 1, Sql::Text(expected.uuid)),
         ("timestamp_ms", 2, Sql::Integer(expected.timestamp_ms)),
         ("type", 3, Sql::Text(expected.event_type)),
@@ -68,6 +69,7 @@ fn check_columns(row: &rusqlite::Row<'_>, seq: i64, body: &serde_json::Value) ->
         ("user_email", 5, expected.user_email.map_or(Sql::Null, Sql::Text)),
         ("method", 6, Sql::Text(expected.method)),
         ("status", 7, expected.status.map_or(Sql::Null, |status| Sql::Integer(i64::from(status)))),
+        ("user_id", 11, expected.user_id.map_or(Sql::Null, Sql::Text)),
     ];
     for (name, index, body_value) in checks {
         let stored: Option<Sql> = row.get(index).ok();
