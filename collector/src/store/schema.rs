@@ -12,6 +12,12 @@ use super::StoreError;
 /// How long a connection waits for a lock before it reports `SQLITE_BUSY`.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// WAL pages (4 KiB each) after which a commit checkpoints the WAL into the database.
+pub const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
+
+/// The writer connection's page cache, in KiB.
+pub const WRITER_CACHE_KIB: i64 = 32 * 1024;
+
 /// The migrations, in order; migration `n` (1-based) brings the schema to version `n`.
 /// Released entries are never edited: a change is a new entry.
 const MIGRATIONS: &[&str] = &[
@@ -116,6 +122,15 @@ pub fn open_for_writing(path: &Path) -> Result<Connection, StoreError> {
     // must survive power loss, not only a crash of this process.
     conn.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(open_error)?;
+    // Checkpoint every ~40 MB of WAL rather than SQLite's 4 MB: a checkpoint copies each
+    // page once however many commits rewrote it, and the index leaves that every commit
+    // touches are most of what a commit writes, so fewer checkpoints copy far less (ingest
+    // +23% alone, bench/results.md). The WAL file stays bounded by this size.
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES).map_err(open_error)?;
+    // A 32 MiB page cache for the one writer (SQLite's default is 2 MiB): the index pages
+    // inserts land on stay cached instead of being read back from the OS after every
+    // checkpoint. Readers keep the default, so memory stays bounded by connection count.
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB).map_err(open_error)?;
     migrate(&mut conn, path)?;
     Ok(conn)
 }
@@ -160,6 +175,8 @@ mod tests {
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
         assert_eq!(mode, "wal");
         assert_eq!(sync, 2, "synchronous should be FULL (2)");
+        let checkpoint: i64 = conn.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0)).expect("checkpoint");
+        assert_eq!(checkpoint, WAL_AUTOCHECKPOINT_PAGES);
         assert_eq!(version, current_version());
     }
 
