@@ -13,7 +13,7 @@ exit, Ctrl-C or failure. Knobs (environment): BENCH_ROUNDS (5), BENCH_SECONDS (6
 BENCH_LIGHT_SECONDS (5), BENCH_INGEST_EVENTS (200000), BENCH_PAGE_REQUESTS (200),
 BENCH_10M (1; 0 skips the 10M trail), BENCH_TMPDIR (where the temporary files go),
 BENCH_NOTE (a line for the report, e.g. what else ran on the machine), BENCH_ONLY
-(comma-separated parts: envoy,ingest,pages), BENCH_COLLECTOR and BENCH_AUDIT_WASM (measure
+(comma-separated parts: envoy,ingest,pages; or `--only collector|ingest|pages|envoy`), BENCH_COLLECTOR and BENCH_AUDIT_WASM (measure
 other builds than the checkout's).
 """
 
@@ -50,6 +50,13 @@ INGEST_EVENTS = int(os.environ.get("BENCH_INGEST_EVENTS", "200000"))
 PAGE_REQUESTS = int(os.environ.get("BENCH_PAGE_REQUESTS", "200"))
 WITH_10M = os.environ.get("BENCH_10M", "1") != "0"
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "envoy,ingest,pages").split(",")))
+# `run.py --only collector|ingest|pages|envoy` (repeatable) overrides BENCH_ONLY; `collector`
+# is its two parts, ingest and pages.
+if "--only" in sys.argv:
+    ONLY = set()
+    for flag, value in zip(sys.argv, sys.argv[1:]):
+        if flag == "--only":
+            ONLY |= {"ingest", "pages"} if value == "collector" else set(value.split(","))
 NOTE = os.environ.get("BENCH_NOTE", "")
 
 READ_TOKEN = "bench-read-token"
