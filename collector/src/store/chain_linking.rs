@@ -79,22 +79,7 @@ fn link_chunk(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::schema::open_for_writing;
-
-    /// `count` events inserted without links, as a collector before the chain stored them.
-    fn unlinked_trail(count: usize) -> (tempfile::TempDir, Connection) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let conn = open_for_writing(&dir.path().join("audit.db")).expect("open");
-        for n in 0..count {
-            conn.execute(
-                "INSERT INTO events (uuid, timestamp_ms, type, method, ingested_at_ms, body)
-                 VALUES (?1, 0, 'T', 'GET', 0, ?2)",
-                params![format!("uuid-{n}"), format!(r#"{{"n":{n}}}"#)],
-            )
-            .expect("insert");
-        }
-        (dir, conn)
-    }
+    use crate::store::test_support::unlinked_trail;
 
     fn links(conn: &Connection) -> Vec<(i64, Vec<u8>, Vec<u8>)> {
         let mut select = conn.prepare("SELECT seq, chain_prev, chain_hash FROM events ORDER BY seq").expect("prepare");

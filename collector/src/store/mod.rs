@@ -11,6 +11,8 @@ pub mod error;
 pub mod reader;
 pub mod retention;
 pub mod schema;
+#[cfg(test)]
+mod test_support;
 pub mod tokens;
 pub mod trail_query;
 pub mod writer;

@@ -180,8 +180,7 @@ pub fn read_page(conn: &mut Connection, query: &TrailQuery) -> Result<PageOutcom
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::schema::open_for_writing;
-    use rusqlite::params;
+    use crate::store::test_support::unlinked_trail;
 
     fn query(from: Option<&str>, size: usize) -> TrailQuery {
         TrailQuery { from: from.map(str::to_owned), size, ..TrailQuery::default() }
@@ -194,27 +193,13 @@ mod tests {
         }
     }
 
-    fn trail_of(count: usize) -> (tempfile::TempDir, Connection) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let conn = open_for_writing(&dir.path().join("audit.db")).expect("open");
-        for n in 0..count {
-            conn.execute(
-                "INSERT INTO events (uuid, timestamp_ms, type, method, ingested_at_ms, body)
-                 VALUES (?1, 0, 'T', 'GET', 0, ?2)",
-                params![format!("uuid-{n}"), format!(r#"{{"n":{n}}}"#)],
-            )
-            .expect("insert");
-        }
-        (dir, conn)
-    }
-
     fn bodies(page: &PageRows) -> Vec<&str> {
         page.events.iter().map(|raw| raw.get()).collect()
     }
 
     #[test]
     fn a_full_page_names_the_event_that_starts_the_next() {
-        let (_dir, mut conn) = trail_of(5);
+        let (_dir, mut conn) = unlinked_trail(5);
         let page = page_of(read_page(&mut conn, &query(None, 2)).expect("read"));
         assert_eq!(bodies(&page), [r#"{"n":0}"#, r#"{"n":1}"#]);
         assert_eq!(page.next.as_deref(), Some("uuid-2"));
@@ -222,7 +207,7 @@ mod tests {
 
     #[test]
     fn from_is_inclusive_and_the_last_page_has_no_next() {
-        let (_dir, mut conn) = trail_of(5);
+        let (_dir, mut conn) = unlinked_trail(5);
         let page = page_of(read_page(&mut conn, &query(Some("uuid-3"), 2)).expect("read"));
         assert_eq!(bodies(&page), [r#"{"n":3}"#, r#"{"n":4}"#]);
         assert_eq!(page.next, None);
@@ -230,14 +215,14 @@ mod tests {
 
     #[test]
     fn an_unknown_from_is_not_an_empty_page() {
-        let (_dir, mut conn) = trail_of(1);
+        let (_dir, mut conn) = unlinked_trail(1);
         let outcome = read_page(&mut conn, &query(Some("missing"), 10)).expect("read");
         assert!(matches!(outcome, PageOutcome::UnknownFrom), "{outcome:?}");
     }
 
     #[test]
     fn a_purged_from_is_expired_not_unknown() {
-        let (_dir, mut conn) = trail_of(3);
+        let (_dir, mut conn) = unlinked_trail(3);
         // As the retention purge does it: events can be deleted only while it runs.
         conn.execute_batch("UPDATE purge_guard SET purging = 1; DELETE FROM events WHERE uuid = 'uuid-0';")
             .expect("purge one");
@@ -247,7 +232,7 @@ mod tests {
 
     #[test]
     fn descending_pages_walk_back_from_the_cursor() {
-        let (_dir, mut conn) = trail_of(5);
+        let (_dir, mut conn) = unlinked_trail(5);
         let mut newest_first = query(None, 2);
         newest_first.order = TrailOrder::Descending;
         let page = page_of(read_page(&mut conn, &newest_first).expect("read"));
@@ -260,7 +245,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_pool_reads_through_read_only_connections() {
-        let (dir, _conn) = trail_of(3);
+        let (dir, _conn) = unlinked_trail(3);
         let readers = Readers::new(dir.path().join("audit.db"));
         readers.ping().await.expect("ping");
         let page = page_of(readers.page(query(Some("uuid-1"), 100)).await.expect("read"));
