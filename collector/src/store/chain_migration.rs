@@ -72,25 +72,13 @@ mod tests {
 
     use crate::store::retention::purge_batch;
     use crate::store::schema::open_for_writing;
+    use crate::store::test_support::new_event;
 
     fn trail_with_three_events() -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("audit.db");
         let mut conn = open_for_writing(&path).expect("open");
-        let rows: Vec<_> = (0..3u8)
-            .map(|n| crate::store::NewEvent {
-                uuid: format!("event-{n}"),
-                timestamp_ms: i64::from(n),
-                event_type: "T".to_owned(),
-                db_user_id: None,
-                user_email: None,
-                user_id: None,
-                method: "GET".to_owned(),
-                status: None,
-                body: format!(r#"{{"n":{n}}}"#),
-                canonical: format!(r#"{{"n":{n}}}"#).into_bytes(),
-            })
-            .collect();
+        let rows: Vec<_> = (0..3usize).map(|n| new_event(n, i64::try_from(n).unwrap_or_default())).collect();
         let mut tx = conn.transaction().expect("begin");
         crate::store::writer::insert_batch(&mut tx, &rows, 0).expect("insert");
         tx.commit().expect("commit");

@@ -89,22 +89,8 @@ pub fn spawn(writer: WriterHandle, retention_days: u32, every: Duration) -> Join
 mod tests {
     use super::*;
     use crate::store::schema::open_for_writing;
+    use crate::store::test_support::new_event as event;
     use crate::store::writer::{spawn as spawn_writer, NewEvent};
-
-    fn event(n: usize, timestamp_ms: i64) -> NewEvent {
-        NewEvent {
-            uuid: format!("event-{n}"),
-            timestamp_ms,
-            event_type: "T".to_owned(),
-            db_user_id: None,
-            user_email: None,
-            user_id: None,
-            method: "GET".to_owned(),
-            status: None,
-            body: "{}".to_owned(),
-            canonical: b"{}".to_vec(),
-        }
-    }
 
     #[tokio::test]
     async fn purges_only_events_older_than_the_retention_in_several_batches() {

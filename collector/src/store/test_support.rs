@@ -1,9 +1,11 @@
 //! Test fixtures shared by the store's unit tests: a database holding events inserted as a
-//! collector before the hash chain stored them (no chain links), for linking and paging tests.
+//! collector before the hash chain stored them (no chain links), for linking and paging tests,
+//! and events as the writer takes them.
 
 use rusqlite::{params, Connection};
 
 use super::schema::open_for_writing;
+use super::writer::NewEvent;
 
 /// A fresh database in a temporary folder with `count` unlinked events, `uuid-0`, `uuid-1`, ...
 pub fn unlinked_trail(count: usize) -> (tempfile::TempDir, Connection) {
@@ -18,4 +20,21 @@ pub fn unlinked_trail(count: usize) -> (tempfile::TempDir, Connection) {
         .expect("insert");
     }
     (dir, conn)
+}
+
+/// The event `event-<n>` as the writer takes it, with body and canonical form `{"n":<n>}`.
+pub fn new_event(n: usize, timestamp_ms: i64) -> NewEvent {
+    let body = format!(r#"{{"n":{n}}}"#);
+    NewEvent {
+        uuid: format!("event-{n}"),
+        timestamp_ms,
+        event_type: "T".to_owned(),
+        db_user_id: None,
+        user_email: None,
+        user_id: None,
+        method: "GET".to_owned(),
+        status: None,
+        canonical: body.clone().into_bytes(),
+        body,
+    }
 }
