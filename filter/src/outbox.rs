@@ -261,6 +261,13 @@ impl Outbox {
         PushOutcome::QueuedDroppingOldest(dropped)
     }
 
+    /// Counts a captured event that could not be buffered at all (it could not be
+    /// serialized), so it is reported in the next gap record like any other drop.
+    pub fn count_lost(&mut self, now_ms: u64) {
+        self.counters.captured += 1;
+        self.record_drops(1, now_ms);
+    }
+
     /// The next batch, if one is due and none is in flight. A pending gap record goes
     /// first, as soon as delivery works (no backoff running); events go when the queue
     /// holds a full batch (events or bytes), when the oldest event has waited a flush
@@ -675,6 +682,16 @@ mod tests {
         assert_eq!((counters.captured, counters.dropped, counters.buffered_events), (1, 1, 0));
         let gap = outbox.take_batch(5, uuid).expect("the drop is reported");
         assert_eq!(gap.gap, Some(GapWindow { lost_events: 1, first_lost_ms: 5, last_lost_ms: 5 }));
+    }
+
+    #[test]
+    fn an_event_that_could_not_be_serialized_is_counted_and_reported_as_a_gap() {
+        let mut outbox = Outbox::new(limits());
+        outbox.count_lost(9);
+        let counters = outbox.counters();
+        assert_eq!((counters.captured, counters.dropped, counters.buffered_events), (1, 1, 0));
+        let gap = outbox.take_batch(9, uuid).expect("the loss is reported");
+        assert_eq!(gap.gap, Some(GapWindow { lost_events: 1, first_lost_ms: 9, last_lost_ms: 9 }));
     }
 
     #[test]

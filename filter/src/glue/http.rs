@@ -65,16 +65,17 @@ impl HttpContext for AuditHttp {
             worker.fingerprint_key.as_ref(),
             random_event_id(),
         );
-        // One allocation that fits a typical event (~800 bytes), kept by the outbox as is.
-        let mut json = Vec::with_capacity(EVENT_CAPACITY);
-        if let Err(err) = write_event(&mut json, &event) {
-            error!("audit-filter: could not serialize event {}: {err}", event.uuid);
-            return;
-        }
         let Ok(mut outbox) = worker.outbox.try_borrow_mut() else {
             error!("audit-filter: outbox busy, event {} lost", event.uuid);
             return;
         };
+        // One allocation that fits a typical event (~800 bytes), kept by the outbox as is.
+        let mut json = Vec::with_capacity(EVENT_CAPACITY);
+        if let Err(err) = write_event(&mut json, &event) {
+            error!("audit-filter: could not serialize event {}: {err}; counted as dropped", event.uuid);
+            outbox.count_lost(super::now_ms());
+            return;
+        }
         if outbox.push(json, super::now_ms()) == PushOutcome::TooLarge {
             warn!("audit-filter: event {} is larger than the collector accepts; dropped and counted", event.uuid);
         }
