@@ -53,3 +53,6 @@ pub use auth::TokenSet;
 pub use config::{Config, ConfigError, PublicUrl};
 pub use error::Error;
 pub use server::run;
+/// The writer's connection setup (pragmas and migrations), so the bench's raw SQLite loop
+/// writes with exactly the collector's settings.
+pub use store::schema::open_for_writing;

@@ -113,7 +113,9 @@ impl Template {
         let uuid_offsets = (0..batch)
             .map(|i| {
                 let needle = format!("\"uuid\":\"{}\"", uuid(placeholder_run, i));
-                text.find(&needle).map(|at| at + "\"uuid\":\"".len()).ok_or_else(|| anyhow!("uuid {i} not in the batch"))
+                text.find(&needle)
+                    .map(|at| at + "\"uuid\":\"".len())
+                    .ok_or_else(|| anyhow!("uuid {i} not in the batch"))
             })
             .collect::<Result<_>>()?;
         Ok(Template { body, uuid_offsets, run_id, batch })

@@ -130,12 +130,11 @@ pub fn raw_insert(flags: &Flags) -> Result<serde_json::Value> {
     if batch == 0 || per_commit == 0 {
         bail!("--batch and --batches-per-commit must be greater than zero");
     }
-    let mut conn = open_collector_database(path)?;
-    // The collector's connection settings (collector/src/store/schema.rs).
-    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
+    drop(open_collector_database(path)?);
+    // The writer's own connection setup: WAL, synchronous=FULL, its checkpoint interval and
+    // page cache (collector/src/store/schema.rs).
+    let mut conn = audit_collector::open_for_writing(path)?;
+    let mode: String = conn.pragma_query_value(None, "journal_mode", |row| row.get(0))?;
     let now = now_millis();
     let rows = (0..events).map(|i| row(3, i, now + i as i64)).collect::<Result<Vec<_>>>()?;
     let started = Instant::now();
