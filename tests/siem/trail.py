@@ -31,8 +31,8 @@ def _uuid(rng):
     return base64.urlsafe_b64encode(rng.randbytes(16)).rstrip(b"=").decode()
 
 
-def _timestamp(rng, second):
-    offset = rng.choice(OFFSETS)
+def _timestamp(rng, second, offset=None):
+    offset = offset or rng.choice(OFFSETS)
     return f"2026-11-{1 + second // 86400 % 28:02d}T{second // 3600 % 24:02d}:{second // 60 % 60:02d}:{second % 60:02d}.{rng.randrange(1000):03d}{offset}"
 
 
@@ -84,15 +84,16 @@ def request_event(rng, n):
 
 
 def delivery_gap_event(rng, n):
-    first = _timestamp(rng, n * 7 - 30)
+    offset = rng.choice(OFFSETS)
+    first = _timestamp(rng, n * 7 - 30, offset)
     return {
         "uuid": _uuid(rng),
-        "timestamp": _timestamp(rng, n * 7),
+        "timestamp": _timestamp(rng, n * 7, offset),
         "type": DELIVERY_GAP_TYPE,
         "db_user_id": None,
         "user_email": None,
         "payload": {"path": "", "queryString": "", "method": "", "userAgent": None, "referer": None, "params": {}},
-        "gap": {"lostEvents": rng.randrange(1, 5000), "firstLostAt": first, "lastLostAt": _timestamp(rng, n * 7 - 1)},
+        "gap": {"lostEvents": rng.randrange(1, 5000), "firstLostAt": first, "lastLostAt": _timestamp(rng, n * 7 - 1, offset)},
     }
 
 
