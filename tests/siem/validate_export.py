@@ -78,7 +78,8 @@ def validate_lines(format_name, lines, rules, natives=None):
                          for value in missing_values(native, record)]
         if problems:
             uuid = record_uuid(record) if isinstance(record, dict) else None
-            kind = native.get("type") if native else None
+            kind = (native or {}).get("type") or (record.get("api") or {}).get("operation") \
+                or (record.get("event") or {}).get("action")
             reports.append(f"line {number} (uuid {uuid}, type {kind}):\n    " + "\n    ".join(problems)
                            + f"\n    record: {line.strip()[:2000]}")
         else:
