@@ -7,8 +7,9 @@
    access log; alternating configurations within each round. The collector shares core 1
    with wrk and nginx, at SCHED_IDLE so it only takes what they leave.
 2. The collector's ingest over HTTP against a raw SQLite insert loop (the ceiling).
-3. `GET /audit` page latency at the start and the end of a 1M- and a 10M-event trail, and
-   the collector's memory there.
+3. `GET /audit` page latency at the start and the end of a 1M- and a 10M-event trail, of
+   numbered pages 100 and 1,000 (`pageNumber`, found by an index walk), and the collector's
+   memory there.
 
 It only reports: nothing here asserts on a timing. Every process it starts is stopped on
 exit, Ctrl-C or failure. Knobs (environment): BENCH_ROUNDS (5), BENCH_SECONDS (6),
@@ -410,17 +411,19 @@ def time_pages(procs, database, size):
     starting = time.monotonic()
     process, address = start_collector(procs, "collector-pages", database, ready_within=600)
     startup_s = time.monotonic() - starting
-    paths = ["/audit?pageSize=100", f"/audit?from={generated['last_page_uuid']}&pageSize=100"]
+    paths = ["/audit?pageSize=100", f"/audit?from={generated['last_page_uuid']}&pageSize=100",
+             "/audit?pageSize=100&pageNumber=100", "/audit?pageSize=100&pageNumber=1000"]
     timed = tool("pages", "--addr", address, "--token", READ_TOKEN, "--count", PAGE_REQUESTS,
-                 "--path", paths[0], "--path", paths[1])
+                 *[flag for path in paths for flag in ("--path", path)])
     memory = memory_mb(process.pid)
     procs.stop(process)
-    first, last = timed["pages"]
+    first, last, page_100, page_1000 = timed["pages"]
     log(f"  first page median {first['median_ms']:.3f} ms p99 {first['p99_ms']:.3f}; "
-        f"last page median {last['median_ms']:.3f} ms p99 {last['p99_ms']:.3f}; RSS {memory['VmRSS']:.0f} MB; "
-        f"ready {startup_s:.1f} s after start")
+        f"last page median {last['median_ms']:.3f} ms p99 {last['p99_ms']:.3f}; "
+        f"pageNumber 100 median {page_100['median_ms']:.3f} ms, 1000 median {page_1000['median_ms']:.3f} ms; "
+        f"RSS {memory['VmRSS']:.0f} MB; ready {startup_s:.1f} s after start")
     return {"events": generated["events"], "generate": generated, "first": first, "last": last,
-            "memory": memory, "startup_s": startup_s}
+            "page_100": page_100, "page_1000": page_1000, "memory": memory, "startup_s": startup_s}
 
 
 # ---------------------------------------------------------------- report
@@ -538,19 +541,23 @@ def report(envoy, ingest, pages, started, load_before, failures):
     if pages:
         lines += ["### 3. `GET /audit` pages of 100 events, straight to the collector", "",
                   f"{PAGE_REQUESTS} timed sequential requests per page on one keep-alive connection (after 10 untimed), "
-                  "first page and last page interleaved. The trail is generated straight into a collector-created "
-                  "database (realistic ~800-byte bodies); the file is in the OS page cache (warm).", "",
-                  "| stored events | database | collector ready after | first page median / p99 ms | last page median / p99 ms | last/first | collector RSS MB (peak) |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
+                  "first page, last page (`from`), and `pageNumber` 100 and 1,000 interleaved. The trail is generated "
+                  "straight into a collector-created database (realistic ~800-byte bodies); the file is in the OS page "
+                  "cache (warm).", "",
+                  "| stored events | database | collector ready after | first page median / p99 ms | last page median / p99 ms | last/first | pageNumber 100 median / p99 ms (× first) | pageNumber 1000 median / p99 ms (× first) | collector RSS MB (peak) |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for page in pages:
             if "error" in page:
-                lines.append(f"| {page['events']:,} | failed: {page['error']} | | | | | |")
+                lines.append(f"| {page['events']:,} | failed: {page['error']} | | | | | | | |")
                 continue
             lines.append(f"| {page['events']:,} | {page['generate']['db_bytes'] / GIB:.2f} GiB | {page['startup_s']:.1f} s | "
                          f"{page['first']['median_ms']:.3f} / {page['first']['p99_ms']:.3f} | "
                          f"{page['last']['median_ms']:.3f} / {page['last']['p99_ms']:.3f} | "
                          f"{page['last']['median_ms'] / page['first']['median_ms']:.2f}× | "
-                         f"{page['memory']['VmRSS']:.0f} ({page['memory']['VmHWM']:.0f}) |")
+                         + "".join(f"{page[key]['median_ms']:.3f} / {page[key]['p99_ms']:.3f} "
+                                   f"({page[key]['median_ms'] / page['first']['median_ms']:.1f}×) | "
+                                   for key in ("page_100", "page_1000"))
+                         + f"{page['memory']['VmRSS']:.0f} ({page['memory']['VmHWM']:.0f}) |")
         lines.append("")
         measured = [page for page in pages if "error" not in page]
         if len(measured) < len(pages):
