@@ -22,7 +22,8 @@
 //! - [`tail`]: `audit-collector tail`, which follows a trail and prints NDJSON (native,
 //!   OCSF or ECS) for a SIEM shipper, resuming from a state file.
 //! - [`metrics`]: the counters and histograms of `GET /metrics`.
-//! - `batch`: an ingest body turned into rows to store, or a message saying what was wrong.
+//! - [`batch`]: an ingest body turned into rows to store, or a message saying what was wrong
+//!   (public so the ingest parser's fuzz target, `fuzz/fuzz_targets/collector_ingest.rs`, can call it).
 //! - `http`: the routes: ingest, the audit page and its query parameters, the OpenAPI
 //!   document, health, metrics, token checks by scope, and the one mapping from error to
 //!   HTTP status (`application/problem+json`).
@@ -37,7 +38,7 @@
 
 pub mod address_file;
 pub mod auth;
-mod batch;
+pub mod batch;
 pub mod chain;
 pub mod cli;
 pub mod config;
