@@ -10,7 +10,9 @@
 //! - [`classify`]: the seam that gives an event its `type` and `params` (route tables plug in);
 //!   [`sidecar_routes`] types requests for audit-sidecar's own `/audit` API.
 //! - [`identity`], [`client_ip`]: who made the request, and from which address;
-//!   [`metadata`] reads the claims `jwt_authn` verified from Envoy's dynamic metadata.
+//!   [`metadata`] reads the claims `jwt_authn` verified from Envoy's dynamic metadata;
+//!   [`trusted_proxies`] decides whether the peer may set identity headers.
+//! - [`bounds`]: every captured text field cut to its bound, and the cut recorded.
 //! - [`redact`], [`fingerprint`]: masking secrets in query strings; a keyed hash of a token.
 //! - [`outbox`]: the per-worker buffer, batching and retry policy (time passed in), and
 //!   the gap records that report dropped events.
@@ -21,6 +23,7 @@
 //! - `glue` (wasm32 only): the root and HTTP contexts; the only code that imports `proxy_wasm`.
 
 pub mod answer;
+pub mod bounds;
 pub mod capture;
 pub mod classify;
 pub mod client_ip;
@@ -36,6 +39,7 @@ pub mod outbox;
 pub mod redact;
 pub mod routes;
 pub mod sidecar_routes;
+pub mod trusted_proxies;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;
