@@ -14,6 +14,9 @@
 //!   [`trusted_proxies`] decides whether the peer may set identity headers.
 //! - [`bounds`]: every captured text field cut to its bound, and the cut recorded.
 //! - [`redact`], [`fingerprint`]: masking secrets in query strings; a keyed hash of a token.
+//! - [`delivery`]: the per-worker delivery policy (flush on tick and after answers, retry,
+//!   rejection, drop announcements, fail-closed refusals), behind the host trait
+//!   [`delivery::DeliveryHost`].
 //! - [`outbox`]: the per-worker buffer, batching and retry policy (time passed in), and
 //!   the gap records that report dropped events.
 //! - [`entropy`]: random bytes for event uuids, fetched from the host in bulk.
@@ -28,6 +31,7 @@ pub mod capture;
 pub mod classify;
 pub mod client_ip;
 pub mod config;
+pub mod delivery;
 pub mod entropy;
 pub mod event_json;
 pub mod failure_policy;
