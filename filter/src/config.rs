@@ -325,8 +325,7 @@ impl FilterConfig {
             identity: section("identity", raw.identity)?,
             redaction: section("redaction", raw.redaction)?,
             limits: section("limits", raw.limits)?,
-            route_table: RouteTable::from_config(&section::<RouteTableConfig>("routes", raw.routes)?)
-                .map_err(ConfigError::Routes)?,
+            route_table: section::<RouteTableConfig>("routes", raw.routes)?.build().map_err(ConfigError::Routes)?,
         }
         .normalized();
         config.validate()?;
