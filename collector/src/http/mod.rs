@@ -14,6 +14,7 @@ mod metrics;
 mod openapi;
 mod problem;
 mod public_key;
+mod query_time;
 mod respond;
 
 use std::sync::Arc;
