@@ -1,5 +1,7 @@
 //! A child process of the stack: its output goes to a log file (so a failing test can
 //! show it), and it is killed and reaped when dropped, so no test leaves servers behind.
+//! A log file is appended to across runs in the same folder (`make demo` keeps its folder),
+//! so each process reads back only what it wrote itself: the log from where it started.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,8 @@ pub struct ManagedProcess {
     name: String,
     child: Child,
     log_path: PathBuf,
+    /// Where this process's output starts in the log file.
+    log_start: u64,
 }
 
 impl ManagedProcess {
@@ -24,13 +28,14 @@ impl ManagedProcess {
             .append(true)
             .open(&log_path)
             .with_context(|| format!("opening {}", log_path.display()))?;
+        let log_start = log.metadata().with_context(|| format!("reading {}", log_path.display()))?.len();
         let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting {name}: {command:?}"))?;
-        Ok(Self { name: name.to_string(), child, log_path })
+        Ok(Self { name: name.to_string(), child, log_path, log_start })
     }
 
     /// The process id.
@@ -38,9 +43,11 @@ impl ManagedProcess {
         self.child.id()
     }
 
-    /// Everything the process has logged so far.
+    /// Everything the process has logged so far (not what earlier runs left in the file).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+        let all = std::fs::read(&self.log_path).unwrap_or_default();
+        let start = usize::try_from(self.log_start).unwrap_or(usize::MAX).min(all.len());
+        String::from_utf8_lossy(&all[start..]).into_owned()
     }
 
     /// Fails when the process has exited, quoting the end of its log.
