@@ -9,7 +9,7 @@ VENV       := .venv
 WASM       := target/wasm32-wasip1/wasm-release/audit_filter.wasm
 COLLECTOR  := target/debug/audit-collector
 
-.PHONY: help setup build demo test test-unit test-e2e lint clean
+.PHONY: help setup build demo test lint clean
 
 help:
 	@echo "make demo   run Envoy + audit filter + collector + a Pact Broker stand-in on 127.0.0.1:$${LISTEN_PORT:-10000}"
