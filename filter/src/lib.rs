@@ -7,8 +7,8 @@
 //! - [`host`]: [`host::RequestView`], what capture reads from the proxy (the only seam).
 //! - [`capture`]: a finished request → an [`audit_event::AuditEvent`]; [`event_json`] writes
 //!   it as the JSON serde_json would, faster.
-//! - [`classify`]: the seam that gives an event its `type` and `params` (route tables plug in);
-//!   [`sidecar_routes`] types requests for audit-sidecar's own `/audit` API.
+//! - [`routes`]: the route table that gives an event its `type` and `params`;
+//!   [`sidecar_routes`] types requests for audit-sidecar's own `/audit` API, before it.
 //! - [`identity`], [`client_ip`]: who made the request, and from which address;
 //!   [`metadata`] reads the claims `jwt_authn` verified from Envoy's dynamic metadata.
 //! - [`redact`], [`fingerprint`]: masking secrets in query strings; a keyed hash of a token.
@@ -29,7 +29,6 @@
 
 pub(crate) mod answer;
 pub(crate) mod capture;
-pub(crate) mod classify;
 pub(crate) mod client_ip;
 pub(crate) mod config;
 pub(crate) mod delivery;

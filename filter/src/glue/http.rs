@@ -39,13 +39,7 @@ impl HttpContext for AuditHttp {
 
     fn on_log(&mut self) {
         let Some(worker) = &self.worker else { return };
-        let event = capture_event(
-            &HostRequest,
-            &worker.config,
-            &worker.config.route_table,
-            worker.fingerprint_key.as_ref(),
-            random_event_id(),
-        );
+        let event = capture_event(&HostRequest, &worker.config, worker.fingerprint_key.as_ref(), random_event_id());
         // One allocation that fits a typical event (~800 bytes), kept by the outbox as is.
         let mut json = Vec::with_capacity(EVENT_CAPACITY);
         let serialized = write_event(&mut json, &event).map(|()| json);
