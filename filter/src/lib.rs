@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! Everything but `glue` is pure and tested natively with `cargo test -p audit-filter`.
-//! - [`config`]: the plugin configuration, one pure parse-and-validate function.
+//! - [`config`]: the plugin configuration, one pure parse-and-validate function (each
+//!   section checks its own rules); [`config_error`]: why a configuration was refused.
 //! - [`host`]: [`host::RequestView`], what capture reads from the proxy (the only seam).
 //! - [`capture`]: a finished request → an [`audit_event::AuditEvent`]; [`event_json`] writes
 //!   it as the JSON serde_json would, faster.
@@ -31,6 +32,7 @@ pub(crate) mod answer;
 pub(crate) mod capture;
 pub(crate) mod client_ip;
 pub(crate) mod config;
+pub(crate) mod config_error;
 pub(crate) mod delivery;
 pub(crate) mod entropy;
 pub(crate) mod event_json;
