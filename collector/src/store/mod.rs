@@ -1,8 +1,10 @@
 //! The SQLite store of the trail. One thread owns the write connection ([`writer`]) and
 //! takes work over a bounded queue; readers use their own connections ([`reader`]); the
-//! schema and the connection settings live in [`schema`]; [`retention`] purges old events
+//! schema and the connection settings live in [`schema`]; [`activity`] counts events per
+//! hour for the viewer's chart; [`retention`] purges old events
 //! through the writer, in bounded batches.
 
+pub mod activity;
 pub mod chain_linking;
 pub mod chain_migration;
 pub mod chain_store;

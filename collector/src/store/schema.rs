@@ -93,6 +93,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_by_user_id ON events (user_id, seq);
     CREATE TRIGGER events_user_id_is_immutable BEFORE UPDATE OF user_id ON events
     BEGIN SELECT RAISE(ABORT, 'audit events are immutable: the trail has no update path'); END;",
+    // 5: the hourly activity rollup behind GET /audit/activity, kept by triggers (see
+    // `activity`).
+    super::activity::ACTIVITY_MIGRATION,
 ];
 
 /// The schema version this binary migrates to.
