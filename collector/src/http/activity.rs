@@ -14,14 +14,14 @@ use super::authorize::authorize;
 use super::respond::{with_body, HttpResponse};
 use super::{ApiError, Shared};
 use crate::auth::Scope;
-use crate::store::activity::{activity, ActivityOutcome, BucketWidth, MAX_BUCKETS};
+use crate::store::activity::{ActivityOutcome, BucketWidth, MAX_BUCKETS};
 
 /// Handles one request.
 pub async fn handle(request: &Request<Incoming>, shared: &Shared) -> Result<HttpResponse, ApiError> {
     authorize(request.headers(), Scope::Read, shared).await?;
     let width = parse_bucket(request.uri().query())?;
     let filters = AuditQuery::parse(request.uri().query())?.filters;
-    let outcome = shared.readers.read(move |conn| activity(conn, &filters, width)).await?;
+    let outcome = shared.store.activity(filters, width).await?;
     let ActivityOutcome::Buckets(buckets) = outcome else {
         return Err(ApiError::InvalidParameter {
             name: "bucket".to_owned(),

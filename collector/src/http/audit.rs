@@ -22,7 +22,7 @@ pub async fn handle(request: &Request<Incoming>, shared: &Shared) -> Result<Http
     let query = AuditQuery::parse(request.uri().query())?;
     let base = base_url(shared.public_url.as_ref(), request.headers())?;
     let shown_from = || query.from.as_deref().unwrap_or_default().chars().take(64).collect::<String>();
-    let rows = match shared.readers.page(query.trail_query()).await? {
+    let rows = match shared.store.page(query.trail_query()).await? {
         PageOutcome::Page(rows) => rows,
         PageOutcome::UnknownFrom => return Err(ApiError::UnknownFrom { from: shown_from() }),
         PageOutcome::ExpiredFrom => return Err(ApiError::ExpiredFrom { from: shown_from() }),
