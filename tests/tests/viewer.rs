@@ -12,10 +12,10 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use audit_e2e::client::{send, wait_for_trail};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use audit_e2e::{paths, AuditStack, StackOptions};
 use audit_event::timestamp::format_rfc3339_millis;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 
 const TRAIL_TIMEOUT: Duration = Duration::from_secs(30);
 /// What the hostile requests put in every field they can reach; the page must show it as text.
@@ -117,8 +117,13 @@ fn the_viewer_shows_filters_pages_follows_charts_and_verifies_the_trail_in_a_rea
     run_browser_suite(&stack, "intact", &window);
 
     // The newest event (a GET the browser made): the first page newest-first shows it.
-    let newest = send("GET", &format!("{collector}/audit?sort=-timestamp&pageSize=1"), &[("authorization", &format!("Bearer {token}"))], None)
-        .expect("read the newest event");
+    let newest = send(
+        "GET",
+        &format!("{collector}/audit?sort=-timestamp&pageSize=1"),
+        &[("authorization", &format!("Bearer {token}"))],
+        None,
+    )
+    .expect("read the newest event");
     let seq = serde_json::from_str::<serde_json::Value>(&newest.body).expect("JSON")["events"][0]["chain"]["seq"]
         .as_i64()
         .expect("a chain seq");

@@ -20,7 +20,7 @@ use crate::store::activity::{ActivityOutcome, BucketWidth, MAX_BUCKETS};
 pub async fn handle(request: &Request<Incoming>, shared: &Shared) -> Result<HttpResponse, ApiError> {
     authorize(request.headers(), Scope::Read, shared).await?;
     let width = parse_bucket(request.uri().query())?;
-    let filters = AuditQuery::parse(request.uri().query())?.filters;
+    let filters = AuditQuery::parse(Some(&only_filters(request.uri().query())))?.filters;
     let outcome = shared.store.activity(filters, width).await?;
     let ActivityOutcome::Buckets(buckets) = outcome else {
         return Err(ApiError::InvalidParameter {
@@ -52,6 +52,13 @@ pub async fn handle(request: &Request<Incoming>, shared: &Shared) -> Result<Http
     Ok(with_body(StatusCode::OK, "application/json", body))
 }
 
+/// The query without `/audit`'s paging parameters, which mean nothing here.
+fn only_filters(query: Option<&str>) -> String {
+    let kept = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(name, _)| !matches!(name.as_ref(), "from" | "sort" | "pageSize" | "pageNumber"));
+    form_urlencoded::Serializer::new(String::new()).extend_pairs(kept).finish()
+}
+
 fn parse_bucket(query: Option<&str>) -> Result<BucketWidth, ApiError> {
     let mut width = BucketWidth::Hour;
     for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
@@ -62,7 +69,10 @@ fn parse_bucket(query: Option<&str>) -> Result<BucketWidth, ApiError> {
                 other => {
                     return Err(ApiError::InvalidParameter {
                         name: "bucket".to_owned(),
-                        problem: format!("must be `hour` or `day`, not `{}`", other.chars().take(32).collect::<String>()),
+                        problem: format!(
+                            "must be `hour` or `day`, not `{}`",
+                            other.chars().take(32).collect::<String>()
+                        ),
                     })
                 }
             };
@@ -81,5 +91,13 @@ mod tests {
         assert_eq!(parse_bucket(Some("type=T&bucket=day")).ok(), Some(BucketWidth::Day));
         let error = parse_bucket(Some("bucket=week")).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(error.starts_with("`bucket` must be `hour` or `day`"), "{error}");
+    }
+
+    #[test]
+    fn paging_parameters_are_dropped_and_filters_kept() {
+        let kept = only_filters(Some("pageNumber=7&from=x&type=A%3A%3AB&sort=bad&pageSize=0&status=401"));
+        let query = AuditQuery::parse(Some(&kept)).expect("the filters parse");
+        assert_eq!(query.filters.event_type.as_deref(), Some("A::B"));
+        assert_eq!(query.filters.status, Some(401));
     }
 }

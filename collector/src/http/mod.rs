@@ -79,12 +79,9 @@ pub async fn route(request: Request<Incoming>, shared: Arc<Shared>) -> HttpRespo
         }
         (path, &Method::GET) if ui::is_ui_path(path) => ui::handle(path),
         (
-            AUDIT_PATH | ACTIVITY_PATH | OPENAPI_PATH | HEALTH_PATH | METRICS_PATH | CHECKPOINTS_PATH
-            | PUBLIC_KEY_PATH,
+            AUDIT_PATH | ACTIVITY_PATH | OPENAPI_PATH | HEALTH_PATH | METRICS_PATH | CHECKPOINTS_PATH | PUBLIC_KEY_PATH,
             _,
-        ) => {
-            Err(ApiError::MethodNotAllowed { path: path.clone(), method: method.to_string(), allow: "GET" })
-        }
+        ) => Err(ApiError::MethodNotAllowed { path: path.clone(), method: method.to_string(), allow: "GET" }),
         _ => Err(ApiError::NotFound { path: path.clone() }),
     };
     let response = outcome.unwrap_or_else(ApiError::into_response);

@@ -122,11 +122,7 @@ const OUTCOME_SUMS: &str = "sum(CASE WHEN status BETWEEN 100 AND 399 THEN n ELSE
      sum(n)";
 
 /// Events per bucket of `width` for the events `filters` selects.
-pub fn activity(
-    conn: &Connection,
-    filters: &EventFilters,
-    width: BucketWidth,
-) -> Result<ActivityOutcome, StoreError> {
+pub fn activity(conn: &Connection, filters: &EventFilters, width: BucketWidth) -> Result<ActivityOutcome, StoreError> {
     let since = filters.since_ms.unwrap_or(i64::MIN);
     let until = filters.until_ms.unwrap_or(i64::MAX);
     let mut buckets: BTreeMap<i64, OutcomeCounts> = BTreeMap::new();
@@ -320,7 +316,13 @@ mod tests {
     fn counts_match_counting_every_event_for_any_window_and_filter() {
         let (_dir, conn) = trail();
         let minute = |m: i64| Some(BASE_MS + m * 60_000);
-        let windows = [(None, None), (minute(5), None), (None, minute(61)), (minute(10), minute(24 * 60 + 6)), (minute(60), minute(120))];
+        let windows = [
+            (None, None),
+            (minute(5), None),
+            (None, minute(61)),
+            (minute(10), minute(24 * 60 + 6)),
+            (minute(60), minute(120)),
+        ];
         let selections = [
             EventFilters::default(),
             EventFilters { event_type: Some("T".into()), ..EventFilters::default() },
