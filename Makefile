@@ -55,6 +55,7 @@ test: build setup-compose setup-browser
 	cargo test --workspace --exclude audit-e2e
 	cargo test -p audit-e2e
 	bash tests/schemathesis.sh
+	$(VENV)/bin/python tests/siem/check_exports.py
 
 lint: setup
 	cargo clippy --workspace --all-targets -- -D warnings

@@ -2,7 +2,8 @@
 //! stored. The query string is read by [`super::audit_query`]; the page is a keyset query
 //! on the commit sequence (see `store::trail_query`). `_links.self` and `_links.next` carry
 //! every parameter of the request, so following `next` keeps the filters, the order and
-//! the page size. An unknown `from` is a 404; a `from` retention purged is a 410.
+//! the page size; `next` is always a cursor (`from`), also after a numbered page
+//! (`pageNumber`). An unknown `from` is a 404; a `from` retention purged is a 410.
 
 use audit_event::{AuditPage, Link, PageLinks};
 use hyper::body::Incoming;
@@ -31,7 +32,7 @@ pub async fn handle(request: &Request<Incoming>, shared: &Shared) -> Result<Http
     let page = AuditPage {
         events: rows.events,
         links: PageLinks {
-            this: Link { href: page_href(&base, query.from.as_deref(), &pairs) },
+            this: Link { href: page_href(&base, query.from.as_deref(), &query.self_link_pairs()) },
             next: rows.next.map(|uuid| Link { href: page_href(&base, Some(&uuid), &pairs) }),
         },
     };

@@ -15,6 +15,7 @@ mod metrics;
 mod openapi;
 mod problem;
 mod public_key;
+mod query_time;
 mod respond;
 mod ui;
 
