@@ -1,6 +1,7 @@
 # audit-sidecar. The two commands in the README: `make demo` and `make test`.
 # Each installs what it needs (the wasm target, a .venv with the pinned Envoy and Pact
-# tools, Debian's docker-compose for checking docker-compose.yml), then builds.
+# tools, Debian's docker-compose for checking docker-compose.yml, Debian's postgresql for
+# the PostgreSQL store's tests), then builds.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -8,7 +9,7 @@ VENV       := .venv
 WASM       := target/wasm32-wasip1/wasm-release/audit_filter.wasm
 COLLECTOR  := target/debug/audit-collector
 
-.PHONY: help setup build demo test test-unit test-e2e lint clean setup-browser screenshot
+.PHONY: help setup build demo test lint clean setup-browser screenshot
 
 help:
 	@echo "make demo   run Envoy + audit filter + collector + a Pact Broker stand-in on 127.0.0.1:$${LISTEN_PORT:-10000}"
@@ -51,7 +52,14 @@ setup-browser:
 screenshot: build setup-browser
 	VIEWER_SCREENSHOT=docs/viewer.png cargo test -p audit-e2e --test viewer
 
-test: build setup-compose setup-browser
+## The PostgreSQL store's tests start their own throwaway server from Debian's binaries.
+.PHONY: setup-postgres
+setup-postgres:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+	  apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq postgresql >/dev/null; }
+
+test: build setup-compose setup-postgres setup-browser
 	cargo test --workspace --exclude audit-e2e
 	cargo test -p audit-e2e
 	bash tests/schemathesis.sh

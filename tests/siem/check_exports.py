@@ -5,6 +5,11 @@ receives a generated trail (trail.py: hundreds of varied events, delivery gaps a
 OCSF and ECS line is validated against the published schemas (validate_export.py), including
 that each carries every value of its native event.
 
+Then the same for events no ingest accepts, served by a stand-in `/audit` on a free port (as
+PactFlow's own API or a collector would serve them): PactFlow's events without any addition,
+the records the collector writes itself (sender gaps, stopped and resumed senders), events
+with their sender's number.
+
 Before that, a control: records broken on purpose (a required attribute removed, a port in a
 host name, a field outside ECS and our namespace, a lost value) must be rejected, so a checker
 that accepts everything cannot pass.
@@ -18,8 +23,11 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.parse
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -29,6 +37,7 @@ from validate_export import DEFAULT_ECS_FIELDS, read_natives, rules_for, validat
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLLECTOR = os.environ.get("COLLECTOR", os.path.join(REPOSITORY, "target", "debug", "audit-collector"))
 EVENTS = 400
+SERVED_ONLY = 150
 READ_TOKEN = "siem-export-read-token"
 INGEST_TOKEN = "siem-export-ingest-token"
 
@@ -52,6 +61,38 @@ def start_collector(work):
     raise RuntimeError(f"the collector did not start; its log:\n{open(log.name).read()}")
 
 
+def serve_audit(events):
+    """A stand-in `GET /audit` with the read token: pages of 100 from `from` (inclusive),
+    `_links.next` while events remain. Returns the server; its address is `server_address`."""
+
+    class AuditPages(BaseHTTPRequestHandler):
+        def do_GET(self):
+            url = urllib.parse.urlsplit(self.path)
+            if url.path != "/audit" or self.headers.get("Authorization") != f"Bearer {READ_TOKEN}":
+                self.send_error(404 if url.path != "/audit" else 401)
+                return
+            query = dict(urllib.parse.parse_qsl(url.query))
+            uuids = [event["uuid"] for event in events]
+            start = uuids.index(query["from"]) if "from" in query else 0
+            page = events[start:start + 100]
+            links = {"self": {"href": f"http://{self.headers['Host']}{self.path}"}}
+            if start + 100 < len(events):
+                links["next"] = {"href": f"http://{self.headers['Host']}/audit?from={uuids[start + 100]}"}
+            body = json.dumps({"events": page, "_links": links}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/hal+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), AuditPages)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def ingest(address, events):
     for start in range(0, len(events), 100):
         body = json.dumps({"events": events[start:start + 100]}).encode()
@@ -63,8 +104,8 @@ def ingest(address, events):
                 raise RuntimeError(f"ingest answered {response.status}")
 
 
-def tail(address, format_name, work):
-    output = os.path.join(work, f"{format_name}.ndjson")
+def tail(address, format_name, work, source):
+    output = os.path.join(work, f"{source}-{format_name}.ndjson")
     with open(output, "w") as file:
         subprocess.run(
             [COLLECTOR, "tail", "--url", f"http://{address}", "--token", READ_TOKEN, "--format", format_name,
@@ -108,6 +149,37 @@ def controls(rules, format_name, lines, natives):
     return accepted
 
 
+def check_trail(source, address, events, work, failures, totals):
+    """Tails the trail at `address` in every format and validates every OCSF and ECS line
+    (the events, and any other record tail writes into the stream)."""
+    natives = read_natives(tail(address, "native", work, source))
+    missing = {event["uuid"] for event in events} - set(natives)
+    if missing:
+        failures.append(f"{source}: tail did not write {len(missing)} of the {len(events)} events, e.g. {sorted(missing)[:3]}")
+    event_count = len(events)
+    for format_name in ["ocsf", "ecs"]:
+        try:
+            rules = rules_for(format_name, os.environ.get("ECS_FIELDS", DEFAULT_ECS_FIELDS))
+        except FileNotFoundError as error:
+            failures.append(f"{format_name}: NOT VALIDATED: {error}")
+            continue
+        with open(tail(address, format_name, work, source), encoding="utf-8") as file:
+            lines = [line for line in file if line.strip()]
+        accepted = controls(rules, format_name, lines, natives)
+        if accepted:
+            failures.append(f"{format_name}: the checker accepted records broken on purpose: {accepted}")
+        checked, valid, reports = validate_lines(format_name, lines, rules, natives)
+        for report in reports[:20]:
+            print(report)
+        totals["checked"] += checked
+        totals["valid"] += valid
+        gaps = sum(1 for event in natives.values() if isinstance(event.get("gap"), dict))
+        print(f"{format_name} ({source}): {checked} records checked, {valid} valid ({gaps} gap records among them)")
+        if checked < event_count or valid != checked:
+            failures.append(f"{format_name} ({source}): {checked - valid} of {checked} records invalid "
+                            f"({event_count} events in the trail)")
+
+
 def main():
     failures = []
     totals = {"checked": 0, "valid": 0}
@@ -116,34 +188,17 @@ def main():
         try:
             events = trail.generate(EVENTS)
             ingest(address, events)
-            natives_path = tail(address, "native", work)
-            natives = read_natives(natives_path)
-            if len(natives) != len(events):
-                failures.append(f"native: tail wrote {len(natives)} events, {len(events)} were ingested")
-            for format_name in ["ocsf", "ecs"]:
-                try:
-                    rules = rules_for(format_name, os.environ.get("ECS_FIELDS", DEFAULT_ECS_FIELDS))
-                except FileNotFoundError as error:
-                    failures.append(f"{format_name}: NOT VALIDATED: {error}")
-                    continue
-                with open(tail(address, format_name, work), encoding="utf-8") as file:
-                    lines = [line for line in file if line.strip()]
-                accepted = controls(rules, format_name, lines, natives)
-                if accepted:
-                    failures.append(f"{format_name}: the checker accepted records broken on purpose: {accepted}")
-                checked, valid, reports = validate_lines(format_name, lines, rules, natives)
-                for report in reports[:20]:
-                    print(report)
-                totals["checked"] += checked
-                totals["valid"] += valid
-                gaps = sum(1 for line in lines if "DeliveryGap" in line)
-                print(f"{format_name}: {checked} records checked, {valid} valid ({gaps} delivery gaps among them)")
-                if checked != len(events) or valid != checked:
-                    failures.append(f"{format_name}: {checked - valid} of {checked} records invalid "
-                                    f"({len(events)} events in the trail)")
+            check_trail("collector", address, events, work, failures, totals)
         finally:
             process.terminate()
             process.wait(timeout=30)
+        served = trail.served_only(SERVED_ONLY)
+        server = serve_audit(served)
+        try:
+            host, port = server.server_address[:2]
+            check_trail("served", f"{host}:{port}", served, work, failures, totals)
+        finally:
+            server.shutdown()
     for failure in failures:
         print(f"FAILED {failure}", file=sys.stderr)
     print(f"exports: {totals['valid']} passed, {totals['checked'] - totals['valid']} failed")

@@ -101,3 +101,51 @@ def generate(count, seed=20261130):
     """`count` events, about one in twenty-five a delivery gap."""
     rng = random.Random(seed)
     return [delivery_gap_event(rng, n) if n % 25 == 24 else request_event(rng, n) for n in range(count)]
+
+
+SENDER_RECORD_TYPES = ["AuditSidecar::SenderGap", "AuditSidecar::SenderStopped", "AuditSidecar::SenderResumed"]
+
+
+def collector_record(rng, n):
+    """A record the collector writes itself (ingest refuses these types): a sender's numbers it
+    never received, a sender that stopped (with the unknown window after its last heartbeat),
+    a sender heard again."""
+    offset = rng.choice(OFFSETS)
+    record_type = SENDER_RECORD_TYPES[(n // 3) % len(SENDER_RECORD_TYPES)]
+    first_seq = rng.randrange(1, 10_000)
+    lost = 0 if record_type.endswith("Resumed") else rng.randrange(1, 500)
+    gap = {"lostEvents": lost, "firstLostAt": _timestamp(rng, n * 7 - 40, offset),
+           "lastLostAt": _timestamp(rng, n * 7 - 20, offset), "sender": _uuid(rng)}
+    if lost:
+        gap["seqs"] = [{"first": first_seq, "last": first_seq + lost - 1}]
+    if record_type.endswith("Stopped"):
+        gap.update({"captured": first_seq + lost - 1, "delivered": first_seq - 1,
+                    "lastHeardAt": _timestamp(rng, n * 7 - 10, offset), "unknownUntil": _timestamp(rng, n * 7 - 5, offset)})
+    return {
+        "uuid": _uuid(rng), "timestamp": _timestamp(rng, n * 7, offset), "type": record_type,
+        "db_user_id": None, "user_email": None,
+        "payload": {"path": "", "queryString": "", "method": "", "userAgent": None, "referer": None, "params": {}},
+        "gap": gap,
+    }
+
+
+def served_only(count, seed=20261201):
+    """Events that cannot be ingested, as another server's `/audit` would serve them: PactFlow's
+    own events (no audit-sidecar key at all), the collector's own records, and events carrying
+    their sender's number. Each has a `chain` link like the collector's."""
+    rng = random.Random(seed)
+    events = []
+    for n in range(count):
+        if n % 3 == 0:
+            event = collector_record(rng, n)
+        else:
+            event = request_event(rng, n)
+            if n % 3 == 1:
+                event = {key: event[key] for key in ["uuid", "timestamp", "type", "db_user_id", "user_email"]} | {
+                    "payload": {key: event["payload"][key] for key in
+                                ["path", "queryString", "method", "userAgent", "referer", "params"]}}
+            else:
+                event["sender"] = {"id": _uuid(rng), "seq": n + 1}
+        event["chain"] = {"seq": n + 1, "hash": f"{rng.randrange(16**64):064x}", "prevHash": f"{rng.randrange(16**64):064x}"}
+        events.append(event)
+    return events

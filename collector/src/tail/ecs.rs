@@ -60,7 +60,8 @@ pub fn to_ecs(event: &Value) -> Value {
     let gap = GapSummary::of(event);
     let outcome_text = text(event, &["response", "outcome"]);
     let outcome = match (&gap, outcome_text.as_deref()) {
-        (Some(_), _) => "failure",
+        (Some(gap), _) if gap.is_loss() => "failure",
+        (Some(_), _) => "success",
         (None, Some("success")) => "success",
         (None, Some(_)) => "failure",
         (None, None) => "unknown",
@@ -97,7 +98,11 @@ pub fn to_ecs(event: &Value) -> Value {
             "dataset": "audit_sidecar.audit",
             "sequence": at(event, &["chain", "seq"]).and_then(Value::as_i64),
             "duration": at(event, &["response", "durationMs"]).and_then(Value::as_f64).map(|ms| (ms * 1e6).round() as i64),
-            "severity": if gap.is_some() { 4 } else { 1 },
+            "severity": match &gap {
+                Some(gap) if gap.is_loss() => 4,
+                Some(_) => 2,
+                None => 1,
+            },
             "reason": gap.as_ref().map(|gap| gap.describe(&event_type)),
             "start": gap.as_ref().and_then(|gap| gap.first_lost_at.clone()),
             "end": gap.as_ref().and_then(|gap| gap.last_lost_at.clone()),

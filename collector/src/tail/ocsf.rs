@@ -4,7 +4,8 @@
 //! (2) for GET and HEAD, Update (3) for PUT and PATCH, Delete (4) for DELETE, Other (99,
 //! named after the method) otherwise. A gap-like event (it lost events) is Other (99),
 //! named after its type, with `count` = events lost, `start_time`/`end_time` its window,
-//! severity High and status Failure.
+//! severity High and status Failure (Low and Success for a record that nothing was lost,
+//! e.g. a sender heard again).
 //!
 //! The attributes OCSF requires of 6003 are always present: `actor` (the user; `anonymous`
 //! of type Unknown when the request carried no identity; `audit-sidecar` for a gap) and
@@ -73,12 +74,17 @@ pub fn to_ocsf(event: &Value) -> Value {
         mapped.push(&["response", "outcome"]);
     }
     let (status_id, status_name, status_detail) = match (&gap, outcome.as_deref()) {
-        (Some(gap), _) => (2, "Failure", Some(gap.describe(&event_type))),
+        (Some(gap), _) if gap.is_loss() => (2, "Failure", Some(gap.describe(&event_type))),
+        (Some(gap), _) => (1, "Success", Some(gap.describe(&event_type))),
         (None, Some("success")) => (1, "Success", outcome.clone()),
         (None, Some(_)) => (2, "Failure", outcome.clone()),
         (None, None) => (0, "Unknown", None),
     };
-    let (severity_id, severity) = if gap.is_some() { (4, "High") } else { (1, "Informational") };
+    let (severity_id, severity) = match &gap {
+        Some(gap) if gap.is_loss() => (4, "High"),
+        Some(_) => (2, "Low"),
+        None => (1, "Informational"),
+    };
     let timestamp = text(event, &["timestamp"]);
     let host = text(event, &["payload", "host"]).map(|host| host_and_port(&host));
     if host.is_some() {
@@ -305,6 +311,41 @@ mod tests {
         assert_eq!(ocsf["actor"], json!({"app_name": "audit-sidecar"}));
         assert_eq!(ocsf["unmapped"]["gap"]["lostEvents"], 7, "the whole gap record is kept");
         assert!(ocsf.get("http_request").is_none(), "{ocsf}");
+    }
+
+    #[test]
+    fn a_collector_record_of_a_stopped_sender_keeps_its_sender_numbers_and_unknown_window() {
+        let stopped = json!({
+            "uuid": "zHO0xNcjUseyU6DsisadXw", "timestamp": "2026-11-22T02:01:00.000+00:00",
+            "type": "AuditSidecar::SenderStopped",
+            "payload": {"path": "", "queryString": "", "method": "", "params": {}},
+            "gap": {"lostEvents": 3, "firstLostAt": "2026-11-22T02:00:00.000+00:00",
+                    "lastLostAt": "2026-11-22T02:00:01.000+00:00", "sender": "AAAAAAAAAAAAAAAAAAAAAA",
+                    "seqs": [{"first": 8, "last": 10}], "captured": 10, "delivered": 7,
+                    "lastHeardAt": "2026-11-22T02:00:02.000+00:00", "unknownUntil": "2026-11-22T02:00:03.000+00:00"}
+        });
+        let ocsf = mapped(&stopped);
+        assert_eq!((ocsf["activity_name"].clone(), ocsf["count"].clone()), (json!("SenderStopped"), json!(3)));
+        assert_eq!(ocsf["unmapped"]["gap"]["seqs"], json!([{"first": 8, "last": 10}]));
+        assert_eq!(ocsf["unmapped"]["gap"]["sender"], "AAAAAAAAAAAAAAAAAAAAAA");
+        assert!(ocsf["message"].as_str().is_some_and(|message| message.contains("unknown number after")), "{ocsf}");
+        let mut resumed = stopped;
+        resumed["type"] = json!("AuditSidecar::SenderResumed");
+        resumed["gap"] = json!({"lostEvents": 0, "firstLostAt": "2026-11-22T02:00:00.000+00:00",
+                                "lastLostAt": "2026-11-22T02:00:00.000+00:00", "sender": "AAAAAAAAAAAAAAAAAAAAAA"});
+        let ocsf = mapped(&resumed);
+        assert_eq!(
+            (ocsf["severity_id"].clone(), ocsf["status_id"].clone()),
+            (json!(2), json!(1)),
+            "nothing lost: {ocsf}"
+        );
+    }
+
+    #[test]
+    fn an_events_sender_number_is_kept_in_unmapped() {
+        let mut event = ours();
+        event["sender"] = json!({"id": "AAAAAAAAAAAAAAAAAAAAAA", "seq": 12});
+        assert_eq!(mapped(&event)["unmapped"]["sender"], json!({"id": "AAAAAAAAAAAAAAAAAAAAAA", "seq": 12}));
     }
 
     #[test]
