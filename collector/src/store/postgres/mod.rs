@@ -7,7 +7,10 @@
 //! skip or reorder a committed event.
 
 pub mod chain;
+pub mod from_sqlite;
 pub mod ingest;
+#[cfg(test)]
+mod migrate_tests;
 pub mod page;
 #[cfg(test)]
 mod replica_tests;
