@@ -98,6 +98,9 @@ const MIGRATIONS: &[&str] = &[
     // it carries the timestamp so `since`/`until` are tested on it too. Appended at its
     // right edge on ingest, like the table itself.
     "CREATE INDEX events_by_seq_time ON events (seq, timestamp_ms);",
+    // 6: the hourly activity rollup behind GET /audit/activity, kept by triggers (see
+    // `activity`).
+    super::activity::ACTIVITY_MIGRATION,
 ];
 
 /// The schema version this binary migrates to.
