@@ -26,7 +26,10 @@
 //! - `http`: the routes: ingest, the audit page and its query parameters, the OpenAPI
 //!   document, health, metrics, token checks by scope, and the one mapping from error to
 //!   HTTP status (`application/problem+json`).
-//! - `store`: SQLite: pragmas and migrations, the writer thread, the reader pool, retention.
+//! - `store`: SQLite: pragmas and migrations, the writer thread, the reader pool, retention,
+//!   per-sender accounting.
+//! - [`completeness`]: per-sender numbering and heartbeats; the collector's own records of
+//!   holes and of senders that stopped.
 //! - [`chain`]: the tamper-evident trail: canonical form, hash links, signed checkpoints.
 //! - [`verify`]: `audit-collector verify`: recompute the chain and check every checkpoint,
 //!   from a database file or through the API.
@@ -38,6 +41,7 @@ pub mod auth;
 mod batch;
 pub mod chain;
 pub mod cli;
+pub mod completeness;
 pub mod config;
 pub mod error;
 pub mod metrics;

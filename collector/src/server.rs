@@ -17,12 +17,14 @@ use tokio::sync::Semaphore;
 
 use crate::address_file::write_address_file;
 use crate::chain::signing::{default_key_path, TrailSigner};
+use crate::completeness;
 use crate::config::Config;
 use crate::error::Error;
 use crate::http::{route, Shared};
 use crate::metrics::Metrics;
 use crate::store::chain_linking::link_unchained_events;
-use crate::store::{checkpointing, retention, schema, writer, Readers};
+use crate::store::senders::SenderPolicy;
+use crate::store::{checkpointing, now_millis, retention, schema, writer, Readers};
 
 /// A client gets this long to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -44,6 +46,14 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let (writer, writer_thread) = writer::spawn_signing(conn, config.write_queue_batches, Some(signer))?;
     let purger = retention::spawn(writer.clone(), config.retention_days, config.retention_interval);
     let checkpointer = checkpointing::spawn(writer.clone(), config.checkpoint_interval);
+    let sender_checker = completeness::spawn(
+        writer.clone(),
+        SenderPolicy {
+            hole_grace_ms: millis(config.hole_grace),
+            silence_ms: millis(config.sender_silence),
+            started_at_ms: now_millis(),
+        },
+    );
     let shared = Arc::new(Shared {
         writer,
         readers: Readers::new(config.database.clone()),
@@ -67,9 +77,14 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
 
     purger.abort();
     checkpointer.abort();
+    sender_checker.abort();
     writer_thread.shutdown().await?;
     tracing::info!("audit collector stopped; every acknowledged batch is committed");
     served
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Opens the database, links any events stored before the hash chain existed, and loads

@@ -67,6 +67,7 @@ pub fn capture_event(
         token_fingerprint,
         response: response_summary(view),
         gap: None,
+        sender: None,
     }
 }
 

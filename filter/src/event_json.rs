@@ -27,6 +27,7 @@ pub fn write_event(out: &mut Vec<u8>, event: &AuditEvent) -> Result<(), serde_js
         token_fingerprint,
         response,
         gap,
+        sender,
     } = event;
     out.extend_from_slice(b"{\"uuid\":");
     write_str(out, uuid)?;
@@ -56,6 +57,10 @@ pub fn write_event(out: &mut Vec<u8>, event: &AuditEvent) -> Result<(), serde_js
     if let Some(gap) = gap {
         out.extend_from_slice(b",\"gap\":");
         write_serde(out, gap)?;
+    }
+    if let Some(sender) = sender {
+        out.extend_from_slice(b",\"sender\":");
+        write_serde(out, sender)?;
     }
     out.push(b'}');
     Ok(())
@@ -156,7 +161,7 @@ fn write_serde<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<()
 mod tests {
     use std::collections::BTreeMap;
 
-    use audit_event::{DeliveryGap, DELIVERY_GAP_TYPE};
+    use audit_event::{DeliveryGap, SenderSeq, DELIVERY_GAP_TYPE};
 
     use super::*;
 
@@ -227,11 +232,8 @@ mod tests {
                     durations[(mix(33) % durations.len() as u64) as usize],
                 )
             }),
-            gap: n.is_multiple_of(17).then(|| DeliveryGap {
-                lost_events: mix(34),
-                first_lost_at: text(mix(35)),
-                last_lost_at: text(mix(36)),
-            }),
+            gap: n.is_multiple_of(17).then(|| DeliveryGap::counted(mix(34), text(mix(35)), text(mix(36)))),
+            sender: (!n.is_multiple_of(5)).then(|| SenderSeq { id: text(mix(37)), seq: mix(38) }),
         }
     }
 

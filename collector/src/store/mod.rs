@@ -1,7 +1,8 @@
 //! The SQLite store of the trail. One thread owns the write connection ([`writer`]) and
 //! takes work over a bounded queue; readers use their own connections ([`reader`]); the
 //! schema and the connection settings live in [`schema`]; [`retention`] purges old events
-//! through the writer, in bounded batches.
+//! through the writer, in bounded batches; [`senders`] keeps each filter worker's accounting
+//! of numbered events, from which the collector records what it never received.
 
 pub mod chain_linking;
 pub mod chain_migration;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod reader;
 pub mod retention;
 pub mod schema;
+pub mod senders;
 #[cfg(test)]
 mod test_support;
 pub mod tokens;
