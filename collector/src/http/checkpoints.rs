@@ -13,7 +13,6 @@ use super::links::base_url;
 use super::respond::{with_body, HttpResponse};
 use super::{ApiError, Shared};
 use crate::auth::Scope;
-use crate::store::chain_store::read_checkpoints;
 
 /// The largest page, and the default.
 pub const MAX_CHECKPOINTS_PER_PAGE: usize = 1000;
@@ -23,7 +22,7 @@ pub async fn handle(request: &Request<Incoming>, shared: &Shared) -> Result<Http
     authorize(request.headers(), Scope::Read, shared).await?;
     let (after, limit) = parse_query(request.uri().query())?;
     let base = base_url(shared.public_url.as_ref(), request.headers())?;
-    let mut checkpoints = shared.readers.read(move |conn| read_checkpoints(conn, after, limit + 1)).await?;
+    let mut checkpoints = shared.store.checkpoints(after, limit + 1).await?;
     let more = checkpoints.len() > limit;
     checkpoints.truncate(limit);
     let href = |after: i64| format!("{base}{CHECKPOINTS_PATH}?after={after}&limit={limit}");

@@ -12,7 +12,7 @@ use super::respond::{with_body, HttpResponse};
 use super::{ApiError, Shared};
 use crate::auth::Scope;
 use crate::batch::parse_batch;
-use crate::store::SubmitError;
+use crate::store::StoreError;
 
 /// Handles one ingest request, counting what it stored or why it stored nothing.
 pub async fn handle(request: Request<Incoming>, shared: &Shared) -> Result<HttpResponse, ApiError> {
@@ -32,19 +32,19 @@ async fn store_batch(request: Request<Incoming>, shared: &Shared) -> Result<Inge
     let bytes = read_limited(body, &parts.headers, shared.max_body_bytes).await?;
     let batch = parse_batch(&bytes).map_err(|error| ApiError::BadRequest(error.to_string()))?;
     let events = batch.rows.len();
-    // An empty batch with a sender report is a heartbeat: it goes to the writer too, so
-    // the sender's last report is committed like its events.
+    // An empty batch with a sender report is a heartbeat: it goes to the store too, so the
+    // sender's last report is committed like its events.
     let receipt = if batch.rows.is_empty() && batch.sender.is_none() {
         IngestReceipt { accepted: 0, duplicates: 0 }
     } else {
-        let pending = shared.writer.try_ingest(batch.rows, batch.sender).map_err(|error| match error {
-            SubmitError::Full => {
+        shared.store.ingest(batch.rows, batch.sender).await.map_err(|error| match error {
+            StoreError::QueueFull => {
                 tracing::warn!(events, "write queue full; batch refused with 503");
                 ApiError::QueueFull
             }
-            SubmitError::Stopped => ApiError::ShuttingDown,
-        })?;
-        pending.committed().await?
+            StoreError::WriterStopped => ApiError::ShuttingDown,
+            other => ApiError::Store(other),
+        })?
     };
     tracing::debug!(accepted = receipt.accepted, duplicates = receipt.duplicates, "batch committed");
     Ok(receipt)

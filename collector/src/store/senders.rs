@@ -1,5 +1,5 @@
 //! Per-sender accounting in the database (tables `senders` and `sender_pending`, migration
-//! 5): what each filter worker reported, how many of its events are stored, and its
+//! 6): what each filter worker reported, how many of its events are stored, and its
 //! [`Ledger`]. Runs on the writer's connection inside the writer's transaction, so the
 //! events of a batch and the accounting of their numbers commit together, and a record of
 //! loss is committed with the accounting that stops it being recorded twice.
@@ -132,6 +132,23 @@ pub fn check_senders(conn: &Connection, policy: SenderPolicy, now_ms: i64) -> Re
         }
     }
     Ok(records)
+}
+
+/// True when [`check_senders`] would record something at `now_ms` (a cheap read, so the
+/// writer is asked only then).
+pub fn anything_due(conn: &Connection, policy: SenderPolicy, now_ms: i64) -> Result<bool, StoreError> {
+    let silent_before = if now_ms.saturating_sub(policy.started_at_ms) >= policy.silence_ms {
+        now_ms - policy.silence_ms
+    } else {
+        i64::MIN
+    };
+    let due = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM senders WHERE stopped_at_ms IS NULL AND last_heard_ms <= ?1)
+             OR EXISTS (SELECT 1 FROM sender_pending WHERE seen_at_ms <= ?2)",
+        )?
+        .query_row(params![silent_before, now_ms.saturating_sub(policy.hole_grace_ms)], |row| row.get(0))?;
+    Ok(due)
 }
 
 fn load(conn: &Connection, id: &str) -> Result<Option<SenderState>, StoreError> {

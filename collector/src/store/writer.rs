@@ -126,7 +126,7 @@ impl WriterHandle {
     }
 
     /// Records overdue holes and silent senders (see `store::senders`); returns how many
-    /// records were stored. Waits for room in the queue, like the other housekeeping.
+    /// records were stored.
     pub async fn check_senders(&self, policy: SenderPolicy) -> Result<usize, StoreError> {
         let (reply, recorded) = oneshot::channel();
         self.queue.send(Command::CheckSenders { policy, reply }).await.map_err(|_| StoreError::WriterStopped)?;
