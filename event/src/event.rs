@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::event_uuid::is_event_uuid;
 use crate::sender::{is_sender_id, SenderSeq, SeqRange, COLLECTOR_RECORD_TYPES};
 use crate::timestamp::parse_rfc3339_millis;
+use crate::trust::{TruncatedField, UntrustedClaim};
 
 /// Upper bound on one serialized event; anything larger is refused on ingest.
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
@@ -56,6 +57,17 @@ pub struct AuditEvent {
     /// can tell which numbers never arrived (absent on records, and from older filters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender: Option<SenderSeq>,
+    /// Identity headers from a peer not trusted to set them (see [`crate::trust`]); never
+    /// the identity. Omitted when there were none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub untrusted_identity: Vec<UntrustedClaim>,
+    /// The fields cut to their bound, with their sizes before. Omitted when none was cut.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub truncated_fields: Vec<TruncatedField>,
+    /// Markers a SOC can alert on, e.g. [`crate::trust::ALERT_UNTRUSTED_IDENTITY`].
+    /// Omitted when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<String>,
 }
 
 /// The `type` of the event a filter worker sends when it had to drop events (its buffer

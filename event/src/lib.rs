@@ -13,6 +13,8 @@
 //!   ([`SenderSeq`], [`SenderReport`]); the collector's own records of what it did not get.
 //! - [`event_uuid`]: the 22-character base64url event identity.
 //! - [`timestamp`]: RFC 3339 with milliseconds and an offset, formatted without a clock.
+//! - [`trust`]: what an event says about its own inputs: untrusted identity claims, cut
+//!   fields, alerts.
 
 pub mod chain;
 pub mod event;
@@ -21,6 +23,7 @@ pub mod ingest;
 pub mod page;
 pub mod sender;
 pub mod timestamp;
+pub mod trust;
 
 pub use event::{AuditEvent, DeliveryGap, InvalidEvent, Outcome, RequestPayload, ResponseSummary, DELIVERY_GAP_TYPE};
 pub use ingest::{IngestBatch, IngestReceipt};

@@ -3,7 +3,7 @@
 //! Started in dependency order with a readiness wait for each; stopped on drop. When a
 //! test panics while a stack is alive, every process's log is printed.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -29,6 +29,9 @@ pub struct StackOptions {
     pub filter_config_patch: Option<serde_json::Value>,
     /// HTTP filters put just before the audit filter (e.g. `jwt_authn`), in order.
     pub extra_http_filters: Vec<serde_yaml::Value>,
+    /// HTTP filters put after the audit filter, before the router: they see the request as
+    /// the service will.
+    pub http_filters_after_audit: Vec<serde_yaml::Value>,
     /// Extra environment variables for Envoy (e.g. `AUDIT_FINGERPRINT_KEY`).
     pub envoy_env: Vec<(String, String)>,
     /// The bearer token for `GET /audit`.
@@ -46,6 +49,7 @@ impl Default for StackOptions {
             envoy_concurrency: 2,
             filter_config_patch: None,
             extra_http_filters: Vec::new(),
+            http_filters_after_audit: Vec::new(),
             envoy_env: Vec::new(),
             read_token: "test-read-token".to_string(),
             ingest_token: "test-ingest-token".to_string(),
@@ -184,16 +188,30 @@ fn read_address_file(path: &Path) -> Option<SocketAddr> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
+/// Starts `pact stub` on a port chosen here, so nothing has to be read back from its log.
+/// The port is free when chosen; should another process take it before the stub binds it,
+/// the stub exits and another port is tried.
 fn start_broker_stub(dir: &Path) -> Result<(ManagedProcess, SocketAddr)> {
-    let mut command = Command::new(paths::pact_binary()?);
-    command.arg("stub").arg("--file").arg(paths::broker_pact()).arg("--loglevel").arg("info");
-    let mut stub = ManagedProcess::spawn("upstream", command, dir)?;
-    let port = stub.wait_for("`Server started on port`", READY_TIMEOUT, |stub| {
-        let log = stub.log();
-        let after = log.split("Server started on port ").nth(1)?;
-        after.split(|c: char| !c.is_ascii_digit()).next()?.parse::<u16>().ok()
-    })?;
-    Ok((stub, SocketAddr::from(([127, 0, 0, 1], port))))
+    let mut last_error = None;
+    for _ in 0..3 {
+        let address = TcpListener::bind(("127.0.0.1", 0))?.local_addr()?;
+        let mut command = Command::new(paths::pact_binary()?);
+        command
+            .arg("stub")
+            .arg("--file")
+            .arg(paths::broker_pact())
+            .arg("--port")
+            .arg(address.port().to_string())
+            .arg("--loglevel")
+            .arg("info");
+        let mut stub = ManagedProcess::spawn("upstream", command, dir)?;
+        let url = format!("http://{address}/");
+        match stub.wait_for("an answer on its port", READY_TIMEOUT, |_| client::send("GET", &url, &[], None).ok()) {
+            Ok(_) => return Ok((stub, address)),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| anyhow!("the broker stand-in did not start")))
 }
 
 fn start_collector(
@@ -242,6 +260,7 @@ fn start_envoy(
             wasm: paths::filter_wasm()?,
             filter_config_patch: options.filter_config_patch.clone(),
             extra_http_filters: options.extra_http_filters.clone(),
+            http_filters_after_audit: options.http_filters_after_audit.clone(),
         },
     )?;
     let config_path = dir.join("envoy.yaml");

@@ -93,6 +93,9 @@ pub fn realistic(run_id: u32, index: u64, timestamp_ms: i64) -> AuditEvent {
         response: Some(ResponseSummary::new(status, 1.0 + (index % 1000) as f64 / 137.0)),
         gap: None,
         sender: None,
+        untrusted_identity: Vec::new(),
+        truncated_fields: Vec::new(),
+        alerts: Vec::new(),
     }
 }
 

@@ -74,6 +74,9 @@ fn record(event_type: &str, gap: DeliveryGap, now_ms: i64) -> AuditEvent {
         response: None,
         gap: Some(gap),
         sender: None,
+        untrusted_identity: Vec::new(),
+        truncated_fields: Vec::new(),
+        alerts: Vec::new(),
     }
 }
 
