@@ -17,6 +17,7 @@ help:
 	@echo "make build  build the collector and the filter's wasm"
 	@echo "make lint   clippy (native and wasm32-wasip1) and rustfmt check"
 	@echo "make bench  side-by-side benchmarks (bench/README.md); appends to bench/results.md"
+	@echo "make fuzz   coverage-guided fuzzing of every target in fuzz/, FUZZ_SECONDS each (docs/fuzzing.md)"
 
 ## setup: everything the demo and the tests run, installed into this checkout.
 setup: $(VENV)/.installed
@@ -72,3 +73,21 @@ bench: setup
 	cargo build --release --manifest-path bench/Cargo.toml -p audit-bench
 	cargo build --manifest-path bench/Cargo.toml -p noop-filter --target wasm32-wasip1 --profile wasm-release
 	python3 bench/run.py
+
+## fuzz: coverage-guided fuzzing (cargo-fuzz, libFuzzer), not part of `make test`. Needs a
+## nightly toolchain (sanitizer coverage). FUZZ_SECONDS per target; FUZZ_TARGETS to pick some.
+## Each target's corpus grows in fuzz/corpus/<target>; fuzz/seeds/<target> and
+## fuzz/<target>.dict are used when present. A crash stops the run, input in fuzz/artifacts/.
+FUZZ_SECONDS ?= 600
+.PHONY: fuzz
+fuzz:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	@for target in $${FUZZ_TARGETS:-$$(cargo +nightly fuzz list)}; do \
+	  mkdir -p fuzz/corpus/$$target; \
+	  seeds=$$(test -d fuzz/seeds/$$target && echo fuzz/seeds/$$target); \
+	  dict=$$(test -f fuzz/$$target.dict && echo -dict=fuzz/$$target.dict); \
+	  echo "== $$target: $(FUZZ_SECONDS) s"; \
+	  nice -n 19 cargo +nightly fuzz run -O $$target fuzz/corpus/$$target $$seeds -- \
+	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$dict || exit 1; \
+	done
