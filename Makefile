@@ -9,13 +9,14 @@ VENV       := .venv
 WASM       := target/wasm32-wasip1/wasm-release/audit_filter.wasm
 COLLECTOR  := target/debug/audit-collector
 
-.PHONY: help setup build demo test lint clean
+.PHONY: help setup build demo test lint clean setup-browser screenshot
 
 help:
 	@echo "make demo   run Envoy + audit filter + collector + a Pact Broker stand-in on 127.0.0.1:$${LISTEN_PORT:-10000}"
 	@echo "make test   run every test: unit tests, then end-to-end tests in real Envoy"
 	@echo "make build  build the collector and the filter's wasm"
 	@echo "make lint   clippy (native and wasm32-wasip1) and rustfmt check"
+	@echo "make screenshot  regenerate docs/viewer.png (the viewer, from the browser tests)"
 	@echo "make bench  side-by-side benchmarks (bench/README.md); appends to bench/results.md"
 	@echo "make fuzz   coverage-guided fuzzing of every target in fuzz/, FUZZ_SECONDS each (docs/fuzzing.md)"
 
@@ -40,6 +41,18 @@ build: setup
 demo: build
 	cargo run --quiet -p audit-e2e --bin audit-demo
 
+## The viewer's browser tests (tests/tests/viewer.rs) drive Debian's chromium with
+## playwright-core from npm (tests/browser/, locked); no browser is ever downloaded.
+setup-browser:
+	@command -v chromium >/dev/null || { apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null; }
+	@[ tests/browser/node_modules/.package-lock.json -nt tests/browser/package-lock.json ] || \
+	  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+
+## screenshot: docs/viewer.png, the README's picture, taken by the browser test run.
+screenshot: build setup-browser
+	VIEWER_SCREENSHOT=docs/viewer.png cargo test -p audit-e2e --test viewer
+
 ## The PostgreSQL store's tests start their own throwaway server from Debian's binaries.
 .PHONY: setup-postgres
 setup-postgres:
@@ -47,7 +60,7 @@ setup-postgres:
 	  apt-get -o DPkg::Lock::Timeout=600 update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq postgresql >/dev/null; }
 
-test: build setup-compose setup-postgres
+test: build setup-compose setup-postgres setup-browser
 	cargo test --workspace --exclude audit-e2e
 	cargo test -p audit-e2e
 	bash tests/schemathesis.sh

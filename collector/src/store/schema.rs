@@ -98,7 +98,10 @@ const MIGRATIONS: &[&str] = &[
     // it carries the timestamp so `since`/`until` are tested on it too. Appended at its
     // right edge on ingest, like the table itself.
     "CREATE INDEX events_by_seq_time ON events (seq, timestamp_ms);",
-    // 6: completeness by the receiver (`senders`): per filter worker (sender), what it last
+    // 6: the hourly activity rollup behind GET /audit/activity, kept by triggers (see
+    // `activity`).
+    super::activity::ACTIVITY_MIGRATION,
+    // 7: completeness by the receiver (`senders`): per filter worker (sender), what it last
     // reported, how many of its events are stored, and which of its numbers are accounted
     // for: all up to `contiguous`, and the ranges in `sender_pending` above it (usually
     // none). Holes and silent senders become events of the trail; these tables only keep

@@ -1,5 +1,5 @@
 //! Per-sender accounting in the database (tables `senders` and `sender_pending`, migration
-//! 6): what each filter worker reported, how many of its events are stored, and its
+//! 7): what each filter worker reported, how many of its events are stored, and its
 //! [`Ledger`]. Runs on the writer's connection inside the writer's transaction, so the
 //! events of a batch and the accounting of their numbers commit together, and a record of
 //! loss is committed with the accounting that stops it being recorded twice.
