@@ -32,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import trail  # noqa: E402
-from validate_export import DEFAULT_ECS_FIELDS, read_natives, rules_for, validate_lines  # noqa: E402
+from validate_export import DEFAULT_ECS_FIELDS, read_natives, record_uuid, rules_for, validate_lines  # noqa: E402
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLLECTOR = os.environ.get("COLLECTOR", os.path.join(REPOSITORY, "target", "debug", "audit-collector"))
@@ -116,7 +116,8 @@ def tail(address, format_name, work, source):
 
 def controls(rules, format_name, lines, natives):
     """Records broken on purpose; returns the ones the checker wrongly accepted."""
-    record = json.loads(lines[0])
+    # The first line of an event of the trail (tail may also write records of its own).
+    record = next(record for record in map(json.loads, lines) if record_uuid(record) in natives)
     broken = []
     if format_name == "ocsf":
         without_actor = copy.deepcopy(record)
@@ -137,7 +138,7 @@ def controls(rules, format_name, lines, natives):
         broken += [("field outside ECS and our namespace", foreign), ("port in url.domain", port_in_domain),
                    ("ecs.version removed", no_version)]
     value_lost = copy.deepcopy(record)
-    uuid = (record.get("metadata") or {}).get("uid") or record["event"]["id"]
+    uuid = record_uuid(record)
     value_lost.pop("unmapped" if format_name == "ocsf" else "audit_sidecar", None)
     if natives[uuid].get("payload", {}).get("params"):
         broken.append(("extension fields removed", value_lost))
