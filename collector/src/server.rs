@@ -17,12 +17,15 @@ use tokio::sync::Semaphore;
 
 use crate::address_file::write_address_file;
 use crate::chain::signing::{default_key_path, TrailSigner};
+use crate::completeness;
 use crate::config::Config;
 use crate::error::Error;
 use crate::http::{route, Shared};
 use crate::metrics::Metrics;
+use crate::store::postgres::PgStore;
+use crate::store::senders::SenderPolicy;
 use crate::store::sqlite_store::SqliteStore;
-use crate::store::{checkpointing, retention, DatabaseLocation, StoreError, TrailStore};
+use crate::store::{checkpointing, now_millis, retention, DatabaseLocation, TrailStore};
 
 /// A client gets this long to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -38,6 +41,14 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let (store, trail_key) = open_store(&config).await?;
     let purger = retention::spawn(Arc::clone(&store), config.retention_days, config.retention_interval);
     let checkpointer = checkpointing::spawn(Arc::clone(&store), config.checkpoint_interval);
+    let sender_checker = completeness::spawn(
+        Arc::clone(&store),
+        SenderPolicy {
+            hole_grace_ms: millis(config.hole_grace),
+            silence_ms: millis(config.sender_silence),
+            started_at_ms: now_millis(),
+        },
+    );
     let shared = Arc::new(Shared {
         store: Arc::clone(&store),
         read_tokens: config.read_tokens.clone(),
@@ -59,39 +70,46 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
 
     purger.abort();
     checkpointer.abort();
+    sender_checker.abort();
     store.shutdown().await?;
     tracing::info!("audit collector stopped; every acknowledged batch is committed");
     served
 }
 
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// Opens the store `--database` names and loads (or creates) the signing key, before
 /// anything is served.
 async fn open_store(config: &Config) -> Result<(Arc<dyn TrailStore>, TrailPublicKey), Error> {
-    let database = config.database.clone();
-    let queue_batches = config.write_queue_batches;
     let key_path = config.signing_key.clone().unwrap_or_else(|| default_key_path(&config.database));
-    tokio::task::spawn_blocking(move || -> Result<(Arc<dyn TrailStore>, TrailPublicKey), Error> {
-        let load_signer = || -> Result<TrailSigner, Error> {
-            let signer = TrailSigner::load_or_create(&key_path)?;
-            tracing::info!(key_id = signer.key_id(), key = %key_path.display(), "checkpoints are signed with this key");
-            Ok(signer)
-        };
-        match DatabaseLocation::of(&database) {
-            DatabaseLocation::Sqlite(path) => {
+    let load_signer = move || -> Result<TrailSigner, Error> {
+        let signer = TrailSigner::load_or_create(&key_path)?;
+        tracing::info!(key_id = signer.key_id(), key = %key_path.display(), "checkpoints are signed with this key");
+        Ok(signer)
+    };
+    match DatabaseLocation::of(&config.database) {
+        DatabaseLocation::Sqlite(path) => {
+            let queue_batches = config.write_queue_batches;
+            tokio::task::spawn_blocking(move || -> Result<(Arc<dyn TrailStore>, TrailPublicKey), Error> {
                 // The database first: it creates the directory the default key lives in.
                 let conn = SqliteStore::prepare(&path)?;
                 let signer = load_signer()?;
                 let trail_key = signer.public_key();
                 Ok((Arc::new(SqliteStore::start(conn, &path, queue_batches, Some(signer))?), trail_key))
-            }
-            DatabaseLocation::Postgres(_) => Err(StoreError::Unsupported(
-                "this collector was built without PostgreSQL support yet; use a SQLite path".to_owned(),
-            )
-            .into()),
+            })
+            .await
+            .map_err(|error| Error::Task(error.to_string()))?
         }
-    })
-    .await
-    .map_err(|error| Error::Task(error.to_string()))?
+        DatabaseLocation::Postgres(url) => {
+            // Every replica signs with the one key it is given; none is kept in the database.
+            let signer =
+                tokio::task::spawn_blocking(load_signer).await.map_err(|error| Error::Task(error.to_string()))??;
+            let trail_key = signer.public_key();
+            Ok((Arc::new(PgStore::open(&url, Some(signer)).await?), trail_key))
+        }
+    }
 }
 
 fn announce(config: &Config, address: std::net::SocketAddr) -> Result<(), Error> {

@@ -9,31 +9,11 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::bounds::{DEFAULT_MAX_FIELD_BYTES, MIN_MAX_FIELD_BYTES};
+use crate::config_error::ConfigError;
 use crate::failure_policy::FailurePolicyConfig;
-use crate::routes::{RouteTable, RouteTableConfig, RouteTableError};
-
-/// Why a configuration was refused. The message names the key and says what to do.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// Not JSON, or not a JSON object.
-    #[error("the plugin configuration is not a JSON object: {0}")]
-    NotJson(String),
-    /// A key of the given section has the wrong type, or is unknown.
-    #[error("`{section}`: {message}")]
-    Shape { section: &'static str, message: String },
-    /// A value has the right type but breaks a rule.
-    #[error("`{key}` {problem}")]
-    Invalid { key: &'static str, problem: String },
-    /// Neither the environment variable nor the inline token gives an ingest token.
-    #[error(
-        "no ingest token: set the environment variable `{env_var}` (and list it in \
-         vm_config.environment_variables.host_env_keys) or `collector.ingestToken`"
-    )]
-    MissingIngestToken { env_var: String },
-    /// The `routes` section describes a table that cannot be built.
-    #[error("in `routes`: {0}")]
-    Routes(RouteTableError),
-}
+use crate::routes::{RouteTable, RouteTableConfig};
+use crate::trusted_proxies::Cidr;
 
 /// The whole configuration. An empty or missing configuration means all defaults.
 #[derive(Debug, Clone)]
@@ -46,6 +26,8 @@ pub struct FilterConfig {
     pub failure_policy: FailurePolicyConfig,
     pub identity: IdentityConfig,
     pub redaction: RedactionConfig,
+    /// How long a captured text field may be.
+    pub limits: LimitsConfig,
     /// The route table that gives each event its `type` and `params`, compiled once here
     /// (the Pact Broker's own table unless `routes` brings another).
     pub route_table: RouteTable,
@@ -98,11 +80,19 @@ pub struct RetryConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct IdentityConfig {
-    /// The sources tried in this order; the first that gives any identity field is the
-    /// request's identity, so one request is never attributed to two principals.
+    /// The sources read. `jwt` and `headers` are tried in this order and the first that
+    /// gives an email or id is the identity, so one principal's email is never paired with
+    /// another's id; `basic-auth`, when listed, always gives `user_name` (see
+    /// [`crate::identity`]).
     pub sources: Vec<IdentitySource>,
     pub email_headers: Vec<String>,
     pub user_id_headers: Vec<String>,
+    /// The peers (CIDRs) trusted to set the identity headers, e.g. an oauth2-proxy in
+    /// front of Envoy. None by default: identity headers are then only ever claims.
+    pub trusted_proxies: Vec<Cidr>,
+    /// Remove identity headers that came from an untrusted peer before the request reaches
+    /// the service, so that the service cannot be fooled by them either.
+    pub strip_untrusted_headers: bool,
     /// Claims that Envoy's `jwt_authn` filter verified.
     pub jwt: JwtClaimsConfig,
     /// Proxies in front of Envoy trusted to append to `x-forwarded-for`, counted as
@@ -135,6 +125,15 @@ pub struct JwtClaimsConfig {
     /// Becomes `user_id`, and `db_user_id` when it is an integer.
     pub user_id_claim: Option<String>,
     pub user_name_claim: Option<String>,
+}
+
+/// Bounds on what one event may hold.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// The most bytes of one text field (path, query, user agent, identity values, ...);
+    /// a longer value is cut at a character boundary and marked (see [`crate::bounds`]).
+    pub max_field_bytes: usize,
 }
 
 /// What is masked before an event leaves the filter.
@@ -202,9 +201,17 @@ impl Default for IdentityConfig {
             sources: vec![IdentitySource::Jwt, IdentitySource::Headers, IdentitySource::BasicAuth],
             email_headers: strings(&["x-forwarded-email", "x-auth-request-email"]),
             user_id_headers: strings(&["x-user-id", "x-auth-request-user"]),
+            trusted_proxies: Vec::new(),
+            strip_untrusted_headers: true,
             jwt: JwtClaimsConfig::default(),
             xff_trusted_hops: 0,
         }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { max_field_bytes: DEFAULT_MAX_FIELD_BYTES }
     }
 }
 
@@ -263,6 +270,7 @@ struct RawConfig {
     failure_policy: Option<Value>,
     identity: Option<Value>,
     redaction: Option<Value>,
+    limits: Option<Value>,
     routes: Option<Value>,
 }
 
@@ -294,8 +302,8 @@ impl FilterConfig {
             failure_policy: section::<FailurePolicyConfig>("failurePolicy", raw.failure_policy)?.normalized(),
             identity: section("identity", raw.identity)?,
             redaction: section("redaction", raw.redaction)?,
-            route_table: RouteTable::from_config(&section::<RouteTableConfig>("routes", raw.routes)?)
-                .map_err(ConfigError::Routes)?,
+            limits: section("limits", raw.limits)?,
+            route_table: section::<RouteTableConfig>("routes", raw.routes)?.build().map_err(ConfigError::Routes)?,
         }
         .normalized();
         config.validate()?;
@@ -323,80 +331,143 @@ impl FilterConfig {
         self
     }
 
+    /// Each section checks its own rules (the buffer also against the batch it must hold).
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid =
-            |key: &'static str, problem: &str| Err(ConfigError::Invalid { key, problem: problem.to_string() });
-        let (collector, batch, buffer, retry) = (&self.collector, &self.batch, &self.buffer, &self.retry);
-        if collector.cluster.trim().is_empty() {
+        self.collector.validate()?;
+        self.batch.validate()?;
+        self.buffer.validate(&self.batch)?;
+        self.retry.validate()?;
+        self.failure_policy.validate()?;
+        self.identity.validate()?;
+        self.redaction.validate()?;
+        self.limits.validate()
+    }
+}
+
+/// The error for `key`, whose value breaks a rule.
+fn invalid(key: &'static str, problem: &str) -> Result<(), ConfigError> {
+    Err(ConfigError::Invalid { key, problem: problem.to_string() })
+}
+
+fn has_empty_name(names: &[String]) -> bool {
+    names.iter().any(String::is_empty)
+}
+
+impl CollectorConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.cluster.trim().is_empty() {
             return invalid("collector.cluster", "must name an Envoy cluster");
         }
-        if collector.authority.trim().is_empty() {
+        if self.authority.trim().is_empty() {
             return invalid("collector.authority", "must not be empty");
         }
-        if !collector.path.starts_with('/') {
+        if !self.path.starts_with('/') {
             return invalid("collector.path", "must start with `/`");
         }
-        if collector.timeout_ms == 0 {
+        if self.timeout_ms == 0 {
             return invalid("collector.timeoutMs", "must be greater than zero (0 would mean no timeout)");
         }
-        if collector.ingest_token_env.trim().is_empty() && collector.ingest_token.is_none() {
+        if self.ingest_token_env.trim().is_empty() && self.ingest_token.is_none() {
             return invalid(
                 "collector.ingestTokenEnv",
                 "must name an environment variable when `collector.ingestToken` is not set",
             );
         }
-        if batch.max_events == 0 {
+        Ok(())
+    }
+}
+
+impl BatchConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_events == 0 {
             return invalid("batch.maxEvents", "must be greater than zero");
         }
-        if batch.max_bytes == 0 {
+        if self.max_bytes == 0 {
             return invalid("batch.maxBytes", "must be greater than zero");
         }
-        if batch.flush_interval_ms == 0 {
+        if self.flush_interval_ms == 0 {
             return invalid("batch.flushIntervalMs", "must be greater than zero");
         }
-        if buffer.max_events < batch.max_events {
+        Ok(())
+    }
+}
+
+impl BufferConfig {
+    fn validate(&self, batch: &BatchConfig) -> Result<(), ConfigError> {
+        if self.max_events < batch.max_events {
             return invalid("buffer.maxEvents", "must be at least `batch.maxEvents`");
         }
-        if buffer.max_bytes < batch.max_bytes {
+        if self.max_bytes < batch.max_bytes {
             return invalid("buffer.maxBytes", "must be at least `batch.maxBytes`");
         }
-        if retry.initial_backoff_ms == 0 {
+        Ok(())
+    }
+}
+
+impl RetryConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.initial_backoff_ms == 0 {
             return invalid("retry.initialBackoffMs", "must be greater than zero");
         }
-        if retry.max_backoff_ms < retry.initial_backoff_ms {
+        if self.max_backoff_ms < self.initial_backoff_ms {
             return invalid("retry.maxBackoffMs", "must be at least `retry.initialBackoffMs`");
         }
-        self.failure_policy.validate()?;
-        let empty_name = |names: &[String]| names.iter().any(String::is_empty);
-        if empty_name(&self.identity.email_headers) {
+        Ok(())
+    }
+}
+
+impl IdentityConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if has_empty_name(&self.email_headers) {
             return invalid("identity.emailHeaders", "must not contain an empty header name");
         }
-        if empty_name(&self.identity.user_id_headers) {
+        if has_empty_name(&self.user_id_headers) {
             return invalid("identity.userIdHeaders", "must not contain an empty header name");
         }
-        if empty_name(&self.redaction.sensitive_query_params) {
-            return invalid("redaction.sensitiveQueryParams", "must not contain an empty name");
-        }
-        if empty_name(&self.redaction.token_fingerprint.api_key_headers) {
-            return invalid("redaction.tokenFingerprint.apiKeyHeaders", "must not contain an empty header name");
-        }
-        if self.identity.jwt.payload_key.trim().is_empty() {
-            return invalid("identity.jwt.payloadKey", "must name the provider's `payload_in_metadata`");
-        }
-        if self.identity.jwt.metadata_namespace.trim().is_empty() {
-            return invalid("identity.jwt.metadataNamespace", "must name the jwt_authn filter's metadata namespace");
-        }
-        let blank_claim = |claim: &Option<String>| claim.as_deref().is_some_and(|name| name.trim().is_empty());
-        let jwt = &self.identity.jwt;
-        if [&jwt.email_claim, &jwt.user_id_claim, &jwt.user_name_claim].into_iter().any(blank_claim) {
-            return invalid("identity.jwt", "claim names must not be empty (use null to read no claim)");
-        }
+        self.jwt.validate()?;
         let mut seen = Vec::new();
-        for source in &self.identity.sources {
+        for source in &self.sources {
             if seen.contains(source) {
                 return invalid("identity.sources", "must not name a source twice");
             }
             seen.push(*source);
+        }
+        Ok(())
+    }
+}
+
+impl JwtClaimsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.payload_key.trim().is_empty() {
+            return invalid("identity.jwt.payloadKey", "must name the provider's `payload_in_metadata`");
+        }
+        if self.metadata_namespace.trim().is_empty() {
+            return invalid("identity.jwt.metadataNamespace", "must name the jwt_authn filter's metadata namespace");
+        }
+        let blank_claim = |claim: &Option<String>| claim.as_deref().is_some_and(|name| name.trim().is_empty());
+        if [&self.email_claim, &self.user_id_claim, &self.user_name_claim].into_iter().any(blank_claim) {
+            return invalid("identity.jwt", "claim names must not be empty (use null to read no claim)");
+        }
+        Ok(())
+    }
+}
+
+impl LimitsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_field_bytes < MIN_MAX_FIELD_BYTES {
+            return invalid("limits.maxFieldBytes", &format!("must be at least {MIN_MAX_FIELD_BYTES}"));
+        }
+        Ok(())
+    }
+}
+
+impl RedactionConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if has_empty_name(&self.sensitive_query_params) {
+            return invalid("redaction.sensitiveQueryParams", "must not contain an empty name");
+        }
+        if has_empty_name(&self.token_fingerprint.api_key_headers) {
+            return invalid("redaction.tokenFingerprint.apiKeyHeaders", "must not contain an empty header name");
         }
         Ok(())
     }
@@ -543,6 +614,31 @@ mod tests {
         assert_eq!(config.identity.jwt.user_id_claim.as_deref(), Some("sub"), "unset keys keep their default");
         let unknown = error_text(r#"{"identity": {"sources": ["cookie"]}}"#);
         assert!(unknown.starts_with("`identity`: unknown variant `cookie`"), "got {unknown}");
+    }
+
+    #[test]
+    fn trust_and_bounds_default_to_the_safe_side_and_are_configurable() {
+        let defaults = parse("{}").expect("valid");
+        assert_eq!(defaults.identity.trusted_proxies, [], "no peer is trusted to set identity headers");
+        assert!(defaults.identity.strip_untrusted_headers, "untrusted identity headers never reach the service");
+        assert_eq!(defaults.limits.max_field_bytes, 4096);
+        let config = parse(
+            r#"{"identity": {"trustedProxies": ["10.0.0.0/8", "2001:db8::1"], "stripUntrustedHeaders": false},
+                "limits": {"maxFieldBytes": 1024}}"#,
+        )
+        .expect("valid");
+        let proxies: Vec<String> = config.identity.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "2001:db8::1/128"]);
+        assert!(!config.identity.strip_untrusted_headers);
+        assert_eq!(config.limits.max_field_bytes, 1024);
+    }
+
+    #[test]
+    fn a_bad_trusted_proxy_or_bound_says_what_to_write() {
+        let bad_cidr = error_text(r#"{"identity": {"trustedProxies": ["10.0.0.0/40"]}}"#);
+        assert!(bad_cidr.starts_with("`identity`: trustedProxies entry `10.0.0.0/40` is not a CIDR"), "got {bad_cidr}");
+        assert_eq!(error_text(r#"{"limits": {"maxFieldBytes": 10}}"#), "`limits.maxFieldBytes` must be at least 64");
+        assert!(error_text(r#"{"limits": {"maxBytes": 10}}"#).starts_with("`limits`: unknown field `maxBytes`"));
     }
 
     #[test]

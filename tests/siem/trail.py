@@ -5,8 +5,8 @@ Every method (the broker's and others), every response status the proxy sees (20
 none (status 0: the stream ended without a response), PactFlow-shaped events without any
 audit-sidecar addition, each identity field present or absent (an email that is no email
 address too), referer, query string, path parameters, client address (IPv4, IPv6, absent),
-host with and without a port, request ids, text that needs JSON escaping, and the filter's
-delivery-gap events.
+host with and without a port, request ids, text that needs JSON escaping, untrusted identity
+headers with their alert, truncated fields, and the filter's delivery-gap events.
 """
 
 import base64
@@ -80,6 +80,15 @@ def request_event(rng, n):
         "token_fingerprint": _maybe(rng, f"{rng.randrange(16**16):016x}", 0.3),
         "response": {"status": status, "durationMs": round(rng.random() * 80, 3), "outcome": outcome},
     })
+    # Trust markers from their own generator, so the rest of the trail stays as it was.
+    trust = random.Random(n * 7919)
+    if trust.random() < 0.15:
+        event["untrusted_identity"] = [{"header": trust.choice(["x-forwarded-email", "x-forwarded-user"]),
+                                        "value": trust.choice(["admin@example.com", "root", "ünïcode \"quoted\""])}]
+        event["alerts"] = ["untrusted_identity_header"]
+    if trust.random() < 0.1:
+        event["payload"]["userAgent"] = "Mozilla/5.0 " + "x" * 40 + "…[truncated]"
+        event["truncated_fields"] = [{"field": "payload.userAgent", "originalBytes": trust.randrange(2000, 20000)}]
     return event
 
 
@@ -101,3 +110,51 @@ def generate(count, seed=20261130):
     """`count` events, about one in twenty-five a delivery gap."""
     rng = random.Random(seed)
     return [delivery_gap_event(rng, n) if n % 25 == 24 else request_event(rng, n) for n in range(count)]
+
+
+SENDER_RECORD_TYPES = ["AuditSidecar::SenderGap", "AuditSidecar::SenderStopped", "AuditSidecar::SenderResumed"]
+
+
+def collector_record(rng, n):
+    """A record the collector writes itself (ingest refuses these types): a sender's numbers it
+    never received, a sender that stopped (with the unknown window after its last heartbeat),
+    a sender heard again."""
+    offset = rng.choice(OFFSETS)
+    record_type = SENDER_RECORD_TYPES[(n // 3) % len(SENDER_RECORD_TYPES)]
+    first_seq = rng.randrange(1, 10_000)
+    lost = 0 if record_type.endswith("Resumed") else rng.randrange(1, 500)
+    gap = {"lostEvents": lost, "firstLostAt": _timestamp(rng, n * 7 - 40, offset),
+           "lastLostAt": _timestamp(rng, n * 7 - 20, offset), "sender": _uuid(rng)}
+    if lost:
+        gap["seqs"] = [{"first": first_seq, "last": first_seq + lost - 1}]
+    if record_type.endswith("Stopped"):
+        gap.update({"captured": first_seq + lost - 1, "delivered": first_seq - 1,
+                    "lastHeardAt": _timestamp(rng, n * 7 - 10, offset), "unknownUntil": _timestamp(rng, n * 7 - 5, offset)})
+    return {
+        "uuid": _uuid(rng), "timestamp": _timestamp(rng, n * 7, offset), "type": record_type,
+        "db_user_id": None, "user_email": None,
+        "payload": {"path": "", "queryString": "", "method": "", "userAgent": None, "referer": None, "params": {}},
+        "gap": gap,
+    }
+
+
+def served_only(count, seed=20261201):
+    """Events that cannot be ingested, as another server's `/audit` would serve them: PactFlow's
+    own events (no audit-sidecar key at all), the collector's own records, and events carrying
+    their sender's number. Each has a `chain` link like the collector's."""
+    rng = random.Random(seed)
+    events = []
+    for n in range(count):
+        if n % 3 == 0:
+            event = collector_record(rng, n)
+        else:
+            event = request_event(rng, n)
+            if n % 3 == 1:
+                event = {key: event[key] for key in ["uuid", "timestamp", "type", "db_user_id", "user_email"]} | {
+                    "payload": {key: event["payload"][key] for key in
+                                ["path", "queryString", "method", "userAgent", "referer", "params"]}}
+            else:
+                event["sender"] = {"id": _uuid(rng), "seq": n + 1}
+        event["chain"] = {"seq": n + 1, "hash": f"{rng.randrange(16**64):064x}", "prevHash": f"{rng.randrange(16**64):064x}"}
+        events.append(event)
+    return events

@@ -7,7 +7,8 @@ use audit_event::chain::Checkpoint;
 use serde_json::{json, Value};
 
 use super::canonical::canonical_json;
-use super::link::{sha256, Digest};
+use super::link::{sha256, to_hex, Digest, GENESIS};
+use super::signing::TrailSigner;
 
 /// The `format` member of every signed checkpoint message.
 pub const CHECKPOINT_FORMAT: &str = "audit-sidecar/checkpoint/v1";
@@ -31,6 +32,39 @@ pub fn signed_message(checkpoint: &Checkpoint) -> Vec<u8> {
 /// What the next checkpoint names as `prevCheckpointHash`.
 pub fn checkpoint_hash(checkpoint: &Checkpoint) -> Digest {
     sha256(&signed_message(checkpoint))
+}
+
+/// The signed checkpoint that follows `previous` for a chain whose newest link is
+/// `(head_seq, head_hash)` and whose retention anchor is `(anchor_seq, anchor_hash)`, or
+/// `None` when `previous` already says the same (no new events, no new purge). Every store
+/// builds its checkpoints here, so they cannot differ in what they sign.
+pub fn next_checkpoint(
+    head: (i64, &Digest),
+    anchor: (i64, &Digest),
+    previous: Option<&Checkpoint>,
+    signer: &TrailSigner,
+    now_ms: i64,
+) -> Option<Checkpoint> {
+    let unchanged = match previous {
+        Some(last) => last.last_seq == head.0 && last.anchor_seq == anchor.0,
+        None => head.0 == 0,
+    };
+    if unchanged {
+        return None;
+    }
+    let mut checkpoint = Checkpoint {
+        number: previous.map_or(1, |last| last.number + 1),
+        last_seq: head.0,
+        last_hash: to_hex(head.1),
+        anchor_seq: anchor.0,
+        anchor_hash: to_hex(anchor.1),
+        issued_at_ms: now_ms,
+        prev_checkpoint_hash: to_hex(&previous.map_or(GENESIS, checkpoint_hash)),
+        key_id: signer.key_id().to_owned(),
+        signature: String::new(),
+    };
+    checkpoint.signature = to_hex(&signer.sign(&signed_message(&checkpoint)));
+    Some(checkpoint)
 }
 
 #[cfg(test)]

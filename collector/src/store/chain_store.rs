@@ -7,8 +7,8 @@ use audit_event::chain::Checkpoint;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::StoreError;
-use crate::chain::checkpoint::{checkpoint_hash, signed_message};
-use crate::chain::link::{digest_from_blob, digest_from_hex, to_hex, Digest, GENESIS};
+use crate::chain::checkpoint::next_checkpoint;
+use crate::chain::link::{digest_from_blob, from_hex, to_hex, Digest, GENESIS};
 use crate::chain::signing::TrailSigner;
 
 /// The newest link: the seq and hash the next event chains to.
@@ -82,26 +82,12 @@ pub fn issue_checkpoint(
     let head = chain_head(conn)?;
     let anchor = read_anchor(conn)?.unwrap_or(ChainHead { seq: 0, hash: GENESIS });
     let previous = latest_checkpoint(conn)?;
-    let unchanged = match &previous {
-        Some(last) => last.last_seq == head.seq && last.anchor_seq == anchor.seq,
-        None => head.seq == 0,
-    };
-    if unchanged {
+    let Some(checkpoint) =
+        next_checkpoint((head.seq, &head.hash), (anchor.seq, &anchor.hash), previous.as_ref(), signer, now_ms)
+    else {
         return Ok(None);
-    }
-    let mut checkpoint = Checkpoint {
-        number: previous.as_ref().map_or(1, |last| last.number + 1),
-        last_seq: head.seq,
-        last_hash: to_hex(&head.hash),
-        anchor_seq: anchor.seq,
-        anchor_hash: to_hex(&anchor.hash),
-        issued_at_ms: now_ms,
-        prev_checkpoint_hash: to_hex(&previous.as_ref().map_or(GENESIS, checkpoint_hash)),
-        key_id: signer.key_id().to_owned(),
-        signature: String::new(),
     };
-    let signature = signer.sign(&signed_message(&checkpoint));
-    checkpoint.signature = to_hex(&signature);
+    let hex_bytes = |hex: &str| from_hex(hex).unwrap_or_default();
     conn.prepare_cached(
         "INSERT INTO checkpoints (number, last_seq, last_hash, anchor_seq, anchor_hash, issued_at_ms,
                                   prev_checkpoint_hash, key_id, signature)
@@ -114,9 +100,9 @@ pub fn issue_checkpoint(
         checkpoint.anchor_seq,
         anchor.hash.as_slice(),
         checkpoint.issued_at_ms,
-        digest_from_hex(&checkpoint.prev_checkpoint_hash).unwrap_or(GENESIS).as_slice(),
+        hex_bytes(&checkpoint.prev_checkpoint_hash),
         checkpoint.key_id,
-        signature.as_slice(),
+        hex_bytes(&checkpoint.signature),
     ])?;
     Ok(Some(checkpoint))
 }

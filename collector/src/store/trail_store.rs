@@ -1,6 +1,8 @@
 //! [`TrailStore`]: what the collector needs from a database, named by what the trail does
 //! rather than by SQL. The HTTP handlers and the background tasks (retention, checkpoints)
-//! reach the database only through it; [`super::sqlite_store`] is the SQLite one.
+//! reach the database only through it, so SQLite ([`super::sqlite_store`]) and PostgreSQL
+//! ([`super::postgres`]) are two implementations of one contract, checked by one test
+//! suite (`store/contract_tests.rs`).
 //!
 //! The methods return boxed futures so the collector can hold `Arc<dyn TrailStore>`; one
 //! allocation per call is nothing next to a database round trip.
@@ -12,9 +14,11 @@ use std::pin::Pin;
 use audit_event::chain::Checkpoint;
 use audit_event::IngestReceipt;
 
+use super::activity::{ActivityOutcome, BucketWidth};
 use super::reader::PageOutcome;
+use super::senders::{SenderActivity, SenderPolicy};
 use super::tokens::ActiveToken;
-use super::trail_query::TrailQuery;
+use super::trail_query::{EventFilters, TrailQuery};
 use super::writer::NewEvent;
 use super::StoreError;
 
@@ -38,10 +42,19 @@ pub trait TrailStore: Send + Sync {
     /// sequenced later, once they can no longer be lost): the ingest acknowledgement.
     /// Idempotent on `uuid` across the whole trail. A full queue is
     /// [`StoreError::QueueFull`], a stopping store [`StoreError::WriterStopped`].
-    fn ingest(&self, events: Vec<NewEvent>) -> StoreFuture<'_, IngestReceipt>;
+    /// `sender` is what the batch says about the filter worker that sent it: its numbers
+    /// are accounted for in the same commit as the events (`store::senders`).
+    fn ingest(&self, events: Vec<NewEvent>, sender: Option<SenderActivity>) -> StoreFuture<'_, IngestReceipt>;
+
+    /// Records, as events of the trail, the holes in senders' numbers older than the
+    /// policy's grace and the senders silent for its timeout; returns how many records.
+    fn check_senders(&self, policy: SenderPolicy) -> StoreFuture<'_, usize>;
 
     /// One page of the sequenced trail.
     fn page(&self, query: TrailQuery) -> StoreFuture<'_, PageOutcome>;
+
+    /// Events per hour or day, by outcome, of the events `filters` selects.
+    fn activity(&self, filters: EventFilters, width: BucketWidth) -> StoreFuture<'_, ActivityOutcome>;
 
     /// The digests and scopes of every token not revoked.
     fn active_tokens(&self) -> StoreFuture<'_, Vec<ActiveToken>>;

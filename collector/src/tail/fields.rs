@@ -30,6 +30,14 @@ pub fn status(event: &Value) -> Option<u64> {
     at(event, &["response", "status"]).and_then(Value::as_u64).filter(|status| *status > 0)
 }
 
+/// The event's `alerts` (markers a SOC matches on, e.g. `untrusted_identity_header`), when
+/// it has any: all of them strings, or `None` so that the array stays in the leftovers.
+pub fn alerts(event: &Value) -> Option<Vec<String>> {
+    let alerts = at(event, &["alerts"])?.as_array()?;
+    let texts: Option<Vec<String>> = alerts.iter().map(|alert| alert.as_str().map(str::to_owned)).collect();
+    texts.filter(|texts| !texts.is_empty())
+}
+
 /// `true` for an IPv4 or IPv6 address, as OCSF `ip_t` and ECS `ip` require.
 pub fn is_ip(text: &str) -> bool {
     text.parse::<std::net::IpAddr>().is_ok()
@@ -83,9 +91,10 @@ pub fn utc_offset_minutes(timestamp: &str) -> Option<i64> {
 }
 
 /// What a gap-like event says was lost. Any event with a `gap` object is one: the filter's
-/// `AuditSidecar::DeliveryGap` and the gaps the collector records itself. The count and
-/// the window are read from the fields they share; the whole `gap` object also goes to the
-/// mapping's extension fields through [`leftovers`], whatever else it holds.
+/// `AuditSidecar::DeliveryGap` and the records the collector writes itself (a sender's
+/// numbers it never received, a sender that stopped or resumed). The count and the windows
+/// are read from the fields they share; the whole `gap` object also goes to the mapping's
+/// extension fields through [`leftovers`], whatever else it holds (sender, numbers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GapSummary {
     /// How many events were lost, when the gap can count them.
@@ -94,37 +103,48 @@ pub struct GapSummary {
     pub first_lost_at: Option<String>,
     /// When the last lost event was captured or dropped (RFC 3339).
     pub last_lost_at: Option<String>,
+    /// A stopped sender's last heartbeat: after it, an unknown number of events may be lost.
+    pub last_heard_at: Option<String>,
+    /// The end of that unknown window.
+    pub unknown_until: Option<String>,
 }
-
-/// The paths of the gap fields [`GapSummary`] maps to standard fields.
-pub const GAP_SUMMARY_FIELDS: [FieldPath; 3] =
-    [&["gap", "lostEvents"], &["gap", "firstLostAt"], &["gap", "lastLostAt"]];
 
 impl GapSummary {
     /// The gap of `event`, `None` for an event that is not gap-like.
     pub fn of(event: &Value) -> Option<GapSummary> {
         at(event, &["gap"]).filter(|gap| gap.is_object())?;
         Some(GapSummary {
-            lost_events: at(event, GAP_SUMMARY_FIELDS[0]).and_then(Value::as_u64),
-            first_lost_at: text(event, GAP_SUMMARY_FIELDS[1]),
-            last_lost_at: text(event, GAP_SUMMARY_FIELDS[2]),
+            lost_events: at(event, &["gap", "lostEvents"]).and_then(Value::as_u64),
+            first_lost_at: text(event, &["gap", "firstLostAt"]),
+            last_lost_at: text(event, &["gap", "lastLostAt"]),
+            last_heard_at: text(event, &["gap", "lastHeardAt"]),
+            unknown_until: text(event, &["gap", "unknownUntil"]),
         })
+    }
+
+    /// `true` unless the record says that nothing was lost (e.g. a sender that resumed).
+    pub fn is_loss(&self) -> bool {
+        self.lost_events != Some(0) || self.unknown_until.is_some()
     }
 
     /// One sentence for a SIEM analyst: how many events were lost, and when.
     pub fn describe(&self, event_type: &str) -> String {
         let count = match self.lost_events {
-            Some(1) => "1 audit event was".to_owned(),
-            Some(count) => format!("{count} audit events were"),
-            None => "audit events were".to_owned(),
+            Some(0) => "no audit event was counted as lost".to_owned(),
+            Some(1) => "1 audit event was lost".to_owned(),
+            Some(count) => format!("{count} audit events were lost"),
+            None => "audit events were lost".to_owned(),
         };
         let window = match (&self.first_lost_at, &self.last_lost_at) {
-            (Some(first), Some(last)) => format!(" between {first} and {last}"),
-            (Some(first), None) => format!(" from {first}"),
-            (None, Some(last)) => format!(" until {last}"),
-            (None, None) => String::new(),
+            (Some(first), Some(last)) if self.lost_events != Some(0) => format!(" between {first} and {last}"),
+            _ => String::new(),
         };
-        format!("{count} lost{window} ({event_type}); the trail records the gap")
+        let unknown = match (&self.last_heard_at, &self.unknown_until) {
+            (Some(heard), Some(until)) => format!(", and an unknown number after {heard} until {until}"),
+            (None, Some(until)) => format!(", and an unknown number until {until}"),
+            _ => String::new(),
+        };
+        format!("{count}{window}{unknown} ({event_type})")
     }
 }
 
@@ -204,8 +224,16 @@ mod tests {
         let gap = GapSummary::of(&json!({"gap": {"lostEvents": 7, "firstLostAt": "t1", "lastLostAt": "t2"}}));
         let gap = gap.expect("gap-like");
         assert_eq!(gap.lost_events, Some(7));
-        assert_eq!(gap.describe("G"), "7 audit events were lost between t1 and t2 (G); the trail records the gap");
-        let uncounted = GapSummary::of(&json!({"gap": {"sender": "s1"}})).expect("gap-like");
-        assert_eq!(uncounted.describe("G"), "audit events were lost (G); the trail records the gap");
+        assert_eq!(gap.describe("G"), "7 audit events were lost between t1 and t2 (G)");
+        let stopped = json!({"gap": {"lostEvents": 0, "firstLostAt": "t1", "lastLostAt": "t1",
+                                      "lastHeardAt": "t3", "unknownUntil": "t4", "sender": "s1"}});
+        let stopped = GapSummary::of(&stopped).expect("gap-like");
+        assert!(stopped.is_loss(), "an unknown number may be lost");
+        assert_eq!(
+            stopped.describe("S"),
+            "no audit event was counted as lost, and an unknown number after t3 until t4 (S)"
+        );
+        let resumed = GapSummary::of(&json!({"gap": {"lostEvents": 0, "firstLostAt": "t1", "lastLostAt": "t1"}}));
+        assert!(!resumed.expect("gap-like").is_loss());
     }
 }

@@ -4,7 +4,11 @@
 //! (2) for GET and HEAD, Update (3) for PUT and PATCH, Delete (4) for DELETE, Other (99,
 //! named after the method) otherwise. A gap-like event (it lost events) is Other (99),
 //! named after its type, with `count` = events lost, `start_time`/`end_time` its window,
-//! severity High and status Failure.
+//! severity High and status Failure (Low and Success for a record that nothing was lost,
+//! e.g. a sender heard again).
+//!
+//! An event with `alerts` (e.g. an untrusted identity header) is severity Medium with the
+//! alerts as `metadata.labels`; one with `truncated_fields` has `metadata.is_truncated`.
 //!
 //! The attributes OCSF requires of 6003 are always present: `actor` (the user; `anonymous`
 //! of type Unknown when the request carried no identity; `audit-sidecar` for a gap) and
@@ -15,7 +19,8 @@ use audit_event::timestamp::parse_rfc3339_millis;
 use serde_json::{json, Value};
 
 use super::fields::{
-    at, host_and_port, is_email, is_ip, leftovers, status, text, user_id, utc_offset_minutes, FieldPath, GapSummary,
+    alerts, at, host_and_port, is_email, is_ip, leftovers, status, text, user_id, utc_offset_minutes, FieldPath,
+    GapSummary,
 };
 
 /// The OCSF schema version the mapping follows (and the tests validate against).
@@ -73,12 +78,23 @@ pub fn to_ocsf(event: &Value) -> Value {
         mapped.push(&["response", "outcome"]);
     }
     let (status_id, status_name, status_detail) = match (&gap, outcome.as_deref()) {
-        (Some(gap), _) => (2, "Failure", Some(gap.describe(&event_type))),
+        (Some(gap), _) if gap.is_loss() => (2, "Failure", Some(gap.describe(&event_type))),
+        (Some(gap), _) => (1, "Success", Some(gap.describe(&event_type))),
         (None, Some("success")) => (1, "Success", outcome.clone()),
         (None, Some(_)) => (2, "Failure", outcome.clone()),
         (None, None) => (0, "Unknown", None),
     };
-    let (severity_id, severity) = if gap.is_some() { (4, "High") } else { (1, "Informational") };
+    let alerts = alerts(event);
+    if alerts.is_some() {
+        mapped.push(&["alerts"]);
+    }
+    let (severity_id, severity) = match (&gap, &alerts) {
+        (Some(gap), _) if gap.is_loss() => (4, "High"),
+        (Some(_), _) => (2, "Low"),
+        (None, Some(_)) => (3, "Medium"),
+        (None, None) => (1, "Informational"),
+    };
+    let truncated = at(event, &["truncated_fields"]).and_then(Value::as_array).is_some_and(|fields| !fields.is_empty());
     let timestamp = text(event, &["timestamp"]);
     let host = text(event, &["payload", "host"]).map(|host| host_and_port(&host));
     if host.is_some() {
@@ -154,6 +170,8 @@ pub fn to_ocsf(event: &Value) -> Value {
             "product": {"name": PRODUCT, "vendor_name": PRODUCT, "version": env!("CARGO_PKG_VERSION")},
             "original_time": timestamp,
             "sequence": sequence,
+            "labels": alerts,
+            "is_truncated": truncated.then_some(true),
         },
         "unmapped": leftovers(event, &mapped),
     })
@@ -305,6 +323,56 @@ mod tests {
         assert_eq!(ocsf["actor"], json!({"app_name": "audit-sidecar"}));
         assert_eq!(ocsf["unmapped"]["gap"]["lostEvents"], 7, "the whole gap record is kept");
         assert!(ocsf.get("http_request").is_none(), "{ocsf}");
+    }
+
+    #[test]
+    fn a_collector_record_of_a_stopped_sender_keeps_its_sender_numbers_and_unknown_window() {
+        let stopped = json!({
+            "uuid": "zHO0xNcjUseyU6DsisadXw", "timestamp": "2026-11-22T02:01:00.000+00:00",
+            "type": "AuditSidecar::SenderStopped",
+            "payload": {"path": "", "queryString": "", "method": "", "params": {}},
+            "gap": {"lostEvents": 3, "firstLostAt": "2026-11-22T02:00:00.000+00:00",
+                    "lastLostAt": "2026-11-22T02:00:01.000+00:00", "sender": "AAAAAAAAAAAAAAAAAAAAAA",
+                    "seqs": [{"first": 8, "last": 10}], "captured": 10, "delivered": 7,
+                    "lastHeardAt": "2026-11-22T02:00:02.000+00:00", "unknownUntil": "2026-11-22T02:00:03.000+00:00"}
+        });
+        let ocsf = mapped(&stopped);
+        assert_eq!((ocsf["activity_name"].clone(), ocsf["count"].clone()), (json!("SenderStopped"), json!(3)));
+        assert_eq!(ocsf["unmapped"]["gap"]["seqs"], json!([{"first": 8, "last": 10}]));
+        assert_eq!(ocsf["unmapped"]["gap"]["sender"], "AAAAAAAAAAAAAAAAAAAAAA");
+        assert!(ocsf["message"].as_str().is_some_and(|message| message.contains("unknown number after")), "{ocsf}");
+        let mut resumed = stopped;
+        resumed["type"] = json!("AuditSidecar::SenderResumed");
+        resumed["gap"] = json!({"lostEvents": 0, "firstLostAt": "2026-11-22T02:00:00.000+00:00",
+                                "lastLostAt": "2026-11-22T02:00:00.000+00:00", "sender": "AAAAAAAAAAAAAAAAAAAAAA"});
+        let ocsf = mapped(&resumed);
+        assert_eq!(
+            (ocsf["severity_id"].clone(), ocsf["status_id"].clone()),
+            (json!(2), json!(1)),
+            "nothing lost: {ocsf}"
+        );
+    }
+
+    #[test]
+    fn an_untrusted_identity_attempt_is_a_labelled_medium_event_and_a_cut_field_marks_it_truncated() {
+        let mut event = ours();
+        event["untrusted_identity"] = json!([{"header": "x-forwarded-email", "value": "admin@example.com"}]);
+        event["alerts"] = json!(["untrusted_identity_header"]);
+        event["truncated_fields"] = json!([{"field": "payload.userAgent", "originalBytes": 9000}]);
+        let ocsf = mapped(&event);
+        assert_eq!((ocsf["severity_id"].clone(), ocsf["severity"].clone()), (json!(3), json!("Medium")));
+        assert_eq!(ocsf["metadata"]["labels"], json!(["untrusted_identity_header"]));
+        assert_eq!(ocsf["metadata"]["is_truncated"], true);
+        assert_eq!(ocsf["unmapped"]["untrusted_identity"][0]["value"], "admin@example.com");
+        assert_eq!(ocsf["unmapped"]["truncated_fields"][0]["originalBytes"], 9000);
+        assert!(ocsf["unmapped"].get("alerts").is_none(), "alerts are mapped: {ocsf}");
+    }
+
+    #[test]
+    fn an_events_sender_number_is_kept_in_unmapped() {
+        let mut event = ours();
+        event["sender"] = json!({"id": "AAAAAAAAAAAAAAAAAAAAAA", "seq": 12});
+        assert_eq!(mapped(&event)["unmapped"]["sender"], json!({"id": "AAAAAAAAAAAAAAAAAAAAAA", "seq": 12}));
     }
 
     #[test]
