@@ -70,9 +70,9 @@ pub const CHAIN_MIGRATION: &str = "
 mod tests {
     use rusqlite::Connection;
 
-    use crate::store::retention::purge_batch;
     use crate::store::schema::open_for_writing;
     use crate::store::test_support::new_event;
+    use crate::store::write_sql::purge_batch;
 
     fn trail_with_three_events() -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().expect("temp dir");

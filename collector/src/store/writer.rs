@@ -18,7 +18,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::chain_store::{chain_head, issue_checkpoint};
-use super::retention::purge_batch;
+use super::write_sql::purge_batch;
 use super::{now_millis, StoreError};
 use crate::chain::link::link_hash;
 use crate::chain::signing::TrailSigner;
