@@ -80,7 +80,7 @@ mod tests {
         let mut conn = open_for_writing(&path).expect("open");
         let rows: Vec<_> = (0..3usize).map(|n| new_event(n, i64::try_from(n).unwrap_or_default())).collect();
         let mut tx = conn.transaction().expect("begin");
-        crate::store::writer::insert_batch(&mut tx, &rows, 0).expect("insert");
+        crate::store::write_sql::insert_batch(&mut tx, &rows, 0).expect("insert");
         tx.commit().expect("commit");
         (dir, path)
     }

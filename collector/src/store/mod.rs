@@ -17,6 +17,7 @@ pub mod checkpointing;
 #[cfg(test)]
 mod contract_tests;
 pub mod error;
+pub mod new_event;
 pub mod postgres;
 pub mod reader;
 pub mod retention;
@@ -32,9 +33,9 @@ pub mod write_sql;
 pub mod writer;
 
 pub use error::StoreError;
+pub use new_event::NewEvent;
 pub use reader::PageOutcome;
 pub use trail_store::{DatabaseLocation, TrailStore};
-pub use writer::NewEvent;
 
 /// Milliseconds since the Unix epoch, by the system clock.
 pub fn now_millis() -> i64 {

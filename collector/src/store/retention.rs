@@ -60,9 +60,9 @@ mod tests {
     use rusqlite::Connection;
 
     use super::*;
+    use crate::store::new_event::NewEvent;
     use crate::store::sqlite_store::SqliteStore;
     use crate::store::test_support::new_event as event;
-    use crate::store::writer::NewEvent;
 
     #[tokio::test]
     async fn purges_only_events_older_than_the_retention_in_several_batches() {
