@@ -36,7 +36,7 @@ def modules_of(src: Path) -> dict[str, Path]:
 def code_of(file: Path) -> str:
     """The file without its test module, string literals and comments."""
     text = file.read_text()
-    text = re.split(r"#\[cfg\(test\)\]\s*mod\s+tests\b", text)[0]
+    text = re.split(r"#\[cfg\(test\)\]\s*mod\s+tests\s*\{", text)[0]
     text = re.sub(r'r(#+)".*?"\1', '""', text, flags=re.S)
     text = re.sub(r'"(?:\\.|[^"\\])*"', '""', text)
     return re.sub(r"//[^\n]*", "", text)
