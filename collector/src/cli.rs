@@ -34,6 +34,12 @@ pub enum Command {
     Verify(crate::verify::command::VerifyArgs),
     /// Print the public key that verifies this collector's checkpoints.
     PublicKey(crate::verify::command::PublicKeyArgs),
+    /// Ask a running collector to sign a checkpoint now (an `admin` token), so every event
+    /// stored so far is covered by a signature before you verify.
+    Checkpoint(crate::verify::checkpoint_command::CheckpointArgs),
+    /// Hand checkpoint signing over to a new key, with a checkpoint the current key signs
+    /// (run it with the collector stopped, then start it with the new key).
+    RotateKey(crate::verify::rotate_key_command::RotateKeyArgs),
 }
 
 /// The flags of `audit-collector serve`.

@@ -33,21 +33,27 @@ async fn main() -> anyhow::Result<()> {
                 .await??;
         }
         Command::Verify(args) => {
-            let outcome =
-                tokio::task::spawn_blocking(move || audit_collector::verify::command::run_verify(&args)).await?;
-            match outcome {
-                Ok(report) => print!("{report}"),
-                Err(error @ audit_collector::verify::VerifyError::NotIntact(_)) => {
-                    println!("{error}");
-                    std::process::exit(1);
-                }
-                Err(error) => {
-                    eprintln!("audit-collector verify: {error}");
-                    std::process::exit(2);
-                }
+            let (text, code) = tokio::task::spawn_blocking(move || {
+                let outcome = audit_collector::verify::command::run_verify(&args);
+                audit_collector::verify::command::verify_outcome(&args, &outcome)
+            })
+            .await?;
+            if code == audit_collector::verify::exit_code::UNREADABLE {
+                eprint!("{text}");
+            } else {
+                print!("{text}");
             }
+            std::io::Write::flush(&mut std::io::stdout())?;
+            std::process::exit(code);
         }
         Command::PublicKey(args) => print!("{}", audit_collector::verify::command::run_public_key(&args)?),
+        Command::Checkpoint(args) => {
+            let line =
+                tokio::task::spawn_blocking(move || audit_collector::verify::checkpoint_command::run_checkpoint(&args))
+                    .await??;
+            print!("{line}");
+        }
+        Command::RotateKey(args) => print!("{}", audit_collector::verify::rotate_key_command::run_rotate_key(&args)?),
     }
     Ok(())
 }

@@ -2,6 +2,8 @@
 //! [`super::canonical`]) of the checkpoint as served, without `signature` and with
 //! `"format": "audit-sidecar/checkpoint/v1"` added; the next checkpoint's
 //! `prevCheckpointHash` is SHA-256 of that message, so checkpoints form a chain too.
+//! A handover checkpoint (key rotation) also signs `nextPublicKey`; checkpoints without one
+//! sign exactly the members they always did, so older signatures stay valid.
 
 use audit_event::chain::Checkpoint;
 use serde_json::{json, Value};
@@ -14,7 +16,7 @@ pub const CHECKPOINT_FORMAT: &str = "audit-sidecar/checkpoint/v1";
 
 /// The bytes the checkpoint's signature signs.
 pub fn signed_message(checkpoint: &Checkpoint) -> Vec<u8> {
-    let value: Value = json!({
+    let mut value: Value = json!({
         "format": CHECKPOINT_FORMAT,
         "number": checkpoint.number,
         "lastSeq": checkpoint.last_seq,
@@ -25,6 +27,9 @@ pub fn signed_message(checkpoint: &Checkpoint) -> Vec<u8> {
         "prevCheckpointHash": checkpoint.prev_checkpoint_hash,
         "keyId": checkpoint.key_id,
     });
+    if let (Some(next), Some(object)) = (&checkpoint.next_public_key, value.as_object_mut()) {
+        object.insert("nextPublicKey".to_owned(), Value::String(next.clone()));
+    }
     canonical_json(&value)
 }
 
@@ -49,11 +54,15 @@ mod tests {
             prev_checkpoint_hash: "00".into(),
             key_id: "k".into(),
             signature: "ignored".into(),
+            next_public_key: None,
         };
         let message = String::from_utf8(signed_message(&checkpoint)).expect("UTF-8");
         assert_eq!(
             message,
             r#"{"anchorHash":"00","anchorSeq":0,"format":"audit-sidecar/checkpoint/v1","issuedAtMs":5,"keyId":"k","lastHash":"ab","lastSeq":2,"number":1,"prevCheckpointHash":"00"}"#
         );
+        let handover = Checkpoint { next_public_key: Some("cd".into()), ..checkpoint };
+        let message = String::from_utf8(signed_message(&handover)).expect("UTF-8");
+        assert!(message.contains(r#""keyId":"k","lastHash""#) && message.contains(r#""nextPublicKey":"cd","number":1"#), "{message}");
     }
 }

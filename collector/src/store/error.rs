@@ -76,6 +76,15 @@ pub enum StoreError {
     /// The hash chain or its checkpoints cannot be extended as stored.
     #[error("the trail's hash chain cannot be extended: {0}; run `audit-collector verify` on the database")]
     Chain(String),
+    /// The key given is not the one the checkpoint chain expects next: a different key, or
+    /// the old key after a rotation handed over to a new one.
+    #[error("checkpoints must now be signed by key {expected}, but this collector's signing key is {found}; start it with the key the newest checkpoint names (--signing-key / AUDIT_SIGNING_KEY), or hand over with `audit-collector rotate-key`")]
+    WrongSigningKey {
+        /// The key id the chain expects.
+        expected: String,
+        /// The key id of the signer given.
+        found: String,
+    },
     /// A blocking database task could not be joined.
     #[error("a database task failed: {0}")]
     Task(String),

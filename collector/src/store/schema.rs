@@ -93,6 +93,25 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_by_user_id ON events (user_id, seq);
     CREATE TRIGGER events_user_id_is_immutable BEFORE UPDATE OF user_id ON events
     BEGIN SELECT RAISE(ABORT, 'audit events are immutable: the trail has no update path'); END;",
+    // 5: verification that never overclaims (docs/verifying.md).
+    // - `checkpoints.next_public_key`: key rotation; the handover checkpoint, signed by the
+    //   old key, names the raw public key that signs every checkpoint after it.
+    // - `api_tokens` gains the `admin` scope (signing a checkpoint on demand); SQLite cannot
+    //   change a CHECK constraint in place, so the table is rebuilt with its rows.
+    "ALTER TABLE checkpoints ADD COLUMN next_public_key BLOB;
+    CREATE TABLE api_tokens_v5 (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        scope TEXT NOT NULL CHECK (scope IN ('read', 'ingest', 'admin')),
+        digest BLOB NOT NULL UNIQUE,
+        created_at_ms INTEGER NOT NULL,
+        revoked_at_ms INTEGER
+    ) STRICT;
+    INSERT INTO api_tokens_v5 (id, name, scope, digest, created_at_ms, revoked_at_ms)
+        SELECT id, name, scope, digest, created_at_ms, revoked_at_ms FROM api_tokens;
+    DROP TABLE api_tokens;
+    ALTER TABLE api_tokens_v5 RENAME TO api_tokens;
+    CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens (name) WHERE revoked_at_ms IS NULL;",
 ];
 
 /// The schema version this binary migrates to.

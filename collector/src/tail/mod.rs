@@ -11,6 +11,7 @@
 //! Layout: [`format`] (native, [`ocsf`], [`ecs`]), [`state`] (the position file),
 //! [`client`] (the HTTP calls and which answers are worth retrying).
 
+pub mod checkpoint_record;
 pub mod client;
 pub mod ecs;
 pub mod format;
