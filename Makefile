@@ -22,7 +22,7 @@ setup: $(VENV)/.installed
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 
 $(VENV)/.installed: tests/requirements.txt
-	python3 -m venv $(VENV)
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	touch $@
 

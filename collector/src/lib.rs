@@ -26,7 +26,9 @@
 //! - `http`: the routes: ingest, the audit page and its query parameters, the OpenAPI
 //!   document, health, metrics, token checks by scope, and the one mapping from error to
 //!   HTTP status (`application/problem+json`).
-//! - `store`: SQLite: pragmas and migrations, the writer thread, the reader pool, retention.
+//! - `store`: the store interface (`TrailStore`: ingest, pages, tokens, checkpoints,
+//!   retention, gauges) and its SQLite implementation: pragmas and migrations, the writer
+//!   thread, the reader pool, retention.
 //! - [`chain`]: the tamper-evident trail: canonical form, hash links, signed checkpoints.
 //! - [`verify`]: `audit-collector verify`: recompute the chain and check every checkpoint,
 //!   from a database file or through the API.

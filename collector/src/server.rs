@@ -4,10 +4,10 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use audit_event::chain::TrailPublicKey;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -21,8 +21,8 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::http::{route, Shared};
 use crate::metrics::Metrics;
-use crate::store::chain_linking::link_unchained_events;
-use crate::store::{checkpointing, retention, schema, writer, Readers};
+use crate::store::sqlite_store::SqliteStore;
+use crate::store::{checkpointing, retention, DatabaseLocation, StoreError, TrailStore};
 
 /// A client gets this long to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,24 +35,16 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     config.validate()?;
     let address = listener.local_addr().map_err(Error::LocalAddress)?;
-    let database = config.database.clone();
-    let key_path = config.signing_key.clone().unwrap_or_else(|| default_key_path(&config.database));
-    let (conn, signer) = tokio::task::spawn_blocking(move || open_chained(&database, &key_path))
-        .await
-        .map_err(|error| Error::Task(error.to_string()))??;
-    let trail_key = signer.public_key();
-    let (writer, writer_thread) = writer::spawn_signing(conn, config.write_queue_batches, Some(signer))?;
-    let purger = retention::spawn(writer.clone(), config.retention_days, config.retention_interval);
-    let checkpointer = checkpointing::spawn(writer.clone(), config.checkpoint_interval);
+    let (store, trail_key) = open_store(&config).await?;
+    let purger = retention::spawn(Arc::clone(&store), config.retention_days, config.retention_interval);
+    let checkpointer = checkpointing::spawn(Arc::clone(&store), config.checkpoint_interval);
     let shared = Arc::new(Shared {
-        writer,
-        readers: Readers::new(config.database.clone()),
+        store: Arc::clone(&store),
         read_tokens: config.read_tokens.clone(),
         ingest_tokens: config.ingest_tokens.clone(),
         public_url: config.public_url.clone(),
         max_body_bytes: config.max_body_bytes,
         metrics: Arc::new(Metrics::default()),
-        database: config.database.clone(),
         trail_key,
     });
 
@@ -67,22 +59,39 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
 
     purger.abort();
     checkpointer.abort();
-    writer_thread.shutdown().await?;
+    store.shutdown().await?;
     tracing::info!("audit collector stopped; every acknowledged batch is committed");
     served
 }
 
-/// Opens the database, links any events stored before the hash chain existed, and loads
-/// (or creates) the signing key, before anything is served.
-fn open_chained(database: &Path, key_path: &Path) -> Result<(rusqlite::Connection, TrailSigner), Error> {
-    let mut conn = schema::open_for_writing(database)?;
-    let linked = link_unchained_events(&mut conn)?;
-    if linked > 0 {
-        tracing::info!(linked, "linked events stored before the hash chain existed");
-    }
-    let signer = TrailSigner::load_or_create(key_path)?;
-    tracing::info!(key_id = signer.key_id(), key = %key_path.display(), "checkpoints are signed with this key");
-    Ok((conn, signer))
+/// Opens the store `--database` names and loads (or creates) the signing key, before
+/// anything is served.
+async fn open_store(config: &Config) -> Result<(Arc<dyn TrailStore>, TrailPublicKey), Error> {
+    let database = config.database.clone();
+    let queue_batches = config.write_queue_batches;
+    let key_path = config.signing_key.clone().unwrap_or_else(|| default_key_path(&config.database));
+    tokio::task::spawn_blocking(move || -> Result<(Arc<dyn TrailStore>, TrailPublicKey), Error> {
+        let load_signer = || -> Result<TrailSigner, Error> {
+            let signer = TrailSigner::load_or_create(&key_path)?;
+            tracing::info!(key_id = signer.key_id(), key = %key_path.display(), "checkpoints are signed with this key");
+            Ok(signer)
+        };
+        match DatabaseLocation::of(&database) {
+            DatabaseLocation::Sqlite(path) => {
+                // The database first: it creates the directory the default key lives in.
+                let conn = SqliteStore::prepare(&path)?;
+                let signer = load_signer()?;
+                let trail_key = signer.public_key();
+                Ok((Arc::new(SqliteStore::start(conn, &path, queue_batches, Some(signer))?), trail_key))
+            }
+            DatabaseLocation::Postgres(_) => Err(StoreError::Unsupported(
+                "this collector was built without PostgreSQL support yet; use a SQLite path".to_owned(),
+            )
+            .into()),
+        }
+    })
+    .await
+    .map_err(|error| Error::Task(error.to_string()))?
 }
 
 fn announce(config: &Config, address: std::net::SocketAddr) -> Result<(), Error> {

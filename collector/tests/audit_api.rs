@@ -1,6 +1,6 @@
 //! The /audit API for security teams, against a real collector: every filter, filters
 //! composed with `next` and `from` (a filtered walk is exactly the filtered full walk),
-//! 400s naming the parameter, token scopes and the `token` subcommands, an expired `from`
+//! `pageNumber` as page N of that walk, PactFlow's time forms, 400s naming the parameter, token scopes and the `token` subcommands, an expired `from`
 //! (410), `/metrics` moving, the OpenAPI document.
 
 // Test code: a panic here is a failed test with its message.
@@ -123,7 +123,8 @@ async fn bad_values_are_400_problems_naming_the_parameter() {
         ("since=last-tuesday", "since"),
         ("until=2030-02-30T00:00:00Z", "until"),
         ("sort=newest", "sort"),
-        ("pageNumber=2", "pageNumber"),
+        ("pageNumber=0", "pageNumber"),
+        ("since=2030-01-02T03", "since"),
         ("pageSize=500", "pageSize"),
         ("status=abc", "status"),
         ("method=GET%2FPOST", "method"),
@@ -135,8 +136,101 @@ async fn bad_values_are_400_problems_naming_the_parameter() {
         assert!(detail.starts_with(&format!("`{parameter}`")), "{query}: {detail}");
         assert_eq!(reply.json()["type"], "urn:audit-sidecar:problem:invalid-parameter");
     }
-    let reply = collector.audit("/audit?pageNumber=3").await;
-    assert!(reply.problem_detail().contains("_links.next"), "pageNumber says what to do instead");
+    let reply = collector.audit("/audit?pageNumber=10002").await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert!(reply.problem_detail().contains("_links.next"), "a too deep pageNumber says what to do instead");
+}
+
+/// Walks from `first` following `next`, returning each page's uuids and its `next` href.
+async fn walk_pages(collector: &Collector, first: &str) -> Vec<(Vec<String>, Option<String>)> {
+    let mut target = first.to_owned();
+    let mut pages = Vec::new();
+    for _ in 0..1000 {
+        let reply = collector.audit(&target).await;
+        assert_eq!(reply.status, 200, "{target}: {}", reply.text());
+        let next = reply.json()["_links"]["next"]["href"].as_str().map(str::to_owned);
+        pages.push((reply.event_uuids(), next.clone()));
+        match next {
+            Some(next) => {
+                target = next.strip_prefix(&format!("http://{}", collector.address)).unwrap_or(&next).to_owned()
+            }
+            None => return pages,
+        }
+    }
+    panic!("the walk from {first} does not end");
+}
+
+#[tokio::test]
+async fn page_number_n_is_the_nth_page_of_the_cursor_walk_for_random_filters_both_ways() {
+    let (collector, sent) = collector_with(97).await;
+    let choices: [&[&str]; 7] = [
+        &["type=PactBroker%3A%3AApi%3A%3AResources%3A%3APact", "type=PactBroker%3A%3AApi%3A%3AResources%3A%3ATag"],
+        &["userUuid=1", "userUuid=4"],
+        &["user_email=user2%40example.com"],
+        &["method=GET", "method=delete"],
+        &["status=201", "status=404"],
+        &["since=2030-01-02T03%3A20%3A00Z", "since=2030-01-02T03:40:00"],
+        &["until=2030-01-02T03%3A45%3A00Z", "until=2030-01-02T03:50"],
+    ];
+    // xorshift: the same "random" cases on every run, so a failure can be replayed.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut random = |bound: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        usize::try_from(state % bound as u64).unwrap_or(0)
+    };
+    for round in 0..16 {
+        let mut parameters: Vec<String> = Vec::new();
+        for choice in &choices {
+            if random(3) == 0 {
+                parameters.push(choice[random(choice.len())].to_owned());
+            }
+        }
+        if random(2) == 0 {
+            parameters.push("sort=-timestamp".to_owned());
+        }
+        if random(3) == 0 {
+            parameters.push(format!("from={}", sent[random(sent.len())]["uuid"].as_str().unwrap_or_default()));
+        }
+        parameters.push(format!("pageSize={}", 1 + random(9)));
+        let query = parameters.join("&");
+        let walk = walk_pages(&collector, &format!("/audit?{query}")).await;
+        for number in 1..=walk.len() + 1 {
+            let target = format!("/audit?{query}&pageNumber={number}");
+            let reply = collector.audit(&target).await;
+            assert_eq!(reply.status, 200, "round {round}, {target}: {}", reply.text());
+            let (expected, expected_next) = walk.get(number - 1).cloned().unwrap_or_default();
+            assert_eq!(reply.event_uuids(), expected, "round {round}: {target} is not page {number} of the walk");
+            let next = reply.json()["_links"]["next"]["href"].as_str().map(str::to_owned);
+            assert_eq!(next, expected_next, "round {round}: {target} links `next` elsewhere than the walk");
+            let this = reply.json()["_links"]["self"]["href"].as_str().unwrap_or_default().to_owned();
+            assert!(this.ends_with(&format!("pageNumber={number}")), "round {round}: self is {this}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn pactflow_time_forms_select_the_same_events_as_rfc_3339() {
+    let (collector, _) = collector_with(40).await;
+    let walk_of = |query: &'static str| {
+        let collector = &collector;
+        async move { walk(collector, &format!("/audit?{query}&pageSize=7")).await }
+    };
+    let half_past = walk_of("since=2030-01-02T03%3A30%3A00Z").await;
+    assert!(!half_past.is_empty() && half_past.len() < 40, "the cases must select a part of the trail");
+    for same in [
+        "since=2030-01-02T03:30:00",
+        "since=2030-01-02T03:30",
+        "since=2030-01-02T04:30:00+01:00",
+        "since=2030-01-02T04:30:00%2B0100",
+        "since=2030-01-02%2003:30:00.000",
+    ] {
+        assert_eq!(walk_of(same).await, half_past, "{same}");
+    }
+    let all = walk_of("since=2030-01-02").await;
+    assert_eq!(all.len(), 40, "a date is midnight UTC");
+    assert!(walk_of("until=2030-01-02").await.is_empty(), "until a date is before that midnight");
 }
 
 fn token_command(database: &std::path::Path, args: &[&str]) -> (bool, String, String) {

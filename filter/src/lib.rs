@@ -12,6 +12,9 @@
 //! - [`identity`], [`client_ip`]: who made the request, and from which address;
 //!   [`metadata`] reads the claims `jwt_authn` verified from Envoy's dynamic metadata.
 //! - [`redact`], [`fingerprint`]: masking secrets in query strings; a keyed hash of a token.
+//! - [`delivery`]: the per-worker delivery policy (flush on tick and after answers, retry,
+//!   rejection, drop announcements, fail-closed refusals), behind the host trait
+//!   [`delivery::DeliveryHost`].
 //! - [`outbox`]: the per-worker buffer, batching and retry policy (time passed in), and
 //!   the gap records that report dropped events.
 //! - [`entropy`]: random bytes for event uuids, fetched from the host in bulk.
@@ -25,6 +28,7 @@ pub mod capture;
 pub mod classify;
 pub mod client_ip;
 pub mod config;
+pub mod delivery;
 pub mod entropy;
 pub mod event_json;
 pub mod failure_policy;

@@ -2,10 +2,11 @@
 //! bodies come out, one batch in flight at a time so the trail keeps its order.
 //!
 //! Pure policy: time is passed in (milliseconds), and so is the randomness (backoff
-//! jitter, the uuid of a gap record), so every decision is tested natively. The glue calls
-//! [`Outbox::push`] from `on_log`, [`Outbox::take_batch`] on tick and after each answer,
-//! and reports each answer with [`Outbox::on_success`], [`Outbox::on_failure`] or
-//! [`Outbox::on_rejected`].
+//! jitter, the uuid of a gap record), so every decision is tested natively.
+//! [`crate::delivery`] calls [`Outbox::push`] for each captured event,
+//! [`Outbox::take_batch`] on tick and after each answer, names the call that carries the
+//! batch with [`Outbox::on_dispatched`], and reports its answer with
+//! [`Outbox::on_success`], [`Outbox::on_failure`] or [`Outbox::on_rejected`].
 //!
 //! Bounded in events and bytes: overflow drops the oldest events that are not on the wire,
 //! and counts them. Nothing is lost silently: the drops not yet reported form a
@@ -134,8 +135,16 @@ struct Backoff {
     retry_at_ms: u64,
 }
 
+/// The batch handed out and not answered yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum InFlight {
+struct InFlight {
+    carries: Carried,
+    /// The host's token for the call that carries it; None until it is dispatched.
+    token: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carried {
     /// The first this many events of the queue.
     Events(usize),
     /// The frozen gap record.
@@ -179,7 +188,7 @@ impl GapRecord {
 #[derive(Debug)]
 pub struct Outbox {
     limits: OutboxLimits,
-    /// Oldest first; with `InFlight::Events(n)` the first `n` events are on the wire.
+    /// Oldest first; with `Carried::Events(n)` in flight the first `n` events are on the wire.
     queue: VecDeque<QueuedEvent>,
     in_flight: Option<InFlight>,
     backoff: Option<Backoff>,
@@ -210,9 +219,18 @@ impl Outbox {
         self.counters
     }
 
-    /// True while a batch is on the wire (no other batch is handed out until it is answered).
-    pub fn is_in_flight(&self) -> bool {
-        self.in_flight.is_some()
+    /// The batch just taken went on the wire as the host call `token`: its answer will
+    /// carry that token.
+    pub fn on_dispatched(&mut self, token: u32) {
+        if let Some(in_flight) = &mut self.in_flight {
+            in_flight.token = Some(token);
+        }
+    }
+
+    /// True when `token` is the call carrying the batch in flight; an answer to any other
+    /// call (stale, or never ours) must not touch the outbox.
+    pub fn awaits_answer(&self, token: u32) -> bool {
+        self.in_flight.is_some_and(|in_flight| in_flight.token == Some(token))
     }
 
     /// True when the last delivery attempt failed and none has succeeded since: the trail
@@ -297,7 +315,7 @@ impl Outbox {
             body.extend_from_slice(BATCH_PREFIX);
             body.extend_from_slice(&record.json);
             body.extend_from_slice(BATCH_SUFFIX);
-            self.in_flight = Some(InFlight::GapRecord);
+            self.in_flight = Some(InFlight { carries: Carried::GapRecord, token: None });
             return Some(Batch { body, events: 0, is_retry, gap: Some(record.window) });
         }
         if self.queue.is_empty() {
@@ -308,7 +326,7 @@ impl Outbox {
             return None;
         }
         let batch = self.assemble_batch(is_retry);
-        self.in_flight = Some(InFlight::Events(batch.events));
+        self.in_flight = Some(InFlight { carries: Carried::Events(batch.events), token: None });
         if is_retry {
             self.counters.retried += batch.events as u64;
         }
@@ -320,14 +338,14 @@ impl Outbox {
     pub fn on_success(&mut self) -> Option<GapWindow> {
         let acknowledged = self.in_flight.take()?;
         self.backoff = None;
-        match acknowledged {
-            InFlight::Events(count) => {
+        match acknowledged.carries {
+            Carried::Events(count) => {
                 self.release_front(count);
                 self.counters.sent += count as u64;
                 self.narrowed_batch_events = None;
                 None
             }
-            InFlight::GapRecord => {
+            Carried::GapRecord => {
                 let record = self.frozen_gap.take()?;
                 self.counters.gap_records += 1;
                 Some(record.window)
@@ -358,17 +376,17 @@ impl Outbox {
     pub fn on_rejected(&mut self, now_ms: u64) -> Rejection {
         let Some(rejected) = self.in_flight.take() else { return Rejection::Nothing };
         self.backoff = None;
-        match rejected {
-            InFlight::GapRecord => match self.frozen_gap.take() {
+        match rejected.carries {
+            Carried::GapRecord => match self.frozen_gap.take() {
                 Some(record) => Rejection::GapRecordDropped(record.window),
                 None => Rejection::Nothing,
             },
-            InFlight::Events(count) if count > 1 => {
+            Carried::Events(count) if count > 1 => {
                 let next = count.div_ceil(2);
                 self.narrowed_batch_events = Some(next);
                 Rejection::Narrowing { batch_events: count, next_batch_events: next }
             }
-            InFlight::Events(count) => {
+            Carried::Events(count) => {
                 self.release_front(count);
                 self.counters.rejected += count as u64;
                 self.record_drops(count, now_ms);
@@ -379,8 +397,8 @@ impl Outbox {
     }
 
     fn events_in_flight(&self) -> usize {
-        match self.in_flight {
-            Some(InFlight::Events(count)) => count,
+        match self.in_flight.map(|in_flight| in_flight.carries) {
+            Some(Carried::Events(count)) => count,
             _ => 0,
         }
     }
@@ -544,7 +562,9 @@ mod tests {
     fn only_one_batch_is_in_flight_and_success_releases_the_next_in_order() {
         let mut outbox = outbox_with(5, 0);
         let first = outbox.take_batch(0, uuid).expect("first batch");
-        assert!(outbox.is_in_flight());
+        outbox.on_dispatched(7);
+        assert!(outbox.awaits_answer(7), "the batch is on the wire as call 7");
+        assert!(!outbox.awaits_answer(6), "an answer to another call is not for this batch");
         assert_eq!(outbox.take_batch(1000, uuid), None, "no second batch while the first is in flight");
         outbox.on_success();
         let second = outbox.take_batch(1000, uuid).expect("the rest, once the first is acknowledged");

@@ -2,7 +2,8 @@
 //! stored. The query string is read by [`super::audit_query`]; the page is a keyset query
 //! on the commit sequence (see `store::trail_query`). `_links.self` and `_links.next` carry
 //! every parameter of the request, so following `next` keeps the filters, the order and
-//! the page size. An unknown `from` is a 404; a `from` retention purged is a 410.
+//! the page size; `next` is always a cursor (`from`), also after a numbered page
+//! (`pageNumber`). An unknown `from` is a 404; a `from` retention purged is a 410.
 
 use audit_event::{AuditPage, Link, PageLinks};
 use hyper::body::Incoming;
@@ -22,7 +23,7 @@ pub async fn handle(request: &Request<Incoming>, shared: &Shared) -> Result<Http
     let query = AuditQuery::parse(request.uri().query())?;
     let base = base_url(shared.public_url.as_ref(), request.headers())?;
     let shown_from = || query.from.as_deref().unwrap_or_default().chars().take(64).collect::<String>();
-    let rows = match shared.readers.page(query.trail_query()).await? {
+    let rows = match shared.store.page(query.trail_query()).await? {
         PageOutcome::Page(rows) => rows,
         PageOutcome::UnknownFrom => return Err(ApiError::UnknownFrom { from: shown_from() }),
         PageOutcome::ExpiredFrom => return Err(ApiError::ExpiredFrom { from: shown_from() }),
@@ -31,7 +32,7 @@ pub async fn handle(request: &Request<Incoming>, shared: &Shared) -> Result<Http
     let page = AuditPage {
         events: rows.events,
         links: PageLinks {
-            this: Link { href: page_href(&base, query.from.as_deref(), &pairs) },
+            this: Link { href: page_href(&base, query.from.as_deref(), &query.self_link_pairs()) },
             next: rows.next.map(|uuid| Link { href: page_href(&base, Some(&uuid), &pairs) }),
         },
     };

@@ -6,13 +6,17 @@
 //! one canonical order, so `_links.next` carries every filter of the page it follows.
 
 use audit_event::page::MAX_PAGE_SIZE;
-use audit_event::timestamp::parse_rfc3339_millis;
 
+use super::query_time::parse_query_time;
 use super::ApiError;
 use crate::store::trail_query::{EventFilters, TrailOrder, TrailQuery};
 
 /// The longest value a text filter accepts.
 const MAX_FILTER_CHARS: usize = 512;
+
+/// The most events a numbered page may lie past the start of its walk: finding where page
+/// N starts walks an index over all of them (about 20 MB of index at this bound).
+pub const MAX_SKIPPED_EVENTS: usize = 1_000_000;
 
 /// A parsed `GET /audit` query.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -21,6 +25,8 @@ pub struct AuditQuery {
     pub from: Option<String>,
     /// The page size the client asked for.
     pub page_size: Option<usize>,
+    /// The page of the walk the client asked for (PactFlow's `pageNumber`, from 1).
+    pub page_number: Option<usize>,
     /// The filters, typed.
     pub filters: EventFilters,
     /// The walk's direction.
@@ -47,7 +53,7 @@ impl AuditQuery {
             match name.as_ref() {
                 "from" => parsed.from = Some(value.to_owned()),
                 "pageSize" => parsed.page_size = Some(parse_page_size(value)?),
-                "pageNumber" => check_page_number(value)?,
+                "pageNumber" => parsed.page_number = Some(parse_page_number(value)?),
                 "sort" => parsed.order = parse_sort(value)?,
                 "since" => {
                     parsed.filters.since_ms = Some(parse_time("since", value)?);
@@ -70,7 +76,24 @@ impl AuditQuery {
                 return Err(invalid("until", "must be later than `since`; `until` is exclusive"));
             }
         }
+        if parsed.skipped_events() > MAX_SKIPPED_EVENTS {
+            return Err(invalid(
+                "pageNumber",
+                &format!(
+                    "puts the page more than {MAX_SKIPPED_EVENTS} events into the trail ((pageNumber - 1) × pageSize); \
+                     follow `_links.next` from an earlier page, or start nearer with `from=<uuid>` or `since`"
+                ),
+            ));
+        }
         Ok(parsed)
+    }
+
+    fn size(&self) -> usize {
+        self.page_size.unwrap_or(MAX_PAGE_SIZE)
+    }
+
+    fn skipped_events(&self) -> usize {
+        self.page_number.unwrap_or(1).saturating_sub(1).saturating_mul(self.size())
     }
 
     /// The store query for a page of `size` (the page size asked for, or the maximum).
@@ -79,11 +102,20 @@ impl AuditQuery {
             from: self.from.clone(),
             filters: self.filters.clone(),
             order: self.order,
-            size: self.page_size.unwrap_or(MAX_PAGE_SIZE),
+            size: self.size(),
+            skip: self.skipped_events(),
         }
     }
 
-    /// Every parameter but `from`, in canonical order, as a link carries it.
+    /// The parameters of `_links.self`: those of [`Self::link_pairs`] and the page number.
+    pub fn self_link_pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = self.link_pairs();
+        pairs.extend(self.page_number.map(|number| ("pageNumber", number.to_string())));
+        pairs
+    }
+
+    /// Every parameter but `from` and `pageNumber`, in canonical order, as a `next` link
+    /// carries it: `next` is a cursor, so the page it names is found by `from` alone.
     pub fn link_pairs(&self) -> Vec<(&'static str, String)> {
         let filters = &self.filters;
         let mut pairs = Vec::new();
@@ -125,19 +157,11 @@ fn parse_page_size(value: &str) -> Result<usize, ApiError> {
     })
 }
 
-/// Pages are keyset pages: page N can only be reached by following `next` N-1 times, so
-/// only the first page has a number.
-fn check_page_number(value: &str) -> Result<(), ApiError> {
-    if value == "1" {
-        return Ok(());
-    }
-    Err(invalid(
-        "pageNumber",
-        &format!(
-            "can only be 1, not `{}`: pages are cursor-based; follow `_links.next`, or pass `from=<uuid>` to start at an event",
-            shown(value)
-        ),
-    ))
+/// Page N is the page that following `next` N-1 times from the first page reaches.
+fn parse_page_number(value: &str) -> Result<usize, ApiError> {
+    value.parse::<usize>().ok().filter(|number| *number >= 1).ok_or_else(|| {
+        invalid("pageNumber", &format!("must be a whole number from 1 (the first page), not `{}`", shown(value)))
+    })
 }
 
 fn parse_sort(value: &str) -> Result<TrailOrder, ApiError> {
@@ -150,11 +174,12 @@ fn parse_sort(value: &str) -> Result<TrailOrder, ApiError> {
 }
 
 fn parse_time(name: &str, value: &str) -> Result<i64, ApiError> {
-    parse_rfc3339_millis(value).ok_or_else(|| {
+    parse_query_time(value).ok_or_else(|| {
         invalid(
             name,
             &format!(
-                "must be an RFC 3339 date-time with an offset, e.g. 2024-05-01T00:00:00Z, not `{}` (encode `+` as %2B)",
+                "must be a date-time such as 2024-05-01T00:00:00Z or 2024-05-01T02:00:00+02:00 (UTC without \
+                 an offset), or a date such as 2024-05-01 (midnight UTC), not `{}`",
                 shown(value)
             ),
         )
@@ -217,13 +242,41 @@ mod tests {
     }
 
     #[test]
+    fn a_page_number_skips_the_pages_before_it_up_to_the_bound() {
+        assert_eq!(parse("pageNumber=3&pageSize=7").expect("valid").trail_query().skip, 14);
+        assert_eq!(parse("pageNumber=3").expect("valid").trail_query().skip, 2 * MAX_PAGE_SIZE);
+        assert_eq!(parse("pageNumber=1").expect("valid").trail_query().skip, 0);
+        let deepest = MAX_SKIPPED_EVENTS / MAX_PAGE_SIZE + 1;
+        assert_eq!(parse(&format!("pageNumber={deepest}")).expect("valid").trail_query().skip, MAX_SKIPPED_EVENTS);
+        let query = parse("pageNumber=2&pageSize=5").expect("valid");
+        assert!(!query.link_pairs().iter().any(|(name, _)| *name == "pageNumber"), "next is a cursor");
+        assert_eq!(query.self_link_pairs().last(), Some(&("pageNumber", "2".to_owned())));
+    }
+
+    #[test]
+    fn times_without_an_offset_are_utc_and_a_space_is_a_plus() {
+        let utc = parse("since=2030-01-01T00:00:00").expect("valid").filters.since_ms;
+        assert_eq!(utc, Some(1_893_456_000_000));
+        assert_eq!(parse("since=2030-01-01").expect("valid").filters.since_ms, utc);
+        let plus = parse("until=2030-01-01T01:00:00+01:00").expect("valid").filters.until_ms;
+        assert_eq!(plus, Some(1_893_456_000_000));
+        let link = parse("until=2030-01-01T01:00:00+01:00").expect("valid").link_pairs();
+        assert_eq!(link, [("until", "2030-01-01T01:00:00 01:00".to_owned())], "the link carries what was sent");
+    }
+
+    #[test]
     fn bad_values_are_refused_naming_the_parameter() {
         for (query, parameter) in [
             ("pageSize=0", "pageSize"),
             ("pageSize=101", "pageSize"),
-            ("pageNumber=2", "pageNumber"),
+            ("pageNumber=0", "pageNumber"),
+            ("pageNumber=-1", "pageNumber"),
+            ("pageNumber=two", "pageNumber"),
+            ("pageNumber=10002", "pageNumber"),
+            ("pageNumber=1000002&pageSize=1", "pageNumber"),
             ("sort=timestamp.desc", "sort"),
             ("since=yesterday", "since"),
+            ("since=2030-01-01T00:00:00%2B1", "since"),
             ("until=2030-13-01T00:00:00Z", "until"),
             ("since=2030-01-02T00:00:00Z&until=2030-01-01T00:00:00Z", "until"),
             ("method=G%20T", "method"),

@@ -8,7 +8,6 @@ use hyper::header::HeaderMap;
 
 use super::{ApiError, Shared};
 use crate::auth::{contains_in_constant_time, digest, presented_bearer, Scope};
-use crate::store::tokens::active_tokens;
 
 /// Lets the request through only with a token of `needed` scope.
 pub async fn authorize(headers: &HeaderMap, needed: Scope, shared: &Shared) -> Result<(), ApiError> {
@@ -28,7 +27,7 @@ pub async fn authorize(headers: &HeaderMap, needed: Scope, shared: &Shared) -> R
     if configured_scope == Some(needed) {
         return Ok(());
     }
-    let stored = shared.readers.read(active_tokens).await?;
+    let stored = shared.store.active_tokens().await?;
     let stored_scope = [Scope::Read, Scope::Ingest, Scope::Admin].into_iter().find(|scope| {
         let of_scope = stored.iter().filter(|token| token.scope == *scope).map(|token| &token.digest);
         contains_in_constant_time(of_scope, &presented)

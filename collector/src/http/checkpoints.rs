@@ -17,7 +17,6 @@ use super::links::base_url;
 use super::respond::{with_body, HttpResponse};
 use super::{ApiError, Shared};
 use crate::auth::Scope;
-use crate::store::chain_store::{latest_checkpoint, read_checkpoints};
 
 /// The largest page, and the default.
 pub const MAX_CHECKPOINTS_PER_PAGE: usize = 1000;
@@ -27,7 +26,7 @@ pub async fn handle(request: &Request<Incoming>, shared: &Shared) -> Result<Http
     authorize(request.headers(), Scope::Read, shared).await?;
     let (after, limit) = parse_query(request.uri().query())?;
     let base = base_url(shared.public_url.as_ref(), request.headers())?;
-    let mut checkpoints = shared.readers.read(move |conn| read_checkpoints(conn, after, limit + 1)).await?;
+    let mut checkpoints = shared.store.checkpoints(after, limit + 1).await?;
     let more = checkpoints.len() > limit;
     checkpoints.truncate(limit);
     let href = |after: i64| format!("{base}{CHECKPOINTS_PATH}?after={after}&limit={limit}");
@@ -43,9 +42,9 @@ pub async fn handle(request: &Request<Incoming>, shared: &Shared) -> Result<Http
 /// Signs a checkpoint on demand.
 pub async fn sign(request: &Request<Incoming>, shared: &Shared) -> Result<HttpResponse, ApiError> {
     authorize(request.headers(), Scope::Admin, shared).await?;
-    let (status, checkpoint) = match shared.writer.checkpoint().await? {
+    let (status, checkpoint) = match shared.store.checkpoint().await? {
         Some(checkpoint) => (StatusCode::CREATED, Some(checkpoint)),
-        None => (StatusCode::OK, shared.readers.read(latest_checkpoint).await?),
+        None => (StatusCode::OK, shared.store.latest_checkpoint().await?),
     };
     let checkpoint = checkpoint.ok_or(ApiError::NothingToSign)?;
     let body = serde_json::to_vec(&checkpoint).map_err(|error| ApiError::Internal(error.to_string()))?;

@@ -12,7 +12,7 @@ use super::respond::{with_body, HttpResponse};
 use super::{ApiError, Shared};
 use crate::auth::Scope;
 use crate::batch::parse_batch;
-use crate::store::SubmitError;
+use crate::store::StoreError;
 
 /// Handles one ingest request, counting what it stored or why it stored nothing.
 pub async fn handle(request: Request<Incoming>, shared: &Shared) -> Result<HttpResponse, ApiError> {
@@ -35,14 +35,14 @@ async fn store_batch(request: Request<Incoming>, shared: &Shared) -> Result<Inge
     let receipt = if rows.is_empty() {
         IngestReceipt { accepted: 0, duplicates: 0 }
     } else {
-        let pending = shared.writer.try_ingest(rows).map_err(|error| match error {
-            SubmitError::Full => {
+        shared.store.ingest(rows).await.map_err(|error| match error {
+            StoreError::QueueFull => {
                 tracing::warn!(events, "write queue full; batch refused with 503");
                 ApiError::QueueFull
             }
-            SubmitError::Stopped => ApiError::ShuttingDown,
-        })?;
-        pending.committed().await?
+            StoreError::WriterStopped => ApiError::ShuttingDown,
+            other => ApiError::Store(other),
+        })?
     };
     tracing::debug!(accepted = receipt.accepted, duplicates = receipt.duplicates, "batch committed");
     Ok(receipt)

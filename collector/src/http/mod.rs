@@ -14,9 +14,9 @@ mod metrics;
 mod openapi;
 mod problem;
 mod public_key;
+mod query_time;
 mod respond;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,7 +28,7 @@ use hyper::{Method, Request};
 use crate::auth::TokenSet;
 use crate::config::PublicUrl;
 use crate::metrics::Metrics;
-use crate::store::{Readers, WriterHandle};
+use crate::store::TrailStore;
 
 pub use problem::ApiError;
 pub use respond::HttpResponse;
@@ -42,10 +42,8 @@ pub use openapi::OPENAPI_PATH;
 
 /// What every request handler can reach.
 pub struct Shared {
-    /// The queue to the writer thread.
-    pub writer: WriterHandle,
-    /// The read connections.
-    pub readers: Readers,
+    /// The trail's database.
+    pub store: Arc<dyn TrailStore>,
     /// Tokens for `GET /audit`.
     pub read_tokens: TokenSet,
     /// Tokens for `POST /v1/events`.
@@ -56,8 +54,6 @@ pub struct Shared {
     pub max_body_bytes: usize,
     /// The counters of `/metrics`.
     pub metrics: Arc<Metrics>,
-    /// The SQLite file (its size is a metric).
-    pub database: PathBuf,
     /// The public key that verifies the checkpoints.
     pub trail_key: TrailPublicKey,
 }

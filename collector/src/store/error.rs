@@ -47,6 +47,9 @@ pub enum StoreError {
     /// A write transaction failed; nothing of it was committed.
     #[error("the write transaction failed: {0}")]
     WriteFailed(String),
+    /// The write queue is full: the caller should retry shortly.
+    #[error("the write queue is full")]
+    QueueFull,
     /// The writer thread is gone (shutting down, or it stopped on an error).
     #[error("the database writer has stopped")]
     WriterStopped,
@@ -76,6 +79,9 @@ pub enum StoreError {
     /// The hash chain or its checkpoints cannot be extended as stored.
     #[error("the trail's hash chain cannot be extended: {0}; run `audit-collector verify` on the database")]
     Chain(String),
+    /// The store cannot do what was asked; the message says what and what to use instead.
+    #[error("{0}")]
+    Unsupported(String),
     /// The key given is not the one the checkpoint chain expects next: a different key, or
     /// the old key after a rotation handed over to a new one.
     #[error("checkpoints must now be signed by key {expected}, but this collector's signing key is {found}; start it with the key the newest checkpoint names (--signing-key / AUDIT_SIGNING_KEY), or hand over with `audit-collector rotate-key`")]

@@ -1,7 +1,10 @@
-//! The SQLite store of the trail. One thread owns the write connection ([`writer`]) and
-//! takes work over a bounded queue; readers use their own connections ([`reader`]); the
-//! schema and the connection settings live in [`schema`]; [`retention`] purges old events
-//! through the writer, in bounded batches.
+//! The store of the trail, behind one interface ([`trail_store::TrailStore`]).
+//!
+//! SQLite ([`sqlite_store`]): one thread owns the write connection ([`writer`]) and takes
+//! work over a bounded queue; readers use their own connections ([`reader`]); the schema
+//! and the connection settings live in [`schema`]. [`retention`] and [`checkpointing`] are
+//! the background tasks every store runs: they purge old events in bounded batches and
+//! sign checkpoints through the interface.
 
 pub mod chain_linking;
 pub mod chain_migration;
@@ -11,15 +14,18 @@ pub mod error;
 pub mod reader;
 pub mod retention;
 pub mod schema;
+pub mod sqlite_store;
 #[cfg(test)]
 mod test_support;
 pub mod tokens;
 pub mod trail_query;
+pub mod trail_store;
 pub mod writer;
 
 pub use error::StoreError;
-pub use reader::{PageOutcome, Readers};
-pub use writer::{NewEvent, SubmitError, WriterHandle};
+pub use reader::PageOutcome;
+pub use trail_store::{DatabaseLocation, TrailStore};
+pub use writer::NewEvent;
 
 /// Milliseconds since the Unix epoch, by the system clock.
 pub fn now_millis() -> i64 {

@@ -1,7 +1,8 @@
 //! Reading the trail: a small pool of read-only connections, used from blocking tasks so
 //! SQLite never stalls the async workers. Pages are keyset queries on `seq` (the SQL is in
 //! [`super::trail_query`]): the cost of a page does not grow with how far into the trail
-//! it is, and no page ever counts rows.
+//! it is, and no page ever counts rows. A numbered page (`pageNumber`) adds one walk over
+//! an index to find its start, which grows with its number and never reads an event.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -12,7 +13,9 @@ use serde_json::value::RawValue;
 use tokio::sync::Semaphore;
 
 use super::schema::open_for_reading;
-use super::trail_query::{page_sql, TrailOrder, TrailQuery, EXPIRED_UUID_SQL, FIRST_SEQ_SINCE_SQL, SEQ_OF_UUID_SQL};
+use super::trail_query::{
+    page_sql, page_start_sql, TrailOrder, TrailQuery, EXPIRED_UUID_SQL, FIRST_SEQ_SINCE_SQL, SEQ_OF_UUID_SQL,
+};
 use super::StoreError;
 use crate::chain::served::with_chain_link;
 
@@ -136,10 +139,25 @@ pub fn read_page(conn: &mut Connection, query: &TrailQuery) -> Result<PageOutcom
         }
         _ => None,
     };
-    let (lower, upper) = match query.order {
+    let (mut lower, mut upper) = match query.order {
         TrailOrder::Ascending => (cursor.or(first_since).unwrap_or(i64::MIN), i64::MAX),
         TrailOrder::Descending => (first_since.unwrap_or(i64::MIN), cursor.unwrap_or(i64::MAX)),
     };
+    // A numbered page starts `skip` events into the walk: found on an index, reading seq
+    // values only, so page N is exactly where following `next` N-1 times would arrive.
+    if query.skip > 0 {
+        let (sql, filter_values) = page_start_sql(&query.filters, query.order);
+        let mut values = vec![Value::Integer(lower), Value::Integer(upper)];
+        values.extend(filter_values);
+        values.push(Value::Integer(i64::try_from(query.skip).unwrap_or(i64::MAX)));
+        let start: Option<i64> =
+            tx.prepare_cached(&sql)?.query_row(params_from_iter(values), |row| row.get(0)).optional()?;
+        match (start, query.order) {
+            (None, _) => return Ok(PageOutcome::Page(PageRows { events: Vec::new(), next: None })),
+            (Some(seq), TrailOrder::Ascending) => lower = seq,
+            (Some(seq), TrailOrder::Descending) => upper = seq,
+        }
+    }
     // One row more than the page: if it exists, it is where the next page starts.
     let limit = i64::try_from(query.size.saturating_add(1)).unwrap_or(i64::MAX);
     let (sql, filter_values) = page_sql(&query.filters, query.order);
@@ -241,6 +259,24 @@ mod tests {
         newest_first.from = page.next;
         let page = page_of(read_page(&mut conn, &newest_first).expect("read"));
         assert_eq!(bodies(&page), [r#"{"n":2}"#, r#"{"n":1}"#]);
+    }
+
+    #[test]
+    fn a_numbered_page_starts_where_the_walk_would_and_past_the_end_is_empty() {
+        let (_dir, mut conn) = unlinked_trail(7);
+        for (order, from, expected) in [
+            (TrailOrder::Ascending, None, [r#"{"n":4}"#, r#"{"n":5}"#]),
+            (TrailOrder::Descending, None, [r#"{"n":2}"#, r#"{"n":1}"#]),
+            (TrailOrder::Ascending, Some("uuid-1"), [r#"{"n":5}"#, r#"{"n":6}"#]),
+            (TrailOrder::Descending, Some("uuid-5"), [r#"{"n":1}"#, r#"{"n":0}"#]),
+        ] {
+            let third = TrailQuery { order, skip: 4, ..query(from, 2) };
+            let page = page_of(read_page(&mut conn, &third).expect("read"));
+            assert_eq!(bodies(&page), expected, "{order:?} from {from:?}");
+        }
+        let past_the_end = TrailQuery { skip: 7, ..query(None, 2) };
+        let page = page_of(read_page(&mut conn, &past_the_end).expect("read"));
+        assert!(page.events.is_empty() && page.next.is_none(), "{page:?}");
     }
 
     #[tokio::test]

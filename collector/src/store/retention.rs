@@ -1,5 +1,5 @@
 //! Retention: events whose timestamp is older than the retention period are deleted in
-//! batches of [`PURGE_BATCH`], each a separate command to the writer, so ingest batches
+//! batches of [`PURGE_BATCH`], each a separate command to the store, so ingest batches
 //! queued meanwhile are written between them and never wait behind one huge DELETE.
 //!
 //! The purge removes the oldest part of the trail in SEQUENCE order, never a hole in the
@@ -8,6 +8,7 @@
 //! transaction. An event is purged once it and every event before it are expired; with
 //! timestamps nearly monotonic across workers, that delays a purge by seconds at most.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{params, Connection};
@@ -15,7 +16,7 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use super::chain_store::{record_anchor, set_purging, ChainHead};
-use super::writer::WriterHandle;
+use super::trail_store::TrailStore;
 use super::{now_millis, StoreError};
 use crate::chain::link::digest_from_blob;
 
@@ -55,11 +56,11 @@ pub fn purge_batch(conn: &Connection, older_than_ms: i64, limit: usize) -> rusql
 }
 
 /// Purges every event older than `retention_days` before `now_ms`; returns how many.
-pub async fn purge_expired(writer: &WriterHandle, retention_days: u32, now_ms: i64) -> Result<usize, StoreError> {
+pub async fn purge_expired(store: &dyn TrailStore, retention_days: u32, now_ms: i64) -> Result<usize, StoreError> {
     let cutoff = now_ms.saturating_sub(i64::from(retention_days).saturating_mul(MILLIS_PER_DAY));
     let mut total = 0;
     loop {
-        let deleted = writer.purge(cutoff, PURGE_BATCH).await?;
+        let deleted = store.purge(cutoff, PURGE_BATCH).await?;
         total += deleted;
         if deleted < PURGE_BATCH {
             return Ok(total);
@@ -67,15 +68,15 @@ pub async fn purge_expired(writer: &WriterHandle, retention_days: u32, now_ms: i
     }
 }
 
-/// Runs [`purge_expired`] now and then every `every`, until the writer stops or the task
+/// Runs [`purge_expired`] now and then every `every`, until the store stops or the task
 /// is aborted.
-pub fn spawn(writer: WriterHandle, retention_days: u32, every: Duration) -> JoinHandle<()> {
+pub fn spawn(store: Arc<dyn TrailStore>, retention_days: u32, every: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(every);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            match purge_expired(&writer, retention_days, now_millis()).await {
+            match purge_expired(store.as_ref(), retention_days, now_millis()).await {
                 Ok(0) => tracing::debug!("retention: nothing to purge"),
                 Ok(purged) => tracing::info!(purged, retention_days, "retention: purged expired events"),
                 Err(StoreError::WriterStopped) => return,
@@ -88,25 +89,25 @@ pub fn spawn(writer: WriterHandle, retention_days: u32, every: Duration) -> Join
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::schema::open_for_writing;
+    use crate::store::sqlite_store::SqliteStore;
     use crate::store::test_support::new_event as event;
-    use crate::store::writer::{spawn as spawn_writer, NewEvent};
+    use crate::store::writer::NewEvent;
 
     #[tokio::test]
     async fn purges_only_events_older_than_the_retention_in_several_batches() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("audit.db");
-        let (writer, thread) = spawn_writer(open_for_writing(&path).expect("open"), 8).expect("spawn");
+        let store = SqliteStore::open(&path, 8, None).expect("open");
         let now = 100 * MILLIS_PER_DAY;
         let old = now - 91 * MILLIS_PER_DAY;
         let recent = now - 89 * MILLIS_PER_DAY;
         let mut events: Vec<NewEvent> = (0..PURGE_BATCH + 5).map(|n| event(n, old)).collect();
         events.extend((0..3).map(|n| event(PURGE_BATCH + 100 + n, recent)));
-        writer.try_ingest(events).expect("queued").committed().await.expect("committed");
+        store.ingest(events).await.expect("committed");
 
-        let purged = purge_expired(&writer, 90, now).await.expect("purge");
+        let purged = purge_expired(&store, 90, now).await.expect("purge");
         assert_eq!(purged, PURGE_BATCH + 5);
-        thread.shutdown().await.expect("stop");
+        store.shutdown().await.expect("stop");
         let conn = Connection::open(&path).expect("open");
         let left: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).expect("count");
         assert_eq!(left, 3, "the three recent events stay");

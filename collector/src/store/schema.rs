@@ -93,7 +93,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_by_user_id ON events (user_id, seq);
     CREATE TRIGGER events_user_id_is_immutable BEFORE UPDATE OF user_id ON events
     BEGIN SELECT RAISE(ABORT, 'audit events are immutable: the trail has no update path'); END;",
-    // 5: verification that never overclaims (docs/verifying.md).
+    // 5: `events_by_seq_time`, so a numbered page (`pageNumber`) finds where it starts by
+    // walking this small index instead of the table, whose leaves hold the events' bodies;
+    // it carries the timestamp so `since`/`until` are tested on it too. Appended at its
+    // right edge on ingest, like the table itself.
+    "CREATE INDEX events_by_seq_time ON events (seq, timestamp_ms);",
+    // 6: verification that never overclaims (docs/verifying.md).
     // - `checkpoints.next_public_key`: key rotation; the handover checkpoint, signed by the
     //   old key, names the raw public key that signs every checkpoint after it.
     // - `api_tokens` gains the `admin` scope (signing a checkpoint on demand); SQLite cannot

@@ -4,7 +4,9 @@
 //! descending), `LIMIT size + 1`. The equality filters each have an index `(column, seq)`,
 //! so whichever one SQLite picks serves both the WHERE and the ORDER BY; time bounds are
 //! written `+timestamp_ms` so SQLite never trades the seq order for the timestamp index
-//! (that would need a temporary sort). `tests::every_filter_combination_uses_an_index`
+//! (that would need a temporary sort). A numbered page (`pageNumber`) first finds its
+//! first event with [`page_start_sql`], which walks an index reading `seq` values only,
+//! then reads its rows like any page. `tests::every_filter_combination_uses_an_index`
 //! runs `EXPLAIN QUERY PLAN` on every combination.
 
 use rusqlite::types::Value;
@@ -49,13 +51,43 @@ pub struct TrailQuery {
     pub order: TrailOrder,
     /// Events per page.
     pub size: usize,
+    /// Events of the walk that come before the page (`(pageNumber - 1) × size`).
+    pub skip: usize,
 }
 
 /// The SQL of a page and its parameters; `?1` and `?2` are the seq bounds and the last
 /// parameter is the limit.
 pub fn page_sql(filters: &EventFilters, order: TrailOrder) -> (String, Vec<Value>) {
-    let mut sql =
-        String::from("SELECT uuid, body, seq, chain_prev, chain_hash FROM events WHERE seq BETWEEN ?1 AND ?2");
+    let (predicates, values) = filter_predicates(filters);
+    let sql = format!(
+        "SELECT uuid, body, seq, chain_prev, chain_hash FROM events WHERE seq BETWEEN ?1 AND ?2{predicates} \
+         ORDER BY seq {} LIMIT ?{}",
+        order.sql(),
+        values.len() + 3
+    );
+    (sql, values)
+}
+
+/// The SQL that finds where page N of a walk starts: the seq of the event `?offset` places
+/// after the walk's first, between the same bounds (`?1`, `?2`) and under the same filters,
+/// in the same order; the last parameter is the offset. It selects `seq` alone, so SQLite
+/// walks an index and never reads an event: a `(column, seq)` index for an equality filter,
+/// or `events_by_seq_time` without one (it also holds the timestamp the time bounds test).
+/// With two equality filters, or one and a time bound, the other predicates read the rows
+/// the index names.
+pub fn page_start_sql(filters: &EventFilters, order: TrailOrder) -> (String, Vec<Value>) {
+    let (predicates, values) = filter_predicates(filters);
+    let sql = format!(
+        "SELECT seq FROM events WHERE seq BETWEEN ?1 AND ?2{predicates} ORDER BY seq {} LIMIT 1 OFFSET ?{}",
+        order.sql(),
+        values.len() + 3
+    );
+    (sql, values)
+}
+
+/// ` AND column = ?n` for each filter, numbered from `?3`, and the values in that order.
+fn filter_predicates(filters: &EventFilters) -> (String, Vec<Value>) {
+    let mut sql = String::new();
     let mut values: Vec<Value> = Vec::new();
     let mut push = |clause: &str, value: Value| {
         values.push(value);
@@ -82,17 +114,24 @@ pub fn page_sql(filters: &EventFilters, order: TrailOrder) -> (String, Vec<Value
     if let Some(until) = filters.until_ms {
         push("+timestamp_ms <", Value::Integer(until));
     }
-    let direction = match order {
-        TrailOrder::Ascending => "ASC",
-        TrailOrder::Descending => "DESC",
-    };
-    sql.push_str(&format!(" ORDER BY seq {direction} LIMIT ?{}", values.len() + 3));
     (sql, values)
+}
+
+impl TrailOrder {
+    fn sql(self) -> &'static str {
+        match self {
+            TrailOrder::Ascending => "ASC",
+            TrailOrder::Descending => "DESC",
+        }
+    }
 }
 
 /// The first seq whose timestamp is at or after `since` (through `events_by_timestamp`):
 /// the lowest seq a `since` page can start at. `NULL` when no event is that recent.
-pub const FIRST_SEQ_SINCE_SQL: &str = "SELECT min(seq) FROM events WHERE timestamp_ms >= ?1";
+/// Pinned to that index: SQLite would otherwise walk `events_by_seq_time` from the
+/// start until it met a recent enough event, which for a recent `since` is most of it.
+pub const FIRST_SEQ_SINCE_SQL: &str =
+    "SELECT min(seq) FROM events INDEXED BY events_by_timestamp WHERE timestamp_ms >= ?1";
 
 /// The seq of a cursor uuid (through the uuid's unique index).
 pub const SEQ_OF_UUID_SQL: &str = "SELECT seq FROM events WHERE uuid = ?1";
@@ -159,6 +198,45 @@ mod tests {
             let steps = plan(&conn, sql, 1);
             assert_indexed(sql, &steps);
         }
+    }
+
+    #[test]
+    fn a_page_start_walks_a_covering_index_unless_a_second_predicate_needs_the_row() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let conn = open_for_writing(&dir.path().join("audit.db")).expect("open");
+        for filters in all_filter_combinations() {
+            let equality_filters = [
+                filters.event_type.is_some(),
+                filters.user_id.is_some(),
+                filters.user_email.is_some(),
+                filters.method.is_some(),
+                filters.status.is_some(),
+            ]
+            .into_iter()
+            .filter(|on| *on)
+            .count();
+            let time_bounds = filters.since_ms.is_some() || filters.until_ms.is_some();
+            let reads_only_an_index = equality_filters == 0 || (equality_filters == 1 && !time_bounds);
+            for order in [TrailOrder::Ascending, TrailOrder::Descending] {
+                let (sql, values) = page_start_sql(&filters, order);
+                let steps = plan(&conn, &sql, values.len() + 3);
+                assert_indexed(&sql, &steps);
+                if reads_only_an_index {
+                    assert!(
+                        steps.iter().any(|step| step.starts_with("SEARCH events USING COVERING INDEX")),
+                        "the page start reads rows in\n{sql}\nplan: {steps:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_first_seq_since_is_found_on_the_timestamp_index() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let conn = open_for_writing(&dir.path().join("audit.db")).expect("open");
+        let steps = plan(&conn, FIRST_SEQ_SINCE_SQL, 1);
+        assert!(steps.iter().any(|step| step.contains("events_by_timestamp")), "plan: {steps:?}");
     }
 
     #[test]

@@ -1,24 +1,22 @@
 //! The HTTP context: captures the request in `on_log` (after the response, so status and
 //! duration are known, and also for requests Envoy answered itself) and hands the
-//! serialized event to the worker's outbox. It never dispatches: a call made here never
+//! serialized event to the worker's delivery. It never dispatches: a call made here never
 //! sees its answer (the SDK drops the context after `on_log`), so delivery is the root's.
 //!
-//! In fail-closed mode it also applies the failure policy in `on_http_request_headers`:
-//! a refused request is answered 503 here and never reaches the service.
+//! In fail-closed mode it also asks delivery in `on_http_request_headers` whether to
+//! refuse the request: a refused request is answered 503 and never reaches the service.
 
 use std::rc::Rc;
 
-use log::{error, warn};
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, MapType};
+use proxy_wasm::types::Action;
 
 use super::host_view::HostRequest;
+use super::proxy_host::ProxyHost;
 use super::worker::{random_event_id, Worker};
 use crate::capture::capture_event;
 use crate::event_json::write_event;
-use crate::failure_policy::{admit, refusal_body, Admission, FailureMode, TrailHealth};
-use crate::outbox::PushOutcome;
+use crate::failure_policy::Admission;
 
 /// Bytes reserved for one serialized event; a larger one grows its buffer.
 const EVENT_CAPACITY: usize = 1024;
@@ -33,27 +31,10 @@ impl Context for AuditHttp {}
 impl HttpContext for AuditHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(worker) = &self.worker else { return Action::Continue };
-        let policy = &worker.config.failure_policy;
-        if policy.mode == FailureMode::Open {
-            return Action::Continue;
+        match worker.delivery.refusal(&mut ProxyHost { worker, answer_body_size: 0 }) {
+            Admission::Forward => Action::Continue,
+            Admission::Refuse(_) => Action::Pause,
         }
-        let Ok(Some(method)) = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, ":method") else {
-            return Action::Continue;
-        };
-        let method = String::from_utf8_lossy(&method);
-        let health = match worker.outbox.try_borrow() {
-            Ok(outbox) => TrailHealth { delivery_failing: outbox.is_delivery_failing(), buffer_fill: outbox.fill() },
-            Err(_) => return Action::Continue,
-        };
-        let Admission::Refuse(refusal) = admit(policy, &method, health) else { return Action::Continue };
-        let body = refusal_body(refusal, &method);
-        let headers = vec![("content-type", "application/json"), ("x-audit-sidecar-refused", refusal.code())];
-        if let Err(status) = hostcalls::send_http_response(503, headers, Some(&body)) {
-            error!("audit-filter: could not refuse a {method} request ({status:?}); it is forwarded");
-            return Action::Continue;
-        }
-        worker.refused.set(worker.refused.get() + 1);
-        Action::Pause
     }
 
     fn on_log(&mut self) {
@@ -65,19 +46,14 @@ impl HttpContext for AuditHttp {
             worker.fingerprint_key.as_ref(),
             random_event_id(),
         );
-        let Ok(mut outbox) = worker.outbox.try_borrow_mut() else {
-            error!("audit-filter: outbox busy, event {} lost", event.uuid);
-            return;
-        };
         // One allocation that fits a typical event (~800 bytes), kept by the outbox as is.
         let mut json = Vec::with_capacity(EVENT_CAPACITY);
-        if let Err(err) = write_event(&mut json, &event) {
-            error!("audit-filter: could not serialize event {}: {err}; counted as dropped", event.uuid);
-            outbox.count_lost(super::now_ms());
-            return;
-        }
-        if outbox.push(json, super::now_ms()) == PushOutcome::TooLarge {
-            warn!("audit-filter: event {} is larger than the collector accepts; dropped and counted", event.uuid);
-        }
+        let serialized = write_event(&mut json, &event).map(|()| json);
+        worker.delivery.on_captured(
+            &mut ProxyHost { worker, answer_body_size: 0 },
+            &event.uuid,
+            serialized,
+            super::now_ms(),
+        );
     }
 }

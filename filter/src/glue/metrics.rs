@@ -9,17 +9,8 @@ use log::warn;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
-use crate::outbox::OutboxCounters;
+use crate::delivery::Snapshot;
 
-/// What one worker publishes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Snapshot {
-    pub outbox: OutboxCounters,
-    pub delivery_failing: bool,
-    pub refused: u64,
-}
-
-#[derive(Default)]
 pub struct Metrics {
     ids: Option<MetricIds>,
     published: Snapshot,

@@ -8,6 +8,7 @@
 mod host_view;
 mod http;
 mod metrics;
+mod proxy_host;
 mod root;
 mod worker;
 

@@ -1,29 +1,30 @@
 //! What one worker VM shares between its root context (which delivers) and its HTTP
-//! contexts (which capture): the validated configuration (with its route table) and the outbox.
-//! Built once per `on_configure`, shared through an `Rc` (a VM is single-threaded).
+//! contexts (which capture): the validated configuration (with its route table), the
+//! delivery state (with the outbox) and the metrics. Built once per `on_configure`, shared
+//! through an `Rc` (a VM is single-threaded).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 
+use super::metrics::Metrics;
 use crate::config::{ConfigError, FilterConfig};
+use crate::delivery::Delivery;
 use crate::entropy::EntropyPool;
 use crate::fingerprint::{resolve_key, FingerprintKey, KeyOrigin};
-use crate::outbox::{Outbox, OutboxLimits};
 
 pub struct Worker {
     pub config: FilterConfig,
-    pub outbox: RefCell<Outbox>,
-    /// `Bearer <ingest token>`, built once.
-    pub authorization: String,
+    pub delivery: Delivery,
     /// Keys `token_fingerprint`; None when fingerprints are disabled.
     pub fingerprint_key: Option<FingerprintKey>,
-    /// Requests refused by the fail-closed policy (the root publishes it as a stat, so
-    /// the HTTP context makes no extra host call).
-    pub refused: Cell<u64>,
+    /// Published by the root (on tick and after each answer), never per request, to keep
+    /// host calls off the request path.
+    pub metrics: RefCell<Metrics>,
 }
 
 impl Worker {
     /// Parses the plugin configuration and resolves the ingest token from the environment
     /// Envoy passed through (`vm_config.environment_variables.host_env_keys`).
+    /// Defines the metrics too.
     pub fn configure(plugin_configuration: &[u8]) -> Result<Worker, ConfigError> {
         let config = FilterConfig::from_json(plugin_configuration)?;
         let token = config.ingest_token(|name| std::env::var(name).ok())?;
@@ -38,10 +39,9 @@ impl Worker {
             );
         }
         Ok(Worker {
-            outbox: RefCell::new(Outbox::new(OutboxLimits::from_config(&config))),
-            authorization: format!("Bearer {}", token.trim()),
+            delivery: Delivery::new(&config, &token),
             fingerprint_key,
-            refused: Cell::new(0),
+            metrics: RefCell::new(Metrics::define()),
             config,
         })
     }

@@ -1,0 +1,106 @@
+//! [`TrailStore`]: what the collector needs from a database, named by what the trail does
+//! rather than by SQL. The HTTP handlers and the background tasks (retention, checkpoints)
+//! reach the database only through it; [`super::sqlite_store`] is the SQLite one.
+//!
+//! The methods return boxed futures so the collector can hold `Arc<dyn TrailStore>`; one
+//! allocation per call is nothing next to a database round trip.
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+
+use audit_event::chain::Checkpoint;
+use audit_event::IngestReceipt;
+
+use super::reader::PageOutcome;
+use super::tokens::ActiveToken;
+use super::trail_query::TrailQuery;
+use super::writer::NewEvent;
+use super::StoreError;
+
+/// What a store method returns: a `Send` future of its result.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The figures of `/metrics` that come from the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreGauges {
+    /// Events retention has deleted, ever.
+    pub purged_events: u64,
+    /// Bytes the database takes (for SQLite the file and its WAL).
+    pub size_bytes: u64,
+    /// Write commands waiting for the writer.
+    pub write_queue_depth: usize,
+}
+
+/// The trail's storage.
+pub trait TrailStore: Send + Sync {
+    /// Stores a validated batch and resolves once it is committed (and, where events are
+    /// sequenced later, once they can no longer be lost): the ingest acknowledgement.
+    /// Idempotent on `uuid` across the whole trail. A full queue is
+    /// [`StoreError::QueueFull`], a stopping store [`StoreError::WriterStopped`].
+    fn ingest(&self, events: Vec<NewEvent>) -> StoreFuture<'_, IngestReceipt>;
+
+    /// One page of the sequenced trail.
+    fn page(&self, query: TrailQuery) -> StoreFuture<'_, PageOutcome>;
+
+    /// The digests and scopes of every token not revoked.
+    fn active_tokens(&self) -> StoreFuture<'_, Vec<ActiveToken>>;
+
+    /// Up to `limit` signed checkpoints numbered above `after`, oldest first.
+    fn checkpoints(&self, after: i64, limit: usize) -> StoreFuture<'_, Vec<Checkpoint>>;
+
+    /// Deletes up to `limit` of the oldest events, as long as each is older than
+    /// `older_than_ms`, moves the anchor and signs it; returns how many went.
+    fn purge(&self, older_than_ms: i64, limit: usize) -> StoreFuture<'_, usize>;
+
+    /// Signs a checkpoint of the head unless nothing changed since the last one.
+    fn checkpoint(&self) -> StoreFuture<'_, Option<Checkpoint>>;
+
+    /// The newest signed checkpoint, if any.
+    fn latest_checkpoint(&self) -> StoreFuture<'_, Option<Checkpoint>>;
+
+    /// The store's figures for `/metrics`.
+    fn gauges(&self) -> StoreFuture<'_, StoreGauges>;
+
+    /// Succeeds when the store takes writes and answers a query.
+    fn health(&self) -> StoreFuture<'_, ()>;
+
+    /// Stops taking work, commits (and proves with a checkpoint) what was acknowledged.
+    fn shutdown(&self) -> StoreFuture<'_, ()>;
+}
+
+/// Where the trail lives, as `--database` / `AUDIT_DATABASE` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    /// A SQLite file (the default).
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL connection URL (`postgres://` or `postgresql://`).
+    Postgres(String),
+}
+
+impl DatabaseLocation {
+    /// A `postgres://` or `postgresql://` URL is PostgreSQL; anything else is a SQLite path.
+    pub fn of(database: &Path) -> DatabaseLocation {
+        match database.to_str() {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                DatabaseLocation::Postgres(url.to_owned())
+            }
+            _ => DatabaseLocation::Sqlite(database.to_path_buf()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_postgres_url_is_postgres_and_anything_else_a_sqlite_path() {
+        for url in ["postgres://u@h/db", "postgresql://h:5433/audit?sslmode=disable"] {
+            assert_eq!(DatabaseLocation::of(Path::new(url)), DatabaseLocation::Postgres(url.to_owned()));
+        }
+        for path in ["data/audit.db", "/var/lib/audit.db", "postgres.db"] {
+            assert_eq!(DatabaseLocation::of(Path::new(path)), DatabaseLocation::Sqlite(path.into()));
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! Per worker: how captured events reach the collector, driven by the proxy's events and
+//! nothing else. The glue forwards `on_log` to [`Delivery::on_captured`], the root's tick
+//! to [`Delivery::on_tick`] and each answer to [`Delivery::on_answer`]; in fail-closed mode
+//! `on_http_request_headers` asks [`Delivery::refusal`] first. Every effect goes through
+//! [`DeliveryHost`], so the whole sequence (answer → outbox → next flush) is tested natively.
+//!
+//! On each tick, and right after each acknowledged or rejected batch (so throughput is not
+//! one batch per tick), the next due batch is POSTed to the collector cluster. Only calls
+//! made from the root context get their answer back; what an answer means is [`Answer`]'s
+//! decision, what then happens to the batch the [`Outbox`]'s. The outbox knows which call
+//! carries its batch, so an answer to any other call is ignored.
+//!
+//! To add another call made on tick (a heartbeat), give it its own token and its own arm
+//! in [`Delivery::on_answer`], beside the batch's.
+
+mod host;
+
+#[cfg(test)]
+mod fake_host;
+#[cfg(test)]
+mod tests;
+
+use std::cell::{Cell, RefCell};
+use std::fmt::Display;
+use std::time::Duration;
+
+use log::Level;
+
+use audit_event::timestamp::format_rfc3339_millis;
+
+pub use host::{CollectorCall, DeliveryHost, Snapshot, LOGGED_BODY_BYTES};
+
+use crate::answer::Answer;
+use crate::config::{CollectorConfig, FilterConfig};
+use crate::failure_policy::{admit, refusal_body, Admission, FailureMode, FailurePolicyConfig, TrailHealth};
+use crate::outbox::{Outbox, OutboxLimits, PushOutcome, Rejection};
+
+/// Ticks drive flushes and retries; a flush interval shorter than this is honoured.
+const MAX_TICK_MS: u64 = 100;
+const MIN_TICK_MS: u64 = 10;
+
+/// The delivery state of one worker, shared by its root context (which sends) and its
+/// HTTP contexts (which capture and refuse). A VM is single-threaded; the outbox is borrowed
+/// only for the length of one decision, never across a host call.
+pub struct Delivery {
+    collector: CollectorConfig,
+    /// `Bearer <ingest token>`, built once.
+    authorization: String,
+    failure_policy: FailurePolicyConfig,
+    flush_interval_ms: u64,
+    outbox: RefCell<Outbox>,
+    /// Requests refused by the fail-closed policy.
+    refused: Cell<u64>,
+    /// Whether the current run of drops was announced in the log.
+    dropping_announced: Cell<bool>,
+}
+
+impl Delivery {
+    pub fn new(config: &FilterConfig, ingest_token: &str) -> Delivery {
+        Delivery {
+            collector: config.collector.clone(),
+            authorization: format!("Bearer {}", ingest_token.trim()),
+            failure_policy: config.failure_policy.clone(),
+            flush_interval_ms: config.batch.flush_interval_ms,
+            outbox: RefCell::new(Outbox::new(OutboxLimits::from_config(config))),
+            refused: Cell::new(0),
+            dropping_announced: Cell::new(false),
+        }
+    }
+
+    /// How often the root should tick: often enough for the flush interval, but not busier
+    /// than every 10 ms.
+    pub fn tick_period(&self) -> Duration {
+        Duration::from_millis(self.flush_interval_ms.clamp(MIN_TICK_MS, MAX_TICK_MS))
+    }
+
+    /// One captured event, serialized (or the reason it could not be): buffered, or dropped
+    /// and counted so the next gap record reports it.
+    pub fn on_captured(
+        &self,
+        host: &mut impl DeliveryHost,
+        uuid: &str,
+        serialized: Result<Vec<u8>, impl Display>,
+        now_ms: u64,
+    ) {
+        let Ok(mut outbox) = self.outbox.try_borrow_mut() else {
+            host.log(Level::Error, &format!("audit-filter: outbox busy, event {uuid} lost"));
+            return;
+        };
+        match serialized {
+            Err(err) => {
+                host.log(
+                    Level::Error,
+                    &format!("audit-filter: could not serialize event {uuid}: {err}; counted as dropped"),
+                );
+                outbox.count_lost(now_ms);
+            }
+            Ok(json) => {
+                if outbox.push(json, now_ms) == PushOutcome::TooLarge {
+                    host.log(
+                        Level::Warn,
+                        &format!(
+                            "audit-filter: event {uuid} is larger than the collector accepts; dropped and counted"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Fail-closed: refuses the request being handled (a local 503) when the policy does
+    /// not let it through while the trail cannot be written. Returns what was done:
+    /// `Refuse` only when the refusal was sent; a request that could not be refused is
+    /// forwarded (and logged).
+    pub fn refusal(&self, host: &mut impl DeliveryHost) -> Admission {
+        if self.failure_policy.mode == FailureMode::Open {
+            return Admission::Forward;
+        }
+        let Some(method) = host.request_method() else { return Admission::Forward };
+        let health = match self.outbox.try_borrow() {
+            Ok(outbox) => TrailHealth { delivery_failing: outbox.is_delivery_failing(), buffer_fill: outbox.fill() },
+            Err(_) => return Admission::Forward,
+        };
+        let Admission::Refuse(refusal) = admit(&self.failure_policy, &method, health) else {
+            return Admission::Forward;
+        };
+        let body = refusal_body(refusal, &method);
+        let headers = [("content-type", "application/json"), ("x-audit-sidecar-refused", refusal.code())];
+        if let Err(status) = host.send_local_reply(503, &headers, &body) {
+            host.log(
+                Level::Error,
+                &format!("audit-filter: could not refuse a {method} request ({status}); it is forwarded"),
+            );
+            return Admission::Forward;
+        }
+        self.refused.set(self.refused.get() + 1);
+        Admission::Refuse(refusal)
+    }
+
+    /// The root's tick: send a due batch (if none is on the wire), say once that events
+    /// are being dropped, publish the metrics.
+    pub fn on_tick(&self, host: &mut impl DeliveryHost, now_ms: u64) {
+        self.flush(host, now_ms);
+        self.announce_drops(host);
+        self.publish(host);
+    }
+
+    /// The answer to call `token`: `status` is None when the call was reset or timed out
+    /// (no headers). An answer to a call that does not carry the batch in flight is ignored.
+    pub fn on_answer(&self, host: &mut impl DeliveryHost, token: u32, status: Option<u16>, now_ms: u64) {
+        if !self.outbox.try_borrow().is_ok_and(|outbox| outbox.awaits_answer(token)) {
+            return;
+        }
+        match Answer::of_status(status) {
+            Answer::Acknowledged => {
+                let reported = self.outbox.try_borrow_mut().ok().and_then(|mut outbox| outbox.on_success());
+                if let Some(gap) = reported {
+                    self.dropping_announced.set(false);
+                    host.log(
+                        Level::Warn,
+                        &format!(
+                            "audit-filter: delivery resumed; a gap record in the trail says {} events were dropped \
+                             between {} and {}",
+                            gap.lost_events,
+                            rfc3339(gap.first_lost_ms),
+                            rfc3339(gap.last_lost_ms)
+                        ),
+                    );
+                }
+                self.flush(host, now_ms);
+            }
+            Answer::Transient => {
+                let answer = match status {
+                    Some(code) => format!("status {code}: {}", host.answer_body()),
+                    None => "no response (reset)".to_string(),
+                };
+                self.fail(host, &answer, false, now_ms);
+            }
+            Answer::Misconfigured => {
+                let answer = format!(
+                    "status {}: {}; the collector refuses this filter's requests: check the ingest token \
+                     (`collector.ingestTokenEnv`), `collector.path` and `collector.cluster`; events are kept and retried",
+                    status.unwrap_or(0),
+                    host.answer_body()
+                );
+                self.fail(host, &answer, true, now_ms);
+            }
+            Answer::Rejected => {
+                let body = host.answer_body();
+                self.reject(host, status.unwrap_or(0), &body, now_ms);
+                self.flush(host, now_ms);
+            }
+        }
+        self.publish(host);
+    }
+
+    /// Sends the next due batch, if any and none is on the wire.
+    fn flush(&self, host: &mut impl DeliveryHost, now_ms: u64) {
+        let batch = self
+            .outbox
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut outbox| outbox.take_batch(now_ms, || host.random_event_id()));
+        let Some(batch) = batch else { return };
+        let collector = &self.collector;
+        let call = CollectorCall {
+            cluster: &collector.cluster,
+            headers: vec![
+                (":method", "POST"),
+                (":path", collector.path.as_str()),
+                (":authority", collector.authority.as_str()),
+                ("content-type", "application/json"),
+                ("authorization", self.authorization.as_str()),
+            ],
+            body: &batch.body,
+            timeout: Duration::from_millis(collector.timeout_ms),
+        };
+        match host.dispatch(call) {
+            Ok(token) => {
+                if let Ok(mut outbox) = self.outbox.try_borrow_mut() {
+                    outbox.on_dispatched(token);
+                }
+                match (batch.gap, batch.is_retry) {
+                    (Some(gap), _) => host.log(
+                        Level::Info,
+                        &format!("audit-filter: sending a gap record ({} events dropped)", gap.lost_events),
+                    ),
+                    (None, true) => {
+                        host.log(Level::Info, &format!("audit-filter: retrying a batch of {} events", batch.events))
+                    }
+                    (None, false) => {}
+                }
+            }
+            Err(status) => {
+                let reason = format!("dispatch to cluster `{}` failed: {status}", collector.cluster);
+                self.fail(host, &reason, true, now_ms);
+            }
+        }
+    }
+
+    /// A failed attempt: the batch is kept and retried after a backoff. A configuration
+    /// problem is logged as an error on every attempt, since only an operator can fix it.
+    fn fail(&self, host: &mut impl DeliveryHost, reason: &str, is_configuration_problem: bool, now_ms: u64) {
+        let random = host.random_u64();
+        let Ok(mut outbox) = self.outbox.try_borrow_mut() else { return };
+        let delay_ms = outbox.on_failure(now_ms, random);
+        let counters = outbox.counters();
+        drop(outbox);
+        let message = format!(
+            "audit-filter: batch not delivered ({reason}); retrying in {delay_ms} ms; \
+             {} events ({} bytes) buffered, {} sent, {} dropped so far",
+            counters.buffered_events, counters.buffered_bytes, counters.sent, counters.dropped
+        );
+        host.log(if is_configuration_problem { Level::Error } else { Level::Warn }, &message);
+    }
+
+    /// The collector will never accept the batch as it is: narrow it down, and drop (and
+    /// count) only the events it refuses on their own.
+    fn reject(&self, host: &mut impl DeliveryHost, status: u16, body: &str, now_ms: u64) {
+        let Some(rejection) = self.outbox.try_borrow_mut().ok().map(|mut outbox| outbox.on_rejected(now_ms)) else {
+            return;
+        };
+        let message = match rejection {
+            Rejection::Narrowing { batch_events, next_batch_events } => format!(
+                "audit-filter: the collector rejected a batch of {batch_events} events (status {status}: {body}); \
+                 resending at most {next_batch_events} per batch to find the events it refuses"
+            ),
+            Rejection::EventDropped => format!(
+                "audit-filter: the collector rejected an event (status {status}: {body}); it is dropped, \
+                 counted in `dropped` and `rejected`, and reported in the next gap record"
+            ),
+            Rejection::GapRecordDropped(gap) => format!(
+                "audit-filter: the collector rejected a gap record (status {status}: {body}); the trail will \
+                 not show that {} events were dropped between {} and {} (still counted in `dropped`)",
+                gap.lost_events,
+                rfc3339(gap.first_lost_ms),
+                rfc3339(gap.last_lost_ms)
+            ),
+            Rejection::Nothing => return,
+        };
+        host.log(Level::Error, &message);
+    }
+
+    fn announce_drops(&self, host: &mut impl DeliveryHost) {
+        let Some(unreported) = self.outbox.try_borrow().ok().map(|outbox| outbox.unreported_gap()) else { return };
+        if unreported > 0 && !self.dropping_announced.get() {
+            self.dropping_announced.set(true);
+            host.log(
+                Level::Warn,
+                &format!(
+                    "audit-filter: events are being dropped ({unreported} so far: buffer full or refused by the \
+                     collector); a gap record is sent to the trail when delivery resumes"
+                ),
+            );
+        }
+    }
+
+    fn publish(&self, host: &mut impl DeliveryHost) {
+        let Some(snapshot) = self.outbox.try_borrow().ok().map(|outbox| Snapshot {
+            outbox: outbox.counters(),
+            delivery_failing: outbox.is_delivery_failing(),
+            refused: self.refused.get(),
+        }) else {
+            return;
+        };
+        host.publish(snapshot);
+    }
+}
+
+/// Milliseconds since the epoch, as the trail writes times.
+fn rfc3339(ms: u64) -> String {
+    format_rfc3339_millis(i64::try_from(ms).unwrap_or(0).saturating_mul(1_000_000))
+}
