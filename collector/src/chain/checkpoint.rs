@@ -63,6 +63,9 @@ mod tests {
         );
         let handover = Checkpoint { next_public_key: Some("cd".into()), ..checkpoint };
         let message = String::from_utf8(signed_message(&handover)).expect("UTF-8");
-        assert!(message.contains(r#""keyId":"k","lastHash""#) && message.contains(r#""nextPublicKey":"cd","number":1"#), "{message}");
+        assert!(
+            message.contains(r#""keyId":"k","lastHash""#) && message.contains(r#""nextPublicKey":"cd","number":1"#),
+            "{message}"
+        );
     }
 }

@@ -166,7 +166,11 @@ impl fmt::Display for TrailReport {
                     None => key.clone(),
                 })
                 .collect();
-            writeln!(f, "  signing keys, each handed over by a checkpoint the previous key signed: {}", chain.join(" -> "))?;
+            writeln!(
+                f,
+                "  signing keys, each handed over by a checkpoint the previous key signed: {}",
+                chain.join(" -> ")
+            )?;
         }
         match &self.witness {
             Some(witness) => writeln!(f, "  {witness}")?,

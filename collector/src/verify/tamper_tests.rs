@@ -333,7 +333,10 @@ fn tamper_the_newest(
             conn.execute("DELETE FROM events WHERE seq > ?1", [cut]).expect("delete");
             let uncovered = u64::try_from(cut - newest.last_seq).unwrap_or(0);
             let what = format!("tail: seq {seq} changed, relinked, events after {cut} deleted");
-            (what, Expect { without_witness: Outcome::Uncovered(uncovered), with_witness: Outcome::Uncovered(uncovered) })
+            (
+                what,
+                Expect { without_witness: Outcome::Uncovered(uncovered), with_witness: Outcome::Uncovered(uncovered) },
+            )
         }
         11 => {
             // Keep checkpoints 1..=j (j < newest, so the witness holds a later one), change

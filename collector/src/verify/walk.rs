@@ -82,7 +82,8 @@ pub fn check_checkpoints(checkpoints: &[Checkpoint], key: &TrailVerifier) -> Res
 /// The checkpoint must be signed by `key`. `first` says it is the first checkpoint, signed
 /// by the key the auditor holds, so a mismatch there says which key to ask for.
 pub fn check_signature(checkpoint: &Checkpoint, key: &TrailVerifier, first: bool) -> Result<(), TrailProblem> {
-    let bad = |detail: String| TrailProblem::BadSignature { number: checkpoint.number, seq: checkpoint.last_seq, detail };
+    let bad =
+        |detail: String| TrailProblem::BadSignature { number: checkpoint.number, seq: checkpoint.last_seq, detail };
     if checkpoint.key_id != key.key_id() {
         return Err(bad(if first {
             format!(
@@ -91,7 +92,11 @@ pub fn check_signature(checkpoint: &Checkpoint, key: &TrailVerifier, first: bool
                 key.key_id()
             )
         } else {
-            format!("signed by key {}, but the checkpoints before it hand over to key {}", checkpoint.key_id, key.key_id())
+            format!(
+                "signed by key {}, but the checkpoints before it hand over to key {}",
+                checkpoint.key_id,
+                key.key_id()
+            )
         }));
     }
     let signature = from_hex(&checkpoint.signature).unwrap_or_default();
