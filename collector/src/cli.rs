@@ -88,6 +88,12 @@ pub struct ServeArgs {
     /// missing; default: next to the database, `<name>.signing-key.pem`.
     #[arg(long, env = "AUDIT_SIGNING_KEY", value_name = "PATH")]
     pub signing_key: Option<PathBuf>,
+
+    /// Also append every signed checkpoint to this file (one JSON line each, as `tail`
+    /// writes them), best on storage the database's operator cannot rewrite; `verify
+    /// --witness` checks the trail against it.
+    #[arg(long, env = "AUDIT_WITNESS_FILE", value_name = "PATH")]
+    pub witness_file: Option<PathBuf>,
 }
 
 /// What `serve` runs with: where to listen and the validated [`Config`].
@@ -113,6 +119,7 @@ impl ServeArgs {
         config.write_queue_batches = self.write_queue_batches;
         config.checkpoint_interval = std::time::Duration::from_secs(self.checkpoint_interval_secs);
         config.signing_key = self.signing_key;
+        config.witness_file = self.witness_file;
         config.validate()?;
         Ok(ServeSettings { listen, config })
     }

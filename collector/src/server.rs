@@ -23,6 +23,7 @@ use crate::http::{route, Shared};
 use crate::metrics::Metrics;
 use crate::store::sqlite_store::SqliteStore;
 use crate::store::{checkpointing, retention, DatabaseLocation, StoreError, TrailStore};
+use crate::witness_file::{WitnessFile, WitnessTask};
 
 /// A client gets this long to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -38,6 +39,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let (store, trail_key) = open_store(&config).await?;
     let purger = retention::spawn(Arc::clone(&store), config.retention_days, config.retention_interval);
     let checkpointer = checkpointing::spawn(Arc::clone(&store), config.checkpoint_interval);
+    let witness = match &config.witness_file {
+        Some(path) => Some(WitnessTask::spawn(Arc::clone(&store), WitnessFile::open(path)?)),
+        None => None,
+    };
     let shared = Arc::new(Shared {
         store: Arc::clone(&store),
         read_tokens: config.read_tokens.clone(),
@@ -60,6 +65,9 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     purger.abort();
     checkpointer.abort();
     store.shutdown().await?;
+    if let Some(witness) = witness {
+        witness.finish(store.as_ref()).await;
+    }
     tracing::info!("audit collector stopped; every acknowledged batch is committed");
     served
 }

@@ -85,9 +85,14 @@ impl TrailClient {
     }
 
     /// Any JSON body at `url` (e.g. a checkpoint page), retried as [`Self::fetch_page`] is.
-    pub fn fetch_json<T: serde::de::DeserializeOwned>(&self, url: &str, first_pause: Duration) -> Result<T, FetchError> {
+    pub fn fetch_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        first_pause: Duration,
+    ) -> Result<T, FetchError> {
         self.fetch(url, first_pause, |url, body| {
-            serde_json::from_str(body).map_err(|error| FetchError::NotAPage { url: url.to_owned(), reason: error.to_string() })
+            serde_json::from_str(body)
+                .map_err(|error| FetchError::NotAPage { url: url.to_owned(), reason: error.to_string() })
         })
     }
 
