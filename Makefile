@@ -8,7 +8,7 @@ VENV       := .venv
 WASM       := target/wasm32-wasip1/wasm-release/audit_filter.wasm
 COLLECTOR  := target/debug/audit-collector
 
-.PHONY: help setup build demo test test-unit test-e2e lint clean
+.PHONY: help setup build demo test lint clean
 
 help:
 	@echo "make demo   run Envoy + audit filter + collector + a Pact Broker stand-in on 127.0.0.1:$${LISTEN_PORT:-10000}"
@@ -42,6 +42,7 @@ test: build setup-compose
 	cargo test --workspace --exclude audit-e2e
 	cargo test -p audit-e2e
 	bash tests/schemathesis.sh
+	$(VENV)/bin/python tests/siem/check_exports.py
 
 lint: setup
 	cargo clippy --workspace --all-targets -- -D warnings

@@ -1,8 +1,9 @@
 //! The address file: once a server listening on port 0 is ready, the port it got is
 //! written to a file a test harness polls for. The file appears whole or not at all
-//! (written under a temporary name, then renamed), so a reader never sees half an address.
+//! (written under a temporary name, synced, then renamed), so a reader never sees half an
+//! address.
 
-use std::io;
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -17,7 +18,10 @@ pub fn write_address_file(path: &Path, address: SocketAddr) -> io::Result<()> {
     let mut temporary_name = file_name.to_os_string();
     temporary_name.push(format!(".{}.tmp", std::process::id()));
     let temporary = path.with_file_name(temporary_name);
-    std::fs::write(&temporary, address.to_string())?;
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(address.to_string().as_bytes())?;
+    // Synced before the rename, so that after a crash the name holds the whole address.
+    file.sync_all()?;
     std::fs::rename(&temporary, path)
 }
 

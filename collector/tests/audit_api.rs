@@ -211,6 +211,31 @@ async fn page_number_n_is_the_nth_page_of_the_cursor_walk_for_random_filters_bot
 }
 
 #[tokio::test]
+async fn every_parameter_pactflows_audit_api_documents_is_accepted_as_its_clients_send_it() {
+    let (collector, _) = collector_with(5).await;
+    for query in [
+        "pageNumber=1&pageSize=100",
+        "pageNumber=2&pageSize=2",
+        "pageNumber=7&pageSize=100",
+        "sort=+timestamp",
+        "sort=%2Btimestamp",
+        "sort=-timestamp",
+        "since=2026-11-30T00:49:37",
+        "since=2026-11-30",
+        "since=2026-11-30T00:49:37.123+11:00",
+        "since=2026-11-30T00:49:37.123%2B11:00",
+        "since=2026-11-30T00:49:37Z",
+        "type=pact_publication",
+        "userUuid=0ba9a6f0-8e9a-4a5d-9d2c-6c1d3f1c7a11",
+        "from=AAAAAVpaWlpaWlpaWlpaWg&pageNumber=2&pageSize=1",
+        "pageNumber=&pageSize=&since=&type=",
+    ] {
+        let reply = collector.audit(&format!("/audit?{query}")).await;
+        assert_eq!(reply.status, 200, "{query}: {}", reply.text());
+    }
+}
+
+#[tokio::test]
 async fn pactflow_time_forms_select_the_same_events_as_rfc_3339() {
     let (collector, _) = collector_with(40).await;
     let walk_of = |query: &'static str| {

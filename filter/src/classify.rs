@@ -53,10 +53,11 @@ impl RequestClassifier for RouteTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routes::RouteTableConfig;
 
     #[test]
     fn the_route_table_types_a_request_from_its_path_and_accept_header() {
-        let table = RouteTable::pact_broker().expect("the built-in table loads");
+        let table = RouteTableConfig::default().build().expect("the built-in table loads");
         let headers = RequestHeaders::new(vec![("accept".into(), "application/hal+json".into())]);
         let request = ClassifyRequest { method: "DELETE", path: "/pacticipants/Foo%20Bar", headers: &headers };
         let classification = RequestClassifier::classify(&table, &request);
@@ -67,7 +68,7 @@ mod tests {
 
     #[test]
     fn a_browser_asking_for_html_gets_the_ui_page_type() {
-        let table = RouteTable::pact_broker().expect("the built-in table loads");
+        let table = RouteTableConfig::default().build().expect("the built-in table loads");
         let headers = RequestHeaders::new(vec![("accept".into(), "text/html".into())]);
         let request = ClassifyRequest { method: "GET", path: "/pacticipants/Foo", headers: &headers };
         let classification = RequestClassifier::classify(&table, &request);

@@ -294,8 +294,7 @@ impl FilterConfig {
             failure_policy: section::<FailurePolicyConfig>("failurePolicy", raw.failure_policy)?.normalized(),
             identity: section("identity", raw.identity)?,
             redaction: section("redaction", raw.redaction)?,
-            route_table: RouteTable::from_config(&section::<RouteTableConfig>("routes", raw.routes)?)
-                .map_err(ConfigError::Routes)?,
+            route_table: section::<RouteTableConfig>("routes", raw.routes)?.build().map_err(ConfigError::Routes)?,
         }
         .normalized();
         config.validate()?;

@@ -102,8 +102,8 @@ pub struct Batch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushOutcome {
     Queued,
-    /// Queued, and this many older events were dropped to make room.
-    QueuedDroppingOldest(usize),
+    /// Queued, and older events were dropped (and counted) to make room.
+    QueuedDroppingOldest,
     /// Refused: one event larger than the collector accepts would block the queue forever.
     TooLarge,
 }
@@ -276,7 +276,7 @@ impl Outbox {
             return PushOutcome::Queued;
         }
         self.record_drops(dropped, now_ms);
-        PushOutcome::QueuedDroppingOldest(dropped)
+        PushOutcome::QueuedDroppingOldest
     }
 
     /// Counts a captured event that could not be buffered at all (it could not be
@@ -644,8 +644,9 @@ mod tests {
     #[test]
     fn overflow_drops_the_oldest_events_and_counts_them() {
         let mut outbox = outbox_with(6, 10);
-        assert_eq!(outbox.push(event(7), 20), PushOutcome::QueuedDroppingOldest(1));
-        assert_eq!(outbox.push(event(8), 30), PushOutcome::QueuedDroppingOldest(1));
+        assert_eq!(outbox.push(event(7), 20), PushOutcome::QueuedDroppingOldest);
+        assert_eq!(outbox.counters().dropped, 1);
+        assert_eq!(outbox.push(event(8), 30), PushOutcome::QueuedDroppingOldest);
         let counters = outbox.counters();
         assert_eq!(counters.dropped, 2);
         assert_eq!(counters.buffered_events, 6, "bounded by buffer.maxEvents");
@@ -660,7 +661,8 @@ mod tests {
         let mut outbox = Outbox::new(OutboxLimits { buffer_max_bytes: 20, batch_max_bytes: 20, ..limits() });
         outbox.push(event(1), 0); // 7
         outbox.push(event(2), 0); // 14
-        assert_eq!(outbox.push(event(12_345_678), 0), PushOutcome::QueuedDroppingOldest(2), "14 bytes over → both go");
+        assert_eq!(outbox.push(event(12_345_678), 0), PushOutcome::QueuedDroppingOldest);
+        assert_eq!(outbox.counters().dropped, 2, "14 bytes over → both go");
         assert_eq!(outbox.counters().buffered_bytes, 14);
     }
 
@@ -805,7 +807,8 @@ mod tests {
     fn drops_without_any_failure_are_reported_at_the_next_send() {
         let mut outbox = outbox_with(6, 0);
         outbox.take_batch(0, uuid).expect("a full batch goes on the wire");
-        assert_eq!(outbox.push(event(7), 2), PushOutcome::QueuedDroppingOldest(1), "a slow collector: event 4 goes");
+        assert_eq!(outbox.push(event(7), 2), PushOutcome::QueuedDroppingOldest);
+        assert_eq!(outbox.counters().dropped, 1, "a slow collector: event 4 goes");
         outbox.on_success();
         assert_eq!(outbox.take_batch(2, uuid).and_then(|batch| batch.gap).map(|gap| gap.lost_events), Some(1));
     }

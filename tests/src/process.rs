@@ -1,5 +1,8 @@
 //! A child process of the stack: its output goes to a log file (so a failing test can
-//! show it), and it is killed and reaped when dropped, so no test leaves servers behind.
+//! show it), and it is killed and reaped when dropped, so no test leaves servers behind;
+//! on Linux it also gets SIGTERM when the thread that started it ends without dropping it.
+//! A log file is appended to across runs in the same folder (`make demo` keeps its folder),
+//! so each process reads back only what it wrote itself: the log from where it started.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -13,6 +16,8 @@ pub struct ManagedProcess {
     name: String,
     child: Child,
     log_path: PathBuf,
+    /// Where this process's output starts in the log file.
+    log_start: u64,
 }
 
 impl ManagedProcess {
@@ -24,13 +29,15 @@ impl ManagedProcess {
             .append(true)
             .open(&log_path)
             .with_context(|| format!("opening {}", log_path.display()))?;
+        let log_start = log.metadata().with_context(|| format!("reading {}", log_path.display()))?.len();
+        stop_with_parent(&mut command);
         let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting {name}: {command:?}"))?;
-        Ok(Self { name: name.to_string(), child, log_path })
+        Ok(Self { name: name.to_string(), child, log_path, log_start })
     }
 
     /// The process id.
@@ -38,9 +45,11 @@ impl ManagedProcess {
         self.child.id()
     }
 
-    /// Everything the process has logged so far.
+    /// Everything the process has logged so far (not what earlier runs left in the file).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+        let all = std::fs::read(&self.log_path).unwrap_or_default();
+        let start = usize::try_from(self.log_start).unwrap_or(usize::MAX).min(all.len());
+        String::from_utf8_lossy(&all[start..]).into_owned()
     }
 
     /// Fails when the process has exited, quoting the end of its log.
@@ -103,6 +112,27 @@ impl Drop for ManagedProcess {
         let _ = self.stop(Duration::from_secs(5));
     }
 }
+
+/// Has the child get SIGTERM when the thread that started it ends, however it ends: a demo
+/// killed with SIGKILL runs no destructors, and its servers would otherwise keep its ports
+/// and its database.
+#[cfg(target_os = "linux")]
+fn stop_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure only calls prctl, which allocates nothing and
+    // touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn stop_with_parent(_command: &mut Command) {}
 
 fn signal(pid: u32, name: &str) {
     let _ = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();

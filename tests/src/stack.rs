@@ -3,7 +3,7 @@
 //! Started in dependency order with a readiness wait for each; stopped on drop. When a
 //! test panics while a stack is alive, every process's log is printed.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -184,16 +184,30 @@ fn read_address_file(path: &Path) -> Option<SocketAddr> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
+/// Starts `pact stub` on a port chosen here, so nothing has to be read back from its log.
+/// The port is free when chosen; should another process take it before the stub binds it,
+/// the stub exits and another port is tried.
 fn start_broker_stub(dir: &Path) -> Result<(ManagedProcess, SocketAddr)> {
-    let mut command = Command::new(paths::pact_binary()?);
-    command.arg("stub").arg("--file").arg(paths::broker_pact()).arg("--loglevel").arg("info");
-    let mut stub = ManagedProcess::spawn("upstream", command, dir)?;
-    let port = stub.wait_for("`Server started on port`", READY_TIMEOUT, |stub| {
-        let log = stub.log();
-        let after = log.split("Server started on port ").nth(1)?;
-        after.split(|c: char| !c.is_ascii_digit()).next()?.parse::<u16>().ok()
-    })?;
-    Ok((stub, SocketAddr::from(([127, 0, 0, 1], port))))
+    let mut last_error = None;
+    for _ in 0..3 {
+        let address = TcpListener::bind(("127.0.0.1", 0))?.local_addr()?;
+        let mut command = Command::new(paths::pact_binary()?);
+        command
+            .arg("stub")
+            .arg("--file")
+            .arg(paths::broker_pact())
+            .arg("--port")
+            .arg(address.port().to_string())
+            .arg("--loglevel")
+            .arg("info");
+        let mut stub = ManagedProcess::spawn("upstream", command, dir)?;
+        let url = format!("http://{address}/");
+        match stub.wait_for("an answer on its port", READY_TIMEOUT, |_| client::send("GET", &url, &[], None).ok()) {
+            Ok(_) => return Ok((stub, address)),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| anyhow!("the broker stand-in did not start")))
 }
 
 fn start_collector(

@@ -28,7 +28,10 @@ pub enum ApiError {
         needs: &'static str,
     },
     /// No such route.
-    #[error("there is nothing at `{path}`; the collector serves POST /v1/events, GET /audit, GET /audit/openapi.json, GET /healthz and GET /metrics")]
+    #[error(
+        "there is nothing at `{path}`; the collector serves POST /v1/events, GET /audit, GET /audit/checkpoints, \
+         GET /audit/public-key, GET /audit/openapi.json, GET /healthz and GET /metrics"
+    )]
     NotFound {
         /// The requested path.
         path: String,

@@ -8,13 +8,15 @@
 //! can be printed again only if the process dies between the flush and the state write;
 //! `event.id` / `metadata.uid` (the uuid) lets the SIEM drop such a repeat.
 //!
-//! Layout: [`format`] (native, [`ocsf`], [`ecs`]), [`state`] (the position file),
+//! Layout: [`format`] (native, [`ocsf`], [`ecs`]), [`fields`] (what the mappings read from
+//! an event, and what they leave for extension fields), [`state`] (the position file),
 //! [`client`] (the HTTP calls and which answers are worth retrying).
 
 pub mod checkpoint_record;
 pub mod checkpoints;
 pub mod client;
 pub mod ecs;
+pub mod fields;
 pub mod format;
 pub mod ocsf;
 pub mod state;

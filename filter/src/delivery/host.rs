@@ -9,9 +9,6 @@ use log::Level;
 
 use crate::outbox::OutboxCounters;
 
-/// How much of a refusing collector's answer goes into the log.
-pub const LOGGED_BODY_BYTES: usize = 256;
-
 /// One HTTP call to the collector cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CollectorCall<'a> {
@@ -34,7 +31,7 @@ pub trait DeliveryHost {
     /// Sends `call`; its answer later arrives with the returned token.
     fn dispatch(&mut self, call: CollectorCall<'_>) -> Result<u32, String>;
 
-    /// The start (at most [`LOGGED_BODY_BYTES`]) of the body of the answer being handled.
+    /// The start (at most [`LOGGED_BODY_BYTES`](super::LOGGED_BODY_BYTES)) of the body of the answer being handled.
     fn answer_body(&mut self) -> String;
 
     /// The `:method` of the request being handled, if the host has it.

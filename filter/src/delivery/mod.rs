@@ -28,7 +28,7 @@ use log::Level;
 
 use audit_event::timestamp::format_rfc3339_millis;
 
-pub use host::{CollectorCall, DeliveryHost, Snapshot, LOGGED_BODY_BYTES};
+pub use host::{CollectorCall, DeliveryHost, Snapshot};
 
 use crate::answer::Answer;
 use crate::config::{CollectorConfig, FilterConfig};
@@ -38,6 +38,8 @@ use crate::outbox::{Outbox, OutboxLimits, PushOutcome, Rejection};
 /// Ticks drive flushes and retries; a flush interval shorter than this is honoured.
 const MAX_TICK_MS: u64 = 100;
 const MIN_TICK_MS: u64 = 10;
+/// How much of a refusing collector's answer goes into the log.
+pub const LOGGED_BODY_BYTES: usize = 256;
 
 /// The delivery state of one worker, shared by its root context (which sends) and its
 /// HTTP contexts (which capture and refuse). A VM is single-threaded; the outbox is borrowed

@@ -64,12 +64,9 @@ pub struct RouteConfig {
 }
 
 impl RouteTableConfig {
-    /// Parses the route table configuration on its own (serde's message names the key).
-    pub fn from_json(bytes: &[u8]) -> Result<Self, RouteTableError> {
-        serde_json::from_slice(bytes).map_err(|error| RouteTableError::InvalidJson(error.to_string()))
-    }
-
-    pub(crate) fn build(&self) -> Result<RouteTable, RouteTableError> {
+    /// The route table this configuration describes: the one way to build one. Errors
+    /// name the bad key.
+    pub fn build(&self) -> Result<RouteTable, RouteTableError> {
         let fallback_resource_name = self.fallback_resource_name.as_deref().unwrap_or(DEFAULT_FALLBACK_RESOURCE_NAME);
         check_not_blank("fallbackResourceName", fallback_resource_name)?;
         if let Some(fallback_type) = &self.fallback_type {

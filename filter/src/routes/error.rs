@@ -7,8 +7,6 @@ use std::fmt;
 /// A route table that cannot be built. Raised at configure time only, never per request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteTableError {
-    /// The configuration is not JSON of the expected shape (serde's message names the key).
-    InvalidJson(String),
     /// A configuration key holds a value that cannot work.
     InvalidKey { key: String, problem: String },
     /// A row of an embedded data table is malformed (a build defect, caught by the tests).
@@ -18,7 +16,6 @@ pub enum RouteTableError {
 impl fmt::Display for RouteTableError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::InvalidJson(message) => write!(f, "route table configuration: {message}"),
             Self::InvalidKey { key, problem } => write!(f, "`{key}` {problem}"),
             Self::InvalidData { file, line, problem } => write!(f, "{file} line {line}: {problem}"),
         }

@@ -1,14 +1,14 @@
 //! Route typing: which server resource handled a request, so the event gets its `type` and
 //! `payload.params` (`resource_name` plus the percent-decoded path parameters).
 //!
-//! A [`RouteTable`] is built once at configure time, either the built-in Pact Broker table
-//! ([`RouteTable::pact_broker`], embedded from `filter/routes/*.tsv`) or a table from the
-//! plugin configuration ([`RouteTable::from_config`]). Per request, [`RouteTable::classify`]
-//! turns a [`RouteRequest`] into a [`RouteMatch`] without regexes and without allocating
+//! A [`RouteTable`] is built once at configure time by [`RouteTableConfig::build`], the one
+//! entry point: the built-in Pact Broker table (embedded from `filter/routes/*.tsv`, the
+//! default) or a table from the plugin configuration. Per request, [`RouteTable::classify`]
+//! turns a [`RouteRequest`] into a [`request::RouteMatch`] without regexes and without allocating
 //! beyond the params map.
 //!
 //! # Layout
-//! - [`request`]: what goes in ([`RouteRequest`]) and what comes out ([`RouteMatch`]).
+//! - [`request`]: what goes in ([`RouteRequest`]) and what comes out ([`request::RouteMatch`]).
 //! - `request_path`: a raw request path made routable (extension, `//`, trailing slash).
 //! - `template`: a route's path template (`/pacts/provider/:provider_name`) parsed and checked.
 //! - `percent`: percent-decoding of one path parameter.
@@ -33,8 +33,7 @@ mod template;
 #[cfg(test)]
 mod tests;
 
-pub use config::{RouteConfig, RouteTableConfig};
-pub use detection::ApiDetection;
+pub use config::RouteTableConfig;
 pub use error::RouteTableError;
-pub use request::{RouteKind, RouteMatch, RouteRequest};
+pub use request::RouteRequest;
 pub use table::RouteTable;

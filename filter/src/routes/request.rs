@@ -41,12 +41,5 @@ pub struct RouteMatch<'t> {
     pub method_allowed: bool,
 }
 
-impl RouteMatch<'_> {
-    /// The `resource_name` param (every match has one).
-    pub fn resource_name(&self) -> &str {
-        self.params.get(RESOURCE_NAME).map_or("", String::as_str)
-    }
-}
-
 /// The params key that names the matched route.
 pub const RESOURCE_NAME: &str = "resource_name";

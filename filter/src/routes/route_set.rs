@@ -61,6 +61,7 @@ impl RouteSet {
         Ok(Self { routes, index, method_rule })
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.routes.len()
     }

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use super::builtin;
-use super::config::RouteTableConfig;
 use super::detection::{ApiDetection, Audience};
 use super::error::RouteTableError;
 use super::request::{RouteKind, RouteMatch, RouteRequest, RESOURCE_NAME};
@@ -28,16 +27,6 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// The built-in Pact Broker table (API and UI routes), from the embedded TSV files.
-    pub fn pact_broker() -> Result<Self, RouteTableError> {
-        Self::from_config(&RouteTableConfig::default())
-    }
-
-    /// The table a (validated) configuration describes; errors name the bad key.
-    pub fn from_config(config: &RouteTableConfig) -> Result<Self, RouteTableError> {
-        config.build()
-    }
-
     pub(crate) fn compile(
         api_specs: Vec<RouteSpec>,
         ui_specs: Vec<RouteSpec>,
@@ -98,11 +87,13 @@ impl RouteTable {
     }
 
     /// The type of requests that match no route.
+    #[cfg(test)]
     pub fn fallback_type(&self) -> &str {
         &self.fallback_type
     }
 
-    /// How many API and UI routes the table holds (for the configure-time log line).
+    /// How many API and UI routes the table holds.
+    #[cfg(test)]
     pub fn route_counts(&self) -> (usize, usize) {
         (self.api_routes.len(), self.ui_routes.len())
     }
@@ -121,7 +112,7 @@ fn resource_name_only(resource_name: &str) -> BTreeMap<String, String> {
     BTreeMap::from([(RESOURCE_NAME.to_owned(), resource_name.to_owned())])
 }
 
-/// The built-in profile's parts, for [`RouteTableConfig::build`].
+/// The built-in profile's parts, for [`RouteTableConfig::build`](super::RouteTableConfig::build).
 pub(crate) fn pact_broker_specs() -> Result<(Vec<RouteSpec>, Vec<RouteSpec>), RouteTableError> {
     Ok((builtin::pact_broker_api_routes()?, builtin::pact_broker_ui_routes()?))
 }

@@ -1,5 +1,7 @@
-//! `make demo`: the whole stack in the foreground on 127.0.0.1:$LISTEN_PORT (default 10000),
-//! with the trail in `.data/demo/`, until Ctrl-C or SIGTERM; then everything it started stops.
+//! `make demo`: the whole stack in the foreground on 127.0.0.1:$LISTEN_PORT (default 10000;
+//! 0 lets the OS pick), with the trail in `.data/demo/` (or `$DEMO_DATA_DIR`), until Ctrl-C
+//! or SIGTERM; then everything it started stops. The folder is kept, so a run continues the
+//! trail of the runs before it.
 
 use std::time::Duration;
 
@@ -13,7 +15,8 @@ fn main() -> Result<()> {
         Err(_) => 10000,
     };
     let read_token = std::env::var("AUDIT_TOKEN").unwrap_or_else(|_| "demo-read-token".to_string());
-    let data_dir = paths::repo_root().join(".data/demo");
+    let data_dir = std::env::var_os("DEMO_DATA_DIR")
+        .map_or_else(|| paths::repo_root().join(".data/demo"), std::path::PathBuf::from);
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
 
     let stack = AuditStack::start(StackOptions {

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::generated_from_data::BROWSER_ACCEPT;
 use super::tsv_fixtures::{api_rows, ui_rows};
-use crate::routes::{RouteRequest, RouteTable};
+use crate::routes::{RouteRequest, RouteTableConfig};
 
 fn sample_path(template: &str) -> String {
     template
@@ -24,7 +24,7 @@ fn sample_path(template: &str) -> String {
 #[test]
 #[ignore = "micro-benchmark: run with --release --ignored --nocapture"]
 fn classify_nanoseconds_per_request() {
-    let table = RouteTable::pact_broker().unwrap();
+    let table = RouteTableConfig::default().build().unwrap();
     let mut requests: Vec<(String, Option<&str>)> =
         api_rows().iter().map(|row| (sample_path(&row.template), Some("application/hal+json"))).collect();
     for row in ui_rows() {

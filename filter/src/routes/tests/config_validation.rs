@@ -1,22 +1,29 @@
 //! The JSON route table configuration: profiles, custom tables, and errors that name the
 //! bad key.
 
-use crate::routes::{RouteKind, RouteRequest, RouteTable, RouteTableConfig, RouteTableError};
+use crate::config::{ConfigError, FilterConfig};
+use crate::routes::request::RouteKind;
+use crate::routes::{RouteRequest, RouteTable, RouteTableConfig};
 
-fn table_from(json: &str) -> Result<RouteTable, RouteTableError> {
-    RouteTable::from_config(&RouteTableConfig::from_json(json.as_bytes())?)
+/// The table of the `routes` section `json`, read as the filter reads its configuration.
+fn table_from(json: &str) -> Result<RouteTable, String> {
+    match FilterConfig::from_json(format!(r#"{{"routes": {json}}}"#).as_bytes()) {
+        Ok(config) => Ok(config.route_table),
+        Err(ConfigError::Routes(error)) => Err(error.to_string()),
+        Err(other) => Err(other.to_string()),
+    }
 }
 
 fn error_from(json: &str) -> String {
     match table_from(json) {
         Ok(_) => panic!("configuration was accepted but should not be: {json}"),
-        Err(error) => error.to_string(),
+        Err(error) => error,
     }
 }
 
 #[test]
 fn empty_and_pact_broker_profile_are_the_built_in_table() {
-    let built_in = RouteTable::pact_broker().unwrap().route_counts();
+    let built_in = RouteTableConfig::default().build().unwrap().route_counts();
     assert_eq!(table_from("{}").unwrap().route_counts(), built_in, "`{{}}`: route counts");
     assert_eq!(table_from(r#"{"profile":"pact-broker"}"#).unwrap().route_counts(), built_in, "profile: route counts");
     let renamed = table_from(r#"{"profile":"pact-broker","fallbackType":"Custom::NotFound"}"#).unwrap();

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use super::reference_matcher::{first_match, routing_tokens, ReferenceRoute};
 use super::tsv_fixtures::{api_rows, declared_bindings, extended_rows, ui_rows};
-use crate::routes::{RouteKind, RouteRequest, RouteTable};
+use crate::routes::request::RouteKind;
+use crate::routes::{RouteRequest, RouteTable, RouteTableConfig};
 
 /// Raw path segment → the param value the event must carry.
 const SAMPLE_VALUES: [(&str, &str); 6] = [
@@ -153,7 +154,7 @@ pub(super) fn report(failures: Vec<String>) {
 }
 
 fn table() -> RouteTable {
-    RouteTable::pact_broker().unwrap_or_else(|error| panic!("built-in table: {error}"))
+    RouteTableConfig::default().build().unwrap_or_else(|error| panic!("built-in table: {error}"))
 }
 
 #[test]

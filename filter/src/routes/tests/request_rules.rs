@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 
 use super::generated_from_data::BROWSER_ACCEPT;
-use crate::routes::{RouteKind, RouteMatch, RouteRequest, RouteTable};
+use crate::routes::request::{RouteKind, RouteMatch};
+use crate::routes::{RouteRequest, RouteTable, RouteTableConfig};
 
 const HAL_JSON: Option<&str> = Some("application/hal+json");
 
 fn table() -> RouteTable {
-    RouteTable::pact_broker().unwrap_or_else(|error| panic!("built-in table: {error}"))
+    RouteTableConfig::default().build().unwrap_or_else(|error| panic!("built-in table: {error}"))
 }
 
 fn classify<'t>(table: &'t RouteTable, method: &str, path: &str, accept: Option<&str>) -> RouteMatch<'t> {

@@ -1,0 +1,128 @@
+//! `make demo`, run as `make demo` runs it (the `audit-demo` binary), twice in one data
+//! folder: both runs must put the broker stand-in behind Envoy (its real answer, not a 503
+//! from a port an earlier run left behind), and the second run continues the first's trail.
+//! The first run is killed with SIGKILL, so what it started must stop without its help.
+
+// Test code: a panic here is a failed test with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use audit_e2e::client;
+use audit_event::AuditEvent;
+
+const READ_TOKEN: &str = "demo-test-read-token";
+
+/// A running demo; stopped with SIGTERM (so it stops what it started) when dropped.
+struct Demo {
+    child: Child,
+    url: String,
+    output: mpsc::Receiver<String>,
+}
+
+impl Demo {
+    fn start(data_dir: &Path) -> Demo {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_audit-demo"))
+            .env("LISTEN_PORT", "0")
+            .env("DEMO_DATA_DIR", data_dir)
+            .env("AUDIT_TOKEN", READ_TOKEN)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the audit-demo binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (lines, output) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut demo = Demo { child, url: String::new(), output };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while demo.url.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = demo.output.recv_timeout(left).unwrap_or_else(|_| {
+                let status = demo.child.try_wait().ok().flatten();
+                panic!("the demo printed no URL within 120 s (exit: {status:?}); logs in {}", data_dir.display())
+            });
+            if let Some(rest) = line.split("Envoy with the audit filter at ").nth(1) {
+                demo.url = rest.split(',').next().unwrap_or_default().to_owned();
+            }
+        }
+        demo
+    }
+
+    /// SIGKILL: no shutdown code runs, so the stack must stop because its parent died.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client::send("GET", &format!("{}/pacticipants", self.url), &[], None).is_ok() {
+            assert!(Instant::now() < deadline, "Envoy still answers 30 s after the demo was killed");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, then the demo's own shutdown; it must exit 0 within 30 s.
+    fn stop(mut self) {
+        signal(&self.child, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "the demo exited with {status} on SIGTERM");
+                return;
+            }
+            assert!(Instant::now() < deadline, "the demo did not stop within 30 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            signal(&self.child, "TERM");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let _ = Command::new("kill").arg(format!("-{name}")).arg(child.id().to_string()).status();
+}
+
+#[test]
+fn the_demo_runs_twice_in_one_folder_with_the_broker_behind_envoy_both_times_even_after_a_kill() {
+    let data = tempfile::Builder::new().prefix("audit-demo-test-").tempdir().expect("temp dir");
+    for run in 1..=2 {
+        let demo = Demo::start(data.path());
+        let reply = client::send("GET", &format!("{}/pacticipants", demo.url), &[], None).expect("Envoy answers");
+        assert_eq!(reply.status, 200, "run {run}: GET /pacticipants through Envoy: {}", reply.body);
+        assert!(reply.body.contains("\"pacticipants\""), "run {run}: not the stand-in's answer: {}", reply.body);
+        // Read through Envoy (so the read is audited too); batches arrive about every second.
+        let is_broker_request = |event: &AuditEvent| event.payload.path == "/pacticipants";
+        let trail = client::wait_for_trail(&demo.url, READ_TOKEN, Duration::from_secs(30), |events| {
+            events.iter().filter(|event| is_broker_request(event)).count() >= run
+        })
+        .unwrap_or_else(|error| panic!("run {run}: {error}"));
+        let stored = trail.iter().filter(|event| is_broker_request(event)).count();
+        assert_eq!(stored, run, "run {run}: the trail holds one broker request per run");
+        // The first run dies without a chance to clean up; the second stops as Ctrl-C does.
+        if run == 1 {
+            demo.kill();
+        } else {
+            demo.stop();
+        }
+    }
+}
