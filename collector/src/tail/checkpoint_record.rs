@@ -9,7 +9,7 @@
 //!   under `unmapped`, since OCSF has no class for a signed log checkpoint.
 //! - ECS: `event.kind` `event`, `event.category` `configuration`, `event.type` `creation`,
 //!   `event.action` `audit-checkpoint-signed`; the record verbatim under the custom
-//!   `audit_sidecar` field set.
+//!   `audit_sidecar` field set (the namespace the event mapping uses too).
 //!
 //! The record is carried whole in every format: the signature covers its exact values, so a
 //! mapping that renamed or dropped any of them could not be verified.
@@ -18,14 +18,13 @@ use audit_event::chain::{Checkpoint, CheckpointRecord, CHECKPOINT_RECORD};
 use audit_event::timestamp::format_rfc3339_millis;
 use serde_json::{json, Value};
 
+use super::ecs::{ECS_VERSION, NAMESPACE as ECS_FIELD_SET};
 use super::format::OutputFormat;
 use super::ocsf::OCSF_VERSION;
 
 /// The OCSF API Activity class, and its `Create` activity.
 const API_ACTIVITY: u64 = 6003;
 const CREATE: u64 = 1;
-/// The ECS field set (custom, namespaced) that carries the record.
-pub const ECS_FIELD_SET: &str = "audit_sidecar";
 
 /// The line (without newline) for `checkpoint` in `format`.
 pub fn render(format: OutputFormat, checkpoint: &Checkpoint) -> String {
@@ -58,7 +57,7 @@ pub fn render(format: OutputFormat, checkpoint: &Checkpoint) -> String {
             "metadata": {
                 "uid": format!("checkpoint-{}", checkpoint.number),
                 "version": OCSF_VERSION,
-                "product": {"name": "audit-sidecar", "vendor_name": "audit-sidecar"},
+                "product": {"name": "audit-sidecar", "vendor_name": "audit-sidecar", "version": env!("CARGO_PKG_VERSION")},
                 "log_name": CHECKPOINT_RECORD,
             },
             "unmapped": record_value,
@@ -76,6 +75,7 @@ pub fn render(format: OutputFormat, checkpoint: &Checkpoint) -> String {
                 "dataset": "audit_sidecar.checkpoint",
                 "sequence": checkpoint.number,
             },
+            "ecs": {"version": ECS_VERSION},
             "observer": {"product": "audit-sidecar", "type": "audit"},
             ECS_FIELD_SET: record_value,
         }),
