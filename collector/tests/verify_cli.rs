@@ -4,6 +4,10 @@
 //! `admin` token, `tail` and `--witness-file` keeping checkpoints as a witness, a
 //! truncation only the witness catches, and a key rotation `verify` follows.
 
+// The helpers below are test support, not test functions, so the allow-in-tests setting
+// does not reach them; a failed `expect` there is a failed test with its message.
+#![allow(clippy::expect_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
