@@ -1,6 +1,7 @@
 # audit-sidecar. The two commands in the README: `make demo` and `make test`.
 # Each installs what it needs (the wasm target, a .venv with the pinned Envoy and Pact
-# tools, Debian's docker-compose for checking docker-compose.yml), then builds.
+# tools, Debian's docker-compose for checking docker-compose.yml, Debian's postgresql for
+# the PostgreSQL store's tests), then builds.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -38,7 +39,14 @@ build: setup
 demo: build
 	cargo run --quiet -p audit-e2e --bin audit-demo
 
-test: build setup-compose
+## The PostgreSQL store's tests start their own throwaway server from Debian's binaries.
+.PHONY: setup-postgres
+setup-postgres:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+	  apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq postgresql >/dev/null; }
+
+test: build setup-compose setup-postgres
 	cargo test --workspace --exclude audit-e2e
 	cargo test -p audit-e2e
 	bash tests/schemathesis.sh

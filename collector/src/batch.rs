@@ -131,6 +131,26 @@ mod tests {
     }
 
     #[test]
+    fn the_trust_keys_are_stored_and_hashed_and_absent_when_empty() {
+        let mut attempt = event("16WlpdLpDMzfMYxLTZYXYw");
+        attempt["user_name"] = json!("mallory");
+        attempt["untrusted_identity"] = json!([{"header": "x-forwarded-email", "value": "alice@corp.example"}]);
+        attempt["truncated_fields"] = json!([{"field": "payload.userAgent", "originalBytes": 50000}]);
+        attempt["alerts"] = json!(["untrusted_identity_header"]);
+        let rows = parse_batch(&body(vec![attempt.clone(), event("AAAAAAAAAAAAAAAAAAAAAA")])).expect("valid");
+        let stored: Value = serde_json::from_str(&rows[0].body).expect("stored body is JSON");
+        for key in ["untrusted_identity", "truncated_fields", "alerts"] {
+            assert_eq!(stored[key], attempt[key], "`{key}` is stored as sent");
+            let canonical = String::from_utf8(rows[0].canonical.clone()).expect("UTF-8");
+            assert!(canonical.contains(&format!("\"{key}\":")), "`{key}` is in the hashed form: {canonical}");
+        }
+        let plain: Value = serde_json::from_str(&rows[1].body).expect("stored body is JSON");
+        for key in ["untrusted_identity", "truncated_fields", "alerts"] {
+            assert!(plain.get(key).is_none(), "`{key}` is omitted when empty, so older events hash as before");
+        }
+    }
+
+    #[test]
     fn one_bad_event_refuses_the_batch_naming_its_index_and_field() {
         let events = vec![event("16WlpdLpDMzfMYxLTZYXYw"), event("AAAAAAAAAAAAAAAAAAAAAA"), event("short")];
         let error = parse_batch(&body(events)).expect_err("refused").to_string();

@@ -53,8 +53,9 @@ pub struct ServeArgs {
     #[arg(long, env = "AUDIT_ADDRESS_FILE", value_name = "PATH")]
     pub address_file: Option<PathBuf>,
 
-    /// The SQLite database file (its directory is created when missing).
-    #[arg(long, env = "AUDIT_DATABASE", value_name = "PATH", default_value = "data/audit.db")]
+    /// The SQLite database file (its directory is created when missing), or a
+    /// postgres://user:password@host/database URL for replicas on PostgreSQL (docs/postgres.md).
+    #[arg(long, env = "AUDIT_DATABASE", value_name = "PATH|URL", default_value = "data/audit.db")]
     pub database: PathBuf,
 
     /// Bearer token(s) accepted on GET /audit, comma-separated. Required.

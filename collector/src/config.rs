@@ -79,6 +79,11 @@ impl Config {
         if self.read_tokens.is_empty() {
             return Err(ConfigError::MissingReadToken);
         }
+        if self.signing_key.is_none()
+            && matches!(crate::store::DatabaseLocation::of(&self.database), crate::store::DatabaseLocation::Postgres(_))
+        {
+            return Err(ConfigError::PostgresNeedsSigningKey);
+        }
         if self.ingest_tokens.is_empty() {
             return Err(ConfigError::MissingIngestToken);
         }
@@ -157,6 +162,9 @@ pub enum ConfigError {
         /// What was given.
         value: String,
     },
+    /// PostgreSQL without an explicit signing key.
+    #[error("with a PostgreSQL --database, set --signing-key / AUDIT_SIGNING_KEY: every replica must sign with the same key file, and none is kept in the database")]
+    PostgresNeedsSigningKey,
     /// An unusable listen address.
     #[error("--listen / AUDIT_LISTEN `{value}` is not an ip:port address, e.g. 127.0.0.1:8080 or 0.0.0.0:0")]
     InvalidListen {

@@ -27,8 +27,9 @@
 //!   document, health, metrics, token checks by scope, and the one mapping from error to
 //!   HTTP status (`application/problem+json`).
 //! - `store`: the store interface (`TrailStore`: ingest, pages, tokens, checkpoints,
-//!   retention, gauges) and its SQLite implementation: pragmas and migrations, the writer
-//!   thread, the reader pool, retention.
+//!   retention, gauges) and its two implementations: SQLite (pragmas and migrations, the
+//!   writer thread, the reader pool, retention) and PostgreSQL for N replicas (a leased
+//!   sealer orders and chains; docs/postgres.md).
 //! - [`chain`]: the tamper-evident trail: canonical form, hash links, signed checkpoints.
 //! - [`verify`]: `audit-collector verify`: recompute the chain and check every checkpoint,
 //!   from a database file or through the API.

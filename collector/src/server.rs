@@ -21,8 +21,9 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::http::{route, Shared};
 use crate::metrics::Metrics;
+use crate::store::postgres::PgStore;
 use crate::store::sqlite_store::SqliteStore;
-use crate::store::{checkpointing, retention, DatabaseLocation, StoreError, TrailStore};
+use crate::store::{checkpointing, retention, DatabaseLocation, TrailStore};
 use crate::witness_file::{WitnessFile, WitnessTask};
 
 /// A client gets this long to send its request headers.
@@ -75,31 +76,33 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
 /// Opens the store `--database` names and loads (or creates) the signing key, before
 /// anything is served.
 async fn open_store(config: &Config) -> Result<(Arc<dyn TrailStore>, TrailPublicKey), Error> {
-    let database = config.database.clone();
-    let queue_batches = config.write_queue_batches;
     let key_path = config.signing_key.clone().unwrap_or_else(|| default_key_path(&config.database));
-    tokio::task::spawn_blocking(move || -> Result<(Arc<dyn TrailStore>, TrailPublicKey), Error> {
-        let load_signer = || -> Result<TrailSigner, Error> {
-            let signer = TrailSigner::load_or_create(&key_path)?;
-            tracing::info!(key_id = signer.key_id(), key = %key_path.display(), "checkpoints are signed with this key");
-            Ok(signer)
-        };
-        match DatabaseLocation::of(&database) {
-            DatabaseLocation::Sqlite(path) => {
+    let load_signer = move || -> Result<TrailSigner, Error> {
+        let signer = TrailSigner::load_or_create(&key_path)?;
+        tracing::info!(key_id = signer.key_id(), key = %key_path.display(), "checkpoints are signed with this key");
+        Ok(signer)
+    };
+    match DatabaseLocation::of(&config.database) {
+        DatabaseLocation::Sqlite(path) => {
+            let queue_batches = config.write_queue_batches;
+            tokio::task::spawn_blocking(move || -> Result<(Arc<dyn TrailStore>, TrailPublicKey), Error> {
                 // The database first: it creates the directory the default key lives in.
                 let conn = SqliteStore::prepare(&path)?;
                 let signer = load_signer()?;
                 let trail_key = signer.public_key();
                 Ok((Arc::new(SqliteStore::start(conn, &path, queue_batches, Some(signer))?), trail_key))
-            }
-            DatabaseLocation::Postgres(_) => Err(StoreError::Unsupported(
-                "this collector was built without PostgreSQL support yet; use a SQLite path".to_owned(),
-            )
-            .into()),
+            })
+            .await
+            .map_err(|error| Error::Task(error.to_string()))?
         }
-    })
-    .await
-    .map_err(|error| Error::Task(error.to_string()))?
+        DatabaseLocation::Postgres(url) => {
+            // Every replica signs with the one key it is given; none is kept in the database.
+            let signer =
+                tokio::task::spawn_blocking(load_signer).await.map_err(|error| Error::Task(error.to_string()))??;
+            let trail_key = signer.public_key();
+            Ok((Arc::new(PgStore::open(&url, Some(signer)).await?), trail_key))
+        }
+    }
 }
 
 fn announce(config: &Config, address: std::net::SocketAddr) -> Result<(), Error> {

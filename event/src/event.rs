@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event_uuid::is_event_uuid;
 use crate::timestamp::parse_rfc3339_millis;
+use crate::trust::{TruncatedField, UntrustedClaim};
 
 /// Upper bound on one serialized event; anything larger is refused on ingest.
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
@@ -50,6 +51,17 @@ pub struct AuditEvent {
     /// On a [`DELIVERY_GAP_TYPE`] event only: the events a filter worker had to drop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gap: Option<DeliveryGap>,
+    /// Identity headers from a peer not trusted to set them (see [`crate::trust`]); never
+    /// the identity. Omitted when there were none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub untrusted_identity: Vec<UntrustedClaim>,
+    /// The fields cut to their bound, with their sizes before. Omitted when none was cut.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub truncated_fields: Vec<TruncatedField>,
+    /// Markers a SOC can alert on, e.g. [`crate::trust::ALERT_UNTRUSTED_IDENTITY`].
+    /// Omitted when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<String>,
 }
 
 /// The `type` of the event a filter worker sends when it had to drop events (its buffer

@@ -11,6 +11,8 @@
 //! - [`chain`]: the hash-chain link of each served event, signed checkpoints, the public key.
 //! - [`event_uuid`]: the 22-character base64url event identity.
 //! - [`timestamp`]: RFC 3339 with milliseconds and an offset, formatted without a clock.
+//! - [`trust`]: what an event says about its own inputs: untrusted identity claims, cut
+//!   fields, alerts.
 
 pub mod chain;
 pub mod event;
@@ -18,6 +20,7 @@ pub mod event_uuid;
 pub mod ingest;
 pub mod page;
 pub mod timestamp;
+pub mod trust;
 
 pub use event::{AuditEvent, DeliveryGap, InvalidEvent, Outcome, RequestPayload, ResponseSummary, DELIVERY_GAP_TYPE};
 pub use ingest::{IngestBatch, IngestReceipt};

@@ -1,15 +1,18 @@
 //! Building an [`AuditEvent`] from a finished request: the request line and headers, the
-//! client address, Envoy's timing and response properties, the identity, a fingerprint of
-//! the presented token, and the type the classifier gives. Runs in `on_log`, so locally
-//! answered requests (a 401 from `jwt_authn`, say) are captured too.
+//! client address, Envoy's timing and response properties, the identity (and the identity
+//! claims that were not trusted), a fingerprint of the presented token, and the type the
+//! classifier gives; every text field bounded. Runs in `on_log`, so locally answered
+//! requests (a 401 from `jwt_authn`, say) are captured too.
 //!
 //! What is deliberately left out: the Authorization and Proxy-Authorization headers,
 //! cookies, bodies and any token; query strings (also the `Referer`'s) are masked.
 
 use audit_event::event_uuid::encode_event_uuid;
 use audit_event::timestamp::format_rfc3339_millis;
+use audit_event::trust::ALERT_UNTRUSTED_IDENTITY;
 use audit_event::{AuditEvent, RequestPayload, ResponseSummary};
 
+use crate::bounds::bound_event;
 use crate::classify::{ClassifyRequest, RequestClassifier};
 use crate::client_ip::client_ip;
 use crate::config::FilterConfig;
@@ -31,10 +34,10 @@ pub fn capture_event(
     let method = headers.get(":method").unwrap_or("UNKNOWN").to_string();
     let full_path = headers.get(":path").unwrap_or("/");
     let (path, query) = full_path.split_once('?').unwrap_or((full_path, ""));
-    let identity = identify(view, &headers, &config.identity);
+    let peer = view.property_string(&["source", "address"]);
+    let identity = identify(view, &headers, &config.identity, peer.as_deref());
     let sensitive = &config.redaction.sensitive_query_params;
     let forwarded_for: Vec<&str> = headers.get_all("x-forwarded-for").collect();
-    let peer = view.property_string(&["source", "address"]);
     let token_fingerprint = fingerprint_key.and_then(|key| {
         let token = presented_token(&headers, &config.redaction.token_fingerprint.api_key_headers)?;
         Some(key.fingerprint(token))
@@ -42,7 +45,9 @@ pub fn capture_event(
     let classification = classifier.classify(&ClassifyRequest { method: &method, path, headers: &headers });
     let request_time = view.property_i64(&["request", "time"]).unwrap_or_else(|| view.now_unix_nanos());
 
-    AuditEvent {
+    let alerts =
+        if identity.untrusted_claims.is_empty() { Vec::new() } else { vec![ALERT_UNTRUSTED_IDENTITY.to_string()] };
+    let mut event = AuditEvent {
         uuid: encode_event_uuid(random),
         timestamp: format_rfc3339_millis(request_time),
         event_type: classification.event_type,
@@ -67,7 +72,12 @@ pub fn capture_event(
         token_fingerprint,
         response: response_summary(view),
         gap: None,
-    }
+        untrusted_identity: identity.untrusted_claims,
+        truncated_fields: Vec::new(),
+        alerts,
+    };
+    bound_event(&mut event, config.limits.max_field_bytes);
+    event
 }
 
 /// Status and duration, when Envoy knows either (a stream reset before any response has
@@ -100,6 +110,7 @@ pub fn strip_port(address: &str) -> &str {
 mod tests {
     use super::*;
     use crate::host::FakeRequest;
+    use audit_event::trust::{UntrustedClaim, TRUNCATION_MARKER};
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine;
 
@@ -155,17 +166,71 @@ mod tests {
         // Not a Pact Broker route: still an event, with the broker's not-found type.
         assert_eq!(event.event_type, "PactBroker::Api::Resources::NotFound", "type");
         assert_eq!(event.payload.params.get("resource_name").map(String::as_str), Some("not_found"), "params");
-        // The identity headers come before basic auth in the default source order.
-        assert_eq!(event.user_email.as_deref(), Some("ann@example.com"), "user_email");
-        assert_eq!((event.user_id.as_deref(), event.db_user_id), (Some("2"), Some(2)), "user_id, db_user_id");
-        assert_eq!(event.user_name, None, "user_name: basic auth is not mixed in");
+        // From a peer that is not a trusted proxy (none are, by default): the identity
+        // headers are claims, and the basic-auth name is the one identity presented.
+        assert_eq!((event.user_email.as_deref(), event.db_user_id), (None, None), "user_email, db_user_id");
+        assert_eq!(event.user_name.as_deref(), Some("ann"), "user_name from basic auth");
+        assert_eq!(event.identity_source.as_deref(), Some("basic-auth"), "identity_source");
         assert_eq!(
-            event.identity_source.as_deref(),
-            Some("header:x-forwarded-email,header:x-user-id"),
-            "identity_source"
+            event.untrusted_identity,
+            [
+                UntrustedClaim { header: "x-forwarded-email".into(), value: "ann@example.com".into() },
+                UntrustedClaim { header: "x-user-id".into(), value: "2".into() }
+            ],
+            "untrusted_identity"
         );
+        assert_eq!(event.alerts, [ALERT_UNTRUSTED_IDENTITY], "alerts");
         assert_eq!(event.response, Some(ResponseSummary::new(201, 1.5)), "response");
         assert_eq!(event.validate(), Ok(()), "the collector would accept it");
+    }
+
+    #[test]
+    fn behind_a_trusted_proxy_the_identity_headers_are_the_identity() {
+        let config = r#"{"identity": {"trustedProxies": ["10.0.0.0/24"]}}"#;
+        let event = capture_with(&broker_request(), config, None);
+        assert_eq!(event.user_email.as_deref(), Some("ann@example.com"), "user_email");
+        assert_eq!((event.user_id.as_deref(), event.db_user_id), (Some("2"), Some(2)), "user_id, db_user_id");
+        assert_eq!(event.user_name.as_deref(), Some("ann"), "user_name: the basic-auth name, kept beside");
+        assert_eq!(
+            event.identity_source.as_deref(),
+            Some("header:x-forwarded-email,header:x-user-id,basic-auth"),
+            "identity_source"
+        );
+        assert_eq!((event.untrusted_identity.len(), event.alerts.len()), (0, 0), "no attempt, no alert");
+        let json = serde_json::to_value(&event).expect("serializes");
+        for key in ["untrusted_identity", "truncated_fields", "alerts"] {
+            assert!(json.get(key).is_none(), "`{key}` is omitted when empty: {json}");
+        }
+    }
+
+    #[test]
+    fn long_fields_are_cut_to_the_configured_bound_and_listed() {
+        let request = FakeRequest::default()
+            .header(":method", "GET")
+            .header(":path", &format!("/pacticipants/{}?q={}", "p".repeat(5000), "é".repeat(6000)))
+            .header("user-agent", &"u".repeat(50_000))
+            .header("x-forwarded-email", &"m".repeat(300));
+        let event = capture_with(&request, r#"{"limits": {"maxFieldBytes": 256}}"#, None);
+        let cut: Vec<(&str, u64)> =
+            event.truncated_fields.iter().map(|field| (field.field.as_str(), field.original_bytes)).collect();
+        assert_eq!(
+            cut,
+            [
+                ("payload.path", 5014),
+                ("payload.queryString", 12_002),
+                ("payload.userAgent", 50_000),
+                ("payload.params.pacticipant_name", 5000),
+                ("untrusted_identity[0].value", 300)
+            ]
+        );
+        assert!(event
+            .payload
+            .user_agent
+            .as_deref()
+            .is_some_and(|agent| agent.len() <= 256 && agent.ends_with(TRUNCATION_MARKER)));
+        assert_eq!(event.event_type, "PactBroker::Api::Resources::Pacticipant", "typed by the whole path");
+        let default_bound = capture(&request);
+        assert_eq!(default_bound.payload.user_agent.as_deref().map(str::len), Some(4096), "4 KiB by default");
     }
 
     #[test]

@@ -9,8 +9,10 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::bounds::{DEFAULT_MAX_FIELD_BYTES, MIN_MAX_FIELD_BYTES};
 use crate::failure_policy::FailurePolicyConfig;
 use crate::routes::{RouteTable, RouteTableConfig, RouteTableError};
+use crate::trusted_proxies::Cidr;
 
 /// Why a configuration was refused. The message names the key and says what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +48,8 @@ pub struct FilterConfig {
     pub failure_policy: FailurePolicyConfig,
     pub identity: IdentityConfig,
     pub redaction: RedactionConfig,
+    /// How long a captured text field may be.
+    pub limits: LimitsConfig,
     /// The route table that gives each event its `type` and `params`, compiled once here
     /// (the Pact Broker's own table unless `routes` brings another).
     pub route_table: RouteTable,
@@ -98,11 +102,19 @@ pub struct RetryConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct IdentityConfig {
-    /// The sources tried in this order; the first that gives any identity field is the
-    /// request's identity, so one request is never attributed to two principals.
+    /// The sources read. `jwt` and `headers` are tried in this order and the first that
+    /// gives an email or id is the identity, so one principal's email is never paired with
+    /// another's id; `basic-auth`, when listed, always gives `user_name` (see
+    /// [`crate::identity`]).
     pub sources: Vec<IdentitySource>,
     pub email_headers: Vec<String>,
     pub user_id_headers: Vec<String>,
+    /// The peers (CIDRs) trusted to set the identity headers, e.g. an oauth2-proxy in
+    /// front of Envoy. None by default: identity headers are then only ever claims.
+    pub trusted_proxies: Vec<Cidr>,
+    /// Remove identity headers that came from an untrusted peer before the request reaches
+    /// the service, so that the service cannot be fooled by them either.
+    pub strip_untrusted_headers: bool,
     /// Claims that Envoy's `jwt_authn` filter verified.
     pub jwt: JwtClaimsConfig,
     /// Proxies in front of Envoy trusted to append to `x-forwarded-for`, counted as
@@ -135,6 +147,15 @@ pub struct JwtClaimsConfig {
     /// Becomes `user_id`, and `db_user_id` when it is an integer.
     pub user_id_claim: Option<String>,
     pub user_name_claim: Option<String>,
+}
+
+/// Bounds on what one event may hold.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// The most bytes of one text field (path, query, user agent, identity values, ...);
+    /// a longer value is cut at a character boundary and marked (see [`crate::bounds`]).
+    pub max_field_bytes: usize,
 }
 
 /// What is masked before an event leaves the filter.
@@ -202,9 +223,17 @@ impl Default for IdentityConfig {
             sources: vec![IdentitySource::Jwt, IdentitySource::Headers, IdentitySource::BasicAuth],
             email_headers: strings(&["x-forwarded-email", "x-auth-request-email"]),
             user_id_headers: strings(&["x-user-id", "x-auth-request-user"]),
+            trusted_proxies: Vec::new(),
+            strip_untrusted_headers: true,
             jwt: JwtClaimsConfig::default(),
             xff_trusted_hops: 0,
         }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { max_field_bytes: DEFAULT_MAX_FIELD_BYTES }
     }
 }
 
@@ -263,6 +292,7 @@ struct RawConfig {
     failure_policy: Option<Value>,
     identity: Option<Value>,
     redaction: Option<Value>,
+    limits: Option<Value>,
     routes: Option<Value>,
 }
 
@@ -294,6 +324,7 @@ impl FilterConfig {
             failure_policy: section::<FailurePolicyConfig>("failurePolicy", raw.failure_policy)?.normalized(),
             identity: section("identity", raw.identity)?,
             redaction: section("redaction", raw.redaction)?,
+            limits: section("limits", raw.limits)?,
             route_table: section::<RouteTableConfig>("routes", raw.routes)?.build().map_err(ConfigError::Routes)?,
         }
         .normalized();
@@ -389,6 +420,9 @@ impl FilterConfig {
         let jwt = &self.identity.jwt;
         if [&jwt.email_claim, &jwt.user_id_claim, &jwt.user_name_claim].into_iter().any(blank_claim) {
             return invalid("identity.jwt", "claim names must not be empty (use null to read no claim)");
+        }
+        if self.limits.max_field_bytes < MIN_MAX_FIELD_BYTES {
+            return invalid("limits.maxFieldBytes", &format!("must be at least {MIN_MAX_FIELD_BYTES}"));
         }
         let mut seen = Vec::new();
         for source in &self.identity.sources {
@@ -542,6 +576,31 @@ mod tests {
         assert_eq!(config.identity.jwt.user_id_claim.as_deref(), Some("sub"), "unset keys keep their default");
         let unknown = error_text(r#"{"identity": {"sources": ["cookie"]}}"#);
         assert!(unknown.starts_with("`identity`: unknown variant `cookie`"), "got {unknown}");
+    }
+
+    #[test]
+    fn trust_and_bounds_default_to_the_safe_side_and_are_configurable() {
+        let defaults = parse("{}").expect("valid");
+        assert_eq!(defaults.identity.trusted_proxies, [], "no peer is trusted to set identity headers");
+        assert!(defaults.identity.strip_untrusted_headers, "untrusted identity headers never reach the service");
+        assert_eq!(defaults.limits.max_field_bytes, 4096);
+        let config = parse(
+            r#"{"identity": {"trustedProxies": ["10.0.0.0/8", "2001:db8::1"], "stripUntrustedHeaders": false},
+                "limits": {"maxFieldBytes": 1024}}"#,
+        )
+        .expect("valid");
+        let proxies: Vec<String> = config.identity.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "2001:db8::1/128"]);
+        assert!(!config.identity.strip_untrusted_headers);
+        assert_eq!(config.limits.max_field_bytes, 1024);
+    }
+
+    #[test]
+    fn a_bad_trusted_proxy_or_bound_says_what_to_write() {
+        let bad_cidr = error_text(r#"{"identity": {"trustedProxies": ["10.0.0.0/40"]}}"#);
+        assert!(bad_cidr.starts_with("`identity`: trustedProxies entry `10.0.0.0/40` is not a CIDR"), "got {bad_cidr}");
+        assert_eq!(error_text(r#"{"limits": {"maxFieldBytes": 10}}"#), "`limits.maxFieldBytes` must be at least 64");
+        assert!(error_text(r#"{"limits": {"maxBytes": 10}}"#).starts_with("`limits`: unknown field `maxBytes`"));
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub fn write_event(out: &mut Vec<u8>, event: &AuditEvent) -> Result<(), serde_js
         token_fingerprint,
         response,
         gap,
+        untrusted_identity,
+        truncated_fields,
+        alerts,
     } = event;
     out.extend_from_slice(b"{\"uuid\":");
     write_str(out, uuid)?;
@@ -56,6 +59,19 @@ pub fn write_event(out: &mut Vec<u8>, event: &AuditEvent) -> Result<(), serde_js
     if let Some(gap) = gap {
         out.extend_from_slice(b",\"gap\":");
         write_serde(out, gap)?;
+    }
+    // Rare (an attempt, a cut field): serde_json's own output, and omitted when empty.
+    if !untrusted_identity.is_empty() {
+        out.extend_from_slice(b",\"untrusted_identity\":");
+        write_serde(out, untrusted_identity)?;
+    }
+    if !truncated_fields.is_empty() {
+        out.extend_from_slice(b",\"truncated_fields\":");
+        write_serde(out, truncated_fields)?;
+    }
+    if !alerts.is_empty() {
+        out.extend_from_slice(b",\"alerts\":");
+        write_serde(out, alerts)?;
     }
     out.push(b'}');
     Ok(())
@@ -156,6 +172,7 @@ fn write_serde<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<()
 mod tests {
     use std::collections::BTreeMap;
 
+    use audit_event::trust::{TruncatedField, UntrustedClaim};
     use audit_event::{DeliveryGap, DELIVERY_GAP_TYPE};
 
     use super::*;
@@ -232,6 +249,13 @@ mod tests {
                 first_lost_at: text(mix(35)),
                 last_lost_at: text(mix(36)),
             }),
+            untrusted_identity: (0..mix(37) % 3)
+                .map(|i| UntrustedClaim { header: text(mix(40 + i)), value: text(mix(50 + i)) })
+                .collect(),
+            truncated_fields: (0..mix(38) % 3)
+                .map(|i| TruncatedField { field: text(mix(60 + i)), original_bytes: mix(70 + i) })
+                .collect(),
+            alerts: (0..mix(39) % 3).map(|i| text(mix(80 + i))).collect(),
         }
     }
 

@@ -54,8 +54,9 @@ pub trait RequestView {
     }
 }
 
-/// A request made up by a test: headers and properties as the host would return them.
-#[cfg(test)]
+/// A request made up by a test or a fuzz target (feature `fuzzing`): headers and
+/// properties as the host would return them.
+#[cfg(any(test, feature = "fuzzing"))]
 #[derive(Debug, Default, Clone)]
 pub struct FakeRequest {
     pub headers: Vec<(String, String)>,
@@ -63,7 +64,7 @@ pub struct FakeRequest {
     pub now_unix_nanos: i64,
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 impl FakeRequest {
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.into(), value.into()));
@@ -81,7 +82,7 @@ impl FakeRequest {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 impl RequestView for FakeRequest {
     fn request_headers(&self) -> RequestHeaders {
         RequestHeaders::new(self.headers.clone())

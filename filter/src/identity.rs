@@ -1,15 +1,28 @@
-//! Who made the request, from the configured sources, tried in order: claims that Envoy's
-//! `jwt_authn` filter verified, identity headers set by an authenticating proxy in front,
-//! and the user name of `Authorization: Basic`. The first source that gives any identity
-//! field is the identity; the others are not mixed in.
+//! Who made the request, and what the client merely claimed. Three kinds of claim:
+//! - claims that Envoy's `jwt_authn` filter verified: trusted;
+//! - identity headers (`identity.emailHeaders`, `identity.userIdHeaders`): trusted only when
+//!   the request's immediate peer is a configured trusted proxy ([`crate::trusted_proxies`]);
+//!   from any other peer they are recorded as [`UntrustedClaim`]s and are never the identity;
+//! - the basic-auth user name: what the client presented, recorded as `user_name` whenever
+//!   present, whatever else the request carries.
+//!
+//! `user_email`, `user_id` and `db_user_id` come from the first trusted source (in
+//! `identity.sources` order) that gives any of them; sources are not mixed for them.
 //! Only names and ids leave this module: never a password, a token or the header itself.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
+use audit_event::trust::UntrustedClaim;
+
 use crate::config::{IdentityConfig, IdentitySource, JwtClaimsConfig};
 use crate::host::{RequestHeaders, RequestView};
 use crate::metadata::verified_claims;
+use crate::trusted_proxies::peer_is_trusted;
+
+/// At most this many untrusted claims are recorded per request (each is also bounded in
+/// size), so a request with a thousand forged headers costs the trail a few lines.
+pub const MAX_UNTRUSTED_CLAIMS: usize = 8;
 
 /// The identity fields of an event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,9 +32,11 @@ pub struct Identity {
     /// `user_id` when it is an integer (PactFlow's `db_user_id` is one).
     pub db_user_id: Option<i64>,
     pub user_name: Option<String>,
-    /// The source that gave the identity: `jwt`, `basic-auth`, or the identity headers
-    /// that gave a value as `header:<name>`, comma-separated.
+    /// The sources that gave the identity, comma-separated: `jwt`, or the identity headers
+    /// that gave a value as `header:<name>`, then `basic-auth` when it gave `user_name`.
     pub identity_source: Option<String>,
+    /// Identity headers from a peer not trusted to set them, in the order configured.
+    pub untrusted_claims: Vec<UntrustedClaim>,
 }
 
 impl Identity {
@@ -30,23 +45,64 @@ impl Identity {
     }
 }
 
-/// Reads the identity of a request: `headers` are the request's, `view` gives the
-/// dynamic metadata the JWT claims are in.
-pub fn identify(view: &dyn RequestView, headers: &RequestHeaders, config: &IdentityConfig) -> Identity {
-    config
+/// Reads the identity of a request: `headers` are the request's as they arrived, `view`
+/// gives the dynamic metadata the JWT claims are in, `peer` is `source.address`.
+pub fn identify(
+    view: &dyn RequestView,
+    headers: &RequestHeaders,
+    config: &IdentityConfig,
+    peer: Option<&str>,
+) -> Identity {
+    let headers_trusted = peer_is_trusted(peer, &config.trusted_proxies);
+    let mut identity = config
         .sources
         .iter()
-        .map(|source| match source {
-            IdentitySource::Jwt => from_jwt_claims(view, &config.jwt),
-            IdentitySource::Headers => from_headers(headers, config),
-            IdentitySource::BasicAuth => from_basic_auth(headers),
+        .filter_map(|source| match source {
+            IdentitySource::Jwt => Some(from_jwt_claims(view, &config.jwt)),
+            IdentitySource::Headers if headers_trusted => Some(from_headers(headers, config)),
+            IdentitySource::Headers | IdentitySource::BasicAuth => None,
         })
         .find(|identity| !identity.is_empty())
-        .map(|mut identity| {
-            identity.db_user_id = identity.user_id.as_deref().and_then(|id| id.parse().ok());
-            identity
-        })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    identity.db_user_id = identity.user_id.as_deref().and_then(|id| id.parse().ok());
+    if config.sources.contains(&IdentitySource::BasicAuth) {
+        if let Some(user) = basic_auth_user(headers) {
+            identity.user_name = Some(user);
+            let source = identity.identity_source.get_or_insert_with(String::new);
+            if !source.is_empty() {
+                source.push(',');
+            }
+            source.push_str("basic-auth");
+        }
+    }
+    if !headers_trusted {
+        identity.untrusted_claims = identity_header_claims(headers, config);
+    }
+    identity
+}
+
+/// Every header name that can carry an identity claim, email headers first.
+pub fn identity_header_names(config: &IdentityConfig) -> impl Iterator<Item = &str> {
+    config.email_headers.iter().chain(&config.user_id_headers).map(String::as_str)
+}
+
+/// The non-blank values of the identity headers, as claims, at most
+/// [`MAX_UNTRUSTED_CLAIMS`]. A header listed twice in the configuration counts once.
+fn identity_header_claims(headers: &RequestHeaders, config: &IdentityConfig) -> Vec<UntrustedClaim> {
+    let mut claims: Vec<UntrustedClaim> = Vec::new();
+    for (index, name) in identity_header_names(config).enumerate() {
+        if identity_header_names(config).take(index).any(|earlier| earlier == name) {
+            continue;
+        }
+        let values = headers.get_all(name).map(str::trim).filter(|value| !value.is_empty());
+        for value in values {
+            if claims.len() == MAX_UNTRUSTED_CLAIMS {
+                return claims;
+            }
+            claims.push(UntrustedClaim { header: name.to_string(), value: value.to_string() });
+        }
+    }
+    claims
 }
 
 /// The claims `jwt_authn` verified and stored under
@@ -94,15 +150,6 @@ fn from_headers(headers: &RequestHeaders, config: &IdentityConfig) -> Identity {
     Identity { user_email, user_id, identity_source: (!sources.is_empty()).then_some(sources), ..Identity::default() }
 }
 
-fn from_basic_auth(headers: &RequestHeaders) -> Identity {
-    match basic_auth_user(headers) {
-        Some(user) => {
-            Identity { user_name: Some(user), identity_source: Some("basic-auth".into()), ..Identity::default() }
-        }
-        None => Identity::default(),
-    }
-}
-
 /// The user name of `Authorization: Basic base64(user:password)`: the part before the
 /// first `:`. Anything that is not well-formed basic auth gives nothing, so that a secret
 /// without a `:` can never be mistaken for a name.
@@ -123,8 +170,12 @@ mod tests {
     use super::*;
     use crate::host::FakeRequest;
     use crate::metadata::encode::{metadata, Claim};
+    use crate::trusted_proxies::Cidr;
 
     const NAMESPACE: &str = "envoy.filters.http.jwt_authn";
+    /// A peer inside [`proxy_config`]'s trusted network, and one outside it.
+    const PROXY_PEER: Option<&str> = Some("10.0.0.5:41000");
+    const CLIENT_PEER: Option<&str> = Some("203.0.113.66:52000");
 
     /// A request with these headers, and these verified (string) claims in the metadata.
     fn request(pairs: &[(&str, &str)], claims: &[(&str, &str)]) -> FakeRequest {
@@ -136,47 +187,126 @@ mod tests {
         with_headers.property("metadata", &metadata(NAMESPACE, "jwt_payload", &claims))
     }
 
-    fn identify_with(request: &FakeRequest, config: &IdentityConfig) -> Identity {
-        identify(request, &request.request_headers(), config)
+    /// The defaults, with 10.0.0.0/24 as the trusted proxies.
+    fn proxy_config() -> IdentityConfig {
+        let proxies = vec![Cidr::try_from("10.0.0.0/24".to_string()).expect("a CIDR")];
+        IdentityConfig { trusted_proxies: proxies, ..IdentityConfig::default() }
     }
 
-    fn identify_default(request: &FakeRequest) -> Identity {
-        identify_with(request, &IdentityConfig::default())
+    fn identify_with(request: &FakeRequest, config: &IdentityConfig, peer: Option<&str>) -> Identity {
+        identify(request, &request.request_headers(), config, peer)
+    }
+
+    /// Through the trusted proxy: identity headers count.
+    fn via_proxy(request: &FakeRequest) -> Identity {
+        identify_with(request, &proxy_config(), PROXY_PEER)
+    }
+
+    /// Straight from a client, default configuration (no trusted proxies).
+    fn from_client(request: &FakeRequest) -> Identity {
+        identify_with(request, &IdentityConfig::default(), CLIENT_PEER)
     }
 
     fn basic(credentials: &str) -> String {
         format!("Basic {}", STANDARD.encode(credentials))
     }
 
+    fn claim(header: &str, value: &str) -> UntrustedClaim {
+        UntrustedClaim { header: header.into(), value: value.into() }
+    }
+
+    #[test]
+    fn the_mallory_request_is_mallory_with_the_attempt_on_alice_recorded() {
+        let mallory = request(
+            &[("authorization", &basic("mallory:pw")), ("x-forwarded-email", "alice@corp.example"), ("x-user-id", "1")],
+            &[],
+        );
+        let identity = from_client(&mallory);
+        assert_eq!(
+            identity,
+            Identity {
+                user_name: Some("mallory".into()),
+                identity_source: Some("basic-auth".into()),
+                untrusted_claims: vec![claim("x-forwarded-email", "alice@corp.example"), claim("x-user-id", "1")],
+                ..Identity::default()
+            }
+        );
+    }
+
+    #[test]
+    fn identity_headers_count_only_from_a_peer_inside_the_trusted_proxies() {
+        let fake = request(&[("x-forwarded-email", "ann@example.com"), ("x-user-id", "7")], &[]);
+        let trusted = via_proxy(&fake);
+        assert_eq!(trusted.user_email.as_deref(), Some("ann@example.com"), "from 10.0.0.5, inside 10.0.0.0/24");
+        assert_eq!(trusted.db_user_id, Some(7));
+        assert_eq!(trusted.identity_source.as_deref(), Some("header:x-forwarded-email,header:x-user-id"));
+        assert_eq!(trusted.untrusted_claims, [], "nothing untrusted");
+
+        for peer in [Some("10.0.1.5:41000"), CLIENT_PEER, None, Some("/run/envoy.sock")] {
+            let outside = identify_with(&fake, &proxy_config(), peer);
+            assert_eq!((&outside.user_email, &outside.user_id, outside.db_user_id), (&None, &None, None), "{peer:?}");
+            assert_eq!(outside.identity_source, None, "{peer:?}");
+            assert_eq!(
+                outside.untrusted_claims,
+                [claim("x-forwarded-email", "ann@example.com"), claim("x-user-id", "7")],
+                "{peer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn with_no_trusted_proxies_configured_no_peer_is_trusted() {
+        let fake = request(&[("x-auth-request-email", "ann@example.com")], &[]);
+        let identity = identify_with(&fake, &IdentityConfig::default(), PROXY_PEER);
+        assert_eq!(identity.user_email, None);
+        assert_eq!(identity.untrusted_claims, [claim("x-auth-request-email", "ann@example.com")]);
+    }
+
     #[test]
     fn the_first_non_empty_email_header_wins() {
         let identity =
-            identify_default(&request(&[("x-forwarded-email", ""), ("x-auth-request-email", "ann@example.com")], &[]));
+            via_proxy(&request(&[("x-forwarded-email", ""), ("x-auth-request-email", "ann@example.com")], &[]));
         assert_eq!(identity.user_email.as_deref(), Some("ann@example.com"), "user_email");
         assert_eq!(identity.identity_source.as_deref(), Some("header:x-auth-request-email"), "identity_source");
     }
 
     #[test]
     fn a_numeric_user_id_is_also_the_db_user_id() {
-        let numeric = identify_default(&request(&[("x-user-id", "42")], &[]));
+        let numeric = via_proxy(&request(&[("x-user-id", "42")], &[]));
         assert_eq!((numeric.user_id.as_deref(), numeric.db_user_id), (Some("42"), Some(42)));
-        let named = identify_default(&request(&[("x-auth-request-user", "ann")], &[]));
+        let named = via_proxy(&request(&[("x-auth-request-user", "ann")], &[]));
         assert_eq!((named.user_id.as_deref(), named.db_user_id), (Some("ann"), None), "a non-numeric id");
     }
 
     #[test]
-    fn both_identity_headers_are_one_source() {
-        let identity = identify_default(&request(&[("x-forwarded-email", "ann@example.com"), ("x-user-id", "7")], &[]));
-        assert_eq!(identity.identity_source.as_deref(), Some("header:x-forwarded-email,header:x-user-id"));
-        assert_eq!(identity.db_user_id, Some(7));
-    }
-
-    #[test]
     fn basic_auth_gives_the_user_name_and_never_the_password() {
-        let identity = identify_default(&request(&[("authorization", &basic("ann:s3cret:with:colons"))], &[]));
+        let identity = from_client(&request(&[("authorization", &basic("ann:s3cret:with:colons"))], &[]));
         assert_eq!(identity.user_name.as_deref(), Some("ann"), "user_name");
         assert_eq!(identity.identity_source.as_deref(), Some("basic-auth"));
         assert!(!format!("{identity:?}").contains("s3cret"), "the password leaked: {identity:?}");
+    }
+
+    #[test]
+    fn basic_auth_is_kept_beside_a_trusted_identity_and_never_hidden() {
+        let fake = request(
+            &[("authorization", &basic("svc-user:pw")), ("x-forwarded-email", "ann@example.com")],
+            &[("sub", "jwt-user"), ("preferred_username", "jwt-name")],
+        );
+        let jwt = via_proxy(&fake);
+        assert_eq!(jwt.user_id.as_deref(), Some("jwt-user"), "the verified token is the identity");
+        assert_eq!(jwt.user_name.as_deref(), Some("svc-user"), "the presented basic-auth name is kept");
+        assert_eq!(jwt.identity_source.as_deref(), Some("jwt,basic-auth"));
+        assert_eq!(jwt.user_email, None, "headers are not mixed into a jwt identity");
+
+        let headers_only =
+            request(&[("authorization", &basic("svc-user:pw")), ("x-forwarded-email", "ann@x.org")], &[]);
+        let proxied = via_proxy(&headers_only);
+        assert_eq!(
+            (proxied.user_email.as_deref(), proxied.user_name.as_deref()),
+            (Some("ann@x.org"), Some("svc-user")),
+            "the proxy's user and the presented name, both recorded"
+        );
+        assert_eq!(proxied.identity_source.as_deref(), Some("header:x-forwarded-email,basic-auth"));
     }
 
     #[test]
@@ -184,21 +314,22 @@ mod tests {
         let no_basic =
             IdentityConfig { sources: vec![IdentitySource::Jwt, IdentitySource::Headers], ..IdentityConfig::default() };
         assert_eq!(
-            identify_with(&request(&[("authorization", &basic("ann:pw"))], &[]), &no_basic),
+            identify_with(&request(&[("authorization", &basic("ann:pw"))], &[]), &no_basic, CLIENT_PEER),
             Identity::default()
         );
         for value in ["Bearer abc.def", "Basic !!!", &basic("no-colon-secret"), &basic(":pw"), "Basic"] {
-            let identity = identify_default(&request(&[("authorization", value)], &[]));
+            let identity = from_client(&request(&[("authorization", value)], &[]));
             assert_eq!(identity, Identity::default(), "for Authorization: {value}");
         }
     }
 
     #[test]
-    fn verified_jwt_claims_give_the_identity() {
-        let identity = identify_default(&request(
+    fn verified_jwt_claims_give_the_identity_from_any_peer() {
+        let fake = request(
             &[("authorization", "Bearer eyJ.the.token")],
             &[("email", "ann@example.com"), ("sub", "1234"), ("preferred_username", "ann")],
-        ));
+        );
+        let identity = from_client(&fake);
         assert_eq!(
             identity,
             Identity {
@@ -207,9 +338,18 @@ mod tests {
                 db_user_id: Some(1234),
                 user_name: Some("ann".into()),
                 identity_source: Some("jwt".into()),
+                untrusted_claims: Vec::new(),
             }
         );
         assert!(!format!("{identity:?}").contains("eyJ"), "the token leaked: {identity:?}");
+    }
+
+    #[test]
+    fn a_verified_token_with_a_forged_header_keeps_the_token_and_records_the_header() {
+        let fake = request(&[("x-forwarded-email", "alice@corp.example")], &[("email", "bob@example.com")]);
+        let identity = from_client(&fake);
+        assert_eq!(identity.user_email.as_deref(), Some("bob@example.com"));
+        assert_eq!(identity.untrusted_claims, [claim("x-forwarded-email", "alice@corp.example")]);
     }
 
     #[test]
@@ -230,38 +370,48 @@ mod tests {
                 ],
             ),
         );
-        let identity = identify_with(&fake, &config);
+        let identity = identify_with(&fake, &config, CLIENT_PEER);
         assert_eq!(identity.user_email.as_deref(), Some("bob@example.com"), "user_email from `mail`");
         assert_eq!((identity.user_id.as_deref(), identity.db_user_id), (Some("auth0|bob"), None), "user_id from `sub`");
         assert_eq!(identity.user_name, None, "userNameClaim: null reads nothing");
     }
 
     #[test]
-    fn sources_are_tried_in_order_and_the_first_that_identifies_wins() {
-        let fake = request(
-            &[("x-forwarded-email", "header@example.com"), ("authorization", &basic("basic-user:pw"))],
-            &[("sub", "jwt-user")],
-        );
-        let jwt = identify_default(&fake);
-        assert_eq!(
-            (jwt.user_id.as_deref(), jwt.user_email.as_deref()),
-            (Some("jwt-user"), None),
-            "jwt first; nothing mixed in"
-        );
+    fn trusted_sources_are_tried_in_order_and_the_first_that_identifies_wins() {
+        let fake = request(&[("x-forwarded-email", "header@example.com")], &[("sub", "jwt-user")]);
+        let jwt = via_proxy(&fake);
+        assert_eq!((jwt.user_id.as_deref(), jwt.user_email.as_deref()), (Some("jwt-user"), None), "jwt first");
         assert_eq!(jwt.identity_source.as_deref(), Some("jwt"));
 
-        let basic_first = IdentityConfig {
-            sources: vec![IdentitySource::BasicAuth, IdentitySource::Jwt, IdentitySource::Headers],
-            ..IdentityConfig::default()
+        let headers_first = IdentityConfig {
+            sources: vec![IdentitySource::Headers, IdentitySource::Jwt, IdentitySource::BasicAuth],
+            ..proxy_config()
         };
-        assert_eq!(identify_with(&fake, &basic_first).identity_source.as_deref(), Some("basic-auth"));
+        let headers = identify_with(&fake, &headers_first, PROXY_PEER);
+        assert_eq!(headers.identity_source.as_deref(), Some("header:x-forwarded-email"));
+        let untrusted = identify_with(&fake, &headers_first, CLIENT_PEER);
+        assert_eq!(untrusted.identity_source.as_deref(), Some("jwt"), "untrusted headers are skipped, not first");
 
         let without_claims = request(&[("x-forwarded-email", "header@example.com")], &[]);
         assert_eq!(
-            identify_default(&without_claims).identity_source.as_deref(),
+            via_proxy(&without_claims).identity_source.as_deref(),
             Some("header:x-forwarded-email"),
             "no verified token: the next source"
         );
+    }
+
+    #[test]
+    fn every_value_of_an_identity_header_is_a_claim_up_to_the_limit() {
+        let mut fake = request(&[("x-user-id", "1"), ("x-user-id", " "), ("x-user-id", "2")], &[]);
+        let identity = from_client(&fake);
+        assert_eq!(identity.untrusted_claims, [claim("x-user-id", "1"), claim("x-user-id", "2")], "blank skipped");
+        for n in 0..50 {
+            fake = fake.header("x-forwarded-email", &format!("user{n}@example.com"));
+        }
+        assert_eq!(from_client(&fake).untrusted_claims.len(), MAX_UNTRUSTED_CLAIMS);
+        let twice = IdentityConfig { user_id_headers: vec!["x-user-id".into(), "x-user-id".into()], ..proxy_config() };
+        let once = identify_with(&request(&[("x-user-id", "1")], &[]), &twice, CLIENT_PEER);
+        assert_eq!(once.untrusted_claims, [claim("x-user-id", "1")], "a header configured twice counts once");
     }
 
     #[test]
@@ -270,18 +420,18 @@ mod tests {
             "metadata",
             &metadata(NAMESPACE, "jwt_payload", &[("sub", Claim::Number(4711.0)), ("email", Claim::Bool(true))]),
         );
-        let identity = identify_default(&fake);
+        let identity = from_client(&fake);
         assert_eq!((identity.user_id.as_deref(), identity.db_user_id), (Some("4711"), Some(4711)));
         assert_eq!(identity.user_email, None, "a boolean is not an email");
     }
 
     #[test]
     fn blank_claims_are_no_identity() {
-        assert_eq!(identify_default(&request(&[], &[("sub", " "), ("email", "")])), Identity::default());
+        assert_eq!(from_client(&request(&[], &[("sub", " "), ("email", "")])), Identity::default());
     }
 
     #[test]
     fn no_source_means_no_identity() {
-        assert_eq!(identify_default(&request(&[("cookie", "session=1")], &[])), Identity::default());
+        assert_eq!(from_client(&request(&[("cookie", "session=1")], &[])), Identity::default());
     }
 }

@@ -10,7 +10,9 @@
 //! - [`classify`]: the seam that gives an event its `type` and `params` (route tables plug in);
 //!   [`sidecar_routes`] types requests for audit-sidecar's own `/audit` API.
 //! - [`identity`], [`client_ip`]: who made the request, and from which address;
-//!   [`metadata`] reads the claims `jwt_authn` verified from Envoy's dynamic metadata.
+//!   [`metadata`] reads the claims `jwt_authn` verified from Envoy's dynamic metadata;
+//!   [`trusted_proxies`] decides whether the peer may set identity headers.
+//! - [`bounds`]: every captured text field cut to its bound, and the cut recorded.
 //! - [`redact`], [`fingerprint`]: masking secrets in query strings; a keyed hash of a token.
 //! - [`delivery`]: the per-worker delivery policy (flush on tick and after answers, retry,
 //!   rejection, drop announcements, fail-closed refusals), behind the host trait
@@ -28,6 +30,7 @@
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 pub(crate) mod answer;
+pub(crate) mod bounds;
 pub(crate) mod capture;
 pub(crate) mod classify;
 pub(crate) mod client_ip;
@@ -44,6 +47,11 @@ pub(crate) mod outbox;
 pub(crate) mod redact;
 pub(crate) mod routes;
 pub(crate) mod sidecar_routes;
+pub(crate) mod trusted_proxies;
+
+// The fuzz targets (`fuzz/`) reach the per-request path and the configuration parser here.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;

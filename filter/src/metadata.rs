@@ -137,7 +137,8 @@ fn varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
 }
 
 /// Builds serialized `Metadata` for tests (the encoder mirror of the reader above).
-#[cfg(test)]
+/// Builds the metadata `jwt_authn` would leave, for tests and fuzz targets.
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod encode {
     pub enum Claim<'a> {
         Text(&'a str),

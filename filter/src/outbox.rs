@@ -178,6 +178,9 @@ impl GapRecord {
                 first_lost_at: format_rfc3339_millis(millis_as_nanos(window.first_lost_ms)),
                 last_lost_at: format_rfc3339_millis(millis_as_nanos(window.last_lost_ms)),
             }),
+            untrusted_identity: Vec::new(),
+            truncated_fields: Vec::new(),
+            alerts: Vec::new(),
         };
         let json = serde_json::to_vec(&event).ok()?;
         Some(GapRecord { window, json })

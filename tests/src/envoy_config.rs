@@ -1,7 +1,7 @@
 //! The top-level `envoy.yaml`, rendered for a run on this machine: the listener, admin and
 //! cluster addresses and the wasm path are substituted, and a test may merge changes into
 //! the filter's JSON configuration or put HTTP filters (say `jwt_authn`) in front of the
-//! audit filter. Everything else is the file users copy, so it cannot rot.
+//! audit filter, or between it and the router (to see what reaches the service). Everything else is the file users copy, so it cannot rot.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,6 +26,8 @@ pub struct EnvoySubstitutions {
     pub filter_config_patch: Option<serde_json::Value>,
     /// HTTP filters inserted, in order, just before `envoy.filters.http.wasm`.
     pub extra_http_filters: Vec<Value>,
+    /// HTTP filters inserted, in order, after the audit filter (just before the router).
+    pub http_filters_after_audit: Vec<Value>,
 }
 
 /// Renders `template` (the text of `envoy.yaml`) with `substitutions` applied.
@@ -50,6 +52,7 @@ pub fn render_envoy_config(template: &str, substitutions: &EnvoySubstitutions) -
     let manager = named(at(chain, &["filters"])?, "envoy.filters.network.http_connection_manager")?;
     let http_filters = at(manager, &["typed_config", "http_filters"])?;
     insert_before(http_filters, "envoy.filters.http.wasm", &substitutions.extra_http_filters)?;
+    insert_before(http_filters, "envoy.filters.http.router", &substitutions.http_filters_after_audit)?;
     let wasm = named(http_filters, "envoy.filters.http.wasm")?;
     let plugin = at(wasm, &["typed_config", "config"])?;
     *at(plugin, &["vm_config", "code", "local", "filename"])? = Value::String(substitutions.wasm.display().to_string());
@@ -125,6 +128,7 @@ mod tests {
             wasm: PathBuf::from("/tmp/x/audit_filter.wasm"),
             filter_config_patch: Some(serde_json::json!({"batch": {"maxEvents": 7}})),
             extra_http_filters: Vec::new(),
+            http_filters_after_audit: Vec::new(),
         }
     }
 
@@ -136,7 +140,7 @@ mod tests {
     }
 
     #[test]
-    fn extra_http_filters_go_just_before_the_audit_filter_in_order() {
+    fn extra_http_filters_go_around_the_audit_filter_in_order() {
         let template = std::fs::read_to_string(envoy_yaml()).unwrap();
         let plain = render_envoy_config(&template, &substitutions()).unwrap();
         assert_eq!(http_filter_names(&plain), ["envoy.filters.http.wasm", "envoy.filters.http.router"], "no extras");
@@ -144,12 +148,15 @@ mod tests {
             serde_yaml::from_str("{name: first.filter, typed_config: {x: 1}}").unwrap(),
             serde_yaml::from_str("{name: second.filter}").unwrap(),
         ];
-        let rendered =
-            render_envoy_config(&template, &EnvoySubstitutions { extra_http_filters: extras, ..substitutions() })
-                .unwrap();
+        let after = vec![serde_yaml::from_str("{name: after.filter}").unwrap()];
+        let rendered = render_envoy_config(
+            &template,
+            &EnvoySubstitutions { extra_http_filters: extras, http_filters_after_audit: after, ..substitutions() },
+        )
+        .unwrap();
         assert_eq!(
             http_filter_names(&rendered),
-            ["first.filter", "second.filter", "envoy.filters.http.wasm", "envoy.filters.http.router"]
+            ["first.filter", "second.filter", "envoy.filters.http.wasm", "after.filter", "envoy.filters.http.router"]
         );
         assert!(rendered.contains("/tmp/x/audit_filter.wasm"), "the wasm path is still substituted:\n{rendered}");
     }

@@ -29,6 +29,9 @@ pub struct StackOptions {
     pub filter_config_patch: Option<serde_json::Value>,
     /// HTTP filters put just before the audit filter (e.g. `jwt_authn`), in order.
     pub extra_http_filters: Vec<serde_yaml::Value>,
+    /// HTTP filters put after the audit filter, before the router: they see the request as
+    /// the service will.
+    pub http_filters_after_audit: Vec<serde_yaml::Value>,
     /// Extra environment variables for Envoy (e.g. `AUDIT_FINGERPRINT_KEY`).
     pub envoy_env: Vec<(String, String)>,
     /// The bearer token for `GET /audit`.
@@ -46,6 +49,7 @@ impl Default for StackOptions {
             envoy_concurrency: 2,
             filter_config_patch: None,
             extra_http_filters: Vec::new(),
+            http_filters_after_audit: Vec::new(),
             envoy_env: Vec::new(),
             read_token: "test-read-token".to_string(),
             ingest_token: "test-ingest-token".to_string(),
@@ -256,6 +260,7 @@ fn start_envoy(
             wasm: paths::filter_wasm()?,
             filter_config_patch: options.filter_config_patch.clone(),
             extra_http_filters: options.extra_http_filters.clone(),
+            http_filters_after_audit: options.http_filters_after_audit.clone(),
         },
     )?;
     let config_path = dir.join("envoy.yaml");

@@ -24,7 +24,12 @@ fn start() -> AuditStack {
 
 #[test]
 fn filters_work_on_the_service_host_and_next_keeps_them() {
-    let stack = start();
+    // The test client plays a trusted proxy, so its `x-forwarded-email` is the identity.
+    let stack = AuditStack::start(StackOptions {
+        filter_config_patch: Some(serde_json::json!({"identity": {"trustedProxies": ["127.0.0.1/32"]}})),
+        ..StackOptions::default()
+    })
+    .expect("the stack starts");
     let url = stack.envoy_url();
     for n in 0..5 {
         let agent = format!("e2e-filter-{n}");

@@ -57,6 +57,7 @@ fn envoy_yaml_passes_envoys_validate_mode_with_the_built_filter() {
             wasm: paths::filter_wasm().unwrap(),
             filter_config_patch: None,
             extra_http_filters: Vec::new(),
+            http_filters_after_audit: Vec::new(),
         },
     )
     .unwrap();

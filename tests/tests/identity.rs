@@ -2,6 +2,10 @@
 //! verified become the event's identity (read by the audit filter from the dynamic
 //! metadata), a forged token is refused by Envoy and still audited, tokens are recorded
 //! only as keyed fingerprints, and the client address honours trusted proxy hops.
+//! The trust boundary: identity headers count only from a configured trusted proxy; from
+//! anyone else they are recorded as an attempt (and removed before the service sees
+//! them), and the basic-auth name the client presented is the one recorded. Oversized
+//! fields are stored cut, with the cut said.
 
 // Test code: a panic here is a failed test with its message, not a crashed proxy.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -11,6 +15,7 @@ use std::time::Duration;
 use audit_e2e::client::{send, wait_for_trail};
 use audit_e2e::jwt::{hmac_sha256, jwt_authn_filter, now_seconds, SigningKey, AUDIENCE, ISSUER};
 use audit_e2e::{AuditStack, StackOptions};
+use audit_event::trust::{UntrustedClaim, ALERT_UNTRUSTED_IDENTITY, TRUNCATION_MARKER};
 use audit_event::{AuditEvent, Outcome};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -112,7 +117,9 @@ fn verified_jwt_claims_are_the_identity_and_a_forged_token_is_refused_and_audite
     );
 
     let none = event_by_agent(&events, "e2e-jwt-none");
-    assert_eq!(none.identity_source.as_deref(), Some("header:x-forwarded-email"), "no token: the headers source");
+    assert_eq!(none.identity_source, None, "no token, and a header from a peer that is not a trusted proxy");
+    assert_eq!(none.user_email, None, "the header is not the identity");
+    assert_eq!(none.untrusted_identity, [claim("x-forwarded-email", "header@example.com")], "but it is recorded");
     assert_eq!(none.token_fingerprint, None);
 
     let trail = serde_json::to_string(&events).unwrap();
@@ -166,4 +173,172 @@ fn the_client_ip_is_taken_from_x_forwarded_for_behind_a_trusted_hop() {
             "{agent}: client_ip for x-forwarded-for {xff:?} (1 trusted hop; Envoy appends the peer 127.0.0.1)"
         );
     }
+}
+
+fn claim(header: &str, value: &str) -> UntrustedClaim {
+    UntrustedClaim { header: header.into(), value: value.into() }
+}
+
+/// A Lua filter after the audit filter: it sees the request as the service will, and
+/// answers with what the service saw in `x-service-saw-email` / `x-service-saw-user-id`.
+fn what_the_service_sees() -> serde_yaml::Value {
+    let lua = r#"
+function envoy_on_request(request)
+  local headers = request:headers()
+  local meta = request:streamInfo():dynamicMetadata()
+  meta:set("e2e.seen", "email", headers:get("x-forwarded-email") or "(none)")
+  meta:set("e2e.seen", "user_id", headers:get("x-user-id") or "(none)")
+end
+function envoy_on_response(response)
+  local seen = response:streamInfo():dynamicMetadata():get("e2e.seen") or {}
+  response:headers():add("x-service-saw-email", seen["email"] or "(unknown)")
+  response:headers():add("x-service-saw-user-id", seen["user_id"] or "(unknown)")
+end
+"#;
+    serde_yaml::to_value(serde_json::json!({
+        "name": "envoy.filters.http.lua",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+            "default_source_code": {"inline_string": lua},
+        },
+    }))
+    .unwrap()
+}
+
+/// `mallory:pw` in basic auth, with headers naming alice.
+fn send_as_mallory_claiming_alice(url: &str, agent: &str) -> audit_e2e::client::Reply {
+    let mallory = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("mallory:pw"));
+    send(
+        "GET",
+        &format!("{url}/pacticipants"),
+        &[
+            ("user-agent", agent),
+            ("authorization", &mallory),
+            ("x-forwarded-email", "alice@corp.example"),
+            ("x-user-id", "1"),
+        ],
+        None,
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_client_cannot_be_recorded_as_someone_else_and_the_attempt_is_in_the_trail() {
+    // The shipped envoy.yaml as is: no trusted proxies, untrusted identity headers stripped.
+    let stack = AuditStack::start(StackOptions {
+        http_filters_after_audit: vec![what_the_service_sees()],
+        ..StackOptions::default()
+    })
+    .expect("the stack starts");
+    let reply = send_as_mallory_claiming_alice(&stack.envoy_url(), "e2e-mallory");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.header("x-service-saw-email"), Some("(none)"), "the forged email must not reach the service");
+    assert_eq!(reply.header("x-service-saw-user-id"), Some("(none)"), "the forged id must not reach the service");
+
+    let events = wait_for_trail(&stack.collector_url(), stack.read_token(), TRAIL_TIMEOUT, |events| {
+        events.iter().any(|e| e.payload.user_agent.as_deref() == Some("e2e-mallory"))
+    })
+    .unwrap();
+    let event = event_by_agent(&events, "e2e-mallory");
+    assert_eq!(event.user_name.as_deref(), Some("mallory"), "stored as the identity the client proved");
+    assert_eq!(event.identity_source.as_deref(), Some("basic-auth"), "identity_source");
+    assert_eq!(
+        (event.user_email.as_deref(), event.db_user_id, event.user_id.as_deref()),
+        (None, None, None),
+        "never as alice"
+    );
+    assert_eq!(
+        event.untrusted_identity,
+        [claim("x-forwarded-email", "alice@corp.example"), claim("x-user-id", "1")],
+        "the attempt, and whom it named"
+    );
+    assert_eq!(event.alerts, [ALERT_UNTRUSTED_IDENTITY], "a marker a SOC can alert on");
+    let page = audit_e2e::client::get_with_token(
+        &format!("{}/audit?user_email=alice%40corp.example", stack.collector_url()),
+        stack.read_token(),
+    )
+    .unwrap();
+    assert!(!page.body.contains("e2e-mallory"), "alice's trail does not hold mallory's request: {}", page.body);
+}
+
+#[test]
+fn behind_a_trusted_proxy_identity_headers_are_the_identity_and_reach_the_service() {
+    // Envoy's peer here is the test client on loopback: it plays the trusted proxy.
+    let stack = AuditStack::start(StackOptions {
+        filter_config_patch: Some(serde_json::json!({"identity": {"trustedProxies": ["127.0.0.1/32"]}})),
+        http_filters_after_audit: vec![what_the_service_sees()],
+        ..StackOptions::default()
+    })
+    .expect("the stack starts");
+    let reply = send(
+        "GET",
+        &format!("{}/pacticipants", stack.envoy_url()),
+        &[("user-agent", "e2e-proxied"), ("x-forwarded-email", "alice@corp.example"), ("x-user-id", "1")],
+        None,
+    )
+    .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.header("x-service-saw-email"), Some("alice@corp.example"), "a trusted proxy's header is kept");
+
+    let events = wait_for_trail(&stack.collector_url(), stack.read_token(), TRAIL_TIMEOUT, |events| {
+        events.iter().any(|e| e.payload.user_agent.as_deref() == Some("e2e-proxied"))
+    })
+    .unwrap();
+    let event = event_by_agent(&events, "e2e-proxied");
+    assert_eq!(event.user_email.as_deref(), Some("alice@corp.example"), "user_email from the trusted proxy");
+    assert_eq!(event.db_user_id, Some(1), "db_user_id from the trusted proxy");
+    assert_eq!(event.identity_source.as_deref(), Some("header:x-forwarded-email,header:x-user-id"));
+    assert_eq!((event.untrusted_identity.len(), event.alerts.len()), (0, 0), "no attempt, no alert");
+}
+
+#[test]
+fn with_stripping_off_the_service_gets_the_header_but_the_trail_still_says_mallory() {
+    let stack = AuditStack::start(StackOptions {
+        filter_config_patch: Some(serde_json::json!({"identity": {"stripUntrustedHeaders": false}})),
+        http_filters_after_audit: vec![what_the_service_sees()],
+        ..StackOptions::default()
+    })
+    .expect("the stack starts");
+    let reply = send_as_mallory_claiming_alice(&stack.envoy_url(), "e2e-mallory-unstripped");
+    assert_eq!(reply.header("x-service-saw-email"), Some("alice@corp.example"), "stripping is off");
+    let events = wait_for_trail(&stack.collector_url(), stack.read_token(), TRAIL_TIMEOUT, |events| {
+        events.iter().any(|e| e.payload.user_agent.as_deref() == Some("e2e-mallory-unstripped"))
+    })
+    .unwrap();
+    let event = event_by_agent(&events, "e2e-mallory-unstripped");
+    assert_eq!((event.user_name.as_deref(), event.user_email.as_deref()), (Some("mallory"), None));
+    assert_eq!(event.untrusted_identity.len(), 2, "{:?}", event.untrusted_identity);
+}
+
+#[test]
+fn oversized_fields_are_stored_cut_with_the_cut_recorded() {
+    let stack = AuditStack::start(StackOptions::default()).expect("the stack starts");
+    let url = format!("{}/pacticipants", stack.envoy_url());
+    // Two requests: Envoy refuses request headers over 60 KiB in all.
+    let agent = format!("e2e-huge-agent-{}", "a".repeat(50_000));
+    let reply = send("GET", &url, &[("user-agent", &agent)], None).unwrap();
+    assert_eq!(reply.status, 200, "Envoy passes a 50,000-byte User-Agent: {}", reply.body);
+    let query = format!("q={}", "b".repeat(12_000));
+    let reply = send("GET", &format!("{url}?{query}"), &[("user-agent", "e2e-huge-query")], None).unwrap();
+    assert_ne!(reply.status, 431, "Envoy passes a 12,000-byte query (the stand-in answers 404 to it)");
+
+    let is_huge = |e: &AuditEvent| e.payload.user_agent.as_deref().is_some_and(|a| a.starts_with("e2e-huge-"));
+    let events = wait_for_trail(&stack.collector_url(), stack.read_token(), TRAIL_TIMEOUT, |events| {
+        events.iter().filter(|e| is_huge(e)).count() == 2
+    })
+    .unwrap();
+    let cuts = |event: &AuditEvent| -> Vec<(String, u64)> {
+        event.truncated_fields.iter().map(|f| (f.field.clone(), f.original_bytes)).collect()
+    };
+
+    let long_agent = events.iter().find(|e| e.payload.user_agent.as_deref().is_some_and(|a| a.len() > 100)).unwrap();
+    let stored_agent = long_agent.payload.user_agent.as_deref().unwrap();
+    assert_eq!(stored_agent.len(), 4096, "the User-Agent is cut to 4 KiB");
+    assert!(stored_agent.starts_with("e2e-huge-agent-aaa") && stored_agent.ends_with(TRUNCATION_MARKER), "and marked");
+    assert_eq!(cuts(long_agent), [("payload.userAgent".to_string(), agent.len() as u64)]);
+
+    let long_query = event_by_agent(&events, "e2e-huge-query");
+    let stored_query = &long_query.payload.query_string;
+    assert!(stored_query.len() <= 4096 && stored_query.ends_with(TRUNCATION_MARKER), "{} bytes", stored_query.len());
+    assert_eq!(cuts(long_query), [("payload.queryString".to_string(), 12_002)]);
 }

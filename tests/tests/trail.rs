@@ -32,7 +32,12 @@ fn by_user_agent<'a>(events: &'a [AuditEvent], prefix: &str) -> HashMap<String, 
 
 #[test]
 fn requests_through_envoy_become_exactly_those_events_with_the_right_fields() {
-    let stack = start();
+    // The test client plays a trusted proxy (oauth2-proxy, say) that sets identity headers.
+    let stack = AuditStack::start(StackOptions {
+        filter_config_patch: Some(serde_json::json!({"identity": {"trustedProxies": ["127.0.0.1/32"]}})),
+        ..StackOptions::default()
+    })
+    .expect("the stack starts");
     let url = stack.envoy_url();
     let before = std::time::SystemTime::now();
     // (method, path with query, headers, the status the broker stand-in answers)

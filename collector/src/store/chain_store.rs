@@ -1,16 +1,16 @@
 //! The chain in the database: the head a new event links to, the retention anchor, the
 //! checkpoints, and the one-time hashing of events stored before the chain existed. All of
 //! it runs on the writer's connection inside the writer's transaction, so an event, its
-//! link and any checkpoint covering it commit together or not at all. A checkpoint is
-//! signed only by the key the chain expects (the previous signer, or the key a rotation
-//! handed over to), so a restart with the wrong key cannot break verifiability unnoticed.
+//! link and any checkpoint covering it commit together or not at all. A key rotation is a
+//! handover checkpoint ([`issue_handover`]); the new key's public half is stored, never a
+//! private key.
 
 use audit_event::chain::Checkpoint;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::StoreError;
-use crate::chain::checkpoint::{checkpoint_hash, signed_message};
-use crate::chain::link::{digest_from_blob, digest_from_hex, to_hex, Digest, GENESIS};
+use crate::chain::checkpoint::{handover_checkpoint, next_checkpoint};
+use crate::chain::link::{digest_from_blob, from_hex, to_hex, Digest, GENESIS};
 use crate::chain::signing::{TrailSigner, TrailVerifier};
 
 /// The newest link: the seq and hash the next event chains to.
@@ -81,83 +81,45 @@ pub fn issue_checkpoint(
     signer: &TrailSigner,
     now_ms: i64,
 ) -> Result<Option<Checkpoint>, StoreError> {
-    let head = chain_head(conn)?;
-    let anchor = read_anchor(conn)?.unwrap_or(ChainHead { seq: 0, hash: GENESIS });
-    let previous = latest_checkpoint(conn)?;
-    check_signer(previous.as_ref(), signer)?;
-    let unchanged = match &previous {
-        Some(last) => last.last_seq == head.seq && last.anchor_seq == anchor.seq,
-        None => head.seq == 0,
-    };
-    if unchanged {
+    let (head, anchor, previous) = chain_state(conn)?;
+    let next = next_checkpoint((head.seq, &head.hash), (anchor.seq, &anchor.hash), previous.as_ref(), signer, now_ms)?;
+    let Some(checkpoint) = next else {
         return Ok(None);
-    }
-    sign_and_store(conn, signer, previous.as_ref(), head, anchor, now_ms, None).map(Some)
+    };
+    insert_checkpoint(conn, &checkpoint)?;
+    Ok(Some(checkpoint))
 }
 
 /// Key rotation: signs, with the current key, a checkpoint of the head that names `next`
-/// as the key of every later checkpoint. Always issued, even when nothing else changed.
+/// as the key of every later checkpoint.
 pub fn issue_handover(
     conn: &Connection,
     signer: &TrailSigner,
     next: &TrailVerifier,
     now_ms: i64,
 ) -> Result<Checkpoint, StoreError> {
+    let (head, anchor, previous) = chain_state(conn)?;
+    let checkpoint = handover_checkpoint(
+        (head.seq, &head.hash),
+        (anchor.seq, &anchor.hash),
+        previous.as_ref(),
+        signer,
+        next,
+        now_ms,
+    )?;
+    insert_checkpoint(conn, &checkpoint)?;
+    Ok(checkpoint)
+}
+
+/// The head, the anchor and the newest checkpoint: what the next checkpoint is built from.
+fn chain_state(conn: &Connection) -> Result<(ChainHead, ChainHead, Option<Checkpoint>), StoreError> {
     let head = chain_head(conn)?;
     let anchor = read_anchor(conn)?.unwrap_or(ChainHead { seq: 0, hash: GENESIS });
-    let previous = latest_checkpoint(conn)?;
-    sign_and_store(conn, signer, previous.as_ref(), head, anchor, now_ms, Some(next))
+    Ok((head, anchor, latest_checkpoint(conn)?))
 }
 
-/// The key id that must sign the checkpoint after `previous`: the key a handover named,
-/// else the key that signed it; `None` before the first checkpoint (any key may start).
-pub fn expected_key_id(previous: Option<&Checkpoint>) -> Result<Option<String>, StoreError> {
-    let Some(previous) = previous else {
-        return Ok(None);
-    };
-    match &previous.next_public_key {
-        Some(next) => TrailVerifier::parse(next).map(|key| Some(key.key_id().to_owned())).map_err(|error| {
-            StoreError::Chain(format!("checkpoint {} names a next key that cannot be read: {error}", previous.number))
-        }),
-        None => Ok(Some(previous.key_id.clone())),
-    }
-}
-
-/// The signer must be the key the chain expects after `previous`.
-fn check_signer(previous: Option<&Checkpoint>, signer: &TrailSigner) -> Result<(), StoreError> {
-    match expected_key_id(previous)? {
-        Some(expected) if expected != signer.key_id() => {
-            Err(StoreError::WrongSigningKey { expected, found: signer.key_id().to_owned() })
-        }
-        _ => Ok(()),
-    }
-}
-
-fn sign_and_store(
-    conn: &Connection,
-    signer: &TrailSigner,
-    previous: Option<&Checkpoint>,
-    head: ChainHead,
-    anchor: ChainHead,
-    now_ms: i64,
-    next: Option<&TrailVerifier>,
-) -> Result<Checkpoint, StoreError> {
-    check_signer(previous, signer)?;
-    let next_public_key = next.map(|next| next.public_key().public_key_hex);
-    let mut checkpoint = Checkpoint {
-        number: previous.map_or(1, |last| last.number + 1),
-        last_seq: head.seq,
-        last_hash: to_hex(&head.hash),
-        anchor_seq: anchor.seq,
-        anchor_hash: to_hex(&anchor.hash),
-        issued_at_ms: now_ms,
-        prev_checkpoint_hash: to_hex(&previous.map_or(GENESIS, checkpoint_hash)),
-        key_id: signer.key_id().to_owned(),
-        signature: String::new(),
-        next_public_key,
-    };
-    let signature = signer.sign(&signed_message(&checkpoint));
-    checkpoint.signature = to_hex(&signature);
+fn insert_checkpoint(conn: &Connection, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+    let hex_bytes = |hex: &str| from_hex(hex).unwrap_or_default();
     conn.prepare_cached(
         "INSERT INTO checkpoints (number, last_seq, last_hash, anchor_seq, anchor_hash, issued_at_ms,
                                   prev_checkpoint_hash, key_id, signature, next_public_key)
@@ -166,16 +128,16 @@ fn sign_and_store(
     .execute(params![
         checkpoint.number,
         checkpoint.last_seq,
-        head.hash.as_slice(),
+        hex_bytes(&checkpoint.last_hash),
         checkpoint.anchor_seq,
-        anchor.hash.as_slice(),
+        hex_bytes(&checkpoint.anchor_hash),
         checkpoint.issued_at_ms,
-        digest_from_hex(&checkpoint.prev_checkpoint_hash).unwrap_or(GENESIS).as_slice(),
+        hex_bytes(&checkpoint.prev_checkpoint_hash),
         checkpoint.key_id,
-        signature.as_slice(),
-        next.map(|next| next.public_key_bytes().to_vec()),
+        hex_bytes(&checkpoint.signature),
+        checkpoint.next_public_key.as_deref().map(hex_bytes),
     ])?;
-    Ok(checkpoint)
+    Ok(())
 }
 
 const CHECKPOINT_COLUMNS: &str = "number, last_seq, last_hash, anchor_seq, anchor_hash, issued_at_ms, \

@@ -79,19 +79,43 @@ pub enum StoreError {
     /// The hash chain or its checkpoints cannot be extended as stored.
     #[error("the trail's hash chain cannot be extended: {0}; run `audit-collector verify` on the database")]
     Chain(String),
+    /// `--database` looks like a PostgreSQL URL but is not one.
+    #[error("--database / AUDIT_DATABASE is not a usable PostgreSQL URL: {0}; write it as postgres://user:password@host:5432/database")]
+    PostgresUrl(String),
+    /// The PostgreSQL schema was written by a newer collector.
+    #[error("the PostgreSQL database has audit schema version {found}, newer than this collector knows (up to {known}); run the newer audit-collector that wrote it")]
+    NewerPostgresSchema {
+        /// Its `schema_version`.
+        found: i32,
+        /// The newest version this binary knows.
+        known: i32,
+    },
+    /// A PostgreSQL query or connection failed.
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection could be had.
+    #[error("no PostgreSQL connection: {0}; check that the server is up and --database / AUDIT_DATABASE")]
+    PostgresUnavailable(String),
     /// The store cannot do what was asked; the message says what and what to use instead.
     #[error("{0}")]
     Unsupported(String),
     /// The key given is not the one the checkpoint chain expects next: a different key, or
     /// the old key after a rotation handed over to a new one.
-    #[error("checkpoints must now be signed by key {expected}, but this collector's signing key is {found}; start it with the key the newest checkpoint names (--signing-key / AUDIT_SIGNING_KEY), or hand over with `audit-collector rotate-key`")]
-    WrongSigningKey {
-        /// The key id the chain expects.
-        expected: String,
-        /// The key id of the signer given.
-        found: String,
-    },
+    #[error(transparent)]
+    WrongSigningKey(#[from] crate::chain::checkpoint::WrongSigner),
     /// A blocking database task could not be joined.
     #[error("a database task failed: {0}")]
     Task(String),
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    /// Waiting too long for a pooled connection is back-pressure (503, retry), like a full
+    /// writer queue; anything else means the server cannot be reached.
+    fn from(error: deadpool_postgres::PoolError) -> StoreError {
+        match error {
+            deadpool_postgres::PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => StoreError::QueueFull,
+            deadpool_postgres::PoolError::Backend(error) => StoreError::Postgres(error),
+            other => StoreError::PostgresUnavailable(other.to_string()),
+        }
+    }
 }

@@ -10,7 +10,10 @@ pub mod chain_linking;
 pub mod chain_migration;
 pub mod chain_store;
 pub mod checkpointing;
+#[cfg(test)]
+mod contract_tests;
 pub mod error;
+pub mod postgres;
 pub mod reader;
 pub mod retention;
 pub mod schema;

@@ -1,6 +1,8 @@
 //! [`TrailStore`]: what the collector needs from a database, named by what the trail does
 //! rather than by SQL. The HTTP handlers and the background tasks (retention, checkpoints)
-//! reach the database only through it; [`super::sqlite_store`] is the SQLite one.
+//! reach the database only through it, so SQLite ([`super::sqlite_store`]) and PostgreSQL
+//! ([`super::postgres`]) are two implementations of one contract, checked by one test
+//! suite (`store/contract_tests.rs`).
 //!
 //! The methods return boxed futures so the collector can hold `Arc<dyn TrailStore>`; one
 //! allocation per call is nothing next to a database round trip.

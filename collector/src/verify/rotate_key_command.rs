@@ -16,7 +16,7 @@ use rusqlite::TransactionBehavior;
 use crate::chain::signing::{default_key_path, KeyError, TrailSigner};
 use crate::store::chain_store::issue_handover;
 use crate::store::schema::open_for_writing;
-use crate::store::{now_millis, StoreError};
+use crate::store::{now_millis, DatabaseLocation, StoreError};
 
 /// The flags of `audit-collector rotate-key`.
 #[derive(Debug, Args)]
@@ -49,6 +49,11 @@ pub enum RotateKeyError {
 
 /// Signs the handover checkpoint; returns what to tell the operator.
 pub fn run_rotate_key(args: &RotateKeyArgs) -> Result<String, RotateKeyError> {
+    if let DatabaseLocation::Postgres(_) = DatabaseLocation::of(&args.database) {
+        return Err(RotateKeyError::Store(StoreError::Unsupported(
+            "rotate-key works on the SQLite store only for now: the PostgreSQL schema has no column for the handover's next public key".to_owned(),
+        )));
+    }
     let current_path = args.signing_key.clone().unwrap_or_else(|| default_key_path(&args.database));
     let current = TrailSigner::load(&current_path)?;
     let next = TrailSigner::load_or_create(&args.new_signing_key)?;

@@ -3,20 +3,27 @@
 //! serialized event to the worker's delivery. It never dispatches: a call made here never
 //! sees its answer (the SDK drops the context after `on_log`), so delivery is the root's.
 //!
-//! In fail-closed mode it also asks delivery in `on_http_request_headers` whether to
-//! refuse the request: a refused request is answered 503 and never reaches the service.
+//! In `on_http_request_headers` it removes identity headers that came from a peer not
+//! trusted to set them (`identity.stripUntrustedHeaders`), keeping them for the event so the
+//! attempt is still recorded; and in fail-closed mode it asks delivery whether to refuse
+//! the request: a refused request is answered 503 and never reaches the service.
 
 use std::rc::Rc;
 
+use log::error;
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
+use proxy_wasm::types::{Action, MapType};
 
 use super::host_view::HostRequest;
 use super::proxy_host::ProxyHost;
 use super::worker::{random_event_id, Worker};
+use crate::bounds::write_within_limit;
 use crate::capture::capture_event;
-use crate::event_json::write_event;
+use crate::config::IdentityConfig;
 use crate::failure_policy::Admission;
+use crate::identity::identity_header_names;
+use crate::trusted_proxies::peer_is_trusted;
 
 /// Bytes reserved for one serialized event; a larger one grows its buffer.
 const EVENT_CAPACITY: usize = 1024;
@@ -24,14 +31,52 @@ const EVENT_CAPACITY: usize = 1024;
 pub struct AuditHttp {
     /// None only if the plugin was never configured; then nothing is captured.
     pub worker: Option<Rc<Worker>>,
+    /// Identity headers removed before the request went on, as they arrived: `on_log`
+    /// records them as the claims they were.
+    pub stripped_headers: Vec<(String, String)>,
+}
+
+impl AuditHttp {
+    /// Removes the identity headers when the peer is not a trusted proxy. The common case
+    /// (no identity header at all) costs one header lookup per configured name.
+    fn strip_untrusted_identity(&mut self, identity: &IdentityConfig) {
+        if !identity.strip_untrusted_headers {
+            return;
+        }
+        let present =
+            |name: &str| matches!(hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name), Ok(Some(_)));
+        let mut names: Vec<&str> = identity_header_names(identity).filter(|name| present(name)).collect();
+        if names.is_empty() {
+            return;
+        }
+        let peer =
+            hostcalls::get_property(vec!["source", "address"]).ok().flatten().and_then(|b| String::from_utf8(b).ok());
+        if peer_is_trusted(peer.as_deref(), &identity.trusted_proxies) {
+            return;
+        }
+        names.dedup();
+        // Every value, as the client sent it (a lookup gives only the first).
+        let all = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        self.stripped_headers = all
+            .into_iter()
+            .filter(|(name, _)| names.contains(&name.as_str()))
+            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+            .collect();
+        for name in names {
+            if let Err(status) = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name) {
+                error!("audit-filter: could not remove the untrusted identity header {name} ({status:?})");
+            }
+        }
+    }
 }
 
 impl Context for AuditHttp {}
 
 impl HttpContext for AuditHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let Some(worker) = &self.worker else { return Action::Continue };
-        match worker.delivery.refusal(&mut ProxyHost { worker, answer_body_size: 0 }) {
+        let Some(worker) = self.worker.clone() else { return Action::Continue };
+        self.strip_untrusted_identity(&worker.config.identity);
+        match worker.delivery.refusal(&mut ProxyHost { worker: &worker, answer_body_size: 0 }) {
             Admission::Forward => Action::Continue,
             Admission::Refuse(_) => Action::Pause,
         }
@@ -39,8 +84,8 @@ impl HttpContext for AuditHttp {
 
     fn on_log(&mut self) {
         let Some(worker) = &self.worker else { return };
-        let event = capture_event(
-            &HostRequest,
+        let mut event = capture_event(
+            &HostRequest { stripped_headers: &self.stripped_headers },
             &worker.config,
             &worker.config.route_table,
             worker.fingerprint_key.as_ref(),
@@ -48,7 +93,7 @@ impl HttpContext for AuditHttp {
         );
         // One allocation that fits a typical event (~800 bytes), kept by the outbox as is.
         let mut json = Vec::with_capacity(EVENT_CAPACITY);
-        let serialized = write_event(&mut json, &event).map(|()| json);
+        let serialized = write_within_limit(&mut json, &mut event).map(|()| json);
         worker.delivery.on_captured(
             &mut ProxyHost { worker, answer_body_size: 0 },
             &event.uuid,

@@ -37,7 +37,8 @@ Trail database and logs: {data}
 Try:
   curl -s {url}/pacticipants
   curl -s -u alice:secret {url}/pacticipants/Foo
-  curl -s -H 'x-forwarded-email: bob@example.com' -X PUT {url}/pacticipants/Foo/versions/1.0.0/tags/main
+  curl -s -u mallory:pw -H 'x-forwarded-email: alice@corp.example' -X PUT {url}/pacticipants/Foo/versions/1.0.0/tags/main
+                                                  # stored as mallory; the claim on alice is an alert
   curl -s -H 'Authorization: Bearer {token}' {url}/audit | python3 -m json.tool
   curl -s -i {url}/audit                          # 401 without the token (and audited too)
 

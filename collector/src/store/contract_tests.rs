@@ -1,0 +1,270 @@
+//! The behaviour every [`TrailStore`] must have, written once and run against each store
+//! (`store_contract!` below instantiates it for SQLite and for PostgreSQL on a throwaway
+//! server), so the two cannot quietly differ. A store may make events readable a moment
+//! after the acknowledgement (PostgreSQL seals them asynchronously), so reads wait, within
+//! a bound, for what was acknowledged.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use audit_event::IngestReceipt;
+
+use super::postgres::test_cluster::fresh_database;
+use super::postgres::PgStore;
+use super::reader::{PageOutcome, PageRows};
+use super::sqlite_store::SqliteStore;
+use super::trail_query::{EventFilters, TrailOrder, TrailQuery};
+use super::trail_store::TrailStore;
+use super::writer::NewEvent;
+use super::StoreError;
+use crate::chain::link::{canonical_body, digest_from_hex, link_hash, GENESIS};
+use crate::chain::signing::TrailSigner;
+
+/// A store under test and whatever must live as long as it.
+struct Opened {
+    store: Arc<dyn TrailStore>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn signer() -> TrailSigner {
+    TrailSigner::from_seed([7; 32])
+}
+
+async fn open_sqlite() -> Opened {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(&dir.path().join("audit.db"), 64, Some(signer())).expect("open SQLite");
+    Opened { store: Arc::new(store), _dir: Some(dir) }
+}
+
+async fn open_postgres() -> Opened {
+    let url = fresh_database().await;
+    let store = PgStore::open(&url, Some(signer())).await.expect("open PostgreSQL");
+    Opened { store: Arc::new(store), _dir: None }
+}
+
+/// `event-<n>` with the given timestamp and request/identity columns.
+fn event(n: usize, timestamp_ms: i64, method: &str, status: u16, user: &str) -> NewEvent {
+    let body = format!(
+        r#"{{"uuid":"event-{n}","timestamp":{timestamp_ms},"type":"T{}","user_id":"{user}","method":"{method}","n":{n}}}"#,
+        n % 2
+    );
+    NewEvent {
+        uuid: format!("event-{n}"),
+        timestamp_ms,
+        event_type: format!("T{}", n % 2),
+        db_user_id: None,
+        user_email: Some(format!("{user}@example.com")),
+        user_id: Some(user.to_owned()),
+        method: method.to_owned(),
+        status: Some(status),
+        canonical: canonical_body(&body).expect("JSON"),
+        body,
+    }
+}
+
+fn plain(n: usize) -> NewEvent {
+    event(n, 1_700_000_000_000 + i64::try_from(n).unwrap_or(0), "GET", 200, "alice")
+}
+
+fn query(from: Option<&str>, size: usize) -> TrailQuery {
+    TrailQuery { from: from.map(str::to_owned), size, ..TrailQuery::default() }
+}
+
+fn page_of(outcome: PageOutcome) -> PageRows {
+    match outcome {
+        PageOutcome::Page(rows) => rows,
+        other => panic!("expected a page, got {other:?}"),
+    }
+}
+
+fn served(rows: &PageRows) -> Vec<serde_json::Value> {
+    rows.events.iter().map(|raw| serde_json::from_str(raw.get()).expect("served JSON")).collect()
+}
+
+fn uuids(rows: &PageRows) -> Vec<String> {
+    served(rows).iter().map(|event| event["uuid"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+/// The whole readable trail, once it holds `count` events (waits up to 10 s for them).
+async fn trail_of(store: &dyn TrailStore, count: usize) -> PageRows {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = page_of(store.page(query(None, 10_000)).await.expect("read"));
+        if rows.events.len() >= count || Instant::now() > deadline {
+            assert_eq!(rows.events.len(), count, "the readable trail should hold every acknowledged event");
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn ingest_is_idempotent_on_uuid_within_and_across_batches(store: &dyn TrailStore) {
+    let first = store.ingest(vec![plain(0), plain(1)]).await.expect("stored");
+    assert_eq!(first, IngestReceipt { accepted: 2, duplicates: 0 });
+    let retried = store.ingest(vec![plain(1), plain(2), plain(2)]).await.expect("stored");
+    assert_eq!(retried, IngestReceipt { accepted: 1, duplicates: 2 });
+    let rows = trail_of(store, 3).await;
+    assert_eq!(uuids(&rows), ["event-0", "event-1", "event-2"]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(trail_of(store, 3).await.events.len(), 3, "no duplicate appeared later");
+}
+
+async fn every_event_is_linked_to_the_one_before(store: &dyn TrailStore) {
+    store.ingest((0..5).map(plain).collect()).await.expect("stored");
+    store.ingest((5..9).map(plain).collect()).await.expect("stored");
+    let rows = trail_of(store, 9).await;
+    let mut prev = GENESIS;
+    for (index, mut event) in served(&rows).into_iter().enumerate() {
+        let link = event.as_object_mut().and_then(|object| object.remove("chain")).expect("a chain link");
+        let seq = link["seq"].as_i64().expect("seq");
+        assert_eq!(seq, i64::try_from(index).unwrap_or(0) + 1, "seqs run 1, 2, 3, ... without gaps");
+        let hash = digest_from_hex(link["hash"].as_str().unwrap_or_default()).expect("hash");
+        assert_eq!(digest_from_hex(link["prevHash"].as_str().unwrap_or_default()), Some(prev), "event {seq}");
+        let body = serde_json::to_string(&event).expect("body");
+        assert_eq!(hash, link_hash(&prev, seq, &canonical_body(&body).expect("JSON")), "event {seq}'s hash");
+        prev = hash;
+    }
+}
+
+async fn pages_follow_the_cursor_both_ways(store: &dyn TrailStore) {
+    store.ingest((0..5).map(plain).collect()).await.expect("stored");
+    trail_of(store, 5).await;
+    let first = page_of(store.page(query(None, 2)).await.expect("read"));
+    assert_eq!(uuids(&first), ["event-0", "event-1"]);
+    assert_eq!(first.next.as_deref(), Some("event-2"));
+    let last = page_of(store.page(query(Some("event-3"), 2)).await.expect("read"));
+    assert_eq!(uuids(&last), ["event-3", "event-4"]);
+    assert_eq!(last.next, None, "the last page has no next");
+    let mut newest_first = query(None, 2);
+    newest_first.order = TrailOrder::Descending;
+    let page = page_of(store.page(newest_first.clone()).await.expect("read"));
+    assert_eq!(uuids(&page), ["event-4", "event-3"]);
+    newest_first.from = page.next;
+    assert_eq!(uuids(&page_of(store.page(newest_first).await.expect("read"))), ["event-2", "event-1"]);
+}
+
+async fn every_filter_selects_its_events(store: &dyn TrailStore) {
+    let base = 1_700_000_000_000;
+    store
+        .ingest(vec![
+            event(0, base, "GET", 200, "alice"),
+            event(1, base + 10, "POST", 201, "bob"),
+            event(2, base + 20, "GET", 404, "bob"),
+            event(3, base + 30, "PUT", 200, "carol"),
+        ])
+        .await
+        .expect("stored");
+    trail_of(store, 4).await;
+    let cases: [(EventFilters, &[&str]); 7] = [
+        (EventFilters { event_type: Some("T1".into()), ..EventFilters::default() }, &["event-1", "event-3"]),
+        (EventFilters { user_id: Some("bob".into()), ..EventFilters::default() }, &["event-1", "event-2"]),
+        (EventFilters { user_email: Some("carol@example.com".into()), ..EventFilters::default() }, &["event-3"]),
+        (EventFilters { method: Some("GET".into()), ..EventFilters::default() }, &["event-0", "event-2"]),
+        (EventFilters { status: Some(200), ..EventFilters::default() }, &["event-0", "event-3"]),
+        (EventFilters { since_ms: Some(base + 20), ..EventFilters::default() }, &["event-2", "event-3"]),
+        (
+            EventFilters { since_ms: Some(base + 10), until_ms: Some(base + 30), ..EventFilters::default() },
+            &["event-1", "event-2"],
+        ),
+    ];
+    for (filters, expected) in cases {
+        let page = store.page(TrailQuery { filters: filters.clone(), size: 10, ..TrailQuery::default() }).await;
+        assert_eq!(uuids(&page_of(page.expect("read"))), expected, "filters {filters:?}");
+    }
+}
+
+async fn retention_purges_the_oldest_and_the_checkpoint_names_the_anchor(store: &dyn TrailStore) {
+    let day = 86_400_000;
+    let mut events: Vec<NewEvent> = (0..3).map(|n| event(n, 10 * day, "GET", 200, "a")).collect();
+    events.extend((3..5).map(|n| event(n, 100 * day, "GET", 200, "a")));
+    store.ingest(events).await.expect("stored");
+    trail_of(store, 5).await;
+    let before = store.checkpoint().await.expect("checkpoint").expect("the trail grew: a new checkpoint");
+    assert_eq!((before.last_seq, before.anchor_seq), (5, 0));
+    assert_eq!(store.checkpoint().await.expect("checkpoint"), None, "nothing changed: no new checkpoint");
+
+    assert_eq!(store.purge(50 * day, 2).await.expect("purge"), 2, "at most the limit per purge");
+    assert_eq!(store.purge(50 * day, 100).await.expect("purge"), 1);
+    assert_eq!(store.purge(50 * day, 100).await.expect("purge"), 0);
+    assert_eq!(uuids(&trail_of(store, 2).await), ["event-3", "event-4"]);
+    assert!(matches!(store.page(query(Some("event-0"), 10)).await.expect("read"), PageOutcome::ExpiredFrom));
+    assert!(matches!(store.page(query(Some("nowhere"), 10)).await.expect("read"), PageOutcome::UnknownFrom));
+
+    let checkpoints = store.checkpoints(0, 100).await.expect("checkpoints");
+    let last = checkpoints.last().expect("the purges signed checkpoints");
+    assert_eq!((last.last_seq, last.anchor_seq), (5, 3), "the newest checkpoint names the anchor");
+    assert_eq!(checkpoints.iter().map(|c| c.number).collect::<Vec<_>>(), (1..=3).collect::<Vec<i64>>());
+    let verifier = signer().verifier();
+    for checkpoint in &checkpoints {
+        let signature = crate::chain::link::from_hex(&checkpoint.signature).expect("hex");
+        let message = crate::chain::checkpoint::signed_message(checkpoint);
+        assert!(verifier.verifies(&message, &signature), "checkpoint {} is signed", checkpoint.number);
+    }
+    assert_eq!(store.gauges().await.expect("gauges").purged_events, 3);
+
+    store.ingest(vec![plain(9)]).await.expect("stored");
+    let rows = trail_of(store, 3).await;
+    let newest = served(&rows).pop().expect("an event");
+    assert_eq!(newest["chain"]["seq"], 6, "seqs keep growing after a purge");
+}
+
+async fn a_fresh_store_is_healthy_and_has_no_tokens(store: &dyn TrailStore) {
+    store.health().await.expect("healthy");
+    assert!(store.active_tokens().await.expect("tokens").is_empty());
+    assert!(store.checkpoints(0, 10).await.expect("checkpoints").is_empty());
+    assert_eq!(store.checkpoint().await.expect("checkpoint"), None, "an empty trail needs no checkpoint");
+}
+
+async fn shutdown_keeps_what_was_acknowledged_and_refuses_more(store: &dyn TrailStore) {
+    store.ingest((0..3).map(plain).collect()).await.expect("stored");
+    store.shutdown().await.expect("clean stop");
+    assert!(matches!(store.ingest(vec![plain(7)]).await, Err(StoreError::WriterStopped)));
+    assert!(store.health().await.is_err(), "a stopped store is not healthy");
+}
+
+/// Runs every check above against the store `$open` makes, in a module named `$name`.
+macro_rules! store_contract {
+    ($name:ident, $open:ident) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn ingest_is_idempotent_on_uuid_within_and_across_batches() {
+                super::ingest_is_idempotent_on_uuid_within_and_across_batches(&*$open().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn every_event_is_linked_to_the_one_before() {
+                super::every_event_is_linked_to_the_one_before(&*$open().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn pages_follow_the_cursor_both_ways() {
+                super::pages_follow_the_cursor_both_ways(&*$open().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn every_filter_selects_its_events() {
+                super::every_filter_selects_its_events(&*$open().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn retention_purges_the_oldest_and_the_checkpoint_names_the_anchor() {
+                super::retention_purges_the_oldest_and_the_checkpoint_names_the_anchor(&*$open().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_fresh_store_is_healthy_and_has_no_tokens() {
+                super::a_fresh_store_is_healthy_and_has_no_tokens(&*$open().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn shutdown_keeps_what_was_acknowledged_and_refuses_more() {
+                super::shutdown_keeps_what_was_acknowledged_and_refuses_more(&*$open().await.store).await;
+            }
+        }
+    };
+}
+
+store_contract!(sqlite, open_sqlite);
+store_contract!(postgres, open_postgres);

@@ -1,0 +1,157 @@
+//! Checkpoints and retention on PostgreSQL. Any replica may run them: each runs in a
+//! transaction that first locks the chain head row, the same row every sealing
+//! transaction locks, so a checkpoint signs a head no sealer is moving and a purge moves
+//! the anchor of a chain no sealer is extending.
+
+use audit_event::chain::Checkpoint;
+use deadpool_postgres::{Pool, Transaction};
+use tokio_postgres::Row;
+
+use super::super::{now_millis, StoreError};
+use crate::chain::checkpoint::next_checkpoint;
+use crate::chain::link::{digest_from_blob, from_hex, to_hex, Digest, GENESIS};
+use crate::chain::signing::TrailSigner;
+
+/// Expired uuids are remembered this long past the newest purged event (as on SQLite), so
+/// a consumer's purged cursor is answered "expired" rather than "unknown".
+const REMEMBER_EXPIRED_MS: i64 = 30 * 86_400_000;
+
+const CHECKPOINT_COLUMNS: &str =
+    "number, last_seq, last_hash, anchor_seq, anchor_hash, issued_at_ms, prev_checkpoint_hash, key_id, signature";
+
+/// Signs a checkpoint of the head, unless the newest checkpoint already says the same.
+pub async fn checkpoint(pool: &Pool, signer: &TrailSigner) -> Result<Option<Checkpoint>, StoreError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let issued = checkpoint_in(&tx, signer).await?;
+    tx.commit().await?;
+    Ok(issued)
+}
+
+async fn locked_head(tx: &Transaction<'_>) -> Result<(i64, Digest), StoreError> {
+    let row = tx.query_one("SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE", &[]).await?;
+    let hash = digest_from_blob(row.get(1)).ok_or_else(|| StoreError::Chain("the head hash is not 32 bytes".into()))?;
+    Ok((row.get(0), hash))
+}
+
+async fn anchor(tx: &Transaction<'_>) -> Result<(i64, Digest), StoreError> {
+    match tx.query_opt("SELECT seq, hash FROM chain_anchor WHERE id = 1", &[]).await? {
+        Some(row) => {
+            let hash = digest_from_blob(row.get(1))
+                .ok_or_else(|| StoreError::Chain("the anchor hash is not 32 bytes".into()))?;
+            Ok((row.get(0), hash))
+        }
+        None => Ok((0, GENESIS)),
+    }
+}
+
+async fn checkpoint_in(tx: &Transaction<'_>, signer: &TrailSigner) -> Result<Option<Checkpoint>, StoreError> {
+    let head = locked_head(tx).await?;
+    let anchor = anchor(tx).await?;
+    let latest = format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY number DESC LIMIT 1");
+    let previous = tx.query_opt(&latest, &[]).await?.map(|row| checkpoint_of_row(&row));
+    let Some(checkpoint) =
+        next_checkpoint((head.0, &head.1), (anchor.0, &anchor.1), previous.as_ref(), signer, now_millis())?
+    else {
+        return Ok(None);
+    };
+    let bytes = |hex: &str| from_hex(hex).unwrap_or_default();
+    tx.execute(
+        "INSERT INTO checkpoints (number, last_seq, last_hash, anchor_seq, anchor_hash, issued_at_ms,
+                                  prev_checkpoint_hash, key_id, signature)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &[
+            &checkpoint.number,
+            &checkpoint.last_seq,
+            &head.1.as_slice(),
+            &checkpoint.anchor_seq,
+            &anchor.1.as_slice(),
+            &checkpoint.issued_at_ms,
+            &bytes(&checkpoint.prev_checkpoint_hash),
+            &checkpoint.key_id,
+            &bytes(&checkpoint.signature),
+        ],
+    )
+    .await?;
+    Ok(Some(checkpoint))
+}
+
+/// The newest checkpoint.
+pub async fn latest_checkpoint(pool: &Pool) -> Result<Option<Checkpoint>, StoreError> {
+    let client = pool.get().await?;
+    let sql = format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY number DESC LIMIT 1");
+    Ok(client.query_opt(&sql, &[]).await?.map(|row| checkpoint_of_row(&row)))
+}
+
+/// Up to `limit` checkpoints numbered above `after`, oldest first.
+pub async fn read_checkpoints(pool: &Pool, after: i64, limit: usize) -> Result<Vec<Checkpoint>, StoreError> {
+    let client = pool.get().await?;
+    let sql = format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE number > $1 ORDER BY number LIMIT $2");
+    let rows = client.query(&sql, &[&after, &i64::try_from(limit).unwrap_or(i64::MAX)]).await?;
+    Ok(rows.iter().map(checkpoint_of_row).collect())
+}
+
+fn checkpoint_of_row(row: &Row) -> Checkpoint {
+    let hex_of = |index: usize| to_hex(row.get::<_, &[u8]>(index));
+    Checkpoint {
+        number: row.get(0),
+        last_seq: row.get(1),
+        last_hash: hex_of(2),
+        anchor_seq: row.get(3),
+        anchor_hash: hex_of(4),
+        issued_at_ms: row.get(5),
+        prev_checkpoint_hash: hex_of(6),
+        key_id: row.get(7),
+        signature: hex_of(8),
+        // Key rotation (`rotate-key`) is SQLite-only for now: no handover is stored here.
+        next_public_key: None,
+    }
+}
+
+/// Deletes up to `limit` of the oldest events (by seq) as long as each is older than
+/// `older_than_ms`, records the last one as the anchor and, with a key, signs the
+/// checkpoint naming it, all in one transaction.
+pub async fn purge(
+    pool: &Pool,
+    older_than_ms: i64,
+    limit: usize,
+    signer: Option<&TrailSigner>,
+) -> Result<usize, StoreError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    locked_head(&tx).await?;
+    let oldest = tx
+        .query(
+            "SELECT seq, timestamp_ms, chain_hash FROM events ORDER BY seq LIMIT $1",
+            &[&i64::try_from(limit).unwrap_or(i64::MAX)],
+        )
+        .await?;
+    let last_expired = oldest.iter().take_while(|row| row.get::<_, i64>(1) < older_than_ms).last();
+    let Some(last) = last_expired else {
+        return Ok(0);
+    };
+    let (last_seq, last_timestamp): (i64, i64) = (last.get(0), last.get(1));
+    let hash = digest_from_blob(last.get(2))
+        .ok_or_else(|| StoreError::Chain(format!("seq {last_seq} has a chain_hash that is not 32 bytes")))?;
+    let deleted = tx.execute("DELETE FROM events WHERE seq <= $1", &[&last_seq]).await?;
+    tx.execute(
+        "INSERT INTO chain_anchor (id, seq, hash, purged_at_ms) VALUES (1, $1, $2, $3)
+         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, purged_at_ms = excluded.purged_at_ms",
+        &[&last_seq, &hash.as_slice(), &now_millis()],
+    )
+    .await?;
+    let deleted_count = i64::try_from(deleted).unwrap_or(i64::MAX);
+    tx.execute("UPDATE purge_count SET events = events + $1 WHERE id = 1", &[&deleted_count]).await?;
+    tx.execute(
+        "DELETE FROM trail_uuids t WHERE timestamp_ms < $1
+           AND NOT EXISTS (SELECT 1 FROM events e WHERE e.uuid = t.uuid)
+           AND NOT EXISTS (SELECT 1 FROM unsequenced u WHERE u.uuid = t.uuid)",
+        &[&last_timestamp.saturating_sub(REMEMBER_EXPIRED_MS)],
+    )
+    .await?;
+    if let Some(signer) = signer {
+        checkpoint_in(&tx, signer).await?;
+    }
+    tx.commit().await?;
+    Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
+}

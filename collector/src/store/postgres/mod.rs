@@ -1,0 +1,158 @@
+//! [`PgStore`]: the [`TrailStore`] on PostgreSQL, for any number of collector replicas on
+//! one database. Any replica ingests ([`ingest`]: into `unsequenced`, acknowledged after
+//! commit) and serves pages ([`page`]: from the sealed `events` only). One replica at a
+//! time, the holder of the sealer lease, orders and chains ([`sealer`]); checkpoints and
+//! retention ([`chain`]) run on any replica under the chain head's row lock. The schema is
+//! `schema.sql` beside this file ([`schema`]); docs/postgres.md argues why no reader can
+//! skip or reorder a committed event.
+
+pub mod chain;
+pub mod ingest;
+pub mod page;
+#[cfg(test)]
+mod replica_tests;
+pub mod schema;
+pub mod sealer;
+#[cfg(test)]
+pub mod test_cluster;
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use audit_event::chain::Checkpoint;
+use audit_event::IngestReceipt;
+use deadpool_postgres::Pool;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::reader::PageOutcome;
+use super::tokens::ActiveToken;
+use super::trail_query::TrailQuery;
+use super::trail_store::{StoreFuture, StoreGauges, TrailStore};
+use super::writer::NewEvent;
+use super::StoreError;
+use crate::auth::Scope;
+use crate::chain::link::to_hex;
+use crate::chain::signing::TrailSigner;
+
+/// The PostgreSQL store of one replica; share it as `Arc<dyn TrailStore>`.
+pub struct PgStore {
+    pool: Pool,
+    signer: Option<Arc<TrailSigner>>,
+    stop_sealer: watch::Sender<bool>,
+    sealer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl PgStore {
+    /// Connects to `url`, creates the schema when the database has none, and starts this
+    /// replica's sealer loop. With a `signer` it signs checkpoints (every replica must be
+    /// given the same key).
+    pub async fn open(url: &str, signer: Option<TrailSigner>) -> Result<PgStore, StoreError> {
+        let pool = schema::pool(url)?;
+        schema::migrate(&pool).await?;
+        let mut id = [0u8; 8];
+        getrandom::fill(&mut id).map_err(|error| StoreError::Task(format!("no random replica id: {error}")))?;
+        let holder = format!("replica-{}", to_hex(&id));
+        tracing::info!(replica = %holder, "PostgreSQL store ready; this replica competes for the sealer lease");
+        let (stop_sealer, stop) = watch::channel(false);
+        let sealer = tokio::spawn(sealer::run(pool.clone(), holder, stop));
+        Ok(PgStore { pool, signer: signer.map(Arc::new), stop_sealer, sealer: Mutex::new(Some(sealer)) })
+    }
+}
+
+impl TrailStore for PgStore {
+    fn ingest(&self, events: Vec<NewEvent>) -> StoreFuture<'_, IngestReceipt> {
+        Box::pin(async move {
+            if *self.stop_sealer.borrow() {
+                return Err(StoreError::WriterStopped);
+            }
+            ingest::ingest(&self.pool, &events).await
+        })
+    }
+
+    fn page(&self, query: TrailQuery) -> StoreFuture<'_, PageOutcome> {
+        Box::pin(async move { page::read_page(&self.pool, &query).await })
+    }
+
+    fn active_tokens(&self) -> StoreFuture<'_, Vec<ActiveToken>> {
+        Box::pin(async move {
+            let client = self.pool.get().await?;
+            let statement =
+                client.prepare_cached("SELECT id, digest, scope FROM api_tokens WHERE revoked_at_ms IS NULL").await?;
+            let mut tokens = Vec::new();
+            for row in client.query(&statement, &[]).await? {
+                let id: i64 = row.get(0);
+                let digest: [u8; 32] =
+                    row.get::<_, &[u8]>(1).try_into().map_err(|_| StoreError::CorruptToken { id })?;
+                let scope = Scope::parse(row.get(2)).ok_or(StoreError::CorruptToken { id })?;
+                tokens.push(ActiveToken { digest, scope });
+            }
+            Ok(tokens)
+        })
+    }
+
+    fn checkpoints(&self, after: i64, limit: usize) -> StoreFuture<'_, Vec<Checkpoint>> {
+        Box::pin(chain::read_checkpoints(&self.pool, after, limit))
+    }
+
+    fn latest_checkpoint(&self) -> StoreFuture<'_, Option<Checkpoint>> {
+        Box::pin(chain::latest_checkpoint(&self.pool))
+    }
+
+    fn purge(&self, older_than_ms: i64, limit: usize) -> StoreFuture<'_, usize> {
+        Box::pin(chain::purge(&self.pool, older_than_ms, limit, self.signer.as_deref()))
+    }
+
+    fn checkpoint(&self) -> StoreFuture<'_, Option<Checkpoint>> {
+        Box::pin(async move {
+            match &self.signer {
+                Some(signer) => chain::checkpoint(&self.pool, signer).await,
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn gauges(&self) -> StoreFuture<'_, StoreGauges> {
+        Box::pin(async move {
+            let client = self.pool.get().await?;
+            let row = client
+                .query_one(
+                    "SELECT (SELECT events FROM purge_count WHERE id = 1), pg_database_size(current_database())",
+                    &[],
+                )
+                .await?;
+            Ok(StoreGauges {
+                purged_events: u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
+                size_bytes: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
+                // Ingest has no queue of its own here: requests wait for a pooled connection.
+                write_queue_depth: self.pool.status().waiting,
+            })
+        })
+    }
+
+    fn health(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            if *self.stop_sealer.borrow() {
+                return Err(StoreError::WriterStopped);
+            }
+            self.pool.get().await?.query_one("SELECT 1", &[]).await?;
+            Ok(())
+        })
+    }
+
+    fn shutdown(&self) -> StoreFuture<'_, ()> {
+        let sealer = self.sealer.lock().unwrap_or_else(PoisonError::into_inner).take();
+        Box::pin(async move {
+            // The sealer seals what is waiting (when it holds the lease) and gives the lease
+            // up; then a checkpoint proves the trail up to its head.
+            let _ = self.stop_sealer.send(true);
+            if let Some(sealer) = sealer {
+                sealer.await.map_err(|error| StoreError::Task(error.to_string()))?;
+            }
+            if let Some(signer) = &self.signer {
+                chain::checkpoint(&self.pool, signer).await?;
+            }
+            self.pool.close();
+            Ok(())
+        })
+    }
+}
