@@ -9,14 +9,16 @@ VENV       := .venv
 WASM       := target/wasm32-wasip1/wasm-release/audit_filter.wasm
 COLLECTOR  := target/debug/audit-collector
 
-.PHONY: help setup build demo test lint clean
+.PHONY: help setup build demo test lint clean setup-browser screenshot
 
 help:
 	@echo "make demo   run Envoy + audit filter + collector + a Pact Broker stand-in on 127.0.0.1:$${LISTEN_PORT:-10000}"
 	@echo "make test   run every test: unit tests, then end-to-end tests in real Envoy"
 	@echo "make build  build the collector and the filter's wasm"
 	@echo "make lint   clippy (native and wasm32-wasip1) and rustfmt check"
+	@echo "make screenshot  regenerate docs/viewer.png (the viewer, from the browser tests)"
 	@echo "make bench  side-by-side benchmarks (bench/README.md); appends to bench/results.md"
+	@echo "make fuzz   coverage-guided fuzzing of every target in fuzz/, FUZZ_SECONDS each (docs/fuzzing.md)"
 
 ## setup: everything the demo and the tests run, installed into this checkout.
 setup: $(VENV)/.installed
@@ -39,6 +41,18 @@ build: setup
 demo: build
 	cargo run --quiet -p audit-e2e --bin audit-demo
 
+## The viewer's browser tests (tests/tests/viewer.rs) drive Debian's chromium with
+## playwright-core from npm (tests/browser/, locked); no browser is ever downloaded.
+setup-browser:
+	@command -v chromium >/dev/null || { apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null; }
+	@[ tests/browser/node_modules/.package-lock.json -nt tests/browser/package-lock.json ] || \
+	  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+
+## screenshot: docs/viewer.png, the README's picture, taken by the browser test run.
+screenshot: build setup-browser
+	VIEWER_SCREENSHOT=docs/viewer.png cargo test -p audit-e2e --test viewer
+
 ## The PostgreSQL store's tests start their own throwaway server from Debian's binaries.
 .PHONY: setup-postgres
 setup-postgres:
@@ -46,7 +60,7 @@ setup-postgres:
 	  apt-get -o DPkg::Lock::Timeout=600 update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq postgresql >/dev/null; }
 
-test: build setup-compose setup-postgres
+test: build setup-compose setup-postgres setup-browser
 	cargo test --workspace --exclude audit-e2e
 	cargo test -p audit-e2e
 	bash tests/schemathesis.sh
@@ -72,3 +86,21 @@ bench: setup
 	cargo build --release --manifest-path bench/Cargo.toml -p audit-bench
 	cargo build --manifest-path bench/Cargo.toml -p noop-filter --target wasm32-wasip1 --profile wasm-release
 	python3 bench/run.py
+
+## fuzz: coverage-guided fuzzing (cargo-fuzz, libFuzzer), not part of `make test`. Needs a
+## nightly toolchain (sanitizer coverage). FUZZ_SECONDS per target; FUZZ_TARGETS to pick some.
+## Each target's corpus grows in fuzz/corpus/<target>; fuzz/seeds/<target> and
+## fuzz/<target>.dict are used when present. A crash stops the run, input in fuzz/artifacts/.
+FUZZ_SECONDS ?= 600
+.PHONY: fuzz
+fuzz:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	@for target in $${FUZZ_TARGETS:-$$(cargo +nightly fuzz list)}; do \
+	  mkdir -p fuzz/corpus/$$target; \
+	  seeds=$$(test -d fuzz/seeds/$$target && echo fuzz/seeds/$$target); \
+	  dict=$$(test -f fuzz/$$target.dict && echo -dict=fuzz/$$target.dict); \
+	  echo "== $$target: $(FUZZ_SECONDS) s"; \
+	  nice -n 19 cargo +nightly fuzz run -O $$target fuzz/corpus/$$target $$seeds -- \
+	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$dict || exit 1; \
+	done

@@ -8,12 +8,14 @@
 //! - [`event`]: [`AuditEvent`] and its parts, and the checks the collector applies on ingest.
 //! - [`ingest`]: [`IngestBatch`], the body of `POST /v1/events`, and its [`IngestReceipt`].
 //! - [`page`]: [`AuditPage`], the body of `GET /audit`.
+//! - [`activity`]: [`ActivityPage`], the body of `GET /audit/activity` (the viewer's chart).
 //! - [`chain`]: the hash-chain link of each served event, signed checkpoints, the public key.
 //! - [`event_uuid`]: the 22-character base64url event identity.
 //! - [`timestamp`]: RFC 3339 with milliseconds and an offset, formatted without a clock.
 //! - [`trust`]: what an event says about its own inputs: untrusted identity claims, cut
 //!   fields, alerts.
 
+pub mod activity;
 pub mod chain;
 pub mod event;
 pub mod event_uuid;
@@ -22,6 +24,7 @@ pub mod page;
 pub mod timestamp;
 pub mod trust;
 
+pub use activity::{ActivityCount, ActivityPage};
 pub use event::{AuditEvent, DeliveryGap, InvalidEvent, Outcome, RequestPayload, ResponseSummary, DELIVERY_GAP_TYPE};
 pub use ingest::{IngestBatch, IngestReceipt};
 pub use page::{AuditPage, Link, PageLinks};

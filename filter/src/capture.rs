@@ -305,6 +305,25 @@ mod tests {
     }
 
     #[test]
+    fn durations_up_to_a_day_survive_the_collectors_json_parsing_exactly() {
+        // Found by fuzzing: serde_json's default float parser (the collector's) is exact only
+        // up to ~15 significant digits, so a duration of decades in milliseconds with its
+        // nanoseconds came back one digit off. Every duration up to a day has fewer digits.
+        let day_nanos: i64 = 86_400_000_000_000;
+        let mut nanos = 1;
+        while nanos < day_nanos {
+            for duration in [nanos, nanos + 123_456_789 % day_nanos, day_nanos - nanos] {
+                let request = FakeRequest::default().int_property("request.duration", duration);
+                let response = capture(&request).response.expect("a duration gives a response summary");
+                let json = serde_json::to_string(&response).expect("serializes");
+                let parsed: ResponseSummary = serde_json::from_str(&json).expect("parses");
+                assert_eq!(parsed, response, "{duration} ns: {json}");
+            }
+            nanos = nanos * 7 + 3;
+        }
+    }
+
+    #[test]
     fn the_request_id_is_the_x_request_id_header() {
         let request = FakeRequest::default().header("x-request-id", "from-header");
         assert_eq!(capture(&request).payload.request_id.as_deref(), Some("from-header"));

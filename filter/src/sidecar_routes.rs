@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use audit_event::activity::ACTIVITY_PATH;
 use audit_event::chain::{CHECKPOINTS_PATH, PUBLIC_KEY_PATH};
 use audit_event::page::{AUDIT_PATH, OPENAPI_PATH};
 
@@ -12,6 +13,9 @@ use crate::classify::Classification;
 
 /// `type` of a request to a path under `/audit/` that the collector does not serve.
 pub const SIDECAR_NOT_FOUND_TYPE: &str = "AuditSidecar::Api::NotFound";
+
+/// The trail viewer's page; its files are under it.
+const VIEWER_PATH: &str = "/audit/ui";
 
 /// The type and params of a request to the collector's API, or `None` for any other path.
 pub fn classify_sidecar_path(path: &str) -> Option<Classification> {
@@ -21,6 +25,8 @@ pub fn classify_sidecar_path(path: &str) -> Option<Classification> {
         CHECKPOINTS_PATH => ("AuditSidecar::Api::Checkpoints", "audit_checkpoints"),
         PUBLIC_KEY_PATH => ("AuditSidecar::Api::PublicKey", "audit_public_key"),
         OPENAPI_PATH => ("AuditSidecar::Api::OpenApi", "audit_openapi"),
+        ACTIVITY_PATH => ("AuditSidecar::Api::Activity", "audit_activity"),
+        _ if path == VIEWER_PATH || path.starts_with("/audit/ui/") => ("AuditSidecar::Viewer", "audit_viewer"),
         _ if path.starts_with("/audit/") => (SIDECAR_NOT_FOUND_TYPE, "not_found"),
         _ => return None,
     };
@@ -45,6 +51,9 @@ mod tests {
         assert_eq!(type_of("/audit/checkpoints").as_deref(), Some("AuditSidecar::Api::Checkpoints"));
         assert_eq!(type_of("/audit/public-key").as_deref(), Some("AuditSidecar::Api::PublicKey"));
         assert_eq!(type_of("/audit/openapi.json").as_deref(), Some("AuditSidecar::Api::OpenApi"));
+        assert_eq!(type_of("/audit/activity").as_deref(), Some("AuditSidecar::Api::Activity"));
+        assert_eq!(type_of("/audit/ui/").as_deref(), Some("AuditSidecar::Viewer"));
+        assert_eq!(type_of("/audit/ui/app.js").as_deref(), Some("AuditSidecar::Viewer"));
         assert_eq!(type_of("/audit/nope").as_deref(), Some(SIDECAR_NOT_FOUND_TYPE));
     }
 

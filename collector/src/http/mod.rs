@@ -2,6 +2,7 @@
 //! `Result<response, ApiError>` and [`problem`] turns every error into its status and
 //! problem+json body in one place.
 
+mod activity;
 mod audit;
 mod audit_query;
 mod authorize;
@@ -16,10 +17,12 @@ mod problem;
 mod public_key;
 mod query_time;
 mod respond;
+mod ui;
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use audit_event::activity::ACTIVITY_PATH;
 use audit_event::chain::{TrailPublicKey, CHECKPOINTS_PATH, PUBLIC_KEY_PATH};
 use audit_event::ingest::INGEST_PATH;
 use hyper::body::Incoming;
@@ -66,6 +69,7 @@ pub async fn route(request: Request<Incoming>, shared: Arc<Shared>) -> HttpRespo
     let outcome = match (path.as_str(), &method) {
         (INGEST_PATH, &Method::POST) => ingest::handle(request, &shared).await,
         (AUDIT_PATH, &Method::GET) => audit::handle(&request, &shared).await,
+        (ACTIVITY_PATH, &Method::GET) => activity::handle(&request, &shared).await,
         (OPENAPI_PATH, &Method::GET) => openapi::handle(),
         (HEALTH_PATH, &Method::GET) => health::handle(&shared).await,
         (METRICS_PATH, &Method::GET) => metrics::handle(&shared).await,
@@ -75,10 +79,11 @@ pub async fn route(request: Request<Incoming>, shared: Arc<Shared>) -> HttpRespo
         (INGEST_PATH, _) => {
             Err(ApiError::MethodNotAllowed { path: path.clone(), method: method.to_string(), allow: "POST" })
         }
+        (path, &Method::GET) if ui::is_ui_path(path) => ui::handle(path),
         (CHECKPOINTS_PATH, _) => {
             Err(ApiError::MethodNotAllowed { path: path.clone(), method: method.to_string(), allow: "GET, POST" })
         }
-        (AUDIT_PATH | OPENAPI_PATH | HEALTH_PATH | METRICS_PATH | PUBLIC_KEY_PATH, _) => {
+        (AUDIT_PATH | ACTIVITY_PATH | OPENAPI_PATH | HEALTH_PATH | METRICS_PATH | PUBLIC_KEY_PATH, _) => {
             Err(ApiError::MethodNotAllowed { path: path.clone(), method: method.to_string(), allow: "GET" })
         }
         _ => Err(ApiError::NotFound { path: path.clone() }),

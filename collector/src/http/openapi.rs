@@ -25,7 +25,9 @@ mod tests {
     fn the_document_is_openapi_3_and_describes_every_route() {
         let document: serde_json::Value = serde_json::from_str(OPENAPI_DOCUMENT).expect("openapi.json is JSON");
         assert!(document["openapi"].as_str().unwrap_or_default().starts_with("3."), "{}", document["openapi"]);
-        for path in ["/audit", "/audit/openapi.json", "/healthz", "/metrics", "/v1/events"] {
+        for path in
+            ["/audit", "/audit/activity", "/audit/ui/", "/audit/openapi.json", "/healthz", "/metrics", "/v1/events"]
+        {
             assert!(document["paths"].get(path).is_some(), "openapi.json lacks {path}");
         }
         let parameters: Vec<&str> = document["paths"]["/audit"]["get"]["parameters"]

@@ -29,8 +29,9 @@ pub enum ApiError {
     },
     /// No such route.
     #[error(
-        "there is nothing at `{path}`; the collector serves POST /v1/events, GET /audit, GET /audit/checkpoints, \
-         GET /audit/public-key, GET /audit/openapi.json, GET /healthz and GET /metrics"
+        "there is nothing at `{path}`; the collector serves POST /v1/events, GET /audit, GET /audit/activity, \
+         GET /audit/checkpoints, GET /audit/public-key, GET /audit/openapi.json, the viewer at GET /audit/ui/, \
+         GET /healthz and GET /metrics"
     )]
     NotFound {
         /// The requested path.

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use audit_event::IngestReceipt;
 
+use super::activity::{ActivityBucket, ActivityOutcome, BucketWidth, OutcomeCounts, HOUR_MS};
 use super::postgres::test_cluster::fresh_database;
 use super::postgres::PgStore;
 use super::reader::{PageOutcome, PageRows};
@@ -173,6 +174,39 @@ async fn every_filter_selects_its_events(store: &dyn TrailStore) {
     }
 }
 
+async fn activity_counts_each_hour_by_outcome(store: &dyn TrailStore) {
+    let hour = 472_222 * HOUR_MS;
+    store
+        .ingest(vec![
+            event(0, hour, "GET", 200, "alice"),
+            event(1, hour + 10, "POST", 401, "bob"),
+            event(2, hour + HOUR_MS - 1, "GET", 403, "bob"),
+            event(3, hour + HOUR_MS, "PUT", 500, "carol"),
+            event(4, hour + 2 * HOUR_MS + 5, "GET", 302, "alice"),
+        ])
+        .await
+        .expect("stored");
+    trail_of(store, 5).await;
+    let counts = |success, failed_login, forbidden, error| OutcomeCounts { success, failed_login, forbidden, error };
+    let buckets = |outcome: ActivityOutcome| match outcome {
+        ActivityOutcome::Buckets(buckets) => buckets,
+        ActivityOutcome::TooManyBuckets => panic!("too many buckets"),
+    };
+    let all = buckets(store.activity(EventFilters::default(), BucketWidth::Hour).await.expect("activity"));
+    assert_eq!(
+        all,
+        [
+            ActivityBucket { start_ms: hour, counts: counts(1, 1, 1, 0) },
+            ActivityBucket { start_ms: hour + HOUR_MS, counts: counts(0, 0, 0, 1) },
+            ActivityBucket { start_ms: hour + 2 * HOUR_MS, counts: counts(1, 0, 0, 0) },
+        ]
+    );
+    let bob_late = EventFilters { user_id: Some("bob".into()), since_ms: Some(hour + 5), ..EventFilters::default() };
+    let filtered = buckets(store.activity(bob_late, BucketWidth::Day).await.expect("activity"));
+    let day = hour - hour.rem_euclid(24 * HOUR_MS);
+    assert_eq!(filtered, [ActivityBucket { start_ms: day, counts: counts(0, 1, 1, 0) }]);
+}
+
 async fn retention_purges_the_oldest_and_the_checkpoint_names_the_anchor(store: &dyn TrailStore) {
     let day = 86_400_000;
     let mut events: Vec<NewEvent> = (0..3).map(|n| event(n, 10 * day, "GET", 200, "a")).collect();
@@ -246,6 +280,11 @@ macro_rules! store_contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn every_filter_selects_its_events() {
                 super::every_filter_selects_its_events(&*$open().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn activity_counts_each_hour_by_outcome() {
+                super::activity_counts_each_hour_by_outcome(&*$open().await.store).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,10 +2,12 @@
 //!
 //! SQLite ([`sqlite_store`]): one thread owns the write connection ([`writer`]) and takes
 //! work over a bounded queue; readers use their own connections ([`reader`]); the schema
-//! and the connection settings live in [`schema`]. [`retention`] and [`checkpointing`] are
+//! and the connection settings live in [`schema`]; [`activity`] counts events per hour for
+//! the viewer's chart. [`retention`] and [`checkpointing`] are
 //! the background tasks every store runs: they purge old events in bounded batches and
 //! sign checkpoints through the interface.
 
+pub mod activity;
 pub mod chain_linking;
 pub mod chain_migration;
 pub mod chain_store;

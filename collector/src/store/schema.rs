@@ -98,13 +98,16 @@ const MIGRATIONS: &[&str] = &[
     // it carries the timestamp so `since`/`until` are tested on it too. Appended at its
     // right edge on ingest, like the table itself.
     "CREATE INDEX events_by_seq_time ON events (seq, timestamp_ms);",
-    // 6: verification that never overclaims (docs/verifying.md).
+    // 6: the hourly activity rollup behind GET /audit/activity, kept by triggers (see
+    // `activity`).
+    super::activity::ACTIVITY_MIGRATION,
+    // 7: verification that never overclaims (docs/verifying.md).
     // - `checkpoints.next_public_key`: key rotation; the handover checkpoint, signed by the
     //   old key, names the raw public key that signs every checkpoint after it.
     // - `api_tokens` gains the `admin` scope (signing a checkpoint on demand); SQLite cannot
     //   change a CHECK constraint in place, so the table is rebuilt with its rows.
     "ALTER TABLE checkpoints ADD COLUMN next_public_key BLOB;
-    CREATE TABLE api_tokens_v5 (
+    CREATE TABLE api_tokens_with_admin (
         id INTEGER PRIMARY KEY,
         name TEXT NOT NULL,
         scope TEXT NOT NULL CHECK (scope IN ('read', 'ingest', 'admin')),
@@ -112,10 +115,10 @@ const MIGRATIONS: &[&str] = &[
         created_at_ms INTEGER NOT NULL,
         revoked_at_ms INTEGER
     ) STRICT;
-    INSERT INTO api_tokens_v5 (id, name, scope, digest, created_at_ms, revoked_at_ms)
+    INSERT INTO api_tokens_with_admin (id, name, scope, digest, created_at_ms, revoked_at_ms)
         SELECT id, name, scope, digest, created_at_ms, revoked_at_ms FROM api_tokens;
     DROP TABLE api_tokens;
-    ALTER TABLE api_tokens_v5 RENAME TO api_tokens;
+    ALTER TABLE api_tokens_with_admin RENAME TO api_tokens;
     CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens (name) WHERE revoked_at_ms IS NULL;",
 ];
 

@@ -8,11 +8,12 @@ use audit_event::chain::Checkpoint;
 use audit_event::IngestReceipt;
 use rusqlite::Connection;
 
+use super::activity::{activity, ActivityOutcome, BucketWidth};
 use super::chain_linking::link_unchained_events;
 use super::chain_store::{latest_checkpoint, read_checkpoints};
 use super::reader::{PageOutcome, Readers};
 use super::tokens::{active_tokens, ActiveToken};
-use super::trail_query::TrailQuery;
+use super::trail_query::{EventFilters, TrailQuery};
 use super::trail_store::{StoreFuture, StoreGauges, TrailStore};
 use super::writer::{spawn_signing, NewEvent, SubmitError, WriterHandle, WriterThread};
 use super::{schema, StoreError};
@@ -84,6 +85,10 @@ impl TrailStore for SqliteStore {
 
     fn page(&self, query: TrailQuery) -> StoreFuture<'_, PageOutcome> {
         Box::pin(self.readers.page(query))
+    }
+
+    fn activity(&self, filters: EventFilters, width: BucketWidth) -> StoreFuture<'_, ActivityOutcome> {
+        Box::pin(self.readers.read(move |conn| activity(conn, &filters, width)))
     }
 
     fn active_tokens(&self) -> StoreFuture<'_, Vec<ActiveToken>> {

@@ -14,9 +14,10 @@ use std::pin::Pin;
 use audit_event::chain::Checkpoint;
 use audit_event::IngestReceipt;
 
+use super::activity::{ActivityOutcome, BucketWidth};
 use super::reader::PageOutcome;
 use super::tokens::ActiveToken;
-use super::trail_query::TrailQuery;
+use super::trail_query::{EventFilters, TrailQuery};
 use super::writer::NewEvent;
 use super::StoreError;
 
@@ -44,6 +45,9 @@ pub trait TrailStore: Send + Sync {
 
     /// One page of the sequenced trail.
     fn page(&self, query: TrailQuery) -> StoreFuture<'_, PageOutcome>;
+
+    /// Events per hour or day, by outcome, of the events `filters` selects.
+    fn activity(&self, filters: EventFilters, width: BucketWidth) -> StoreFuture<'_, ActivityOutcome>;
 
     /// The digests and scopes of every token not revoked.
     fn active_tokens(&self) -> StoreFuture<'_, Vec<ActiveToken>>;

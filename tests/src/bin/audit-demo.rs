@@ -34,6 +34,8 @@ fn main() -> Result<()> {
 audit-sidecar demo: Envoy with the audit filter at {url}, in front of a Pact Broker stand-in.
 Trail database and logs: {data}
 
+The trail viewer: {url}/audit/ui/   (read token: {token})
+
 Try:
   curl -s {url}/pacticipants
   curl -s -u alice:secret {url}/pacticipants/Foo

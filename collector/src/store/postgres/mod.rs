@@ -6,6 +6,7 @@
 //! `schema.sql` beside this file ([`schema`]); docs/postgres.md argues why no reader can
 //! skip or reorder a committed event.
 
+pub mod activity;
 pub mod chain;
 pub mod ingest;
 pub mod page;
@@ -24,9 +25,10 @@ use deadpool_postgres::Pool;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::activity::{ActivityOutcome, BucketWidth};
 use super::reader::PageOutcome;
 use super::tokens::ActiveToken;
-use super::trail_query::TrailQuery;
+use super::trail_query::{EventFilters, TrailQuery};
 use super::trail_store::{StoreFuture, StoreGauges, TrailStore};
 use super::writer::NewEvent;
 use super::StoreError;
@@ -71,6 +73,10 @@ impl TrailStore for PgStore {
 
     fn page(&self, query: TrailQuery) -> StoreFuture<'_, PageOutcome> {
         Box::pin(async move { page::read_page(&self.pool, &query).await })
+    }
+
+    fn activity(&self, filters: EventFilters, width: BucketWidth) -> StoreFuture<'_, ActivityOutcome> {
+        Box::pin(async move { activity::activity(&self.pool, &filters, width).await })
     }
 
     fn active_tokens(&self) -> StoreFuture<'_, Vec<ActiveToken>> {

@@ -1,0 +1,378 @@
+//! Activity over time: events per hour or per day (UTC), split by outcome, for the viewer's
+//! chart (`GET /audit/activity`). [`activity`] is the one query function.
+//!
+//! Counting rows at query time would cost a scan of every event in the window (10M events,
+//! seconds). So a trigger keeps `activity_hourly`, one row per (hour, type, method, status)
+//! with its event count, in the transaction that inserts the event (and the purge's delete
+//! takes it back out). Whole hours of a window are summed from that rollup, which holds at
+//! most a few hundred rows per hour whatever the traffic; the partial hours at the edges of
+//! `since`/`until` are counted from `events` through the timestamp index, so the counts are
+//! exact for any window. The user filters (`userUuid`, `user_email`) are not in the rollup:
+//! with one of them every count comes from `events` through that user's index, which holds
+//! only that user's events.
+
+use std::collections::BTreeMap;
+
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection};
+
+use super::trail_query::EventFilters;
+use super::StoreError;
+
+/// Milliseconds in an hour: the rollup's grain.
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// The most buckets one answer holds; a wider request is refused, not cut short.
+pub const MAX_BUCKETS: usize = 10_000;
+
+/// The width of a bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketWidth {
+    /// One UTC hour.
+    Hour,
+    /// One UTC day.
+    Day,
+}
+
+impl BucketWidth {
+    /// Hours per bucket.
+    pub fn hours(self) -> i64 {
+        match self {
+            BucketWidth::Hour => 1,
+            BucketWidth::Day => 24,
+        }
+    }
+}
+
+/// Counts of one bucket, by outcome (from the response status).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutcomeCounts {
+    /// Status 100 to 399.
+    pub success: i64,
+    /// Status 401: a failed or missing login.
+    pub failed_login: i64,
+    /// Status 403: authenticated, not allowed.
+    pub forbidden: i64,
+    /// Any other status of 400 or more, status 0 (no response) and no status.
+    pub error: i64,
+}
+
+impl OutcomeCounts {
+    fn add(&mut self, other: OutcomeCounts) {
+        self.success += other.success;
+        self.failed_login += other.failed_login;
+        self.forbidden += other.forbidden;
+        self.error += other.error;
+    }
+
+    /// Every event of the bucket.
+    pub fn total(&self) -> i64 {
+        self.success + self.failed_login + self.forbidden + self.error
+    }
+}
+
+/// One non-empty bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActivityBucket {
+    /// The bucket's first millisecond (UTC).
+    pub start_ms: i64,
+    /// What happened in it.
+    pub counts: OutcomeCounts,
+}
+
+/// What [`activity`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ActivityOutcome {
+    /// The non-empty buckets, oldest first.
+    Buckets(Vec<ActivityBucket>),
+    /// More than [`MAX_BUCKETS`] buckets have events.
+    TooManyBuckets,
+}
+
+/// The schema migration that adds the rollup, fills it from the events already stored, and
+/// keeps it in step with every insert and every retention delete.
+pub const ACTIVITY_MIGRATION: &str = "
+    CREATE TABLE activity_hourly (
+        hour INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        method TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        events INTEGER NOT NULL,
+        PRIMARY KEY (hour, type, method, status)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO activity_hourly (hour, type, method, status, events)
+        SELECT timestamp_ms / 3600000, type, method, IFNULL(status, -1), count(*)
+        FROM events GROUP BY 1, 2, 3, 4;
+    CREATE TRIGGER events_count_activity AFTER INSERT ON events BEGIN
+        INSERT INTO activity_hourly (hour, type, method, status, events)
+        VALUES (new.timestamp_ms / 3600000, new.type, new.method, IFNULL(new.status, -1), 1)
+        ON CONFLICT (hour, type, method, status) DO UPDATE SET events = events + 1;
+    END;
+    CREATE TRIGGER events_uncount_activity AFTER DELETE ON events BEGIN
+        UPDATE activity_hourly SET events = events - 1
+        WHERE hour = old.timestamp_ms / 3600000 AND type = old.type AND method = old.method
+          AND status = IFNULL(old.status, -1);
+    END;";
+
+/// The outcome sums of a `SELECT` whose rows have a `status` and a count (`n`); a missing
+/// status is -1 in the rollup and NULL in `events`, both errors.
+const OUTCOME_SUMS: &str = "sum(CASE WHEN status BETWEEN 100 AND 399 THEN n ELSE 0 END),
+     sum(CASE WHEN status = 401 THEN n ELSE 0 END),
+     sum(CASE WHEN status = 403 THEN n ELSE 0 END),
+     sum(n)";
+
+/// Events per bucket of `width` for the events `filters` selects.
+pub fn activity(conn: &Connection, filters: &EventFilters, width: BucketWidth) -> Result<ActivityOutcome, StoreError> {
+    let since = filters.since_ms.unwrap_or(i64::MIN);
+    let until = filters.until_ms.unwrap_or(i64::MAX);
+    let mut buckets: BTreeMap<i64, OutcomeCounts> = BTreeMap::new();
+    let by_user = filters.user_id.is_some() || filters.user_email.is_some();
+    if by_user {
+        add_from_events(conn, filters, width, since, until, &mut buckets)?;
+    } else {
+        // Whole hours [first, last) from the rollup, the rest of the window from `events`.
+        let first_hour = since.saturating_add(HOUR_MS - 1).div_euclid(HOUR_MS);
+        let last_hour = until.div_euclid(HOUR_MS);
+        if first_hour < last_hour {
+            add_from_rollup(conn, filters, width, first_hour, last_hour, &mut buckets)?;
+            add_from_events(conn, filters, width, since, first_hour.saturating_mul(HOUR_MS), &mut buckets)?;
+            add_from_events(conn, filters, width, last_hour.saturating_mul(HOUR_MS), until, &mut buckets)?;
+        } else {
+            add_from_events(conn, filters, width, since, until, &mut buckets)?;
+        }
+    }
+    buckets.retain(|_, counts| counts.total() > 0);
+    if buckets.len() > MAX_BUCKETS {
+        return Ok(ActivityOutcome::TooManyBuckets);
+    }
+    let bucket_ms = width.hours() * HOUR_MS;
+    Ok(ActivityOutcome::Buckets(
+        buckets
+            .into_iter()
+            .map(|(bucket, counts)| ActivityBucket { start_ms: bucket.saturating_mul(bucket_ms), counts })
+            .collect(),
+    ))
+}
+
+/// The equality filters the rollup and `events` share, as `AND +column = ?n` clauses: the
+/// `+` keeps SQLite on the time range (or the user's index) rather than an index of a
+/// column that may hold most of the trail.
+fn equality_clauses(filters: &EventFilters, sql: &mut String, values: &mut Vec<Value>) {
+    let mut push = |clause: &str, value: Value| {
+        values.push(value);
+        sql.push_str(&format!(" AND {clause} ?{}", values.len()));
+    };
+    if let Some(event_type) = &filters.event_type {
+        push("+type =", Value::Text(event_type.clone()));
+    }
+    if let Some(method) = &filters.method {
+        push("+method =", Value::Text(method.clone()));
+    }
+    if let Some(status) = filters.status {
+        push("+status =", Value::Integer(i64::from(status)));
+    }
+}
+
+fn add_from_rollup(
+    conn: &Connection,
+    filters: &EventFilters,
+    width: BucketWidth,
+    first_hour: i64,
+    last_hour: i64,
+    buckets: &mut BTreeMap<i64, OutcomeCounts>,
+) -> Result<(), StoreError> {
+    let mut values = vec![Value::Integer(first_hour), Value::Integer(last_hour)];
+    let mut sql = String::from("SELECT hour, status, events AS n FROM activity_hourly WHERE hour >= ?1 AND hour < ?2");
+    equality_clauses(filters, &mut sql, &mut values);
+    let hours = width.hours();
+    let grouped = format!(
+        "SELECT (hour - ((hour % {hours}) + {hours}) % {hours}) / {hours}, {OUTCOME_SUMS} FROM ({sql}) GROUP BY 1"
+    );
+    collect(conn, &grouped, values, buckets)
+}
+
+fn add_from_events(
+    conn: &Connection,
+    filters: &EventFilters,
+    width: BucketWidth,
+    since: i64,
+    until: i64,
+    buckets: &mut BTreeMap<i64, OutcomeCounts>,
+) -> Result<(), StoreError> {
+    if since >= until {
+        return Ok(());
+    }
+    let mut values = vec![Value::Integer(since), Value::Integer(until)];
+    let mut sql =
+        String::from("SELECT timestamp_ms, status, 1 AS n FROM events WHERE timestamp_ms >= ?1 AND timestamp_ms < ?2");
+    equality_clauses(filters, &mut sql, &mut values);
+    let mut push = |clause: &str, value: Value| {
+        values.push(value);
+        sql.push_str(&format!(" AND {clause} ?{}", values.len()));
+    };
+    if let Some(user_id) = &filters.user_id {
+        push("user_id =", Value::Text(user_id.clone()));
+    }
+    if let Some(email) = &filters.user_email {
+        push("user_email =", Value::Text(email.clone()));
+    }
+    let bucket_ms = width.hours() * HOUR_MS;
+    let grouped = format!(
+        "SELECT (timestamp_ms - ((timestamp_ms % {bucket_ms}) + {bucket_ms}) % {bucket_ms}) / {bucket_ms}, {OUTCOME_SUMS}
+         FROM ({sql}) GROUP BY 1"
+    );
+    collect(conn, &grouped, values, buckets)
+}
+
+fn collect(
+    conn: &Connection,
+    sql: &str,
+    values: Vec<Value>,
+    buckets: &mut BTreeMap<i64, OutcomeCounts>,
+) -> Result<(), StoreError> {
+    let mut select = conn.prepare_cached(sql)?;
+    let mut rows = select.query(params_from_iter(values))?;
+    while let Some(row) = rows.next()? {
+        let bucket: i64 = row.get(0)?;
+        let (success, failed_login, forbidden, total): (i64, i64, i64, i64) =
+            (row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?);
+        let error = total - success - failed_login - forbidden;
+        buckets.entry(bucket).or_default().add(OutcomeCounts { success, failed_login, forbidden, error });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::params;
+
+    use super::*;
+    use crate::store::schema::open_for_writing;
+
+    /// (minutes after the epoch's hour 1000, type, method, status)
+    const EVENTS: &[(i64, &str, &str, Option<i64>)] = &[
+        (0, "T", "GET", Some(200)),
+        (10, "T", "GET", Some(401)),
+        (59, "U", "PUT", Some(403)),
+        (60, "T", "GET", Some(500)),
+        (61, "T", "POST", Some(201)),
+        (90, "U", "GET", None),
+        (24 * 60 + 5, "T", "GET", Some(0)),
+        (24 * 60 + 6, "T", "DELETE", Some(404)),
+    ];
+
+    const BASE_MS: i64 = 1000 * 24 * HOUR_MS;
+
+    fn trail() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let conn = open_for_writing(&dir.path().join("audit.db")).expect("open");
+        for (n, (minute, event_type, method, status)) in EVENTS.iter().enumerate() {
+            let user = if n % 2 == 0 { "even" } else { "odd" };
+            conn.execute(
+                "INSERT INTO events (uuid, timestamp_ms, type, method, status, user_id, user_email, ingested_at_ms, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 0, '{}')",
+                params![format!("uuid-{n}"), BASE_MS + minute * 60_000, event_type, method, status, user],
+            )
+            .expect("insert");
+        }
+        (dir, conn)
+    }
+
+    /// The same counts, the slow way: every event, one by one.
+    fn counted_one_by_one(filters: &EventFilters, width: BucketWidth) -> Vec<ActivityBucket> {
+        let bucket_ms = width.hours() * HOUR_MS;
+        let mut buckets: BTreeMap<i64, OutcomeCounts> = BTreeMap::new();
+        for (n, (minute, event_type, method, status)) in EVENTS.iter().enumerate() {
+            let at = BASE_MS + minute * 60_000;
+            let user = if n % 2 == 0 { "even" } else { "odd" };
+            let keep = filters.since_ms.is_none_or(|since| at >= since)
+                && filters.until_ms.is_none_or(|until| at < until)
+                && filters.event_type.as_deref().is_none_or(|wanted| wanted == *event_type)
+                && filters.method.as_deref().is_none_or(|wanted| wanted == *method)
+                && filters.status.is_none_or(|wanted| Some(i64::from(wanted)) == *status)
+                && filters.user_id.as_deref().is_none_or(|wanted| wanted == user);
+            if !keep {
+                continue;
+            }
+            let counts = buckets.entry(at.div_euclid(bucket_ms) * bucket_ms).or_default();
+            match status {
+                Some(100..=399) => counts.success += 1,
+                Some(401) => counts.failed_login += 1,
+                Some(403) => counts.forbidden += 1,
+                _ => counts.error += 1,
+            }
+        }
+        buckets.into_iter().map(|(start_ms, counts)| ActivityBucket { start_ms, counts }).collect()
+    }
+
+    fn buckets(conn: &Connection, filters: &EventFilters, width: BucketWidth) -> Vec<ActivityBucket> {
+        match activity(conn, filters, width).expect("query") {
+            ActivityOutcome::Buckets(buckets) => buckets,
+            ActivityOutcome::TooManyBuckets => panic!("too many buckets"),
+        }
+    }
+
+    #[test]
+    fn counts_match_counting_every_event_for_any_window_and_filter() {
+        let (_dir, conn) = trail();
+        let minute = |m: i64| Some(BASE_MS + m * 60_000);
+        let windows = [
+            (None, None),
+            (minute(5), None),
+            (None, minute(61)),
+            (minute(10), minute(24 * 60 + 6)),
+            (minute(60), minute(120)),
+        ];
+        let selections = [
+            EventFilters::default(),
+            EventFilters { event_type: Some("T".into()), ..EventFilters::default() },
+            EventFilters { method: Some("GET".into()), status: Some(401), ..EventFilters::default() },
+            EventFilters { user_id: Some("even".into()), ..EventFilters::default() },
+        ];
+        for (since_ms, until_ms) in windows {
+            for selection in &selections {
+                let filters = EventFilters { since_ms, until_ms, ..selection.clone() };
+                for width in [BucketWidth::Hour, BucketWidth::Day] {
+                    assert_eq!(
+                        buckets(&conn, &filters, width),
+                        counted_one_by_one(&filters, width),
+                        "{filters:?} by {width:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_first_hour_splits_by_outcome_and_a_purge_takes_its_events_back_out() {
+        let (_dir, conn) = trail();
+        let first = buckets(&conn, &EventFilters::default(), BucketWidth::Hour)[0];
+        assert_eq!(first.start_ms, BASE_MS);
+        assert_eq!(first.counts, OutcomeCounts { success: 1, failed_login: 1, forbidden: 1, error: 0 });
+        conn.execute_batch(
+            "UPDATE purge_guard SET purging = 1; DELETE FROM events WHERE uuid IN ('uuid-0', 'uuid-1');
+             UPDATE purge_guard SET purging = 0;",
+        )
+        .expect("purge two");
+        let first = buckets(&conn, &EventFilters::default(), BucketWidth::Hour)[0];
+        assert_eq!(first.counts, OutcomeCounts { forbidden: 1, ..OutcomeCounts::default() });
+    }
+
+    #[test]
+    fn whole_hours_come_from_the_rollup_by_its_key_and_edges_from_the_timestamp_index() {
+        let (_dir, conn) = trail();
+        let plan = |sql: &str, parameters: usize| -> String {
+            let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).expect("prepare");
+            let rows = statement
+                .query_map(params_from_iter(vec![Value::Null; parameters]), |row| row.get::<_, String>(3))
+                .expect("explain");
+            rows.collect::<Result<Vec<_>, _>>().expect("plan").join("; ")
+        };
+        let rollup = plan("SELECT events FROM activity_hourly WHERE hour >= ?1 AND hour < ?2 AND +type = ?3", 3);
+        assert!(rollup.contains("SEARCH activity_hourly USING PRIMARY KEY (hour>? AND hour<?)"), "{rollup}");
+        let edge = plan("SELECT status FROM events WHERE timestamp_ms >= ?1 AND timestamp_ms < ?2 AND +type = ?3", 3);
+        assert!(edge.contains("USING INDEX events_by_timestamp"), "{edge}");
+        let user = plan("SELECT status FROM events WHERE timestamp_ms >= ?1 AND timestamp_ms < ?2 AND user_id = ?3", 3);
+        assert!(user.contains("USING INDEX events_by_user_id"), "{user}");
+    }
+}

@@ -1,0 +1,235 @@
+// The viewer in a real browser: Debian's chromium driven by playwright-core, the page loaded
+// through Envoy. Run by tests/tests/viewer.rs, which starts the stack, fills the trail and
+// sets the environment: VIEWER_PHASE (`intact` or `tampered`), SERVICE_URL (Envoy),
+// COLLECTOR_URL (the collector itself, to read expectations without adding to the trail),
+// AUDIT_TOKEN, INGEST_TOKEN, MARKUP (what the hostile requests carried), SINCE/UNTIL (the
+// test's requests), TAMPERED_SEQ; VIEWER_SCREENSHOT, when set, is where to save a screenshot.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const env = process.env;
+const VIEWER = `${env.SERVICE_URL}/audit/ui/`;
+const PHASE = env.VIEWER_PHASE;
+const WAIT = { timeout: 20_000 };
+
+let context;
+let profile;
+let page;
+const pageErrors = [];
+const dialogs = [];
+
+before(async () => {
+  profile = mkdtempSync(join(tmpdir(), 'viewer-chromium-'));
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    viewport: { width: 1440, height: 960 },
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+  page = context.pages()[0] ?? (await context.newPage());
+  page.on('pageerror', (error) => pageErrors.push(String(error)));
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !/status of 40[13]/.test(message.text())) pageErrors.push(message.text());
+  });
+  page.on('dialog', async (dialog) => {
+    dialogs.push(dialog.message());
+    await dialog.dismiss();
+  });
+});
+
+after(async () => {
+  await context?.close();
+  rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+});
+
+/** Every event of the trail through the collector directly (not audited), oldest first. */
+async function trail(query = '') {
+  const events = [];
+  let url = `${env.COLLECTOR_URL}/audit?pageSize=100${query ? `&${query}` : ''}`;
+  while (url) {
+    const response = await fetch(url, { headers: { Authorization: `Bearer ${env.AUDIT_TOKEN}` } });
+    assert.equal(response.status, 200, `GET ${url}`);
+    const body = await response.json();
+    events.push(...body.events);
+    url = body._links.next?.href;
+  }
+  return events;
+}
+
+async function signIn(token = env.AUDIT_TOKEN) {
+  await page.locator('#token-dialog').waitFor({ state: 'visible', ...WAIT });
+  await page.fill('#token-input', token);
+  await page.click('#token-dialog button[type=submit]');
+}
+
+async function rowCount() {
+  return page.locator('#events-body tr').count();
+}
+
+async function waitForRows(atLeast = 1) {
+  await page.waitForFunction((n) => document.querySelectorAll('#events-body tr').length >= n, atLeast, WAIT);
+}
+
+function outcomeOf(status) {
+  if (status >= 100 && status <= 399) return 'success';
+  if (status === 401) return 'failedLogin';
+  if (status === 403) return 'forbidden';
+  return 'error';
+}
+
+if (PHASE === 'intact') {
+  test('a wrong token gets a clear message, a read token opens the trail', async () => {
+    await page.goto(VIEWER);
+    await signIn('not-a-token');
+    const error = page.locator('#token-error');
+    await error.waitFor({ state: 'visible', ...WAIT });
+    assert.match(await error.textContent(), /did not accept this token/);
+    await signIn(env.INGEST_TOKEN);
+    await page.waitForFunction(() => /not a read token/.test(document.getElementById('token-error').textContent), null, WAIT);
+    await signIn();
+    await waitForRows();
+    assert.equal(await page.locator('#token-dialog').isVisible(), false);
+    const stored = await page.evaluate(() => [sessionStorage.length, localStorage.length, document.cookie]);
+    assert.deepEqual(stored, [1, 0, ''], 'the token is in sessionStorage only');
+  });
+
+  test('events are newest first, 50 to a page, and "Load more" follows next', async () => {
+    await page.goto(VIEWER);
+    await waitForRows(50);
+    assert.equal(await rowCount(), 50);
+    const seqs = await page.$$eval('#events-body tr', (rows) => rows.map((row) => Number(row.dataset.seq)));
+    assert.deepEqual(seqs, [...seqs].sort((a, b) => b - a), 'newest (highest seq) first');
+    await page.click('#load-more');
+    await waitForRows(51);
+    const more = await page.$$eval('#events-body tr', (rows) => rows.map((row) => Number(row.dataset.seq)));
+    assert.ok(more.length > 50 && more.length <= 100, `${more.length} rows after one more page`);
+    assert.deepEqual(more.slice(0, 50), seqs, 'the second page follows the first');
+    assert.ok(more[50] < seqs[49], 'and continues below it');
+  });
+
+  test('a filter narrows the table, lives in the URL and survives a reload', async () => {
+    await page.goto(VIEWER);
+    await waitForRows();
+    await page.selectOption('select[name=method]', 'PUT');
+    await page.click('#filters button[type=submit]');
+    await page.waitForFunction(() => new URL(window.location.href).searchParams.get('method') === 'PUT', null, WAIT);
+    await page.waitForFunction(() => {
+      const methods = Array.from(document.querySelectorAll('#events-body td.method'), (cell) => cell.textContent);
+      return methods.length === 2 && methods.every((method) => method === 'PUT');
+    }, null, WAIT);
+    await page.reload();
+    await page.waitForFunction(() => document.querySelectorAll('#events-body td.method').length === 2, null, WAIT);
+    assert.equal(await page.inputValue('select[name=method]'), 'PUT');
+    const puts = (await trail('method=PUT')).map((event) => event.uuid).reverse();
+    const shown = await page.$$eval('#events-body tr', (rows) => rows.map((row) => row.dataset.uuid));
+    assert.deepEqual(shown, puts);
+  });
+
+  test("an event's detail is the whole event as served", async () => {
+    await page.goto(`${VIEWER}?method=PUT`);
+    await waitForRows();
+    const uuid = await page.locator('#events-body tr').first().getAttribute('data-uuid');
+    await page.locator('#events-body tr').first().click();
+    await page.locator('#detail').waitFor({ state: 'visible', ...WAIT });
+    const shown = JSON.parse(await page.textContent('#detail-json'));
+    const response = await fetch(`${env.COLLECTOR_URL}/audit?from=${uuid}&pageSize=1`, {
+      headers: { Authorization: `Bearer ${env.AUDIT_TOKEN}` },
+    });
+    const [served] = (await response.json()).events;
+    assert.deepEqual(shown, served);
+    assert.match(await page.textContent('#detail-facts'), new RegExp(uuid));
+  });
+
+  test('markup and script in every captured field are shown as text and never run', async () => {
+    const hostile = (await trail(`since=${encodeURIComponent(env.SINCE)}&until=${encodeURIComponent(env.UNTIL)}`))
+      .filter((event) => /__pwned|onerror/.test(JSON.stringify(event)));
+    assert.ok(hostile.length >= 4, `${hostile.length} hostile events in the trail`);
+    await page.goto(`${VIEWER}?since=${encodeURIComponent(env.SINCE)}&until=${encodeURIComponent(env.UNTIL)}&sort=%2Btimestamp`);
+    await waitForRows(10);
+    const tableText = await page.textContent('#events-body');
+    assert.ok(tableText.includes(env.MARKUP), 'the basic-auth user name shows as the text it was');
+    for (const event of hostile) {
+      await page.locator(`#events-body tr[data-uuid="${event.uuid}"]`).click();
+      const detail = await page.textContent('#detail-json');
+      assert.deepEqual(JSON.parse(detail), event, `event ${event.uuid} is shown whole, as text`);
+    }
+    assert.ok((await page.textContent('#detail-json')).length > 0);
+    const facts = await page.evaluate(() => ({
+      pwned: window.__pwned ?? null,
+      scripts: Array.from(document.scripts, (script) => script.getAttribute('src')),
+      images: Array.from(document.images, (image) => image.getAttribute('src')),
+    }));
+    assert.deepEqual(facts, { pwned: null, scripts: ['app.js'], images: ['icon.svg'] });
+    assert.deepEqual(dialogs, []);
+  });
+
+  test('the chart counts the events of the window by outcome, as the trail holds them', async () => {
+    const window = `since=${encodeURIComponent(env.SINCE)}&until=${encodeURIComponent(env.UNTIL)}`;
+    const expected = { success: 0, failedLogin: 0, forbidden: 0, error: 0 };
+    for (const event of await trail(window)) expected[outcomeOf(event.response?.status ?? 0)] += 1;
+    assert.ok(expected.success > 50 && expected.failedLogin >= 2 && expected.forbidden >= 1 && expected.error >= 1, JSON.stringify(expected));
+    await page.goto(`${VIEWER}?${window}`);
+    await page.waitForSelector('#activity-legend li', WAIT);
+    const legend = await page.$$eval('#activity-legend li', (items) =>
+      Object.fromEntries(items.map((item) => [item.dataset.outcome, Number(item.querySelector('.count').textContent)])));
+    assert.deepEqual(legend, expected);
+    const bars = await page.$$eval('#activity-chart g.bar', (groups) => groups.reduce((sum, group) => sum + Number(group.dataset.total), 0));
+    const total = Object.values(expected).reduce((sum, n) => sum + n, 0);
+    assert.equal(bars, total, 'the bars add up to the events of the window');
+  });
+
+  test('follow mode picks up a new request, and pauses', async () => {
+    await page.goto(VIEWER);
+    await waitForRows();
+    await page.click('#follow');
+    const marker = `follow-${Date.now()}`;
+    const answer = await fetch(`${env.SERVICE_URL}/pacticipants?marker=${marker}`);
+    await answer.arrayBuffer();
+    // The page's own polls are audited too, so the new request need not be the top row.
+    await page.waitForFunction(
+      (text) => Array.from(document.querySelectorAll('#events-body tr.fresh td.path')).some((cell) => cell.textContent.includes(text)),
+      marker,
+      WAIT,
+    );
+    await page.click('#follow');
+    assert.equal(await page.getAttribute('#follow', 'aria-pressed'), 'false');
+  });
+
+  test('verify what I see passes on the intact trail, with the signed checkpoint', async () => {
+    await page.goto(VIEWER);
+    await waitForRows(50);
+    await page.waitForFunction(() => /number \d+/.test(document.getElementById('checkpoint-facts').textContent), null, WAIT);
+    await page.click('#verify');
+    await page.waitForSelector('#verify-result.pass, #verify-result.fail', WAIT);
+    const verdict = await page.textContent('#verify-result');
+    assert.match(verdict, /Intact: \d+ loaded events verify/, verdict);
+    assert.match(verdict, /seq \d+ carries the hash checkpoint \d+ signed/, 'verify loaded back to the signed event');
+    assert.doesNotMatch(verdict, /not checked/, 'the Ed25519 signature was checked');
+    if (env.VIEWER_SCREENSHOT) {
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.screenshot({ path: resolve(env.REPO_ROOT, env.VIEWER_SCREENSHOT) });
+    }
+    assert.deepEqual(pageErrors, []);
+  });
+}
+
+if (PHASE === 'tampered') {
+  test('verify what I see names the event whose stored body was changed', async () => {
+    await page.goto(VIEWER);
+    await signIn();
+    await waitForRows(50);
+    await page.click('#verify');
+    await page.waitForSelector('#verify-result.pass, #verify-result.fail', WAIT);
+    const verdict = await page.textContent('#verify-result');
+    assert.match(verdict, /NOT INTACT/, verdict);
+    assert.match(verdict, new RegExp(`seq ${env.TAMPERED_SEQ} \\(event [^)]*\\): event CHANGED`), verdict);
+    const marked = await page.$$eval('#events-body tr.broken', (rows) => rows.map((row) => row.dataset.seq));
+    assert.deepEqual(marked, [env.TAMPERED_SEQ]);
+  });
+}

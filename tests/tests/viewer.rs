@@ -1,0 +1,132 @@
+//! The trail viewer in a real browser: Debian's chromium, driven by `playwright-core` from
+//! npm (`tests/browser/`, node's own test runner), loads `/audit/ui/` THROUGH ENVOY. This
+//! test starts the stack, fills the trail (with markup and script in every captured field),
+//! has the collector sign a checkpoint, and runs the browser suite twice: on the intact trail,
+//! then after an event's body was changed in the database behind the collector's back.
+
+// Test code: a panic here is a failed test with its message, not a crashed proxy.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use audit_e2e::client::{send, wait_for_trail};
+use audit_e2e::{paths, AuditStack, StackOptions};
+use audit_event::timestamp::format_rfc3339_millis;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+
+const TRAIL_TIMEOUT: Duration = Duration::from_secs(30);
+/// What the hostile requests put in every field they can reach; the page must show it as text.
+const MARKUP: &str = "<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script>";
+/// GETs of `/pacticipants`, so the unfiltered view needs more than one page of 50.
+const FILLER_REQUESTS: usize = 70;
+
+fn now_rfc3339() -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos();
+    format_rfc3339_millis(i64::try_from(nanos).expect("nanoseconds fit"))
+}
+
+fn browser_suite() -> PathBuf {
+    paths::repo_root().join("tests/browser")
+}
+
+/// Runs the browser suite for `phase` with `env`; its output is printed, its failure fails.
+fn run_browser_suite(stack: &AuditStack, phase: &str, env: &[(&str, String)]) {
+    let suite = browser_suite();
+    assert!(
+        suite.join("node_modules/playwright-core").exists() && PathBuf::from("/usr/bin/chromium").exists(),
+        "the browser tests need Debian's chromium and tests/browser/node_modules: run `make setup-browser`"
+    );
+    let output = Command::new("node")
+        .arg("--test")
+        .arg("--test-reporter=spec")
+        .arg("viewer.test.mjs")
+        .current_dir(&suite)
+        .env("VIEWER_PHASE", phase)
+        .env("SERVICE_URL", stack.envoy_url())
+        .env("COLLECTOR_URL", stack.collector_url())
+        .env("AUDIT_TOKEN", stack.read_token())
+        .env("INGEST_TOKEN", stack.ingest_token())
+        .env("MARKUP", MARKUP)
+        .env("REPO_ROOT", paths::repo_root())
+        .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
+        .output()
+        .expect("node runs (Node.js 20 or newer)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("----- browser suite, {phase} -----\n{stdout}\n{stderr}");
+    assert!(output.status.success(), "the browser suite failed ({phase}):\n{stdout}\n{stderr}\n{}", stack.logs());
+}
+
+/// Changes one stored event's body as someone with the database file could: drop the
+/// trigger that forbids it, update, put the trigger back.
+fn tamper_with_event(stack: &AuditStack, seq: i64) {
+    let conn = rusqlite::Connection::open(stack.database_path()).expect("open the database");
+    conn.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+    let trigger: String = conn
+        .query_row("SELECT sql FROM sqlite_master WHERE name = 'events_content_is_immutable'", [], |row| row.get(0))
+        .expect("the immutability trigger exists");
+    conn.execute_batch("DROP TRIGGER events_content_is_immutable").expect("drop the trigger");
+    let changed = conn
+        .execute("UPDATE events SET body = replace(body, '\"GET\"', '\"DELETE\"') WHERE seq = ?1", [seq])
+        .expect("update the body");
+    assert_eq!(changed, 1, "seq {seq} exists");
+    conn.execute_batch(&trigger).expect("restore the trigger");
+}
+
+#[test]
+fn the_viewer_shows_filters_pages_follows_charts_and_verifies_the_trail_in_a_real_browser() {
+    let mut stack = AuditStack::start(StackOptions::default()).expect("the stack starts");
+    let url = stack.envoy_url();
+    let since = now_rfc3339();
+    let hostile_agent = format!("agent {MARKUP}");
+    let hostile_query = format!("/pacticipants?q={}", "%3Cscript%3Ewindow.__pwned%3D3%3C%2Fscript%3E");
+    let mut expected = 0;
+    let mut sent = |method: &str, path: &str, headers: &[(&str, &str)]| {
+        send(method, &format!("{url}{path}"), headers, None).expect("the request is answered");
+        expected += 1;
+    };
+    sent("GET", "/pacticipants", &[("user-agent", &hostile_agent), ("referer", MARKUP)]);
+    sent("GET", &hostile_query, &[("x-forwarded-email", MARKUP), ("user-agent", "viewer-test hostile-query")]);
+    sent("GET", "/pacticipants/%3Cimg%20src%3Dx%20onerror%3D1%3E", &[("user-agent", "viewer-test hostile-path")]);
+    let hostile_login = format!("Basic {}", STANDARD.encode(format!("{MARKUP}:secret")));
+    sent("GET", "/pacticipants/Foo", &[("authorization", &hostile_login)]);
+    sent("PUT", "/pacticipants/Foo/versions/1.0.0/tags/main", &[("x-forwarded-email", "bob@example.com")]);
+    sent("PUT", "/pacticipants/Foo/versions/1.0.1/tags/main", &[]);
+    sent("GET", "/audit", &[]);
+    sent("GET", "/audit", &[("authorization", "Bearer not-a-token")]);
+    sent("GET", "/audit", &[("authorization", &format!("Bearer {}", stack.ingest_token()))]);
+    sent("GET", "/no/such/route", &[]);
+    for _ in 0..FILLER_REQUESTS {
+        sent("GET", "/pacticipants", &[("user-agent", "viewer-test filler")]);
+    }
+    let collector = stack.collector_url();
+    let token = stack.read_token().to_owned();
+    wait_for_trail(&collector, &token, TRAIL_TIMEOUT, |events| events.len() >= expected).expect("the trail fills");
+    // Everything the browser does comes after `until`, so counts up to it stay put.
+    std::thread::sleep(Duration::from_millis(5));
+    let until = now_rfc3339();
+    std::thread::sleep(Duration::from_millis(5));
+    // A graceful stop signs a checkpoint over everything stored.
+    stack.stop_collector().expect("the collector stops cleanly");
+    stack.restart_collector().expect("the collector starts again");
+
+    let window = [("SINCE", since.clone()), ("UNTIL", until.clone())];
+    run_browser_suite(&stack, "intact", &window);
+
+    // The newest event (a GET the browser made): the first page newest-first shows it.
+    let newest = send(
+        "GET",
+        &format!("{collector}/audit?sort=-timestamp&pageSize=1"),
+        &[("authorization", &format!("Bearer {token}"))],
+        None,
+    )
+    .expect("read the newest event");
+    let seq = serde_json::from_str::<serde_json::Value>(&newest.body).expect("JSON")["events"][0]["chain"]["seq"]
+        .as_i64()
+        .expect("a chain seq");
+    tamper_with_event(&stack, seq);
+    run_browser_suite(&stack, "tampered", &[("TAMPERED_SEQ", seq.to_string())]);
+}
