@@ -32,6 +32,8 @@ pub enum Command {
     /// Prove the trail intact: recompute the hash chain and check every signed checkpoint,
     /// from a database file or through the /audit API.
     Verify(crate::verify::command::VerifyArgs),
+    /// Copy a trail from a SQLite file into an empty PostgreSQL database (docs/postgres.md).
+    Migrate(crate::migrate_command::MigrateArgs),
     /// Print the public key that verifies this collector's checkpoints.
     PublicKey(crate::verify::command::PublicKeyArgs),
     /// Ask a running collector to sign a checkpoint now (an `admin` token), so every event

@@ -18,6 +18,7 @@
 //!   only turns arguments into a [`Config`].
 //! - [`auth`]: bearer tokens and their scopes, kept as SHA-256 digests and compared in
 //!   constant time.
+//! - [`migrate_command`]: `audit-collector migrate`, a SQLite trail copied up to PostgreSQL.
 //! - [`token_command`]: `audit-collector token create|list|revoke` on the database.
 //! - [`tail`]: `audit-collector tail`, which follows a trail and prints NDJSON (native,
 //!   OCSF or ECS) for a SIEM shipper, resuming from a state file.
@@ -46,6 +47,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod migrate_command;
 pub mod server;
 pub mod tail;
 pub mod token_command;

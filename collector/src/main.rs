@@ -33,11 +33,9 @@ async fn main() -> anyhow::Result<()> {
                 .await??;
         }
         Command::Verify(args) => {
-            let (text, code) = tokio::task::spawn_blocking(move || {
-                let outcome = audit_collector::verify::command::run_verify(&args);
-                audit_collector::verify::command::verify_outcome(&args, &outcome)
-            })
-            .await?;
+            let require_full_coverage = args.require_full_coverage;
+            let outcome = audit_collector::verify::command::verify(args).await;
+            let (text, code) = audit_collector::verify::command::verify_outcome(require_full_coverage, &outcome);
             if code == audit_collector::verify::exit_code::UNREADABLE {
                 eprint!("{text}");
             } else {
@@ -46,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
             std::io::Write::flush(&mut std::io::stdout())?;
             std::process::exit(code);
         }
+        Command::Migrate(args) => print!("{}", audit_collector::migrate_command::run(&args).await?),
         Command::PublicKey(args) => print!("{}", audit_collector::verify::command::run_public_key(&args)?),
         Command::Checkpoint(args) => {
             let line =

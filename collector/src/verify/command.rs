@@ -8,16 +8,18 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use rusqlite::{Connection, OpenFlags};
 
+use super::from_postgres::verify_postgres;
 use super::report::{exit_code, Coverage};
-use super::witness::{check_witness, read_witness};
+use super::witness::{check_witness, read_witness, Witnessed};
 use super::{verify_api, verify_database, TrailReport, VerifyError};
 use crate::chain::signing::{default_key_path, KeyError, TrailSigner, TrailVerifier};
+use crate::store::DatabaseLocation;
 
 /// The flags of `audit-collector verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// A database file to verify (a copy is fine; it is only read).
-    #[arg(long, value_name = "PATH", conflicts_with = "url", required_unless_present = "url")]
+    /// A database file to verify (a copy is fine; it is only read), or a postgres:// URL.
+    #[arg(long, value_name = "PATH|URL", conflicts_with = "url", required_unless_present = "url")]
     pub database: Option<PathBuf>,
 
     /// Or the /audit URL of a collector (or of the service Envoy fronts), e.g.
@@ -79,25 +81,55 @@ pub fn read_public_key(argument: &str) -> Result<TrailVerifier, KeyError> {
     }
 }
 
-/// Runs `verify`: the trail, then every witness given.
+/// Runs `verify`: the trail (a PostgreSQL URL in `--database` is read here; a SQLite file
+/// and the API on a blocking thread, [`run_verify`]), then every witness given.
+pub async fn verify(args: VerifyArgs) -> Result<TrailReport, VerifyError> {
+    let postgres = match args.database.as_deref().map(DatabaseLocation::of) {
+        Some(DatabaseLocation::Postgres(url)) => url,
+        _ => {
+            return tokio::task::spawn_blocking(move || run_verify(&args))
+                .await
+                .map_err(|error| VerifyError::Read(error.to_string()))?
+        }
+    };
+    let key = read_public_key(&args.public_key).map_err(|error| VerifyError::Read(error.to_string()))?;
+    let witnessed = read_witnesses(&args)?;
+    let report = verify_postgres(&postgres, &key).await?;
+    with_witnesses(report, &key, &witnessed)
+}
+
+/// Runs `verify` on a SQLite file or through the API, then every witness given.
 pub fn run_verify(args: &VerifyArgs) -> Result<TrailReport, VerifyError> {
     let key = read_public_key(&args.public_key).map_err(|error| VerifyError::Read(error.to_string()))?;
+    let witnessed = read_witnesses(args)?;
+    let report = verify_trail(args, &key)?;
+    with_witnesses(report, &key, &witnessed)
+}
+
+fn read_witnesses(args: &VerifyArgs) -> Result<Vec<Witnessed>, VerifyError> {
     let mut witnessed = Vec::new();
     for path in &args.witness {
         witnessed.extend(read_witness(path)?);
     }
-    let report = verify_trail(args, &key)?;
-    if args.witness.is_empty() {
+    Ok(witnessed)
+}
+
+fn with_witnesses(
+    report: TrailReport,
+    key: &TrailVerifier,
+    witnessed: &[Witnessed],
+) -> Result<TrailReport, VerifyError> {
+    if witnessed.is_empty() {
         Ok(report)
     } else {
-        check_witness(report, &key, &witnessed)
+        check_witness(report, key, witnessed)
     }
 }
 
 /// What `verify` prints and its exit status, for any outcome.
-pub fn verify_outcome(args: &VerifyArgs, outcome: &Result<TrailReport, VerifyError>) -> (String, i32) {
+pub fn verify_outcome(require_full_coverage: bool, outcome: &Result<TrailReport, VerifyError>) -> (String, i32) {
     match outcome {
-        Ok(report) if args.require_full_coverage && report.coverage() != Coverage::Full => (
+        Ok(report) if require_full_coverage && report.coverage() != Coverage::Full => (
             format!(
                 "{report}FULL COVERAGE REQUIRED (--require-full-coverage) and NOT MET: {} events are not covered by a signed checkpoint\n",
                 report.uncovered_events()

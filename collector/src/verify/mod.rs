@@ -7,7 +7,7 @@
 //!
 //! # Layout
 //! - [`walk`]: the checks, whatever the source: checkpoints, then the chain event by event.
-//! - [`from_database`] / [`from_api`]: the two sources.
+//! - [`from_database`] / [`from_postgres`] / [`from_api`]: the sources.
 //! - [`problem`]: [`TrailProblem`], the first thing found wrong.
 //! - [`report`]: [`TrailReport`], what a run proved: how many events a signature covers,
 //!   how many only the chain, and the exit status for each.
@@ -20,6 +20,7 @@ pub mod checkpoint_command;
 pub mod command;
 pub mod from_api;
 pub mod from_database;
+pub mod from_postgres;
 pub mod problem;
 pub mod report;
 pub mod rotate_key_command;

@@ -8,7 +8,10 @@
 
 pub mod activity;
 pub mod chain;
+pub mod from_sqlite;
 pub mod ingest;
+#[cfg(test)]
+mod migrate_tests;
 pub mod page;
 #[cfg(test)]
 mod replica_tests;
