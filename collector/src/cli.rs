@@ -97,6 +97,18 @@ pub struct ServeArgs {
     /// --witness` checks the trail against it.
     #[arg(long, env = "AUDIT_WITNESS_FILE", value_name = "PATH")]
     pub witness_file: Option<PathBuf>,
+
+    /// Seconds a hole in a filter worker's event numbers may stay open (waiting for a late
+    /// batch or the worker's own gap record) before the collector records it as a gap.
+    #[arg(long, env = "AUDIT_HOLE_GRACE_SECS", value_name = "SECONDS",
+          default_value_t = crate::config::DEFAULT_HOLE_GRACE_SECS)]
+    pub hole_grace_secs: u64,
+
+    /// Seconds without a batch or heartbeat after which a filter worker is recorded as
+    /// stopped, with the events it never delivered (at least 1).
+    #[arg(long, env = "AUDIT_SENDER_SILENCE_SECS", value_name = "SECONDS",
+          default_value_t = crate::config::DEFAULT_SENDER_SILENCE_SECS)]
+    pub sender_silence_secs: u64,
 }
 
 /// What `serve` runs with: where to listen and the validated [`Config`].
@@ -123,6 +135,8 @@ impl ServeArgs {
         config.checkpoint_interval = std::time::Duration::from_secs(self.checkpoint_interval_secs);
         config.signing_key = self.signing_key;
         config.witness_file = self.witness_file;
+        config.hole_grace = std::time::Duration::from_secs(self.hole_grace_secs);
+        config.sender_silence = std::time::Duration::from_secs(self.sender_silence_secs);
         config.validate()?;
         Ok(ServeSettings { listen, config })
     }

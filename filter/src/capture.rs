@@ -75,6 +75,7 @@ pub fn capture_event(
         token_fingerprint,
         response: response_summary(view),
         gap: None,
+        sender: None,
         untrusted_identity: identity.untrusted_claims,
         truncated_fields: Vec::new(),
         alerts,

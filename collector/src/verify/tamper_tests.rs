@@ -101,7 +101,8 @@ fn honest_trail() -> Honest {
         let count = if round == 8 { TAIL } else { 40 };
         let batch: Vec<Value> = (0..count).map(|i| event_json(n + i, timestamp, &mut random)).collect();
         n += count;
-        let rows = parse_batch(&serde_json::to_vec(&json!({ "events": batch })).expect("JSON")).expect("valid batch");
+        let rows =
+            parse_batch(&serde_json::to_vec(&json!({ "events": batch })).expect("JSON")).expect("valid batch").rows;
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).expect("begin");
         insert_batch(&mut tx, &rows, RECENT_MS).expect("insert");
         let now = RECENT_MS + i64::from(round);
@@ -665,7 +666,7 @@ fn a_trail_without_any_checkpoint_is_never_proven_whatever_key_is_given() {
     let mut conn = open_for_writing(&dir.path().join("audit.db")).expect("open");
     let mut random = Random(1);
     let batch: Vec<Value> = (0..5).map(|i| event_json(i, RECENT_MS, &mut random)).collect();
-    let rows = parse_batch(&serde_json::to_vec(&json!({ "events": batch })).expect("JSON")).expect("valid");
+    let rows = parse_batch(&serde_json::to_vec(&json!({ "events": batch })).expect("JSON")).expect("valid").rows;
     let mut tx = conn.transaction().expect("begin");
     insert_batch(&mut tx, &rows, RECENT_MS).expect("insert");
     tx.commit().expect("commit");

@@ -37,11 +37,12 @@ impl GapRecord {
             identity_source: None,
             token_fingerprint: None,
             response: None,
-            gap: Some(DeliveryGap {
-                lost_events: window.lost_events,
-                first_lost_at: format_rfc3339_millis(millis_as_nanos(window.first_lost_ms)),
-                last_lost_at: format_rfc3339_millis(millis_as_nanos(window.last_lost_ms)),
-            }),
+            gap: Some(DeliveryGap::counted(
+                window.lost_events,
+                format_rfc3339_millis(millis_as_nanos(window.first_lost_ms)),
+                format_rfc3339_millis(millis_as_nanos(window.last_lost_ms)),
+            )),
+            sender: None,
             untrusted_identity: Vec::new(),
             truncated_fields: Vec::new(),
             alerts: Vec::new(),

@@ -37,7 +37,7 @@ fn new_event(n: u8, timestamp_ms: i64) -> NewEvent {
                     "params": {"resource_name": "pact"}}
     });
     let body = serde_json::to_vec(&serde_json::json!({ "events": [event] })).expect("JSON");
-    crate::batch::parse_batch(&body).expect("a valid event").remove(0)
+    crate::batch::parse_batch(&body).expect("a valid event").rows.remove(0)
 }
 
 fn first_uuid(outcome: PageOutcome) -> Option<String> {
@@ -56,7 +56,7 @@ async fn a_migrated_trail_verifies_keeps_its_cursors_and_tokens_and_refuses_a_se
     let sqlite = SqliteStore::open(&path, 8, Some(TrailSigner::from_seed([3; 32]))).expect("open SQLite");
     let mut events: Vec<_> = (0..3).map(|n| new_event(n, 10 * DAY)).collect();
     events.extend((3..10).map(|n| new_event(n, 100 * DAY)));
-    sqlite.ingest(events).await.expect("stored");
+    sqlite.ingest(events, None).await.expect("stored");
     assert_eq!(sqlite.purge(50 * DAY, 100).await.expect("purge"), 3);
     insert_token(&open_for_writing(&path).expect("second connection"), "soc", Scope::Read, &[9; 32], 1).expect("token");
     sqlite.shutdown().await.expect("stop; signs the last checkpoint");
@@ -78,8 +78,8 @@ async fn a_migrated_trail_verifies_keeps_its_cursors_and_tokens_and_refuses_a_se
     assert_eq!(first_uuid(postgres.page(from(&uuid(5))).await.expect("read")).as_deref(), Some(uuid(5).as_str()));
     assert!(matches!(postgres.page(from(&uuid(1))).await.expect("read"), PageOutcome::ExpiredFrom));
     assert_eq!(postgres.active_tokens().await.expect("tokens").len(), 1);
-    assert_eq!(postgres.ingest(vec![new_event(4, 100 * DAY)]).await.expect("ingest").duplicates, 1);
-    postgres.ingest(vec![new_event(10, 100 * DAY)]).await.expect("ingest");
+    assert_eq!(postgres.ingest(vec![new_event(4, 100 * DAY)], None).await.expect("ingest").duplicates, 1);
+    postgres.ingest(vec![new_event(10, 100 * DAY)], None).await.expect("ingest");
     let deadline = Instant::now() + Duration::from_secs(10);
     // Until it is sealed the new event is not in the trail, so not a known cursor either.
     while matches!(postgres.page(from(&uuid(10))).await.expect("read"), PageOutcome::UnknownFrom)
