@@ -23,9 +23,9 @@ use crate::chain::checkpoint::{checkpoint_hash, signed_message};
 use crate::chain::link::to_hex;
 use crate::chain::signing::{TrailSigner, TrailVerifier};
 use crate::store::chain_store::{issue_checkpoint, issue_handover, read_checkpoints};
-use crate::store::retention::purge_batch;
 use crate::store::schema::open_for_writing;
-use crate::store::writer::insert_batch;
+use crate::store::write_sql::insert_batch;
+use crate::store::write_sql::purge_batch;
 
 /// A small deterministic generator (SplitMix64): no dependency, same numbers everywhere.
 struct Random(u64);
