@@ -9,8 +9,6 @@ use std::fmt;
 use audit_event::chain::Checkpoint;
 use audit_event::timestamp::format_rfc3339_millis;
 
-use super::witness::WitnessSummary;
-
 /// The summary of a trail whose chain and checkpoints verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrailReport {
@@ -28,6 +26,28 @@ pub struct TrailReport {
     pub latest_checkpoint: Option<(Checkpoint, String)>,
     /// What a witness file confirmed, when one was given.
     pub witness: Option<WitnessSummary>,
+}
+
+/// What a witness confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessSummary {
+    /// Checkpoints in the witness.
+    pub checkpoints: usize,
+    /// The newest witnessed checkpoint: (number, last seq).
+    pub newest: Option<(i64, i64)>,
+}
+
+impl std::fmt::Display for WitnessSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.newest {
+            Some((number, seq)) => write!(
+                f,
+                "witness: all {} witnessed checkpoints are in the trail unchanged; the newest witnessed is checkpoint {number} (seq {seq}), so the trail was not cut back before it",
+                self.checkpoints
+            ),
+            None => write!(f, "witness: the witness holds no checkpoint, so it proves nothing about truncation"),
+        }
+    }
 }
 
 /// How much of a verified trail a signature proves.

@@ -16,7 +16,7 @@ use audit_event::chain::Checkpoint;
 use serde_json::Value;
 
 use super::problem::TrailProblem;
-use super::report::TrailReport;
+use super::report::{TrailReport, WitnessSummary};
 use super::walk::{check_checkpoints, check_signature};
 use super::VerifyError;
 use crate::chain::checkpoint::checkpoint_hash;
@@ -30,28 +30,6 @@ pub struct Witnessed {
     pub place: String,
     /// The checkpoint.
     pub checkpoint: Checkpoint,
-}
-
-/// What a witness confirmed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WitnessSummary {
-    /// Checkpoints in the witness.
-    pub checkpoints: usize,
-    /// The newest witnessed checkpoint: (number, last seq).
-    pub newest: Option<(i64, i64)>,
-}
-
-impl std::fmt::Display for WitnessSummary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.newest {
-            Some((number, seq)) => write!(
-                f,
-                "witness: all {} witnessed checkpoints are in the trail unchanged; the newest witnessed is checkpoint {number} (seq {seq}), so the trail was not cut back before it",
-                self.checkpoints
-            ),
-            None => write!(f, "witness: the witness holds no checkpoint, so it proves nothing about truncation"),
-        }
-    }
 }
 
 /// Reads every checkpoint line of a witness file (lines that are events or anything else
