@@ -183,6 +183,16 @@ impl Delivery {
         self.publish(host);
     }
 
+    /// The VM is being shut down (Envoy calls the root's `on_done` on SIGTERM): send the
+    /// buffered events now, due or not, unless a batch is already on the wire or a backoff
+    /// is running. Envoy exits soon after, so the answer may never come; whatever does
+    /// not arrive is counted by the collector's record of the stopped sender.
+    pub fn on_done(&self, host: &mut impl DeliveryHost, now_ms: u64) {
+        // A flush interval later, every buffered event is due.
+        self.flush(host, now_ms.saturating_add(self.flush_interval_ms));
+        self.publish(host);
+    }
+
     /// The answer to call `token`: `status` is None when the call was reset or timed out
     /// (no headers). An answer to a call that does not carry the batch in flight is ignored.
     pub fn on_answer(&self, host: &mut impl DeliveryHost, token: u32, status: Option<u16>, now_ms: u64) {

@@ -373,3 +373,14 @@ fn a_gap_record_names_the_numbers_its_sender_dropped() {
     assert_eq!(gap["sender"], SENDER);
     assert_eq!(gap["seqs"], serde_json::json!([{"first": 1, "last": 6}]));
 }
+
+#[test]
+fn shutting_down_sends_what_is_buffered_even_before_it_is_due() {
+    let (delivery, mut host) = (fail_open(), FakeHost::default());
+    capture(&delivery, &mut host, 1, 0);
+    delivery.on_tick(&mut host, 10);
+    assert!(host.sent.is_empty(), "one event, 10 ms old: not due");
+    delivery.on_done(&mut host, 10);
+    assert_eq!(host.sent.len(), 1, "on_done sends it");
+    assert_eq!(numbers(&host.sent[0].body), [1]);
+}
