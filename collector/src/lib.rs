@@ -31,6 +31,8 @@
 //!   retention, gauges) and its two implementations: SQLite (pragmas and migrations, the
 //!   writer thread, the reader pool, retention, per-sender accounting) and PostgreSQL for N replicas (a leased
 //!   sealer orders and chains; docs/postgres.md).
+//! - [`envoy_drain`]: `audit-collector envoy-drain`, the graceful stop of Envoy that
+//!   loses no event (drain listeners, wait for the filter's buffers to be delivered).
 //! - [`completeness`]: per-sender numbering and heartbeats; the collector's own records of
 //!   holes and of senders that stopped.
 //! - [`chain`]: the tamper-evident trail: canonical form, hash links, signed checkpoints.
@@ -48,6 +50,7 @@ pub mod chain;
 pub mod cli;
 pub mod completeness;
 pub mod config;
+pub mod envoy_drain;
 pub mod error;
 pub mod metrics;
 pub mod migrate_command;

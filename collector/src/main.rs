@@ -44,6 +44,15 @@ async fn main() -> anyhow::Result<()> {
             std::io::Write::flush(&mut std::io::stdout())?;
             std::process::exit(code);
         }
+        Command::EnvoyDrain(args) => {
+            let drained =
+                tokio::task::spawn_blocking(move || audit_collector::envoy_drain::run(&args, &mut std::io::stdout()))
+                    .await?;
+            if let Err(error) = drained {
+                eprintln!("audit-collector envoy-drain: {error}");
+                std::process::exit(1);
+            }
+        }
         Command::Migrate(args) => print!("{}", audit_collector::migrate_command::run(&args).await?),
         Command::PublicKey(args) => print!("{}", audit_collector::verify::command::run_public_key(&args)?),
         Command::Checkpoint(args) => {
