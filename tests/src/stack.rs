@@ -40,6 +40,8 @@ pub struct StackOptions {
     pub ingest_token: String,
     /// Where the SQLite file and the logs go; a temporary folder when `None`.
     pub data_dir: Option<PathBuf>,
+    /// Extra flags for `audit-collector serve` (e.g. `--sender-silence-secs 2`).
+    pub collector_args: Vec<String>,
 }
 
 impl Default for StackOptions {
@@ -54,6 +56,7 @@ impl Default for StackOptions {
             read_token: "test-read-token".to_string(),
             ingest_token: "test-ingest-token".to_string(),
             data_dir: None,
+            collector_args: Vec::new(),
         }
     }
 }
@@ -68,6 +71,9 @@ pub struct AuditStack {
     envoy_listener: SocketAddr,
     envoy_admin: SocketAddr,
     collector_address: SocketAddr,
+    /// Where Envoy sends batches: the collector, or a test's proxy in front of it.
+    envoy_collector: SocketAddr,
+    upstream_address: SocketAddr,
     dir: PathBuf,
     _temporary: Option<tempfile::TempDir>,
 }
@@ -75,6 +81,12 @@ pub struct AuditStack {
 impl AuditStack {
     /// Starts the broker stand-in, the collector and Envoy, waiting for each to be ready.
     pub fn start(options: StackOptions) -> Result<Self> {
+        Self::start_through(options, Ok)
+    }
+
+    /// Like [`AuditStack::start`], but Envoy sends its batches to the address `via` returns
+    /// for the collector's address (a test's proxy that forwards, delays or swallows them).
+    pub fn start_through(options: StackOptions, via: impl FnOnce(SocketAddr) -> Result<SocketAddr>) -> Result<Self> {
         let (dir, temporary) = match &options.data_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -87,7 +99,8 @@ impl AuditStack {
         };
         let (upstream, upstream_address) = start_broker_stub(&dir)?;
         let (collector, collector_address) = start_collector(&dir, &options, None)?;
-        let (envoy, envoy_listener, envoy_admin) = start_envoy(&dir, &options, upstream_address, collector_address)?;
+        let envoy_collector = via(collector_address)?;
+        let (envoy, envoy_listener, envoy_admin) = start_envoy(&dir, &options, upstream_address, envoy_collector)?;
         Ok(Self {
             options,
             envoy,
@@ -96,6 +109,8 @@ impl AuditStack {
             envoy_listener,
             envoy_admin,
             collector_address,
+            envoy_collector,
+            upstream_address,
             dir,
             _temporary: temporary,
         })
@@ -154,6 +169,22 @@ impl AuditStack {
         Ok(())
     }
 
+    /// Stops Envoy with SIGTERM, as `docker stop` and Kubernetes do, and waits for it to exit.
+    pub fn sigterm_envoy(&mut self) -> Result<std::process::ExitStatus> {
+        self.envoy.stop(Duration::from_secs(30))
+    }
+
+    /// Starts Envoy again on the same collector (a new listener port: see [`AuditStack::envoy_url`]).
+    pub fn start_envoy_again(&mut self) -> Result<()> {
+        let _ = self.envoy.kill();
+        let (envoy, listener, admin) =
+            start_envoy(&self.dir, &self.options, self.upstream_address, self.envoy_collector)?;
+        self.envoy = envoy;
+        self.envoy_listener = listener;
+        self.envoy_admin = admin;
+        Ok(())
+    }
+
     /// Starts the collector again on the same address and database.
     pub fn restart_collector(&mut self) -> Result<()> {
         let _ = self.collector.kill();
@@ -191,7 +222,7 @@ fn read_address_file(path: &Path) -> Option<SocketAddr> {
 /// Starts `pact stub` on a port chosen here, so nothing has to be read back from its log.
 /// The port is free when chosen; should another process take it before the stub binds it,
 /// the stub exits and another port is tried.
-fn start_broker_stub(dir: &Path) -> Result<(ManagedProcess, SocketAddr)> {
+pub fn start_broker_stub(dir: &Path) -> Result<(ManagedProcess, SocketAddr)> {
     let mut last_error = None;
     for _ in 0..3 {
         let address = TcpListener::bind(("127.0.0.1", 0))?.local_addr()?;
@@ -231,6 +262,7 @@ fn start_collector(
         .arg(&address_file)
         .arg("--database")
         .arg(dir.join("audit.db"))
+        .args(&options.collector_args)
         .env("AUDIT_TOKEN", &options.read_token)
         .env("AUDIT_INGEST_TOKEN", &options.ingest_token)
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
@@ -249,6 +281,19 @@ fn start_envoy(
     upstream: SocketAddr,
     collector: SocketAddr,
 ) -> Result<(ManagedProcess, SocketAddr, SocketAddr)> {
+    start_envoy_with_collectors(dir, options, upstream, &[collector])
+}
+
+/// Starts Envoy with `envoy.yaml` whose `audit_collector` cluster has every address of
+/// `collectors` as an endpoint (several collector replicas behind one cluster); returns the
+/// process, the audited listener and the admin address. Its files go in `dir`.
+pub fn start_envoy_with_collectors(
+    dir: &Path,
+    options: &StackOptions,
+    upstream: SocketAddr,
+    collectors: &[SocketAddr],
+) -> Result<(ManagedProcess, SocketAddr, SocketAddr)> {
+    let (&collector, more) = collectors.split_first().ok_or_else(|| anyhow!("Envoy needs at least one collector"))?;
     let template = std::fs::read_to_string(paths::envoy_yaml()).context("reading envoy.yaml")?;
     let rendered = render_envoy_config(
         &template,
@@ -263,6 +308,7 @@ fn start_envoy(
             http_filters_after_audit: options.http_filters_after_audit.clone(),
         },
     )?;
+    let rendered = if more.is_empty() { rendered } else { with_more_collector_endpoints(&rendered, more)? };
     let config_path = dir.join("envoy.yaml");
     std::fs::write(&config_path, rendered)?;
     let admin_file = dir.join("envoy-admin.address");
@@ -296,4 +342,28 @@ fn start_envoy(
         Some(SocketAddr::from(([127, 0, 0, 1], port)))
     })?;
     Ok((envoy, listener, admin))
+}
+
+/// `config` with an endpoint added to the `audit_collector` cluster for each of `more`.
+fn with_more_collector_endpoints(config: &str, more: &[SocketAddr]) -> Result<String> {
+    let mut root: serde_yaml::Value = serde_yaml::from_str(config)?;
+    let clusters = root["static_resources"]["clusters"]
+        .as_sequence_mut()
+        .ok_or_else(|| anyhow!("envoy.yaml has no static_resources.clusters"))?;
+    let cluster = clusters
+        .iter_mut()
+        .find(|cluster| cluster["name"].as_str() == Some("audit_collector"))
+        .ok_or_else(|| anyhow!("envoy.yaml has no audit_collector cluster"))?;
+    let endpoints = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]
+        .as_sequence_mut()
+        .ok_or_else(|| anyhow!("the audit_collector cluster has no lb_endpoints"))?;
+    let template = endpoints.first().cloned().ok_or_else(|| anyhow!("the audit_collector cluster has no endpoint"))?;
+    for address in more {
+        let mut endpoint = template.clone();
+        let socket = &mut endpoint["endpoint"]["address"]["socket_address"];
+        socket["address"] = serde_yaml::Value::String(address.ip().to_string());
+        socket["port_value"] = serde_yaml::Value::Number(address.port().into());
+        endpoints.push(endpoint);
+    }
+    Ok(serde_yaml::to_string(&root)?)
 }

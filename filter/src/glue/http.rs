@@ -18,12 +18,12 @@ use proxy_wasm::types::{Action, MapType};
 use super::host_view::HostRequest;
 use super::proxy_host::ProxyHost;
 use super::worker::{random_event_id, Worker};
-use crate::bounds::write_within_limit;
-use crate::capture::capture_event;
 use crate::config::IdentityConfig;
-use crate::failure_policy::Admission;
-use crate::identity::identity_header_names;
-use crate::trusted_proxies::peer_is_trusted;
+use crate::request::bounds::write_within_limit;
+use crate::request::capture::capture_event;
+use crate::request::identity::identity_header_names;
+use crate::request::trusted_proxies::peer_is_trusted;
+use crate::worker::failure_policy::Admission;
 
 /// Bytes reserved for one serialized event; a larger one grows its buffer.
 const EVENT_CAPACITY: usize = 1024;
@@ -90,6 +90,7 @@ impl HttpContext for AuditHttp {
             worker.fingerprint_key.as_ref(),
             random_event_id(),
         );
+        event.sender = worker.delivery.sender_seq();
         // One allocation that fits a typical event (~800 bytes), kept by the outbox as is.
         let mut json = Vec::with_capacity(EVENT_CAPACITY);
         let serialized = write_within_limit(&mut json, &mut event).map(|()| json);

@@ -1,5 +1,5 @@
 //! The root context, one per worker VM: reads the configuration, sets the tick, and hands
-//! each tick and each answer to the worker's [`crate::delivery::Delivery`]. Only calls made
+//! each tick and each answer to the worker's [`crate::worker::delivery::Delivery`]. Only calls made
 //! from the root context get their answer back, so delivery runs here.
 
 use std::rc::Rc;
@@ -24,6 +24,15 @@ impl Context for AuditRoot {
         let Some(worker) = &self.worker else { return };
         let mut host = ProxyHost { worker, answer_body_size: body_size };
         worker.delivery.on_answer(&mut host, token_id, response_status(), now_ms());
+    }
+
+    /// Envoy 1.40 calls this on every worker VM when it shuts down (SIGTERM), tens of
+    /// milliseconds before it exits: the last chance to send what is buffered.
+    fn on_done(&mut self) -> bool {
+        if let Some(worker) = &self.worker {
+            worker.delivery.on_done(&mut ProxyHost { worker, answer_body_size: 0 }, now_ms());
+        }
+        true
     }
 }
 
