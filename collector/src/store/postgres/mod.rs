@@ -59,6 +59,10 @@ impl PgStore {
         getrandom::fill(&mut id).map_err(|error| StoreError::Task(format!("no random replica id: {error}")))?;
         let holder = format!("replica-{}", to_hex(&id));
         tracing::info!(replica = %holder, "PostgreSQL store ready; this replica competes for the sealer lease");
+        tracing::warn!(
+            "on PostgreSQL the collector does not yet record gaps itself (holes in a sender's numbers, silent \
+             senders); the filter's own gap records are stored (docs/not-done.md)"
+        );
         let (stop_sealer, stop) = watch::channel(false);
         let sealer = tokio::spawn(sealer::run(pool.clone(), holder, stop));
         Ok(PgStore { pool, signer: signer.map(Arc::new), stop_sealer, sealer: Mutex::new(Some(sealer)) })
