@@ -19,6 +19,7 @@ pub mod schema;
 pub mod sealer;
 #[cfg(test)]
 pub mod test_cluster;
+pub mod tokens;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -36,7 +37,6 @@ use super::trail_query::{EventFilters, TrailQuery};
 use super::trail_store::{StoreFuture, StoreGauges, TrailStore};
 use super::writer::NewEvent;
 use super::StoreError;
-use crate::auth::Scope;
 use crate::chain::link::to_hex;
 use crate::chain::signing::TrailSigner;
 
@@ -94,20 +94,7 @@ impl TrailStore for PgStore {
     }
 
     fn active_tokens(&self) -> StoreFuture<'_, Vec<ActiveToken>> {
-        Box::pin(async move {
-            let client = self.pool.get().await?;
-            let statement =
-                client.prepare_cached("SELECT id, digest, scope FROM api_tokens WHERE revoked_at_ms IS NULL").await?;
-            let mut tokens = Vec::new();
-            for row in client.query(&statement, &[]).await? {
-                let id: i64 = row.get(0);
-                let digest: [u8; 32] =
-                    row.get::<_, &[u8]>(1).try_into().map_err(|_| StoreError::CorruptToken { id })?;
-                let scope = Scope::parse(row.get(2)).ok_or(StoreError::CorruptToken { id })?;
-                tokens.push(ActiveToken { digest, scope });
-            }
-            Ok(tokens)
-        })
+        Box::pin(tokens::active_tokens(&self.pool))
     }
 
     fn checkpoints(&self, after: i64, limit: usize) -> StoreFuture<'_, Vec<Checkpoint>> {
