@@ -31,11 +31,15 @@
 //!   retention, gauges) and its two implementations: SQLite (pragmas and migrations, the
 //!   writer thread, the reader pool, retention, per-sender accounting) and PostgreSQL for N replicas (a leased
 //!   sealer orders and chains; docs/postgres.md).
+//! - [`envoy_drain`]: `audit-collector envoy-drain`, the graceful stop of Envoy that
+//!   loses no event (drain listeners, wait for the filter's buffers to be delivered).
 //! - [`completeness`]: per-sender numbering and heartbeats; the collector's own records of
 //!   holes and of senders that stopped.
 //! - [`chain`]: the tamper-evident trail: canonical form, hash links, signed checkpoints.
 //! - [`verify`]: `audit-collector verify`: recompute the chain and check every checkpoint,
 //!   from a database file or through the API.
+//! - [`witness_file`]: `--witness-file`, every signed checkpoint appended to a file
+//!   outside the database's reach.
 //! - [`address_file`]: tells a test harness which port a `--listen …:0` server got.
 //! - [`error`]: [`Error`], why [`run`] could not start or stop cleanly.
 
@@ -46,6 +50,7 @@ pub mod chain;
 pub mod cli;
 pub mod completeness;
 pub mod config;
+pub mod envoy_drain;
 pub mod error;
 pub mod metrics;
 pub mod migrate_command;
@@ -53,6 +58,7 @@ pub mod server;
 pub mod tail;
 pub mod token_command;
 pub mod verify;
+pub mod witness_file;
 
 mod http;
 mod store;
