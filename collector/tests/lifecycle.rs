@@ -139,7 +139,16 @@ async fn a_full_write_queue_answers_503_with_retry_after_and_stores_what_it_acce
     // The writer's queue is FIFO: once a batch sent now is stored, the work the collector
     // queued at start (the first retention purge) is done and cannot hold the one place.
     let warm_up: Vec<String> = (1000..1002).map(uuid).collect();
-    assert_eq!(collector.ingest(&events(1000..1002)).await.status, 200);
+    // It may itself meet that work and be refused, as any client may: retry, as Retry-After says.
+    let mut warm_up_answer = collector.ingest(&events(1000..1002)).await;
+    for _ in 0..100 {
+        if warm_up_answer.status != 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        warm_up_answer = collector.ingest(&events(1000..1002)).await;
+    }
+    assert_eq!(warm_up_answer.status, 200, "{}", warm_up_answer.text());
     // Another connection holds the write lock, so the writer blocks on its first batch.
     let mut blocker = Connection::open(&collector.database).expect("open");
     let lock = blocker.transaction_with_behavior(TransactionBehavior::Immediate).expect("lock");
@@ -185,7 +194,9 @@ async fn a_full_write_queue_answers_503_with_retry_after_and_stores_what_it_acce
         }
     }
     let accepted = expected.len() / 2 - 1;
-    assert!((1..=2).contains(&accepted), "{accepted} batches accepted with a writer queue of one");
+    // At most the one the writer holds and the one in the queue; none, when background work
+    // of the collector's own (a purge, a completeness record) held the place meanwhile.
+    assert!(accepted <= 2, "{accepted} batches accepted with a writer queue of one");
     let stored = collector.stored_uuids();
     assert_eq!(stored, expected, "every batch answered 200 is stored, in order, and nothing else");
     for batch in refused_batches {
