@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
             audit_collector::run(listener, settings.config, shutdown_signal()).await?;
         }
         Command::Token(args) => {
-            audit_collector::token_command::run(args, &mut std::io::stdout(), &mut std::io::stderr())?;
+            audit_collector::token_command::run(args, &mut std::io::stdout(), &mut std::io::stderr()).await?;
         }
         Command::Tail(args) => {
             tokio::task::spawn_blocking(move || audit_collector::tail::run(&args, &mut std::io::stdout().lock()))
