@@ -66,10 +66,12 @@ test: build setup-compose setup-postgres setup-browser
 	bash tests/schemathesis.sh
 	$(VENV)/bin/python tests/siem/check_exports.py
 
+## lint: also type-checks the fuzz targets (their own workspace) on stable, so they cannot rot.
 lint: setup
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p audit-filter --target wasm32-wasip1 -- -D warnings
 	cargo fmt --all --check
+	cargo check --manifest-path fuzz/Cargo.toml --bins --target-dir target
 
 clean:
 	cargo clean

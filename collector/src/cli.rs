@@ -32,6 +32,8 @@ pub enum Command {
     /// Prove the trail intact: recompute the hash chain and check every signed checkpoint,
     /// from a database file or through the /audit API.
     Verify(crate::verify::command::VerifyArgs),
+    /// Copy a trail from a SQLite file into an empty PostgreSQL database (docs/postgres.md).
+    Migrate(crate::migrate_command::MigrateArgs),
     /// Print the public key that verifies this collector's checkpoints.
     PublicKey(crate::verify::command::PublicKeyArgs),
 }
@@ -83,6 +85,18 @@ pub struct ServeArgs {
     /// missing; default: next to the database, `<name>.signing-key.pem`.
     #[arg(long, env = "AUDIT_SIGNING_KEY", value_name = "PATH")]
     pub signing_key: Option<PathBuf>,
+
+    /// Seconds a hole in a filter worker's event numbers may stay open (waiting for a late
+    /// batch or the worker's own gap record) before the collector records it as a gap.
+    #[arg(long, env = "AUDIT_HOLE_GRACE_SECS", value_name = "SECONDS",
+          default_value_t = crate::config::DEFAULT_HOLE_GRACE_SECS)]
+    pub hole_grace_secs: u64,
+
+    /// Seconds without a batch or heartbeat after which a filter worker is recorded as
+    /// stopped, with the events it never delivered (at least 1).
+    #[arg(long, env = "AUDIT_SENDER_SILENCE_SECS", value_name = "SECONDS",
+          default_value_t = crate::config::DEFAULT_SENDER_SILENCE_SECS)]
+    pub sender_silence_secs: u64,
 }
 
 /// What `serve` runs with: where to listen and the validated [`Config`].
@@ -108,6 +122,8 @@ impl ServeArgs {
         config.write_queue_batches = self.write_queue_batches;
         config.checkpoint_interval = std::time::Duration::from_secs(self.checkpoint_interval_secs);
         config.signing_key = self.signing_key;
+        config.hole_grace = std::time::Duration::from_secs(self.hole_grace_secs);
+        config.sender_silence = std::time::Duration::from_secs(self.sender_silence_secs);
         config.validate()?;
         Ok(ServeSettings { listen, config })
     }

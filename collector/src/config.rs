@@ -13,6 +13,10 @@ pub const DEFAULT_WRITE_QUEUE_BATCHES: usize = 256;
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;
 /// Default seconds between two checkpoints (when there are new events).
 pub const DEFAULT_CHECKPOINT_INTERVAL_SECS: u64 = 300;
+/// Default seconds a hole in a sender's numbers may wait for a late gap record or batch.
+pub const DEFAULT_HOLE_GRACE_SECS: u64 = 60;
+/// Default seconds without a batch or heartbeat after which a sender is recorded as stopped.
+pub const DEFAULT_SENDER_SILENCE_SECS: u64 = 60;
 /// Default limit on an ingest body.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
@@ -48,6 +52,11 @@ pub struct Config {
     /// The Ed25519 key that signs checkpoints (PKCS#8 PEM); created when missing. `None`:
     /// next to the database, `<name>.signing-key.pem`.
     pub signing_key: Option<PathBuf>,
+    /// A hole in a sender's numbers is recorded once the numbers after it have been stored
+    /// this long without the hole being filled or named by a gap record.
+    pub hole_grace: Duration,
+    /// A sender not heard from (no batch, no heartbeat) for this long is recorded as stopped.
+    pub sender_silence: Duration,
 }
 
 impl Config {
@@ -67,6 +76,8 @@ impl Config {
             shutdown_grace: Duration::from_secs(30),
             checkpoint_interval: Duration::from_secs(DEFAULT_CHECKPOINT_INTERVAL_SECS),
             signing_key: None,
+            hole_grace: Duration::from_secs(DEFAULT_HOLE_GRACE_SECS),
+            sender_silence: Duration::from_secs(DEFAULT_SENDER_SILENCE_SECS),
         }
     }
 
@@ -97,6 +108,9 @@ impl Config {
         }
         if self.checkpoint_interval.is_zero() {
             return Err(ConfigError::ZeroCheckpointInterval);
+        }
+        if self.sender_silence.is_zero() {
+            return Err(ConfigError::ZeroSenderSilence);
         }
         Ok(())
     }
@@ -149,6 +163,9 @@ pub enum ConfigError {
     /// Checkpoints with no time between them.
     #[error("--checkpoint-interval-secs / AUDIT_CHECKPOINT_INTERVAL_SECS must be at least 1 (seconds between signed checkpoints; the default is 300)")]
     ZeroCheckpointInterval,
+    /// Senders recorded as stopped the moment they are heard.
+    #[error("--sender-silence-secs / AUDIT_SENDER_SILENCE_SECS must be at least 1 (seconds without a heartbeat before a filter worker is recorded as stopped; the default is 60)")]
+    ZeroSenderSilence,
     /// A limit of zero elsewhere in [`Config`].
     #[error("max_body_bytes, max_connections and retention_interval must be greater than zero")]
     ZeroLimit,

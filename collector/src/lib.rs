@@ -18,6 +18,7 @@
 //!   only turns arguments into a [`Config`].
 //! - [`auth`]: bearer tokens and their scopes, kept as SHA-256 digests and compared in
 //!   constant time.
+//! - [`migrate_command`]: `audit-collector migrate`, a SQLite trail copied up to PostgreSQL.
 //! - [`token_command`]: `audit-collector token create|list|revoke` on the database.
 //! - [`tail`]: `audit-collector tail`, which follows a trail and prints NDJSON (native,
 //!   OCSF or ECS) for a SIEM shipper, resuming from a state file.
@@ -28,8 +29,10 @@
 //!   HTTP status (`application/problem+json`).
 //! - `store`: the store interface (`TrailStore`: ingest, pages, tokens, checkpoints,
 //!   retention, gauges) and its two implementations: SQLite (pragmas and migrations, the
-//!   writer thread, the reader pool, retention) and PostgreSQL for N replicas (a leased
+//!   writer thread, the reader pool, retention, per-sender accounting) and PostgreSQL for N replicas (a leased
 //!   sealer orders and chains; docs/postgres.md).
+//! - [`completeness`]: per-sender numbering and heartbeats; the collector's own records of
+//!   holes and of senders that stopped.
 //! - [`chain`]: the tamper-evident trail: canonical form, hash links, signed checkpoints.
 //! - [`verify`]: `audit-collector verify`: recompute the chain and check every checkpoint,
 //!   from a database file or through the API.
@@ -41,9 +44,11 @@ pub mod auth;
 mod batch;
 pub mod chain;
 pub mod cli;
+pub mod completeness;
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod migrate_command;
 pub mod server;
 pub mod tail;
 pub mod token_command;

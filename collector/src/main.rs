@@ -33,8 +33,7 @@ async fn main() -> anyhow::Result<()> {
                 .await??;
         }
         Command::Verify(args) => {
-            let outcome =
-                tokio::task::spawn_blocking(move || audit_collector::verify::command::run_verify(&args)).await?;
+            let outcome = audit_collector::verify::command::verify(args).await;
             match outcome {
                 Ok(report) => print!("{report}"),
                 Err(error @ audit_collector::verify::VerifyError::NotIntact(_)) => {
@@ -47,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Migrate(args) => print!("{}", audit_collector::migrate_command::run(&args).await?),
         Command::PublicKey(args) => print!("{}", audit_collector::verify::command::run_public_key(&args)?),
     }
     Ok(())

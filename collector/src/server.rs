@@ -17,13 +17,15 @@ use tokio::sync::Semaphore;
 
 use crate::address_file::write_address_file;
 use crate::chain::signing::{default_key_path, TrailSigner};
+use crate::completeness;
 use crate::config::Config;
 use crate::error::Error;
 use crate::http::{route, Shared};
 use crate::metrics::Metrics;
 use crate::store::postgres::PgStore;
+use crate::store::senders::SenderPolicy;
 use crate::store::sqlite_store::SqliteStore;
-use crate::store::{checkpointing, retention, DatabaseLocation, TrailStore};
+use crate::store::{checkpointing, now_millis, retention, DatabaseLocation, TrailStore};
 
 /// A client gets this long to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,6 +41,14 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let (store, trail_key) = open_store(&config).await?;
     let purger = retention::spawn(Arc::clone(&store), config.retention_days, config.retention_interval);
     let checkpointer = checkpointing::spawn(Arc::clone(&store), config.checkpoint_interval);
+    let sender_checker = completeness::spawn(
+        Arc::clone(&store),
+        SenderPolicy {
+            hole_grace_ms: millis(config.hole_grace),
+            silence_ms: millis(config.sender_silence),
+            started_at_ms: now_millis(),
+        },
+    );
     let shared = Arc::new(Shared {
         store: Arc::clone(&store),
         read_tokens: config.read_tokens.clone(),
@@ -60,9 +70,14 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
 
     purger.abort();
     checkpointer.abort();
+    sender_checker.abort();
     store.shutdown().await?;
     tracing::info!("audit collector stopped; every acknowledged batch is committed");
     served
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Opens the store `--database` names and loads (or creates) the signing key, before

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::event_uuid::is_event_uuid;
+use crate::sender::{is_sender_id, SenderSeq, SeqRange, COLLECTOR_RECORD_TYPES};
 use crate::timestamp::parse_rfc3339_millis;
 use crate::trust::{TruncatedField, UntrustedClaim};
 
@@ -48,9 +49,14 @@ pub struct AuditEvent {
     /// How the request ended, when it ended with a response.
     #[serde(default)]
     pub response: Option<ResponseSummary>,
-    /// On a [`DELIVERY_GAP_TYPE`] event only: the events a filter worker had to drop.
+    /// On a [`DELIVERY_GAP_TYPE`] event, the events a filter worker had to drop; on the
+    /// collector's records ([`COLLECTOR_RECORD_TYPES`]), what it did not receive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gap: Option<DeliveryGap>,
+    /// The filter worker that captured the event and its number there, so the collector
+    /// can tell which numbers never arrived (absent on records, and from older filters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<SenderSeq>,
     /// Identity headers from a peer not trusted to set them (see [`crate::trust`]); never
     /// the identity. Omitted when there were none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -148,17 +154,61 @@ impl Outcome {
     }
 }
 
-/// Events a filter worker dropped because its bounded buffer was full (an audit-sidecar
-/// addition, carried by a [`DELIVERY_GAP_TYPE`] event).
+/// Events missing from the trail (an audit-sidecar addition). Carried by a
+/// [`DELIVERY_GAP_TYPE`] event (a filter worker dropped them: its buffer overflowed or the
+/// collector refused them) and by the collector's own records ([`COLLECTOR_RECORD_TYPES`]:
+/// numbers it never received, a sender that stopped). The last fields are set only where
+/// they apply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryGap {
-    /// How many events were dropped.
+    /// How many events are missing.
     pub lost_events: u64,
-    /// When the first of them was dropped (RFC 3339).
+    /// The earliest time the first of them can have been captured or dropped (RFC 3339).
     pub first_lost_at: String,
-    /// When the last of them was dropped (RFC 3339).
+    /// The latest time the last of them can have been captured or dropped (RFC 3339).
     pub last_lost_at: String,
+    /// The sender (filter worker) the missing events are numbered by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    /// The sender's numbers of the missing events. A filter's record names at most
+    /// [`MAX_GAP_RANGES`] ranges; numbers it could not name are recorded by the collector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seqs: Option<Vec<SeqRange>>,
+    /// On a stopped sender: the events it said it had captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captured: Option<u64>,
+    /// On a stopped sender: its events stored in the trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered: Option<u64>,
+    /// On a stopped sender: its last heartbeat (its clock). It may have captured an unknown
+    /// number of events after this, up to `unknownUntil`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heard_at: Option<String>,
+    /// On a stopped sender: the end of the window after its last heartbeat, one heartbeat
+    /// interval later, by which it would have reported again had it still been running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_until: Option<String>,
+}
+
+/// Most number ranges a filter's gap record names; its count covers the rest.
+pub const MAX_GAP_RANGES: usize = 64;
+
+impl DeliveryGap {
+    /// A gap of `lost_events` between two times, with none of the optional parts.
+    pub fn counted(lost_events: u64, first_lost_at: String, last_lost_at: String) -> DeliveryGap {
+        DeliveryGap {
+            lost_events,
+            first_lost_at,
+            last_lost_at,
+            sender: None,
+            seqs: None,
+            captured: None,
+            delivered: None,
+            last_heard_at: None,
+            unknown_until: None,
+        }
+    }
 }
 
 /// Why an event was refused: the field and what is wrong with it.
@@ -185,10 +235,24 @@ impl AuditEvent {
         if self.event_type.is_empty() {
             return invalid("type", "must not be empty");
         }
+        if let Some(sender) = &self.sender {
+            if !is_sender_id(&sender.id) {
+                return invalid("sender.id", "must be 22 characters of base64url (16 random bytes)");
+            }
+            if sender.seq == 0 {
+                return invalid("sender.seq", "must be at least 1 (a sender numbers its events from 1)");
+            }
+        }
         if self.event_type == DELIVERY_GAP_TYPE {
             return match &self.gap {
-                Some(gap) if gap.lost_events > 0 => Ok(()),
+                Some(gap) if gap.lost_events > 0 => validate_gap_numbers(gap),
                 _ => invalid("gap", "must say how many events were lost on a delivery-gap event"),
+            };
+        }
+        if COLLECTOR_RECORD_TYPES.contains(&self.event_type.as_str()) {
+            return match &self.gap {
+                Some(gap) => validate_gap_numbers(gap),
+                None => invalid("gap", "must say what is missing on a collector record"),
             };
         }
         if self.payload.method.is_empty() {
@@ -200,10 +264,36 @@ impl AuditEvent {
         Ok(())
     }
 
+    /// The sender and number of the event, if it has them.
+    pub fn sender_seq(&self) -> Option<(&str, u64)> {
+        self.sender.as_ref().map(|sender| (sender.id.as_str(), sender.seq))
+    }
+
     /// Milliseconds since the Unix epoch of [`AuditEvent::timestamp`], if it is valid.
     pub fn timestamp_millis(&self) -> Option<i64> {
         parse_rfc3339_millis(&self.timestamp)
     }
+}
+
+fn validate_gap_numbers(gap: &DeliveryGap) -> Result<(), InvalidEvent> {
+    let invalid = |field, problem| Err(InvalidEvent { field, problem });
+    if gap.sender.as_deref().is_some_and(|sender| !is_sender_id(sender)) {
+        return invalid("gap.sender", "must be 22 characters of base64url (16 random bytes)");
+    }
+    let ranges = gap.seqs.as_deref().unwrap_or_default();
+    if ranges.len() > MAX_GAP_RANGES {
+        return invalid("gap.seqs", "must hold at most 64 ranges");
+    }
+    if ranges.iter().any(|range| range.first == 0 || range.last < range.first) {
+        return invalid("gap.seqs", "must be ranges with 1 <= first <= last");
+    }
+    if ranges.iter().map(SeqRange::len).sum::<u64>() > gap.lost_events {
+        return invalid("gap.seqs", "must not name more numbers than `lostEvents` counts");
+    }
+    if !ranges.is_empty() && gap.sender.is_none() {
+        return invalid("gap.sender", "must name the sender whose numbers `seqs` are");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -261,12 +351,26 @@ mod tests {
         event.event_type = DELIVERY_GAP_TYPE.into();
         event.payload = RequestPayload::default();
         assert_eq!(event.validate().map_err(|e| e.field), Err("gap"));
-        event.gap = Some(DeliveryGap {
-            lost_events: 7,
-            first_lost_at: event.timestamp.clone(),
-            last_lost_at: event.timestamp.clone(),
-        });
+        event.gap = Some(DeliveryGap::counted(7, event.timestamp.clone(), event.timestamp.clone()));
         assert_eq!(event.validate(), Ok(()));
+        event.gap.as_mut().expect("set above").seqs = Some(vec![SeqRange { first: 3, last: 9 }]);
+        assert_eq!(event.validate().map_err(|e| e.field), Err("gap.sender"), "numbers need their sender");
+        event.gap.as_mut().expect("set above").sender = Some("AAAAAAAAAAAAAAAAAAAAAA".into());
+        assert_eq!(event.validate(), Ok(()));
+        event.gap.as_mut().expect("set above").seqs = Some(vec![SeqRange { first: 3, last: 10 }]);
+        assert_eq!(event.validate().map_err(|e| e.field), Err("gap.seqs"), "8 numbers but 7 lost");
+    }
+
+    #[test]
+    fn a_sender_number_starts_at_one_and_the_old_shape_has_none() {
+        let mut event: AuditEvent = serde_json::from_value(pactflow_example()).expect("parses");
+        assert_eq!(event.sender, None);
+        assert!(serde_json::to_value(&event).expect("serializes").get("sender").is_none(), "no key when absent");
+        event.sender = Some(SenderSeq { id: "AAAAAAAAAAAAAAAAAAAAAA".into(), seq: 0 });
+        assert_eq!(event.validate().map_err(|e| e.field), Err("sender.seq"));
+        event.sender = Some(SenderSeq { id: "AAAAAAAAAAAAAAAAAAAAAA".into(), seq: 1 });
+        assert_eq!(event.validate(), Ok(()));
+        assert_eq!(event.sender_seq(), Some(("AAAAAAAAAAAAAAAAAAAAAA", 1)));
     }
 
     #[test]

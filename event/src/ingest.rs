@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::AuditEvent;
+use crate::sender::SenderReport;
 
 /// The path the collector serves ingest on.
 pub const INGEST_PATH: &str = "/v1/events";
@@ -14,6 +15,10 @@ pub const INGEST_PATH: &str = "/v1/events";
 pub struct IngestBatch {
     /// Events in the order they were captured.
     pub events: Vec<AuditEvent>,
+    /// The filter worker that sent the batch and how many events it has captured so far.
+    /// A batch with no events and a sender is a heartbeat. Absent from older filters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<SenderReport>,
 }
 
 /// The collector's answer to a committed batch.

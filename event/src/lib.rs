@@ -10,6 +10,8 @@
 //! - [`page`]: [`AuditPage`], the body of `GET /audit`.
 //! - [`activity`]: [`ActivityPage`], the body of `GET /audit/activity` (the viewer's chart).
 //! - [`chain`]: the hash-chain link of each served event, signed checkpoints, the public key.
+//! - [`sender`]: completeness: each filter worker numbers its events and reports its count
+//!   ([`SenderSeq`], [`SenderReport`]); the collector's own records of what it did not get.
 //! - [`event_uuid`]: the 22-character base64url event identity.
 //! - [`timestamp`]: RFC 3339 with milliseconds and an offset, formatted without a clock.
 //! - [`trust`]: what an event says about its own inputs: untrusted identity claims, cut
@@ -21,6 +23,7 @@ pub mod event;
 pub mod event_uuid;
 pub mod ingest;
 pub mod page;
+pub mod sender;
 pub mod timestamp;
 pub mod trust;
 
@@ -28,3 +31,4 @@ pub use activity::{ActivityCount, ActivityPage};
 pub use event::{AuditEvent, DeliveryGap, InvalidEvent, Outcome, RequestPayload, ResponseSummary, DELIVERY_GAP_TYPE};
 pub use ingest::{IngestBatch, IngestReceipt};
 pub use page::{AuditPage, Link, PageLinks};
+pub use sender::{SenderReport, SenderSeq, SeqRange};

@@ -1,11 +1,13 @@
 //! Building an [`AuditEvent`] from a finished request: the request line and headers, the
 //! client address, Envoy's timing and response properties, the identity (and the identity
-//! claims that were not trusted), a fingerprint of the presented token, and the type the
-//! classifier gives; every text field bounded. Runs in `on_log`, so locally answered
-//! requests (a 401 from `jwt_authn`, say) are captured too.
+//! claims that were not trusted), a fingerprint of the presented token, and the type and
+//! params of the route that handled it; every text field bounded. Runs in `on_log`, so
+//! locally answered requests (a 401 from `jwt_authn`, say) are captured too.
 //!
 //! What is deliberately left out: the Authorization and Proxy-Authorization headers,
 //! cookies, bodies and any token; query strings (also the `Referer`'s) are masked.
+
+use std::collections::BTreeMap;
 
 use audit_event::event_uuid::encode_event_uuid;
 use audit_event::timestamp::format_rfc3339_millis;
@@ -13,20 +15,21 @@ use audit_event::trust::ALERT_UNTRUSTED_IDENTITY;
 use audit_event::{AuditEvent, RequestPayload, ResponseSummary};
 
 use crate::bounds::bound_event;
-use crate::classify::{ClassifyRequest, RequestClassifier};
 use crate::client_ip::client_ip;
 use crate::config::FilterConfig;
 use crate::fingerprint::{presented_token, FingerprintKey};
-use crate::host::RequestView;
+use crate::host::{RequestHeaders, RequestView};
 use crate::identity::identify;
 use crate::redact::{redact_query, redact_url};
+use crate::routes::request::RESOURCE_NAME;
+use crate::routes::RouteRequest;
+use crate::sidecar_routes::classify_sidecar_path;
 
 /// Builds the event of the request `view` describes. `random` becomes the event uuid;
 /// `fingerprint_key` keys `token_fingerprint` (none: no fingerprint is recorded).
 pub fn capture_event(
     view: &dyn RequestView,
     config: &FilterConfig,
-    classifier: &dyn RequestClassifier,
     fingerprint_key: Option<&FingerprintKey>,
     random: [u8; 16],
 ) -> AuditEvent {
@@ -42,7 +45,7 @@ pub fn capture_event(
         let token = presented_token(&headers, &config.redaction.token_fingerprint.api_key_headers)?;
         Some(key.fingerprint(token))
     });
-    let classification = classifier.classify(&ClassifyRequest { method: &method, path, headers: &headers });
+    let (event_type, params) = classify(config, &method, path, &headers);
     let request_time = view.property_i64(&["request", "time"]).unwrap_or_else(|| view.now_unix_nanos());
 
     let alerts =
@@ -50,7 +53,7 @@ pub fn capture_event(
     let mut event = AuditEvent {
         uuid: encode_event_uuid(random),
         timestamp: format_rfc3339_millis(request_time),
-        event_type: classification.event_type,
+        event_type,
         db_user_id: identity.db_user_id,
         user_email: identity.user_email,
         payload: RequestPayload {
@@ -59,7 +62,7 @@ pub fn capture_event(
             method,
             user_agent: headers.get("user-agent").map(str::to_string),
             referer: headers.get("referer").map(|referer| redact_url(referer, sensitive)),
-            params: classification.params,
+            params,
             client_ip: client_ip(peer.as_deref(), &forwarded_for, config.identity.xff_trusted_hops),
             // Envoy's `request.id` property is this very header (its CEL `request.id` reads
             // `x-request-id` from the request headers), already fetched: no extra host call.
@@ -72,12 +75,35 @@ pub fn capture_event(
         token_fingerprint,
         response: response_summary(view),
         gap: None,
+        sender: None,
         untrusted_identity: identity.untrusted_claims,
         truncated_fields: Vec::new(),
         alerts,
     };
     bound_event(&mut event, config.limits.max_field_bytes);
     event
+}
+
+/// The event's `type` and `params`: audit-sidecar's own API first (Envoy routes it to the
+/// collector, whatever the service), then the service's route table, which tells API
+/// requests from UI pages by `Accept` and `Content-Type`.
+fn classify(
+    config: &FilterConfig,
+    method: &str,
+    path: &str,
+    headers: &RequestHeaders,
+) -> (String, BTreeMap<String, String>) {
+    if let Some(sidecar) = classify_sidecar_path(path) {
+        let params = BTreeMap::from([(RESOURCE_NAME.to_string(), sidecar.resource_name.to_string())]);
+        return (sidecar.event_type.to_string(), params);
+    }
+    let matched = config.route_table.classify(&RouteRequest {
+        method,
+        path,
+        accept: headers.get("accept"),
+        content_type: headers.get("content-type"),
+    });
+    (matched.event_type.to_string(), matched.params)
 }
 
 /// Status and duration, when Envoy knows either (a stream reset before any response has
@@ -92,18 +118,6 @@ fn response_summary(view: &dyn RequestView) -> Option<ResponseSummary> {
         status.and_then(|code| u16::try_from(code).ok()).unwrap_or(0),
         duration_nanos.map_or(0.0, |nanos| nanos as f64 / 1_000_000.0),
     ))
-}
-
-/// `1.2.3.4:5678` → `1.2.3.4`, `[::1]:5678` → `::1`; anything else is kept as it is.
-pub fn strip_port(address: &str) -> &str {
-    if let Some(bracketed) = address.strip_prefix('[') {
-        return bracketed.split_once(']').map_or(address, |(ip, _port)| ip);
-    }
-    match address.rsplit_once(':') {
-        // One colon: IPv4 with a port. More colons: a bare IPv6 address, no port to strip.
-        Some((ip, port)) if !ip.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => ip,
-        _ => address,
-    }
 }
 
 #[cfg(test)]
@@ -136,12 +150,34 @@ mod tests {
 
     fn capture(request: &FakeRequest) -> AuditEvent {
         let config = FilterConfig::from_json(b"{}").expect("defaults are valid");
-        capture_event(request, &config, &config.route_table, None, [7; 16])
+        capture_event(request, &config, None, [7; 16])
     }
 
     fn capture_with(request: &FakeRequest, config_json: &str, key: Option<&FingerprintKey>) -> AuditEvent {
         let config = FilterConfig::from_json(config_json.as_bytes()).expect("a valid configuration");
-        capture_event(request, &config, &config.route_table, key, [7; 16])
+        capture_event(request, &config, key, [7; 16])
+    }
+
+    #[test]
+    fn the_route_table_types_a_request_from_its_path_and_accept_header() {
+        let request = FakeRequest::default()
+            .header(":method", "DELETE")
+            .header(":path", "/pacticipants/Foo%20Bar")
+            .header("accept", "application/hal+json");
+        let event = capture(&request);
+        assert_eq!(event.event_type, "PactBroker::Api::Resources::Pacticipant");
+        let params = &event.payload.params;
+        assert_eq!(params.get("pacticipant_name").map(String::as_str), Some("Foo Bar"), "decoded param");
+        assert_eq!(params.get("resource_name").map(String::as_str), Some("pacticipant"));
+    }
+
+    #[test]
+    fn a_browser_asking_for_html_gets_the_ui_page_type() {
+        let request = FakeRequest::default()
+            .header(":method", "GET")
+            .header(":path", "/pacticipants/Foo")
+            .header("accept", "text/html");
+        assert_eq!(capture(&request).event_type, "PactBroker::UI::Controllers::Groups");
     }
 
     #[test]
@@ -328,16 +364,6 @@ mod tests {
         let request = FakeRequest::default().header("x-request-id", "from-header");
         assert_eq!(capture(&request).payload.request_id.as_deref(), Some("from-header"));
     }
-
-    #[test]
-    fn strips_ports_from_ipv4_and_ipv6_peers() {
-        assert_eq!(strip_port("127.0.0.1:8080"), "127.0.0.1");
-        assert_eq!(strip_port("[::1]:8080"), "::1");
-        assert_eq!(strip_port("[2001:db8::1]:443"), "2001:db8::1");
-        assert_eq!(strip_port("2001:db8::1"), "2001:db8::1", "bare IPv6 has no port");
-        assert_eq!(strip_port("10.0.0.1"), "10.0.0.1");
-        assert_eq!(strip_port("/var/run/envoy.sock"), "/var/run/envoy.sock");
-    }
 }
 
 /// Not a test: the instruction count of capture + serialization, for comparing changes.
@@ -377,7 +403,7 @@ mod cost_probe {
         let events: usize = std::env::var("ITER").ok().and_then(|value| value.parse().ok()).unwrap_or(1000);
         let mut bytes = 0;
         for n in 0..events {
-            let event = capture_event(&request, &config, &config.route_table, None, [n as u8; 16]);
+            let event = capture_event(&request, &config, None, [n as u8; 16]);
             let mut json = Vec::with_capacity(1024);
             write_event(&mut json, &event).expect("writes");
             bytes += std::hint::black_box(json).len();

@@ -14,8 +14,6 @@
 
 use std::net::IpAddr;
 
-use crate::capture::strip_port;
-
 /// The client address of a request.
 ///
 /// - `peer`: `source.address` (`ip:port`), the immediate downstream.
@@ -44,6 +42,18 @@ pub fn client_ip(peer: Option<&str>, forwarded_for: &[&str], trusted_hops: u32) 
 /// (`1.2.3.4:80`, `[2001:db8::1]:80`) some proxies write.
 fn parse_entry(entry: &str) -> Option<IpAddr> {
     entry.parse().ok().or_else(|| strip_port(entry).parse().ok())
+}
+
+/// `1.2.3.4:5678` → `1.2.3.4`, `[::1]:5678` → `::1`; anything else is kept as it is.
+pub fn strip_port(address: &str) -> &str {
+    if let Some(bracketed) = address.strip_prefix('[') {
+        return bracketed.split_once(']').map_or(address, |(ip, _port)| ip);
+    }
+    match address.rsplit_once(':') {
+        // One colon: IPv4 with a port. More colons: a bare IPv6 address, no port to strip.
+        Some((ip, port)) if !ip.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => ip,
+        _ => address,
+    }
 }
 
 #[cfg(test)]
@@ -102,5 +112,15 @@ mod tests {
         assert_eq!(client_ip(PEER, &["2001:db8::7, 10.0.0.2"], 1).as_deref(), Some("2001:db8::7"));
         assert_eq!(client_ip(PEER, &["[2001:db8::7]:443, 10.0.0.2"], 1).as_deref(), Some("2001:db8::7"));
         assert_eq!(client_ip(PEER, &["1.1.1.1:8080, 10.0.0.2"], 1).as_deref(), Some("1.1.1.1"));
+    }
+
+    #[test]
+    fn strips_ports_from_ipv4_and_ipv6_peers() {
+        assert_eq!(strip_port("127.0.0.1:8080"), "127.0.0.1");
+        assert_eq!(strip_port("[::1]:8080"), "::1");
+        assert_eq!(strip_port("[2001:db8::1]:443"), "2001:db8::1");
+        assert_eq!(strip_port("2001:db8::1"), "2001:db8::1", "bare IPv6 has no port");
+        assert_eq!(strip_port("10.0.0.1"), "10.0.0.1");
+        assert_eq!(strip_port("/var/run/envoy.sock"), "/var/run/envoy.sock");
     }
 }

@@ -10,32 +10,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::bounds::{DEFAULT_MAX_FIELD_BYTES, MIN_MAX_FIELD_BYTES};
+use crate::config_error::ConfigError;
 use crate::failure_policy::FailurePolicyConfig;
-use crate::routes::{RouteTable, RouteTableConfig, RouteTableError};
+use crate::routes::{RouteTable, RouteTableConfig};
 use crate::trusted_proxies::Cidr;
-
-/// Why a configuration was refused. The message names the key and says what to do.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// Not JSON, or not a JSON object.
-    #[error("the plugin configuration is not a JSON object: {0}")]
-    NotJson(String),
-    /// A key of the given section has the wrong type, or is unknown.
-    #[error("`{section}`: {message}")]
-    Shape { section: &'static str, message: String },
-    /// A value has the right type but breaks a rule.
-    #[error("`{key}` {problem}")]
-    Invalid { key: &'static str, problem: String },
-    /// Neither the environment variable nor the inline token gives an ingest token.
-    #[error(
-        "no ingest token: set the environment variable `{env_var}` (and list it in \
-         vm_config.environment_variables.host_env_keys) or `collector.ingestToken`"
-    )]
-    MissingIngestToken { env_var: String },
-    /// The `routes` section describes a table that cannot be built.
-    #[error("in `routes`: {0}")]
-    Routes(RouteTableError),
-}
 
 /// The whole configuration. An empty or missing configuration means all defaults.
 #[derive(Debug, Clone)]
@@ -353,83 +331,143 @@ impl FilterConfig {
         self
     }
 
+    /// Each section checks its own rules (the buffer also against the batch it must hold).
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid =
-            |key: &'static str, problem: &str| Err(ConfigError::Invalid { key, problem: problem.to_string() });
-        let (collector, batch, buffer, retry) = (&self.collector, &self.batch, &self.buffer, &self.retry);
-        if collector.cluster.trim().is_empty() {
+        self.collector.validate()?;
+        self.batch.validate()?;
+        self.buffer.validate(&self.batch)?;
+        self.retry.validate()?;
+        self.failure_policy.validate()?;
+        self.identity.validate()?;
+        self.redaction.validate()?;
+        self.limits.validate()
+    }
+}
+
+/// The error for `key`, whose value breaks a rule.
+fn invalid(key: &'static str, problem: &str) -> Result<(), ConfigError> {
+    Err(ConfigError::Invalid { key, problem: problem.to_string() })
+}
+
+fn has_empty_name(names: &[String]) -> bool {
+    names.iter().any(String::is_empty)
+}
+
+impl CollectorConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.cluster.trim().is_empty() {
             return invalid("collector.cluster", "must name an Envoy cluster");
         }
-        if collector.authority.trim().is_empty() {
+        if self.authority.trim().is_empty() {
             return invalid("collector.authority", "must not be empty");
         }
-        if !collector.path.starts_with('/') {
+        if !self.path.starts_with('/') {
             return invalid("collector.path", "must start with `/`");
         }
-        if collector.timeout_ms == 0 {
+        if self.timeout_ms == 0 {
             return invalid("collector.timeoutMs", "must be greater than zero (0 would mean no timeout)");
         }
-        if collector.ingest_token_env.trim().is_empty() && collector.ingest_token.is_none() {
+        if self.ingest_token_env.trim().is_empty() && self.ingest_token.is_none() {
             return invalid(
                 "collector.ingestTokenEnv",
                 "must name an environment variable when `collector.ingestToken` is not set",
             );
         }
-        if batch.max_events == 0 {
+        Ok(())
+    }
+}
+
+impl BatchConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_events == 0 {
             return invalid("batch.maxEvents", "must be greater than zero");
         }
-        if batch.max_bytes == 0 {
+        if self.max_bytes == 0 {
             return invalid("batch.maxBytes", "must be greater than zero");
         }
-        if batch.flush_interval_ms == 0 {
+        if self.flush_interval_ms == 0 {
             return invalid("batch.flushIntervalMs", "must be greater than zero");
         }
-        if buffer.max_events < batch.max_events {
+        Ok(())
+    }
+}
+
+impl BufferConfig {
+    fn validate(&self, batch: &BatchConfig) -> Result<(), ConfigError> {
+        if self.max_events < batch.max_events {
             return invalid("buffer.maxEvents", "must be at least `batch.maxEvents`");
         }
-        if buffer.max_bytes < batch.max_bytes {
+        if self.max_bytes < batch.max_bytes {
             return invalid("buffer.maxBytes", "must be at least `batch.maxBytes`");
         }
-        if retry.initial_backoff_ms == 0 {
+        Ok(())
+    }
+}
+
+impl RetryConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.initial_backoff_ms == 0 {
             return invalid("retry.initialBackoffMs", "must be greater than zero");
         }
-        if retry.max_backoff_ms < retry.initial_backoff_ms {
+        if self.max_backoff_ms < self.initial_backoff_ms {
             return invalid("retry.maxBackoffMs", "must be at least `retry.initialBackoffMs`");
         }
-        self.failure_policy.validate()?;
-        let empty_name = |names: &[String]| names.iter().any(String::is_empty);
-        if empty_name(&self.identity.email_headers) {
+        Ok(())
+    }
+}
+
+impl IdentityConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if has_empty_name(&self.email_headers) {
             return invalid("identity.emailHeaders", "must not contain an empty header name");
         }
-        if empty_name(&self.identity.user_id_headers) {
+        if has_empty_name(&self.user_id_headers) {
             return invalid("identity.userIdHeaders", "must not contain an empty header name");
         }
-        if empty_name(&self.redaction.sensitive_query_params) {
-            return invalid("redaction.sensitiveQueryParams", "must not contain an empty name");
-        }
-        if empty_name(&self.redaction.token_fingerprint.api_key_headers) {
-            return invalid("redaction.tokenFingerprint.apiKeyHeaders", "must not contain an empty header name");
-        }
-        if self.identity.jwt.payload_key.trim().is_empty() {
-            return invalid("identity.jwt.payloadKey", "must name the provider's `payload_in_metadata`");
-        }
-        if self.identity.jwt.metadata_namespace.trim().is_empty() {
-            return invalid("identity.jwt.metadataNamespace", "must name the jwt_authn filter's metadata namespace");
-        }
-        let blank_claim = |claim: &Option<String>| claim.as_deref().is_some_and(|name| name.trim().is_empty());
-        let jwt = &self.identity.jwt;
-        if [&jwt.email_claim, &jwt.user_id_claim, &jwt.user_name_claim].into_iter().any(blank_claim) {
-            return invalid("identity.jwt", "claim names must not be empty (use null to read no claim)");
-        }
-        if self.limits.max_field_bytes < MIN_MAX_FIELD_BYTES {
-            return invalid("limits.maxFieldBytes", &format!("must be at least {MIN_MAX_FIELD_BYTES}"));
-        }
+        self.jwt.validate()?;
         let mut seen = Vec::new();
-        for source in &self.identity.sources {
+        for source in &self.sources {
             if seen.contains(source) {
                 return invalid("identity.sources", "must not name a source twice");
             }
             seen.push(*source);
+        }
+        Ok(())
+    }
+}
+
+impl JwtClaimsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.payload_key.trim().is_empty() {
+            return invalid("identity.jwt.payloadKey", "must name the provider's `payload_in_metadata`");
+        }
+        if self.metadata_namespace.trim().is_empty() {
+            return invalid("identity.jwt.metadataNamespace", "must name the jwt_authn filter's metadata namespace");
+        }
+        let blank_claim = |claim: &Option<String>| claim.as_deref().is_some_and(|name| name.trim().is_empty());
+        if [&self.email_claim, &self.user_id_claim, &self.user_name_claim].into_iter().any(blank_claim) {
+            return invalid("identity.jwt", "claim names must not be empty (use null to read no claim)");
+        }
+        Ok(())
+    }
+}
+
+impl LimitsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_field_bytes < MIN_MAX_FIELD_BYTES {
+            return invalid("limits.maxFieldBytes", &format!("must be at least {MIN_MAX_FIELD_BYTES}"));
+        }
+        Ok(())
+    }
+}
+
+impl RedactionConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if has_empty_name(&self.sensitive_query_params) {
+            return invalid("redaction.sensitiveQueryParams", "must not contain an empty name");
+        }
+        if has_empty_name(&self.token_fingerprint.api_key_headers) {
+            return invalid("redaction.tokenFingerprint.apiKeyHeaders", "must not contain an empty header name");
         }
         Ok(())
     }

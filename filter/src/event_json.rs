@@ -27,6 +27,7 @@ pub fn write_event(out: &mut Vec<u8>, event: &AuditEvent) -> Result<(), serde_js
         token_fingerprint,
         response,
         gap,
+        sender,
         untrusted_identity,
         truncated_fields,
         alerts,
@@ -59,6 +60,10 @@ pub fn write_event(out: &mut Vec<u8>, event: &AuditEvent) -> Result<(), serde_js
     if let Some(gap) = gap {
         out.extend_from_slice(b",\"gap\":");
         write_serde(out, gap)?;
+    }
+    if let Some(sender) = sender {
+        out.extend_from_slice(b",\"sender\":");
+        write_serde(out, sender)?;
     }
     // Rare (an attempt, a cut field): serde_json's own output, and omitted when empty.
     if !untrusted_identity.is_empty() {
@@ -173,7 +178,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use audit_event::trust::{TruncatedField, UntrustedClaim};
-    use audit_event::{DeliveryGap, DELIVERY_GAP_TYPE};
+    use audit_event::{DeliveryGap, SenderSeq, DELIVERY_GAP_TYPE};
 
     use super::*;
 
@@ -244,11 +249,8 @@ mod tests {
                     durations[(mix(33) % durations.len() as u64) as usize],
                 )
             }),
-            gap: n.is_multiple_of(17).then(|| DeliveryGap {
-                lost_events: mix(34),
-                first_lost_at: text(mix(35)),
-                last_lost_at: text(mix(36)),
-            }),
+            gap: n.is_multiple_of(17).then(|| DeliveryGap::counted(mix(34), text(mix(35)), text(mix(36)))),
+            sender: (!n.is_multiple_of(5)).then(|| SenderSeq { id: text(mix(37)), seq: mix(38) }),
             untrusted_identity: (0..mix(37) % 3)
                 .map(|i| UntrustedClaim { header: text(mix(40 + i)), value: text(mix(50 + i)) })
                 .collect(),

@@ -15,7 +15,7 @@
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 
 /// `failurePolicy.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

@@ -3,12 +3,13 @@
 //!
 //! # Layout
 //! Everything but `glue` is pure and tested natively with `cargo test -p audit-filter`.
-//! - [`config`]: the plugin configuration, one pure parse-and-validate function.
+//! - [`config`]: the plugin configuration, one pure parse-and-validate function (each
+//!   section checks its own rules); [`config_error`]: why a configuration was refused.
 //! - [`host`]: [`host::RequestView`], what capture reads from the proxy (the only seam).
 //! - [`capture`]: a finished request → an [`audit_event::AuditEvent`]; [`event_json`] writes
 //!   it as the JSON serde_json would, faster.
-//! - [`classify`]: the seam that gives an event its `type` and `params` (route tables plug in);
-//!   [`sidecar_routes`] types requests for audit-sidecar's own `/audit` API.
+//! - [`routes`]: the route table that gives an event its `type` and `params`;
+//!   [`sidecar_routes`] types requests for audit-sidecar's own `/audit` API, before it.
 //! - [`identity`], [`client_ip`]: who made the request, and from which address;
 //!   [`metadata`] reads the claims `jwt_authn` verified from Envoy's dynamic metadata;
 //!   [`trusted_proxies`] decides whether the peer may set identity headers.
@@ -32,9 +33,9 @@
 pub(crate) mod answer;
 pub(crate) mod bounds;
 pub(crate) mod capture;
-pub(crate) mod classify;
 pub(crate) mod client_ip;
 pub(crate) mod config;
+pub(crate) mod config_error;
 pub(crate) mod delivery;
 pub(crate) mod entropy;
 pub(crate) mod event_json;

@@ -3,13 +3,9 @@
 //! before the service's route table: reading the trail is an audited event of its own kind,
 //! not an unmatched request of the service.
 
-use std::collections::BTreeMap;
-
 use audit_event::activity::ACTIVITY_PATH;
 use audit_event::chain::{CHECKPOINTS_PATH, PUBLIC_KEY_PATH};
 use audit_event::page::{AUDIT_PATH, OPENAPI_PATH};
-
-use crate::classify::Classification;
 
 /// `type` of a request to a path under `/audit/` that the collector does not serve.
 pub const SIDECAR_NOT_FOUND_TYPE: &str = "AuditSidecar::Api::NotFound";
@@ -17,8 +13,15 @@ pub const SIDECAR_NOT_FOUND_TYPE: &str = "AuditSidecar::Api::NotFound";
 /// The trail viewer's page; its files are under it.
 const VIEWER_PATH: &str = "/audit/ui";
 
-/// The type and params of a request to the collector's API, or `None` for any other path.
-pub fn classify_sidecar_path(path: &str) -> Option<Classification> {
+/// A request to the collector's API: its event `type` and `params.resource_name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SidecarRoute {
+    pub event_type: &'static str,
+    pub resource_name: &'static str,
+}
+
+/// The route of a request to the collector's API, or `None` for any other path.
+pub fn classify_sidecar_path(path: &str) -> Option<SidecarRoute> {
     let path = path.strip_suffix('/').filter(|trimmed| !trimmed.is_empty()).unwrap_or(path);
     let (event_type, resource_name) = match path {
         AUDIT_PATH => ("AuditSidecar::Api::Trail", "audit_trail"),
@@ -30,10 +33,7 @@ pub fn classify_sidecar_path(path: &str) -> Option<Classification> {
         _ if path.starts_with("/audit/") => (SIDECAR_NOT_FOUND_TYPE, "not_found"),
         _ => return None,
     };
-    Some(Classification {
-        event_type: event_type.to_string(),
-        params: BTreeMap::from([("resource_name".to_string(), resource_name.to_string())]),
-    })
+    Some(SidecarRoute { event_type, resource_name })
 }
 
 #[cfg(test)]
@@ -41,7 +41,7 @@ mod tests {
     use super::*;
 
     fn type_of(path: &str) -> Option<String> {
-        classify_sidecar_path(path).map(|classification| classification.event_type)
+        classify_sidecar_path(path).map(|route| route.event_type.to_string())
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
-use crate::capture::strip_port;
+use crate::client_ip::strip_port;
 
 /// One network: an address and how many leading bits must match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

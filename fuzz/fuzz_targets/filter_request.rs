@@ -142,7 +142,7 @@ fn fake_request(input: &Request, password: &str) -> FakeRequest {
 fn capture_and_check(config: &FilterConfig, input: &Request) {
     let password = input.basic_auth.as_ref().map_or("", |(_, password)| password.as_str());
     let request = fake_request(input, password);
-    let mut event = capture_event(&request, config, &config.route_table, None, input.random);
+    let mut event = capture_event(&request, config, None, input.random);
     let max = config.limits.max_field_bytes;
     let payload = &event.payload;
     for (field, value) in [
@@ -174,7 +174,7 @@ fn capture_and_check(config: &FilterConfig, input: &Request) {
     // The password cannot be in the event if the event does not depend on it.
     if input.basic_auth.is_some() {
         let other = fake_request(input, &format!("{password}-other"));
-        let mut other_event = capture_event(&other, config, &config.route_table, None, input.random);
+        let mut other_event = capture_event(&other, config, None, input.random);
         let mut other_json = Vec::new();
         write_within_limit(&mut other_json, &mut other_event).unwrap_or_else(|error| panic!("{error}"));
         assert!(other_json == json, "the event depends on the basic-auth password");

@@ -2,8 +2,8 @@
 its packaged copy of the OCSF schema (class by `class_uid`, profiles from `metadata.profiles`),
 validated with PyPI `jsonschema`; then the rules of OCSF's own validator that a JSON Schema cannot
 say: `type_uid` = class_uid * 100 + activity_id, enum siblings carry their caption (and an
-Other (99) its own value, not "Other"), `metadata.version` is the targeted version, host names
-carry no port, timestamps are epoch milliseconds.
+Other (99) its own value, not "Other"), `metadata.version` is the targeted version, no
+deprecated attribute, host names carry no port, timestamps are epoch milliseconds.
 """
 
 import re
@@ -62,6 +62,9 @@ class OcsfRules:
                 continue  # the JSON Schema reported it
             path = f"{where}{name}"
             problems.extend(self._sibling(value, name, definition, path))
+            if "@deprecated" in definition:
+                problems.append(f"{path}: deprecated since OCSF {definition['@deprecated'].get('since')}: "
+                                f"{definition['@deprecated'].get('message')}")
             kind = definition.get("type")
             if kind == "hostname_t" and isinstance(item, str) and HOST_WITH_PORT.match(item):
                 problems.append(f"{path}: host name {item!r} carries a port (OCSF has a port attribute)")

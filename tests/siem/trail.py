@@ -5,8 +5,8 @@ Every method (the broker's and others), every response status the proxy sees (20
 none (status 0: the stream ended without a response), PactFlow-shaped events without any
 audit-sidecar addition, each identity field present or absent (an email that is no email
 address too), referer, query string, path parameters, client address (IPv4, IPv6, absent),
-host with and without a port, request ids, text that needs JSON escaping, and the filter's
-delivery-gap events.
+host with and without a port, request ids, text that needs JSON escaping, untrusted identity
+headers with their alert, truncated fields, and the filter's delivery-gap events.
 """
 
 import base64
@@ -80,6 +80,15 @@ def request_event(rng, n):
         "token_fingerprint": _maybe(rng, f"{rng.randrange(16**16):016x}", 0.3),
         "response": {"status": status, "durationMs": round(rng.random() * 80, 3), "outcome": outcome},
     })
+    # Trust markers from their own generator, so the rest of the trail stays as it was.
+    trust = random.Random(n * 7919)
+    if trust.random() < 0.15:
+        event["untrusted_identity"] = [{"header": trust.choice(["x-forwarded-email", "x-forwarded-user"]),
+                                        "value": trust.choice(["admin@example.com", "root", "ünïcode \"quoted\""])}]
+        event["alerts"] = ["untrusted_identity_header"]
+    if trust.random() < 0.1:
+        event["payload"]["userAgent"] = "Mozilla/5.0 " + "x" * 40 + "…[truncated]"
+        event["truncated_fields"] = [{"field": "payload.userAgent", "originalBytes": trust.randrange(2000, 20000)}]
     return event
 
 

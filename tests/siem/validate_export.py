@@ -93,7 +93,8 @@ def read_natives(path):
         for line in file:
             if line.strip():
                 event = json.loads(line)
-                natives[event.get("uuid")] = event
+                if event.get("uuid"):
+                    natives[event["uuid"]] = event
     return natives
 
 

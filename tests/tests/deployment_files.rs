@@ -33,7 +33,24 @@ fn docker_compose_file_is_valid_and_uses_the_pinned_official_images() {
     assert_eq!(services["postgres"]["image"].as_str(), Some("postgres:17"));
     assert_eq!(services["pact-broker"]["image"].as_str(), Some("pactfoundation/pact-broker:2.141.0-pactbroker2.119.0"));
     assert_eq!(services["envoy"]["build"]["target"].as_str(), Some("envoy"));
-    assert_eq!(services["audit-collector"]["build"]["target"].as_str(), Some("collector"));
+    // Two collector replicas on their own database of the broker's PostgreSQL, both behind the
+    // one name Envoy's STRICT_DNS cluster resolves, sharing one signing key.
+    for replica in ["audit-collector", "audit-collector-2"] {
+        let service = &services[replica];
+        assert_eq!(service["build"]["target"].as_str(), Some("collector"), "{replica}");
+        let database = service["environment"]["AUDIT_DATABASE"].as_str().unwrap_or_default();
+        assert!(
+            database.starts_with("postgres://") && database.ends_with("@postgres:5432/audit"),
+            "{replica}: {database}"
+        );
+        assert_eq!(
+            service["environment"]["AUDIT_SIGNING_KEY"].as_str(),
+            Some("/var/lib/audit/signing-key.pem"),
+            "{replica}"
+        );
+    }
+    let aliases = &services["audit-collector-2"]["networks"]["default"]["aliases"];
+    assert_eq!(aliases[0].as_str(), Some("audit-collector"), "the second replica answers to the cluster's name");
 
     let dockerfile = std::fs::read_to_string(paths::repo_root().join("Dockerfile")).unwrap();
     let envoy_image = format!("FROM envoyproxy/envoy:v{} AS envoy", pinned_envoy_version());

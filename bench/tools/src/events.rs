@@ -92,6 +92,7 @@ pub fn realistic(run_id: u32, index: u64, timestamp_ms: i64) -> AuditEvent {
         token_fingerprint: Some(format!("hmac-sha256:{}", &uuid(user as u32, 7)[..22])),
         response: Some(ResponseSummary::new(status, 1.0 + (index % 1000) as f64 / 137.0)),
         gap: None,
+        sender: None,
         untrusted_identity: Vec::new(),
         truncated_fields: Vec::new(),
         alerts: Vec::new(),

@@ -108,7 +108,7 @@ impl Template {
         let placeholder_run = u32::MAX;
         let now = now_millis();
         let events = (0..batch).map(|i| realistic(placeholder_run, i, now + i as i64)).collect();
-        let body = serde_json::to_vec(&IngestBatch { events })?;
+        let body = serde_json::to_vec(&IngestBatch { events, sender: None })?;
         let text = std::str::from_utf8(&body)?;
         let uuid_offsets = (0..batch)
             .map(|i| {

@@ -1,5 +1,5 @@
 //! `POST /v1/events`: authenticate, read the body within its limit, validate the whole
-//! batch, queue it for the writer (503 when the queue is full, never an accepted batch that
+//! batch (an empty one with a sender report is that sender's heartbeat), queue it for the writer (503 when the queue is full, never an accepted batch that
 //! cannot be stored), and answer 200 with the receipt only once the batch is committed.
 
 use audit_event::IngestReceipt;
@@ -30,12 +30,14 @@ async fn store_batch(request: Request<Incoming>, shared: &Shared) -> Result<Inge
     authorize(request.headers(), Scope::Ingest, shared).await?;
     let (parts, body) = request.into_parts();
     let bytes = read_limited(body, &parts.headers, shared.max_body_bytes).await?;
-    let rows = parse_batch(&bytes).map_err(|error| ApiError::BadRequest(error.to_string()))?;
-    let events = rows.len();
-    let receipt = if rows.is_empty() {
+    let batch = parse_batch(&bytes).map_err(|error| ApiError::BadRequest(error.to_string()))?;
+    let events = batch.rows.len();
+    // An empty batch with a sender report is a heartbeat: it goes to the store too, so the
+    // sender's last report is committed like its events.
+    let receipt = if batch.rows.is_empty() && batch.sender.is_none() {
         IngestReceipt { accepted: 0, duplicates: 0 }
     } else {
-        shared.store.ingest(rows).await.map_err(|error| match error {
+        shared.store.ingest(batch.rows, batch.sender).await.map_err(|error| match error {
             StoreError::QueueFull => {
                 tracing::warn!(events, "write queue full; batch refused with 503");
                 ApiError::QueueFull

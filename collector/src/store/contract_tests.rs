@@ -100,9 +100,9 @@ async fn trail_of(store: &dyn TrailStore, count: usize) -> PageRows {
 }
 
 async fn ingest_is_idempotent_on_uuid_within_and_across_batches(store: &dyn TrailStore) {
-    let first = store.ingest(vec![plain(0), plain(1)]).await.expect("stored");
+    let first = store.ingest(vec![plain(0), plain(1)], None).await.expect("stored");
     assert_eq!(first, IngestReceipt { accepted: 2, duplicates: 0 });
-    let retried = store.ingest(vec![plain(1), plain(2), plain(2)]).await.expect("stored");
+    let retried = store.ingest(vec![plain(1), plain(2), plain(2)], None).await.expect("stored");
     assert_eq!(retried, IngestReceipt { accepted: 1, duplicates: 2 });
     let rows = trail_of(store, 3).await;
     assert_eq!(uuids(&rows), ["event-0", "event-1", "event-2"]);
@@ -111,8 +111,8 @@ async fn ingest_is_idempotent_on_uuid_within_and_across_batches(store: &dyn Trai
 }
 
 async fn every_event_is_linked_to_the_one_before(store: &dyn TrailStore) {
-    store.ingest((0..5).map(plain).collect()).await.expect("stored");
-    store.ingest((5..9).map(plain).collect()).await.expect("stored");
+    store.ingest((0..5).map(plain).collect(), None).await.expect("stored");
+    store.ingest((5..9).map(plain).collect(), None).await.expect("stored");
     let rows = trail_of(store, 9).await;
     let mut prev = GENESIS;
     for (index, mut event) in served(&rows).into_iter().enumerate() {
@@ -128,7 +128,7 @@ async fn every_event_is_linked_to_the_one_before(store: &dyn TrailStore) {
 }
 
 async fn pages_follow_the_cursor_both_ways(store: &dyn TrailStore) {
-    store.ingest((0..5).map(plain).collect()).await.expect("stored");
+    store.ingest((0..5).map(plain).collect(), None).await.expect("stored");
     trail_of(store, 5).await;
     let first = page_of(store.page(query(None, 2)).await.expect("read"));
     assert_eq!(uuids(&first), ["event-0", "event-1"]);
@@ -147,12 +147,15 @@ async fn pages_follow_the_cursor_both_ways(store: &dyn TrailStore) {
 async fn every_filter_selects_its_events(store: &dyn TrailStore) {
     let base = 1_700_000_000_000;
     store
-        .ingest(vec![
-            event(0, base, "GET", 200, "alice"),
-            event(1, base + 10, "POST", 201, "bob"),
-            event(2, base + 20, "GET", 404, "bob"),
-            event(3, base + 30, "PUT", 200, "carol"),
-        ])
+        .ingest(
+            vec![
+                event(0, base, "GET", 200, "alice"),
+                event(1, base + 10, "POST", 201, "bob"),
+                event(2, base + 20, "GET", 404, "bob"),
+                event(3, base + 30, "PUT", 200, "carol"),
+            ],
+            None,
+        )
         .await
         .expect("stored");
     trail_of(store, 4).await;
@@ -177,13 +180,16 @@ async fn every_filter_selects_its_events(store: &dyn TrailStore) {
 async fn activity_counts_each_hour_by_outcome(store: &dyn TrailStore) {
     let hour = 472_222 * HOUR_MS;
     store
-        .ingest(vec![
-            event(0, hour, "GET", 200, "alice"),
-            event(1, hour + 10, "POST", 401, "bob"),
-            event(2, hour + HOUR_MS - 1, "GET", 403, "bob"),
-            event(3, hour + HOUR_MS, "PUT", 500, "carol"),
-            event(4, hour + 2 * HOUR_MS + 5, "GET", 302, "alice"),
-        ])
+        .ingest(
+            vec![
+                event(0, hour, "GET", 200, "alice"),
+                event(1, hour + 10, "POST", 401, "bob"),
+                event(2, hour + HOUR_MS - 1, "GET", 403, "bob"),
+                event(3, hour + HOUR_MS, "PUT", 500, "carol"),
+                event(4, hour + 2 * HOUR_MS + 5, "GET", 302, "alice"),
+            ],
+            None,
+        )
         .await
         .expect("stored");
     trail_of(store, 5).await;
@@ -211,7 +217,7 @@ async fn retention_purges_the_oldest_and_the_checkpoint_names_the_anchor(store: 
     let day = 86_400_000;
     let mut events: Vec<NewEvent> = (0..3).map(|n| event(n, 10 * day, "GET", 200, "a")).collect();
     events.extend((3..5).map(|n| event(n, 100 * day, "GET", 200, "a")));
-    store.ingest(events).await.expect("stored");
+    store.ingest(events, None).await.expect("stored");
     trail_of(store, 5).await;
     let before = store.checkpoint().await.expect("checkpoint").expect("the trail grew: a new checkpoint");
     assert_eq!((before.last_seq, before.anchor_seq), (5, 0));
@@ -236,7 +242,7 @@ async fn retention_purges_the_oldest_and_the_checkpoint_names_the_anchor(store: 
     }
     assert_eq!(store.gauges().await.expect("gauges").purged_events, 3);
 
-    store.ingest(vec![plain(9)]).await.expect("stored");
+    store.ingest(vec![plain(9)], None).await.expect("stored");
     let rows = trail_of(store, 3).await;
     let newest = served(&rows).pop().expect("an event");
     assert_eq!(newest["chain"]["seq"], 6, "seqs keep growing after a purge");
@@ -250,9 +256,9 @@ async fn a_fresh_store_is_healthy_and_has_no_tokens(store: &dyn TrailStore) {
 }
 
 async fn shutdown_keeps_what_was_acknowledged_and_refuses_more(store: &dyn TrailStore) {
-    store.ingest((0..3).map(plain).collect()).await.expect("stored");
+    store.ingest((0..3).map(plain).collect(), None).await.expect("stored");
     store.shutdown().await.expect("clean stop");
-    assert!(matches!(store.ingest(vec![plain(7)]).await, Err(StoreError::WriterStopped)));
+    assert!(matches!(store.ingest(vec![plain(7)], None).await, Err(StoreError::WriterStopped)));
     assert!(store.health().await.is_err(), "a stopped store is not healthy");
 }
 

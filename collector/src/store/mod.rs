@@ -5,7 +5,8 @@
 //! and the connection settings live in [`schema`]; [`activity`] counts events per hour for
 //! the viewer's chart. [`retention`] and [`checkpointing`] are
 //! the background tasks every store runs: they purge old events in bounded batches and
-//! sign checkpoints through the interface.
+//! sign checkpoints through the interface. [`senders`] keeps each filter worker's accounting
+//! of its numbered events, from which the collector records what it never received.
 
 pub mod activity;
 pub mod chain_linking;
@@ -19,6 +20,7 @@ pub mod postgres;
 pub mod reader;
 pub mod retention;
 pub mod schema;
+pub mod senders;
 pub mod sqlite_store;
 #[cfg(test)]
 mod test_support;

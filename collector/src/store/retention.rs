@@ -103,7 +103,7 @@ mod tests {
         let recent = now - 89 * MILLIS_PER_DAY;
         let mut events: Vec<NewEvent> = (0..PURGE_BATCH + 5).map(|n| event(n, old)).collect();
         events.extend((0..3).map(|n| event(PURGE_BATCH + 100 + n, recent)));
-        store.ingest(events).await.expect("committed");
+        store.ingest(events, None).await.expect("committed");
 
         let purged = purge_expired(&store, 90, now).await.expect("purge");
         assert_eq!(purged, PURGE_BATCH + 5);

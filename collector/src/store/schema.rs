@@ -101,6 +101,32 @@ const MIGRATIONS: &[&str] = &[
     // 6: the hourly activity rollup behind GET /audit/activity, kept by triggers (see
     // `activity`).
     super::activity::ACTIVITY_MIGRATION,
+    // 7: completeness by the receiver (`senders`): per filter worker (sender), what it last
+    // reported, how many of its events are stored, and which of its numbers are accounted
+    // for: all up to `contiguous`, and the ranges in `sender_pending` above it (usually
+    // none). Holes and silent senders become events of the trail; these tables only keep
+    // the accounting that decides when.
+    "CREATE TABLE senders (
+        id TEXT PRIMARY KEY,
+        first_heard_ms INTEGER NOT NULL,
+        last_heard_ms INTEGER NOT NULL,
+        reported_at_ms INTEGER NOT NULL,
+        captured INTEGER NOT NULL,
+        heartbeat_ms INTEGER NOT NULL,
+        delivered INTEGER NOT NULL,
+        stopped_at_ms INTEGER,
+        contiguous INTEGER NOT NULL,
+        contiguous_at_ms INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE sender_pending (
+        sender TEXT NOT NULL REFERENCES senders (id),
+        first_seq INTEGER NOT NULL,
+        last_seq INTEGER NOT NULL,
+        first_at_ms INTEGER NOT NULL,
+        last_at_ms INTEGER NOT NULL,
+        seen_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (sender, first_seq)
+    ) STRICT, WITHOUT ROWID;",
 ];
 
 /// The schema version this binary migrates to.

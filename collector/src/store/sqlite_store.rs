@@ -12,6 +12,7 @@ use super::activity::{activity, ActivityOutcome, BucketWidth};
 use super::chain_linking::link_unchained_events;
 use super::chain_store::read_checkpoints;
 use super::reader::{PageOutcome, Readers};
+use super::senders::{anything_due, SenderActivity, SenderPolicy};
 use super::tokens::{active_tokens, ActiveToken};
 use super::trail_query::{EventFilters, TrailQuery};
 use super::trail_store::{StoreFuture, StoreGauges, TrailStore};
@@ -72,13 +73,26 @@ impl SqliteStore {
 }
 
 impl TrailStore for SqliteStore {
-    fn ingest(&self, events: Vec<NewEvent>) -> StoreFuture<'_, IngestReceipt> {
-        let queued = self.writer.try_ingest(events);
+    fn ingest(&self, events: Vec<NewEvent>, sender: Option<SenderActivity>) -> StoreFuture<'_, IngestReceipt> {
+        let queued = self.writer.try_ingest(events, sender);
         Box::pin(async move {
             match queued {
                 Ok(pending) => pending.committed().await,
                 Err(SubmitError::Full) => Err(StoreError::QueueFull),
                 Err(SubmitError::Stopped) => Err(StoreError::WriterStopped),
+            }
+        })
+    }
+
+    fn check_senders(&self, policy: SenderPolicy) -> StoreFuture<'_, usize> {
+        // Asked every second: a reader looks first, so the writer's queue (and the room a
+        // batch needs in it) is used only when a hole or a silent sender is due.
+        Box::pin(async move {
+            let now_ms = super::now_millis();
+            if self.readers.read(move |conn| anything_due(conn, policy, now_ms)).await? {
+                self.writer.check_senders(policy).await
+            } else {
+                Ok(0)
             }
         })
     }

@@ -16,6 +16,7 @@ use audit_event::IngestReceipt;
 
 use super::activity::{ActivityOutcome, BucketWidth};
 use super::reader::PageOutcome;
+use super::senders::{SenderActivity, SenderPolicy};
 use super::tokens::ActiveToken;
 use super::trail_query::{EventFilters, TrailQuery};
 use super::writer::NewEvent;
@@ -41,7 +42,13 @@ pub trait TrailStore: Send + Sync {
     /// sequenced later, once they can no longer be lost): the ingest acknowledgement.
     /// Idempotent on `uuid` across the whole trail. A full queue is
     /// [`StoreError::QueueFull`], a stopping store [`StoreError::WriterStopped`].
-    fn ingest(&self, events: Vec<NewEvent>) -> StoreFuture<'_, IngestReceipt>;
+    /// `sender` is what the batch says about the filter worker that sent it: its numbers
+    /// are accounted for in the same commit as the events (`store::senders`).
+    fn ingest(&self, events: Vec<NewEvent>, sender: Option<SenderActivity>) -> StoreFuture<'_, IngestReceipt>;
+
+    /// Records, as events of the trail, the holes in senders' numbers older than the
+    /// policy's grace and the senders silent for its timeout; returns how many records.
+    fn check_senders(&self, policy: SenderPolicy) -> StoreFuture<'_, usize>;
 
     /// One page of the sequenced trail.
     fn page(&self, query: TrailQuery) -> StoreFuture<'_, PageOutcome>;

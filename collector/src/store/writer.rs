@@ -12,6 +12,7 @@
 use std::thread::JoinHandle;
 
 use audit_event::chain::Checkpoint;
+use audit_event::AuditEvent;
 use audit_event::IngestReceipt;
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use tokio::sync::mpsc::error::TrySendError;
@@ -19,7 +20,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::chain_store::{chain_head, issue_checkpoint};
 use super::retention::purge_batch;
+use super::senders::{check_senders, note_batch, SenderActivity, SenderPolicy};
 use super::{now_millis, StoreError};
+use crate::batch::event_row;
 use crate::chain::link::link_hash;
 use crate::chain::signing::TrailSigner;
 
@@ -57,7 +60,8 @@ pub struct NewEvent {
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 enum Command {
-    Ingest { events: Vec<NewEvent>, reply: Reply<IngestReceipt> },
+    Ingest { events: Vec<NewEvent>, sender: Option<SenderActivity>, reply: Reply<IngestReceipt> },
+    CheckSenders { policy: SenderPolicy, reply: Reply<usize> },
     Purge { older_than_ms: i64, limit: usize, reply: Reply<usize> },
     Checkpoint { reply: Reply<Option<Checkpoint>> },
     Shutdown,
@@ -90,9 +94,15 @@ impl PendingBatch {
 
 impl WriterHandle {
     /// Queues a batch without waiting for room: a full queue is an answer, not a wait.
-    pub fn try_ingest(&self, events: Vec<NewEvent>) -> Result<PendingBatch, SubmitError> {
+    /// `sender` is what the batch says about the filter worker that sent it; its numbers
+    /// are accounted for in the transaction that stores the events.
+    pub fn try_ingest(
+        &self,
+        events: Vec<NewEvent>,
+        sender: Option<SenderActivity>,
+    ) -> Result<PendingBatch, SubmitError> {
         let (reply, receipt) = oneshot::channel();
-        match self.queue.try_send(Command::Ingest { events, reply }) {
+        match self.queue.try_send(Command::Ingest { events, sender, reply }) {
             Ok(()) => Ok(PendingBatch(receipt)),
             Err(TrySendError::Full(_)) => Err(SubmitError::Full),
             Err(TrySendError::Closed(_)) => Err(SubmitError::Stopped),
@@ -113,6 +123,14 @@ impl WriterHandle {
         let (reply, issued) = oneshot::channel();
         self.queue.send(Command::Checkpoint { reply }).await.map_err(|_| StoreError::WriterStopped)?;
         issued.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Records overdue holes and silent senders (see `store::senders`); returns how many
+    /// records were stored.
+    pub async fn check_senders(&self, policy: SenderPolicy) -> Result<usize, StoreError> {
+        let (reply, recorded) = oneshot::channel();
+        self.queue.send(Command::CheckSenders { policy, reply }).await.map_err(|_| StoreError::WriterStopped)?;
+        recorded.await.map_err(|_| StoreError::WriterStopped)?
     }
 
     /// False once the writer has stopped taking work.
@@ -197,6 +215,7 @@ fn write_loop(mut conn: Connection, mut queue: mpsc::Receiver<Command>, signer: 
 /// A command that ran inside the transaction and waits for the commit to answer.
 enum Done {
     Ingest(Reply<IngestReceipt>, Result<IngestReceipt, String>),
+    CheckSenders(Reply<usize>, Result<usize, String>),
     Purge(Reply<usize>, Result<usize, String>),
     Checkpoint(Reply<Option<Checkpoint>>, Result<Option<Checkpoint>, String>),
 }
@@ -216,9 +235,17 @@ fn write_together(conn: &mut Connection, work: Vec<Command>, signer: Option<&Tra
     let mut done = Vec::with_capacity(work.len());
     for command in work {
         match command {
-            Command::Ingest { events, reply } => {
-                let outcome = insert_batch(&mut tx, &events, ingested_at_ms).map_err(|error| error.to_string());
+            Command::Ingest { events, sender, reply } => {
+                let outcome = ingest_accounted(&mut tx, &events, sender.as_ref(), ingested_at_ms)
+                    .map_err(|error| error.to_string());
                 done.push(Done::Ingest(reply, outcome));
+            }
+            Command::CheckSenders { policy, reply } => {
+                let outcome = check_in(&mut tx, policy, ingested_at_ms).map_err(|error| error.to_string());
+                if let Ok(recorded @ 1..) = &outcome {
+                    tracing::warn!(recorded, "recorded events the collector did not receive (see the trail)");
+                }
+                done.push(Done::CheckSenders(reply, outcome));
             }
             Command::Purge { older_than_ms, limit, reply } => {
                 let outcome =
@@ -271,19 +298,68 @@ fn checkpoint_in(tx: &mut Transaction<'_>, signer: Option<&TrailSigner>) -> Resu
     Ok(issued)
 }
 
+/// A batch and the accounting of its sender's numbers, in one savepoint: the numbers are
+/// accounted for exactly when the events are stored.
+fn ingest_accounted(
+    tx: &mut Transaction<'_>,
+    events: &[NewEvent],
+    sender: Option<&SenderActivity>,
+    ingested_at_ms: i64,
+) -> Result<IngestReceipt, StoreError> {
+    let savepoint = tx.savepoint()?;
+    let inserted = insert_rows(&savepoint, events, ingested_at_ms)?;
+    if let Some(activity) = sender {
+        let records = note_batch(&savepoint, activity, &inserted, ingested_at_ms)?;
+        insert_records(&savepoint, &records, ingested_at_ms)?;
+    }
+    savepoint.commit()?;
+    let accepted = inserted.iter().filter(|stored| **stored).count();
+    Ok(IngestReceipt { accepted, duplicates: events.len() - accepted })
+}
+
+fn check_in(tx: &mut Transaction<'_>, policy: SenderPolicy, now_ms: i64) -> Result<usize, StoreError> {
+    let savepoint = tx.savepoint()?;
+    let records = check_senders(&savepoint, policy, now_ms)?;
+    insert_records(&savepoint, &records, now_ms)?;
+    savepoint.commit()?;
+    Ok(records.len())
+}
+
+/// The collector's own records go into the chain like any event.
+fn insert_records(conn: &Connection, records: &[AuditEvent], now_ms: i64) -> Result<(), StoreError> {
+    let rows = records
+        .iter()
+        .map(|record| {
+            event_row(record).map_err(|error| StoreError::WriteFailed(format!("a collector record: {error}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    insert_rows(conn, &rows, now_ms)?;
+    Ok(())
+}
+
 /// Each batch runs in its own savepoint, so one failing batch is rolled back alone and the
 /// batches sharing its transaction still commit. Each new event gets the next seq and is
 /// linked to the head of the chain; a duplicate (same uuid) takes no seq and no link.
+/// (Ingest goes through `ingest_accounted`; tests build trails with this.)
+#[cfg(test)]
 pub fn insert_batch(
     tx: &mut Transaction<'_>,
     events: &[NewEvent],
     ingested_at_ms: i64,
 ) -> Result<IngestReceipt, StoreError> {
     let savepoint = tx.savepoint()?;
-    let mut accepted = 0;
+    let inserted = insert_rows(&savepoint, events, ingested_at_ms)?;
+    savepoint.commit()?;
+    let accepted = inserted.iter().filter(|stored| **stored).count();
+    Ok(IngestReceipt { accepted, duplicates: events.len() - accepted })
+}
+
+/// Inserts the rows in order; returns, for each, whether it was new (not a duplicate).
+fn insert_rows(conn: &Connection, events: &[NewEvent], ingested_at_ms: i64) -> Result<Vec<bool>, StoreError> {
+    let mut inserted_rows = Vec::with_capacity(events.len());
     {
-        let mut head = chain_head(&savepoint)?;
-        let mut insert = savepoint.prepare_cached(
+        let mut head = chain_head(conn)?;
+        let mut insert = conn.prepare_cached(
             "INSERT INTO events
                 (seq, uuid, timestamp_ms, type, db_user_id, user_email, method, status, ingested_at_ms, body,
                  chain_prev, chain_hash, user_id)
@@ -312,11 +388,10 @@ pub fn insert_batch(
                 head.seq = seq;
                 head.hash = hash;
             }
-            accepted += inserted;
+            inserted_rows.push(inserted == 1);
         }
     }
-    savepoint.commit()?;
-    Ok(IngestReceipt { accepted, duplicates: events.len() - accepted })
+    Ok(inserted_rows)
 }
 
 fn run_nothing(command: Command, reason: &str) -> Option<Done> {
@@ -324,6 +399,7 @@ fn run_nothing(command: Command, reason: &str) -> Option<Done> {
         Command::Ingest { reply, .. } => Some(Done::Ingest(reply, Err(reason.to_owned()))),
         Command::Purge { reply, .. } => Some(Done::Purge(reply, Err(reason.to_owned()))),
         Command::Checkpoint { reply } => Some(Done::Checkpoint(reply, Err(reason.to_owned()))),
+        Command::CheckSenders { reply, .. } => Some(Done::CheckSenders(reply, Err(reason.to_owned()))),
         Command::Shutdown => None,
     }
 }
@@ -342,6 +418,13 @@ fn answer(done: impl IntoIterator<Item = Done>, commit_failed: Option<String>) {
                 let _ = reply.send(outcome);
             }
             Done::Purge(reply, outcome) => {
+                let outcome = match &commit_failed {
+                    Some(reason) => Err(failed(reason)),
+                    None => outcome.map_err(|reason| failed(&reason)),
+                };
+                let _ = reply.send(outcome);
+            }
+            Done::CheckSenders(reply, outcome) => {
                 let outcome = match &commit_failed {
                     Some(reason) => Err(failed(reason)),
                     None => outcome.map_err(|reason| failed(&reason)),
@@ -393,9 +476,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("audit.db");
         let (writer, thread) = spawn(open_for_writing(&path).expect("open"), 4).expect("spawn");
-        let first = writer.try_ingest(vec![event("a"), event("b")]).expect("queued").committed().await;
+        let first = writer.try_ingest(vec![event("a"), event("b")], None).expect("queued").committed().await;
         assert_eq!(first.expect("committed"), IngestReceipt { accepted: 2, duplicates: 0 });
-        let retried = writer.try_ingest(vec![event("b"), event("c"), event("c")]).expect("queued").committed().await;
+        let retried =
+            writer.try_ingest(vec![event("b"), event("c"), event("c")], None).expect("queued").committed().await;
         assert_eq!(retried.expect("committed"), IngestReceipt { accepted: 1, duplicates: 2 });
         thread.shutdown().await.expect("clean stop");
         assert_eq!(stored_uuids(&path), ["a", "b", "c"]);
@@ -409,16 +493,16 @@ mod tests {
         // Hold the write lock so the writer blocks inside its first transaction.
         let mut blocker = Connection::open(&path).expect("open blocker");
         let lock = blocker.transaction_with_behavior(TransactionBehavior::Immediate).expect("lock");
-        let first = writer.try_ingest(vec![event("a")]).expect("queued");
+        let first = writer.try_ingest(vec![event("a")], None).expect("queued");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await; // writer takes it and blocks
-        let second = writer.try_ingest(vec![event("b")]).expect("fits in the queue of one");
-        assert_eq!(writer.try_ingest(vec![event("c")]).err(), Some(SubmitError::Full));
+        let second = writer.try_ingest(vec![event("b")], None).expect("fits in the queue of one");
+        assert_eq!(writer.try_ingest(vec![event("c")], None).err(), Some(SubmitError::Full));
         drop(lock);
         let stop = tokio::spawn(thread.shutdown());
         assert_eq!(first.committed().await.expect("first").accepted, 1);
         assert_eq!(second.committed().await.expect("second").accepted, 1);
         stop.await.expect("join").expect("clean stop");
-        assert_eq!(writer.try_ingest(vec![event("d")]).err(), Some(SubmitError::Stopped));
+        assert_eq!(writer.try_ingest(vec![event("d")], None).err(), Some(SubmitError::Stopped));
         assert_eq!(stored_uuids(&path), ["a", "b"]);
     }
 }

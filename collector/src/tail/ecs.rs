@@ -3,14 +3,15 @@
 //! outcome from the response, sequence from the hash chain), `user.*`, `source.ip`,
 //! `http.*`, `url.*` (the host split into `url.domain` and `url.port`),
 //! `user_agent.original`. A gap-like event (it lost events) says so in `event.reason`,
-//! `event.start`/`event.end` and `audit_sidecar.gap.lost_events`.
+//! `event.start`/`event.end` and `audit_sidecar.gap.lost_events`. An event's `alerts` (e.g. an
+//! untrusted identity header) are its `tags`, with `event.severity` 3.
 //!
 //! Every native field without an ECS field goes under our namespace [`NAMESPACE`], at its
 //! native path in snake_case (e.g. `audit_sidecar.chain.prev_hash`), so nothing is lost.
 
 use serde_json::{json, Map, Value};
 
-use super::fields::{at, host_and_port, is_ip, leftovers, status, text, user_id, FieldPath, GapSummary};
+use super::fields::{alerts, at, host_and_port, is_ip, leftovers, status, text, user_id, FieldPath, GapSummary};
 
 /// The ECS version the mapping follows (and the tests validate against).
 pub const ECS_VERSION: &str = "9.4.0";
@@ -80,6 +81,10 @@ pub fn to_ecs(event: &Value) -> Value {
         Some(query) => format!("{path}?{query}"),
         None => path.clone(),
     });
+    let alerts = alerts(event);
+    if alerts.is_some() {
+        mapped.push(&["alerts"]);
+    }
     let types = match &gap {
         Some(_) => vec!["info"],
         None => event_types(method.as_deref().unwrap_or_default(), outcome_text.as_deref()),
@@ -98,10 +103,11 @@ pub fn to_ecs(event: &Value) -> Value {
             "dataset": "audit_sidecar.audit",
             "sequence": at(event, &["chain", "seq"]).and_then(Value::as_i64),
             "duration": at(event, &["response", "durationMs"]).and_then(Value::as_f64).map(|ms| (ms * 1e6).round() as i64),
-            "severity": match &gap {
-                Some(gap) if gap.is_loss() => 4,
-                Some(_) => 2,
-                None => 1,
+            "severity": match (&gap, &alerts) {
+                (Some(gap), _) if gap.is_loss() => 4,
+                (Some(_), _) => 2,
+                (None, Some(_)) => 3,
+                (None, None) => 1,
             },
             "reason": gap.as_ref().map(|gap| gap.describe(&event_type)),
             "start": gap.as_ref().and_then(|gap| gap.first_lost_at.clone()),
@@ -130,6 +136,7 @@ pub fn to_ecs(event: &Value) -> Value {
         },
         "user_agent": {"original": text(event, &["payload", "userAgent"])},
         "observer": {"product": "audit-sidecar", "vendor": "audit-sidecar", "type": "audit"},
+        "tags": alerts,
         NAMESPACE: snake_case_keys(leftovers(event, &mapped)),
     })
 }
@@ -141,6 +148,7 @@ fn snake_case_keys(value: Value) -> Value {
         Value::Object(map) => Value::Object(
             map.into_iter().map(|(key, value)| (snake_case(&key), snake_case_keys(value))).collect::<Map<_, _>>(),
         ),
+        Value::Array(items) => Value::Array(items.into_iter().map(snake_case_keys).collect()),
         other => other,
     }
 }
@@ -230,6 +238,21 @@ mod tests {
         assert!(ecs["http"].get("response").is_none(), "{ecs}");
         assert_eq!(ecs["event"]["outcome"], "failure");
         assert_eq!(ecs[NAMESPACE]["response"]["outcome"], "no_response");
+    }
+
+    #[test]
+    fn alerts_are_tags_and_untrusted_claims_stay_in_our_namespace() {
+        let ecs = mapped(&json!({
+            "uuid": "zHO0xNcjUseyU6DsisadXw", "timestamp": "2019-12-10T09:15:24.864+11:00", "type": "T",
+            "payload": {"path": "/x", "queryString": "", "method": "GET", "params": {}},
+            "untrusted_identity": [{"header": "x-forwarded-email", "value": "admin@example.com"}],
+            "alerts": ["untrusted_identity_header"],
+            "truncated_fields": [{"field": "payload.userAgent", "originalBytes": 9000}]
+        }));
+        assert_eq!(ecs["tags"], json!(["untrusted_identity_header"]));
+        assert_eq!(ecs["event"]["severity"], 3);
+        assert_eq!(ecs[NAMESPACE]["untrusted_identity"][0]["header"], "x-forwarded-email");
+        assert_eq!(ecs[NAMESPACE]["truncated_fields"][0]["original_bytes"], 9000);
     }
 
     #[test]

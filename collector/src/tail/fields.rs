@@ -30,6 +30,14 @@ pub fn status(event: &Value) -> Option<u64> {
     at(event, &["response", "status"]).and_then(Value::as_u64).filter(|status| *status > 0)
 }
 
+/// The event's `alerts` (markers a SOC matches on, e.g. `untrusted_identity_header`), when
+/// it has any: all of them strings, or `None` so that the array stays in the leftovers.
+pub fn alerts(event: &Value) -> Option<Vec<String>> {
+    let alerts = at(event, &["alerts"])?.as_array()?;
+    let texts: Option<Vec<String>> = alerts.iter().map(|alert| alert.as_str().map(str::to_owned)).collect();
+    texts.filter(|texts| !texts.is_empty())
+}
+
 /// `true` for an IPv4 or IPv6 address, as OCSF `ip_t` and ECS `ip` require.
 pub fn is_ip(text: &str) -> bool {
     text.parse::<std::net::IpAddr>().is_ok()

@@ -7,6 +7,9 @@
 //! severity High and status Failure (Low and Success for a record that nothing was lost,
 //! e.g. a sender heard again).
 //!
+//! An event with `alerts` (e.g. an untrusted identity header) is severity Medium with the
+//! alerts as `metadata.labels`; one with `truncated_fields` has `metadata.is_truncated`.
+//!
 //! The attributes OCSF requires of 6003 are always present: `actor` (the user; `anonymous`
 //! of type Unknown when the request carried no identity; `audit-sidecar` for a gap) and
 //! `src_endpoint` (the client address; `unknown` when the event has none). Every native
@@ -16,7 +19,8 @@ use audit_event::timestamp::parse_rfc3339_millis;
 use serde_json::{json, Value};
 
 use super::fields::{
-    at, host_and_port, is_email, is_ip, leftovers, status, text, user_id, utc_offset_minutes, FieldPath, GapSummary,
+    alerts, at, host_and_port, is_email, is_ip, leftovers, status, text, user_id, utc_offset_minutes, FieldPath,
+    GapSummary,
 };
 
 /// The OCSF schema version the mapping follows (and the tests validate against).
@@ -80,11 +84,17 @@ pub fn to_ocsf(event: &Value) -> Value {
         (None, Some(_)) => (2, "Failure", outcome.clone()),
         (None, None) => (0, "Unknown", None),
     };
-    let (severity_id, severity) = match &gap {
-        Some(gap) if gap.is_loss() => (4, "High"),
-        Some(_) => (2, "Low"),
-        None => (1, "Informational"),
+    let alerts = alerts(event);
+    if alerts.is_some() {
+        mapped.push(&["alerts"]);
+    }
+    let (severity_id, severity) = match (&gap, &alerts) {
+        (Some(gap), _) if gap.is_loss() => (4, "High"),
+        (Some(_), _) => (2, "Low"),
+        (None, Some(_)) => (3, "Medium"),
+        (None, None) => (1, "Informational"),
     };
+    let truncated = at(event, &["truncated_fields"]).and_then(Value::as_array).is_some_and(|fields| !fields.is_empty());
     let timestamp = text(event, &["timestamp"]);
     let host = text(event, &["payload", "host"]).map(|host| host_and_port(&host));
     if host.is_some() {
@@ -160,6 +170,8 @@ pub fn to_ocsf(event: &Value) -> Value {
             "product": {"name": PRODUCT, "vendor_name": PRODUCT, "version": env!("CARGO_PKG_VERSION")},
             "original_time": timestamp,
             "sequence": sequence,
+            "labels": alerts,
+            "is_truncated": truncated.then_some(true),
         },
         "unmapped": leftovers(event, &mapped),
     })
@@ -339,6 +351,21 @@ mod tests {
             (json!(2), json!(1)),
             "nothing lost: {ocsf}"
         );
+    }
+
+    #[test]
+    fn an_untrusted_identity_attempt_is_a_labelled_medium_event_and_a_cut_field_marks_it_truncated() {
+        let mut event = ours();
+        event["untrusted_identity"] = json!([{"header": "x-forwarded-email", "value": "admin@example.com"}]);
+        event["alerts"] = json!(["untrusted_identity_header"]);
+        event["truncated_fields"] = json!([{"field": "payload.userAgent", "originalBytes": 9000}]);
+        let ocsf = mapped(&event);
+        assert_eq!((ocsf["severity_id"].clone(), ocsf["severity"].clone()), (json!(3), json!("Medium")));
+        assert_eq!(ocsf["metadata"]["labels"], json!(["untrusted_identity_header"]));
+        assert_eq!(ocsf["metadata"]["is_truncated"], true);
+        assert_eq!(ocsf["unmapped"]["untrusted_identity"][0]["value"], "admin@example.com");
+        assert_eq!(ocsf["unmapped"]["truncated_fields"][0]["originalBytes"], 9000);
+        assert!(ocsf["unmapped"].get("alerts").is_none(), "alerts are mapped: {ocsf}");
     }
 
     #[test]

@@ -7,14 +7,16 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use rusqlite::{Connection, OpenFlags};
 
+use super::from_postgres::verify_postgres;
 use super::{verify_api, verify_database, TrailReport, VerifyError};
 use crate::chain::signing::{default_key_path, KeyError, TrailSigner, TrailVerifier};
+use crate::store::DatabaseLocation;
 
 /// The flags of `audit-collector verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// A database file to verify (a copy is fine; it is only read).
-    #[arg(long, value_name = "PATH", conflicts_with = "url", required_unless_present = "url")]
+    /// A database file to verify (a copy is fine; it is only read), or a postgres:// URL.
+    #[arg(long, value_name = "PATH|URL", conflicts_with = "url", required_unless_present = "url")]
     pub database: Option<PathBuf>,
 
     /// Or the /audit URL of a collector (or of the service Envoy fronts), e.g.
@@ -67,7 +69,22 @@ pub fn read_public_key(argument: &str) -> Result<TrailVerifier, KeyError> {
     }
 }
 
-/// Runs `verify`.
+/// Runs `verify`: a PostgreSQL URL in `--database` is read here; a SQLite file and the API
+/// on a blocking thread ([`run_verify`]).
+pub async fn verify(args: VerifyArgs) -> Result<TrailReport, VerifyError> {
+    let postgres = match args.database.as_deref().map(DatabaseLocation::of) {
+        Some(DatabaseLocation::Postgres(url)) => url,
+        _ => {
+            return tokio::task::spawn_blocking(move || run_verify(&args))
+                .await
+                .map_err(|error| VerifyError::Read(error.to_string()))?
+        }
+    };
+    let key = read_public_key(&args.public_key).map_err(|error| VerifyError::Read(error.to_string()))?;
+    verify_postgres(&postgres, &key).await
+}
+
+/// Runs `verify` on a SQLite file or through the API.
 pub fn run_verify(args: &VerifyArgs) -> Result<TrailReport, VerifyError> {
     let key = read_public_key(&args.public_key).map_err(|error| VerifyError::Read(error.to_string()))?;
     match (&args.database, &args.url) {

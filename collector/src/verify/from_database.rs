@@ -44,21 +44,27 @@ pub fn verify_database(conn: &Connection, key: &TrailVerifier) -> Result<TrailRe
             .map_err(|error| TrailProblem::Unreadable { seq, detail: format!("the body is not JSON: {error}") })?;
         let event = TrailEvent { seq, prev_hash: blob(9), hash: blob(10), canonical: canonical_json(&value) };
         walker.next(&event)?;
-        check_columns(row, seq, &value)?;
+        check_columns(&|index| row.get::<_, rusqlite::types::Value>(index).ok(), seq, &value)?;
     }
     let report = walker.finish()?;
     check_anchor_row(conn, checkpoints.last())?;
     Ok(report)
 }
 
-/// The filtered-on columns must be what the body says.
-fn check_columns(row: &rusqlite::Row<'_>, seq: i64, body: &serde_json::Value) -> Result<(), TrailProblem> {
+/// The filtered-on columns must be what the body says. `stored(index)` is the value of
+/// column `index` of `SELECT seq, uuid, timestamp_ms, type, db_user_id, user_email, method,
+/// status, body, chain_prev, chain_hash, user_id` (as SQLite types, whichever the store).
+pub fn check_columns(
+    stored: &dyn Fn(usize) -> Option<rusqlite::types::Value>,
+    seq: i64,
+    body: &serde_json::Value,
+) -> Result<(), TrailProblem> {
     let unreadable = |detail: String| TrailProblem::Unreadable { seq, detail };
     let event = AuditEvent::deserialize(body).map_err(|error| unreadable(format!("not an audit event: {error}")))?;
     let expected =
         indexed_columns(0, &event).map_err(|error| unreadable(format!("not a valid audit event: {error}")))?;
     let column = |index: usize| -> String {
-        row.get::<_, rusqlite::types::Value>(index).map_or_else(|error| error.to_string(), |value| format!("{value:?}"))
+        stored(index).map_or_else(|| "an unreadable value".to_owned(), |value| format!("{value:?}"))
     };
     use rusqlite::types::Value as Sql;
     let checks: [(&'static str, usize, Sql); 8] = [
@@ -72,8 +78,7 @@ fn check_columns(row: &rusqlite::Row<'_>, seq: i64, body: &serde_json::Value) ->
         ("user_id", 11, expected.user_id.map_or(Sql::Null, Sql::Text)),
     ];
     for (name, index, body_value) in checks {
-        let stored: Option<Sql> = row.get(index).ok();
-        if stored.as_ref() != Some(&body_value) {
+        if stored(index).as_ref() != Some(&body_value) {
             return Err(TrailProblem::ColumnChanged {
                 seq,
                 column: name,
@@ -95,6 +100,11 @@ fn check_anchor_row(conn: &Connection, latest: Option<&Checkpoint>) -> Result<()
             rusqlite::Error::QueryReturnedNoRows => Ok(None),
             other => Err(VerifyError::Read(other.to_string())),
         })?;
+    check_anchor(row, latest)
+}
+
+/// The stored anchor `row` (seq, hash) against the newest checkpoint, whichever the store.
+pub fn check_anchor(row: Option<(i64, Vec<u8>)>, latest: Option<&Checkpoint>) -> Result<(), VerifyError> {
     let signed = latest.map_or(0, |latest| latest.anchor_seq);
     match row {
         None if signed > 0 => Err(TrailProblem::Anchor {

@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - [`walk`]: the checks, whatever the source: checkpoints, then the chain event by event.
-//! - [`from_database`] / [`from_api`]: the two sources.
+//! - [`from_database`] / [`from_postgres`] / [`from_api`]: the sources.
 //! - [`problem`]: [`TrailProblem`], the first thing found wrong.
 //! - [`report`]: [`TrailReport`], what a successful run proved.
 //! - [`command`]: the `verify` and `public-key` subcommands.
@@ -14,6 +14,7 @@
 pub mod command;
 pub mod from_api;
 pub mod from_database;
+pub mod from_postgres;
 pub mod problem;
 pub mod report;
 pub mod walk;

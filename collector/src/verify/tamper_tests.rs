@@ -77,7 +77,8 @@ fn honest_trail() -> (Vec<u8>, TrailVerifier) {
         let timestamp = if round < 3 { OLD_MS } else { RECENT_MS };
         let batch: Vec<Value> = (0..40).map(|i| event_json(n + i, timestamp, &mut random)).collect();
         n += 40;
-        let rows = parse_batch(&serde_json::to_vec(&json!({ "events": batch })).expect("JSON")).expect("valid batch");
+        let rows =
+            parse_batch(&serde_json::to_vec(&json!({ "events": batch })).expect("JSON")).expect("valid batch").rows;
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).expect("begin");
         insert_batch(&mut tx, &rows, RECENT_MS).expect("insert");
         if round == 4 {

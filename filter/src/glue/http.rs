@@ -87,7 +87,6 @@ impl HttpContext for AuditHttp {
         let mut event = capture_event(
             &HostRequest { stripped_headers: &self.stripped_headers },
             &worker.config,
-            &worker.config.route_table,
             worker.fingerprint_key.as_ref(),
             random_event_id(),
         );

@@ -6,7 +6,8 @@
 use std::cell::RefCell;
 
 use super::metrics::Metrics;
-use crate::config::{ConfigError, FilterConfig};
+use crate::config::FilterConfig;
+use crate::config_error::ConfigError;
 use crate::delivery::Delivery;
 use crate::entropy::EntropyPool;
 use crate::fingerprint::{resolve_key, FingerprintKey, KeyOrigin};

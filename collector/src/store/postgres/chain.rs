@@ -84,7 +84,8 @@ pub async fn read_checkpoints(pool: &Pool, after: i64, limit: usize) -> Result<V
     Ok(rows.iter().map(checkpoint_of_row).collect())
 }
 
-fn checkpoint_of_row(row: &Row) -> Checkpoint {
+/// A `checkpoints` row (columns in the order of `CHECKPOINT_COLUMNS`) as the wire shape.
+pub fn checkpoint_of_row(row: &Row) -> Checkpoint {
     let hex_of = |index: usize| to_hex(row.get::<_, &[u8]>(index));
     Checkpoint {
         number: row.get(0),

@@ -44,7 +44,7 @@ async fn three_replicas_ingesting_at_once_make_one_trail_with_each_event_once() 
             // Every batch also repeats events another replica sends: retries across replicas.
             let first = (index * 10 + round) * 20;
             let batch: Vec<_> = (first..first + 30).map(|n| new_event(n % 600, 0)).collect();
-            sends.push(tokio::spawn(async move { replica.ingest(batch).await.expect("stored") }));
+            sends.push(tokio::spawn(async move { replica.ingest(batch, None).await.expect("stored") }));
         }
     }
     let mut accepted = 0;

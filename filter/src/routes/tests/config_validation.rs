@@ -1,7 +1,8 @@
 //! The JSON route table configuration: profiles, custom tables, and errors that name the
 //! bad key.
 
-use crate::config::{ConfigError, FilterConfig};
+use crate::config::FilterConfig;
+use crate::config_error::ConfigError;
 use crate::routes::request::RouteKind;
 use crate::routes::{RouteRequest, RouteTable, RouteTableConfig};
 

@@ -1,0 +1,100 @@
+//! A SQLite trail moved up to PostgreSQL is the same trail: `verify` passes on the copy
+//! with the same public key, a consumer's saved cursor still works (and a purged one is
+//! still "expired"), tokens still authenticate, seqs continue; a non-empty target is refused.
+
+use std::time::{Duration, Instant};
+
+use super::from_sqlite::{migrate, MigrateError};
+use super::test_cluster::fresh_database;
+use super::PgStore;
+use crate::auth::Scope;
+use crate::chain::signing::TrailSigner;
+use crate::store::reader::PageOutcome;
+use crate::store::schema::open_for_writing;
+use crate::store::sqlite_store::SqliteStore;
+use crate::store::tokens::insert_token;
+use crate::store::trail_query::TrailQuery;
+use crate::store::trail_store::TrailStore;
+use crate::store::writer::NewEvent;
+use crate::verify::from_postgres::verify_postgres;
+use crate::verify::{verify_database, VerifyError};
+
+const DAY: i64 = 86_400_000;
+
+fn uuid(n: u8) -> String {
+    audit_event::event_uuid::encode_event_uuid([n; 16])
+}
+
+/// A real audit event (verify checks every filtered-on column against it), as ingest makes it.
+fn new_event(n: u8, timestamp_ms: i64) -> NewEvent {
+    let event = serde_json::json!({
+        "uuid": uuid(n),
+        "timestamp": audit_event::timestamp::format_rfc3339_millis(timestamp_ms * 1_000_000),
+        "type": "PactBroker::Api::Resources::Pact",
+        "db_user_id": null,
+        "user_email": "ops@example.com",
+        "payload": {"path": "/pacts", "queryString": "", "method": "GET", "userAgent": "test", "referer": null,
+                    "params": {"resource_name": "pact"}}
+    });
+    let body = serde_json::to_vec(&serde_json::json!({ "events": [event] })).expect("JSON");
+    crate::batch::parse_batch(&body).expect("a valid event").rows.remove(0)
+}
+
+fn first_uuid(outcome: PageOutcome) -> Option<String> {
+    let PageOutcome::Page(rows) = outcome else { panic!("expected a page, got {outcome:?}") };
+    rows.events
+        .first()
+        .map(|raw| serde_json::from_str::<serde_json::Value>(raw.get()).expect("JSON"))
+        .and_then(|event| event["uuid"].as_str().map(str::to_owned))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migrated_trail_verifies_keeps_its_cursors_and_tokens_and_refuses_a_second_copy() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("audit.db");
+    let signer = TrailSigner::from_seed([3; 32]);
+    let sqlite = SqliteStore::open(&path, 8, Some(TrailSigner::from_seed([3; 32]))).expect("open SQLite");
+    let mut events: Vec<_> = (0..3).map(|n| new_event(n, 10 * DAY)).collect();
+    events.extend((3..10).map(|n| new_event(n, 100 * DAY)));
+    sqlite.ingest(events, None).await.expect("stored");
+    assert_eq!(sqlite.purge(50 * DAY, 100).await.expect("purge"), 3);
+    insert_token(&open_for_writing(&path).expect("second connection"), "soc", Scope::Read, &[9; 32], 1).expect("token");
+    sqlite.shutdown().await.expect("stop; signs the last checkpoint");
+    let expected =
+        verify_database(&rusqlite::Connection::open(&path).expect("open"), &signer.verifier()).expect("intact");
+
+    let url = fresh_database().await;
+    let copied = migrate(&path, &url).await.expect("migrate");
+    assert_eq!((copied.events, copied.head_seq, copied.anchor_seq, copied.tokens), (7, 10, 3, 1));
+    let report = verify_postgres(&url, &signer.verifier()).await.expect("the copy verifies");
+    assert_eq!((report.events, report.first_seq, report.last_seq), (7, Some(4), Some(10)));
+    assert_eq!(report.checkpoints, expected.checkpoints);
+
+    let again = migrate(&path, &url).await;
+    assert!(matches!(again, Err(MigrateError::TargetNotEmpty(_))), "{again:?}");
+
+    let postgres = PgStore::open(&url, Some(TrailSigner::from_seed([3; 32]))).await.expect("open PostgreSQL");
+    let from = |uuid: &str| TrailQuery { from: Some(uuid.to_owned()), size: 2, ..TrailQuery::default() };
+    assert_eq!(first_uuid(postgres.page(from(&uuid(5))).await.expect("read")).as_deref(), Some(uuid(5).as_str()));
+    assert!(matches!(postgres.page(from(&uuid(1))).await.expect("read"), PageOutcome::ExpiredFrom));
+    assert_eq!(postgres.active_tokens().await.expect("tokens").len(), 1);
+    assert_eq!(postgres.ingest(vec![new_event(4, 100 * DAY)], None).await.expect("ingest").duplicates, 1);
+    postgres.ingest(vec![new_event(10, 100 * DAY)], None).await.expect("ingest");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Until it is sealed the new event is not in the trail, so not a known cursor either.
+    while matches!(postgres.page(from(&uuid(10))).await.expect("read"), PageOutcome::UnknownFrom)
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    postgres.shutdown().await.expect("stop");
+    let report = verify_postgres(&url, &signer.verifier()).await.expect("still intact after new events");
+    assert_eq!(report.last_seq, Some(11), "seqs continue from the migrated head");
+
+    // And verify can fail: an event deleted behind the collector's back is found.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    client.execute("DELETE FROM events WHERE seq = 6", &[]).await.expect("tamper");
+    let tampered = verify_postgres(&url, &signer.verifier()).await;
+    assert!(matches!(tampered, Err(VerifyError::NotIntact(_))), "{tampered:?}");
+}
