@@ -18,6 +18,7 @@ use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
+use super::activity::count_stored;
 use super::chain_store::{chain_head, issue_checkpoint};
 use super::retention::purge_batch;
 use super::senders::{check_senders, note_batch, SenderActivity, SenderPolicy};
@@ -391,6 +392,7 @@ fn insert_rows(conn: &Connection, events: &[NewEvent], ingested_at_ms: i64) -> R
             inserted_rows.push(inserted == 1);
         }
     }
+    count_stored(conn, events.iter().zip(&inserted_rows).filter(|(_, stored)| **stored).map(|(event, _)| event))?;
     Ok(inserted_rows)
 }
 
