@@ -20,8 +20,8 @@ use std::collections::HashMap;
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection};
 
+use super::new_event::NewEvent;
 use super::trail_query::EventFilters;
-use super::writer::NewEvent;
 use super::StoreError;
 
 /// Milliseconds in an hour: the rollup's grain.
@@ -119,7 +119,7 @@ pub const ACTIVITY_MIGRATION: &str = "
           AND status = IFNULL(old.status, -1);
     END;";
 
-/// Migration 8: the rollup is counted by the writer per batch ([`count_stored`]), so the
+/// Migration 9: the rollup is counted by the writer per batch ([`count_stored`]), so the
 /// per-row insert trigger of [`ACTIVITY_MIGRATION`] goes; the purge's trigger stays.
 pub const ACTIVITY_COUNTED_BY_WRITER_MIGRATION: &str = "DROP TRIGGER events_count_activity;";
 
@@ -290,7 +290,7 @@ mod tests {
     use super::*;
     use crate::store::schema::open_for_writing;
     use crate::store::test_support::new_event;
-    use crate::store::writer::insert_batch;
+    use crate::store::write_sql::insert_batch;
 
     /// (minutes after the epoch's hour 1000, type, method, status)
     const EVENTS: &[(i64, &str, &str, Option<i64>)] = &[

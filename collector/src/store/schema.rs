@@ -99,7 +99,7 @@ const MIGRATIONS: &[&str] = &[
     // right edge on ingest, like the table itself.
     "CREATE INDEX events_by_seq_time ON events (seq, timestamp_ms);",
     // 6: the hourly activity rollup behind GET /audit/activity (see `activity`); its insert
-    // trigger is replaced by the writer's per-batch count in 8.
+    // trigger is replaced by the writer's per-batch count in 9.
     super::activity::ACTIVITY_MIGRATION,
     // 7: completeness by the receiver (`senders`): per filter worker (sender), what it last
     // reported, how many of its events are stored, and which of its numbers are accounted
@@ -127,7 +127,26 @@ const MIGRATIONS: &[&str] = &[
         seen_at_ms INTEGER NOT NULL,
         PRIMARY KEY (sender, first_seq)
     ) STRICT, WITHOUT ROWID;",
-    // 8: the writer counts the activity rollup per batch; the per-row insert trigger goes.
+    // 8: verification that never overclaims (docs/verifying.md).
+    // - `checkpoints.next_public_key`: key rotation; the handover checkpoint, signed by the
+    //   old key, names the raw public key that signs every checkpoint after it.
+    // - `api_tokens` gains the `admin` scope (signing a checkpoint on demand); SQLite cannot
+    //   change a CHECK constraint in place, so the table is rebuilt with its rows.
+    "ALTER TABLE checkpoints ADD COLUMN next_public_key BLOB;
+    CREATE TABLE api_tokens_with_admin (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        scope TEXT NOT NULL CHECK (scope IN ('read', 'ingest', 'admin')),
+        digest BLOB NOT NULL UNIQUE,
+        created_at_ms INTEGER NOT NULL,
+        revoked_at_ms INTEGER
+    ) STRICT;
+    INSERT INTO api_tokens_with_admin (id, name, scope, digest, created_at_ms, revoked_at_ms)
+        SELECT id, name, scope, digest, created_at_ms, revoked_at_ms FROM api_tokens;
+    DROP TABLE api_tokens;
+    ALTER TABLE api_tokens_with_admin RENAME TO api_tokens;
+    CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens (name) WHERE revoked_at_ms IS NULL;",
+    // 9: the writer counts the activity rollup per batch; the per-row insert trigger goes.
     super::activity::ACTIVITY_COUNTED_BY_WRITER_MIGRATION,
 ];
 

@@ -10,13 +10,14 @@ use rusqlite::Connection;
 
 use super::activity::{activity, ActivityOutcome, BucketWidth};
 use super::chain_linking::link_unchained_events;
-use super::chain_store::read_checkpoints;
+use super::chain_store::{latest_checkpoint, read_checkpoints};
+use super::new_event::NewEvent;
 use super::reader::{PageOutcome, Readers};
 use super::senders::{anything_due, SenderActivity, SenderPolicy};
 use super::tokens::{active_tokens, ActiveToken};
 use super::trail_query::{EventFilters, TrailQuery};
 use super::trail_store::{StoreFuture, StoreGauges, TrailStore};
-use super::writer::{spawn_signing, NewEvent, SubmitError, WriterHandle, WriterThread};
+use super::writer::{spawn_signing, SubmitError, WriterHandle, WriterThread};
 use super::{schema, StoreError};
 use crate::chain::signing::TrailSigner;
 
@@ -119,6 +120,10 @@ impl TrailStore for SqliteStore {
 
     fn checkpoint(&self) -> StoreFuture<'_, Option<Checkpoint>> {
         Box::pin(self.writer.checkpoint())
+    }
+
+    fn latest_checkpoint(&self) -> StoreFuture<'_, Option<Checkpoint>> {
+        Box::pin(self.readers.read(latest_checkpoint))
     }
 
     fn gauges(&self) -> StoreFuture<'_, StoreGauges> {

@@ -15,11 +15,11 @@ use audit_event::chain::Checkpoint;
 use audit_event::IngestReceipt;
 
 use super::activity::{ActivityOutcome, BucketWidth};
+use super::new_event::NewEvent;
 use super::reader::PageOutcome;
 use super::senders::{SenderActivity, SenderPolicy};
 use super::tokens::ActiveToken;
 use super::trail_query::{EventFilters, TrailQuery};
-use super::writer::NewEvent;
 use super::StoreError;
 
 /// What a store method returns: a `Send` future of its result.
@@ -68,6 +68,9 @@ pub trait TrailStore: Send + Sync {
 
     /// Signs a checkpoint of the head unless nothing changed since the last one.
     fn checkpoint(&self) -> StoreFuture<'_, Option<Checkpoint>>;
+
+    /// The newest signed checkpoint, if any.
+    fn latest_checkpoint(&self) -> StoreFuture<'_, Option<Checkpoint>>;
 
     /// The store's figures for `/metrics`.
     fn gauges(&self) -> StoreFuture<'_, StoreGauges>;

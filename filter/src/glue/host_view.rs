@@ -7,7 +7,7 @@
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MapType;
 
-use crate::host::{RequestHeaders, RequestView};
+use crate::request::host::{RequestHeaders, RequestView};
 
 /// The request of the HTTP context that is currently active.
 pub struct HostRequest<'a> {

@@ -18,12 +18,12 @@ use proxy_wasm::types::{Action, MapType};
 use super::host_view::HostRequest;
 use super::proxy_host::ProxyHost;
 use super::worker::{random_event_id, Worker};
-use crate::bounds::write_within_limit;
-use crate::capture::capture_event;
 use crate::config::IdentityConfig;
-use crate::failure_policy::Admission;
-use crate::identity::identity_header_names;
-use crate::trusted_proxies::peer_is_trusted;
+use crate::request::bounds::write_within_limit;
+use crate::request::capture::capture_event;
+use crate::request::identity::identity_header_names;
+use crate::request::trusted_proxies::peer_is_trusted;
+use crate::worker::failure_policy::Admission;
 
 /// Bytes reserved for one serialized event; a larger one grows its buffer.
 const EVENT_CAPACITY: usize = 1024;

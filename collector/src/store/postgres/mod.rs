@@ -29,12 +29,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::activity::{ActivityOutcome, BucketWidth};
+use super::new_event::NewEvent;
 use super::reader::PageOutcome;
 use super::senders::{SenderActivity, SenderPolicy};
 use super::tokens::ActiveToken;
 use super::trail_query::{EventFilters, TrailQuery};
 use super::trail_store::{StoreFuture, StoreGauges, TrailStore};
-use super::writer::NewEvent;
 use super::StoreError;
 use crate::auth::Scope;
 use crate::chain::link::to_hex;
@@ -108,6 +108,10 @@ impl TrailStore for PgStore {
 
     fn checkpoints(&self, after: i64, limit: usize) -> StoreFuture<'_, Vec<Checkpoint>> {
         Box::pin(chain::read_checkpoints(&self.pool, after, limit))
+    }
+
+    fn latest_checkpoint(&self) -> StoreFuture<'_, Option<Checkpoint>> {
+        Box::pin(chain::latest_checkpoint(&self.pool))
     }
 
     fn purge(&self, older_than_ms: i64, limit: usize) -> StoreFuture<'_, usize> {
