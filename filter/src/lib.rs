@@ -33,6 +33,8 @@
 pub(crate) mod answer;
 pub(crate) mod bounds;
 pub(crate) mod capture;
+#[cfg(test)]
+mod capture_golden;
 pub(crate) mod client_ip;
 pub(crate) mod config;
 pub(crate) mod config_error;
