@@ -13,6 +13,8 @@ use crate::host::{RequestHeaders, RequestView};
 pub struct HostRequest<'a> {
     /// Headers removed in `on_http_request_headers`, as they arrived.
     pub stripped_headers: &'a [(String, String)],
+    /// `source.address` as read earlier in this stream, if it was (saves a host call).
+    pub peer_address: Option<&'a Option<Vec<u8>>>,
 }
 
 impl RequestView for HostRequest<'_> {
@@ -27,6 +29,9 @@ impl RequestView for HostRequest<'_> {
     }
 
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        if let (Some(peer_address), ["source", "address"]) = (self.peer_address, path) {
+            return peer_address.clone();
+        }
         hostcalls::get_property(path.to_vec()).ok().flatten()
     }
 

@@ -34,6 +34,9 @@ pub struct AuditHttp {
     /// Identity headers removed before the request went on, as they arrived: `on_log`
     /// records them as the claims they were.
     pub stripped_headers: Vec<(String, String)>,
+    /// `source.address`, when `on_http_request_headers` has read it already (an identity
+    /// header arrived): the peer of a stream never changes, so `on_log` does not ask again.
+    pub peer_address: Option<Option<Vec<u8>>>,
 }
 
 impl AuditHttp {
@@ -49,9 +52,9 @@ impl AuditHttp {
         if names.is_empty() {
             return;
         }
-        let peer =
-            hostcalls::get_property(vec!["source", "address"]).ok().flatten().and_then(|b| String::from_utf8(b).ok());
-        if peer_is_trusted(peer.as_deref(), &identity.trusted_proxies) {
+        let peer_address = self.peer_address.insert(hostcalls::get_property(vec!["source", "address"]).ok().flatten());
+        let peer = peer_address.as_deref().and_then(|bytes| std::str::from_utf8(bytes).ok());
+        if peer_is_trusted(peer, &identity.trusted_proxies) {
             return;
         }
         names.dedup();
@@ -85,7 +88,7 @@ impl HttpContext for AuditHttp {
     fn on_log(&mut self) {
         let Some(worker) = &self.worker else { return };
         let mut event = capture_event(
-            &HostRequest { stripped_headers: &self.stripped_headers },
+            &HostRequest { stripped_headers: &self.stripped_headers, peer_address: self.peer_address.as_ref() },
             &worker.config,
             worker.fingerprint_key.as_ref(),
             random_event_id(),
