@@ -39,7 +39,7 @@ The trail viewer: {url}/audit/ui/   (read token: {token})
 Try:
   curl -s {url}/pacticipants
   curl -s -u alice:secret {url}/pacticipants/Foo
-  curl -s -u mallory:pw -H 'x-forwarded-email: alice@corp.example' -X PUT {url}/pacticipants/Foo/versions/1.0.0/tags/main
+  curl -s -u mallory:pw -H 'x-forwarded-email: alice@corp.example' -H 'x-user-id: 1' -X PUT {url}/pacticipants/Foo/versions/1.0.0/tags/main
                                                   # stored as mallory; the claim on alice is an alert
   curl -s -H 'Authorization: Bearer {token}' {url}/audit | python3 -m json.tool
   curl -s -i {url}/audit                          # 401 without the token (and audited too)
