@@ -3,29 +3,77 @@
 //! the whole header map and one per property; tests build a [`FakeRequest`].
 
 /// The request headers, fetched in one host call. Names are lowercase, as Envoy keeps them.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Every name and value lives in one string (the host's buffer itself when it is valid
+/// UTF-8, see [`crate::header_map`]), so a request's headers cost two allocations, not
+/// two per header.
+#[derive(Debug, Clone, Default)]
 pub struct RequestHeaders {
-    pairs: Vec<(String, String)>,
+    text: String,
+    /// The byte ranges of each name and value in `text`, in the order they arrived.
+    spans: Vec<(Span, Span)>,
 }
 
+/// `start..end` in [`RequestHeaders::text`].
+pub(crate) type Span = (usize, usize);
+
 impl RequestHeaders {
+    #[cfg(test)]
     pub fn new(pairs: Vec<(String, String)>) -> Self {
-        Self { pairs }
+        let mut headers = Self::default();
+        for (name, value) in &pairs {
+            headers.push(name, value);
+        }
+        headers
+    }
+
+    /// Headers over `text`, which holds every span (checked by the caller).
+    pub(crate) fn from_parts(text: String, spans: Vec<(Span, Span)>) -> Self {
+        Self { text, spans }
+    }
+
+    /// Appends a header after those that arrived.
+    pub fn push(&mut self, name: &str, value: &str) {
+        let name_span = (self.text.len(), self.text.len() + name.len());
+        self.text.push_str(name);
+        let value_span = (self.text.len(), self.text.len() + value.len());
+        self.text.push_str(value);
+        self.spans.push((name_span, value_span));
+    }
+
+    /// Every header, in order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.spans.iter().map(|&(name, value)| (self.text_at(name), self.text_at(value)))
     }
 
     /// The first value of `name` (lowercase), if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+        self.spans.iter().find(|(key, _)| self.is_named(*key, name)).map(|&(_, value)| self.text_at(value))
     }
 
     /// Every value of `name`, in the order they arrived.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.pairs.iter().filter(move |(key, _)| key == name).map(|(_, value)| value.as_str())
+        self.spans.iter().filter(move |(key, _)| self.is_named(*key, name)).map(|&(_, value)| self.text_at(value))
     }
 
     /// The first value of `name` that is not blank.
     pub fn get_non_empty(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().filter(|(key, _)| key == name).map(|(_, value)| value.trim()).find(|value| !value.is_empty())
+        let values = self.spans.iter().filter(|(key, _)| self.is_named(*key, name));
+        values.map(|&(_, value)| self.text_at(value).trim()).find(|value| !value.is_empty())
+    }
+
+    /// Compared as bytes: capture looks up ~15 names in every request's headers.
+    fn is_named(&self, (start, end): Span, name: &str) -> bool {
+        self.text.as_bytes().get(start..end) == Some(name.as_bytes())
+    }
+
+    fn text_at(&self, (start, end): Span) -> &str {
+        self.text.get(start..end).unwrap_or_default()
+    }
+}
+
+impl PartialEq for RequestHeaders {
+    fn eq(&self, other: &Self) -> bool {
+        self.pairs().eq(other.pairs())
     }
 }
 
@@ -84,8 +132,10 @@ impl FakeRequest {
 
 #[cfg(any(test, feature = "fuzzing"))]
 impl RequestView for FakeRequest {
+    /// Through the host's serialized map and its parser, as in Envoy.
     fn request_headers(&self) -> RequestHeaders {
-        RequestHeaders::new(self.headers.clone())
+        let pairs = self.headers.iter().map(|(name, value)| (name.as_bytes(), value.as_bytes()));
+        crate::header_map::parse_header_map(crate::header_map::serialize_header_map(pairs)).unwrap_or_default()
     }
 
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {

@@ -5,7 +5,8 @@
 //! Everything but `glue` is pure and tested natively with `cargo test -p audit-filter`.
 //! - [`config`]: the plugin configuration, one pure parse-and-validate function (each
 //!   section checks its own rules); [`config_error`]: why a configuration was refused.
-//! - [`host`]: [`host::RequestView`], what capture reads from the proxy (the only seam).
+//! - [`host`]: [`host::RequestView`], what capture reads from the proxy (the only seam);
+//!   [`header_map`] reads the host's serialized header map in place.
 //! - [`capture`]: a finished request → an [`audit_event::AuditEvent`]; [`event_json`] writes
 //!   it as the JSON serde_json would, faster.
 //! - [`routes`]: the route table that gives an event its `type` and `params`;
@@ -43,6 +44,7 @@ pub(crate) mod entropy;
 pub(crate) mod event_json;
 pub(crate) mod failure_policy;
 pub(crate) mod fingerprint;
+pub(crate) mod header_map;
 pub(crate) mod host;
 pub(crate) mod identity;
 pub(crate) mod metadata;

@@ -15,13 +15,14 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
 
-use super::host_view::HostRequest;
+use super::host_view::{request_header_map, HostRequest};
 use super::proxy_host::ProxyHost;
 use super::worker::{random_event_id, Worker};
 use crate::bounds::write_within_limit;
 use crate::capture::capture_event;
 use crate::config::IdentityConfig;
 use crate::failure_policy::Admission;
+use crate::header_map::parse_header_map;
 use crate::identity::identity_header_names;
 use crate::trusted_proxies::peer_is_trusted;
 
@@ -59,11 +60,11 @@ impl AuditHttp {
         }
         names.dedup();
         // Every value, as the client sent it (a lookup gives only the first).
-        let all = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        let all = parse_header_map(request_header_map()).unwrap_or_default();
         self.stripped_headers = all
-            .into_iter()
-            .filter(|(name, _)| names.contains(&name.as_str()))
-            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+            .pairs()
+            .filter(|(name, _)| names.contains(name))
+            .map(|(name, value)| (name.to_string(), value.to_string()))
             .collect();
         for name in names {
             if let Err(status) = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name) {
