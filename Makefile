@@ -15,7 +15,7 @@ help:
 	@echo "make demo   run Envoy + audit filter + collector + a Pact Broker stand-in on 127.0.0.1:$${LISTEN_PORT:-10000}"
 	@echo "make test   run every test: unit tests, then end-to-end tests in real Envoy"
 	@echo "make build  build the collector and the filter's wasm"
-	@echo "make lint   clippy (native and wasm32-wasip1) and rustfmt check"
+	@echo "make lint   clippy (native and wasm32-wasip1), rustfmt check, no import cycles"
 	@echo "make screenshot  regenerate docs/viewer.png (the viewer, from the browser tests)"
 	@echo "make bench  side-by-side benchmarks (bench/README.md); appends to bench/results.md"
 	@echo "make fuzz   coverage-guided fuzzing of every target in fuzz/, FUZZ_SECONDS each (docs/fuzzing.md)"
@@ -66,10 +66,13 @@ test: build setup-compose setup-postgres setup-browser
 	bash tests/schemathesis.sh
 	$(VENV)/bin/python tests/siem/check_exports.py
 
+## lint: also type-checks the fuzz targets (their own workspace) on stable, so they cannot rot.
 lint: setup
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p audit-filter --target wasm32-wasip1 -- -D warnings
 	cargo fmt --all --check
+	python3 .ci/import_cycles.py
+	cargo check --manifest-path fuzz/Cargo.toml --bins --target-dir target
 
 clean:
 	cargo clean

@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //! - [`paths`]: where the repository, the `.venv` tools and the built artifacts are.
+//! - [`postgres`]: a throwaway PostgreSQL server a test can crash and start again.
 //! - [`process`]: a child process that logs to a file and is killed on drop.
 //! - [`envoy_config`]: `envoy.yaml` with addresses, ports and the wasm path substituted.
 //! - [`stack`]: starting and stopping the whole stack, with readiness waits.
@@ -19,6 +20,7 @@ pub mod client;
 pub mod envoy_config;
 pub mod jwt;
 pub mod paths;
+pub mod postgres;
 pub mod process;
 pub mod stack;
 

@@ -191,7 +191,7 @@ fn read_address_file(path: &Path) -> Option<SocketAddr> {
 /// Starts `pact stub` on a port chosen here, so nothing has to be read back from its log.
 /// The port is free when chosen; should another process take it before the stub binds it,
 /// the stub exits and another port is tried.
-fn start_broker_stub(dir: &Path) -> Result<(ManagedProcess, SocketAddr)> {
+pub fn start_broker_stub(dir: &Path) -> Result<(ManagedProcess, SocketAddr)> {
     let mut last_error = None;
     for _ in 0..3 {
         let address = TcpListener::bind(("127.0.0.1", 0))?.local_addr()?;
@@ -249,6 +249,19 @@ fn start_envoy(
     upstream: SocketAddr,
     collector: SocketAddr,
 ) -> Result<(ManagedProcess, SocketAddr, SocketAddr)> {
+    start_envoy_with_collectors(dir, options, upstream, &[collector])
+}
+
+/// Starts Envoy with `envoy.yaml` whose `audit_collector` cluster has every address of
+/// `collectors` as an endpoint (several collector replicas behind one cluster); returns the
+/// process, the audited listener and the admin address. Its files go in `dir`.
+pub fn start_envoy_with_collectors(
+    dir: &Path,
+    options: &StackOptions,
+    upstream: SocketAddr,
+    collectors: &[SocketAddr],
+) -> Result<(ManagedProcess, SocketAddr, SocketAddr)> {
+    let (&collector, more) = collectors.split_first().ok_or_else(|| anyhow!("Envoy needs at least one collector"))?;
     let template = std::fs::read_to_string(paths::envoy_yaml()).context("reading envoy.yaml")?;
     let rendered = render_envoy_config(
         &template,
@@ -263,6 +276,7 @@ fn start_envoy(
             http_filters_after_audit: options.http_filters_after_audit.clone(),
         },
     )?;
+    let rendered = if more.is_empty() { rendered } else { with_more_collector_endpoints(&rendered, more)? };
     let config_path = dir.join("envoy.yaml");
     std::fs::write(&config_path, rendered)?;
     let admin_file = dir.join("envoy-admin.address");
@@ -296,4 +310,28 @@ fn start_envoy(
         Some(SocketAddr::from(([127, 0, 0, 1], port)))
     })?;
     Ok((envoy, listener, admin))
+}
+
+/// `config` with an endpoint added to the `audit_collector` cluster for each of `more`.
+fn with_more_collector_endpoints(config: &str, more: &[SocketAddr]) -> Result<String> {
+    let mut root: serde_yaml::Value = serde_yaml::from_str(config)?;
+    let clusters = root["static_resources"]["clusters"]
+        .as_sequence_mut()
+        .ok_or_else(|| anyhow!("envoy.yaml has no static_resources.clusters"))?;
+    let cluster = clusters
+        .iter_mut()
+        .find(|cluster| cluster["name"].as_str() == Some("audit_collector"))
+        .ok_or_else(|| anyhow!("envoy.yaml has no audit_collector cluster"))?;
+    let endpoints = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]
+        .as_sequence_mut()
+        .ok_or_else(|| anyhow!("the audit_collector cluster has no lb_endpoints"))?;
+    let template = endpoints.first().cloned().ok_or_else(|| anyhow!("the audit_collector cluster has no endpoint"))?;
+    for address in more {
+        let mut endpoint = template.clone();
+        let socket = &mut endpoint["endpoint"]["address"]["socket_address"];
+        socket["address"] = serde_yaml::Value::String(address.ip().to_string());
+        socket["port_value"] = serde_yaml::Value::Number(address.port().into());
+        endpoints.push(endpoint);
+    }
+    Ok(serde_yaml::to_string(&root)?)
 }

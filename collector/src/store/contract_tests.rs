@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use audit_event::IngestReceipt;
 
 use super::activity::{ActivityBucket, ActivityOutcome, BucketWidth, OutcomeCounts, HOUR_MS};
+use super::new_event::NewEvent;
 use super::postgres::test_cluster::fresh_database;
 use super::postgres::PgStore;
 use super::reader::{PageOutcome, PageRows};
 use super::sqlite_store::SqliteStore;
 use super::trail_query::{EventFilters, TrailOrder, TrailQuery};
 use super::trail_store::TrailStore;
-use super::writer::NewEvent;
 use super::StoreError;
 use crate::chain::link::{canonical_body, digest_from_hex, link_hash, GENESIS};
 use crate::chain::signing::TrailSigner;

@@ -1,7 +1,8 @@
 //! The store of the trail, behind one interface ([`trail_store::TrailStore`]).
 //!
 //! SQLite ([`sqlite_store`]): one thread owns the write connection ([`writer`]) and takes
-//! work over a bounded queue; readers use their own connections ([`reader`]); the schema
+//! work over a bounded queue, and runs the SQL of [`write_sql`] in its transactions; readers use
+//! their own connections ([`reader`]); the schema
 //! and the connection settings live in [`schema`]; [`activity`] counts events per hour for
 //! the viewer's chart. [`retention`] and [`checkpointing`] are
 //! the background tasks every store runs: they purge old events in bounded batches and
@@ -16,6 +17,7 @@ pub mod checkpointing;
 #[cfg(test)]
 mod contract_tests;
 pub mod error;
+pub mod new_event;
 pub mod postgres;
 pub mod reader;
 pub mod retention;
@@ -27,12 +29,13 @@ mod test_support;
 pub mod tokens;
 pub mod trail_query;
 pub mod trail_store;
+pub mod write_sql;
 pub mod writer;
 
 pub use error::StoreError;
+pub use new_event::NewEvent;
 pub use reader::PageOutcome;
 pub use trail_store::{DatabaseLocation, TrailStore};
-pub use writer::NewEvent;
 
 /// Milliseconds since the Unix epoch, by the system clock.
 pub fn now_millis() -> i64 {

@@ -1,6 +1,8 @@
-//! Retention: events whose timestamp is older than the retention period are deleted in
-//! batches of [`PURGE_BATCH`], each a separate command to the store, so ingest batches
-//! queued meanwhile are written between them and never wait behind one huge DELETE.
+//! Retention, a scheduler like `checkpointing`: events whose timestamp is older than the
+//! retention period are deleted in batches of [`PURGE_BATCH`], each a separate command to
+//! the store, so ingest batches queued meanwhile are written between them and never wait
+//! behind one huge DELETE. The SQL of one purge is the store's (`write_sql::purge_batch`
+//! for SQLite).
 //!
 //! The purge removes the oldest part of the trail in SEQUENCE order, never a hole in the
 //! middle: the kept events must still form one chain, which starts at the anchor (the last
@@ -11,49 +13,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::{params, Connection};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
-use super::chain_store::{record_anchor, set_purging, ChainHead};
 use super::trail_store::TrailStore;
 use super::{now_millis, StoreError};
-use crate::chain::link::digest_from_blob;
 
 /// Most events one purge command deletes.
 pub const PURGE_BATCH: usize = 1000;
 
 const MILLIS_PER_DAY: i64 = 86_400_000;
-
-/// Deletes up to `limit` of the oldest events (by seq) as long as each is older than
-/// `older_than_ms`, and records the last one deleted as the chain's anchor (runs on the
-/// writer, inside its transaction).
-pub fn purge_batch(conn: &Connection, older_than_ms: i64, limit: usize) -> rusqlite::Result<usize> {
-    let mut last_expired: Option<(i64, Option<Vec<u8>>)> = None;
-    {
-        let mut oldest =
-            conn.prepare_cached("SELECT seq, timestamp_ms, chain_hash FROM events ORDER BY seq LIMIT ?1")?;
-        let mut rows = oldest.query([i64::try_from(limit).unwrap_or(i64::MAX)])?;
-        while let Some(row) = rows.next()? {
-            if row.get::<_, i64>(1)? >= older_than_ms {
-                break;
-            }
-            last_expired = Some((row.get(0)?, row.get(2)?));
-        }
-    }
-    let Some((last_seq, last_hash)) = last_expired else {
-        return Ok(0);
-    };
-    set_purging(conn, true)?;
-    let deleted = conn.prepare_cached("DELETE FROM events WHERE seq <= ?1")?.execute(params![last_seq])?;
-    // Events stored before the chain existed have no hash to anchor to; they are linked
-    // at start-up, so this is only a database written by hand.
-    if let Some(hash) = last_hash.as_deref().and_then(digest_from_blob) {
-        record_anchor(conn, ChainHead { seq: last_seq, hash }, now_millis())?;
-    }
-    set_purging(conn, false)?;
-    Ok(deleted)
-}
 
 /// Purges every event older than `retention_days` before `now_ms`; returns how many.
 pub async fn purge_expired(store: &dyn TrailStore, retention_days: u32, now_ms: i64) -> Result<usize, StoreError> {
@@ -88,10 +57,12 @@ pub fn spawn(store: Arc<dyn TrailStore>, retention_days: u32, every: Duration) -
 
 #[cfg(test)]
 mod tests {
+    use rusqlite::Connection;
+
     use super::*;
+    use crate::store::new_event::NewEvent;
     use crate::store::sqlite_store::SqliteStore;
     use crate::store::test_support::new_event as event;
-    use crate::store::writer::NewEvent;
 
     #[tokio::test]
     async fn purges_only_events_older_than_the_retention_in_several_batches() {

@@ -11,12 +11,13 @@ use rusqlite::Connection;
 use super::activity::{activity, ActivityOutcome, BucketWidth};
 use super::chain_linking::link_unchained_events;
 use super::chain_store::read_checkpoints;
+use super::new_event::NewEvent;
 use super::reader::{PageOutcome, Readers};
 use super::senders::{anything_due, SenderActivity, SenderPolicy};
 use super::tokens::{active_tokens, ActiveToken};
 use super::trail_query::{EventFilters, TrailQuery};
 use super::trail_store::{StoreFuture, StoreGauges, TrailStore};
-use super::writer::{spawn_signing, NewEvent, SubmitError, WriterHandle, WriterThread};
+use super::writer::{spawn_signing, SubmitError, WriterHandle, WriterThread};
 use super::{schema, StoreError};
 use crate::chain::signing::TrailSigner;
 

@@ -15,11 +15,11 @@ use audit_event::chain::Checkpoint;
 use audit_event::IngestReceipt;
 
 use super::activity::{ActivityOutcome, BucketWidth};
+use super::new_event::NewEvent;
 use super::reader::PageOutcome;
 use super::senders::{SenderActivity, SenderPolicy};
 use super::tokens::ActiveToken;
 use super::trail_query::{EventFilters, TrailQuery};
-use super::writer::NewEvent;
 use super::StoreError;
 
 /// What a store method returns: a `Send` future of its result.

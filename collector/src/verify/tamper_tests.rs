@@ -13,9 +13,9 @@ use super::{verify_database, VerifyError};
 use crate::batch::parse_batch;
 use crate::chain::signing::{TrailSigner, TrailVerifier};
 use crate::store::chain_store::issue_checkpoint;
-use crate::store::retention::purge_batch;
 use crate::store::schema::open_for_writing;
-use crate::store::writer::insert_batch;
+use crate::store::write_sql::insert_batch;
+use crate::store::write_sql::purge_batch;
 
 /// A small deterministic generator (SplitMix64): no dependency, same numbers everywhere.
 struct Random(u64);

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use audit_event::IngestReceipt;
 use deadpool_postgres::Pool;
 
-use super::super::writer::NewEvent;
+use super::super::new_event::NewEvent;
 use super::super::{now_millis, StoreError};
 
 const INSERT_NEW_EVENTS: &str = "

@@ -9,13 +9,13 @@ use super::test_cluster::fresh_database;
 use super::PgStore;
 use crate::auth::Scope;
 use crate::chain::signing::TrailSigner;
+use crate::store::new_event::NewEvent;
 use crate::store::reader::PageOutcome;
 use crate::store::schema::open_for_writing;
 use crate::store::sqlite_store::SqliteStore;
 use crate::store::tokens::insert_token;
 use crate::store::trail_query::TrailQuery;
 use crate::store::trail_store::TrailStore;
-use crate::store::writer::NewEvent;
 use crate::verify::from_postgres::verify_postgres;
 use crate::verify::{verify_database, VerifyError};
 

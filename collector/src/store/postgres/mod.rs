@@ -29,12 +29,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::activity::{ActivityOutcome, BucketWidth};
+use super::new_event::NewEvent;
 use super::reader::PageOutcome;
 use super::senders::{SenderActivity, SenderPolicy};
 use super::tokens::ActiveToken;
 use super::trail_query::{EventFilters, TrailQuery};
 use super::trail_store::{StoreFuture, StoreGauges, TrailStore};
-use super::writer::NewEvent;
 use super::StoreError;
 use crate::auth::Scope;
 use crate::chain::link::to_hex;

@@ -1,0 +1,20 @@
+//! What goes over the writer's queue: one command per request, each with the channel its
+//! answer goes back on once the transaction that ran it has committed (or failed).
+
+use audit_event::chain::Checkpoint;
+use audit_event::IngestReceipt;
+use tokio::sync::oneshot;
+
+use crate::store::new_event::NewEvent;
+use crate::store::senders::{SenderActivity, SenderPolicy};
+use crate::store::StoreError;
+
+pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+pub(super) enum Command {
+    Ingest { events: Vec<NewEvent>, sender: Option<SenderActivity>, reply: Reply<IngestReceipt> },
+    CheckSenders { policy: SenderPolicy, reply: Reply<usize> },
+    Purge { older_than_ms: i64, limit: usize, reply: Reply<usize> },
+    Checkpoint { reply: Reply<Option<Checkpoint>> },
+    Shutdown,
+}
