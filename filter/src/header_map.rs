@@ -1,6 +1,6 @@
-//! Reading proxy-wasm's serialized header map (what `proxy_get_header_map_pairs` hands the
-//! filter) as [`RequestHeaders`] in place. The SDK's `get_map_bytes` copies every name and
-//! value into its own allocation (two per header, ~21 for a typical request, and as many
+//! The request headers, and reading proxy-wasm's serialized header map (what
+//! `proxy_get_header_map_pairs` hands the filter) as [`RequestHeaders`] in place. The SDK's
+//! `get_map_bytes` copies every name and value into its own allocation (two per header, ~21 for a typical request, and as many
 //! frees); here the host's buffer becomes the headers' text when it is valid UTF-8 (nearly
 //! always), and only the byte ranges are recorded. Invalid bytes are replaced (U+FFFD), as
 //! a client may send them, in names too, where the SDK would panic.
@@ -8,7 +8,80 @@
 //! Layout: a u32 count; per header a u32 name length and a u32 value length; then each name
 //! and each value followed by a NUL. Integers little-endian.
 
-use crate::host::{RequestHeaders, Span};
+/// The request headers, fetched in one host call. Names are lowercase, as Envoy keeps them.
+/// Every name and value lives in one string (the host's buffer itself when it is valid
+/// UTF-8, see [`parse_header_map`]), so a request's headers cost two allocations, not
+/// two per header.
+#[derive(Debug, Clone, Default)]
+pub struct RequestHeaders {
+    text: String,
+    /// The byte ranges of each name and value in `text`, in the order they arrived.
+    spans: Vec<(Span, Span)>,
+}
+
+/// `start..end` in [`RequestHeaders::text`].
+type Span = (usize, usize);
+
+impl RequestHeaders {
+    #[cfg(test)]
+    pub fn new(pairs: Vec<(String, String)>) -> Self {
+        let mut headers = Self::default();
+        for (name, value) in &pairs {
+            headers.push(name, value);
+        }
+        headers
+    }
+
+    /// Headers over `text`, which holds every span (checked by the caller).
+    fn from_parts(text: String, spans: Vec<(Span, Span)>) -> Self {
+        Self { text, spans }
+    }
+
+    /// Appends a header after those that arrived.
+    pub fn push(&mut self, name: &str, value: &str) {
+        let name_span = (self.text.len(), self.text.len() + name.len());
+        self.text.push_str(name);
+        let value_span = (self.text.len(), self.text.len() + value.len());
+        self.text.push_str(value);
+        self.spans.push((name_span, value_span));
+    }
+
+    /// Every header, in order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.spans.iter().map(|&(name, value)| (self.text_at(name), self.text_at(value)))
+    }
+
+    /// The first value of `name` (lowercase), if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.spans.iter().find(|(key, _)| self.is_named(*key, name)).map(|&(_, value)| self.text_at(value))
+    }
+
+    /// Every value of `name`, in the order they arrived.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.spans.iter().filter(move |(key, _)| self.is_named(*key, name)).map(|&(_, value)| self.text_at(value))
+    }
+
+    /// The first value of `name` that is not blank.
+    pub fn get_non_empty(&self, name: &str) -> Option<&str> {
+        let values = self.spans.iter().filter(|(key, _)| self.is_named(*key, name));
+        values.map(|&(_, value)| self.text_at(value).trim()).find(|value| !value.is_empty())
+    }
+
+    /// Compared as bytes: capture looks up ~15 names in every request's headers.
+    fn is_named(&self, (start, end): Span, name: &str) -> bool {
+        self.text.as_bytes().get(start..end) == Some(name.as_bytes())
+    }
+
+    fn text_at(&self, (start, end): Span) -> &str {
+        self.text.get(start..end).unwrap_or_default()
+    }
+}
+
+impl PartialEq for RequestHeaders {
+    fn eq(&self, other: &Self) -> bool {
+        self.pairs().eq(other.pairs())
+    }
+}
 
 /// The headers in `buffer`; None when it is not a well-formed map (never seen from Envoy).
 pub fn parse_header_map(buffer: Vec<u8>) -> Option<RequestHeaders> {
