@@ -93,6 +93,10 @@ pub enum Scope {
     Read,
     /// `POST /v1/events`: what the Envoy filter presents.
     Ingest,
+    /// `POST /audit/checkpoints`: sign a checkpoint on demand, so an auditor can close the
+    /// uncovered tail before verifying. Made only by `token create --scope admin`; it reads
+    /// nothing (a read token is still needed to read the trail).
+    Admin,
 }
 
 impl Scope {
@@ -101,6 +105,7 @@ impl Scope {
         match self {
             Scope::Read => "read",
             Scope::Ingest => "ingest",
+            Scope::Admin => "admin",
         }
     }
 
@@ -109,6 +114,7 @@ impl Scope {
         match name {
             "read" => Some(Scope::Read),
             "ingest" => Some(Scope::Ingest),
+            "admin" => Some(Scope::Admin),
             _ => None,
         }
     }

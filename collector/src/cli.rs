@@ -36,6 +36,12 @@ pub enum Command {
     Migrate(crate::migrate_command::MigrateArgs),
     /// Print the public key that verifies this collector's checkpoints.
     PublicKey(crate::verify::command::PublicKeyArgs),
+    /// Ask a running collector to sign a checkpoint now (an `admin` token), so every event
+    /// stored so far is covered by a signature before you verify.
+    Checkpoint(crate::verify::checkpoint_command::CheckpointArgs),
+    /// Hand checkpoint signing over to a new key, with a checkpoint the current key signs
+    /// (run it with the collector stopped, then start it with the new key).
+    RotateKey(crate::verify::rotate_key_command::RotateKeyArgs),
 }
 
 /// The flags of `audit-collector serve`.
@@ -86,6 +92,12 @@ pub struct ServeArgs {
     #[arg(long, env = "AUDIT_SIGNING_KEY", value_name = "PATH")]
     pub signing_key: Option<PathBuf>,
 
+    /// Also append every signed checkpoint to this file (one JSON line each, as `tail`
+    /// writes them), best on storage the database's operator cannot rewrite; `verify
+    /// --witness` checks the trail against it.
+    #[arg(long, env = "AUDIT_WITNESS_FILE", value_name = "PATH")]
+    pub witness_file: Option<PathBuf>,
+
     /// Seconds a hole in a filter worker's event numbers may stay open (waiting for a late
     /// batch or the worker's own gap record) before the collector records it as a gap.
     #[arg(long, env = "AUDIT_HOLE_GRACE_SECS", value_name = "SECONDS",
@@ -122,6 +134,7 @@ impl ServeArgs {
         config.write_queue_batches = self.write_queue_batches;
         config.checkpoint_interval = std::time::Duration::from_secs(self.checkpoint_interval_secs);
         config.signing_key = self.signing_key;
+        config.witness_file = self.witness_file;
         config.hole_grace = std::time::Duration::from_secs(self.hole_grace_secs);
         config.sender_silence = std::time::Duration::from_secs(self.sender_silence_secs);
         config.validate()?;

@@ -52,6 +52,9 @@ pub struct Config {
     /// The Ed25519 key that signs checkpoints (PKCS#8 PEM); created when missing. `None`:
     /// next to the database, `<name>.signing-key.pem`.
     pub signing_key: Option<PathBuf>,
+    /// When set, every signed checkpoint is appended to this file as well (a witness kept
+    /// outside the database, for `verify --witness`).
+    pub witness_file: Option<PathBuf>,
     /// A hole in a sender's numbers is recorded once the numbers after it have been stored
     /// this long without the hole being filled or named by a gap record.
     pub hole_grace: Duration,
@@ -76,6 +79,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(30),
             checkpoint_interval: Duration::from_secs(DEFAULT_CHECKPOINT_INTERVAL_SECS),
             signing_key: None,
+            witness_file: None,
             hole_grace: Duration::from_secs(DEFAULT_HOLE_GRACE_SECS),
             sender_silence: Duration::from_secs(DEFAULT_SENDER_SILENCE_SECS),
         }

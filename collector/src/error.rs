@@ -30,6 +30,9 @@ pub enum Error {
     /// The checkpoint signing key could not be read or created.
     #[error(transparent)]
     SigningKey(#[from] crate::chain::signing::KeyError),
+    /// The witness file could not be opened or read.
+    #[error(transparent)]
+    WitnessFile(#[from] crate::witness_file::WitnessFileError),
     /// A blocking task could not be joined.
     #[error("a background task failed: {0}")]
     Task(String),

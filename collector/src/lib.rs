@@ -36,6 +36,8 @@
 //! - [`chain`]: the tamper-evident trail: canonical form, hash links, signed checkpoints.
 //! - [`verify`]: `audit-collector verify`: recompute the chain and check every checkpoint,
 //!   from a database file or through the API.
+//! - [`witness_file`]: `--witness-file`, every signed checkpoint appended to a file
+//!   outside the database's reach.
 //! - [`address_file`]: tells a test harness which port a `--listen …:0` server got.
 //! - [`error`]: [`Error`], why [`run`] could not start or stop cleanly.
 
@@ -53,6 +55,7 @@ pub mod server;
 pub mod tail;
 pub mod token_command;
 pub mod verify;
+pub mod witness_file;
 
 mod http;
 mod store;

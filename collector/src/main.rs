@@ -33,21 +33,26 @@ async fn main() -> anyhow::Result<()> {
                 .await??;
         }
         Command::Verify(args) => {
+            let require_full_coverage = args.require_full_coverage;
             let outcome = audit_collector::verify::command::verify(args).await;
-            match outcome {
-                Ok(report) => print!("{report}"),
-                Err(error @ audit_collector::verify::VerifyError::NotIntact(_)) => {
-                    println!("{error}");
-                    std::process::exit(1);
-                }
-                Err(error) => {
-                    eprintln!("audit-collector verify: {error}");
-                    std::process::exit(2);
-                }
+            let (text, code) = audit_collector::verify::command::verify_outcome(require_full_coverage, &outcome);
+            if code == audit_collector::verify::exit_code::UNREADABLE {
+                eprint!("{text}");
+            } else {
+                print!("{text}");
             }
+            std::io::Write::flush(&mut std::io::stdout())?;
+            std::process::exit(code);
         }
         Command::Migrate(args) => print!("{}", audit_collector::migrate_command::run(&args).await?),
         Command::PublicKey(args) => print!("{}", audit_collector::verify::command::run_public_key(&args)?),
+        Command::Checkpoint(args) => {
+            let line =
+                tokio::task::spawn_blocking(move || audit_collector::verify::checkpoint_command::run_checkpoint(&args))
+                    .await??;
+            print!("{line}");
+        }
+        Command::RotateKey(args) => print!("{}", audit_collector::verify::rotate_key_command::run_rotate_key(&args)?),
     }
     Ok(())
 }

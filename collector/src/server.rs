@@ -26,6 +26,7 @@ use crate::store::postgres::PgStore;
 use crate::store::senders::SenderPolicy;
 use crate::store::sqlite_store::SqliteStore;
 use crate::store::{checkpointing, now_millis, retention, DatabaseLocation, TrailStore};
+use crate::witness_file::{WitnessFile, WitnessTask};
 
 /// A client gets this long to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -41,6 +42,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     let (store, trail_key) = open_store(&config).await?;
     let purger = retention::spawn(Arc::clone(&store), config.retention_days, config.retention_interval);
     let checkpointer = checkpointing::spawn(Arc::clone(&store), config.checkpoint_interval);
+    let witness = match &config.witness_file {
+        Some(path) => Some(WitnessTask::spawn(Arc::clone(&store), WitnessFile::open(path)?)),
+        None => None,
+    };
     let sender_checker = completeness::spawn(
         Arc::clone(&store),
         SenderPolicy {
@@ -72,6 +77,9 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
     checkpointer.abort();
     sender_checker.abort();
     store.shutdown().await?;
+    if let Some(witness) = witness {
+        witness.finish(store.as_ref()).await;
+    }
     tracing::info!("audit collector stopped; every acknowledged batch is committed");
     served
 }

@@ -1,6 +1,7 @@
 //! `audit-collector token create|list|revoke`: bearer tokens kept in the database (only as
 //! SHA-256 digests), each with a name and a scope: `read` for `GET /audit`, `ingest` for
-//! the filter's `POST /v1/events`. `create` prints the secret once, on stdout alone (so
+//! the filter's `POST /v1/events`, `admin` for signing a checkpoint on demand
+//! (`POST /audit/checkpoints`). `create` prints the secret once, on stdout alone (so
 //! `TOKEN=$(audit-collector token create …)` works), and never again. A running collector
 //! sees a new or revoked token on the next request: tokens are looked up per request.
 
@@ -55,6 +56,8 @@ pub enum ScopeArg {
     Read,
     /// POST /v1/events.
     Ingest,
+    /// POST /audit/checkpoints (sign a checkpoint on demand).
+    Admin,
 }
 
 impl From<ScopeArg> for Scope {
@@ -62,6 +65,7 @@ impl From<ScopeArg> for Scope {
         match scope {
             ScopeArg::Read => Scope::Read,
             ScopeArg::Ingest => Scope::Ingest,
+            ScopeArg::Admin => Scope::Admin,
         }
     }
 }

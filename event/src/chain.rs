@@ -53,6 +53,32 @@ pub struct Checkpoint {
     pub key_id: String,
     /// The Ed25519 signature of the checkpoint's signed message, hex.
     pub signature: String,
+    /// Key rotation: the raw Ed25519 public key (hex) that signs every checkpoint after
+    /// this one. Present only on the handover checkpoint, which the old key signs, so one
+    /// trusted key verifies the whole history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_public_key: Option<String>,
+}
+
+/// The `record` member of a [`CheckpointRecord`].
+pub const CHECKPOINT_RECORD: &str = "audit-sidecar/checkpoint";
+
+/// A checkpoint as a line of its own in a witness: what `audit-collector tail` writes into
+/// its event stream (native format) and the collector's `--witness-file` appends, so a copy
+/// of every signature lives where the database's operator cannot rewrite it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointRecord {
+    /// Always [`CHECKPOINT_RECORD`]: what tells this line from an event.
+    pub record: String,
+    /// The checkpoint, exactly as `GET /audit/checkpoints` serves it.
+    pub checkpoint: Checkpoint,
+}
+
+impl CheckpointRecord {
+    /// The record of `checkpoint`.
+    pub fn of(checkpoint: Checkpoint) -> CheckpointRecord {
+        CheckpointRecord { record: CHECKPOINT_RECORD.to_owned(), checkpoint }
+    }
 }
 
 /// The body of `GET /audit/checkpoints`: checkpoints in ascending `number`.

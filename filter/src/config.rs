@@ -9,11 +9,11 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::bounds::{DEFAULT_MAX_FIELD_BYTES, MIN_MAX_FIELD_BYTES};
 use crate::config_error::ConfigError;
-use crate::failure_policy::FailurePolicyConfig;
+use crate::request::bounds::{DEFAULT_MAX_FIELD_BYTES, MIN_MAX_FIELD_BYTES};
+use crate::request::trusted_proxies::Cidr;
 use crate::routes::{RouteTable, RouteTableConfig};
-use crate::trusted_proxies::Cidr;
+use crate::worker::failure_policy::FailurePolicyConfig;
 
 /// The whole configuration. An empty or missing configuration means all defaults.
 #[derive(Debug, Clone)]
@@ -83,7 +83,7 @@ pub struct IdentityConfig {
     /// The sources read. `jwt` and `headers` are tried in this order and the first that
     /// gives an email or id is the identity, so one principal's email is never paired with
     /// another's id; `basic-auth`, when listed, always gives `user_name` (see
-    /// [`crate::identity`]).
+    /// [`crate::request::identity`]).
     pub sources: Vec<IdentitySource>,
     pub email_headers: Vec<String>,
     pub user_id_headers: Vec<String>,
@@ -132,7 +132,7 @@ pub struct JwtClaimsConfig {
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// The most bytes of one text field (path, query, user agent, identity values, ...);
-    /// a longer value is cut at a character boundary and marked (see [`crate::bounds`]).
+    /// a longer value is cut at a character boundary and marked (see [`crate::request::bounds`]).
     pub max_field_bytes: usize,
 }
 
@@ -146,7 +146,7 @@ pub struct RedactionConfig {
     pub token_fingerprint: TokenFingerprintConfig,
 }
 
-/// How `token_fingerprint` is made (see [`crate::fingerprint`]).
+/// How `token_fingerprint` is made (see [`crate::request::fingerprint`]).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct TokenFingerprintConfig {

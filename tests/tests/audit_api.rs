@@ -114,16 +114,30 @@ fn make_requests(stack: &AuditStack, tag: &str, count: usize) {
     }
 }
 
+/// The uuids of the event lines, in order; checkpoint lines (tail writes each signed
+/// checkpoint as a record of its own) are not events.
 fn uuids_of(lines: &[String]) -> Vec<String> {
     lines
         .iter()
-        .map(|line| {
+        .filter_map(|line| {
             let event: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
-            event["uuid"].as_str().unwrap().to_string()
+            if event.get("record").is_some() {
+                return None;
+            }
+            Some(event["uuid"].as_str().unwrap().to_string())
         })
         .collect()
 }
 
+/// The printed lines with every repeat of an earlier line's uuid left out, and the repeats.
+fn without_repeats(uuids: Vec<String>) -> (Vec<String>, Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    uuids.into_iter().partition(|uuid| seen.insert(uuid.clone()))
+}
+
+/// Delivery across a SIGKILL is at least once, by design: a page printed and flushed but not
+/// yet recorded in the state file is printed again by the next run. Everything else is
+/// exactly once, in order.
 #[test]
 fn tail_resumes_from_its_state_file_and_prints_every_event_exactly_once() {
     let stack = start();
@@ -153,6 +167,7 @@ fn tail_resumes_from_its_state_file_and_prints_every_event_exactly_once() {
     follower.wait().unwrap();
     let run2: Vec<String> = std::fs::read_to_string(&stdout_path).unwrap().lines().map(str::to_string).collect();
     assert!(!run2.is_empty(), "the follower printed nothing");
+    let run2_uuids = uuids_of(&run2);
     printed.extend(run2);
 
     // 3: more events while nothing follows, then a run to the end of the trail.
@@ -162,7 +177,16 @@ fn tail_resumes_from_its_state_file_and_prints_every_event_exactly_once() {
 
     let (trail, _) = walk_trail(&stack.collector_url(), stack.read_token(), 100).unwrap();
     let expected: Vec<String> = trail.iter().map(|event| event.uuid.clone()).collect();
-    assert_eq!(uuids_of(&printed), expected, "the three runs together print the trail once, in order");
+    let (once, repeats) = without_repeats(uuids_of(&printed));
+    assert_eq!(once, expected, "the three runs together print the whole trail, in order");
+    // A repeat can only be the page the killed follower had printed but not yet recorded:
+    // the last lines of its output, printed again at the start of the next run.
+    let unrecorded = &run2_uuids[run2_uuids.len() - repeats.len().min(run2_uuids.len())..];
+    assert_eq!(
+        repeats, unrecorded,
+        "only the killed follower's unrecorded last page may be printed twice (at most one page of 100)"
+    );
+    assert!(repeats.len() <= 100, "{} events printed twice: more than one page", repeats.len());
 }
 
 #[test]

@@ -174,6 +174,11 @@ impl TrailVerifier {
     pub fn public_key(&self) -> TrailPublicKey {
         describe(&self.key)
     }
+
+    /// The 32 raw public key bytes.
+    pub fn public_key_bytes(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
 }
 
 fn key_id_of(key: &VerifyingKey) -> String {

@@ -1,7 +1,7 @@
 //! Who may call a route. A route needs a [`Scope`]; the presented bearer token is looked
 //! for among the configured tokens (`--read-token`, `--ingest-token`) and then among the
 //! active tokens of the database (`audit-collector token create`), every digest compared
-//! in constant time. No token or an unknown one: 401. A known token of another scope
+//! in constant time. `admin` tokens exist only in the database. No token or an unknown one: 401. A known token of another scope
 //! (e.g. the filter's ingest token on `/audit`): 403.
 
 use hyper::header::HeaderMap;
@@ -28,7 +28,7 @@ pub async fn authorize(headers: &HeaderMap, needed: Scope, shared: &Shared) -> R
         return Ok(());
     }
     let stored = shared.store.active_tokens().await?;
-    let stored_scope = [Scope::Read, Scope::Ingest].into_iter().find(|scope| {
+    let stored_scope = [Scope::Read, Scope::Ingest, Scope::Admin].into_iter().find(|scope| {
         let of_scope = stored.iter().filter(|token| token.scope == *scope).map(|token| &token.digest);
         contains_in_constant_time(of_scope, &presented)
     });

@@ -2,6 +2,10 @@
 //! `audit-collector verify --url` and for auditors who archive them. Paged by checkpoint
 //! number: `after=<number>` (exclusive) and `limit` (1 to [`MAX_CHECKPOINTS_PER_PAGE`]);
 //! `_links.next` is absent on the last page. Needs a read token, as `/audit` does.
+//!
+//! `POST /audit/checkpoints` (an `admin` token) signs a checkpoint of the trail as it is
+//! now, so an auditor can close the uncovered tail before verifying: 201 with the new
+//! checkpoint, or 200 with the newest one when it already covers every event.
 
 use audit_event::chain::{CheckpointPage, CHECKPOINTS_PATH};
 use audit_event::{Link, PageLinks};
@@ -33,6 +37,18 @@ pub async fn handle(request: &Request<Incoming>, shared: &Shared) -> Result<Http
     let page = CheckpointPage { checkpoints, links: PageLinks { this: Link { href: href(after) }, next } };
     let body = serde_json::to_vec(&page).map_err(|error| ApiError::Internal(error.to_string()))?;
     Ok(with_body(StatusCode::OK, "application/json", body))
+}
+
+/// Signs a checkpoint on demand.
+pub async fn sign(request: &Request<Incoming>, shared: &Shared) -> Result<HttpResponse, ApiError> {
+    authorize(request.headers(), Scope::Admin, shared).await?;
+    let (status, checkpoint) = match shared.store.checkpoint().await? {
+        Some(checkpoint) => (StatusCode::CREATED, Some(checkpoint)),
+        None => (StatusCode::OK, shared.store.latest_checkpoint().await?),
+    };
+    let checkpoint = checkpoint.ok_or(ApiError::NothingToSign)?;
+    let body = serde_json::to_vec(&checkpoint).map_err(|error| ApiError::Internal(error.to_string()))?;
+    Ok(with_body(status, "application/json", body))
 }
 
 fn parse_query(query: Option<&str>) -> Result<(i64, usize), ApiError> {

@@ -74,15 +74,18 @@ pub async fn route(request: Request<Incoming>, shared: Arc<Shared>) -> HttpRespo
         (HEALTH_PATH, &Method::GET) => health::handle(&shared).await,
         (METRICS_PATH, &Method::GET) => metrics::handle(&shared).await,
         (CHECKPOINTS_PATH, &Method::GET) => checkpoints::handle(&request, &shared).await,
+        (CHECKPOINTS_PATH, &Method::POST) => checkpoints::sign(&request, &shared).await,
         (PUBLIC_KEY_PATH, &Method::GET) => public_key::handle(&shared),
         (INGEST_PATH, _) => {
             Err(ApiError::MethodNotAllowed { path: path.clone(), method: method.to_string(), allow: "POST" })
         }
         (path, &Method::GET) if ui::is_ui_path(path) => ui::handle(path),
-        (
-            AUDIT_PATH | ACTIVITY_PATH | OPENAPI_PATH | HEALTH_PATH | METRICS_PATH | CHECKPOINTS_PATH | PUBLIC_KEY_PATH,
-            _,
-        ) => Err(ApiError::MethodNotAllowed { path: path.clone(), method: method.to_string(), allow: "GET" }),
+        (CHECKPOINTS_PATH, _) => {
+            Err(ApiError::MethodNotAllowed { path: path.clone(), method: method.to_string(), allow: "GET, POST" })
+        }
+        (AUDIT_PATH | ACTIVITY_PATH | OPENAPI_PATH | HEALTH_PATH | METRICS_PATH | PUBLIC_KEY_PATH, _) => {
+            Err(ApiError::MethodNotAllowed { path: path.clone(), method: method.to_string(), allow: "GET" })
+        }
         _ => Err(ApiError::NotFound { path: path.clone() }),
     };
     let response = outcome.unwrap_or_else(ApiError::into_response);

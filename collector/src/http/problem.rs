@@ -76,6 +76,9 @@ pub enum ApiError {
         /// The requested cursor (shortened when long).
         from: String,
     },
+    /// A checkpoint was asked for, but no event was ever stored.
+    #[error("the trail is empty: there is nothing to sign yet")]
+    NothingToSign,
     /// The writer queue is full.
     #[error("the collector's write queue is full; retry in a second")]
     QueueFull,
@@ -108,6 +111,7 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NothingToSign => StatusCode::CONFLICT,
             ApiError::QueueFull | ApiError::ShuttingDown | ApiError::Store(StoreError::WriterStopped) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -129,6 +133,7 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => "body-too-large",
             ApiError::UnknownFrom { .. } => "unknown-from",
             ApiError::QueueFull => "queue-full",
+            ApiError::NothingToSign => "nothing-to-sign",
             ApiError::ShuttingDown | ApiError::Store(StoreError::WriterStopped) => "shutting-down",
             ApiError::MissingHost => "missing-host",
             ApiError::Store(_) | ApiError::Internal(_) => "internal",

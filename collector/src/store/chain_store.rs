@@ -1,15 +1,17 @@
 //! The chain in the database: the head a new event links to, the retention anchor, the
 //! checkpoints, and the one-time hashing of events stored before the chain existed. All of
 //! it runs on the writer's connection inside the writer's transaction, so an event, its
-//! link and any checkpoint covering it commit together or not at all.
+//! link and any checkpoint covering it commit together or not at all. A key rotation is a
+//! handover checkpoint ([`issue_handover`]); the new key's public half is stored, never a
+//! private key.
 
 use audit_event::chain::Checkpoint;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::StoreError;
-use crate::chain::checkpoint::next_checkpoint;
+use crate::chain::checkpoint::{handover_checkpoint, next_checkpoint};
 use crate::chain::link::{digest_from_blob, from_hex, to_hex, Digest, GENESIS};
-use crate::chain::signing::TrailSigner;
+use crate::chain::signing::{TrailSigner, TrailVerifier};
 
 /// The newest link: the seq and hash the next event chains to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,36 +81,67 @@ pub fn issue_checkpoint(
     signer: &TrailSigner,
     now_ms: i64,
 ) -> Result<Option<Checkpoint>, StoreError> {
-    let head = chain_head(conn)?;
-    let anchor = read_anchor(conn)?.unwrap_or(ChainHead { seq: 0, hash: GENESIS });
-    let previous = latest_checkpoint(conn)?;
-    let Some(checkpoint) =
-        next_checkpoint((head.seq, &head.hash), (anchor.seq, &anchor.hash), previous.as_ref(), signer, now_ms)
-    else {
+    let (head, anchor, previous) = chain_state(conn)?;
+    let next = next_checkpoint((head.seq, &head.hash), (anchor.seq, &anchor.hash), previous.as_ref(), signer, now_ms)?;
+    let Some(checkpoint) = next else {
         return Ok(None);
     };
+    insert_checkpoint(conn, &checkpoint)?;
+    Ok(Some(checkpoint))
+}
+
+/// Key rotation: signs, with the current key, a checkpoint of the head that names `next`
+/// as the key of every later checkpoint.
+pub fn issue_handover(
+    conn: &Connection,
+    signer: &TrailSigner,
+    next: &TrailVerifier,
+    now_ms: i64,
+) -> Result<Checkpoint, StoreError> {
+    let (head, anchor, previous) = chain_state(conn)?;
+    let checkpoint = handover_checkpoint(
+        (head.seq, &head.hash),
+        (anchor.seq, &anchor.hash),
+        previous.as_ref(),
+        signer,
+        next,
+        now_ms,
+    )?;
+    insert_checkpoint(conn, &checkpoint)?;
+    Ok(checkpoint)
+}
+
+/// The head, the anchor and the newest checkpoint: what the next checkpoint is built from.
+fn chain_state(conn: &Connection) -> Result<(ChainHead, ChainHead, Option<Checkpoint>), StoreError> {
+    let head = chain_head(conn)?;
+    let anchor = read_anchor(conn)?.unwrap_or(ChainHead { seq: 0, hash: GENESIS });
+    Ok((head, anchor, latest_checkpoint(conn)?))
+}
+
+fn insert_checkpoint(conn: &Connection, checkpoint: &Checkpoint) -> Result<(), StoreError> {
     let hex_bytes = |hex: &str| from_hex(hex).unwrap_or_default();
     conn.prepare_cached(
         "INSERT INTO checkpoints (number, last_seq, last_hash, anchor_seq, anchor_hash, issued_at_ms,
-                                  prev_checkpoint_hash, key_id, signature)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                  prev_checkpoint_hash, key_id, signature, next_public_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         checkpoint.number,
         checkpoint.last_seq,
-        head.hash.as_slice(),
+        hex_bytes(&checkpoint.last_hash),
         checkpoint.anchor_seq,
-        anchor.hash.as_slice(),
+        hex_bytes(&checkpoint.anchor_hash),
         checkpoint.issued_at_ms,
         hex_bytes(&checkpoint.prev_checkpoint_hash),
         checkpoint.key_id,
         hex_bytes(&checkpoint.signature),
+        checkpoint.next_public_key.as_deref().map(hex_bytes),
     ])?;
-    Ok(Some(checkpoint))
+    Ok(())
 }
 
-const CHECKPOINT_COLUMNS: &str =
-    "number, last_seq, last_hash, anchor_seq, anchor_hash, issued_at_ms, prev_checkpoint_hash, key_id, signature";
+const CHECKPOINT_COLUMNS: &str = "number, last_seq, last_hash, anchor_seq, anchor_hash, issued_at_ms, \
+     prev_checkpoint_hash, key_id, signature, next_public_key";
 
 /// The newest checkpoint.
 pub fn latest_checkpoint(conn: &Connection) -> Result<Option<Checkpoint>, StoreError> {
@@ -138,5 +171,6 @@ fn checkpoint_of_row(row: &Row<'_>) -> rusqlite::Result<Checkpoint> {
         prev_checkpoint_hash: hex_of(6)?,
         key_id: row.get(7)?,
         signature: hex_of(8)?,
+        next_public_key: row.get::<_, Option<Vec<u8>>>(9)?.map(|key| to_hex(&key)),
     })
 }

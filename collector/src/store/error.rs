@@ -99,6 +99,10 @@ pub enum StoreError {
     /// The store cannot do what was asked; the message says what and what to use instead.
     #[error("{0}")]
     Unsupported(String),
+    /// The key given is not the one the checkpoint chain expects next: a different key, or
+    /// the old key after a rotation handed over to a new one.
+    #[error(transparent)]
+    WrongSigningKey(#[from] crate::chain::checkpoint::WrongSigner),
     /// A blocking database task could not be joined.
     #[error("a database task failed: {0}")]
     Task(String),

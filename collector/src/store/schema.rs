@@ -127,6 +127,25 @@ const MIGRATIONS: &[&str] = &[
         seen_at_ms INTEGER NOT NULL,
         PRIMARY KEY (sender, first_seq)
     ) STRICT, WITHOUT ROWID;",
+    // 8: verification that never overclaims (docs/verifying.md).
+    // - `checkpoints.next_public_key`: key rotation; the handover checkpoint, signed by the
+    //   old key, names the raw public key that signs every checkpoint after it.
+    // - `api_tokens` gains the `admin` scope (signing a checkpoint on demand); SQLite cannot
+    //   change a CHECK constraint in place, so the table is rebuilt with its rows.
+    "ALTER TABLE checkpoints ADD COLUMN next_public_key BLOB;
+    CREATE TABLE api_tokens_with_admin (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        scope TEXT NOT NULL CHECK (scope IN ('read', 'ingest', 'admin')),
+        digest BLOB NOT NULL UNIQUE,
+        created_at_ms INTEGER NOT NULL,
+        revoked_at_ms INTEGER
+    ) STRICT;
+    INSERT INTO api_tokens_with_admin (id, name, scope, digest, created_at_ms, revoked_at_ms)
+        SELECT id, name, scope, digest, created_at_ms, revoked_at_ms FROM api_tokens;
+    DROP TABLE api_tokens;
+    ALTER TABLE api_tokens_with_admin RENAME TO api_tokens;
+    CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens (name) WHERE revoked_at_ms IS NULL;",
 ];
 
 /// The schema version this binary migrates to.

@@ -10,7 +10,7 @@ use rusqlite::Connection;
 
 use super::activity::{activity, ActivityOutcome, BucketWidth};
 use super::chain_linking::link_unchained_events;
-use super::chain_store::read_checkpoints;
+use super::chain_store::{latest_checkpoint, read_checkpoints};
 use super::new_event::NewEvent;
 use super::reader::{PageOutcome, Readers};
 use super::senders::{anything_due, SenderActivity, SenderPolicy};
@@ -120,6 +120,10 @@ impl TrailStore for SqliteStore {
 
     fn checkpoint(&self) -> StoreFuture<'_, Option<Checkpoint>> {
         Box::pin(self.writer.checkpoint())
+    }
+
+    fn latest_checkpoint(&self) -> StoreFuture<'_, Option<Checkpoint>> {
+        Box::pin(self.readers.read(latest_checkpoint))
     }
 
     fn gauges(&self) -> StoreFuture<'_, StoreGauges> {

@@ -69,6 +69,9 @@ pub trait TrailStore: Send + Sync {
     /// Signs a checkpoint of the head unless nothing changed since the last one.
     fn checkpoint(&self) -> StoreFuture<'_, Option<Checkpoint>>;
 
+    /// The newest signed checkpoint, if any.
+    fn latest_checkpoint(&self) -> StoreFuture<'_, Option<Checkpoint>>;
+
     /// The store's figures for `/metrics`.
     fn gauges(&self) -> StoreFuture<'_, StoreGauges>;
 

@@ -52,8 +52,8 @@ pub enum FetchError {
         /// The server's explanation.
         detail: String,
     },
-    /// A 200 whose body is not an audit page.
-    #[error("GET {url} did not return an audit page: {reason}")]
+    /// A 200 whose body is not an audit page (or not the checkpoint page asked for).
+    #[error("GET {url} did not return what was expected: {reason}")]
     NotAPage {
         /// The URL.
         url: String,
@@ -81,9 +81,30 @@ impl TrailClient {
 
     /// The page at `url`, retrying what can heal, starting with a pause of `first_pause`.
     pub fn fetch_page(&self, url: &str, first_pause: Duration) -> Result<LoosePage, FetchError> {
+        self.fetch(url, first_pause, parse_page)
+    }
+
+    /// Any JSON body at `url` (e.g. a checkpoint page), retried as [`Self::fetch_page`] is.
+    pub fn fetch_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        first_pause: Duration,
+    ) -> Result<T, FetchError> {
+        self.fetch(url, first_pause, |url, body| {
+            serde_json::from_str(body)
+                .map_err(|error| FetchError::NotAPage { url: url.to_owned(), reason: error.to_string() })
+        })
+    }
+
+    fn fetch<T>(
+        &self,
+        url: &str,
+        first_pause: Duration,
+        parse: impl Fn(&str, &str) -> Result<T, FetchError>,
+    ) -> Result<T, FetchError> {
         let mut pause = first_pause;
         loop {
-            match self.try_fetch(url) {
+            match self.try_fetch(url, &parse) {
                 Ok(Some(page)) => return Ok(page),
                 Ok(None) => {
                     tracing::warn!(%url, retry_in = ?pause, "the trail is not reachable right now; retrying");
@@ -96,7 +117,11 @@ impl TrailClient {
     }
 
     /// `Ok(None)` for an answer worth retrying.
-    fn try_fetch(&self, url: &str) -> Result<Option<LoosePage>, FetchError> {
+    fn try_fetch<T>(
+        &self,
+        url: &str,
+        parse: impl Fn(&str, &str) -> Result<T, FetchError>,
+    ) -> Result<Option<T>, FetchError> {
         let response = self.agent.get(url).header("authorization", &self.authorization).call();
         let mut response = match response {
             Ok(response) => response,
@@ -115,7 +140,7 @@ impl TrailClient {
         };
         let url_owned = url.to_owned();
         match status {
-            200 => parse_page(url, &body).map(Some),
+            200 => parse(url, &body).map(Some),
             429 | 500..=599 => {
                 tracing::warn!(%url, status, detail = %detail(), "server not ready");
                 Ok(None)

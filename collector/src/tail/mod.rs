@@ -12,6 +12,8 @@
 //! an event, and what they leave for extension fields), [`state`] (the position file),
 //! [`client`] (the HTTP calls and which answers are worth retrying).
 
+pub mod checkpoint_record;
+pub mod checkpoints;
 pub mod client;
 pub mod ecs;
 pub mod fields;
@@ -26,6 +28,7 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::Value;
 
+use self::checkpoints::CheckpointFollower;
 use self::client::{FetchError, TrailClient};
 use self::format::OutputFormat;
 use self::state::{StateError, TailState};
@@ -65,6 +68,12 @@ pub struct TailArgs {
     /// Stop after printing this many events.
     #[arg(long, value_name = "N")]
     pub max_events: Option<u64>,
+
+    /// Print events only. By default every signed checkpoint is printed too, as a line of
+    /// its own, so the SIEM keeps a witness that `verify --witness` can check the trail
+    /// against.
+    #[arg(long)]
+    pub no_checkpoints: bool,
 }
 
 /// Why the tail stopped.
@@ -104,6 +113,8 @@ pub fn run(args: &TailArgs, out: &mut impl Write) -> Result<(), TailError> {
         query.append_pair("pageSize", "100");
         format!("{base}/audit?{}", query.finish())
     };
+    let mut checkpoints =
+        CheckpointFollower::new(resumed.as_ref().map_or(0, |state| state.last_checkpoint), !args.no_checkpoints);
     let mut last_uuid = resumed.map(|state| state.last_uuid);
     if let Some(uuid) = &last_uuid {
         tracing::info!(last_uuid = %uuid, "resuming after the last event written");
@@ -126,19 +137,23 @@ pub fn run(args: &TailArgs, out: &mut impl Write) -> Result<(), TailError> {
             let room = usize::try_from(max.saturating_sub(written)).unwrap_or(usize::MAX);
             events = &events[..events.len().min(room)];
         }
-        if !events.is_empty() {
-            // One write per page, then the position: a crash repeats at most this page.
-            let mut lines = String::new();
-            for event in events {
-                lines.push_str(&args.format.render(event));
-                lines.push('\n');
-            }
+        // One write per page, then the position: a crash repeats at most this page.
+        let mut lines = String::new();
+        for event in events {
+            lines.push_str(&args.format.render(event));
+            lines.push('\n');
+        }
+        let checkpoint_lines = checkpoints.new_lines(&client, base, args.format, poll)?;
+        lines.push_str(&checkpoint_lines);
+        if !lines.is_empty() {
             out.write_all(lines.as_bytes())?;
             out.flush()?;
             written += u64::try_from(events.len()).unwrap_or(u64::MAX);
-            last_uuid = events.last().and_then(|event| event.get("uuid")).and_then(Value::as_str).map(str::to_owned);
+            if let Some(last) = events.last().and_then(|event| event.get("uuid")).and_then(Value::as_str) {
+                last_uuid = Some(last.to_owned());
+            }
             if let (Some(path), Some(uuid)) = (&args.state_file, &last_uuid) {
-                state::save(path, &TailState { last_uuid: uuid.clone() })?;
+                state::save(path, &TailState { last_uuid: uuid.clone(), last_checkpoint: checkpoints.after })?;
             }
         }
         if args.max_events.is_some_and(|max| written >= max) {

@@ -1,4 +1,5 @@
-//! The tail's position: the uuid of the last event it wrote to stdout, kept in a small
+//! The tail's position: the uuid of the last event it wrote to stdout (and the number of
+//! the last signed checkpoint), kept in a small
 //! JSON file written atomically (a temporary file in the same folder, synced, then
 //! renamed over the old one), so a crash leaves either the old or the new position.
 
@@ -12,6 +13,9 @@ use serde::{Deserialize, Serialize};
 pub struct TailState {
     /// The uuid of the last event written to stdout.
     pub last_uuid: String,
+    /// The number of the last signed checkpoint written (0: none; absent in older files).
+    #[serde(default)]
+    pub last_checkpoint: i64,
 }
 
 /// Why the state file could not be used.
@@ -70,7 +74,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("tail.state");
         assert_eq!(load(&path).expect("missing is fine"), None);
-        let state = TailState { last_uuid: "abc".to_owned() };
+        let state = TailState { last_uuid: "abc".to_owned(), last_checkpoint: 3 };
         save(&path, &state).expect("save");
         assert_eq!(load(&path).expect("load"), Some(state));
         std::fs::write(&path, "garbage").expect("write");

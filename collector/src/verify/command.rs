@@ -1,6 +1,7 @@
 //! The `verify` and `public-key` subcommands: their flags, and running them. They print
-//! for a person; `main.rs` turns the outcome into the exit status (0 intact, 1 not
-//! intact, 2 could not check).
+//! for a person; `main.rs` turns the outcome into the exit status (see
+//! [`super::report::exit_code`]: 0 intact and every event signed, 3 the signed part intact
+//! with an uncovered tail, 1 not intact, 2 could not check).
 
 use std::path::PathBuf;
 
@@ -8,6 +9,8 @@ use clap::{Args, ValueEnum};
 use rusqlite::{Connection, OpenFlags};
 
 use super::from_postgres::verify_postgres;
+use super::report::{exit_code, Coverage};
+use super::witness::{check_witness, read_witness, Witnessed};
 use super::{verify_api, verify_database, TrailReport, VerifyError};
 use crate::chain::signing::{default_key_path, KeyError, TrailSigner, TrailVerifier};
 use crate::store::DatabaseLocation;
@@ -32,6 +35,15 @@ pub struct VerifyArgs {
     /// once, from the operator or `GET /audit/public-key`, and keep it.
     #[arg(long, value_name = "PATH|HEX")]
     pub public_key: String,
+    /// A file of checkpoints kept outside the operator's reach, as `tail` (any --format) or
+    /// the collector's --witness-file wrote them; other lines are skipped. Catches a trail
+    /// cut back to an older checkpoint, or rewritten after one was witnessed. Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub witness: Vec<PathBuf>,
+    /// Fail (exit 1) unless every event is covered by a signed checkpoint, instead of
+    /// exiting 3 for an uncovered tail. Sign one first with `audit-collector checkpoint`.
+    #[arg(long)]
+    pub require_full_coverage: bool,
 }
 
 /// How `public-key` prints the key.
@@ -69,8 +81,8 @@ pub fn read_public_key(argument: &str) -> Result<TrailVerifier, KeyError> {
     }
 }
 
-/// Runs `verify`: a PostgreSQL URL in `--database` is read here; a SQLite file and the API
-/// on a blocking thread ([`run_verify`]).
+/// Runs `verify`: the trail (a PostgreSQL URL in `--database` is read here; a SQLite file
+/// and the API on a blocking thread, [`run_verify`]), then every witness given.
 pub async fn verify(args: VerifyArgs) -> Result<TrailReport, VerifyError> {
     let postgres = match args.database.as_deref().map(DatabaseLocation::of) {
         Some(DatabaseLocation::Postgres(url)) => url,
@@ -81,18 +93,62 @@ pub async fn verify(args: VerifyArgs) -> Result<TrailReport, VerifyError> {
         }
     };
     let key = read_public_key(&args.public_key).map_err(|error| VerifyError::Read(error.to_string()))?;
-    verify_postgres(&postgres, &key).await
+    let witnessed = read_witnesses(&args)?;
+    let report = verify_postgres(&postgres, &key).await?;
+    with_witnesses(report, &key, &witnessed)
 }
 
-/// Runs `verify` on a SQLite file or through the API.
+/// Runs `verify` on a SQLite file or through the API, then every witness given.
 pub fn run_verify(args: &VerifyArgs) -> Result<TrailReport, VerifyError> {
     let key = read_public_key(&args.public_key).map_err(|error| VerifyError::Read(error.to_string()))?;
+    let witnessed = read_witnesses(args)?;
+    let report = verify_trail(args, &key)?;
+    with_witnesses(report, &key, &witnessed)
+}
+
+fn read_witnesses(args: &VerifyArgs) -> Result<Vec<Witnessed>, VerifyError> {
+    let mut witnessed = Vec::new();
+    for path in &args.witness {
+        witnessed.extend(read_witness(path)?);
+    }
+    Ok(witnessed)
+}
+
+fn with_witnesses(
+    report: TrailReport,
+    key: &TrailVerifier,
+    witnessed: &[Witnessed],
+) -> Result<TrailReport, VerifyError> {
+    if witnessed.is_empty() {
+        Ok(report)
+    } else {
+        check_witness(report, key, witnessed)
+    }
+}
+
+/// What `verify` prints and its exit status, for any outcome.
+pub fn verify_outcome(require_full_coverage: bool, outcome: &Result<TrailReport, VerifyError>) -> (String, i32) {
+    match outcome {
+        Ok(report) if require_full_coverage && report.coverage() != Coverage::Full => (
+            format!(
+                "{report}FULL COVERAGE REQUIRED (--require-full-coverage) and NOT MET: {} events are not covered by a signed checkpoint\n",
+                report.uncovered_events()
+            ),
+            exit_code::NOT_INTACT,
+        ),
+        Ok(report) => (report.to_string(), report.exit_code()),
+        Err(error @ VerifyError::NotIntact(_)) => (format!("{error}\n"), exit_code::NOT_INTACT),
+        Err(error) => (format!("audit-collector verify: {error}\n"), exit_code::UNREADABLE),
+    }
+}
+
+fn verify_trail(args: &VerifyArgs, key: &TrailVerifier) -> Result<TrailReport, VerifyError> {
     match (&args.database, &args.url) {
         (Some(path), _) => {
             let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
             let conn = Connection::open_with_flags(path, flags)
                 .map_err(|error| VerifyError::Read(format!("{}: {error}", path.display())))?;
-            verify_database(&conn, &key).map_err(|error| match error {
+            verify_database(&conn, key).map_err(|error| match error {
                 VerifyError::Read(reason) => VerifyError::Read(format!(
                     "{}: {reason} (is it the database of an audit-collector that keeps the hash chain?)",
                     path.display()
@@ -102,7 +158,7 @@ pub fn run_verify(args: &VerifyArgs) -> Result<TrailReport, VerifyError> {
         }
         (None, Some(url)) => {
             let token = args.token.as_deref().unwrap_or_default();
-            verify_api(url, token, &key)
+            verify_api(url, token, key)
         }
         (None, None) => Err(VerifyError::Read("give --database PATH or --url URL".to_owned())),
     }

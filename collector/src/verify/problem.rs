@@ -104,6 +104,17 @@ pub enum TrailProblem {
         /// The recomputed hash.
         computed: String,
     },
+    /// A witness holds a different signed checkpoint under the same number: the history
+    /// was forked after it was witnessed.
+    #[error("checkpoint {number} (seq {seq}): history REWRITTEN: {detail}")]
+    Rewritten {
+        /// The checkpoint.
+        number: i64,
+        /// The first seq concerned.
+        seq: i64,
+        /// What differs.
+        detail: String,
+    },
     /// The anchor row disagrees with the signed anchor.
     #[error("seq {seq}: retention ANCHOR {detail}")]
     Anchor {

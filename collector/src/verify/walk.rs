@@ -26,31 +26,30 @@ pub struct TrailEvent {
     pub canonical: Vec<u8>,
 }
 
+/// The keys that signed the checkpoints: `signers[i]` signed checkpoint `i` of the list,
+/// and `next` must sign the checkpoint after the last one.
+pub struct KeyChain {
+    /// The key of each checkpoint, in the order given.
+    pub signers: Vec<TrailVerifier>,
+    /// The key expected for the next checkpoint.
+    pub next: TrailVerifier,
+}
+
 /// Checks every checkpoint: the key, the signature, the numbering from 1, and that each
-/// names the hash of the one before. Checkpoints must be in ascending `number`.
-pub fn check_checkpoints(checkpoints: &[Checkpoint], key: &TrailVerifier) -> Result<(), TrailProblem> {
+/// names the hash of the one before. Checkpoints must be in ascending `number`. The first
+/// is checked with `key`; a handover checkpoint (signed by the current key) names the key
+/// of every later one, so `key` (the oldest) verifies the whole history.
+pub fn check_checkpoints(checkpoints: &[Checkpoint], key: &TrailVerifier) -> Result<KeyChain, TrailProblem> {
     let mut previous: Option<&Checkpoint> = None;
+    let mut active = key.clone();
+    let mut signers = Vec::with_capacity(checkpoints.len());
     for checkpoint in checkpoints {
         let broken = |detail: String| TrailProblem::CheckpointChainBroken {
             number: checkpoint.number,
             seq: checkpoint.last_seq,
             detail,
         };
-        if checkpoint.key_id != key.key_id() {
-            return Err(TrailProblem::BadSignature {
-                number: checkpoint.number,
-                seq: checkpoint.last_seq,
-                detail: format!("signed by key {}, not by the public key given ({})", checkpoint.key_id, key.key_id()),
-            });
-        }
-        let signature = from_hex(&checkpoint.signature).unwrap_or_default();
-        if !key.verifies(&signed_message(checkpoint), &signature) {
-            return Err(TrailProblem::BadSignature {
-                number: checkpoint.number,
-                seq: checkpoint.last_seq,
-                detail: "the signature does not match the checkpoint's content with this public key".to_owned(),
-            });
-        }
+        check_signature(checkpoint, &active, previous.is_none())?;
         let expected_number = previous.map_or(1, |previous| previous.number + 1);
         if checkpoint.number != expected_number {
             return Err(broken(format!(
@@ -73,9 +72,50 @@ pub fn check_checkpoints(checkpoints: &[Checkpoint], key: &TrailVerifier) -> Res
         if checkpoint.anchor_seq > checkpoint.last_seq || checkpoint.anchor_seq < 0 {
             return Err(broken("its anchor is past its last seq".to_owned()));
         }
+        signers.push(active.clone());
+        active = next_key(checkpoint, &active)?;
         previous = Some(checkpoint);
     }
+    Ok(KeyChain { signers, next: active })
+}
+
+/// The checkpoint must be signed by `key`. `first` says it is the first checkpoint, signed
+/// by the key the auditor holds, so a mismatch there says which key to ask for.
+pub fn check_signature(checkpoint: &Checkpoint, key: &TrailVerifier, first: bool) -> Result<(), TrailProblem> {
+    let bad =
+        |detail: String| TrailProblem::BadSignature { number: checkpoint.number, seq: checkpoint.last_seq, detail };
+    if checkpoint.key_id != key.key_id() {
+        return Err(bad(if first {
+            format!(
+                "signed by key {}, not by the public key given ({}); give the key that signed the oldest checkpoint: later keys are followed through their handover",
+                checkpoint.key_id,
+                key.key_id()
+            )
+        } else {
+            format!(
+                "signed by key {}, but the checkpoints before it hand over to key {}",
+                checkpoint.key_id,
+                key.key_id()
+            )
+        }));
+    }
+    let signature = from_hex(&checkpoint.signature).unwrap_or_default();
+    if !key.verifies(&signed_message(checkpoint), &signature) {
+        return Err(bad("the signature does not match the checkpoint's content with this public key".to_owned()));
+    }
     Ok(())
+}
+
+/// The key that signs the checkpoint after `checkpoint` (already verified with `current`).
+pub fn next_key(checkpoint: &Checkpoint, current: &TrailVerifier) -> Result<TrailVerifier, TrailProblem> {
+    match &checkpoint.next_public_key {
+        None => Ok(current.clone()),
+        Some(next) => TrailVerifier::parse(next).map_err(|error| TrailProblem::CheckpointChainBroken {
+            number: checkpoint.number,
+            seq: checkpoint.last_seq,
+            detail: format!("it hands over to a key that cannot be read ({error})"),
+        }),
+    }
 }
 
 /// A hash a checkpoint signed for a seq.
@@ -91,10 +131,11 @@ pub struct ChainWalker {
     points: BTreeMap<i64, Vec<SignedPoint>>,
     anchors: BTreeMap<i64, Option<Digest>>,
     latest: Option<Checkpoint>,
-    checkpoints: usize,
+    checkpoints: Vec<Checkpoint>,
     head: Option<(i64, Digest)>,
     first_seq: Option<i64>,
     events: u64,
+    covered_events: u64,
 }
 
 impl ChainWalker {
@@ -119,10 +160,11 @@ impl ChainWalker {
             points,
             anchors,
             latest: checkpoints.last().cloned(),
-            checkpoints: checkpoints.len(),
+            checkpoints: checkpoints.to_vec(),
             head: None,
             first_seq: None,
             events: 0,
+            covered_events: 0,
         }
     }
 
@@ -156,6 +198,9 @@ impl ChainWalker {
         self.check_points(event.seq, &computed)?;
         self.head = Some((event.seq, computed));
         self.events += 1;
+        if self.latest.as_ref().is_some_and(|latest| event.seq <= latest.last_seq) {
+            self.covered_events += 1;
+        }
         Ok(())
     }
 
@@ -213,10 +258,12 @@ impl ChainWalker {
         }
         Ok(TrailReport {
             events: self.events,
+            covered_events: self.covered_events,
             first_seq: self.first_seq,
             last_seq,
-            checkpoints: self.checkpoints,
             latest_checkpoint: self.latest.as_ref().map(|latest| (latest.clone(), to_hex(&checkpoint_hash(latest)))),
+            checkpoints: self.checkpoints,
+            witness: None,
         })
     }
 }

@@ -9,8 +9,8 @@ use std::ptr::null_mut;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{MapType, Status};
 
-use crate::header_map::parse_header_map;
-use crate::host::{RequestHeaders, RequestView};
+use crate::request::header_map::parse_header_map;
+use crate::request::host::{RequestHeaders, RequestView};
 
 /// The request of the HTTP context that is currently active.
 pub struct HostRequest<'a> {

@@ -18,13 +18,13 @@ use proxy_wasm::types::{Action, MapType};
 use super::host_view::{request_header_map, HostRequest};
 use super::proxy_host::ProxyHost;
 use super::worker::{random_event_id, Worker};
-use crate::bounds::write_within_limit;
-use crate::capture::capture_event;
 use crate::config::IdentityConfig;
-use crate::failure_policy::Admission;
-use crate::header_map::parse_header_map;
-use crate::identity::identity_header_names;
-use crate::trusted_proxies::peer_is_trusted;
+use crate::request::bounds::write_within_limit;
+use crate::request::capture::capture_event;
+use crate::request::header_map::parse_header_map;
+use crate::request::identity::identity_header_names;
+use crate::request::trusted_proxies::peer_is_trusted;
+use crate::worker::failure_policy::Admission;
 
 /// Bytes reserved for one serialized event; a larger one grows its buffer.
 const EVENT_CAPACITY: usize = 1024;

@@ -9,7 +9,7 @@ use log::warn;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
-use crate::delivery::Snapshot;
+use crate::worker::delivery::Snapshot;
 
 pub struct Metrics {
     ids: Option<MetricIds>,

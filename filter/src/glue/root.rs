@@ -1,5 +1,5 @@
 //! The root context, one per worker VM: reads the configuration, sets the tick, and hands
-//! each tick and each answer to the worker's [`crate::delivery::Delivery`]. Only calls made
+//! each tick and each answer to the worker's [`crate::worker::delivery::Delivery`]. Only calls made
 //! from the root context get their answer back, so delivery runs here.
 
 use std::rc::Rc;

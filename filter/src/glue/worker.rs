@@ -8,9 +8,9 @@ use std::cell::RefCell;
 use super::metrics::Metrics;
 use crate::config::FilterConfig;
 use crate::config_error::ConfigError;
-use crate::delivery::Delivery;
-use crate::entropy::EntropyPool;
-use crate::fingerprint::{resolve_key, FingerprintKey, KeyOrigin};
+use crate::request::fingerprint::{resolve_key, FingerprintKey, KeyOrigin};
+use crate::worker::delivery::Delivery;
+use crate::worker::entropy::EntropyPool;
 
 pub struct Worker {
     pub config: FilterConfig,

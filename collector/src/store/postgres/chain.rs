@@ -51,7 +51,7 @@ async fn checkpoint_in(tx: &Transaction<'_>, signer: &TrailSigner) -> Result<Opt
     let latest = format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY number DESC LIMIT 1");
     let previous = tx.query_opt(&latest, &[]).await?.map(|row| checkpoint_of_row(&row));
     let Some(checkpoint) =
-        next_checkpoint((head.0, &head.1), (anchor.0, &anchor.1), previous.as_ref(), signer, now_millis())
+        next_checkpoint((head.0, &head.1), (anchor.0, &anchor.1), previous.as_ref(), signer, now_millis())?
     else {
         return Ok(None);
     };
@@ -76,6 +76,13 @@ async fn checkpoint_in(tx: &Transaction<'_>, signer: &TrailSigner) -> Result<Opt
     Ok(Some(checkpoint))
 }
 
+/// The newest checkpoint.
+pub async fn latest_checkpoint(pool: &Pool) -> Result<Option<Checkpoint>, StoreError> {
+    let client = pool.get().await?;
+    let sql = format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY number DESC LIMIT 1");
+    Ok(client.query_opt(&sql, &[]).await?.map(|row| checkpoint_of_row(&row)))
+}
+
 /// Up to `limit` checkpoints numbered above `after`, oldest first.
 pub async fn read_checkpoints(pool: &Pool, after: i64, limit: usize) -> Result<Vec<Checkpoint>, StoreError> {
     let client = pool.get().await?;
@@ -97,6 +104,8 @@ pub fn checkpoint_of_row(row: &Row) -> Checkpoint {
         prev_checkpoint_hash: hex_of(6),
         key_id: row.get(7),
         signature: hex_of(8),
+        // Key rotation (`rotate-key`) is SQLite-only for now: no handover is stored here.
+        next_public_key: None,
     }
 }
 

@@ -110,6 +110,10 @@ impl TrailStore for PgStore {
         Box::pin(chain::read_checkpoints(&self.pool, after, limit))
     }
 
+    fn latest_checkpoint(&self) -> StoreFuture<'_, Option<Checkpoint>> {
+        Box::pin(chain::latest_checkpoint(&self.pool))
+    }
+
     fn purge(&self, older_than_ms: i64, limit: usize) -> StoreFuture<'_, usize> {
         Box::pin(chain::purge(&self.pool, older_than_ms, limit, self.signer.as_deref()))
     }

@@ -100,7 +100,7 @@ INSERT INTO purge_count (id, events) VALUES (1, 0);
 CREATE TABLE api_tokens (
     id BIGSERIAL PRIMARY KEY,
     name TEXT NOT NULL,
-    scope TEXT NOT NULL CHECK (scope IN ('read', 'ingest')),
+    scope TEXT NOT NULL CHECK (scope IN ('read', 'ingest', 'admin')),
     digest BYTEA NOT NULL UNIQUE,
     created_at_ms BIGINT NOT NULL,
     revoked_at_ms BIGINT

@@ -2,7 +2,7 @@
 //! inside the filter. The real implementation (`glue::host_view`) makes one host call for
 //! the whole header map and one per property; tests build a [`FakeRequest`].
 
-pub use crate::header_map::RequestHeaders;
+pub use crate::request::header_map::RequestHeaders;
 
 /// What capture reads from the host about the request being logged.
 pub trait RequestView {
@@ -62,7 +62,8 @@ impl RequestView for FakeRequest {
     /// Through the host's serialized map and its parser, as in Envoy.
     fn request_headers(&self) -> RequestHeaders {
         let pairs = self.headers.iter().map(|(name, value)| (name.as_bytes(), value.as_bytes()));
-        crate::header_map::parse_header_map(crate::header_map::serialize_header_map(pairs)).unwrap_or_default()
+        crate::request::header_map::parse_header_map(crate::request::header_map::serialize_header_map(pairs))
+            .unwrap_or_default()
     }
 
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {

@@ -12,7 +12,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::config::TokenFingerprintConfig;
-use crate::host::RequestHeaders;
+use crate::request::host::RequestHeaders;
 
 /// What every fingerprint starts with, naming the algorithm (so it can change one day).
 pub const FINGERPRINT_PREFIX: &str = "hmac-sha256:";

@@ -12,7 +12,7 @@ use audit_event::event::MAX_EVENT_BYTES;
 use audit_event::trust::{TruncatedField, TRUNCATION_MARKER};
 use audit_event::AuditEvent;
 
-use crate::event_json::write_event;
+use crate::request::event_json::write_event;
 
 /// The default bound of one field, in bytes.
 pub const DEFAULT_MAX_FIELD_BYTES: usize = 4096;

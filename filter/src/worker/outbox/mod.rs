@@ -3,7 +3,7 @@
 //!
 //! Pure policy: time is passed in (milliseconds), and so is the randomness (backoff
 //! jitter, the uuid of a gap record), so every decision is tested natively.
-//! [`crate::delivery`] calls [`Outbox::push`] for each captured event,
+//! [`crate::worker::delivery`] calls [`Outbox::push`] for each captured event,
 //! [`Outbox::take_batch`] on tick and after each answer, names the call that carries the
 //! batch with [`Outbox::on_dispatched`], and reports its answer with
 //! [`Outbox::on_success`], [`Outbox::on_failure`] or [`Outbox::on_rejected`].

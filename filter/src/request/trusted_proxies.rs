@@ -4,7 +4,7 @@
 //! identity.
 //!
 //! Why the peer and not the client address: `x-forwarded-for` is written by whoever sent the
-//! request, so an address taken from it (see [`crate::client_ip`]) is only as good as the
+//! request, so an address taken from it (see [`crate::request::client_ip`]) is only as good as the
 //! hops in front; the peer is the one address the client cannot choose. (With Envoy's own
 //! `xff_num_trusted_hops` set, Envoy puts an address from `x-forwarded-for` into
 //! `source.address`; keep that at 0, as the shipped envoy.yaml does, when you rely on this.)
@@ -14,7 +14,7 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
-use crate::client_ip::strip_port;
+use crate::request::client_ip::strip_port;
 
 /// One network: an address and how many leading bits must match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

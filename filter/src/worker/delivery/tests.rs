@@ -4,7 +4,7 @@ use log::Level;
 
 use super::fake_host::FakeHost;
 use super::*;
-use crate::failure_policy::Refusal;
+use crate::worker::failure_policy::Refusal;
 
 /// Batches of 3 events, due after 100 ms; a buffer of 6; backoff from 200 ms.
 fn delivery(failure_policy: &str) -> Delivery {
@@ -282,7 +282,7 @@ fn fail_closed_refuses_a_mutation_with_a_local_503_while_delivery_fails() {
     assert_eq!(reply.status, 503);
     assert!(reply.headers.contains(&("x-audit-sidecar-refused".into(), "audit_collector_unreachable".into())));
     assert!(reply.headers.contains(&("content-type".into(), "application/json".into())));
-    assert_eq!(reply.body, crate::failure_policy::refusal_body(Refusal::CollectorUnreachable, "PUT"));
+    assert_eq!(reply.body, crate::worker::failure_policy::refusal_body(Refusal::CollectorUnreachable, "PUT"));
     delivery.on_tick(&mut host, 1);
     assert_eq!(host.last_published().refused, 1, "refusals are counted in the metrics");
 

@@ -13,12 +13,12 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use crate::bounds::write_within_limit;
-use crate::capture::capture_event;
 use crate::config::FilterConfig;
-use crate::fingerprint::FingerprintKey;
-use crate::host::FakeRequest;
-use crate::metadata::encode::{metadata, Claim};
+use crate::request::bounds::write_within_limit;
+use crate::request::capture::capture_event;
+use crate::request::fingerprint::FingerprintKey;
+use crate::request::host::FakeRequest;
+use crate::request::metadata::encode::{metadata, Claim};
 
 const CASES: u64 = 3000;
 const GOLDEN: &str = "golden/capture_events.txt";

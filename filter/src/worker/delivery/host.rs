@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use log::Level;
 
-use crate::outbox::OutboxCounters;
+use crate::worker::outbox::OutboxCounters;
 
 /// One HTTP call to the collector cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,16 +14,16 @@ use audit_event::timestamp::format_rfc3339_millis;
 use audit_event::trust::ALERT_UNTRUSTED_IDENTITY;
 use audit_event::{AuditEvent, RequestPayload, ResponseSummary};
 
-use crate::bounds::bound_event;
-use crate::client_ip::client_ip;
 use crate::config::FilterConfig;
-use crate::fingerprint::{presented_token, FingerprintKey};
-use crate::host::{RequestHeaders, RequestView};
-use crate::identity::identify;
-use crate::redact::{redact_query, redact_url};
+use crate::request::bounds::bound_event;
+use crate::request::client_ip::client_ip;
+use crate::request::fingerprint::{presented_token, FingerprintKey};
+use crate::request::host::{RequestHeaders, RequestView};
+use crate::request::identity::identify;
+use crate::request::redact::{redact_query, redact_url};
+use crate::request::sidecar_routes::classify_sidecar_path;
 use crate::routes::request::RESOURCE_NAME;
 use crate::routes::RouteRequest;
-use crate::sidecar_routes::classify_sidecar_path;
 
 /// Builds the event of the request `view` describes. `random` becomes the event uuid;
 /// `fingerprint_key` keys `token_fingerprint` (none: no fingerprint is recorded).
@@ -123,7 +123,7 @@ fn response_summary(view: &dyn RequestView) -> Option<ResponseSummary> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::FakeRequest;
+    use crate::request::host::FakeRequest;
     use audit_event::trust::{UntrustedClaim, TRUNCATION_MARKER};
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine;
@@ -373,8 +373,8 @@ mod tests {
 #[cfg(test)]
 mod cost_probe {
     use super::*;
-    use crate::event_json::write_event;
-    use crate::host::FakeRequest;
+    use crate::request::event_json::write_event;
+    use crate::request::host::FakeRequest;
 
     /// The request `make bench` sends, with the headers Envoy adds before the filter sees it.
     fn bench_request() -> FakeRequest {

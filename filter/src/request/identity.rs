@@ -1,7 +1,7 @@
 //! Who made the request, and what the client merely claimed. Three kinds of claim:
 //! - claims that Envoy's `jwt_authn` filter verified: trusted;
 //! - identity headers (`identity.emailHeaders`, `identity.userIdHeaders`): trusted only when
-//!   the request's immediate peer is a configured trusted proxy ([`crate::trusted_proxies`]);
+//!   the request's immediate peer is a configured trusted proxy ([`crate::request::trusted_proxies`]);
 //!   from any other peer they are recorded as [`UntrustedClaim`]s and are never the identity;
 //! - the basic-auth user name: what the client presented, recorded as `user_name` whenever
 //!   present, whatever else the request carries.
@@ -16,9 +16,9 @@ use base64::Engine;
 use audit_event::trust::UntrustedClaim;
 
 use crate::config::{IdentityConfig, IdentitySource, JwtClaimsConfig};
-use crate::host::{RequestHeaders, RequestView};
-use crate::metadata::verified_claims;
-use crate::trusted_proxies::peer_is_trusted;
+use crate::request::host::{RequestHeaders, RequestView};
+use crate::request::metadata::verified_claims;
+use crate::request::trusted_proxies::peer_is_trusted;
 
 /// At most this many untrusted claims are recorded per request (each is also bounded in
 /// size), so a request with a thousand forged headers costs the trail a few lines.
@@ -109,7 +109,7 @@ fn identity_header_claims(headers: &RequestHeaders, config: &IdentityConfig) -> 
 /// `metadata.filter_metadata[<namespace>][<payload key>]` (its `payload_in_metadata`).
 /// That metadata exists only for a token that passed verification, so a forged or
 /// expired token gives nothing here. One property read (the whole dynamic metadata, see
-/// [`crate::metadata`]); a claim that is a string or an integral number is used.
+/// [`crate::request::metadata`]); a claim that is a string or an integral number is used.
 fn from_jwt_claims(view: &dyn RequestView, jwt: &JwtClaimsConfig) -> Identity {
     let Some(metadata) = view.property(&["metadata"]) else { return Identity::default() };
     let Some(claims) = verified_claims(&metadata, &jwt.metadata_namespace, &jwt.payload_key) else {
@@ -168,9 +168,9 @@ fn basic_auth_user(headers: &RequestHeaders) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::FakeRequest;
-    use crate::metadata::encode::{metadata, Claim};
-    use crate::trusted_proxies::Cidr;
+    use crate::request::host::FakeRequest;
+    use crate::request::metadata::encode::{metadata, Claim};
+    use crate::request::trusted_proxies::Cidr;
 
     const NAMESPACE: &str = "envoy.filters.http.jwt_authn";
     /// A peer inside [`proxy_config`]'s trusted network, and one outside it.

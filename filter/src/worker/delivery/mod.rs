@@ -30,10 +30,10 @@ use audit_event::timestamp::format_rfc3339_millis;
 
 pub use host::{CollectorCall, DeliveryHost, Snapshot};
 
-use crate::answer::Answer;
 use crate::config::{CollectorConfig, FilterConfig};
-use crate::failure_policy::{admit, refusal_body, Admission, FailureMode, FailurePolicyConfig, TrailHealth};
-use crate::outbox::{Outbox, OutboxLimits, PushOutcome, Rejection};
+use crate::worker::answer::Answer;
+use crate::worker::failure_policy::{admit, refusal_body, Admission, FailureMode, FailurePolicyConfig, TrailHealth};
+use crate::worker::outbox::{Outbox, OutboxLimits, PushOutcome, Rejection};
 
 /// Ticks drive flushes and retries; a flush interval shorter than this is honoured.
 const MAX_TICK_MS: u64 = 100;

@@ -1,0 +1,75 @@
+//! `audit-collector rotate-key`: hands checkpoint signing over to a new key. It signs, with
+//! the current key, a checkpoint of the trail's head that names the new public key; every
+//! later checkpoint must be signed by the new key, and `verify` follows the handover, so
+//! the auditor's one (oldest) key still verifies the whole history. Keys stay in their
+//! files: only public keys and key ids go into the database.
+//!
+//! Run it with the collector stopped, then start the collector with the new key: a
+//! collector still running with the old key can no longer sign (the chain expects the new
+//! key) and says so in its log, so its events stay uncovered until it is restarted.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use rusqlite::TransactionBehavior;
+
+use crate::chain::signing::{default_key_path, KeyError, TrailSigner};
+use crate::store::chain_store::issue_handover;
+use crate::store::schema::open_for_writing;
+use crate::store::{now_millis, DatabaseLocation, StoreError};
+
+/// The flags of `audit-collector rotate-key`.
+#[derive(Debug, Args)]
+pub struct RotateKeyArgs {
+    /// The collector's database.
+    #[arg(long, env = "AUDIT_DATABASE", value_name = "PATH", default_value = "data/audit.db")]
+    pub database: PathBuf,
+    /// The current signing key (default: next to the database, `<name>.signing-key.pem`).
+    #[arg(long, env = "AUDIT_SIGNING_KEY", value_name = "PATH")]
+    pub signing_key: Option<PathBuf>,
+    /// The new signing key (PKCS#8 PEM); created (mode 0600) when the file does not exist.
+    /// Start the collector with it afterwards (--signing-key).
+    #[arg(long, value_name = "PATH")]
+    pub new_signing_key: PathBuf,
+}
+
+/// Why the key was not rotated.
+#[derive(Debug, thiserror::Error)]
+pub enum RotateKeyError {
+    /// A key file.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The database, or a key the chain does not expect.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The new key is the current key.
+    #[error("the new key {0} is the current key; give --new-signing-key a new file (it is created when missing)")]
+    SameKey(String),
+}
+
+/// Signs the handover checkpoint; returns what to tell the operator.
+pub fn run_rotate_key(args: &RotateKeyArgs) -> Result<String, RotateKeyError> {
+    if let DatabaseLocation::Postgres(_) = DatabaseLocation::of(&args.database) {
+        return Err(RotateKeyError::Store(StoreError::Unsupported(
+            "rotate-key works on the SQLite store only for now: the PostgreSQL schema has no column for the handover's next public key".to_owned(),
+        )));
+    }
+    let current_path = args.signing_key.clone().unwrap_or_else(|| default_key_path(&args.database));
+    let current = TrailSigner::load(&current_path)?;
+    let next = TrailSigner::load_or_create(&args.new_signing_key)?;
+    if next.key_id() == current.key_id() {
+        return Err(RotateKeyError::SameKey(next.key_id().to_owned()));
+    }
+    let mut conn = open_for_writing(&args.database)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?;
+    let handover = issue_handover(&tx, &current, &next.verifier(), now_millis())?;
+    tx.commit().map_err(StoreError::from)?;
+    Ok(format!(
+        "checkpoint {} (seq {}), signed by key {}, hands over to key {}\nevery later checkpoint must be signed by the new key: start the collector with --signing-key {}\n",
+        handover.number,
+        handover.last_seq,
+        current.key_id(),
+        next.key_id(),
+        args.new_signing_key.display()
+    ))
+}
