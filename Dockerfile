@@ -21,3 +21,5 @@ CMD ["serve", "--listen", "0.0.0.0:8080", "--database", "/var/lib/audit/audit.db
 FROM envoyproxy/envoy:v1.40.0 AS envoy
 COPY envoy.yaml /etc/envoy/envoy.yaml
 COPY --from=build /src/target/wasm32-wasip1/wasm-release/audit_filter.wasm /etc/envoy/audit_filter.wasm
+# For the lossless stop: `audit-collector envoy-drain` beside Envoy (docs/guarantees.md).
+COPY --from=build /src/target/release/audit-collector /usr/local/bin/audit-collector

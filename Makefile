@@ -81,7 +81,7 @@ clean:
 ## bench: measurements, not tests (bench/README.md). Release builds; wrk, nginx and taskset
 ## from Debian when missing; the bench tools are their own workspace, built only here.
 .PHONY: bench
-bench: setup
+bench: setup setup-postgres
 	@command -v wrk >/dev/null && command -v nginx >/dev/null && command -v taskset >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light util-linux >/dev/null; }
 	cargo build --release -p audit-collector

@@ -7,8 +7,9 @@
    access log; alternating configurations within each round. The collector shares core 1
    with wrk and nginx, at SCHED_IDLE so it only takes what they leave.
 2. The collector's ingest over HTTP against a raw SQLite insert loop (the ceiling).
-3. `GET /audit` page latency at the start and the end of a 1M- and a 10M-event trail, and
-   the collector's memory there.
+3. `GET /audit` page latency at the start and the end of a 1M- and a 10M-event trail, of
+   numbered pages 100 and 1,000 (`pageNumber`, found by an index walk), and the collector's
+   memory there.
 
 It only reports: nothing here asserts on a timing. Every process it starts is stopped on
 exit, Ctrl-C or failure. Knobs (environment): BENCH_ROUNDS (5), BENCH_SECONDS (6),
@@ -54,7 +55,7 @@ PAGE_REQUESTS = int(os.environ.get("BENCH_PAGE_REQUESTS", "200"))
 # Events per ingest request: the filter's default `batch.maxEvents`.
 INGEST_BATCH = int(os.environ.get("BENCH_INGEST_BATCH", "500"))
 WITH_10M = os.environ.get("BENCH_10M", "1") != "0"
-ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "envoy,ingest,pages").split(",")))
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "envoy,ingest,pages,postgres").split(",")))
 # `run.py --only collector|ingest|pages|envoy` (repeatable) overrides BENCH_ONLY; `collector`
 # is its two parts, ingest and pages.
 if "--only" in sys.argv:
@@ -66,6 +67,12 @@ NOTE = os.environ.get("BENCH_NOTE", "")
 # The collector's scheduling in part 1, where it shares core 1 with wrk and nginx:
 # `idle` (SCHED_IDLE) or `normal`.
 COLLECTOR_PRIORITY = os.environ.get("BENCH_COLLECTOR_PRIORITY", "idle")
+# Part 4: collector replicas on one throwaway PostgreSQL, and how long the freshness probe runs.
+PG_REPLICAS = [1, 2, 3]
+FRESHNESS_SECONDS = int(os.environ.get("BENCH_FRESHNESS_SECONDS", "10"))
+# Trails (events) the PostgreSQL pages are timed on: generated as in part 3, then migrated.
+PG_TRAILS = [int(size) for size in os.environ.get("BENCH_PG_TRAILS", "1000000,10000000").split(",")
+             if WITH_10M or int(size) < 10_000_000]
 
 READ_TOKEN = "bench-read-token"
 INGEST_TOKEN = "bench-ingest-token"
@@ -410,17 +417,140 @@ def time_pages(procs, database, size):
     starting = time.monotonic()
     process, address = start_collector(procs, "collector-pages", database, ready_within=600)
     startup_s = time.monotonic() - starting
-    paths = ["/audit?pageSize=100", f"/audit?from={generated['last_page_uuid']}&pageSize=100"]
+    paths = ["/audit?pageSize=100", f"/audit?from={generated['last_page_uuid']}&pageSize=100",
+             "/audit?pageSize=100&pageNumber=100", "/audit?pageSize=100&pageNumber=1000"]
     timed = tool("pages", "--addr", address, "--token", READ_TOKEN, "--count", PAGE_REQUESTS,
-                 "--path", paths[0], "--path", paths[1])
+                 *[flag for path in paths for flag in ("--path", path)])
     memory = memory_mb(process.pid)
     procs.stop(process)
-    first, last = timed["pages"]
+    first, last, page_100, page_1000 = timed["pages"]
     log(f"  first page median {first['median_ms']:.3f} ms p99 {first['p99_ms']:.3f}; "
-        f"last page median {last['median_ms']:.3f} ms p99 {last['p99_ms']:.3f}; RSS {memory['VmRSS']:.0f} MB; "
-        f"ready {startup_s:.1f} s after start")
+        f"last page median {last['median_ms']:.3f} ms p99 {last['p99_ms']:.3f}; "
+        f"pageNumber 100 median {page_100['median_ms']:.3f} ms, 1000 median {page_1000['median_ms']:.3f} ms; "
+        f"RSS {memory['VmRSS']:.0f} MB; ready {startup_s:.1f} s after start")
     return {"events": generated["events"], "generate": generated, "first": first, "last": last,
-            "memory": memory, "startup_s": startup_s}
+            "page_100": page_100, "page_1000": page_1000, "memory": memory, "startup_s": startup_s}
+
+
+# ---------------------------------------------------------------- 4. PostgreSQL
+
+
+class ThrowawayPostgres:
+    """Debian's PostgreSQL in `directory`, on its own port; as the `postgres` user when root."""
+
+    def __init__(self, directory):
+        versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+        if not versions:
+            raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql")
+        self.bin, self.directory, self.port = versions[-1].parent, directory, free_port()
+        directory.mkdir(parents=True)
+        self.as_server = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if os.geteuid() == 0:
+            shutil.chown(directory, "postgres")
+        self.run(self.bin / "initdb", "-D", directory / "data", "-A", "trust", "-U", "postgres")
+        self.run(self.bin / "pg_ctl", "-D", directory / "data", "-w", "-l", directory / "server.log",
+                 "-o", f"-p {self.port} -k {directory} -c listen_addresses=127.0.0.1 -c max_connections=200", "start")
+
+    def run(self, *argv):
+        subprocess.run([*self.as_server, *map(str, argv)], check=True, capture_output=True, timeout=600)
+
+    def create_database(self, name):
+        subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres",
+                        "-qc", f"CREATE DATABASE {name}"], check=True, capture_output=True, timeout=60)
+        return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self):
+        self.run(self.bin / "pg_ctl", "-D", self.directory / "data", "-m", "fast", "stop")
+
+
+def start_pg_collector(procs, name, url, directory):
+    address_file = directory / f"{name}.address"
+    address_file.unlink(missing_ok=True)
+    argv = [str(COLLECTOR), "serve", "--listen", "127.0.0.1:0", "--address-file", str(address_file), "--database", url,
+            "--signing-key", str(directory / "pg-signing-key.pem")]
+    process = procs.start(name, argv, {"AUDIT_TOKEN": READ_TOKEN, "AUDIT_INGEST_TOKEN": INGEST_TOKEN, "RUST_LOG": "warn"})
+    wait_until(lambda: address_file.exists() and address_file.read_text().strip() != "", process, "address file", 60)
+    address = address_file.read_text().strip()
+    wait_until(lambda: http_get(f"http://{address}/healthz")[0] == 200, process, "healthy collector")
+    return process, address
+
+
+def ingest_across(addresses, round_number):
+    """The ingest part's events and batches, split over `addresses`, 8 connections in all."""
+    share = INGEST_EVENTS // len(addresses)
+    connections = max(1, 8 // len(addresses))
+    runs = [subprocess.Popen([str(TOOL), "ingest", "--addr", address, "--token", INGEST_TOKEN, "--events", str(share),
+                              "--connections", str(connections), "--batch", str(INGEST_BATCH),
+                              "--run-id", str(100 * round_number + index + 1)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for index, address in enumerate(addresses)]
+    results = []
+    for run in runs:
+        out, err = run.communicate(timeout=3600)
+        if run.returncode != 0:
+            raise RuntimeError(f"audit-bench ingest failed:\n{err}")
+        results.append(json.loads(out))
+    events = sum(result["events"] for result in results)
+    seconds = max(result["seconds"] for result in results)
+    return {"events": events, "seconds": seconds, "events_per_s": events / seconds,
+            "retries_503": sum(result["retries_503"] for result in results)}
+
+
+def bench_postgres(procs, directory, empty):
+    log(f"part 4: PostgreSQL, ingest with {PG_REPLICAS} replicas vs SQLite in the same rounds, freshness, pages")
+    server = ThrowawayPostgres(directory / "postgres")
+    try:
+        runs = []
+        for round_number in range(ROUNDS):
+            database = fresh_copy(empty, directory, "pg-sqlite")
+            process, address = start_collector(procs, "collector-sqlite", database)
+            result = ingest_across([address], round_number)
+            procs.stop(process)
+            runs.append({**result, "replicas": 0, "round": round_number + 1})
+            log(f"round {round_number + 1}/{ROUNDS} SQLite, 8 connections        {result['events_per_s']:9.0f} events/s")
+            for replicas in PG_REPLICAS:
+                url = server.create_database(f"ingest_{round_number}_{replicas}")
+                started = [start_pg_collector(procs, f"pg-{index}", url, directory) for index in range(replicas)]
+                result = ingest_across([address for _, address in started], round_number)
+                for process, _ in started:
+                    procs.stop(process)
+                runs.append({**result, "replicas": replicas, "round": round_number + 1})
+                log(f"round {round_number + 1}/{ROUNDS} PostgreSQL, {replicas} replica(s)      {result['events_per_s']:9.0f} events/s")
+        url = server.create_database("freshness")
+        started = [start_pg_collector(procs, f"pg-fresh-{index}", url, directory) for index in range(2)]
+        (_, loaded), (_, probed) = started
+        load = subprocess.Popen([str(TOOL), "ingest", "--addr", loaded, "--token", INGEST_TOKEN, "--events", str(10 * INGEST_EVENTS),
+                                 "--connections", "4", "--batch", str(INGEST_BATCH), "--run-id", "7777"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            freshness = tool("freshness", "--addr", probed, "--read-addr", loaded, "--token", INGEST_TOKEN,
+                             "--read-token", READ_TOKEN, "--seconds", FRESHNESS_SECONDS)
+        finally:
+            load.kill()
+            load.wait()
+        for process, _ in started:
+            procs.stop(process)
+        log(f"  freshness at load: median {freshness['median_ms']:.1f} ms, p99 {freshness['p99_ms']:.1f} ms over {freshness['probes']} probes")
+        pages = []
+        for size in PG_TRAILS:
+            database = fresh_copy(empty, directory, "pg-trail")
+            generated = tool("generate", "--db", database, "--events", size)
+            url = server.create_database(f"pages_{size}")
+            migrated = subprocess.run([str(COLLECTOR), "migrate", "--from", str(database), "--to", url],
+                                      capture_output=True, text=True, timeout=7200)
+            if migrated.returncode != 0:
+                raise RuntimeError(f"migrate failed:\n{migrated.stderr}")
+            process, address = start_pg_collector(procs, "pg-pages", url, directory)
+            paths = ["/audit?pageSize=100", f"/audit?from={generated['last_page_uuid']}&pageSize=100"]
+            timed = tool("pages", "--addr", address, "--token", READ_TOKEN, "--count", PAGE_REQUESTS,
+                         "--path", paths[0], "--path", paths[1])
+            procs.stop(process)
+            first, last = timed["pages"]
+            pages.append({"events": generated["events"], "first": first, "last": last})
+            log(f"  PostgreSQL {size:,} events: first page median {first['median_ms']:.3f} ms, last {last['median_ms']:.3f} ms")
+        return {"ingest": runs, "freshness": freshness, "pages": pages}
+    finally:
+        server.stop()
 
 
 # ---------------------------------------------------------------- report
@@ -461,7 +591,7 @@ def git_revision():
         return "unknown"
 
 
-def report(envoy, ingest, pages, started, load_before, failures):
+def report(envoy, ingest, pages, started, load_before, failures, postgres=None):
     lines, summary = [], []
 
     def target(name, figure, goal, met):
@@ -538,19 +668,23 @@ def report(envoy, ingest, pages, started, load_before, failures):
     if pages:
         lines += ["### 3. `GET /audit` pages of 100 events, straight to the collector", "",
                   f"{PAGE_REQUESTS} timed sequential requests per page on one keep-alive connection (after 10 untimed), "
-                  "first page and last page interleaved. The trail is generated straight into a collector-created "
-                  "database (realistic ~800-byte bodies); the file is in the OS page cache (warm).", "",
-                  "| stored events | database | collector ready after | first page median / p99 ms | last page median / p99 ms | last/first | collector RSS MB (peak) |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
+                  "first page, last page (`from`), and `pageNumber` 100 and 1,000 interleaved. The trail is generated "
+                  "straight into a collector-created database (realistic ~800-byte bodies); the file is in the OS page "
+                  "cache (warm).", "",
+                  "| stored events | database | collector ready after | first page median / p99 ms | last page median / p99 ms | last/first | pageNumber 100 median / p99 ms (× first) | pageNumber 1000 median / p99 ms (× first) | collector RSS MB (peak) |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for page in pages:
             if "error" in page:
-                lines.append(f"| {page['events']:,} | failed: {page['error']} | | | | | |")
+                lines.append(f"| {page['events']:,} | failed: {page['error']} | | | | | | | |")
                 continue
             lines.append(f"| {page['events']:,} | {page['generate']['db_bytes'] / GIB:.2f} GiB | {page['startup_s']:.1f} s | "
                          f"{page['first']['median_ms']:.3f} / {page['first']['p99_ms']:.3f} | "
                          f"{page['last']['median_ms']:.3f} / {page['last']['p99_ms']:.3f} | "
                          f"{page['last']['median_ms'] / page['first']['median_ms']:.2f}× | "
-                         f"{page['memory']['VmRSS']:.0f} ({page['memory']['VmHWM']:.0f}) |")
+                         + "".join(f"{page[key]['median_ms']:.3f} / {page[key]['p99_ms']:.3f} "
+                                   f"({page[key]['median_ms'] / page['first']['median_ms']:.1f}×) | "
+                                   for key in ("page_100", "page_1000"))
+                         + f"{page['memory']['VmRSS']:.0f} ({page['memory']['VmHWM']:.0f}) |")
         lines.append("")
         measured = [page for page in pages if "error" not in page]
         if len(measured) < len(pages):
@@ -564,6 +698,31 @@ def report(envoy, ingest, pages, started, load_before, failures):
         ratio = biggest["last"]["median_ms"] / biggest["first"]["median_ms"]
         target(f"last page / first page at {label}", f"{ratio:.2f}×", "≤ 1.5×", ratio <= 1.5)
         target(f"collector memory at {label} (RSS)", f"{biggest['memory']['VmRSS']:.0f} MB", "≤ 100 MB", biggest["memory"]["VmRSS"] <= 100)
+
+    if postgres:
+        runs = postgres["ingest"]
+        sqlite_by_round = {r["round"]: r["events_per_s"] for r in runs if r["replicas"] == 0}
+        lines += ["### 4. PostgreSQL: collector replicas on one server", "",
+                  f"Ingest: the same events and batches of {INGEST_BATCH} as part 2, 8 connections in all, split over the "
+                  "replicas; each round measures SQLite first, then 1, 2 and 3 replicas on a fresh PostgreSQL database. "
+                  "Ratio: to the SQLite figure of the same round, median (min–max).", "",
+                  "| store | events/s | ratio to SQLite |", "| --- | --- | --- |",
+                  f"| SQLite, 1 collector | {spread(list(sqlite_by_round.values()))} | 1 |"]
+        for replicas in PG_REPLICAS:
+            mine = [r for r in runs if r["replicas"] == replicas]
+            ratios = [r["events_per_s"] / sqlite_by_round[r["round"]] for r in mine if r["round"] in sqlite_by_round]
+            lines.append(f"| PostgreSQL, {replicas} replica{'s' if replicas > 1 else ''} | "
+                         f"{spread([r['events_per_s'] for r in mine])} | {spread(ratios, 2)} |")
+        fresh = postgres["freshness"]
+        lines += ["", f"Freshness (ingest acknowledged on one replica → readable through the other, while a third "
+                  f"client loads the first): median {fresh['median_ms']:.1f} ms, p99 {fresh['p99_ms']:.1f} ms, max "
+                  f"{fresh['max_ms']:.1f} ms over {fresh['probes']} probes ({fresh['given_up']} not readable within 30 s).", "",
+                  "| stored events (migrated) | first page median / p99 ms | last page median / p99 ms |", "| --- | --- | --- |"]
+        for page in postgres["pages"]:
+            lines.append(f"| {page['events']:,} | {page['first']['median_ms']:.3f} / {page['first']['p99_ms']:.3f} | "
+                         f"{page['last']['median_ms']:.3f} / {page['last']['p99_ms']:.3f} |")
+        lines.append("")
+        target("freshness p99 on PostgreSQL at load", f"{fresh['p99_ms']:.0f} ms", "≤ 1000 ms", fresh["p99_ms"] <= 1000)
 
     table = ["| target (issue \"Performance\") | measured | goal | met |", "| --- | --- | --- | --- |"]
     table += [f"| {name} | {figure} | {goal} | {met} |" for name, figure, goal, met in summary]
@@ -614,15 +773,16 @@ def main():
 
     try:
         envoy = part("envoy", lambda: bench_envoy(procs, directory))
-        empty = empty_database(procs, directory) if ONLY & {"ingest", "pages"} else None
+        empty = empty_database(procs, directory) if ONLY & {"ingest", "pages", "postgres"} else None
         ingest = part("ingest", lambda: bench_ingest(procs, directory, empty))
         pages = part("pages", lambda: bench_pages(procs, directory, empty))
+        postgres = part("postgres", lambda: bench_postgres(procs, directory, empty))
     except BaseException:
         log(f"stopped; logs kept in {directory}")
         procs.stop_all()
         raise
     procs.stop_all()
-    section, table = report(envoy, ingest, pages, started, load_before, failures)
+    section, table = report(envoy, ingest, pages, started, load_before, failures, postgres)
     if not RESULTS.exists():
         RESULTS.write_text("# Benchmark results\n\nEach section is one `make bench` run, newest last. "
                            "How it measures: `bench/README.md`.\n\n")

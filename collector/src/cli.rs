@@ -34,6 +34,9 @@ pub enum Command {
     Verify(crate::verify::command::VerifyArgs),
     /// Copy a trail from a SQLite file into an empty PostgreSQL database (docs/postgres.md).
     Migrate(crate::migrate_command::MigrateArgs),
+    /// Stop Envoy without losing events: drain its listeners, then wait until the audit
+    /// filter's buffers are delivered; exit 1 naming what is still buffered at the deadline.
+    EnvoyDrain(crate::envoy_drain::EnvoyDrainArgs),
     /// Print the public key that verifies this collector's checkpoints.
     PublicKey(crate::verify::command::PublicKeyArgs),
     /// Ask a running collector to sign a checkpoint now (an `admin` token), so every event

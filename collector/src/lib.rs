@@ -23,7 +23,8 @@
 //! - [`tail`]: `audit-collector tail`, which follows a trail and prints NDJSON (native,
 //!   OCSF or ECS) for a SIEM shipper, resuming from a state file.
 //! - [`metrics`]: the counters and histograms of `GET /metrics`.
-//! - `batch`: an ingest body turned into rows to store, or a message saying what was wrong.
+//! - [`batch`]: an ingest body turned into rows to store, or a message saying what was wrong
+//!   (public so the ingest parser's fuzz target, `fuzz/fuzz_targets/collector_ingest.rs`, can call it).
 //! - `http`: the routes: ingest, the audit page and its query parameters, the OpenAPI
 //!   document, health, metrics, token checks by scope, and the one mapping from error to
 //!   HTTP status (`application/problem+json`).
@@ -31,6 +32,8 @@
 //!   retention, gauges) and its two implementations: SQLite (pragmas and migrations, the
 //!   writer thread, the reader pool, retention, per-sender accounting) and PostgreSQL for N replicas (a leased
 //!   sealer orders and chains; docs/postgres.md).
+//! - [`envoy_drain`]: `audit-collector envoy-drain`, the graceful stop of Envoy that
+//!   loses no event (drain listeners, wait for the filter's buffers to be delivered).
 //! - [`completeness`]: per-sender numbering and heartbeats; the collector's own records of
 //!   holes and of senders that stopped.
 //! - [`chain`]: the tamper-evident trail: canonical form, hash links, signed checkpoints.
@@ -43,11 +46,12 @@
 
 pub mod address_file;
 pub mod auth;
-mod batch;
+pub mod batch;
 pub mod chain;
 pub mod cli;
 pub mod completeness;
 pub mod config;
+pub mod envoy_drain;
 pub mod error;
 pub mod metrics;
 pub mod migrate_command;

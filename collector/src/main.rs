@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
             audit_collector::run(listener, settings.config, shutdown_signal()).await?;
         }
         Command::Token(args) => {
-            audit_collector::token_command::run(args, &mut std::io::stdout(), &mut std::io::stderr())?;
+            audit_collector::token_command::run(args, &mut std::io::stdout(), &mut std::io::stderr()).await?;
         }
         Command::Tail(args) => {
             tokio::task::spawn_blocking(move || audit_collector::tail::run(&args, &mut std::io::stdout().lock()))
@@ -43,6 +43,15 @@ async fn main() -> anyhow::Result<()> {
             }
             std::io::Write::flush(&mut std::io::stdout())?;
             std::process::exit(code);
+        }
+        Command::EnvoyDrain(args) => {
+            let drained =
+                tokio::task::spawn_blocking(move || audit_collector::envoy_drain::run(&args, &mut std::io::stdout()))
+                    .await?;
+            if let Err(error) = drained {
+                eprintln!("audit-collector envoy-drain: {error}");
+                std::process::exit(1);
+            }
         }
         Command::Migrate(args) => print!("{}", audit_collector::migrate_command::run(&args).await?),
         Command::PublicKey(args) => print!("{}", audit_collector::verify::command::run_public_key(&args)?),

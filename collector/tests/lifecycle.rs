@@ -136,6 +136,19 @@ async fn an_invalid_config_is_refused_before_anything_is_created() {
 #[tokio::test]
 async fn a_full_write_queue_answers_503_with_retry_after_and_stores_what_it_accepted() {
     let collector = Collector::start_with(|config| config.write_queue_batches = 1).await;
+    // The writer's queue is FIFO: once a batch sent now is stored, the work the collector
+    // queued at start (the first retention purge) is done and cannot hold the one place.
+    let warm_up: Vec<String> = (1000..1002).map(uuid).collect();
+    // It may itself meet that work and be refused, as any client may: retry, as Retry-After says.
+    let mut warm_up_answer = collector.ingest(&events(1000..1002)).await;
+    for _ in 0..100 {
+        if warm_up_answer.status != 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        warm_up_answer = collector.ingest(&events(1000..1002)).await;
+    }
+    assert_eq!(warm_up_answer.status, 200, "{}", warm_up_answer.text());
     // Another connection holds the write lock, so the writer blocks on its first batch.
     let mut blocker = Connection::open(&collector.database).expect("open");
     let lock = blocker.transaction_with_behavior(TransactionBehavior::Immediate).expect("lock");
@@ -147,10 +160,12 @@ async fn a_full_write_queue_answers_503_with_retry_after_and_stores_what_it_acce
         send(address, "POST", "/v1/events", &[("authorization", &auth)], Some(&body)).await
     };
     // Send batches one at a time until one is refused. With the writer blocked and a queue
-    // of one, at most two can be waiting; an accepted batch does not answer until it is
-    // committed, so "no answer yet" means accepted. No sleep decides the outcome: a slow
-    // machine only sends a few more batches before the refusal.
-    let mut accepted = Vec::new();
+    // of one, at most two can be held at once, and none leaves before the lock is dropped.
+    // An accepted batch does not answer until it is committed; a refused one answers at once,
+    // but on a loaded machine "at once" can exceed the wait below, so a batch still waiting
+    // is only presumed accepted: its answer, read after the lock is dropped, decides. No
+    // sleep decides the outcome: a slow machine only sends a few more batches.
+    let mut waiting = Vec::new();
     let mut refused = None;
     for batch in 0..20u32 {
         let mut task = tokio::spawn(ingest(batch * 2..batch * 2 + 2));
@@ -159,23 +174,33 @@ async fn a_full_write_queue_answers_503_with_retry_after_and_stores_what_it_acce
                 refused = Some((batch, answer.expect("task")));
                 break;
             }
-            Err(_still_waiting) => accepted.push((batch, task)),
+            Err(_still_waiting) => waiting.push((batch, task)),
         }
     }
     let (refused_batch, refused) = refused.expect("a full queue refuses a batch within 20 tries");
     assert_eq!(refused.status, 503, "{}", refused.text());
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert!(refused.problem_detail().contains("retry"));
-    assert!((1..=2).contains(&accepted.len()), "{} batches waited for a writer queue of one", accepted.len());
 
     drop(lock);
-    let mut expected = Vec::new();
-    for (batch, task) in accepted {
-        assert_eq!(task.await.expect("task").status, 200, "batch {batch} was accepted, so it must be stored");
-        expected.extend((batch * 2..batch * 2 + 2).map(uuid));
+    let mut expected = warm_up;
+    let mut refused_batches = vec![refused_batch];
+    for (batch, task) in waiting {
+        let answer = task.await.expect("task");
+        match answer.status {
+            200 => expected.extend((batch * 2..batch * 2 + 2).map(uuid)),
+            503 => refused_batches.push(batch),
+            other => panic!("batch {batch}: {other} {}", answer.text()),
+        }
     }
+    let accepted = expected.len() / 2 - 1;
+    // At most the one the writer holds and the one in the queue; none, when background work
+    // of the collector's own (a purge, a completeness record) held the place meanwhile.
+    assert!(accepted <= 2, "{accepted} batches accepted with a writer queue of one");
     let stored = collector.stored_uuids();
-    assert_eq!(stored, expected, "accepted batches stored, the refused one not");
-    assert!(!stored.contains(&uuid(refused_batch * 2)), "the refused batch must not be stored");
+    assert_eq!(stored, expected, "every batch answered 200 is stored, in order, and nothing else");
+    for batch in refused_batches {
+        assert!(!stored.contains(&uuid(batch * 2)), "refused batch {batch} must not be stored");
+    }
     collector.stop().await.expect("clean stop");
 }

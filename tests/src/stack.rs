@@ -40,6 +40,8 @@ pub struct StackOptions {
     pub ingest_token: String,
     /// Where the SQLite file and the logs go; a temporary folder when `None`.
     pub data_dir: Option<PathBuf>,
+    /// Extra flags for `audit-collector serve` (e.g. `--sender-silence-secs 2`).
+    pub collector_args: Vec<String>,
 }
 
 impl Default for StackOptions {
@@ -54,6 +56,7 @@ impl Default for StackOptions {
             read_token: "test-read-token".to_string(),
             ingest_token: "test-ingest-token".to_string(),
             data_dir: None,
+            collector_args: Vec::new(),
         }
     }
 }
@@ -68,6 +71,9 @@ pub struct AuditStack {
     envoy_listener: SocketAddr,
     envoy_admin: SocketAddr,
     collector_address: SocketAddr,
+    /// Where Envoy sends batches: the collector, or a test's proxy in front of it.
+    envoy_collector: SocketAddr,
+    upstream_address: SocketAddr,
     dir: PathBuf,
     _temporary: Option<tempfile::TempDir>,
 }
@@ -75,6 +81,12 @@ pub struct AuditStack {
 impl AuditStack {
     /// Starts the broker stand-in, the collector and Envoy, waiting for each to be ready.
     pub fn start(options: StackOptions) -> Result<Self> {
+        Self::start_through(options, Ok)
+    }
+
+    /// Like [`AuditStack::start`], but Envoy sends its batches to the address `via` returns
+    /// for the collector's address (a test's proxy that forwards, delays or swallows them).
+    pub fn start_through(options: StackOptions, via: impl FnOnce(SocketAddr) -> Result<SocketAddr>) -> Result<Self> {
         let (dir, temporary) = match &options.data_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -87,7 +99,8 @@ impl AuditStack {
         };
         let (upstream, upstream_address) = start_broker_stub(&dir)?;
         let (collector, collector_address) = start_collector(&dir, &options, None)?;
-        let (envoy, envoy_listener, envoy_admin) = start_envoy(&dir, &options, upstream_address, collector_address)?;
+        let envoy_collector = via(collector_address)?;
+        let (envoy, envoy_listener, envoy_admin) = start_envoy(&dir, &options, upstream_address, envoy_collector)?;
         Ok(Self {
             options,
             envoy,
@@ -96,6 +109,8 @@ impl AuditStack {
             envoy_listener,
             envoy_admin,
             collector_address,
+            envoy_collector,
+            upstream_address,
             dir,
             _temporary: temporary,
         })
@@ -151,6 +166,22 @@ impl AuditStack {
                 tail(&self.collector.log(), 40)
             ));
         }
+        Ok(())
+    }
+
+    /// Stops Envoy with SIGTERM, as `docker stop` and Kubernetes do, and waits for it to exit.
+    pub fn sigterm_envoy(&mut self) -> Result<std::process::ExitStatus> {
+        self.envoy.stop(Duration::from_secs(30))
+    }
+
+    /// Starts Envoy again on the same collector (a new listener port: see [`AuditStack::envoy_url`]).
+    pub fn start_envoy_again(&mut self) -> Result<()> {
+        let _ = self.envoy.kill();
+        let (envoy, listener, admin) =
+            start_envoy(&self.dir, &self.options, self.upstream_address, self.envoy_collector)?;
+        self.envoy = envoy;
+        self.envoy_listener = listener;
+        self.envoy_admin = admin;
         Ok(())
     }
 
@@ -231,6 +262,7 @@ fn start_collector(
         .arg(&address_file)
         .arg("--database")
         .arg(dir.join("audit.db"))
+        .args(&options.collector_args)
         .env("AUDIT_TOKEN", &options.read_token)
         .env("AUDIT_INGEST_TOKEN", &options.ingest_token)
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));

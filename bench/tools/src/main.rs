@@ -9,10 +9,13 @@
 //! - [`sqlite`]: the raw-insert baseline and the fast trail generator, on a database the
 //!   collector created (so the schema and pragmas are its own).
 //! - [`pages`]: times sequential `GET /audit` requests.
+//! - [`freshness`]: how long after its acknowledgement an event is readable (PostgreSQL
+//!   replicas seal asynchronously).
 //! - [`http`]: the minimal keep-alive HTTP/1.1 client the timers use.
 
 mod args;
 mod events;
+mod freshness;
 mod http;
 mod ingest;
 mod pages;
@@ -21,13 +24,14 @@ mod sqlite;
 
 use anyhow::{bail, Result};
 
-const USAGE: &str = "usage: audit-bench <render|ingest|raw-insert|generate|pages> --flag value ...
+const USAGE: &str = "usage: audit-bench <render|ingest|raw-insert|generate|pages|freshness> --flag value ...
   render     --variant plain|noop|audit|access-log --listen IP:PORT --admin IP:PORT
              --upstream IP:PORT --collector IP:PORT --wasm PATH [--access-log PATH]
   ingest     --addr IP:PORT --token T --events N --connections C [--batch 100] [--run-id R]
   raw-insert --db PATH --events N [--batch 100] [--batches-per-commit 1]
   generate   --db PATH --events N [--rows-per-transaction 100000]
-  pages      --addr IP:PORT --token T --count N --path P [--path P2 ...]";
+  pages      --addr IP:PORT --token T --count N --path P [--path P2 ...]
+  freshness  --addr IP:PORT --token T --read-token R --seconds S [--read-addr IP:PORT] [--run-id R]";
 
 fn main() -> Result<()> {
     let mut argv = std::env::args().skip(1);
@@ -42,6 +46,7 @@ fn main() -> Result<()> {
         "raw-insert" => sqlite::raw_insert(&flags)?,
         "generate" => sqlite::generate(&flags)?,
         "pages" => pages::run(&flags)?,
+        "freshness" => freshness::run(&flags)?,
         other => bail!("unknown subcommand `{other}`\n{USAGE}"),
     };
     println!("{report}");

@@ -50,6 +50,7 @@ pub fn run(flags: &Flags) -> Result<String> {
         wasm: PathBuf::from(flags.text("wasm")?),
         filter_config_patch: None,
         extra_http_filters: Vec::new(),
+        http_filters_after_audit: Vec::new(),
     };
     let rendered = render_envoy_config(&template, &substitutions)?;
     let mut root: Value = serde_yaml::from_str(&rendered)?;

@@ -144,6 +144,21 @@ async fn pages_follow_the_cursor_both_ways(store: &dyn TrailStore) {
     assert_eq!(uuids(&page_of(store.page(newest_first).await.expect("read"))), ["event-2", "event-1"]);
 }
 
+async fn a_numbered_page_is_that_page_of_the_cursor_walk(store: &dyn TrailStore) {
+    store.ingest((0..7).map(plain).collect(), None).await.expect("stored");
+    trail_of(store, 7).await;
+    for (order, from, expected) in [
+        (TrailOrder::Ascending, None, ["event-4", "event-5"]),
+        (TrailOrder::Descending, None, ["event-2", "event-1"]),
+        (TrailOrder::Ascending, Some("event-1"), ["event-5", "event-6"]),
+    ] {
+        let third = TrailQuery { order, skip: 4, ..query(from, 2) };
+        assert_eq!(uuids(&page_of(store.page(third).await.expect("read"))), expected, "{order:?} from {from:?}");
+    }
+    let past_the_end = page_of(store.page(TrailQuery { skip: 7, ..query(None, 2) }).await.expect("read"));
+    assert!(past_the_end.events.is_empty() && past_the_end.next.is_none(), "past the end: an empty last page");
+}
+
 async fn every_filter_selects_its_events(store: &dyn TrailStore) {
     let base = 1_700_000_000_000;
     store
@@ -281,6 +296,11 @@ macro_rules! store_contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn pages_follow_the_cursor_both_ways() {
                 super::pages_follow_the_cursor_both_ways(&*$open().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_numbered_page_is_that_page_of_the_cursor_walk() {
+                super::a_numbered_page_is_that_page_of_the_cursor_walk(&*$open().await.store).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -94,6 +94,7 @@ impl HttpContext for AuditHttp {
             worker.fingerprint_key.as_ref(),
             random_event_id(),
         );
+        event.sender = worker.delivery.sender_seq();
         // One allocation that fits a typical event (~800 bytes), kept by the outbox as is.
         let mut json = Vec::with_capacity(EVENT_CAPACITY);
         let serialized = write_within_limit(&mut json, &mut event).map(|()| json);

@@ -25,6 +25,15 @@ impl Context for AuditRoot {
         let mut host = ProxyHost { worker, answer_body_size: body_size };
         worker.delivery.on_answer(&mut host, token_id, response_status(), now_ms());
     }
+
+    /// Envoy 1.40 calls this on every worker VM when it shuts down (SIGTERM), tens of
+    /// milliseconds before it exits: the last chance to send what is buffered.
+    fn on_done(&mut self) -> bool {
+        if let Some(worker) = &self.worker {
+            worker.delivery.on_done(&mut ProxyHost { worker, answer_body_size: 0 }, now_ms());
+        }
+        true
+    }
 }
 
 impl RootContext for AuditRoot {

@@ -11,6 +11,7 @@ use crate::config_error::ConfigError;
 use crate::request::fingerprint::{resolve_key, FingerprintKey, KeyOrigin};
 use crate::worker::delivery::Delivery;
 use crate::worker::entropy::EntropyPool;
+use audit_event::event_uuid::encode_event_uuid;
 
 pub struct Worker {
     pub config: FilterConfig,
@@ -40,7 +41,7 @@ impl Worker {
             );
         }
         Ok(Worker {
-            delivery: Delivery::new(&config, &token),
+            delivery: Delivery::new(&config, &token, encode_event_uuid(random_event_id())),
             fingerprint_key,
             metrics: RefCell::new(Metrics::define()),
             config,

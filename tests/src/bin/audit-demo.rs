@@ -1,6 +1,7 @@
 //! `make demo`: the whole stack in the foreground on 127.0.0.1:$LISTEN_PORT (default 10000;
 //! 0 lets the OS pick), with the trail in `.data/demo/` (or `$DEMO_DATA_DIR`), until Ctrl-C
-//! or SIGTERM; then everything it started stops. The folder is kept, so a run continues the
+//! or SIGTERM; then Envoy is drained (`audit-collector envoy-drain`) and everything it
+//! started stops. The folder is kept, so a run continues the
 //! trail of the runs before it.
 
 use std::time::Duration;
@@ -53,7 +54,15 @@ Envoy admin: {admin}/stats?filter=audit   Ctrl-C stops everything.
     );
 
     if let Some(signal) = signals.forever().next() {
-        println!("signal {signal}: stopping Envoy, the collector and the broker stand-in");
+        println!("signal {signal}: draining Envoy (audit-collector envoy-drain), then stopping everything");
+    }
+    // The documented graceful stop: drain Envoy's listeners and wait until the filter's
+    // buffers are delivered, so stopping Envoy loses no event.
+    let drained = std::process::Command::new(paths::collector_binary()?)
+        .args(["envoy-drain", "--admin", &stack.admin_url(), "--deadline-secs", "20"])
+        .status();
+    if !drained.is_ok_and(|status| status.success()) {
+        eprintln!("envoy-drain did not finish cleanly; events still buffered in Envoy are lost (see above)");
     }
     drop(stack);
     std::thread::sleep(Duration::from_millis(50));

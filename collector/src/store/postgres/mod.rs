@@ -19,6 +19,7 @@ pub mod schema;
 pub mod sealer;
 #[cfg(test)]
 pub mod test_cluster;
+pub mod tokens;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -36,7 +37,6 @@ use super::tokens::ActiveToken;
 use super::trail_query::{EventFilters, TrailQuery};
 use super::trail_store::{StoreFuture, StoreGauges, TrailStore};
 use super::StoreError;
-use crate::auth::Scope;
 use crate::chain::link::to_hex;
 use crate::chain::signing::TrailSigner;
 
@@ -59,6 +59,10 @@ impl PgStore {
         getrandom::fill(&mut id).map_err(|error| StoreError::Task(format!("no random replica id: {error}")))?;
         let holder = format!("replica-{}", to_hex(&id));
         tracing::info!(replica = %holder, "PostgreSQL store ready; this replica competes for the sealer lease");
+        tracing::warn!(
+            "on PostgreSQL the collector does not yet record gaps itself (holes in a sender's numbers, silent \
+             senders); the filter's own gap records are stored (docs/not-done.md)"
+        );
         let (stop_sealer, stop) = watch::channel(false);
         let sealer = tokio::spawn(sealer::run(pool.clone(), holder, stop));
         Ok(PgStore { pool, signer: signer.map(Arc::new), stop_sealer, sealer: Mutex::new(Some(sealer)) })
@@ -90,20 +94,7 @@ impl TrailStore for PgStore {
     }
 
     fn active_tokens(&self) -> StoreFuture<'_, Vec<ActiveToken>> {
-        Box::pin(async move {
-            let client = self.pool.get().await?;
-            let statement =
-                client.prepare_cached("SELECT id, digest, scope FROM api_tokens WHERE revoked_at_ms IS NULL").await?;
-            let mut tokens = Vec::new();
-            for row in client.query(&statement, &[]).await? {
-                let id: i64 = row.get(0);
-                let digest: [u8; 32] =
-                    row.get::<_, &[u8]>(1).try_into().map_err(|_| StoreError::CorruptToken { id })?;
-                let scope = Scope::parse(row.get(2)).ok_or(StoreError::CorruptToken { id })?;
-                tokens.push(ActiveToken { digest, scope });
-            }
-            Ok(tokens)
-        })
+        Box::pin(tokens::active_tokens(&self.pool))
     }
 
     fn checkpoints(&self, after: i64, limit: usize) -> StoreFuture<'_, Vec<Checkpoint>> {

@@ -15,8 +15,31 @@ use crate::chain::served::with_chain_link;
 /// The SQL of a page and its parameters: `$1` and `$2` are the seq bounds, the last one
 /// the limit.
 fn page_sql(filters: &EventFilters, order: TrailOrder) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
-    let mut sql =
-        String::from("SELECT uuid, body, seq, chain_prev, chain_hash FROM events WHERE seq BETWEEN $1 AND $2");
+    let (predicates, values) = filter_predicates(filters);
+    let sql = format!(
+        "SELECT uuid, body, seq, chain_prev, chain_hash FROM events WHERE seq BETWEEN $1 AND $2{predicates} \
+         ORDER BY seq {} LIMIT ${}",
+        direction(order),
+        values.len() + 3
+    );
+    (sql, values)
+}
+
+/// Where page N of a walk starts (`pageNumber`): the seq `$last` events after the walk's
+/// first, between the same bounds, under the same filters, in the same order.
+fn page_start_sql(filters: &EventFilters, order: TrailOrder) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
+    let (predicates, values) = filter_predicates(filters);
+    let sql = format!(
+        "SELECT seq FROM events WHERE seq BETWEEN $1 AND $2{predicates} ORDER BY seq {} LIMIT 1 OFFSET ${}",
+        direction(order),
+        values.len() + 3
+    );
+    (sql, values)
+}
+
+/// ` AND column = $n` for each filter, numbered from `$3`, and the values in that order.
+fn filter_predicates(filters: &EventFilters) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
+    let mut sql = String::new();
     let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
     let mut push = |clause: &str, value: Box<dyn ToSql + Sync + Send>| {
         values.push(value);
@@ -43,12 +66,14 @@ fn page_sql(filters: &EventFilters, order: TrailOrder) -> (String, Vec<Box<dyn T
     if let Some(until) = filters.until_ms {
         push("timestamp_ms <", Box::new(until));
     }
-    let direction = match order {
+    (sql, values)
+}
+
+fn direction(order: TrailOrder) -> &'static str {
+    match order {
         TrailOrder::Ascending => "ASC",
         TrailOrder::Descending => "DESC",
-    };
-    sql.push_str(&format!(" ORDER BY seq {direction} LIMIT ${}", values.len() + 3));
-    (sql, values)
+    }
 }
 
 /// The page `query` asks for.
@@ -89,10 +114,27 @@ pub async fn read_page(pool: &Pool, query: &TrailQuery) -> Result<PageOutcome, S
         }
         _ => None,
     };
-    let (lower, upper) = match query.order {
+    let (mut lower, mut upper) = match query.order {
         TrailOrder::Ascending => (cursor.or(first_since).unwrap_or(i64::MIN), i64::MAX),
         TrailOrder::Descending => (first_since.unwrap_or(i64::MIN), cursor.unwrap_or(i64::MAX)),
     };
+    // As on SQLite: a numbered page starts `skip` events into the walk.
+    if query.skip > 0 {
+        let (sql, filter_values) = page_start_sql(&query.filters, query.order);
+        let skip = i64::try_from(query.skip).unwrap_or(i64::MAX);
+        let mut parameters: Vec<&(dyn ToSql + Sync)> = vec![&lower, &upper];
+        parameters.extend(filter_values.iter().map(|value| value.as_ref() as &(dyn ToSql + Sync)));
+        parameters.push(&skip);
+        let start: Option<i64> = tx.query_opt(&sql, &parameters).await?.map(|row| row.get(0));
+        match (start, query.order) {
+            (None, _) => {
+                tx.commit().await?;
+                return Ok(PageOutcome::Page(PageRows { events: Vec::new(), next: None }));
+            }
+            (Some(seq), TrailOrder::Ascending) => lower = seq,
+            (Some(seq), TrailOrder::Descending) => upper = seq,
+        }
+    }
     let limit = i64::try_from(query.size.saturating_add(1)).unwrap_or(i64::MAX);
     let (sql, filter_values) = page_sql(&query.filters, query.order);
     let mut parameters: Vec<&(dyn ToSql + Sync)> = vec![&lower, &upper];

@@ -10,8 +10,12 @@
 //! decision, what then happens to the batch the [`Outbox`]'s. The outbox knows which call
 //! carries its batch, so an answer to any other call is ignored.
 //!
-//! To add another call made on tick (a heartbeat), give it its own token and its own arm
-//! in [`Delivery::on_answer`], beside the batch's.
+//! The worker is a *sender* with a random id: every captured event gets the next number
+//! ([`Delivery::sender_seq`]), and every call (batch, gap record or heartbeat) carries the
+//! sender's report (events captured so far). When nothing was sent for a flush interval and
+//! the worker has captured anything, the tick sends a heartbeat: an empty batch with the
+//! report, answered like a batch (one call on the wire at a time). So the collector hears
+//! from every live sender at least every `heartbeat_ms` and can tell when one stops.
 
 mod host;
 
@@ -33,7 +37,8 @@ pub use host::{CollectorCall, DeliveryHost, Snapshot};
 use crate::config::{CollectorConfig, FilterConfig};
 use crate::worker::answer::Answer;
 use crate::worker::failure_policy::{admit, refusal_body, Admission, FailureMode, FailurePolicyConfig, TrailHealth};
-use crate::worker::outbox::{Outbox, OutboxLimits, PushOutcome, Rejection};
+use crate::worker::outbox::{add_sender_report, Outbox, OutboxLimits, PushOutcome, Rejection};
+use audit_event::{SenderReport, SenderSeq};
 
 /// Ticks drive flushes and retries; a flush interval shorter than this is honoured.
 const MAX_TICK_MS: u64 = 100;
@@ -55,19 +60,49 @@ pub struct Delivery {
     refused: Cell<u64>,
     /// Whether the current run of drops was announced in the log.
     dropping_announced: Cell<bool>,
+    /// This worker's sender id (22 characters of base64url, random per VM start).
+    sender_id: String,
+    /// The report interval the sender promises: a flush interval plus one tick.
+    heartbeat_ms: u64,
+    /// When the last call carrying a report went out (ms).
+    last_report_ms: Cell<u64>,
 }
 
 impl Delivery {
-    pub fn new(config: &FilterConfig, ingest_token: &str) -> Delivery {
+    /// `sender_id`: 16 random bytes as base64url, chosen when the worker starts.
+    pub fn new(config: &FilterConfig, ingest_token: &str, sender_id: String) -> Delivery {
+        let tick_ms = config.batch.flush_interval_ms.clamp(MIN_TICK_MS, MAX_TICK_MS);
+        let mut outbox = Outbox::new(OutboxLimits::from_config(config));
+        outbox.set_sender_id(sender_id.clone());
         Delivery {
             collector: config.collector.clone(),
             authorization: format!("Bearer {}", ingest_token.trim()),
             failure_policy: config.failure_policy.clone(),
             flush_interval_ms: config.batch.flush_interval_ms,
-            outbox: RefCell::new(Outbox::new(OutboxLimits::from_config(config))),
+            outbox: RefCell::new(outbox),
             refused: Cell::new(0),
             dropping_announced: Cell::new(false),
+            heartbeat_ms: config.batch.flush_interval_ms + tick_ms,
+            sender_id,
+            last_report_ms: Cell::new(0),
         }
+    }
+
+    /// The sender and number of the event being captured: call it just before the event
+    /// is handed to [`Delivery::on_captured`], which takes the number.
+    pub fn sender_seq(&self) -> Option<SenderSeq> {
+        let seq = self.outbox.try_borrow().ok()?.next_seq();
+        Some(SenderSeq { id: self.sender_id.clone(), seq })
+    }
+
+    fn sender_report(&self, now_ms: u64) -> Option<SenderReport> {
+        let captured = self.outbox.try_borrow().ok()?.counters().captured;
+        Some(SenderReport {
+            id: self.sender_id.clone(),
+            captured,
+            at: rfc3339(now_ms),
+            heartbeat_ms: self.heartbeat_ms,
+        })
     }
 
     /// How often the root should tick: often enough for the flush interval, but not busier
@@ -143,7 +178,18 @@ impl Delivery {
     /// are being dropped, publish the metrics.
     pub fn on_tick(&self, host: &mut impl DeliveryHost, now_ms: u64) {
         self.flush(host, now_ms);
+        self.heartbeat(host, now_ms);
         self.announce_drops(host);
+        self.publish(host);
+    }
+
+    /// The VM is being shut down (Envoy calls the root's `on_done` on SIGTERM): send the
+    /// buffered events now, due or not, unless a batch is already on the wire or a backoff
+    /// is running. Envoy exits soon after, so the answer may never come; whatever does
+    /// not arrive is counted by the collector's record of the stopped sender.
+    pub fn on_done(&self, host: &mut impl DeliveryHost, now_ms: u64) {
+        // A flush interval later, every buffered event is due.
+        self.flush(host, now_ms.saturating_add(self.flush_interval_ms));
         self.publish(host);
     }
 
@@ -203,7 +249,10 @@ impl Delivery {
             .try_borrow_mut()
             .ok()
             .and_then(|mut outbox| outbox.take_batch(now_ms, || host.random_event_id()));
-        let Some(batch) = batch else { return };
+        let Some(mut batch) = batch else { return };
+        if let Some(report) = self.sender_report(now_ms) {
+            add_sender_report(&mut batch.body, &report);
+        }
         let collector = &self.collector;
         let call = CollectorCall {
             cluster: &collector.cluster,
@@ -222,6 +271,7 @@ impl Delivery {
                 if let Ok(mut outbox) = self.outbox.try_borrow_mut() {
                     outbox.on_dispatched(token);
                 }
+                self.last_report_ms.set(now_ms);
                 match (batch.gap, batch.is_retry) {
                     (Some(gap), _) => host.log(
                         Level::Info,
@@ -235,6 +285,45 @@ impl Delivery {
             }
             Err(status) => {
                 let reason = format!("dispatch to cluster `{}` failed: {status}", collector.cluster);
+                self.fail(host, &reason, true, now_ms);
+            }
+        }
+    }
+
+    /// Tells the collector this sender is alive and how many events it has captured, when
+    /// it has captured any and nothing carried a report for a flush interval.
+    fn heartbeat(&self, host: &mut impl DeliveryHost, now_ms: u64) {
+        let Some(report) = self.sender_report(now_ms) else { return };
+        if report.captured == 0 || now_ms.saturating_sub(self.last_report_ms.get()) < self.flush_interval_ms {
+            return;
+        }
+        let Some(mut body) = self.outbox.try_borrow_mut().ok().and_then(|mut outbox| outbox.take_heartbeat(now_ms))
+        else {
+            return;
+        };
+        add_sender_report(&mut body, &report);
+        let collector = &self.collector;
+        let call = CollectorCall {
+            cluster: &collector.cluster,
+            headers: vec![
+                (":method", "POST"),
+                (":path", collector.path.as_str()),
+                (":authority", collector.authority.as_str()),
+                ("content-type", "application/json"),
+                ("authorization", self.authorization.as_str()),
+            ],
+            body: &body,
+            timeout: Duration::from_millis(collector.timeout_ms),
+        };
+        match host.dispatch(call) {
+            Ok(token) => {
+                if let Ok(mut outbox) = self.outbox.try_borrow_mut() {
+                    outbox.on_dispatched(token);
+                }
+                self.last_report_ms.set(now_ms);
+            }
+            Err(status) => {
+                let reason = format!("heartbeat to cluster `{}` failed: {status}", collector.cluster);
                 self.fail(host, &reason, true, now_ms);
             }
         }

@@ -6,6 +6,8 @@ use super::fake_host::FakeHost;
 use super::*;
 use crate::worker::failure_policy::Refusal;
 
+const SENDER: &str = "AAAAAAAAAAAAAAAAAAAAAA";
+
 /// Batches of 3 events, due after 100 ms; a buffer of 6; backoff from 200 ms.
 fn delivery(failure_policy: &str) -> Delivery {
     let json = format!(
@@ -16,7 +18,7 @@ fn delivery(failure_policy: &str) -> Delivery {
             "failurePolicy": {failure_policy}}}"#
     );
     let config = FilterConfig::from_json(json.as_bytes()).expect("a valid configuration");
-    Delivery::new(&config, " s3cret ")
+    Delivery::new(&config, " s3cret ", SENDER.to_owned())
 }
 
 fn fail_open() -> Delivery {
@@ -123,7 +125,7 @@ fn a_failed_batch_is_kept_and_resent_after_the_backoff() {
     assert_eq!(host.sent.len(), 1, "still backing off");
     delivery.on_tick(&mut host, 100);
     assert_eq!(host.sent.len(), 2);
-    assert_eq!(host.sent[1].body, host.sent[0].body, "the same events, in the same order");
+    assert_eq!(numbers(&host.sent[1].body), numbers(&host.sent[0].body), "the same events, in the same order");
     assert_eq!(host.logged(Level::Info, "retrying a batch of 3 events"), 1);
     answer_last(&delivery, &mut host, None, 100);
     assert_eq!(host.logged(Level::Warn, "(no response (reset))"), 1, "a reset is a failure too");
@@ -256,7 +258,7 @@ fn the_tick_is_the_flush_interval_between_10_and_100_ms() {
     let with_interval = |ms: u64| {
         let config =
             FilterConfig::from_json(format!(r#"{{"batch": {{"flushIntervalMs": {ms}}}}}"#).as_bytes()).expect("valid");
-        Delivery::new(&config, "token").tick_period().as_millis()
+        Delivery::new(&config, "token", SENDER.to_owned()).tick_period().as_millis()
     };
     assert_eq!((with_interval(1), with_interval(40), with_interval(1000)), (10, 40, 100));
 }
@@ -318,4 +320,67 @@ fn fail_closed_lets_everything_through_while_delivery_works_and_fail_open_always
     answer_last(&open, &mut host, None, 0);
     assert_eq!(open.refusal(&mut host), Admission::Forward, "fail-open never refuses");
     assert!(host.local_replies.is_empty());
+}
+
+#[test]
+fn every_call_carries_the_senders_report_and_an_idle_sender_sends_heartbeats() {
+    let (delivery, mut host) = (fail_open(), FakeHost::default());
+    delivery.on_tick(&mut host, 0);
+    delivery.on_tick(&mut host, 500);
+    assert!(host.sent.is_empty(), "a worker that never captured anything stays quiet");
+    assert_eq!(delivery.sender_seq().map(|sender| sender.seq), Some(1), "numbers start at 1");
+    for n in 1..=3 {
+        capture(&delivery, &mut host, n, 1000);
+    }
+    delivery.on_tick(&mut host, 1000);
+    let batch: serde_json::Value = serde_json::from_slice(&host.sent[0].body).expect("JSON");
+    assert_eq!(batch["sender"]["id"], SENDER);
+    assert_eq!(batch["sender"]["captured"], 3);
+    assert_eq!(batch["sender"]["heartbeatMs"], 200, "a flush interval (100 ms) plus a tick");
+    answer_last(&delivery, &mut host, Some(200), 1000);
+    delivery.on_tick(&mut host, 1099);
+    assert_eq!(host.sent.len(), 1, "no heartbeat within a flush interval of the last report");
+    delivery.on_tick(&mut host, 1100);
+    assert_eq!(host.sent.len(), 2, "idle for a flush interval: a heartbeat");
+    let heartbeat: serde_json::Value = serde_json::from_slice(&host.sent[1].body).expect("JSON");
+    assert_eq!(heartbeat["events"], serde_json::json!([]));
+    assert_eq!(heartbeat["sender"]["captured"], 3);
+    assert_eq!(delivery.sender_seq().map(|sender| sender.seq), Some(4));
+    delivery.on_tick(&mut host, 1300);
+    assert_eq!(host.sent.len(), 2, "one call on the wire at a time: the heartbeat is unanswered");
+    answer_last(&delivery, &mut host, Some(200), 1300);
+    delivery.on_tick(&mut host, 1400);
+    assert_eq!(host.sent.len(), 3, "the next heartbeat");
+}
+
+#[test]
+fn a_gap_record_names_the_numbers_its_sender_dropped() {
+    let (delivery, mut host) = (fail_open(), FakeHost::default());
+    for n in 1..=3 {
+        capture(&delivery, &mut host, n, 0);
+    }
+    delivery.on_tick(&mut host, 0);
+    answer_last(&delivery, &mut host, Some(503), 0);
+    for n in 4..=12 {
+        capture(&delivery, &mut host, n, 10); // a buffer of 6, none on the wire: 1 to 6 are dropped
+    }
+    delivery.on_tick(&mut host, 1000);
+    answer_last(&delivery, &mut host, Some(200), 1000);
+    delivery.on_tick(&mut host, 1000);
+    let record: serde_json::Value = serde_json::from_slice(&host.sent.last().expect("sent").body).expect("JSON");
+    let gap = &record["events"][0]["gap"];
+    assert_eq!(gap["lostEvents"], 6, "{record}");
+    assert_eq!(gap["sender"], SENDER);
+    assert_eq!(gap["seqs"], serde_json::json!([{"first": 1, "last": 6}]));
+}
+
+#[test]
+fn shutting_down_sends_what_is_buffered_even_before_it_is_due() {
+    let (delivery, mut host) = (fail_open(), FakeHost::default());
+    capture(&delivery, &mut host, 1, 0);
+    delivery.on_tick(&mut host, 10);
+    assert!(host.sent.is_empty(), "one event, 10 ms old: not due");
+    delivery.on_done(&mut host, 10);
+    assert_eq!(host.sent.len(), 1, "on_done sends it");
+    assert_eq!(numbers(&host.sent[0].body), [1]);
 }

@@ -1,6 +1,8 @@
 //! The batch body, `{"events":[e1,e2,...]}`, written from the bytes each event was
 //! serialized to at capture (no re-parsing). The one place that knows the envelope.
 
+use audit_event::SenderReport;
+
 const PREFIX: &[u8] = b"{\"events\":[";
 const SUFFIX: &[u8] = b"]}";
 
@@ -46,4 +48,17 @@ impl Envelope {
         self.body.extend_from_slice(SUFFIX);
         self.body
     }
+}
+
+/// Adds the sender's report to a finished batch body: `{"events":[...],"sender":{...}}`.
+/// Made at send time, so a retried batch reports the count of when it was retried.
+pub fn add_sender_report(body: &mut Vec<u8>, report: &SenderReport) {
+    if body.last() != Some(&b'}') {
+        return;
+    }
+    let Ok(json) = serde_json::to_vec(report) else { return };
+    body.pop();
+    body.extend_from_slice(b",\"sender\":");
+    body.extend_from_slice(&json);
+    body.push(b'}');
 }

@@ -4,7 +4,7 @@
 
 use audit_event::event_uuid::encode_event_uuid;
 use audit_event::timestamp::format_rfc3339_millis;
-use audit_event::{AuditEvent, DeliveryGap, RequestPayload, DELIVERY_GAP_TYPE};
+use audit_event::{AuditEvent, DeliveryGap, RequestPayload, SeqRange, DELIVERY_GAP_TYPE};
 
 /// Dropped events the trail does not know about yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +23,14 @@ pub(super) struct GapRecord {
 }
 
 impl GapRecord {
-    pub(super) fn build(window: GapWindow, now_ms: u64, uuid: [u8; 16]) -> Option<GapRecord> {
+    /// `numbered`: the sender id and the numbers of the dropped events, so the collector
+    /// does not record them again as a hole.
+    pub(super) fn build(
+        window: GapWindow,
+        numbered: Option<(&str, &[SeqRange])>,
+        now_ms: u64,
+        uuid: [u8; 16],
+    ) -> Option<GapRecord> {
         let millis_as_nanos = |ms: u64| i64::try_from(ms).unwrap_or(i64::MAX / 1_000_000).saturating_mul(1_000_000);
         let event = AuditEvent {
             uuid: encode_event_uuid(uuid),
@@ -37,11 +44,15 @@ impl GapRecord {
             identity_source: None,
             token_fingerprint: None,
             response: None,
-            gap: Some(DeliveryGap::counted(
-                window.lost_events,
-                format_rfc3339_millis(millis_as_nanos(window.first_lost_ms)),
-                format_rfc3339_millis(millis_as_nanos(window.last_lost_ms)),
-            )),
+            gap: Some(DeliveryGap {
+                sender: numbered.map(|(sender, _)| sender.to_owned()),
+                seqs: numbered.map(|(_, seqs)| seqs.to_vec()).filter(|seqs| !seqs.is_empty()),
+                ..DeliveryGap::counted(
+                    window.lost_events,
+                    format_rfc3339_millis(millis_as_nanos(window.first_lost_ms)),
+                    format_rfc3339_millis(millis_as_nanos(window.last_lost_ms)),
+                )
+            }),
             sender: None,
             untrusted_identity: Vec::new(),
             truncated_fields: Vec::new(),

@@ -27,8 +27,10 @@ mod tests;
 
 use std::collections::VecDeque;
 
-use audit_event::event::MAX_EVENT_BYTES;
+use audit_event::event::{MAX_EVENT_BYTES, MAX_GAP_RANGES};
+use audit_event::SeqRange;
 
+pub use envelope::add_sender_report;
 pub use gap_record::GapWindow;
 
 use crate::config::FilterConfig;
@@ -126,6 +128,8 @@ pub enum Rejection {
 struct QueuedEvent {
     json: Vec<u8>,
     pushed_at_ms: u64,
+    /// The sender's number of the event (its position in `captured`).
+    seq: u64,
 }
 
 /// The batch handed out and not answered yet.
@@ -142,6 +146,8 @@ enum Carried {
     Events(usize),
     /// The frozen gap record.
     GapRecord,
+    /// A heartbeat: no events, only the sender's report.
+    Heartbeat,
 }
 
 /// The buffer and batching policy of one worker.
@@ -156,6 +162,11 @@ pub struct Outbox {
     narrowed_batch_events: Option<usize>,
     /// Drops not yet in any gap record.
     open_gap: Option<GapWindow>,
+    /// The sender's numbers of those drops (at most `MAX_GAP_RANGES` ranges; the count
+    /// covers the rest, and the collector records any number not named).
+    open_gap_seqs: Vec<SeqRange>,
+    /// The sender id the gap records name with their numbers; empty: none named.
+    sender_id: String,
     /// The gap record being delivered (sent before any further event batch).
     frozen_gap: Option<GapRecord>,
     counters: OutboxCounters,
@@ -170,9 +181,21 @@ impl Outbox {
             backoff: None,
             narrowed_batch_events: None,
             open_gap: None,
+            open_gap_seqs: Vec::new(),
+            sender_id: String::new(),
             frozen_gap: None,
             counters: OutboxCounters::default(),
         }
+    }
+
+    /// Names this worker's sender id in its gap records, with the numbers they lost.
+    pub fn set_sender_id(&mut self, sender_id: String) {
+        self.sender_id = sender_id;
+    }
+
+    /// The number the next captured event gets: 1, 2, 3, ... as events are captured.
+    pub fn next_seq(&self) -> u64 {
+        self.counters.captured + 1
     }
 
     pub fn counters(&self) -> OutboxCounters {
@@ -215,27 +238,28 @@ impl Outbox {
     /// Adds one serialized event. Makes room by dropping the oldest events not in flight.
     pub fn push(&mut self, json: Vec<u8>, now_ms: u64) -> PushOutcome {
         self.counters.captured += 1;
+        let seq = self.counters.captured;
         if json.len() > MAX_EVENT_BYTES {
-            self.record_drops(1, now_ms);
+            self.record_drops(&[seq], now_ms);
             return PushOutcome::TooLarge;
         }
         self.counters.buffered_bytes += json.len();
         self.counters.buffered_events += 1;
-        self.queue.push_back(QueuedEvent { json, pushed_at_ms: now_ms });
+        self.queue.push_back(QueuedEvent { json, pushed_at_ms: now_ms, seq });
 
         let protected = self.events_in_flight();
-        let mut dropped = 0;
+        let mut dropped = Vec::new();
         while self.over_bounds() && self.queue.len() > protected {
             if let Some(oldest) = self.queue.remove(protected) {
                 self.counters.buffered_bytes -= oldest.json.len();
                 self.counters.buffered_events -= 1;
-                dropped += 1;
+                dropped.push(oldest.seq);
             }
         }
-        if dropped == 0 {
+        if dropped.is_empty() {
             return PushOutcome::Queued;
         }
-        self.record_drops(dropped, now_ms);
+        self.record_drops(&dropped, now_ms);
         PushOutcome::QueuedDroppingOldest
     }
 
@@ -243,7 +267,17 @@ impl Outbox {
     /// serialized), so it is reported in the next gap record like any other drop.
     pub fn count_lost(&mut self, now_ms: u64) {
         self.counters.captured += 1;
-        self.record_drops(1, now_ms);
+        self.record_drops(&[self.counters.captured], now_ms);
+    }
+
+    /// A heartbeat to send, when nothing is in flight and no backoff is running: the
+    /// caller sends `{"events":[]}` with the sender's report and answers it like a batch.
+    pub fn take_heartbeat(&mut self, now_ms: u64) -> Option<Vec<u8>> {
+        if self.in_flight.is_some() || self.backoff.is_some_and(|backoff| !backoff.has_passed(now_ms)) {
+            return None;
+        }
+        self.in_flight = Some(InFlight { carries: Carried::Heartbeat, token: None });
+        Some(Envelope::with_capacity(0).finish())
     }
 
     /// The next batch, if one is due and none is in flight. A pending gap record goes
@@ -264,9 +298,12 @@ impl Outbox {
         // of what was lost follows the first success.
         if self.frozen_gap.is_none() && (!is_retry || self.queue.is_empty()) {
             if let Some(window) = self.open_gap {
-                self.frozen_gap = GapRecord::build(window, now_ms, new_uuid());
+                let seqs =
+                    (!self.sender_id.is_empty()).then_some((self.sender_id.as_str(), self.open_gap_seqs.as_slice()));
+                self.frozen_gap = GapRecord::build(window, seqs, now_ms, new_uuid());
                 if self.frozen_gap.is_some() {
                     self.open_gap = None;
+                    self.open_gap_seqs.clear();
                 }
             }
         }
@@ -307,6 +344,7 @@ impl Outbox {
                 self.counters.gap_records += 1;
                 Some(record.window)
             }
+            Carried::Heartbeat => None,
         }
     }
 
@@ -334,15 +372,17 @@ impl Outbox {
                 Some(record) => Rejection::GapRecordDropped(record.window),
                 None => Rejection::Nothing,
             },
+            Carried::Heartbeat => Rejection::Nothing,
             Carried::Events(count) if count > 1 => {
                 let next = count.div_ceil(2);
                 self.narrowed_batch_events = Some(next);
                 Rejection::Narrowing { batch_events: count, next_batch_events: next }
             }
             Carried::Events(count) => {
+                let refused: Vec<u64> = self.queue.iter().take(count).map(|event| event.seq).collect();
                 self.release_front(count);
                 self.counters.rejected += count as u64;
-                self.record_drops(count, now_ms);
+                self.record_drops(&refused, now_ms);
                 self.narrowed_batch_events = None;
                 Rejection::EventDropped
             }
@@ -395,11 +435,20 @@ impl Outbox {
         Batch { body: envelope.finish(), events, is_retry, gap: None }
     }
 
-    fn record_drops(&mut self, count: usize, now_ms: u64) {
-        self.counters.dropped += count as u64;
+    fn record_drops(&mut self, seqs: &[u64], now_ms: u64) {
+        let count = seqs.len() as u64;
+        self.counters.dropped += count;
         let gap =
             self.open_gap.get_or_insert(GapWindow { lost_events: 0, first_lost_ms: now_ms, last_lost_ms: now_ms });
-        gap.lost_events += count as u64;
+        gap.lost_events += count;
         gap.last_lost_ms = now_ms;
+        for &seq in seqs {
+            let named = self.open_gap_seqs.len();
+            match self.open_gap_seqs.last_mut() {
+                Some(range) if range.last + 1 == seq => range.last = seq,
+                _ if named < MAX_GAP_RANGES => self.open_gap_seqs.push(SeqRange { first: seq, last: seq }),
+                _ => {}
+            }
+        }
     }
 }
