@@ -52,6 +52,7 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "6"))
 LIGHT_SECONDS = int(os.environ.get("BENCH_LIGHT_SECONDS", "5"))
 INGEST_EVENTS = int(os.environ.get("BENCH_INGEST_EVENTS", "200000"))
 PAGE_REQUESTS = int(os.environ.get("BENCH_PAGE_REQUESTS", "200"))
+ACTIVITY_REQUESTS = int(os.environ.get("BENCH_ACTIVITY_REQUESTS", "50"))
 # Events per ingest request: the filter's default `batch.maxEvents`.
 INGEST_BATCH = int(os.environ.get("BENCH_INGEST_BATCH", "500"))
 WITH_10M = os.environ.get("BENCH_10M", "1") != "0"
@@ -409,6 +410,9 @@ def bench_pages(procs, directory, empty):
     return results
 
 
+ACTIVITY_LABELS = ["48 hours hourly", "whole trail daily", "one user, 48 hours hourly"]
+
+
 def time_pages(procs, database, size):
     """Grows the trail to `size` events and times the first and the last page on it."""
     log(f"part 3: generating a trail of {size:,} events")
@@ -421,6 +425,13 @@ def time_pages(procs, database, size):
              "/audit?pageSize=100&pageNumber=100", "/audit?pageSize=100&pageNumber=1000"]
     timed = tool("pages", "--addr", address, "--token", READ_TOKEN, "--count", PAGE_REQUESTS,
                  *[flag for path in paths for flag in ("--path", path)])
+    # The viewer's chart: its default window (48 hours, hourly), the whole trail by day, and
+    # one user's 48 hours (the user filters are not in the rollup: counted from events).
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 48 * 3600))
+    activity_paths = [f"/audit/activity?bucket=hour&since={since}", "/audit/activity?bucket=day",
+                      f"/audit/activity?bucket=hour&since={since}&user_email=user7%40example.com"]
+    activity = tool("pages", "--addr", address, "--token", READ_TOKEN, "--count", ACTIVITY_REQUESTS,
+                    *[arg for path in activity_paths for arg in ("--path", path)])["pages"]
     memory = memory_mb(process.pid)
     procs.stop(process)
     first, last, page_100, page_1000 = timed["pages"]
@@ -428,8 +439,11 @@ def time_pages(procs, database, size):
         f"last page median {last['median_ms']:.3f} ms p99 {last['p99_ms']:.3f}; "
         f"pageNumber 100 median {page_100['median_ms']:.3f} ms, 1000 median {page_1000['median_ms']:.3f} ms; "
         f"RSS {memory['VmRSS']:.0f} MB; ready {startup_s:.1f} s after start")
+    for label, timing in zip(ACTIVITY_LABELS, activity):
+        log(f"  activity, {label}: median {timing['median_ms']:.2f} ms p99 {timing['p99_ms']:.2f}")
     return {"events": generated["events"], "generate": generated, "first": first, "last": last,
-            "page_100": page_100, "page_1000": page_1000, "memory": memory, "startup_s": startup_s}
+            "page_100": page_100, "page_1000": page_1000, "memory": memory, "startup_s": startup_s,
+            "activity": activity}
 
 
 # ---------------------------------------------------------------- 4. PostgreSQL
@@ -690,6 +704,14 @@ def report(envoy, ingest, pages, started, load_before, failures, postgres=None):
         if len(measured) < len(pages):
             target(f"100-event page at {pages[-1]['events'] / 1e6:.0f}M", "not measured (failed)", "≤ 1 ms", None)
         biggest = measured[-1] if measured else None
+        lines += ["`GET /audit/activity` (the viewer's chart), same collector, same trail: "
+                  f"{ACTIVITY_REQUESTS} timed requests per query, interleaved.", "",
+                  "| stored events | " + " | ".join(f"{label} median / p99 ms" for label in ACTIVITY_LABELS) + " |",
+                  "| --- |" + " --- |" * len(ACTIVITY_LABELS)]
+        for page in measured:
+            lines.append(f"| {page['events']:,} | " + " | ".join(
+                f"{timing['median_ms']:.2f} / {timing['p99_ms']:.2f}" for timing in page["activity"]) + " |")
+        lines.append("")
     if pages and biggest:
         label = f"{biggest['events'] / 1e6:.0f}M"
         worst = max(biggest["first"]["median_ms"], biggest["last"]["median_ms"])

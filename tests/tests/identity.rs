@@ -253,6 +253,8 @@ fn a_client_cannot_be_recorded_as_someone_else_and_the_attempt_is_in_the_trail()
         "the attempt, and whom it named"
     );
     assert_eq!(event.alerts, [ALERT_UNTRUSTED_IDENTITY], "a marker a SOC can alert on");
+    // The peer was read while stripping, and on_log reuses that read: it must still be there.
+    assert_eq!(event.payload.client_ip.as_deref(), Some("127.0.0.1"), "payload.clientIp: the peer");
     let page = audit_e2e::client::get_with_token(
         &format!("{}/audit?user_email=alice%40corp.example", stack.collector_url()),
         stack.read_token(),

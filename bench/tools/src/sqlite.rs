@@ -7,7 +7,8 @@
 //!   that is work the collector cannot skip either. No HTTP, no batch parsing.
 //! - `generate`: fills a valid chained trail fast for the `/audit` page timings
 //!   (durability off, big transactions, bodies and canonical forms built on a second
-//!   thread); appends, continuing the chain, when the database already holds events.
+//!   thread); appends, continuing the chain, when the database already holds events; then
+//!   rebuilds the activity rollup (`GET /audit/activity`) from the rows.
 //!
 //! The chain is computed with the collector's own functions (`audit_collector::chain`), so
 //! there is one definition of the hash and `audit-collector verify` accepts the trail.
@@ -19,6 +20,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use audit_collector::chain::canonical::canonical_json;
+use audit_collector::REBUILD_ACTIVITY_SQL;
 use audit_collector::chain::link::{body_hash, link_hash, Digest, GENESIS};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::json;
@@ -218,6 +220,9 @@ pub fn generate(flags: &Flags) -> Result<serde_json::Value> {
     }
     tx.commit()?;
     builder.join().map_err(|_| anyhow!("the row builder panicked"))?;
+    // The collector's writer counts each batch into the activity rollup; rows written here
+    // bypass it, so the rollup is rebuilt from them once.
+    conn.execute_batch(REBUILD_ACTIVITY_SQL)?;
     let seconds = started.elapsed().as_secs_f64();
     conn.pragma_update(None, "journal_mode", "WAL")?;
     let total = chain_head(&conn)?.seq;

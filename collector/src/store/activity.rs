@@ -2,9 +2,11 @@
 //! chart (`GET /audit/activity`). [`activity`] is the one query function.
 //!
 //! Counting rows at query time would cost a scan of every event in the window (10M events,
-//! seconds). So a trigger keeps `activity_hourly`, one row per (hour, type, method, status)
-//! with its event count, in the transaction that inserts the event (and the purge's delete
-//! takes it back out). Whole hours of a window are summed from that rollup, which holds at
+//! seconds). So `activity_hourly` holds one row per (hour, type, method, status) with its
+//! event count: the writer adds each batch's events to it in the transaction that stores
+//! them ([`count_stored`]: one upsert per distinct key of the batch, not one per event; a
+//! per-row trigger did the same at half the insert rate), and a trigger takes purged events
+//! back out (the purge is off the ingest path). Whole hours of a window are summed from that rollup, which holds at
 //! most a few hundred rows per hour whatever the traffic; the partial hours at the edges of
 //! `since`/`until` are counted from `events` through the timestamp index, so the counts are
 //! exact for any window. The user filters (`userUuid`, `user_email`) are not in the rollup:
@@ -13,9 +15,12 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::types::Value;
-use rusqlite::{params_from_iter, Connection};
+use std::collections::HashMap;
 
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection};
+
+use super::new_event::NewEvent;
 use super::trail_query::EventFilters;
 use super::StoreError;
 
@@ -113,6 +118,42 @@ pub const ACTIVITY_MIGRATION: &str = "
         WHERE hour = old.timestamp_ms / 3600000 AND type = old.type AND method = old.method
           AND status = IFNULL(old.status, -1);
     END;";
+
+/// Migration 9: the rollup is counted by the writer per batch ([`count_stored`]), so the
+/// per-row insert trigger of [`ACTIVITY_MIGRATION`] goes; the purge's trigger stays.
+pub const ACTIVITY_COUNTED_BY_WRITER_MIGRATION: &str = "DROP TRIGGER events_count_activity;";
+
+/// Rebuilds the rollup from the stored events, for tools that fill `events` themselves
+/// (the bench's trail generator).
+pub const REBUILD_ACTIVITY_SQL: &str = "
+    DELETE FROM activity_hourly;
+    INSERT INTO activity_hourly (hour, type, method, status, events)
+        SELECT timestamp_ms / 3600000, type, method, IFNULL(status, -1), count(*)
+        FROM events GROUP BY 1, 2, 3, 4;";
+
+/// Adds `stored` (events the batch inserted, duplicates left out) to the rollup, in the
+/// caller's transaction. The hour is `timestamp_ms / HOUR_MS` truncated, as the migration's
+/// backfill and the purge trigger compute it.
+pub fn count_stored<'a>(conn: &Connection, stored: impl Iterator<Item = &'a NewEvent>) -> Result<(), StoreError> {
+    let mut tally: HashMap<(i64, &str, &str, i64), i64> = HashMap::new();
+    for event in stored {
+        let key = (
+            event.timestamp_ms / HOUR_MS,
+            event.event_type.as_str(),
+            event.method.as_str(),
+            event.status.map_or(-1, i64::from),
+        );
+        *tally.entry(key).or_default() += 1;
+    }
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO activity_hourly (hour, type, method, status, events) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (hour, type, method, status) DO UPDATE SET events = events + excluded.events",
+    )?;
+    for ((hour, event_type, method, status), count) in tally {
+        upsert.execute(params![hour, event_type, method, status, count])?;
+    }
+    Ok(())
+}
 
 /// The outcome sums of a `SELECT` whose rows have a `status` and a count (`n`); a missing
 /// status is -1 in the rollup and NULL in `events`, both errors.
@@ -248,6 +289,8 @@ mod tests {
 
     use super::*;
     use crate::store::schema::open_for_writing;
+    use crate::store::test_support::new_event;
+    use crate::store::write_sql::insert_batch;
 
     /// (minutes after the epoch's hour 1000, type, method, status)
     const EVENTS: &[(i64, &str, &str, Option<i64>)] = &[
@@ -275,6 +318,7 @@ mod tests {
             )
             .expect("insert");
         }
+        conn.execute_batch(REBUILD_ACTIVITY_SQL).expect("rollup");
         (dir, conn)
     }
 
@@ -356,6 +400,38 @@ mod tests {
         .expect("purge two");
         let first = buckets(&conn, &EventFilters::default(), BucketWidth::Hour)[0];
         assert_eq!(first.counts, OutcomeCounts { forbidden: 1, ..OutcomeCounts::default() });
+    }
+
+    #[test]
+    fn the_writer_counts_each_stored_event_once_and_no_duplicate() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut conn = open_for_writing(&dir.path().join("audit.db")).expect("open");
+        let mut events: Vec<NewEvent> = EVENTS
+            .iter()
+            .enumerate()
+            .map(|(n, (minute, event_type, method, status))| NewEvent {
+                event_type: (*event_type).to_owned(),
+                method: (*method).to_owned(),
+                status: status.and_then(|status| u16::try_from(status).ok()),
+                ..new_event(n, BASE_MS + minute * 60_000)
+            })
+            .collect();
+        let mut tx = conn.transaction().expect("begin");
+        insert_batch(&mut tx, &events, 0).expect("first batch");
+        events.push(new_event(99, BASE_MS));
+        insert_batch(&mut tx, &events, 0).expect("the same again, and one more");
+        tx.commit().expect("commit");
+        let rollup = |conn: &Connection| -> Vec<(i64, String, String, i64, i64)> {
+            let mut select = conn.prepare("SELECT * FROM activity_hourly ORDER BY 1, 2, 3, 4").expect("prepare");
+            let rows = select
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))
+                .expect("query");
+            rows.collect::<Result<_, _>>().expect("rows")
+        };
+        let counted = rollup(&conn);
+        conn.execute_batch(REBUILD_ACTIVITY_SQL).expect("rebuild");
+        assert_eq!(counted, rollup(&conn), "the writer's counts are the events' counts");
+        assert_eq!(counted.iter().map(|row| row.4).sum::<i64>(), 9);
     }
 
     #[test]

@@ -98,8 +98,8 @@ const MIGRATIONS: &[&str] = &[
     // it carries the timestamp so `since`/`until` are tested on it too. Appended at its
     // right edge on ingest, like the table itself.
     "CREATE INDEX events_by_seq_time ON events (seq, timestamp_ms);",
-    // 6: the hourly activity rollup behind GET /audit/activity, kept by triggers (see
-    // `activity`).
+    // 6: the hourly activity rollup behind GET /audit/activity (see `activity`); its insert
+    // trigger is replaced by the writer's per-batch count in 9.
     super::activity::ACTIVITY_MIGRATION,
     // 7: completeness by the receiver (`senders`): per filter worker (sender), what it last
     // reported, how many of its events are stored, and which of its numbers are accounted
@@ -146,6 +146,8 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE api_tokens;
     ALTER TABLE api_tokens_with_admin RENAME TO api_tokens;
     CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens (name) WHERE revoked_at_ms IS NULL;",
+    // 9: the writer counts the activity rollup per batch; the per-row insert trigger goes.
+    super::activity::ACTIVITY_COUNTED_BY_WRITER_MIGRATION,
 ];
 
 /// The schema version this binary migrates to.

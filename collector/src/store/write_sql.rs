@@ -1,5 +1,5 @@
 //! The SQL the SQLite writer thread runs inside its transactions: inserting events (each
-//! linked into the hash chain) and deleting the oldest ones for retention (with the anchor
+//! linked into the hash chain and counted into the activity rollup) and deleting the oldest ones for retention (with the anchor
 //! the kept chain starts from).
 
 #[cfg(test)]
@@ -8,6 +8,7 @@ use audit_event::IngestReceipt;
 use rusqlite::Transaction;
 use rusqlite::{params, Connection};
 
+use super::activity::count_stored;
 use super::chain_store::{chain_head, record_anchor, set_purging, ChainHead};
 use super::new_event::NewEvent;
 use super::{now_millis, StoreError};
@@ -101,5 +102,6 @@ pub(super) fn insert_rows(
             inserted_rows.push(inserted == 1);
         }
     }
+    count_stored(conn, events.iter().zip(&inserted_rows).filter(|(_, stored)| **stored).map(|(event, _)| event))?;
     Ok(inserted_rows)
 }

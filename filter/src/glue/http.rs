@@ -15,12 +15,13 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
 
-use super::host_view::HostRequest;
+use super::host_view::{request_header_map, HostRequest};
 use super::proxy_host::ProxyHost;
 use super::worker::{random_event_id, Worker};
 use crate::config::IdentityConfig;
 use crate::request::bounds::write_within_limit;
 use crate::request::capture::capture_event;
+use crate::request::header_map::parse_header_map;
 use crate::request::identity::identity_header_names;
 use crate::request::trusted_proxies::peer_is_trusted;
 use crate::worker::failure_policy::Admission;
@@ -34,6 +35,9 @@ pub struct AuditHttp {
     /// Identity headers removed before the request went on, as they arrived: `on_log`
     /// records them as the claims they were.
     pub stripped_headers: Vec<(String, String)>,
+    /// `source.address`, when `on_http_request_headers` has read it already (an identity
+    /// header arrived): the peer of a stream never changes, so `on_log` does not ask again.
+    pub peer_address: Option<Option<Vec<u8>>>,
 }
 
 impl AuditHttp {
@@ -49,18 +53,18 @@ impl AuditHttp {
         if names.is_empty() {
             return;
         }
-        let peer =
-            hostcalls::get_property(vec!["source", "address"]).ok().flatten().and_then(|b| String::from_utf8(b).ok());
-        if peer_is_trusted(peer.as_deref(), &identity.trusted_proxies) {
+        let peer_address = self.peer_address.insert(hostcalls::get_property(vec!["source", "address"]).ok().flatten());
+        let peer = peer_address.as_deref().and_then(|bytes| std::str::from_utf8(bytes).ok());
+        if peer_is_trusted(peer, &identity.trusted_proxies) {
             return;
         }
         names.dedup();
         // Every value, as the client sent it (a lookup gives only the first).
-        let all = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        let all = parse_header_map(request_header_map()).unwrap_or_default();
         self.stripped_headers = all
-            .into_iter()
-            .filter(|(name, _)| names.contains(&name.as_str()))
-            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+            .pairs()
+            .filter(|(name, _)| names.contains(name))
+            .map(|(name, value)| (name.to_string(), value.to_string()))
             .collect();
         for name in names {
             if let Err(status) = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name) {
@@ -85,7 +89,7 @@ impl HttpContext for AuditHttp {
     fn on_log(&mut self) {
         let Some(worker) = &self.worker else { return };
         let mut event = capture_event(
-            &HostRequest { stripped_headers: &self.stripped_headers },
+            &HostRequest { stripped_headers: &self.stripped_headers, peer_address: self.peer_address.as_ref() },
             &worker.config,
             worker.fingerprint_key.as_ref(),
             random_event_id(),

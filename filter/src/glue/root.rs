@@ -66,7 +66,7 @@ impl RootContext for AuditRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(AuditHttp { worker: self.worker.clone(), stripped_headers: Vec::new() }))
+        Some(Box::new(AuditHttp { worker: self.worker.clone(), stripped_headers: Vec::new(), peer_address: None }))
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -44,18 +44,21 @@ pub fn cut(value: &str, max_bytes: usize) -> Option<String> {
 /// in `event.truncated_fields` (a field cut again keeps its first, original size).
 pub fn bound_event(event: &mut AuditEvent, max_bytes: usize) {
     let mut cuts = std::mem::take(&mut event.truncated_fields);
-    let mut bound = |field: &str, value: &mut String| {
+    // The field's name is made only for a value that is cut: formatting the names of the
+    // params and claims for every event was ~10% of capture's instructions.
+    let mut bound = |value: &mut String, field: &dyn Fn() -> String| {
         if let Some(kept) = cut(value, max_bytes) {
+            let field = field();
             if !cuts.iter().any(|cut| cut.field == field) {
-                cuts.push(TruncatedField { field: field.to_string(), original_bytes: value.len() as u64 });
+                cuts.push(TruncatedField { field, original_bytes: value.len() as u64 });
             }
             *value = kept;
         }
     };
     let payload = &mut event.payload;
-    bound("payload.path", &mut payload.path);
-    bound("payload.queryString", &mut payload.query_string);
-    bound("payload.method", &mut payload.method);
+    bound(&mut payload.path, &|| "payload.path".to_string());
+    bound(&mut payload.query_string, &|| "payload.queryString".to_string());
+    bound(&mut payload.method, &|| "payload.method".to_string());
     for (field, value) in [
         ("payload.userAgent", &mut payload.user_agent),
         ("payload.referer", &mut payload.referer),
@@ -67,14 +70,14 @@ pub fn bound_event(event: &mut AuditEvent, max_bytes: usize) {
         ("user_name", &mut event.user_name),
     ] {
         if let Some(value) = value {
-            bound(field, value);
+            bound(value, &|| field.to_string());
         }
     }
     for (name, value) in payload.params.iter_mut() {
-        bound(&format!("payload.params.{name}"), value);
+        bound(value, &|| format!("payload.params.{name}"));
     }
     for (index, claim) in event.untrusted_identity.iter_mut().enumerate() {
-        bound(&format!("untrusted_identity[{index}].value"), &mut claim.value);
+        bound(&mut claim.value, &|| format!("untrusted_identity[{index}].value"));
     }
     event.truncated_fields = cuts;
 }

@@ -2,32 +2,7 @@
 //! inside the filter. The real implementation (`glue::host_view`) makes one host call for
 //! the whole header map and one per property; tests build a [`FakeRequest`].
 
-/// The request headers, fetched in one host call. Names are lowercase, as Envoy keeps them.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RequestHeaders {
-    pairs: Vec<(String, String)>,
-}
-
-impl RequestHeaders {
-    pub fn new(pairs: Vec<(String, String)>) -> Self {
-        Self { pairs }
-    }
-
-    /// The first value of `name` (lowercase), if present.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
-    }
-
-    /// Every value of `name`, in the order they arrived.
-    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.pairs.iter().filter(move |(key, _)| key == name).map(|(_, value)| value.as_str())
-    }
-
-    /// The first value of `name` that is not blank.
-    pub fn get_non_empty(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().filter(|(key, _)| key == name).map(|(_, value)| value.trim()).find(|value| !value.is_empty())
-    }
-}
+pub use crate::request::header_map::RequestHeaders;
 
 /// What capture reads from the host about the request being logged.
 pub trait RequestView {
@@ -84,8 +59,11 @@ impl FakeRequest {
 
 #[cfg(any(test, feature = "fuzzing"))]
 impl RequestView for FakeRequest {
+    /// Through the host's serialized map and its parser, as in Envoy.
     fn request_headers(&self) -> RequestHeaders {
-        RequestHeaders::new(self.headers.clone())
+        let pairs = self.headers.iter().map(|(name, value)| (name.as_bytes(), value.as_bytes()));
+        crate::request::header_map::parse_header_map(crate::request::header_map::serialize_header_map(pairs))
+            .unwrap_or_default()
     }
 
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {

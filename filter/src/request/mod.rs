@@ -1,7 +1,8 @@
 //! Per request: what the HTTP context does in `on_log` to turn a finished request into an
 //! audit event. Everything here is pure and reads the proxy only through [`host`].
 //!
-//! - [`host`]: [`host::RequestView`], what capture reads from the proxy (the only seam).
+//! - [`host`]: [`host::RequestView`], what capture reads from the proxy (the only seam);
+//!   [`header_map`]: the request headers, read in place from the host's serialized map.
 //! - [`capture`]: a finished request → an [`audit_event::AuditEvent`]; [`event_json`] writes
 //!   it as the JSON serde_json would, faster; [`bounds`] cuts over-long fields and marks them.
 //! - [`sidecar_routes`]: the types of requests for audit-sidecar's own `/audit` API (the
@@ -13,9 +14,12 @@
 
 pub(crate) mod bounds;
 pub(crate) mod capture;
+#[cfg(test)]
+mod capture_golden;
 pub(crate) mod client_ip;
 pub(crate) mod event_json;
 pub(crate) mod fingerprint;
+pub(crate) mod header_map;
 pub(crate) mod host;
 pub(crate) mod identity;
 pub(crate) mod metadata;
