@@ -10,6 +10,7 @@ use tokio_postgres::types::ToSql;
 use super::super::activity::{ActivityBucket, ActivityOutcome, BucketWidth, OutcomeCounts, HOUR_MS, MAX_BUCKETS};
 use super::super::trail_query::EventFilters;
 use super::super::StoreError;
+use super::page::filter_predicates;
 
 /// Events per bucket of `width` for the events `filters` selects.
 pub async fn activity(pool: &Pool, filters: &EventFilters, width: BucketWidth) -> Result<ActivityOutcome, StoreError> {
@@ -22,32 +23,8 @@ pub async fn activity(pool: &Pool, filters: &EventFilters, width: BucketWidth) -
                 count(*)
          FROM events WHERE true"
     );
-    let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-    let mut push = |clause: &str, value: Box<dyn ToSql + Sync + Send>| {
-        values.push(value);
-        sql.push_str(&format!(" AND {clause} ${}", values.len()));
-    };
-    if let Some(event_type) = &filters.event_type {
-        push("type =", Box::new(event_type.clone()));
-    }
-    if let Some(user_id) = &filters.user_id {
-        push("user_id =", Box::new(user_id.clone()));
-    }
-    if let Some(email) = &filters.user_email {
-        push("user_email =", Box::new(email.clone()));
-    }
-    if let Some(method) = &filters.method {
-        push("method =", Box::new(method.clone()));
-    }
-    if let Some(status) = filters.status {
-        push("status =", Box::new(i32::from(status)));
-    }
-    if let Some(since) = filters.since_ms {
-        push("timestamp_ms >=", Box::new(since));
-    }
-    if let Some(until) = filters.until_ms {
-        push("timestamp_ms <", Box::new(until));
-    }
+    let (predicates, values) = filter_predicates(filters, 0);
+    sql.push_str(&predicates);
     sql.push_str(&format!(" GROUP BY 1 ORDER BY 1 LIMIT {}", MAX_BUCKETS + 1));
     let parameters: Vec<&(dyn ToSql + Sync)> =
         values.iter().map(|value| value.as_ref() as &(dyn ToSql + Sync)).collect();

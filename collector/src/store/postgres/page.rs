@@ -15,7 +15,7 @@ use crate::chain::served::with_chain_link;
 /// The SQL of a page and its parameters: `$1` and `$2` are the seq bounds, the last one
 /// the limit.
 fn page_sql(filters: &EventFilters, order: TrailOrder) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
-    let (predicates, values) = filter_predicates(filters);
+    let (predicates, values) = filter_predicates(filters, 2);
     let sql = format!(
         "SELECT uuid, body, seq, chain_prev, chain_hash FROM events WHERE seq BETWEEN $1 AND $2{predicates} \
          ORDER BY seq {} LIMIT ${}",
@@ -28,7 +28,7 @@ fn page_sql(filters: &EventFilters, order: TrailOrder) -> (String, Vec<Box<dyn T
 /// Where page N of a walk starts (`pageNumber`): the seq `$last` events after the walk's
 /// first, between the same bounds, under the same filters, in the same order.
 fn page_start_sql(filters: &EventFilters, order: TrailOrder) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
-    let (predicates, values) = filter_predicates(filters);
+    let (predicates, values) = filter_predicates(filters, 2);
     let sql = format!(
         "SELECT seq FROM events WHERE seq BETWEEN $1 AND $2{predicates} ORDER BY seq {} LIMIT 1 OFFSET ${}",
         direction(order),
@@ -37,13 +37,18 @@ fn page_start_sql(filters: &EventFilters, order: TrailOrder) -> (String, Vec<Box
     (sql, values)
 }
 
-/// ` AND column = $n` for each filter, numbered from `$3`, and the values in that order.
-fn filter_predicates(filters: &EventFilters) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
+/// ` AND column = $n` for each filter, numbered after the `bound_before` parameters the
+/// statement already has, and the values in that order. Every store query that filters as
+/// `/audit` does (pages, activity) takes its predicates from here.
+pub(super) fn filter_predicates(
+    filters: &EventFilters,
+    bound_before: usize,
+) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
     let mut sql = String::new();
     let mut values: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
     let mut push = |clause: &str, value: Box<dyn ToSql + Sync + Send>| {
         values.push(value);
-        sql.push_str(&format!(" AND {clause} ${}", values.len() + 2));
+        sql.push_str(&format!(" AND {clause} ${}", values.len() + bound_before));
     };
     if let Some(event_type) = &filters.event_type {
         push("type =", Box::new(event_type.clone()));
