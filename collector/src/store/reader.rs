@@ -139,10 +139,7 @@ pub fn read_page(conn: &mut Connection, query: &TrailQuery) -> Result<PageOutcom
         }
         _ => None,
     };
-    let (mut lower, mut upper) = match query.order {
-        TrailOrder::Ascending => (cursor.or(first_since).unwrap_or(i64::MIN), i64::MAX),
-        TrailOrder::Descending => (first_since.unwrap_or(i64::MIN), cursor.unwrap_or(i64::MAX)),
-    };
+    let (mut lower, mut upper) = query.order.walk_bounds(cursor, first_since);
     // A numbered page starts `skip` events into the walk: found on an index, reading seq
     // values only, so page N is exactly where following `next` N-1 times would arrive.
     if query.skip > 0 {

@@ -21,6 +21,18 @@ pub enum TrailOrder {
     Descending,
 }
 
+impl TrailOrder {
+    /// The seq range a walk in this order covers, before a numbered page's skip: from the
+    /// cursor (a `from` uuid's seq) on, or, without one, from the first event at or after
+    /// `since`. Both stores page with it, so they walk the same range.
+    pub fn walk_bounds(self, cursor: Option<i64>, first_since: Option<i64>) -> (i64, i64) {
+        match self {
+            TrailOrder::Ascending => (cursor.or(first_since).unwrap_or(i64::MIN), i64::MAX),
+            TrailOrder::Descending => (first_since.unwrap_or(i64::MIN), cursor.unwrap_or(i64::MAX)),
+        }
+    }
+}
+
 /// Predicates an event must satisfy to be on a page. `None` means "any".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilters {

@@ -119,10 +119,7 @@ pub async fn read_page(pool: &Pool, query: &TrailQuery) -> Result<PageOutcome, S
         }
         _ => None,
     };
-    let (mut lower, mut upper) = match query.order {
-        TrailOrder::Ascending => (cursor.or(first_since).unwrap_or(i64::MIN), i64::MAX),
-        TrailOrder::Descending => (first_since.unwrap_or(i64::MIN), cursor.unwrap_or(i64::MAX)),
-    };
+    let (mut lower, mut upper) = query.order.walk_bounds(cursor, first_since);
     // As on SQLite: a numbered page starts `skip` events into the walk.
     if query.skip > 0 {
         let (sql, filter_values) = page_start_sql(&query.filters, query.order);
