@@ -254,19 +254,7 @@ impl Delivery {
             add_sender_report(&mut batch.body, &report);
         }
         let collector = &self.collector;
-        let call = CollectorCall {
-            cluster: &collector.cluster,
-            headers: vec![
-                (":method", "POST"),
-                (":path", collector.path.as_str()),
-                (":authority", collector.authority.as_str()),
-                ("content-type", "application/json"),
-                ("authorization", self.authorization.as_str()),
-            ],
-            body: &batch.body,
-            timeout: Duration::from_millis(collector.timeout_ms),
-        };
-        match host.dispatch(call) {
+        match host.dispatch(self.collector_call(&batch.body)) {
             Ok(token) => {
                 if let Ok(mut outbox) = self.outbox.try_borrow_mut() {
                     outbox.on_dispatched(token);
@@ -290,6 +278,23 @@ impl Delivery {
         }
     }
 
+    /// A POST of `body` to the collector's ingest path: batches and heartbeats alike.
+    fn collector_call<'a>(&'a self, body: &'a [u8]) -> CollectorCall<'a> {
+        let collector = &self.collector;
+        CollectorCall {
+            cluster: &collector.cluster,
+            headers: vec![
+                (":method", "POST"),
+                (":path", collector.path.as_str()),
+                (":authority", collector.authority.as_str()),
+                ("content-type", "application/json"),
+                ("authorization", self.authorization.as_str()),
+            ],
+            body,
+            timeout: Duration::from_millis(collector.timeout_ms),
+        }
+    }
+
     /// Tells the collector this sender is alive and how many events it has captured, when
     /// it has captured any and nothing carried a report for a flush interval.
     fn heartbeat(&self, host: &mut impl DeliveryHost, now_ms: u64) {
@@ -303,19 +308,7 @@ impl Delivery {
         };
         add_sender_report(&mut body, &report);
         let collector = &self.collector;
-        let call = CollectorCall {
-            cluster: &collector.cluster,
-            headers: vec![
-                (":method", "POST"),
-                (":path", collector.path.as_str()),
-                (":authority", collector.authority.as_str()),
-                ("content-type", "application/json"),
-                ("authorization", self.authorization.as_str()),
-            ],
-            body: &body,
-            timeout: Duration::from_millis(collector.timeout_ms),
-        };
-        match host.dispatch(call) {
+        match host.dispatch(self.collector_call(&body)) {
             Ok(token) => {
                 if let Ok(mut outbox) = self.outbox.try_borrow_mut() {
                     outbox.on_dispatched(token);
