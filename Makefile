@@ -83,7 +83,7 @@ clean:
 .PHONY: bench
 bench: setup setup-postgres
 	@command -v wrk >/dev/null && command -v nginx >/dev/null && command -v taskset >/dev/null || { \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light util-linux >/dev/null; }
+	  apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq wrk nginx-light util-linux >/dev/null; }
 	cargo build --release -p audit-collector
 	cargo build -p audit-filter --target wasm32-wasip1 --profile wasm-release
 	cargo build --release --manifest-path bench/Cargo.toml -p audit-bench
