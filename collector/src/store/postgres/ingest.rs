@@ -1,16 +1,20 @@
-//! Ingest on PostgreSQL: one statement per batch, on any replica. The batch's uuids go
-//! into `trail_uuids` (`ON CONFLICT DO NOTHING`); only the events whose uuid was new there
-//! go into `unsequenced`, in the batch's order. The statement commits on its own, so the
-//! acknowledgement follows the commit; a uuid seen before, by any replica, sealed or not,
-//! is a duplicate, because `trail_uuids` is one unique index over the whole trail.
+//! Ingest on PostgreSQL, on any replica. The batch's uuids go into `trail_uuids` (`ON
+//! CONFLICT DO NOTHING`); only the events whose uuid was new there go into `unsequenced`,
+//! in the batch's order, in one statement. A uuid seen before, by any replica, sealed or
+//! not, is a duplicate, because `trail_uuids` is one unique index over the whole trail.
+//! A batch from a numbering sender is one transaction with its sender's accounting
+//! ([`super::senders`]); the acknowledgement follows the commit either way.
 
 use std::collections::HashSet;
 
-use audit_event::IngestReceipt;
-use deadpool_postgres::Pool;
+use audit_event::{AuditEvent, IngestReceipt};
+use deadpool_postgres::{GenericClient, Pool};
 
 use super::super::new_event::NewEvent;
 use super::super::{now_millis, StoreError};
+use super::senders;
+use crate::batch::event_row;
+use crate::completeness::accounting::SenderActivity;
 
 const INSERT_NEW_EVENTS: &str = "
 WITH fresh AS (
@@ -28,13 +32,63 @@ FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::
      WITH ORDINALITY AS e(uuid, timestamp_ms, type, db_user_id, user_email, user_id, method, status, body,
                           canonical, position)
 JOIN fresh USING (uuid)
-ORDER BY e.position";
+ORDER BY e.position
+RETURNING uuid";
 
-/// Stores the events of `events` whose uuid the trail has never taken.
-pub async fn ingest(pool: &Pool, events: &[NewEvent]) -> Result<IngestReceipt, StoreError> {
+/// Stores the events of `events` whose uuid the trail has never taken and accounts for
+/// `sender`'s numbers in the same transaction.
+pub async fn ingest(
+    pool: &Pool,
+    events: &[NewEvent],
+    sender: Option<&SenderActivity>,
+) -> Result<IngestReceipt, StoreError> {
+    let mut client = pool.get().await?;
+    let now_ms = now_millis();
+    let inserted = match sender {
+        None => insert_events(&client, events, now_ms).await?,
+        Some(activity) => {
+            let tx = client.transaction().await?;
+            // The sender first: its batches (a retry may reach another replica) and the
+            // check account one after the other from here.
+            senders::lock(&tx, &activity.id).await?;
+            let inserted = insert_events(&tx, events, now_ms).await?;
+            let records = senders::note_batch(&tx, activity, &inserted, now_ms).await?;
+            insert_records(&tx, &records, now_ms).await?;
+            tx.commit().await?;
+            inserted
+        }
+    };
+    let accepted = inserted.iter().filter(|stored| **stored).count();
+    Ok(IngestReceipt { accepted, duplicates: events.len() - accepted })
+}
+
+/// The collector's own records, waiting for the sealer like any acknowledged event.
+pub async fn insert_records(
+    client: &impl GenericClient,
+    records: &[AuditEvent],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let rows = records
+        .iter()
+        .map(|record| {
+            event_row(record).map_err(|error| StoreError::WriteFailed(format!("a collector record: {error}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    insert_events(client, &rows, now_ms).await?;
+    Ok(())
+}
+
+/// Inserts the new events of `events`; for each, whether it was newly stored (a uuid the
+/// trail had taken, or a repeat inside the batch, was not).
+async fn insert_events(client: &impl GenericClient, events: &[NewEvent], now_ms: i64) -> Result<Vec<bool>, StoreError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
     // A uuid repeated inside the batch would meet itself in the join: keep its first.
     let mut seen = HashSet::with_capacity(events.len());
-    let unique: Vec<&NewEvent> = events.iter().filter(|event| seen.insert(event.uuid.as_str())).collect();
+    let first_of_uuid: Vec<bool> = events.iter().map(|event| seen.insert(event.uuid.as_str())).collect();
+    let unique: Vec<&NewEvent> =
+        events.iter().zip(&first_of_uuid).filter(|(_, first)| **first).map(|(e, _)| e).collect();
     let uuids: Vec<&str> = unique.iter().map(|event| event.uuid.as_str()).collect();
     let timestamps: Vec<i64> = unique.iter().map(|event| event.timestamp_ms).collect();
     let types: Vec<&str> = unique.iter().map(|event| event.event_type.as_str()).collect();
@@ -45,10 +99,9 @@ pub async fn ingest(pool: &Pool, events: &[NewEvent]) -> Result<IngestReceipt, S
     let statuses: Vec<Option<i32>> = unique.iter().map(|event| event.status.map(i32::from)).collect();
     let bodies: Vec<&str> = unique.iter().map(|event| event.body.as_str()).collect();
     let canonicals: Vec<&[u8]> = unique.iter().map(|event| event.canonical.as_slice()).collect();
-    let client = pool.get().await?;
     let statement = client.prepare_cached(INSERT_NEW_EVENTS).await?;
-    let inserted = client
-        .execute(
+    let stored = client
+        .query(
             &statement,
             &[
                 &uuids,
@@ -61,10 +114,10 @@ pub async fn ingest(pool: &Pool, events: &[NewEvent]) -> Result<IngestReceipt, S
                 &statuses,
                 &bodies,
                 &canonicals,
-                &now_millis(),
+                &now_ms,
             ],
         )
         .await?;
-    let accepted = usize::try_from(inserted).unwrap_or(usize::MAX);
-    Ok(IngestReceipt { accepted, duplicates: events.len().saturating_sub(accepted) })
+    let stored: HashSet<&str> = stored.iter().map(|row| row.get::<_, &str>(0)).collect();
+    Ok(events.iter().zip(first_of_uuid).map(|(event, first)| first && stored.contains(event.uuid.as_str())).collect())
 }
