@@ -23,6 +23,7 @@ pub mod senders;
 #[cfg(test)]
 pub mod test_cluster;
 pub mod tokens;
+pub mod unsequenced;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};

@@ -15,7 +15,7 @@ use audit_event::{AuditEvent, SeqRange};
 use deadpool_postgres::{GenericClient, Pool, Transaction};
 
 use super::super::{now_millis, StoreError};
-use super::ingest::insert_records;
+use super::unsequenced::insert_records;
 use crate::completeness::accounting::{self, forget_stopped_before, SenderActivity, SenderPolicy, SenderState};
 use crate::completeness::ledger::{Claim, Ledger, PendingRange};
 
