@@ -18,7 +18,11 @@ BENCH_PAGE_REQUESTS (200), BENCH_COLLECTOR_PRIORITY (idle|normal),
 BENCH_10M (1; 0 skips the 10M trail), BENCH_TMPDIR (where the temporary files go),
 BENCH_NOTE (a line for the report, e.g. what else ran on the machine), BENCH_ONLY
 (comma-separated parts: envoy,ingest,pages; or `--only collector|ingest|pages|envoy`), BENCH_COLLECTOR and BENCH_AUDIT_WASM (measure
-other builds than the checkout's).
+other builds than the checkout's), BENCH_STAGES (1; 0 leaves out part 1's stage configurations,
+the filter's ablation build stopping each request after one stage), BENCH_CANDIDATES
+(`label=path.wasm,...`: other builds of the filter measured like audit-sink, side by side),
+BENCH_CONFIGS (part 1's configurations, comma-separated; default all), BENCH_RESULTS (the file the
+report is appended to; bench/results.md).
 """
 
 import datetime
@@ -43,9 +47,12 @@ TOOL = BENCH / "target/release/audit-bench"
 NOOP_WASM = BENCH / "target/wasm32-wasip1/wasm-release/noop_filter.wasm"
 # Another build can be measured by pointing these at it (e.g. one of an older revision).
 AUDIT_WASM = Path(os.environ.get("BENCH_AUDIT_WASM", ROOT / "target/wasm32-wasip1/wasm-release/audit_filter.wasm"))
+# The filter built with feature `cost-stages` (see the Makefile's bench target).
+STAGES_WASM = ROOT / "target/cost-stages/wasm32-wasip1/wasm-release/audit_filter.wasm"
 COLLECTOR = Path(os.environ.get("BENCH_COLLECTOR", ROOT / "target/release/audit-collector"))
 ENVOY = ROOT / ".venv/bin/envoy"
-RESULTS = BENCH / "results.md"
+# Where the report is appended (a probe run on a loaded machine can go elsewhere).
+RESULTS = Path(os.environ.get("BENCH_RESULTS", BENCH / "results.md"))
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "6"))
@@ -80,6 +87,24 @@ PG_TRAILS = [int(size) for size in os.environ.get("BENCH_PG_TRAILS", "1000000,10
 READ_TOKEN = "bench-read-token"
 INGEST_TOKEN = "bench-ingest-token"
 CONFIGS = ["plain", "noop", "audit", "audit-sink", "access-log"]
+# Where the filter's microseconds go: its ablation build, each request stopped after one
+# stage (each does the earlier stages' work too); `audit-sink` is the last stage, `noop` the
+# floor. Measured saturated only (c32), in the same alternating rounds.
+STAGES = ["stage-callbacks", "stage-request-headers", "stage-host-reads", "stage-capture", "stage-json"]
+STAGE_NAMES = {"noop": "no-op filter (floor)", "stage-callbacks": "(a) the audit filter's contexts, nothing read",
+               "stage-request-headers": "(b1) + on_http_request_headers (identity lookups, stripping)",
+               "stage-host-reads": "(b2) + on_log's host reads, results dropped",
+               "stage-capture": "(c) + capture, typing, identity (event built, dropped)",
+               "stage-json": "(d) + the event's JSON (dropped)", "audit-sink": "(e) + outbox and delivery: the filter"}
+if os.environ.get("BENCH_STAGES", "1") != "0":
+    CONFIGS += STAGES
+# Other builds of the filter, each measured like audit-sink (batches to nginx), saturated only.
+CANDIDATES = dict(item.split("=", 1) for item in filter(None, os.environ.get("BENCH_CANDIDATES", "").split(",")))
+CONFIGS += [f"candidate-{label}" for label in CANDIDATES]
+if os.environ.get("BENCH_CONFIGS"):
+    CONFIGS = [config for config in os.environ["BENCH_CONFIGS"].split(",") if config in CONFIGS]
+# Configurations measured at light load (c1) too; the others are compared saturated only.
+LIGHT_CONFIGS = {"plain", "noop", "audit", "audit-sink", "access-log"}
 # `audit-sink` is the audit filter with its batches answered by nginx instead of the
 # collector: the filter's own cost, without the collector's CPU on the core that also runs
 # the upstream and wrk (there is no third core to give it).
@@ -228,8 +253,12 @@ def start_collector(procs, name, database, cpus=None, ready_within=30):
 
 def start_envoy(procs, directory, config, upstream_port, collector_address):
     listen, admin = free_port(), free_port()
-    variant = "audit" if config == "audit-sink" else config
-    wasm = NOOP_WASM if variant == "noop" else AUDIT_WASM
+    variant = "audit" if config == "audit-sink" or config.startswith("candidate-") else config
+    wasm = {"noop": NOOP_WASM}.get(variant, AUDIT_WASM)
+    if config.startswith("stage-"):
+        wasm = STAGES_WASM
+    elif config.startswith("candidate-"):
+        wasm = Path(CANDIDATES[config.removeprefix("candidate-")])
     completed = subprocess.run(
         [str(TOOL), "render", "--variant", variant,
          "--listen", f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}",
@@ -290,7 +319,7 @@ def bench_envoy(procs, directory):
     collector, collector_address = start_collector(procs, "collector-envoy", database, cpus="1")
     sink_address = f"127.0.0.1:{upstream_port}"
     envoys = {config: start_envoy(procs, directory, config, upstream_port,
-                                  sink_address if config == "audit-sink" else collector_address)
+                                  collector_address if config == "audit" else sink_address)
               for config in CONFIGS}
     sent_to_audit = 0
     log("warm-up: 2 s of wrk -c32 per configuration")
@@ -304,6 +333,8 @@ def bench_envoy(procs, directory):
         order = CONFIGS[round_number % len(CONFIGS):] + CONFIGS[:round_number % len(CONFIGS)]
         for load, connections in LOADS.items():
             for variant in order:
+                if load == "light" and variant not in LIGHT_CONFIGS:
+                    continue
                 envoy = envoys[variant]
                 seconds = SECONDS if load == "saturated" else LIGHT_SECONDS
                 before = cpu_seconds(envoy.pid)
@@ -321,14 +352,16 @@ def bench_envoy(procs, directory):
                 log(f"round {round_number + 1}/{ROUNDS} {load:9} {variant:10} {result['rps']:9.0f} req/s "
                     f"{result['cpu_us_per_request']:6.1f} us CPU/req  p50 {result['p50_ms']:.3f} ms  p99 {result['p99_ms']:.3f} ms")
     # Delivery: wait (bounded) until the audit Envoy holds no more events, then count.
-    deadline = time.monotonic() + 20
-    stats = envoy_stats(envoys["audit"].admin)
-    while time.monotonic() < deadline and stats.get("buffered_events", 1) > 0:
-        time.sleep(0.5)
+    stats, stored = {}, 0
+    if "audit" in envoys:
+        deadline = time.monotonic() + 20
         stats = envoy_stats(envoys["audit"].admin)
-    time.sleep(1)
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
-        stored = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        while time.monotonic() < deadline and stats.get("buffered_events", 1) > 0:
+            time.sleep(0.5)
+            stats = envoy_stats(envoys["audit"].admin)
+        time.sleep(1)
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+            stored = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
     memory = {variant: memory_mb(envoys[variant].pid)["VmRSS"] for variant in CONFIGS}
     for process in [*envoys.values(), collector, nginx]:
         procs.stop(process)
@@ -623,13 +656,39 @@ def spread(values, digits=0):
     return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}–{fmt.format(max(values))})"
 
 
-def paired_ratios(runs, load, numerator, denominator, key="rps"):
-    """Per-round ratios: each round's two figures were measured minutes apart at most."""
+def paired_ratios(runs, load, numerator, denominator, key="rps", combine=lambda a, b: a / b):
+    """Per-round ratios (or another `combine`): each round's two figures were measured minutes apart at most."""
     by_round = {}
     for run in runs:
         if run["load"] == load:
             by_round.setdefault(run["round"], {})[run["config"]] = run[key]
-    return [r[numerator] / r[denominator] for r in by_round.values() if numerator in r and denominator in r]
+    return [combine(r[numerator], r[denominator]) for r in by_round.values() if numerator in r and denominator in r]
+
+
+def stage_table(runs):
+    """Part 1's stage rows: what each stage of the filter adds to Envoy's CPU per request."""
+    rows = [config for config in ["noop", *STAGES, "audit-sink", *CONFIGS] if config in CONFIGS and
+            (config in ("noop", "audit-sink") or config.startswith(("stage-", "candidate-")))]
+    rows = list(dict.fromkeys(rows))
+    if "noop" not in rows or len(rows) < 2:
+        return []
+    cpu = lambda config: [r["cpu_us_per_request"] for r in runs if r["config"] == config and r["load"] == "saturated"]
+    lines = ["", "Where the filter's microseconds go (c32 only): the filter's ablation build (feature `cost-stages`) "
+             "stops each request after one stage; each stage does the earlier ones' work too. Over the no-op and the "
+             "step from the row above are medians of per-round differences of Envoy CPU µs/request.", "",
+             "| configuration | Envoy CPU µs/req (c32) | over the no-op, µs | step from the row above, µs | req/s vs no-op |",
+             "| --- | --- | --- | --- | --- |"]
+    previous = None
+    for config in rows:
+        over = paired_ratios(runs, "saturated", config, "noop", key="cpu_us_per_request", combine=lambda a, b: a - b)
+        step = (paired_ratios(runs, "saturated", config, previous, key="cpu_us_per_request", combine=lambda a, b: a - b)
+                if previous and not config.startswith("candidate-") else [])
+        label = STAGE_NAMES.get(config, f"candidate `{config.removeprefix('candidate-')}` (batches to nginx)")
+        lines.append(f"| {label} | {spread(cpu(config), 1)} | {spread(over, 1) if config != 'noop' else ''} "
+                     f"| {spread(step, 1) if step else ''} | {spread(paired_ratios(runs, 'saturated', config, 'noop'), 2)} |")
+        if not config.startswith("candidate-"):
+            previous = config
+    return lines + [""]
 
 
 def machine():
@@ -667,34 +726,38 @@ def report(envoy, ingest, pages, started, load_before, failures, postgres=None):
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         names = {"plain": "plain Envoy", "noop": "no-op wasm filter (floor)", "audit": "audit filter + collector",
                  "audit-sink": "audit filter, batches to nginx (the filter alone)", "access-log": "built-in JSON access log"}
-        for config in CONFIGS:
+        for config in [config for config in CONFIGS if config in LIGHT_CONFIGS]:
             pick = lambda load, key: [r[key] for r in runs if r["config"] == config and r["load"] == load]
             lines.append(
                 f"| {names[config]} | {spread(pick('saturated', 'rps'))} | {spread(pick('saturated', 'cpu_us_per_request'), 1)} "
                 f"| {spread(paired_ratios(runs, 'saturated', config, 'plain'), 2)} | {spread(paired_ratios(runs, 'saturated', config, 'noop'), 2)} "
                 f"| {spread(pick('saturated', 'p50_ms'), 3)} | {spread(pick('saturated', 'p99_ms'), 3)} "
                 f"| {spread(pick('light', 'p50_ms'), 3)} | {spread(pick('light', 'p99_ms'), 3)} | {envoy['envoy_rss_mb'][config]:.0f} |")
+        lines += stage_table(runs)
         delivery = envoy["delivery"]
         stats = delivery["envoy_stats"]
         errors = sum(r["non_2xx"] for r in runs)
-        lines += ["", f"Audit delivery: wrk completed {delivery['wrk_completed']:,} requests through the audit Envoy "
+        lines += [] if "audit" not in CONFIGS else ["", f"Audit delivery: wrk completed {delivery['wrk_completed']:,} requests through the audit Envoy "
                   f"(warm-up included); the collector stored {delivery['stored']:,} events "
                   f"({delivery['stored'] / max(delivery['wrk_completed'], 1):.4f}×; requests cut off when a wrk run "
                   f"ends are audited too but not counted by wrk). Filter stats: {json.dumps(stats)}. "
                   f"Collector CPU (on core 1 with wrk and nginx, scheduling `{COLLECTOR_PRIORITY}`): "
                   f"{delivery['collector_cpu_us_per_event']:.1f} µs per event. "
                   f"Non-2xx answers in all runs: {errors}.", ""]
-        for config, label in [("audit", "audit filter + collector"), ("audit-sink", "audit filter, batches to nginx")]:
+        measured = [(config, label) for config, label in [("audit", "audit filter + collector"), ("audit-sink", "audit filter, batches to nginx")]
+                    if config in CONFIGS and {"noop", "plain"} <= set(CONFIGS)]
+        for config, label in measured:
             ratio = statistics.median(paired_ratios(runs, "saturated", config, "noop"))
             target(f"throughput vs no-op filter: {label}", f"{ratio:.2f}×", "≥ 0.90×", ratio >= 0.90)
-        for config, label in [("audit", "audit filter + collector"), ("audit-sink", "audit filter, batches to nginx")]:
+        for config, label in measured:
             gap = statistics.median(r - p for r, p in zip(
                 [r["p99_ms"] for r in sorted(runs, key=lambda r: r["round"]) if r["config"] == config and r["load"] == "light"],
                 [r["p99_ms"] for r in sorted(runs, key=lambda r: r["round"]) if r["config"] == "plain" and r["load"] == "light"]))
             target(f"p99 at light load (c1) − plain: {label}",
                    f"{gap:+.3f} ms ({median(config, 'light', 'p99_ms'):.3f} vs {median('plain', 'light', 'p99_ms'):.3f} ms)",
                    "≤ +0.1 ms", gap <= 0.1)
-        target("audit filter + collector throughput vs plain Envoy", f"{statistics.median(paired_ratios(runs, 'saturated', 'audit', 'plain')):.2f}×", "(context)", None)
+        if ("audit", "audit filter + collector") in measured:
+            target("audit filter + collector throughput vs plain Envoy", f"{statistics.median(paired_ratios(runs, 'saturated', 'audit', 'plain')):.2f}×", "(context)", None)
 
     if ingest:
         event_bytes = next((r["body_bytes"] // INGEST_BATCH for r in ingest if "body_bytes" in r), 0)
@@ -830,6 +893,11 @@ def main():
                       (COLLECTOR, "cargo build --release -p audit-collector"), (ENVOY, "make setup")]:
         if not path.exists():
             sys.exit(f"missing {path}: run `{how}`")
+    if "envoy" in ONLY and set(STAGES) & set(CONFIGS) and not STAGES_WASM.exists():
+        sys.exit(f"missing {STAGES_WASM}: run `make bench` (or BENCH_STAGES=0)")
+    for label, path in CANDIDATES.items():
+        if not Path(path).exists():
+            sys.exit(f"missing {path} (BENCH_CANDIDATES {label})")
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = os.getloadavg()
     directory = Path(tempfile.mkdtemp(prefix="audit-bench-", dir=os.environ.get("BENCH_TMPDIR")))
@@ -874,7 +942,9 @@ def main():
     else:
         shutil.rmtree(directory, ignore_errors=True)
     print("\n" + table)
-    log(f"appended to {RESULTS.relative_to(ROOT)}")
+    if envoy:
+        print("\n".join(stage_table(envoy["runs"])))
+    log(f"appended to {RESULTS}")
 
 
 if __name__ == "__main__":

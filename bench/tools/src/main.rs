@@ -25,7 +25,7 @@ mod sqlite;
 use anyhow::{bail, Result};
 
 const USAGE: &str = "usage: audit-bench <render|ingest|raw-insert|generate|pages|freshness> --flag value ...
-  render     --variant plain|noop|audit|access-log --listen IP:PORT --admin IP:PORT
+  render     --variant plain|noop|audit|access-log|stage-<stage> --listen IP:PORT --admin IP:PORT
              --upstream IP:PORT --collector IP:PORT --wasm PATH [--access-log PATH]
   ingest     --addr IP:PORT --token T --events N --connections C [--batch 100] [--run-id R]
              [--rate EVENTS_PER_S]
