@@ -148,6 +148,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens (name) WHERE revoked_at_ms IS NULL;",
     // 9: the writer counts the activity rollup per batch; the per-row insert trigger goes.
     super::activity::ACTIVITY_COUNTED_BY_WRITER_MIGRATION,
+    // 10: indexes that answer GET /audit/activity's counts without reading a row (see
+    // `activity`): the timestamp index carries type, method and status, and each user
+    // filter gets one by (user, time).
+    super::activity::ACTIVITY_COVERING_INDEXES_MIGRATION,
 ];
 
 /// The schema version this binary migrates to.
