@@ -100,7 +100,9 @@ async fn latest_is_the_checkpoint_a_walk_of_every_page_ends_on() {
                 let page = collector.audit(&url).await.json();
                 walked.extend(page["checkpoints"].as_array().cloned().unwrap_or_default());
                 match page["_links"]["next"]["href"].as_str() {
-                    Some(next) => url = next.split_once("/audit/").map(|(_, rest)| format!("/audit/{rest}")).unwrap_or_default(),
+                    Some(next) => {
+                        url = next.split_once("/audit/").map(|(_, rest)| format!("/audit/{rest}")).unwrap_or_default()
+                    }
                     None => break,
                 }
             }
