@@ -18,12 +18,12 @@ use tokio::sync::Semaphore;
 use crate::address_file::write_address_file;
 use crate::chain::signing::{default_key_path, TrailSigner};
 use crate::completeness;
+use crate::completeness::accounting::SenderPolicy;
 use crate::config::Config;
 use crate::error::Error;
 use crate::http::{route, Shared};
 use crate::metrics::Metrics;
 use crate::store::postgres::PgStore;
-use crate::store::senders::SenderPolicy;
 use crate::store::sqlite_store::SqliteStore;
 use crate::store::{checkpointing, now_millis, retention, DatabaseLocation, TrailStore};
 use crate::witness_file::{WitnessFile, WitnessTask};
@@ -52,6 +52,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
             hole_grace_ms: millis(config.hole_grace),
             silence_ms: millis(config.sender_silence),
             started_at_ms: now_millis(),
+            // A stopped sender's row is kept as long as the trail keeps events.
+            forget_stopped_ms: i64::from(config.retention_days).saturating_mul(retention::MILLIS_PER_DAY),
         },
     );
     let shared = Arc::new(Shared {

@@ -7,7 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use audit_event::IngestReceipt;
+use audit_event::sender::{SENDER_GAP_TYPE, SENDER_RESUMED_TYPE, SENDER_STOPPED_TYPE};
+use audit_event::{AuditEvent, DeliveryGap, IngestReceipt, SeqRange};
 
 use super::activity::{ActivityBucket, ActivityOutcome, BucketWidth, OutcomeCounts, HOUR_MS};
 use super::new_event::NewEvent;
@@ -20,6 +21,7 @@ use super::trail_store::TrailStore;
 use super::StoreError;
 use crate::chain::link::{canonical_body, digest_from_hex, link_hash, GENESIS};
 use crate::chain::signing::TrailSigner;
+use crate::completeness::accounting::{SenderActivity, SenderPolicy};
 
 /// A store under test and whatever must live as long as it.
 struct Opened {
@@ -351,6 +353,120 @@ async fn shutdown_keeps_what_was_acknowledged_and_refuses_more(store: &dyn Trail
     assert!(store.health().await.is_err(), "a stopped store is not healthy");
 }
 
+const SENDER: &str = "AAAAAAAAAAAAAAAAAAAAAA";
+
+/// No hole is old enough and no sender silent long enough to record.
+const PATIENT: SenderPolicy =
+    SenderPolicy { hole_grace_ms: i64::MAX, silence_ms: i64::MAX, started_at_ms: 0, forget_stopped_ms: i64::MAX };
+/// Every hole is overdue at once; nobody is silent.
+const HOLES_DUE: SenderPolicy = SenderPolicy { hole_grace_ms: 0, ..PATIENT };
+/// Every sender is silent at once.
+const ALL_SILENT: SenderPolicy = SenderPolicy { silence_ms: -1, ..PATIENT };
+
+/// `SENDER`'s events numbered `numbers` (event `event-<n>` at time 1000 * n), reporting
+/// `captured`; no numbers is a heartbeat.
+async fn from_sender(store: &dyn TrailStore, numbers: impl IntoIterator<Item = u64>, captured: u64) -> IngestReceipt {
+    let numbers: Vec<u64> = numbers.into_iter().collect();
+    let at = |n: u64| i64::try_from(n).unwrap_or(0) * 1000;
+    let rows = numbers.iter().map(|&n| event(usize::try_from(n).unwrap_or(0), at(n), "GET", 200, "alice")).collect();
+    let activity = SenderActivity {
+        id: SENDER.into(),
+        captured,
+        reported_at_ms: 1_800_000_000_000,
+        heartbeat_ms: 1000,
+        numbered: numbers.into_iter().map(|n| Some((n, at(n)))).collect(),
+        named_lost: Vec::new(),
+    };
+    store.ingest(rows, Some(activity)).await.expect("stored")
+}
+
+/// The collector's own records in the trail, once the trail holds `total` events.
+async fn records_in(store: &dyn TrailStore, total: usize) -> Vec<AuditEvent> {
+    served(&trail_of(store, total).await)
+        .into_iter()
+        .filter(|event| event["type"].as_str().is_some_and(|kind| kind.starts_with("AuditSidecar::")))
+        .map(|mut event| {
+            event.as_object_mut().map(|object| object.remove("chain"));
+            serde_json::from_value(event).expect("a record is an event")
+        })
+        .collect()
+}
+
+fn gap_of(record: &AuditEvent) -> &DeliveryGap {
+    record.gap.as_ref().expect("a record has a gap")
+}
+
+fn types_of(records: &[AuditEvent]) -> Vec<&str> {
+    records.iter().map(|record| record.event_type.as_str()).collect()
+}
+
+async fn a_hole_filled_in_time_is_no_record_and_one_left_open_is_one_gap(store: &dyn TrailStore) {
+    from_sender(store, 1..=10, 10).await;
+    from_sender(store, 21..=30, 30).await;
+    assert_eq!(store.check_senders(PATIENT).await.expect("checked"), 0, "within the grace");
+    from_sender(store, 11..=20, 30).await;
+    assert_eq!(store.check_senders(HOLES_DUE).await.expect("checked"), 0, "11-20 came in time: no hole");
+    from_sender(store, 41..=50, 50).await;
+    trail_of(store, 40).await;
+    assert_eq!(store.check_senders(HOLES_DUE).await.expect("checked"), 1, "31-40 never came");
+    assert_eq!(store.check_senders(HOLES_DUE).await.expect("checked"), 0, "recorded once");
+    let records = records_in(store, 41).await;
+    assert_eq!(types_of(&records), [SENDER_GAP_TYPE]);
+    let gap = gap_of(&records[0]);
+    assert_eq!((gap.lost_events, gap.sender.as_deref()), (10, Some(SENDER)));
+    assert_eq!(gap.seqs, Some(vec![SeqRange { first: 31, last: 40 }]));
+}
+
+async fn a_silent_sender_is_recorded_stopped_with_its_counts_then_resumed(store: &dyn TrailStore) {
+    from_sender(store, 1..=10, 10).await;
+    let retried = from_sender(store, 1..=10, 10).await;
+    assert_eq!(retried.accepted, 0, "a retry stores nothing and counts nothing twice");
+    from_sender(store, 11..=12, 15).await;
+    trail_of(store, 12).await;
+    assert_eq!(store.check_senders(PATIENT).await.expect("checked"), 0, "heard just now");
+    assert_eq!(store.check_senders(ALL_SILENT).await.expect("checked"), 1);
+    assert_eq!(store.check_senders(ALL_SILENT).await.expect("checked"), 0, "stopped once");
+    from_sender(store, [], 15).await;
+    let records = records_in(store, 14).await;
+    assert_eq!(types_of(&records), [SENDER_STOPPED_TYPE, SENDER_RESUMED_TYPE]);
+    let stopped = gap_of(&records[0]);
+    assert_eq!((stopped.captured, stopped.delivered, stopped.lost_events), (Some(15), Some(12), 3));
+    assert_eq!(stopped.seqs, Some(vec![SeqRange { first: 13, last: 15 }]));
+    assert_eq!(stopped.first_lost_at, "1970-01-01T00:00:12.000+00:00", "after the last delivered event");
+    assert!(stopped.unknown_until.is_some() && stopped.last_heard_at.is_some());
+    assert_eq!(gap_of(&records[1]).captured, Some(15));
+}
+
+async fn a_lost_last_batch_is_a_gap_while_the_sender_lives(store: &dyn TrailStore) {
+    from_sender(store, 1..=10, 12).await;
+    assert_eq!(store.check_senders(HOLES_DUE).await.expect("checked"), 0, "11-12 may still be queued behind a batch");
+    from_sender(store, [], 12).await;
+    trail_of(store, 10).await;
+    assert_eq!(store.check_senders(PATIENT).await.expect("checked"), 0, "within the grace");
+    assert_eq!(store.check_senders(HOLES_DUE).await.expect("checked"), 1, "the heartbeat counted 11-12");
+    from_sender(store, [], 14).await;
+    from_sender(store, 13..=14, 14).await;
+    assert_eq!(store.check_senders(HOLES_DUE).await.expect("checked"), 0, "13-14 came: nothing missing");
+    let records = records_in(store, 13).await;
+    assert_eq!(types_of(&records), [SENDER_GAP_TYPE]);
+    assert_eq!(gap_of(&records[0]).seqs, Some(vec![SeqRange { first: 11, last: 12 }]));
+    assert_eq!(gap_of(&records[0]).last_lost_at, "2027-01-15T08:00:00.000+00:00", "the heartbeat's time");
+}
+
+async fn a_stopped_sender_is_forgotten_after_the_retention_keeping_its_records(store: &dyn TrailStore) {
+    from_sender(store, 1..=3, 5).await;
+    trail_of(store, 3).await;
+    assert_eq!(store.check_senders(ALL_SILENT).await.expect("checked"), 1);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let forget_now = SenderPolicy { forget_stopped_ms: 0, ..PATIENT };
+    assert_eq!(store.check_senders(forget_now).await.expect("checked"), 0, "forgetting records nothing");
+    from_sender(store, [], 5).await;
+    assert_eq!(store.check_senders(PATIENT).await.expect("checked"), 0);
+    let records = records_in(store, 4).await;
+    assert_eq!(types_of(&records), [SENDER_STOPPED_TYPE], "the stop stays; heard again it is a new sender");
+    assert_eq!(gap_of(&records[0]).lost_events, 2);
+}
+
 /// Runs every check above against the store `$open` makes, in a module named `$name`.
 macro_rules! store_contract {
     ($name:ident, $open:ident) => {
@@ -400,6 +516,27 @@ macro_rules! store_contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_fresh_store_is_healthy_and_has_no_tokens() {
                 super::a_fresh_store_is_healthy_and_has_no_tokens(&*$open().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_hole_filled_in_time_is_no_record_and_one_left_open_is_one_gap() {
+                super::a_hole_filled_in_time_is_no_record_and_one_left_open_is_one_gap(&*$open().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_silent_sender_is_recorded_stopped_with_its_counts_then_resumed() {
+                super::a_silent_sender_is_recorded_stopped_with_its_counts_then_resumed(&*$open().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_lost_last_batch_is_a_gap_while_the_sender_lives() {
+                super::a_lost_last_batch_is_a_gap_while_the_sender_lives(&*$open().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_stopped_sender_is_forgotten_after_the_retention_keeping_its_records() {
+                super::a_stopped_sender_is_forgotten_after_the_retention_keeping_its_records(&*$open().await.store)
+                    .await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

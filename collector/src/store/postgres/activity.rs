@@ -1,6 +1,6 @@
 //! `GET /audit/activity` on PostgreSQL: events per hour or day, by outcome, on the plan the
 //! SQLite store follows ([`WindowPlan`]): whole hours summed from `activity_hourly`, which
-//! the triggers of `activity.sql` keep in the sealing and purging transactions, and the
+//! the triggers of `schema_v3.sql` keep in the sealing and purging transactions, and the
 //! rest (a window's partial hours, every count under a user filter) counted from `events`
 //! through indexes that carry the columns counted. The SQL text is fixed fragments; every
 //! value from the request is a bound parameter.

@@ -1,25 +1,27 @@
 //! Connecting to PostgreSQL and bringing its schema to the version this collector knows
-//! (the migrations `schema.sql`, then `activity.sql`; the version is kept in
-//! `schema_version`). Replicas starting together take a transaction-scoped advisory lock
-//! first, so exactly one of them migrates; a database written by a newer collector is
-//! refused.
+//! (`schema.sql`, then each later `schema_v<n>.sql`, recorded in `schema_version`). Replicas starting together take a
+//! transaction-scoped advisory lock first, so exactly one of them creates the schema; a
+//! database written by a newer collector is refused.
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Timeouts};
 use tokio_postgres::NoTls;
 
 use super::super::StoreError;
 
-/// The migrations, in order: migration `n` (1-based) brings the schema to version `n`.
-/// Released entries are never edited: a change is a new entry.
-const MIGRATIONS: &[&str] = &[
-    // 1: the trail, the chain, checkpoints, tokens.
-    include_str!("schema.sql"),
-    // 2: the hourly activity rollup and the indexes GET /audit/activity counts from.
-    include_str!("activity.sql"),
+/// The first schema.
+const SCHEMA_V1: &str = include_str!("schema.sql");
+
+/// The changes after it, in order: entry `n` brings the schema from version `n + 1` to
+/// `n + 2`. Released entries are never edited: a change is a new entry.
+const UPGRADES: &[&str] = &[
+    // 2: sender accounting and the checkpoints' key handover.
+    include_str!("schema_v2.sql"),
+    // 3: the hourly activity rollup and the indexes GET /audit/activity counts from.
+    include_str!("schema_v3.sql"),
 ];
 
 /// The newest schema version this collector knows.
-pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+pub const SCHEMA_VERSION: i32 = 1 + UPGRADES.len() as i32;
 
 /// The advisory lock key under which the schema is created ("audit-mi" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6175_6469_742d_6d69;
@@ -50,20 +52,21 @@ pub async fn migrate(pool: &Pool) -> Result<(), StoreError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
     let exists: bool = tx.query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[]).await?.get(0);
-    if !exists {
-        tx.batch_execute(
-            "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (0)",
-        )
-        .await?;
-    }
-    let found: i32 = tx.query_one("SELECT version FROM schema_version", &[]).await?.get(0);
+    let found: i32 = if exists {
+        tx.query_one("SELECT version FROM schema_version", &[]).await?.get(0)
+    } else {
+        tx.batch_execute(SCHEMA_V1).await?;
+        tx.batch_execute("CREATE TABLE schema_version (version INTEGER NOT NULL)").await?;
+        tx.execute("INSERT INTO schema_version (version) VALUES (1)", &[]).await?;
+        1
+    };
     if found > SCHEMA_VERSION {
         return Err(StoreError::NewerPostgresSchema { found, known: SCHEMA_VERSION });
     }
-    for (version, migration) in (1..).zip(MIGRATIONS).skip(usize::try_from(found).unwrap_or(0)) {
-        tx.batch_execute(migration).await?;
-        tx.execute("UPDATE schema_version SET version = $1", &[&version]).await?;
+    for upgrade in UPGRADES.iter().skip(usize::try_from(found - 1).unwrap_or(0)) {
+        tx.batch_execute(upgrade).await?;
     }
+    tx.execute("UPDATE schema_version SET version = $1", &[&SCHEMA_VERSION]).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -81,7 +84,7 @@ mod tests {
         let url = fresh_database().await;
         let pool = pool(&url).expect("pool");
         let client = pool.get().await.expect("connect");
-        client.batch_execute(MIGRATIONS[0]).await.expect("version 1");
+        client.batch_execute(SCHEMA_V1).await.expect("version 1");
         client
             .batch_execute(
                 "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);

@@ -1,5 +1,6 @@
--- Version 2: GET /audit/activity without counting the trail (collector/src/store/activity.rs
--- explains the plan both stores follow; postgres/activity.rs runs it here).
+-- Version 3 of the PostgreSQL schema: GET /audit/activity without counting the trail
+-- (collector/src/store/activity.rs explains the plan both stores follow; postgres/activity.rs
+-- runs it here).
 
 -- One row per (hour, type, method, status) with its event count; a missing status is -1.
 -- The hour is floor(timestamp_ms / 3600000), spelled so it also floors before 1970.
