@@ -31,8 +31,7 @@ pub async fn run(args: &MigrateArgs) -> Result<String, MigrateError> {
     }
     let copied = migrate(&args.from, &args.to).await?;
     Ok(format!(
-        "migrated {} events (seq up to {}, anchor at {}), {} checkpoints, {} tokens and {} senders from {}\n\
-         (not copied: the hourly activity rollup; PostgreSQL counts GET /audit/activity from the events)\n",
+        "migrated {} events (seq up to {}, anchor at {}), {} checkpoints, {} tokens and {} senders from {}\n",
         copied.events,
         copied.head_seq,
         copied.anchor_seq,

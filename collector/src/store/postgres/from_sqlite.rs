@@ -6,7 +6,7 @@
 //! recorded, once, after the move). It all goes in ONE PostgreSQL transaction, so the
 //! target holds the whole trail or nothing, and it refuses a target that already holds
 //! anything. `verify` on the copy proves it. SQLite's hourly activity rollup is not
-//! copied: PostgreSQL has none (it counts `GET /audit/activity` from `events`).
+//! copied as such: PostgreSQL's triggers rebuild its own as the events go in.
 
 use std::path::Path;
 
