@@ -6,6 +6,9 @@
    audit filter with nginx answering its batches (the filter alone), and the built-in JSON
    access log; alternating configurations within each round. The collector shares core 1
    with wrk and nginx, at SCHED_IDLE so it only takes what they leave.
+   Also, saturated only: the filter's ablation build stopped after each stage (the stage table).
+1b. (`BENCH_ONLY=instructions`, not in the default run) Envoy's instructions per request under
+   callgrind for the same configurations, one at a time: a stage table the load cannot move.
 2. The collector's ingest over HTTP against a raw SQLite insert loop (the ceiling).
 3. `GET /audit` page latency at the start and the end of a 1M- and a 10M-event trail, of
    numbered pages 100 and 1,000 (`pageNumber`, found by an index walk), and the collector's
@@ -108,6 +111,7 @@ if os.environ.get("BENCH_CONFIGS"):
 INSTRUCTION_CONFIGS = os.environ.get("BENCH_INSTRUCTION_CONFIGS", ",".join(
     ["plain", "noop", *STAGES, "audit-sink", *[f"candidate-{label}" for label in CANDIDATES]])).split(",")
 INSTRUCTION_SECONDS = int(os.environ.get("BENCH_INSTRUCTION_SECONDS", "10"))
+INSTRUCTION_REQUESTS = int(os.environ.get("BENCH_INSTRUCTION_REQUESTS", "2500"))
 # Configurations measured at light load (c1) too; the others are compared saturated only.
 LIGHT_CONFIGS = {"plain", "noop", "audit", "audit-sink", "access-log"}
 # `audit-sink` is the audit filter with its batches answered by nginx instead of the
@@ -403,6 +407,8 @@ def bench_instructions(procs, directory):
     (instrumentation off while Envoy starts and V8 compiles the module), is warmed up, then
     counted over one wrk run at -c8; the count over the requests wrk completed.
     """
+    if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
+        raise RuntimeError("part instructions needs valgrind: apt-get install valgrind")
     log(f"part 1b: Envoy instructions per request under callgrind: {', '.join(INSTRUCTION_CONFIGS)}")
     nginx, upstream_port = start_nginx(procs, directory)
     sink_address = f"127.0.0.1:{upstream_port}"
@@ -418,15 +424,23 @@ def bench_instructions(procs, directory):
                             filter_patch='{"batch": {"flushIntervalMs": 3600000}}' if config != "plain" else None)
         run_wrk(envoy.listen, 8, 3)
         idle = counted(envoy, out, lambda: time.sleep(INSTRUCTION_SECONDS))
-        result = {}
-        busy = counted(envoy, out, lambda: result.update(run_wrk(envoy.listen, 8, INSTRUCTION_SECONDS)))
+        runs = []
+
+        def load():
+            # Enough requests that the batches sent in the window (one per 500) weigh what
+            # they weigh at saturation, give or take one: at least INSTRUCTION_REQUESTS.
+            while sum(run["requests"] for run in runs) < INSTRUCTION_REQUESTS and len(runs) < 12:
+                runs.append(run_wrk(envoy.listen, 8, INSTRUCTION_SECONDS))
+
+        busy = counted(envoy, out, load)
         procs.stop(envoy)
-        if result["requests"] == 0:
+        requests = sum(run["requests"] for run in runs)
+        if requests == 0:
             raise RuntimeError(f"no request completed through {config} under callgrind")
         # What Envoy does without requests (timers, the filter's tick, stats) is not the requests' cost.
-        results[config] = {"requests": result["requests"], "instructions": busy, "idle": idle,
-                           "per_request": (busy - idle) / result["requests"]}
-        log(f"  {config:22} {results[config]['per_request']:10,.0f} instructions/request over {result['requests']} "
+        results[config] = {"requests": requests, "instructions": busy, "idle": idle,
+                           "per_request": (busy - idle * len(runs)) / requests}
+        log(f"  {config:22} {results[config]['per_request']:10,.0f} instructions/request over {requests} "
             f"requests (idle {idle / INSTRUCTION_SECONDS:,.0f}/s subtracted)")
     procs.stop(nginx)
     return results
@@ -771,8 +785,9 @@ def stage_table(runs):
 def instruction_table(instructions):
     """Part 1b's table: Envoy's instructions per request, each configuration over the no-op and over the row above."""
     lines = ["### 1b. Envoy instructions per request (callgrind)", "",
-             f"Each configuration alone under `valgrind --tool=callgrind`, counted over {INSTRUCTION_SECONDS} s of wrk -c8 "
-             f"after a 3 s warm-up, minus what the same Envoy executed in {INSTRUCTION_SECONDS} s with no request; all of "
+             f"Each configuration alone under `valgrind --tool=callgrind`, counted over runs of {INSTRUCTION_SECONDS} s of "
+             f"wrk -c8 until at least {INSTRUCTION_REQUESTS:,} requests (batches of the audit filter go when full, 500 "
+             f"events), after a 3 s warm-up, minus what the same Envoy executes in as long with no request; all of "
              "Envoy's instructions (V8's compiled wasm included) over the requests wrk completed. A count hardly moves "
              "with the machine's load (unlike CPU time); an instruction is not a cycle, though: V8's entries and exits "
              "cost more cycles per instruction than the rest.", "",
@@ -784,6 +799,8 @@ def instruction_table(instructions):
         label = STAGE_NAMES.get(config, {"plain": "plain Envoy"}.get(config, config))
         over = f"{result['per_request'] - floor:+,.0f}" if floor and config not in ("noop", "plain") else ""
         step = f"{result['per_request'] - previous:+,.0f}" if previous and config not in ("noop", "plain") else ""
+        if config.startswith("candidate-") and "audit-sink" in instructions:
+            step = f"{result['per_request'] - instructions['audit-sink']['per_request']:+,.0f} vs (e)"
         lines.append(f"| {label} | {result['per_request']:,.0f} | {over} | {step} | {result['requests']:,} |")
         if not config.startswith("candidate-"):
             previous = result["per_request"]
