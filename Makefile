@@ -70,6 +70,7 @@ test: build setup-compose setup-postgres setup-browser
 lint: setup
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p audit-filter --target wasm32-wasip1 -- -D warnings
+	cargo clippy -p audit-filter --target wasm32-wasip1 --features cost-stages -- -D warnings
 	cargo fmt --all --check
 	python3 .ci/import_cycles.py
 	cargo check --manifest-path fuzz/Cargo.toml --bins --target-dir target
@@ -86,6 +87,7 @@ bench: setup setup-postgres
 	  apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq wrk nginx-light util-linux >/dev/null; }
 	cargo build --release -p audit-collector
 	cargo build -p audit-filter --target wasm32-wasip1 --profile wasm-release
+	cargo build -p audit-filter --features cost-stages --target wasm32-wasip1 --profile wasm-release --target-dir target/cost-stages
 	cargo build --release --manifest-path bench/Cargo.toml -p audit-bench
 	cargo build --manifest-path bench/Cargo.toml -p noop-filter --target wasm32-wasip1 --profile wasm-release
 	python3 bench/run.py

@@ -62,7 +62,7 @@ pub fn realistic(run_id: u32, index: u64, timestamp_ms: i64) -> AuditEvent {
     if index % 4 != 3 {
         params.insert("pacticipant_version_number".to_owned(), version);
     }
-    let status = if index % 97 == 0 {
+    let status = if index.is_multiple_of(97) {
         401
     } else if method == "PUT" {
         201
@@ -77,7 +77,7 @@ pub fn realistic(run_id: u32, index: u64, timestamp_ms: i64) -> AuditEvent {
         user_email: Some(format!("user{user}@example.com")),
         payload: RequestPayload {
             path,
-            query_string: if index % 5 == 0 { "latest=true&token=***".to_owned() } else { String::new() },
+            query_string: if index.is_multiple_of(5) { "latest=true&token=***".to_owned() } else { String::new() },
             method: method.to_owned(),
             user_agent: Some("pact_broker-client/1.75.1 (ruby 3.2.2; x86_64-linux) Faraday v2.9".to_owned()),
             referer: None,

@@ -1,6 +1,7 @@
 //! Load on `POST /v1/events`: `--events` events in batches of `--batch`, over
 //! `--connections` keep-alive connections, each sending its next batch as soon as the
-//! previous one is acknowledged (committed). The batch JSON is serialized once from the
+//! previous one is acknowledged (committed), or, with `--rate` (events/s over all
+//! connections), when the batch is due: a steady load below capacity, for freshness. The batch JSON is serialized once from the
 //! project's own types; each request only patches in fresh uuids, so the client spends
 //! its CPU sending, not serializing, on a machine it shares with the collector.
 
@@ -27,9 +28,15 @@ pub fn run(flags: &Flags) -> Result<serde_json::Value> {
     let batch: u64 = flags.number_or("batch", 100)?;
     let connections: usize = flags.number("connections")?;
     let run_id: u32 = flags.number_or("run-id", 1)?;
+    let rate: f64 = flags.number_or("rate", 0.0)?;
     if batch == 0 || connections == 0 {
         bail!("--batch and --connections must be greater than zero");
     }
+    if !(rate >= 0.0 && rate.is_finite()) {
+        bail!("--rate must be events per second (0, the default, sends as fast as acknowledged)");
+    }
+    // When batch n is due; None: at once.
+    let batch_interval = (rate > 0.0).then(|| Duration::from_secs_f64(batch as f64 / rate));
     let template = Template::new(run_id, batch)?;
     let batches = events.div_ceil(batch);
     let next = AtomicU64::new(0);
@@ -37,7 +44,12 @@ pub fn run(flags: &Flags) -> Result<serde_json::Value> {
     let started = Instant::now();
     let outcome: Result<Vec<u64>> = thread::scope(|scope| {
         let workers: Vec<_> = (0..connections)
-            .map(|_| scope.spawn(|| send_batches(addr, &token, &template, batches, &next, &retries)))
+            .map(|_| {
+                scope.spawn(|| {
+                    let due = |number: u64| batch_interval.map(|interval| started + interval.mul_f64(number as f64));
+                    send_batches(addr, &token, &template, batches, &next, &retries, due)
+                })
+            })
             .collect();
         workers.into_iter().map(|worker| worker.join().map_err(|_| anyhow!("a sender panicked"))?).collect()
     });
@@ -50,6 +62,7 @@ pub fn run(flags: &Flags) -> Result<serde_json::Value> {
         "batch": batch,
         "seconds": seconds,
         "events_per_s": (batches * batch) as f64 / seconds,
+        "rate": rate,
         "retries_503": retries.load(Ordering::Relaxed),
         "body_bytes": template.body.len(),
     }))
@@ -62,6 +75,7 @@ fn send_batches(
     batches: u64,
     next: &AtomicU64,
     retries: &AtomicU64,
+    due: impl Fn(u64) -> Option<Instant>,
 ) -> Result<u64> {
     let mut connection = Connection::open(addr)?;
     let head = format!(
@@ -73,6 +87,9 @@ fn send_batches(
         let number = next.fetch_add(1, Ordering::Relaxed);
         if number >= batches {
             return Ok(accepted);
+        }
+        if let Some(wait) = due(number).and_then(|at| at.checked_duration_since(Instant::now())) {
+            thread::sleep(wait);
         }
         template.fill(number, &mut body);
         let mut attempts = 0;

@@ -5,7 +5,10 @@
 //! - `noop`: the same wasm filter entry, loading the no-op filter instead (the floor);
 //! - `plain`: the wasm filter removed;
 //! - `access-log`: the wasm filter removed, Envoy's built-in JSON file access log added,
-//!   recording about what an audit event records.
+//!   recording about what an audit event records;
+//! - `stage-<stage>`: `audit` with the VM's `AUDIT_BENCH_STAGE` set, for the filter's
+//!   ablation build (feature `cost-stages`), which stops each request after that stage
+//!   (`callbacks`, `request-headers`, `host-reads`, `capture`, `json`).
 
 use std::path::PathBuf;
 
@@ -54,6 +57,11 @@ pub fn run(flags: &Flags) -> Result<String> {
     };
     let rendered = render_envoy_config(&template, &substitutions)?;
     let mut root: Value = serde_yaml::from_str(&rendered)?;
+    if let Some(stage) = variant.strip_prefix("stage-") {
+        let environment = &mut wasm_filter(&mut root)?["typed_config"]["config"]["vm_config"]["environment_variables"];
+        environment["key_values"] = serde_yaml::from_str(&format!("{{AUDIT_BENCH_STAGE: {stage}}}"))?;
+        return Ok(serde_yaml::to_string(&root)?);
+    }
     match variant {
         "audit" | "noop" => {}
         "plain" => remove_wasm_filter(&mut root)?,
@@ -62,7 +70,7 @@ pub fn run(flags: &Flags) -> Result<String> {
             let access_log = ACCESS_LOG.replace("{path}", flags.text("access-log")?);
             manager(&mut root)?["typed_config"]["access_log"] = serde_yaml::from_str(&access_log)?;
         }
-        other => bail!("--variant must be plain, noop, audit or access-log, not `{other}`"),
+        other => bail!("--variant must be plain, noop, audit, access-log or stage-<stage>, not `{other}`"),
     }
     Ok(serde_yaml::to_string(&root)?)
 }
@@ -76,6 +84,15 @@ fn manager(root: &mut Value) -> Result<&mut Value> {
             })
         })
         .ok_or_else(|| anyhow!("envoy.yaml: no http_connection_manager in the first filter chain"))
+}
+
+fn wasm_filter(root: &mut Value) -> Result<&mut Value> {
+    manager(root)?["typed_config"]["http_filters"]
+        .as_sequence_mut()
+        .and_then(|filters| {
+            filters.iter_mut().find(|filter| filter.get("name").and_then(Value::as_str) == Some("envoy.filters.http.wasm"))
+        })
+        .ok_or_else(|| anyhow!("envoy.yaml: no envoy.filters.http.wasm"))
 }
 
 fn remove_wasm_filter(root: &mut Value) -> Result<()> {

@@ -20,8 +20,8 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use audit_collector::chain::canonical::canonical_json;
-use audit_collector::REBUILD_ACTIVITY_SQL;
 use audit_collector::chain::link::{body_hash, link_hash, Digest, GENESIS};
+use audit_collector::REBUILD_ACTIVITY_SQL;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::json;
 

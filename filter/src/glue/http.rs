@@ -79,6 +79,10 @@ impl Context for AuditHttp {}
 impl HttpContext for AuditHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(worker) = self.worker.clone() else { return Action::Continue };
+        #[cfg(feature = "cost-stages")]
+        if worker.stage == crate::request::cost_stage::CostStage::Callbacks {
+            return Action::Continue;
+        }
         self.strip_untrusted_identity(&worker.config.identity);
         match worker.delivery.refusal(&mut ProxyHost { worker: &worker, answer_body_size: 0 }) {
             Admission::Forward => Action::Continue,
@@ -88,12 +92,12 @@ impl HttpContext for AuditHttp {
 
     fn on_log(&mut self) {
         let Some(worker) = &self.worker else { return };
-        let mut event = capture_event(
-            &HostRequest { stripped_headers: &self.stripped_headers, peer_address: self.peer_address.as_ref() },
-            &worker.config,
-            worker.fingerprint_key.as_ref(),
-            random_event_id(),
-        );
+        let view = HostRequest { stripped_headers: &self.stripped_headers, peer_address: self.peer_address.as_ref() };
+        #[cfg(feature = "cost-stages")]
+        if worker.stage != crate::request::cost_stage::CostStage::Full {
+            return super::cost_stage::log_until(worker, &view);
+        }
+        let mut event = capture_event(&view, &worker.config, worker.fingerprint_key.as_ref(), random_event_id());
         event.sender = worker.delivery.sender_seq();
         // One allocation that fits a typical event (~800 bytes), kept by the outbox as is.
         let mut json = Vec::with_capacity(EVENT_CAPACITY);

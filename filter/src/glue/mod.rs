@@ -5,6 +5,8 @@
 //! Host calls go through `proxy_wasm::hostcalls` (which return errors) rather than the
 //! `Context` trait helpers (which unwrap and would panic the VM).
 
+#[cfg(feature = "cost-stages")]
+mod cost_stage;
 mod host_view;
 mod http;
 mod metrics;

@@ -17,6 +17,8 @@ pub(crate) mod capture;
 #[cfg(test)]
 mod capture_golden;
 pub(crate) mod client_ip;
+#[cfg(any(test, feature = "cost-stages"))]
+pub(crate) mod cost_stage;
 pub(crate) mod event_json;
 pub(crate) mod fingerprint;
 pub(crate) mod header_map;

@@ -81,14 +81,9 @@ pub async fn seal_batch(pool: &Pool, epoch: i64) -> Result<Sealed, StoreError> {
     let head_hash: Vec<u8> = head.get(1);
     let mut hash = digest_from_blob(&head_hash)
         .ok_or_else(|| StoreError::Chain("the chain head hash is not 32 bytes".to_owned()))?;
-    let waiting = tx
-        .query(
-            "SELECT arrival, uuid, timestamp_ms, type, db_user_id, user_email, user_id, method, status,
-                    ingested_at_ms, body, canonical
-             FROM unsequenced ORDER BY arrival LIMIT $1",
-            &[&SEAL_BATCH],
-        )
-        .await?;
+    // Only what the links need: the rows themselves move inside PostgreSQL below.
+    let waiting =
+        tx.query("SELECT arrival, canonical FROM unsequenced ORDER BY arrival LIMIT $1", &[&SEAL_BATCH]).await?;
     if waiting.is_empty() {
         tx.commit().await?;
         return Ok(Sealed::Events(0));
@@ -97,7 +92,7 @@ pub async fn seal_batch(pool: &Pool, epoch: i64) -> Result<Sealed, StoreError> {
     let (mut seqs, mut prevs, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
     for row in &waiting {
         arrivals.push(row.get::<_, i64>(0));
-        let canonical: &[u8] = row.get(11);
+        let canonical: &[u8] = row.get(1);
         let prev = hash;
         seq += 1;
         hash = link_hash(&prev, seq, canonical);
