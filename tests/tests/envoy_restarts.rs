@@ -27,8 +27,6 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// One heartbeat interval with `flushIntervalMs` 200: the flush interval plus a 100 ms tick.
-const HEARTBEAT_MS: i64 = 300;
 /// The listener test's flush interval, and its heartbeat interval.
 const LDS_FLUSH_MS: i64 = 5000;
 const LDS_HEARTBEAT_MS: i64 = LDS_FLUSH_MS + 100;
