@@ -1,5 +1,5 @@
 //! A bounded load through Envoy for the tests that stop or reconfigure it mid-stream:
-//! client threads send GETs, each marked `<prefix><n>` in its user agent, until a count
+//! client threads send GETs on keep-alive connections, each marked `<prefix><n>` in its user agent, until a count
 //! is reached or the test stops them, and remember when each 200 answer arrived, so the
 //! trail can be checked against what Envoy answered ([`crate::accounting`]).
 
@@ -30,6 +30,12 @@ pub struct Load {
 impl Load {
     /// Starts `clients` threads sending `GET url`, `limit` requests in all.
     pub fn start(url: String, prefix: &'static str, clients: usize, limit: usize) -> Load {
+        Load::paced(url, prefix, clients, limit, Duration::ZERO)
+    }
+
+    /// Like [`Load::start`], each client pausing `pause` after each answer (so a load that
+    /// must last through a restart does not spend its count first).
+    pub fn paced(url: String, prefix: &'static str, clients: usize, limit: usize, pause: Duration) -> Load {
         let answered = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let next = Arc::new(AtomicUsize::new(0));
@@ -44,11 +50,14 @@ impl Load {
                             return;
                         }
                         let marker = format!("{prefix}{n}");
-                        if let Ok(reply) = agent.get(&url).header("user-agent", &marker).call() {
+                        if let Ok(mut reply) = agent.get(&url).header("user-agent", &marker).call() {
+                            // Read to the end, so the connection is kept for the next request.
+                            let _ = reply.body_mut().read_to_vec();
                             if reply.status() == 200 {
                                 answered.lock().unwrap_or_else(PoisonError::into_inner).push((marker, now_ms()));
                             }
                         }
+                        std::thread::sleep(pause);
                     }
                 })
             })

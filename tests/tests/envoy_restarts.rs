@@ -30,6 +30,9 @@ fn serial() -> MutexGuard<'static, ()> {
 /// The listener test's flush interval, and its heartbeat interval.
 const LDS_FLUSH_MS: i64 = 5000;
 const LDS_HEARTBEAT_MS: i64 = LDS_FLUSH_MS + 100;
+/// Each client's pause after an answer: at most a few hundred requests a second, so the
+/// count lasts through a restart.
+const PAUSE: Duration = Duration::from_millis(10);
 /// Envoy's worker threads, each with its own filter VM (a sender).
 const WORKERS: usize = 2;
 
@@ -78,7 +81,7 @@ fn hot_restart_under_load(
     parent_shutdown_time_s: u32,
     flush_ms: u64,
 ) -> HotRestart {
-    const LIMIT: usize = 6000;
+    const LIMIT: usize = 12_000;
     let heartbeat_ms = flush_ms + 100;
     // Silence long enough that a live sender is never taken for stopped.
     let silence_s = (2 * heartbeat_ms).div_ceil(1000).max(2);
@@ -95,8 +98,12 @@ fn hot_restart_under_load(
         ..options()
     })
     .expect("the stack starts");
-    let load = Load::start(format!("{}/pacticipants", stack.envoy_url()), prefix, 4, LIMIT);
+    let load = Load::paced(format!("{}/pacticipants", stack.envoy_url()), prefix, 4, LIMIT, PAUSE);
     load.wait_for(500, Duration::from_secs(60)).expect("500 answered requests");
+    // By a heartbeat interval later, each worker that captured anything has stored some.
+    std::thread::sleep(Duration::from_millis(heartbeat_ms + 500));
+    let old_senders = senders_of(&events(&stack), prefix);
+    assert!(!old_senders.is_empty(), "the first epoch stored events");
     let (status, parent_log) = stack.hot_restart_envoy(Duration::from_secs(30)).expect("the hot restart");
     let answered_by_then = load.count();
     load.wait_for(answered_by_then + 300, Duration::from_secs(60)).expect("the new epoch answers");
@@ -104,10 +111,10 @@ fn hot_restart_under_load(
     eprintln!("the old epoch exited with {status}; {} requests answered in all", answered.len());
     drain(&stack);
 
-    let old_senders = poll_senders_stopped(&stack, WORKERS);
+    poll_senders_stopped(&stack, &old_senders);
     let events = events(&stack);
     let all_senders = senders_of(&events, prefix);
-    assert_eq!(all_senders.len(), 2 * WORKERS, "one sender per worker per epoch: {all_senders:?}");
+    assert!(all_senders.len() > old_senders.len(), "the new epoch's workers are new senders: {all_senders:?}");
     let accounting = Accounting::of(&events, &answered, prefix, &old_senders).expect("the records are complete");
     accounting.check(heartbeat_ms as i64).expect("the trail accounts for every answered request");
     let old_senders_lost = old_senders
@@ -147,22 +154,18 @@ fn a_hot_restart_whose_old_epoch_exits_while_serving_leaves_no_loss_the_trail_do
     assert!(run.buffered_at_on_done > 0, "the case this test is for: events buffered at on_done");
 }
 
-/// Waits for `count` senders of the `e2e-` load to be recorded as stopped; returns them.
-fn poll_senders_stopped(stack: &AuditStack, count: usize) -> Vec<String> {
-    let mut found = Vec::new();
-    poll_until(&format!("{count} senders recorded as stopped"), Duration::from_secs(30), || {
-        let events = events(stack);
-        let loaded = senders_of(&events, "e2e-");
-        found = stopped(&events).into_iter().filter(|sender| loaded.contains(sender)).collect();
-        Ok(found.len() >= count)
+/// Waits for each of `senders` to be recorded as stopped.
+fn poll_senders_stopped(stack: &AuditStack, senders: &[String]) {
+    poll_until("the old senders recorded as stopped", Duration::from_secs(30), || {
+        let stopped = stopped(&events(stack));
+        Ok(senders.iter().all(|sender| stopped.contains(sender)))
     })
     .expect("the old senders recorded as stopped");
-    found
 }
 
 #[test]
 fn listener_and_plugin_configuration_changes_under_load_leave_no_loss_the_trail_does_not_record() {
-    const LIMIT: usize = 8000;
+    const LIMIT: usize = 12_000;
     let _serial = serial();
     // Flushing every 5 s, a worker of the replaced plugin still holds events when its old
     // filter chain has drained (1 s) and Envoy calls its on_done.
@@ -175,7 +178,7 @@ fn listener_and_plugin_configuration_changes_under_load_leave_no_loss_the_trail_
     })
     .expect("the stack starts");
     let url = format!("{}/pacticipants", stack.envoy_url());
-    let load = Load::start(url, "e2e-lds-", 4, LIMIT);
+    let load = Load::paced(url, "e2e-lds-", 4, LIMIT, PAUSE);
     load.wait_for(300, Duration::from_secs(60)).expect("300 answered requests");
 
     // A change of the listener that leaves the plugin as it was: a filter added after it.
@@ -189,7 +192,8 @@ fn listener_and_plugin_configuration_changes_under_load_leave_no_loss_the_trail_
     load.wait_for(answered_by_then + 300, Duration::from_secs(60)).expect("answers after the listener change");
     std::thread::sleep(Duration::from_millis(LDS_HEARTBEAT_MS as u64 + 500));
     let same_plugin = events(&stack);
-    assert_eq!(senders_of(&same_plugin, "e2e-lds-").len(), WORKERS, "the same plugin: the same senders");
+    let old_senders = senders_of(&same_plugin, "e2e-lds-");
+    assert!((1..=WORKERS).contains(&old_senders.len()), "the same plugin: the same senders, {old_senders:?}");
     assert!(stopped(&same_plugin).is_empty(), "no sender stopped");
 
     // A change of the plugin's own configuration: new senders; the old ones get on_done.
@@ -201,7 +205,7 @@ fn listener_and_plugin_configuration_changes_under_load_leave_no_loss_the_trail_
         .expect("the plugin configuration update");
     let answered_by_then = load.count();
     load.wait_for(answered_by_then + 300, Duration::from_secs(60)).expect("answers after the plugin change");
-    let old_senders = poll_senders_stopped(&stack, WORKERS);
+    poll_senders_stopped(&stack, &old_senders);
     let answered = load.finish();
     drain(&stack);
 
@@ -217,7 +221,8 @@ fn listener_and_plugin_configuration_changes_under_load_leave_no_loss_the_trail_
     accounting.check(LDS_HEARTBEAT_MS).expect("the trail accounts for every answered request");
     assert_eq!(delivered, delivering, "a replaced worker still delivering at on_done is kept until it is done");
     assert_eq!(accounting.stored, accounting.answered, "Envoy ran on: every answered request is stored");
-    assert_eq!(senders_of(&events, "e2e-lds-").len(), 2 * WORKERS, "new senders for the new plugin configuration");
+    let all_senders = senders_of(&events, "e2e-lds-");
+    assert!(all_senders.len() > old_senders.len(), "new senders for the new plugin configuration: {all_senders:?}");
     for sender in &old_senders {
         let gap = stopped_record(&events, sender).and_then(|record| record.gap.as_ref()).expect("a record");
         assert_eq!(gap.lost_events, 0, "the replaced plugin delivered everything: {gap:?}");
