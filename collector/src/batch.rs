@@ -10,8 +10,8 @@ use audit_event::timestamp::parse_rfc3339_millis;
 use audit_event::{AuditEvent, IngestBatch, SenderReport, DELIVERY_GAP_TYPE};
 
 use crate::chain::canonical::canonical_json;
+use crate::completeness::accounting::SenderActivity;
 use crate::completeness::ledger::PendingRange;
-use crate::store::senders::SenderActivity;
 use crate::store::NewEvent;
 
 /// A valid batch: its rows, and its sender's report with the numbers it carries.

@@ -16,16 +16,17 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::address_file::write_address_file;
+use crate::chain::checkpoint::{expected_key_id, WrongSigner};
 use crate::chain::signing::{default_key_path, TrailSigner};
 use crate::completeness;
+use crate::completeness::accounting::SenderPolicy;
 use crate::config::Config;
 use crate::error::Error;
 use crate::http::{route, Shared};
 use crate::metrics::Metrics;
 use crate::store::postgres::PgStore;
-use crate::store::senders::SenderPolicy;
 use crate::store::sqlite_store::SqliteStore;
-use crate::store::{checkpointing, now_millis, retention, DatabaseLocation, TrailStore};
+use crate::store::{checkpointing, now_millis, retention, DatabaseLocation, StoreError, TrailStore};
 use crate::witness_file::{WitnessFile, WitnessTask};
 
 /// A client gets this long to send its request headers.
@@ -52,6 +53,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
             hole_grace_ms: millis(config.hole_grace),
             silence_ms: millis(config.sender_silence),
             started_at_ms: now_millis(),
+            // A stopped sender's row is kept as long as the trail keeps events.
+            forget_stopped_ms: i64::from(config.retention_days).saturating_mul(retention::MILLIS_PER_DAY),
         },
     );
     let shared = Arc::new(Shared {
@@ -91,6 +94,25 @@ fn millis(duration: Duration) -> i64 {
 /// Opens the store `--database` names and loads (or creates) the signing key, before
 /// anything is served.
 async fn open_store(config: &Config) -> Result<(Arc<dyn TrailStore>, TrailPublicKey), Error> {
+    let (store, trail_key) = open_database(config).await?;
+    refuse_wrong_signer(store.as_ref(), &trail_key).await?;
+    Ok((store, trail_key))
+}
+
+/// A collector whose key is not the one the newest checkpoint expects would sign
+/// checkpoints that `verify` rejects: it does not start, and says which key the trail
+/// wants.
+async fn refuse_wrong_signer(store: &dyn TrailStore, trail_key: &TrailPublicKey) -> Result<(), Error> {
+    let newest = store.latest_checkpoint().await?;
+    match expected_key_id(newest.as_ref()) {
+        Some(expected) if expected != trail_key.key_id => {
+            Err(StoreError::WrongSigningKey(WrongSigner { expected, found: trail_key.key_id.clone() }).into())
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn open_database(config: &Config) -> Result<(Arc<dyn TrailStore>, TrailPublicKey), Error> {
     let key_path = config.signing_key.clone().unwrap_or_else(|| default_key_path(&config.database));
     let load_signer = move || -> Result<TrailSigner, Error> {
         let signer = TrailSigner::load_or_create(&key_path)?;
@@ -134,7 +156,10 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, config: &Config, shut
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(config.max_connections));
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    // A batch whose sender closed the connection right after sending it (Envoy exiting
+    // just after its filter's on_done) is still stored: by default hyper drops the
+    // request being handled when the read side ends.
+    http.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).half_close(true);
     tokio::pin!(shutdown);
 
     loop {

@@ -2,7 +2,8 @@
 //! through `run()`: `verify`'s exit codes (0 every event signed, 3 an uncovered tail or no
 //! checkpoint at all, 1 not intact, 2 unreadable), a checkpoint signed on demand with an
 //! `admin` token, `tail` and `--witness-file` keeping checkpoints as a witness, a
-//! truncation only the witness catches, and a key rotation `verify` follows.
+//! truncation only the witness catches, and a key rotation `verify` follows (after which the
+//! old key neither signs nor starts a collector).
 
 // The helpers below are test support, not test functions, so the allow-in-tests setting
 // does not reach them; a failed `expect` there is a failed test with its message.
@@ -174,6 +175,22 @@ async fn verify_says_what_is_signed_and_a_witness_catches_what_the_chain_cannot(
         .arg(collector_dir.path().join("third.pem"));
     let (code, _, err) = run(again).await;
     assert_ne!(code, 0, "the old key signed again after its handover");
+    assert!(err.contains("must now be signed by key"), "{err}");
+    // Nor does a collector start with it: it would sign checkpoints `verify` rejects.
+    let mut serve = Command::new("timeout");
+    serve
+        .arg("30")
+        .arg(env!("CARGO_BIN_EXE_audit-collector"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+        .arg(&database)
+        .env("AUDIT_TOKEN", READ_TOKEN)
+        .env("AUDIT_INGEST_TOKEN", "ingest-token-for-this-test")
+        .env("RUST_LOG", "warn");
+    let (code, _, err) = run(serve).await;
+    assert!(
+        code != 0 && code != 124,
+        "a collector started with the key the trail handed over from (exit {code}): {err}"
+    );
     assert!(err.contains("must now be signed by key"), "{err}");
     let (code, out, _) = run(verify(&db, &key, &[])).await;
     assert_eq!(code, 0, "{out}");

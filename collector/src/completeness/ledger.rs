@@ -5,6 +5,9 @@
 //! numbers between `contiguous` and the first pending range are a hole: the sender sends
 //! in order, so once a later number is here, the hole is filled only by a late gap record
 //! or a batch committed out of order, and after a grace period the collector records it.
+//! A hole after the last accounted number (a lost last batch) shows only in the sender's
+//! own count: a heartbeat's `captured` is kept as a [`Claim`], and numbers it names that
+//! are still missing a grace period later are a hole too.
 
 use audit_event::SeqRange;
 
@@ -31,6 +34,21 @@ pub struct Ledger {
     pub contiguous_at_ms: i64,
     /// Accounted ranges above `contiguous + 1`, sorted, disjoint, not adjacent to each other.
     pub pending: Vec<PendingRange>,
+    /// The oldest heartbeat count not yet accounted for, if any.
+    pub claimed: Option<Claim>,
+}
+
+/// A sender's heartbeat said it had captured every number up to `upto`; a heartbeat goes
+/// only when nothing of the sender's is on the wire or backing off, so those numbers are
+/// due within about a flush interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    /// The highest number the sender had captured.
+    pub upto: u64,
+    /// When it said so, by its clock (ms): the missing numbers were captured before.
+    pub reported_at_ms: i64,
+    /// When the collector stored that heartbeat (its clock, ms): the claim's age.
+    pub seen_at_ms: i64,
 }
 
 /// A hole: numbers nobody accounted for, and the event times around it.
@@ -78,27 +96,53 @@ impl Ledger {
         }
     }
 
-    /// The hole below the first pending range, if that range has waited `grace_ms`.
+    /// Keeps a heartbeat's count, unless an older claim is still outstanding (that one is
+    /// due first; this count is kept by a later heartbeat once it is settled).
+    pub fn claim(&mut self, claim: Claim) {
+        let outstanding = self.claimed.is_some_and(|old| old.upto > self.contiguous);
+        if !outstanding && claim.upto > self.contiguous {
+            self.claimed = Some(claim);
+        }
+    }
+
+    /// The first hole that has waited `grace_ms`: below the first pending range once that
+    /// range was stored that long ago, or else below the claimed count once the claim is
+    /// that old (up to the next pending range, if one starts below it).
     pub fn overdue_hole(&self, now_ms: i64, grace_ms: i64) -> Option<Hole> {
-        let first = self.pending.first()?;
-        (now_ms.saturating_sub(first.seen_at_ms) >= grace_ms).then(|| self.hole_below(first))
+        let aged = |seen_at_ms: i64| now_ms.saturating_sub(seen_at_ms) >= grace_ms;
+        if let Some(first) = self.pending.first().filter(|first| aged(first.seen_at_ms)) {
+            return Some(self.hole_below(first));
+        }
+        let claim = self.claimed.filter(|claim| claim.upto > self.contiguous && aged(claim.seen_at_ms))?;
+        match self.pending.first() {
+            Some(first) if first.range.first <= claim.upto => Some(self.hole_below(first)),
+            _ => Some(Hole {
+                range: SeqRange { first: self.contiguous + 1, last: claim.upto },
+                after_ms: self.contiguous_at_ms,
+                before_ms: claim.reported_at_ms,
+            }),
+        }
     }
 
     /// Every hole up to the last pending range, oldest first, without waiting: for a
-    /// sender that stopped. The ledger then accounts for all of them.
+    /// sender that stopped (what its count says beyond that goes into the stop record).
+    /// The ledger then accounts for all of them.
     pub fn close_every_hole(&mut self) -> Vec<Hole> {
         let mut holes = Vec::new();
-        while let Some(hole) = self.overdue_hole(0, i64::MIN) {
+        while let Some(first) = self.pending.first() {
+            let hole = self.hole_below(first);
+            self.close_hole(&hole);
             holes.push(hole);
-            self.close_first_hole();
         }
         holes
     }
 
-    /// Counts the hole below the first pending range as recorded, so the prefix moves on.
-    pub fn close_first_hole(&mut self) {
-        if let Some(first) = self.pending.first() {
-            self.contiguous = first.range.first - 1;
+    /// Counts `hole` (one [`Ledger::overdue_hole`] returned) as recorded, so the prefix
+    /// moves on.
+    pub fn close_hole(&mut self, hole: &Hole) {
+        if hole.range.last > self.contiguous {
+            self.contiguous = hole.range.last;
+            self.contiguous_at_ms = self.contiguous_at_ms.max(hole.before_ms);
             self.absorb();
         }
     }
@@ -121,7 +165,7 @@ impl Ledger {
         }
     }
 
-    /// Moves pending ranges that now touch the prefix into it.
+    /// Moves pending ranges that now touch the prefix into it; drops a settled claim.
     fn absorb(&mut self) {
         while let Some(first) = self.pending.first().copied() {
             if first.range.first > self.contiguous.saturating_add(1) {
@@ -130,6 +174,9 @@ impl Ledger {
             self.pending.remove(0);
             self.contiguous = self.contiguous.max(first.range.last);
             self.contiguous_at_ms = self.contiguous_at_ms.max(first.last_at_ms);
+        }
+        if self.claimed.is_some_and(|claim| claim.upto <= self.contiguous) {
+            self.claimed = None;
         }
     }
 }
@@ -182,7 +229,7 @@ mod tests {
         ledger.account(&numbers(1, 10, 0));
         ledger.account(&numbers(1, 10, 5));
         ledger.account(&numbers(4, 6, 5));
-        assert_eq!(ledger, Ledger { contiguous: 10, contiguous_at_ms: 100, pending: Vec::new() });
+        assert_eq!(ledger, Ledger { contiguous: 10, contiguous_at_ms: 100, ..Ledger::default() });
     }
 
     #[test]
@@ -193,7 +240,7 @@ mod tests {
         assert_eq!(ledger.overdue_hole(1999, 1000), None, "999 ms < grace");
         let hole = ledger.overdue_hole(2000, 1000).expect("overdue");
         assert_eq!(hole, Hole { range: SeqRange { first: 11, last: 20 }, after_ms: 100, before_ms: 210 });
-        ledger.close_first_hole();
+        ledger.close_hole(&hole);
         assert_eq!((ledger.contiguous, ledger.pending.len()), (30, 0));
     }
 
@@ -229,5 +276,50 @@ mod tests {
         assert_eq!((ledger.contiguous, ledger.contiguous_at_ms), (25, 400));
         ledger.account(&numbers(20, 26, 0));
         assert_eq!(ledger.contiguous, 26, "a number after the recorded tail still counts");
+    }
+
+    fn claim(upto: u64, seen_at_ms: i64) -> Claim {
+        Claim { upto, reported_at_ms: 5000, seen_at_ms }
+    }
+
+    #[test]
+    fn a_claimed_count_still_missing_after_the_grace_is_a_hole_after_the_last_number() {
+        let mut ledger = Ledger::default();
+        ledger.account(&numbers(1, 10, 0));
+        ledger.claim(claim(15, 1000));
+        ledger.claim(claim(18, 1500));
+        assert_eq!(ledger.claimed, Some(claim(15, 1000)), "the older outstanding claim is kept");
+        assert_eq!(ledger.overdue_hole(1999, 1000), None, "999 ms < grace");
+        let hole = ledger.overdue_hole(2000, 1000).expect("overdue");
+        assert_eq!(hole, Hole { range: SeqRange { first: 11, last: 15 }, after_ms: 100, before_ms: 5000 });
+        ledger.close_hole(&hole);
+        assert_eq!((ledger.contiguous, ledger.claimed, ledger.overdue_hole(i64::MAX, 0)), (15, None, None));
+        ledger.claim(claim(18, 3000));
+        assert_eq!(ledger.claimed, Some(claim(18, 3000)), "a new claim once the old one is settled");
+    }
+
+    #[test]
+    fn a_claim_filled_in_time_or_below_the_prefix_is_no_hole() {
+        let mut ledger = Ledger::default();
+        ledger.account(&numbers(1, 10, 0));
+        ledger.claim(claim(10, 0));
+        assert_eq!(ledger.claimed, None, "nothing missing: nothing claimed");
+        ledger.claim(claim(14, 0));
+        ledger.account(&numbers(11, 14, 500));
+        assert_eq!((ledger.claimed, ledger.overdue_hole(i64::MAX, 0)), (None, None));
+    }
+
+    #[test]
+    fn a_claim_over_a_pending_range_stops_at_it() {
+        let mut ledger = Ledger::default();
+        ledger.account(&numbers(1, 10, 0));
+        ledger.account(&numbers(14, 15, 900));
+        ledger.claim(claim(20, 100));
+        let hole = ledger.overdue_hole(500, 300).expect("the claim is overdue, the pending range not yet");
+        assert_eq!((hole.range, hole.before_ms), (SeqRange { first: 11, last: 13 }, 140));
+        ledger.close_hole(&hole);
+        let tail = ledger.overdue_hole(500, 300).expect("the rest of the claim");
+        assert_eq!(tail.range, SeqRange { first: 16, last: 20 });
+        assert_eq!(ledger.close_every_hole(), [], "a stopped sender's claim goes into its stop record instead");
     }
 }

@@ -5,10 +5,13 @@
 //! the grace period, and a sender that fell silent with events it never delivered.
 //!
 //! - [`ledger`]: which numbers of a sender are accounted for (pure).
+//! - [`accounting`]: a sender's state and how a batch and the periodic check change it
+//!   (pure; each store loads and saves it in its own SQL: `store::senders` for SQLite,
+//!   `store::postgres::senders` for PostgreSQL).
 //! - [`records`]: the record events.
-//! - [`spawn`]: the periodic check, which the store runs inside a write transaction
-//!   (`store::senders` keeps the accounting in the database).
+//! - [`spawn`]: the periodic check, which the store runs inside a write transaction.
 
+pub mod accounting;
 pub mod ledger;
 pub mod records;
 
@@ -19,8 +22,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use std::sync::Arc;
 
-use crate::store::senders::SenderPolicy;
 use crate::store::{StoreError, TrailStore};
+use accounting::SenderPolicy;
 
 /// How often the collector looks for overdue holes and silent senders.
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);

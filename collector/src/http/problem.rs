@@ -111,7 +111,7 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::NothingToSign => StatusCode::CONFLICT,
+            ApiError::NothingToSign | ApiError::Store(StoreError::WrongSigningKey(_)) => StatusCode::CONFLICT,
             ApiError::QueueFull | ApiError::ShuttingDown | ApiError::Store(StoreError::WriterStopped) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -134,6 +134,7 @@ impl ApiError {
             ApiError::UnknownFrom { .. } => "unknown-from",
             ApiError::QueueFull => "queue-full",
             ApiError::NothingToSign => "nothing-to-sign",
+            ApiError::Store(StoreError::WrongSigningKey(_)) => "wrong-signing-key",
             ApiError::ShuttingDown | ApiError::Store(StoreError::WriterStopped) => "shutting-down",
             ApiError::MissingHost => "missing-host",
             ApiError::Store(_) | ApiError::Internal(_) => "internal",
@@ -239,5 +240,16 @@ mod tests {
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let detail = body_of(response).await["detail"].to_string();
         assert!(!detail.contains("/secret/path"), "{detail}");
+    }
+
+    #[tokio::test]
+    async fn a_collector_with_the_wrong_signing_key_is_a_conflict_that_names_both_keys() {
+        let wrong = crate::chain::checkpoint::WrongSigner { expected: "aaaa".into(), found: "bbbb".into() };
+        let response = ApiError::Store(StoreError::WrongSigningKey(wrong)).into_response();
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        let body = body_of(response).await;
+        assert_eq!(body["type"], "urn:audit-sidecar:problem:wrong-signing-key");
+        let detail = body["detail"].to_string();
+        assert!(detail.contains("aaaa") && detail.contains("bbbb"), "{detail}");
     }
 }

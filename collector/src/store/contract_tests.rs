@@ -7,7 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use audit_event::IngestReceipt;
+use audit_event::sender::{SENDER_GAP_TYPE, SENDER_RESUMED_TYPE, SENDER_STOPPED_TYPE};
+use audit_event::{AuditEvent, DeliveryGap, IngestReceipt, SeqRange};
 
 use super::activity::{ActivityBucket, ActivityOutcome, BucketWidth, OutcomeCounts, HOUR_MS};
 use super::new_event::NewEvent;
@@ -20,6 +21,7 @@ use super::trail_store::TrailStore;
 use super::StoreError;
 use crate::chain::link::{canonical_body, digest_from_hex, link_hash, GENESIS};
 use crate::chain::signing::TrailSigner;
+use crate::completeness::accounting::{SenderActivity, SenderPolicy};
 
 /// A store under test and whatever must live as long as it.
 struct Opened {
@@ -228,6 +230,80 @@ async fn activity_counts_each_hour_by_outcome(store: &dyn TrailStore) {
     assert_eq!(filtered, [ActivityBucket { start_ms: day, counts: counts(0, 1, 1, 0) }]);
 }
 
+/// The buckets of `events` that `filters` selects, counted one by one: what `activity` must say.
+fn counted_one_by_one(events: &[NewEvent], filters: &EventFilters, width: BucketWidth) -> Vec<ActivityBucket> {
+    let bucket_ms = width.hours() * HOUR_MS;
+    let mut buckets = std::collections::BTreeMap::<i64, OutcomeCounts>::new();
+    let selected = events.iter().filter(|event| {
+        filters.since_ms.is_none_or(|since| event.timestamp_ms >= since)
+            && filters.until_ms.is_none_or(|until| event.timestamp_ms < until)
+            && filters.event_type.as_ref().is_none_or(|wanted| *wanted == event.event_type)
+            && filters.method.as_ref().is_none_or(|wanted| *wanted == event.method)
+            && filters.status.is_none_or(|wanted| Some(wanted) == event.status)
+            && filters.user_id.as_ref().is_none_or(|wanted| Some(wanted) == event.user_id.as_ref())
+            && filters.user_email.as_ref().is_none_or(|wanted| Some(wanted) == event.user_email.as_ref())
+    });
+    for event in selected {
+        let counts = buckets.entry(event.timestamp_ms.div_euclid(bucket_ms) * bucket_ms).or_default();
+        match event.status {
+            Some(100..=399) => counts.success += 1,
+            Some(401) => counts.failed_login += 1,
+            Some(403) => counts.forbidden += 1,
+            _ => counts.error += 1,
+        }
+    }
+    buckets.into_iter().map(|(start_ms, counts)| ActivityBucket { start_ms, counts }).collect()
+}
+
+/// Every window (aligned or not, so rollup and counted edges both take part) and every
+/// filter, before and after a purge, against counting the events one by one.
+async fn activity_is_exact_for_any_window_and_filter_and_follows_a_purge(store: &dyn TrailStore) {
+    let hour = 472_222 * HOUR_MS;
+    let shapes = [("GET", 200), ("POST", 401), ("GET", 403), ("PUT", 500), ("DELETE", 302), ("GET", 404)];
+    let users = ["alice", "bob", "carol"];
+    // Three early events (the purge takes them), then a spread over two days.
+    let mut events: Vec<NewEvent> =
+        (0..3).map(|n| event(n, hour - 3 * HOUR_MS + 1000 * n as i64, "GET", 200, "bob")).collect();
+    events.extend((3..40).map(|n| {
+        let (method, status) = shapes[n % shapes.len()];
+        event(n, hour + (n as i64 * 7919 * 60_000) % (50 * HOUR_MS), method, status, users[n % users.len()])
+    }));
+    store.ingest(events.clone(), None).await.expect("stored");
+    trail_of(store, events.len()).await;
+    activity_matches(store, hour, &events).await;
+    assert_eq!(store.purge(hour - HOUR_MS, 100).await.expect("purge"), 3);
+    activity_matches(store, hour, &events[3..]).await;
+}
+
+async fn activity_matches(store: &dyn TrailStore, hour: i64, stored: &[NewEvent]) {
+    let at = |minutes: i64| Some(hour + minutes * 60_000);
+    let windows =
+        [(None, None), (at(0), None), (at(7), None), (None, at(300)), (at(61), at(24 * 60 + 59)), (at(5), at(50))];
+    let selections = [
+        EventFilters::default(),
+        EventFilters { event_type: Some("T1".into()), ..EventFilters::default() },
+        EventFilters { method: Some("GET".into()), status: Some(403), ..EventFilters::default() },
+        EventFilters { user_id: Some("bob".into()), ..EventFilters::default() },
+        EventFilters {
+            user_email: Some("carol@example.com".into()),
+            method: Some("PUT".into()),
+            ..EventFilters::default()
+        },
+    ];
+    for (since_ms, until_ms) in windows {
+        for selection in &selections {
+            let filters = EventFilters { since_ms, until_ms, ..selection.clone() };
+            for width in [BucketWidth::Hour, BucketWidth::Day] {
+                let answer = match store.activity(filters.clone(), width).await.expect("activity") {
+                    ActivityOutcome::Buckets(buckets) => buckets,
+                    ActivityOutcome::TooManyBuckets => panic!("too many buckets"),
+                };
+                assert_eq!(answer, counted_one_by_one(stored, &filters, width), "{filters:?} by {width:?}");
+            }
+        }
+    }
+}
+
 async fn retention_purges_the_oldest_and_the_checkpoint_names_the_anchor(store: &dyn TrailStore) {
     let day = 86_400_000;
     let mut events: Vec<NewEvent> = (0..3).map(|n| event(n, 10 * day, "GET", 200, "a")).collect();
@@ -277,6 +353,120 @@ async fn shutdown_keeps_what_was_acknowledged_and_refuses_more(store: &dyn Trail
     assert!(store.health().await.is_err(), "a stopped store is not healthy");
 }
 
+const SENDER: &str = "AAAAAAAAAAAAAAAAAAAAAA";
+
+/// No hole is old enough and no sender silent long enough to record.
+const PATIENT: SenderPolicy =
+    SenderPolicy { hole_grace_ms: i64::MAX, silence_ms: i64::MAX, started_at_ms: 0, forget_stopped_ms: i64::MAX };
+/// Every hole is overdue at once; nobody is silent.
+const HOLES_DUE: SenderPolicy = SenderPolicy { hole_grace_ms: 0, ..PATIENT };
+/// Every sender is silent at once.
+const ALL_SILENT: SenderPolicy = SenderPolicy { silence_ms: -1, ..PATIENT };
+
+/// `SENDER`'s events numbered `numbers` (event `event-<n>` at time 1000 * n), reporting
+/// `captured`; no numbers is a heartbeat.
+async fn from_sender(store: &dyn TrailStore, numbers: impl IntoIterator<Item = u64>, captured: u64) -> IngestReceipt {
+    let numbers: Vec<u64> = numbers.into_iter().collect();
+    let at = |n: u64| i64::try_from(n).unwrap_or(0) * 1000;
+    let rows = numbers.iter().map(|&n| event(usize::try_from(n).unwrap_or(0), at(n), "GET", 200, "alice")).collect();
+    let activity = SenderActivity {
+        id: SENDER.into(),
+        captured,
+        reported_at_ms: 1_800_000_000_000,
+        heartbeat_ms: 1000,
+        numbered: numbers.into_iter().map(|n| Some((n, at(n)))).collect(),
+        named_lost: Vec::new(),
+    };
+    store.ingest(rows, Some(activity)).await.expect("stored")
+}
+
+/// The collector's own records in the trail, once the trail holds `total` events.
+async fn records_in(store: &dyn TrailStore, total: usize) -> Vec<AuditEvent> {
+    served(&trail_of(store, total).await)
+        .into_iter()
+        .filter(|event| event["type"].as_str().is_some_and(|kind| kind.starts_with("AuditSidecar::")))
+        .map(|mut event| {
+            event.as_object_mut().map(|object| object.remove("chain"));
+            serde_json::from_value(event).expect("a record is an event")
+        })
+        .collect()
+}
+
+fn gap_of(record: &AuditEvent) -> &DeliveryGap {
+    record.gap.as_ref().expect("a record has a gap")
+}
+
+fn types_of(records: &[AuditEvent]) -> Vec<&str> {
+    records.iter().map(|record| record.event_type.as_str()).collect()
+}
+
+async fn a_hole_filled_in_time_is_no_record_and_one_left_open_is_one_gap(store: &dyn TrailStore) {
+    from_sender(store, 1..=10, 10).await;
+    from_sender(store, 21..=30, 30).await;
+    assert_eq!(store.check_senders(PATIENT).await.expect("checked"), 0, "within the grace");
+    from_sender(store, 11..=20, 30).await;
+    assert_eq!(store.check_senders(HOLES_DUE).await.expect("checked"), 0, "11-20 came in time: no hole");
+    from_sender(store, 41..=50, 50).await;
+    trail_of(store, 40).await;
+    assert_eq!(store.check_senders(HOLES_DUE).await.expect("checked"), 1, "31-40 never came");
+    assert_eq!(store.check_senders(HOLES_DUE).await.expect("checked"), 0, "recorded once");
+    let records = records_in(store, 41).await;
+    assert_eq!(types_of(&records), [SENDER_GAP_TYPE]);
+    let gap = gap_of(&records[0]);
+    assert_eq!((gap.lost_events, gap.sender.as_deref()), (10, Some(SENDER)));
+    assert_eq!(gap.seqs, Some(vec![SeqRange { first: 31, last: 40 }]));
+}
+
+async fn a_silent_sender_is_recorded_stopped_with_its_counts_then_resumed(store: &dyn TrailStore) {
+    from_sender(store, 1..=10, 10).await;
+    let retried = from_sender(store, 1..=10, 10).await;
+    assert_eq!(retried.accepted, 0, "a retry stores nothing and counts nothing twice");
+    from_sender(store, 11..=12, 15).await;
+    trail_of(store, 12).await;
+    assert_eq!(store.check_senders(PATIENT).await.expect("checked"), 0, "heard just now");
+    assert_eq!(store.check_senders(ALL_SILENT).await.expect("checked"), 1);
+    assert_eq!(store.check_senders(ALL_SILENT).await.expect("checked"), 0, "stopped once");
+    from_sender(store, [], 15).await;
+    let records = records_in(store, 14).await;
+    assert_eq!(types_of(&records), [SENDER_STOPPED_TYPE, SENDER_RESUMED_TYPE]);
+    let stopped = gap_of(&records[0]);
+    assert_eq!((stopped.captured, stopped.delivered, stopped.lost_events), (Some(15), Some(12), 3));
+    assert_eq!(stopped.seqs, Some(vec![SeqRange { first: 13, last: 15 }]));
+    assert_eq!(stopped.first_lost_at, "1970-01-01T00:00:12.000+00:00", "after the last delivered event");
+    assert!(stopped.unknown_until.is_some() && stopped.last_heard_at.is_some());
+    assert_eq!(gap_of(&records[1]).captured, Some(15));
+}
+
+async fn a_lost_last_batch_is_a_gap_while_the_sender_lives(store: &dyn TrailStore) {
+    from_sender(store, 1..=10, 12).await;
+    assert_eq!(store.check_senders(HOLES_DUE).await.expect("checked"), 0, "11-12 may still be queued behind a batch");
+    from_sender(store, [], 12).await;
+    trail_of(store, 10).await;
+    assert_eq!(store.check_senders(PATIENT).await.expect("checked"), 0, "within the grace");
+    assert_eq!(store.check_senders(HOLES_DUE).await.expect("checked"), 1, "the heartbeat counted 11-12");
+    from_sender(store, [], 14).await;
+    from_sender(store, 13..=14, 14).await;
+    assert_eq!(store.check_senders(HOLES_DUE).await.expect("checked"), 0, "13-14 came: nothing missing");
+    let records = records_in(store, 13).await;
+    assert_eq!(types_of(&records), [SENDER_GAP_TYPE]);
+    assert_eq!(gap_of(&records[0]).seqs, Some(vec![SeqRange { first: 11, last: 12 }]));
+    assert_eq!(gap_of(&records[0]).last_lost_at, "2027-01-15T08:00:00.000+00:00", "the heartbeat's time");
+}
+
+async fn a_stopped_sender_is_forgotten_after_the_retention_keeping_its_records(store: &dyn TrailStore) {
+    from_sender(store, 1..=3, 5).await;
+    trail_of(store, 3).await;
+    assert_eq!(store.check_senders(ALL_SILENT).await.expect("checked"), 1);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let forget_now = SenderPolicy { forget_stopped_ms: 0, ..PATIENT };
+    assert_eq!(store.check_senders(forget_now).await.expect("checked"), 0, "forgetting records nothing");
+    from_sender(store, [], 5).await;
+    assert_eq!(store.check_senders(PATIENT).await.expect("checked"), 0);
+    let records = records_in(store, 4).await;
+    assert_eq!(types_of(&records), [SENDER_STOPPED_TYPE], "the stop stays; heard again it is a new sender");
+    assert_eq!(gap_of(&records[0]).lost_events, 2);
+}
+
 /// Runs every check above against the store `$open` makes, in a module named `$name`.
 macro_rules! store_contract {
     ($name:ident, $open:ident) => {
@@ -314,6 +504,11 @@ macro_rules! store_contract {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn activity_is_exact_for_any_window_and_filter_and_follows_a_purge() {
+                super::activity_is_exact_for_any_window_and_filter_and_follows_a_purge(&*$open().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn retention_purges_the_oldest_and_the_checkpoint_names_the_anchor() {
                 super::retention_purges_the_oldest_and_the_checkpoint_names_the_anchor(&*$open().await.store).await;
             }
@@ -321,6 +516,27 @@ macro_rules! store_contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_fresh_store_is_healthy_and_has_no_tokens() {
                 super::a_fresh_store_is_healthy_and_has_no_tokens(&*$open().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_hole_filled_in_time_is_no_record_and_one_left_open_is_one_gap() {
+                super::a_hole_filled_in_time_is_no_record_and_one_left_open_is_one_gap(&*$open().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_silent_sender_is_recorded_stopped_with_its_counts_then_resumed() {
+                super::a_silent_sender_is_recorded_stopped_with_its_counts_then_resumed(&*$open().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_lost_last_batch_is_a_gap_while_the_sender_lives() {
+                super::a_lost_last_batch_is_a_gap_while_the_sender_lives(&*$open().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_stopped_sender_is_forgotten_after_the_retention_keeping_its_records() {
+                super::a_stopped_sender_is_forgotten_after_the_retention_keeping_its_records(&*$open().await.store)
+                    .await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

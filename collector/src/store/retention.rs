@@ -22,7 +22,8 @@ use super::{now_millis, StoreError};
 /// Most events one purge command deletes.
 pub const PURGE_BATCH: usize = 1000;
 
-const MILLIS_PER_DAY: i64 = 86_400_000;
+/// Milliseconds in a day, the unit of `--retention-days`.
+pub const MILLIS_PER_DAY: i64 = 86_400_000;
 
 /// Purges every event older than `retention_days` before `now_ms`; returns how many.
 pub async fn purge_expired(store: &dyn TrailStore, retention_days: u32, now_ms: i64) -> Result<usize, StoreError> {

@@ -148,6 +148,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens (name) WHERE revoked_at_ms IS NULL;",
     // 9: the writer counts the activity rollup per batch; the per-row insert trigger goes.
     super::activity::ACTIVITY_COUNTED_BY_WRITER_MIGRATION,
+    // 10: a lost last batch while its sender runs: the oldest heartbeat count of the sender
+    // not yet accounted for (`claimed_upto`, 0 for none; `completeness::ledger::Claim`).
+    "ALTER TABLE senders ADD COLUMN claimed_upto INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE senders ADD COLUMN claimed_at_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE senders ADD COLUMN claimed_seen_at_ms INTEGER NOT NULL DEFAULT 0;",
+    // 11: indexes that answer GET /audit/activity's counts without reading a row (see
+    // `activity`): the timestamp index carries type, method and status, and each user
+    // filter gets one by (user, time).
+    super::activity::ACTIVITY_COVERING_INDEXES_MIGRATION,
 ];
 
 /// The schema version this binary migrates to.

@@ -13,13 +13,14 @@ use super::chain_linking::link_unchained_events;
 use super::chain_store::{latest_checkpoint, read_checkpoints};
 use super::new_event::NewEvent;
 use super::reader::{PageOutcome, Readers};
-use super::senders::{anything_due, SenderActivity, SenderPolicy};
+use super::senders::anything_due;
 use super::tokens::{active_tokens, ActiveToken};
 use super::trail_query::{EventFilters, TrailQuery};
 use super::trail_store::{StoreFuture, StoreGauges, TrailStore};
 use super::writer::{spawn_signing, SubmitError, WriterHandle, WriterThread};
 use super::{schema, StoreError};
 use crate::chain::signing::TrailSigner;
+use crate::completeness::accounting::{SenderActivity, SenderPolicy};
 
 /// The SQLite store; share it as `Arc<dyn TrailStore>`.
 pub struct SqliteStore {

@@ -17,10 +17,10 @@ use audit_event::IngestReceipt;
 use super::activity::{ActivityOutcome, BucketWidth};
 use super::new_event::NewEvent;
 use super::reader::PageOutcome;
-use super::senders::{SenderActivity, SenderPolicy};
 use super::tokens::ActiveToken;
 use super::trail_query::{EventFilters, TrailQuery};
 use super::StoreError;
+use crate::completeness::accounting::{SenderActivity, SenderPolicy};
 
 /// What a store method returns: a `Send` future of its result.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;

@@ -35,7 +35,7 @@ pub async fn verify_postgres(url: &str, key: &TrailVerifier) -> Result<TrailRepo
     let checkpoints: Vec<_> = tx
         .query(
             "SELECT number, last_seq, last_hash, anchor_seq, anchor_hash, issued_at_ms, prev_checkpoint_hash, key_id,
-                    signature
+                    signature, next_public_key
              FROM checkpoints ORDER BY number",
             &[],
         )

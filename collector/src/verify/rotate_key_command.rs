@@ -51,7 +51,7 @@ pub enum RotateKeyError {
 pub fn run_rotate_key(args: &RotateKeyArgs) -> Result<String, RotateKeyError> {
     if let DatabaseLocation::Postgres(_) = DatabaseLocation::of(&args.database) {
         return Err(RotateKeyError::Store(StoreError::Unsupported(
-            "rotate-key works on the SQLite store only for now: the PostgreSQL schema has no column for the handover's next public key".to_owned(),
+            "rotate-key works on the SQLite store only for now (PostgreSQL stores and serves a handover `migrate` copied, but cannot sign one yet)".to_owned(),
         )));
     }
     let current_path = args.signing_key.clone().unwrap_or_else(|| default_key_path(&args.database));

@@ -16,8 +16,8 @@ use crate::chain::signing::TrailSigner;
 /// a consumer's purged cursor is answered "expired" rather than "unknown".
 const REMEMBER_EXPIRED_MS: i64 = 30 * 86_400_000;
 
-const CHECKPOINT_COLUMNS: &str =
-    "number, last_seq, last_hash, anchor_seq, anchor_hash, issued_at_ms, prev_checkpoint_hash, key_id, signature";
+const CHECKPOINT_COLUMNS: &str = "number, last_seq, last_hash, anchor_seq, anchor_hash, issued_at_ms, \
+     prev_checkpoint_hash, key_id, signature, next_public_key";
 
 /// Signs a checkpoint of the head, unless the newest checkpoint already says the same.
 pub async fn checkpoint(pool: &Pool, signer: &TrailSigner) -> Result<Option<Checkpoint>, StoreError> {
@@ -58,8 +58,8 @@ async fn checkpoint_in(tx: &Transaction<'_>, signer: &TrailSigner) -> Result<Opt
     let bytes = |hex: &str| from_hex(hex).unwrap_or_default();
     tx.execute(
         "INSERT INTO checkpoints (number, last_seq, last_hash, anchor_seq, anchor_hash, issued_at_ms,
-                                  prev_checkpoint_hash, key_id, signature)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                                  prev_checkpoint_hash, key_id, signature, next_public_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         &[
             &checkpoint.number,
             &checkpoint.last_seq,
@@ -70,6 +70,7 @@ async fn checkpoint_in(tx: &Transaction<'_>, signer: &TrailSigner) -> Result<Opt
             &bytes(&checkpoint.prev_checkpoint_hash),
             &checkpoint.key_id,
             &bytes(&checkpoint.signature),
+            &checkpoint.next_public_key.as_deref().map(bytes),
         ],
     )
     .await?;
@@ -104,8 +105,8 @@ pub fn checkpoint_of_row(row: &Row) -> Checkpoint {
         prev_checkpoint_hash: hex_of(6),
         key_id: row.get(7),
         signature: hex_of(8),
-        // Key rotation (`rotate-key`) is SQLite-only for now: no handover is stored here.
-        next_public_key: None,
+        // A handover checkpoint migrated from SQLite (`rotate-key` runs on SQLite only).
+        next_public_key: row.get::<_, Option<&[u8]>>(9).map(to_hex),
     }
 }
 

@@ -1,70 +1,39 @@
-//! Ingest on PostgreSQL: one statement per batch, on any replica. The batch's uuids go
-//! into `trail_uuids` (`ON CONFLICT DO NOTHING`); only the events whose uuid was new there
-//! go into `unsequenced`, in the batch's order. The statement commits on its own, so the
-//! acknowledgement follows the commit; a uuid seen before, by any replica, sealed or not,
-//! is a duplicate, because `trail_uuids` is one unique index over the whole trail.
-
-use std::collections::HashSet;
+//! Ingest on PostgreSQL, on any replica: a batch goes into `unsequenced`
+//! ([`super::unsequenced`]); a batch from a numbering sender is one transaction with its
+//! sender's accounting ([`super::senders`]). The acknowledgement follows the commit.
 
 use audit_event::IngestReceipt;
 use deadpool_postgres::Pool;
 
 use super::super::new_event::NewEvent;
 use super::super::{now_millis, StoreError};
+use super::senders;
+use super::unsequenced::{insert_events, insert_records};
+use crate::completeness::accounting::SenderActivity;
 
-const INSERT_NEW_EVENTS: &str = "
-WITH fresh AS (
-    INSERT INTO trail_uuids (uuid, timestamp_ms)
-    SELECT * FROM unnest($1::text[], $2::bigint[])
-    ON CONFLICT (uuid) DO NOTHING
-    RETURNING uuid
-)
-INSERT INTO unsequenced
-    (uuid, timestamp_ms, type, db_user_id, user_email, user_id, method, status, body, canonical, ingested_at_ms)
-SELECT e.uuid, e.timestamp_ms, e.type, e.db_user_id, e.user_email, e.user_id, e.method, e.status, e.body,
-       e.canonical, $11
-FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::int4[],
-            $9::text[], $10::bytea[])
-     WITH ORDINALITY AS e(uuid, timestamp_ms, type, db_user_id, user_email, user_id, method, status, body,
-                          canonical, position)
-JOIN fresh USING (uuid)
-ORDER BY e.position";
-
-/// Stores the events of `events` whose uuid the trail has never taken.
-pub async fn ingest(pool: &Pool, events: &[NewEvent]) -> Result<IngestReceipt, StoreError> {
-    // A uuid repeated inside the batch would meet itself in the join: keep its first.
-    let mut seen = HashSet::with_capacity(events.len());
-    let unique: Vec<&NewEvent> = events.iter().filter(|event| seen.insert(event.uuid.as_str())).collect();
-    let uuids: Vec<&str> = unique.iter().map(|event| event.uuid.as_str()).collect();
-    let timestamps: Vec<i64> = unique.iter().map(|event| event.timestamp_ms).collect();
-    let types: Vec<&str> = unique.iter().map(|event| event.event_type.as_str()).collect();
-    let db_user_ids: Vec<Option<i64>> = unique.iter().map(|event| event.db_user_id).collect();
-    let emails: Vec<Option<&str>> = unique.iter().map(|event| event.user_email.as_deref()).collect();
-    let user_ids: Vec<Option<&str>> = unique.iter().map(|event| event.user_id.as_deref()).collect();
-    let methods: Vec<&str> = unique.iter().map(|event| event.method.as_str()).collect();
-    let statuses: Vec<Option<i32>> = unique.iter().map(|event| event.status.map(i32::from)).collect();
-    let bodies: Vec<&str> = unique.iter().map(|event| event.body.as_str()).collect();
-    let canonicals: Vec<&[u8]> = unique.iter().map(|event| event.canonical.as_slice()).collect();
-    let client = pool.get().await?;
-    let statement = client.prepare_cached(INSERT_NEW_EVENTS).await?;
-    let inserted = client
-        .execute(
-            &statement,
-            &[
-                &uuids,
-                &timestamps,
-                &types,
-                &db_user_ids,
-                &emails,
-                &user_ids,
-                &methods,
-                &statuses,
-                &bodies,
-                &canonicals,
-                &now_millis(),
-            ],
-        )
-        .await?;
-    let accepted = usize::try_from(inserted).unwrap_or(usize::MAX);
-    Ok(IngestReceipt { accepted, duplicates: events.len().saturating_sub(accepted) })
+/// Stores the events of `events` whose uuid the trail has never taken and accounts for
+/// `sender`'s numbers in the same transaction.
+pub async fn ingest(
+    pool: &Pool,
+    events: &[NewEvent],
+    sender: Option<&SenderActivity>,
+) -> Result<IngestReceipt, StoreError> {
+    let mut client = pool.get().await?;
+    let now_ms = now_millis();
+    let inserted = match sender {
+        None => insert_events(&client, events, now_ms).await?,
+        Some(activity) => {
+            let tx = client.transaction().await?;
+            // The sender first: its batches (a retry may reach another replica) and the
+            // check account one after the other from here.
+            senders::lock(&tx, &activity.id).await?;
+            let inserted = insert_events(&tx, events, now_ms).await?;
+            let records = senders::note_batch(&tx, activity, &inserted, now_ms).await?;
+            insert_records(&tx, &records, now_ms).await?;
+            tx.commit().await?;
+            inserted
+        }
+    };
+    let accepted = inserted.iter().filter(|stored| **stored).count();
+    Ok(IngestReceipt { accepted, duplicates: events.len() - accepted })
 }

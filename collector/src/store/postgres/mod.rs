@@ -2,7 +2,9 @@
 //! one database. Any replica ingests ([`ingest`]: into `unsequenced`, acknowledged after
 //! commit) and serves pages ([`page`]: from the sealed `events` only). One replica at a
 //! time, the holder of the sealer lease, orders and chains ([`sealer`]); checkpoints and
-//! retention ([`chain`]) run on any replica under the chain head's row lock. The schema is
+//! retention ([`chain`]) run on any replica under the chain head's row lock; sender
+//! accounting ([`senders`]) runs with each numbered batch on the replica that took it,
+//! and its periodic check on the lease holder. The schema is
 //! `schema.sql` beside this file ([`schema`]); docs/postgres.md argues why no reader can
 //! skip or reorder a committed event.
 
@@ -17,10 +19,13 @@ pub mod page;
 mod replica_tests;
 pub mod schema;
 pub mod sealer;
+pub mod senders;
 #[cfg(test)]
 pub mod test_cluster;
 pub mod tokens;
+pub mod unsequenced;
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use audit_event::chain::Checkpoint;
@@ -32,13 +37,13 @@ use tokio::task::JoinHandle;
 use super::activity::{ActivityOutcome, BucketWidth};
 use super::new_event::NewEvent;
 use super::reader::PageOutcome;
-use super::senders::{SenderActivity, SenderPolicy};
 use super::tokens::ActiveToken;
 use super::trail_query::{EventFilters, TrailQuery};
 use super::trail_store::{StoreFuture, StoreGauges, TrailStore};
 use super::StoreError;
 use crate::chain::link::to_hex;
 use crate::chain::signing::TrailSigner;
+use crate::completeness::accounting::{SenderActivity, SenderPolicy};
 
 /// The PostgreSQL store of one replica; share it as `Arc<dyn TrailStore>`.
 pub struct PgStore {
@@ -46,6 +51,8 @@ pub struct PgStore {
     signer: Option<Arc<TrailSigner>>,
     stop_sealer: watch::Sender<bool>,
     sealer: Mutex<Option<JoinHandle<()>>>,
+    /// The epoch of the sealer lease while this replica holds it, else 0.
+    sealing_epoch: Arc<AtomicI64>,
 }
 
 impl PgStore {
@@ -59,30 +66,31 @@ impl PgStore {
         getrandom::fill(&mut id).map_err(|error| StoreError::Task(format!("no random replica id: {error}")))?;
         let holder = format!("replica-{}", to_hex(&id));
         tracing::info!(replica = %holder, "PostgreSQL store ready; this replica competes for the sealer lease");
-        tracing::warn!(
-            "on PostgreSQL the collector does not yet record gaps itself (holes in a sender's numbers, silent \
-             senders); the filter's own gap records are stored (docs/not-done.md)"
-        );
         let (stop_sealer, stop) = watch::channel(false);
-        let sealer = tokio::spawn(sealer::run(pool.clone(), holder, stop));
-        Ok(PgStore { pool, signer: signer.map(Arc::new), stop_sealer, sealer: Mutex::new(Some(sealer)) })
+        let sealing_epoch = Arc::new(AtomicI64::new(0));
+        let sealer = tokio::spawn(sealer::run(pool.clone(), holder, stop, Arc::clone(&sealing_epoch)));
+        Ok(PgStore { pool, signer: signer.map(Arc::new), stop_sealer, sealer: Mutex::new(Some(sealer)), sealing_epoch })
     }
 }
 
 impl TrailStore for PgStore {
-    // Sender accounting (store::senders) is SQLite's only so far: numbered events are
-    // stored here, but holes and silent senders are not recorded (docs/not-done.md).
-    fn ingest(&self, events: Vec<NewEvent>, _sender: Option<SenderActivity>) -> StoreFuture<'_, IngestReceipt> {
+    fn ingest(&self, events: Vec<NewEvent>, sender: Option<SenderActivity>) -> StoreFuture<'_, IngestReceipt> {
         Box::pin(async move {
             if *self.stop_sealer.borrow() {
                 return Err(StoreError::WriterStopped);
             }
-            ingest::ingest(&self.pool, &events).await
+            ingest::ingest(&self.pool, &events, sender.as_ref()).await
         })
     }
 
-    fn check_senders(&self, _policy: SenderPolicy) -> StoreFuture<'_, usize> {
-        Box::pin(async { Ok(0) })
+    fn check_senders(&self, policy: SenderPolicy) -> StoreFuture<'_, usize> {
+        Box::pin(async move {
+            // Only the sealer checks; the others have nothing to do here.
+            match self.sealing_epoch.load(Ordering::Acquire) {
+                0 => Ok(0),
+                epoch => senders::check_senders(&self.pool, epoch, policy).await,
+            }
+        })
     }
 
     fn page(&self, query: TrailQuery) -> StoreFuture<'_, PageOutcome> {

@@ -83,10 +83,85 @@ async fn a_sealer_whose_lease_was_taken_over_seals_nothing() {
 
     let store = PgStore::open(&url, None).await.expect("open");
     store.shutdown().await.expect("stop its own sealer; only the two holders above seal");
-    let receipt = crate::store::postgres::ingest::ingest(&pool, &[new_event(1, 0)]).await.expect("ingest");
+    let receipt = crate::store::postgres::ingest::ingest(&pool, &[new_event(1, 0)], None).await.expect("ingest");
     assert_eq!(receipt.accepted, 1);
     assert_eq!(seal_batch(&pool, stale).await.expect("seal"), Sealed::LostLease);
     let sealed: i64 = client.query_one("SELECT count(*) FROM events", &[]).await.expect("count").get(0);
     assert_eq!(sealed, 0, "the stale sealer's transaction changed nothing");
     assert_eq!(seal_batch(&pool, current).await.expect("seal"), Sealed::Events(1));
+}
+
+/// `SENDER`'s events numbered `numbers`, as one batch reporting `captured`.
+fn numbered_batch(
+    numbers: std::ops::RangeInclusive<u64>,
+    captured: u64,
+) -> (Vec<crate::store::NewEvent>, crate::completeness::accounting::SenderActivity) {
+    let rows = numbers.clone().map(|n| new_event(usize::try_from(n).unwrap_or(0), 0)).collect();
+    let activity = crate::completeness::accounting::SenderActivity {
+        id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+        captured,
+        reported_at_ms: 0,
+        heartbeat_ms: 1000,
+        numbered: numbers.map(|n| Some((n, 0))).collect(),
+        named_lost: Vec::new(),
+    };
+    (rows, activity)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_senders_batches_on_several_replicas_are_accounted_once_and_its_hole_recorded_once() {
+    use crate::completeness::accounting::SenderPolicy;
+    let url = fresh_database().await;
+    let replicas = [
+        Arc::new(PgStore::open(&url, None).await.expect("open")),
+        Arc::new(PgStore::open(&url, None).await.expect("open")),
+    ];
+    // The same batch reaches both replicas at once (a retry racing its first attempt),
+    // then the sender's later batches go one to each; 21-30 never arrive.
+    let racing: Vec<_> = replicas
+        .iter()
+        .map(|replica| {
+            let replica = Arc::clone(replica);
+            let (rows, activity) = numbered_batch(1..=10, 40);
+            tokio::spawn(async move { replica.ingest(rows, Some(activity)).await.expect("stored").accepted })
+        })
+        .collect();
+    let mut accepted = 0;
+    for send in racing {
+        accepted += send.await.expect("task");
+    }
+    for (replica, numbers) in [(&replicas[1], 11..=20), (&replicas[0], 31..=40)] {
+        let (rows, activity) = numbered_batch(numbers, 40);
+        accepted += replica.ingest(rows, Some(activity)).await.expect("stored").accepted;
+    }
+    assert_eq!(accepted, 30, "each event stored once");
+    assert_eq!(sealed_uuids(replicas[0].as_ref(), 30).await.len(), 30);
+    let due = SenderPolicy { hole_grace_ms: 0, silence_ms: i64::MAX, started_at_ms: 0, forget_stopped_ms: i64::MAX };
+    let mut checks = Vec::new();
+    for round in 0..6 {
+        let replica = Arc::clone(&replicas[round % 2]);
+        checks.push(tokio::spawn(async move { replica.check_senders(due).await.expect("checked") }));
+    }
+    let mut recorded = 0;
+    for check in checks {
+        recorded += check.await.expect("task");
+    }
+    assert_eq!(recorded, 1, "one record of the hole, whichever replicas checked");
+    let pool = schema::pool(&url).expect("pool");
+    let client = pool.get().await.expect("connect");
+    let row = client.query_one("SELECT delivered, contiguous FROM senders", &[]).await.expect("the sender");
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (30, 40), "delivered counted once; 21-30 recorded");
+    let gaps: i64 = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM events WHERE type = 'AuditSidecar::SenderGap')
+                  + (SELECT count(*) FROM unsequenced WHERE type = 'AuditSidecar::SenderGap')",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(gaps, 1);
+    for replica in &replicas {
+        replica.shutdown().await.expect("stop");
+    }
 }

@@ -12,6 +12,8 @@
 //!
 //! docs/postgres.md has the whole argument.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
@@ -124,10 +126,12 @@ pub async fn seal_batch(pool: &Pool, epoch: i64) -> Result<Sealed, StoreError> {
 
 /// The loop every replica runs until `stop` turns true: take the lease when it is free,
 /// seal while holding it. On stop, a replica holding the lease seals what is waiting and
-/// gives the lease up.
-pub async fn run(pool: Pool, holder: String, mut stop: watch::Receiver<bool>) {
+/// gives the lease up. `sealing_epoch` shows the lease's epoch while this replica holds
+/// it (0 otherwise), for the other work only the lease holder does (the sender check).
+pub async fn run(pool: Pool, holder: String, mut stop: watch::Receiver<bool>, sealing_epoch: Arc<AtomicI64>) {
     let mut epoch: Option<i64> = None;
     loop {
+        sealing_epoch.store(epoch.unwrap_or(0), Ordering::Release);
         // A dropped sender (the store is gone without a shutdown) stops the loop too.
         let stopping = *stop.borrow() || stop.has_changed().is_err();
         let pause = match epoch {
@@ -150,6 +154,7 @@ pub async fn run(pool: Pool, holder: String, mut stop: watch::Receiver<bool>) {
                     if let Err(error) = release_lease(&pool, mine).await {
                         tracing::warn!(cause = %error, "could not release the sealer lease; it expires by itself");
                     }
+                    sealing_epoch.store(0, Ordering::Release);
                     return;
                 }
                 Ok(Sealed::Events(_)) => SEAL_POLL,
@@ -163,6 +168,7 @@ pub async fn run(pool: Pool, holder: String, mut stop: watch::Receiver<bool>) {
                     // by the next transaction, or expires and passes on.
                     tracing::warn!(cause = %error, "sealing failed; will retry");
                     if stopping {
+                        sealing_epoch.store(0, Ordering::Release);
                         return;
                     }
                     LEASE_POLL

@@ -5,8 +5,8 @@ use audit_event::chain::Checkpoint;
 use audit_event::IngestReceipt;
 use tokio::sync::oneshot;
 
+use crate::completeness::accounting::{SenderActivity, SenderPolicy};
 use crate::store::new_event::NewEvent;
-use crate::store::senders::{SenderActivity, SenderPolicy};
 use crate::store::StoreError;
 
 pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;

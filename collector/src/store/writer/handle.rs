@@ -7,8 +7,8 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::command::Command;
+use crate::completeness::accounting::{SenderActivity, SenderPolicy};
 use crate::store::new_event::NewEvent;
-use crate::store::senders::{SenderActivity, SenderPolicy};
 use crate::store::StoreError;
 
 /// Why a batch was not queued.
