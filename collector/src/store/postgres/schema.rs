@@ -19,6 +19,8 @@ const UPGRADES: &[&str] = &[
     include_str!("schema_v2.sql"),
     // 3: the hourly activity rollup and the indexes GET /audit/activity counts from.
     include_str!("schema_v3.sql"),
+    // 4: the user filters' (user, time) indexes without `type`.
+    include_str!("schema_v4.sql"),
 ];
 
 /// The newest schema version this collector knows.
