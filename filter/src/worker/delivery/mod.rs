@@ -459,11 +459,23 @@ impl Delivery {
         }
     }
 
+    /// Publishes the worker's totals. A worker being shut down no longer counts in the
+    /// buffered and failing gauges: Envoy may destroy its VM right after `on_done` (a new
+    /// `vm_config`) with no chance to take its share back, and a gauge left at its last
+    /// value would hold `envoy-drain` until its deadline. What it never delivers, the
+    /// collector records.
     fn publish(&self, host: &mut impl DeliveryHost) {
-        let Some(snapshot) = self.outbox.try_borrow().ok().map(|outbox| Snapshot {
-            outbox: outbox.counters(),
-            delivery_failing: outbox.is_delivery_failing(),
-            refused: self.refused.get(),
+        let stopping = self.stopping_since.get().is_some();
+        let Some(snapshot) = self.outbox.try_borrow().ok().map(|outbox| {
+            let mut counters = outbox.counters();
+            if stopping {
+                (counters.buffered_events, counters.buffered_bytes) = (0, 0);
+            }
+            Snapshot {
+                outbox: counters,
+                delivery_failing: !stopping && outbox.is_delivery_failing(),
+                refused: self.refused.get(),
+            }
         }) else {
             return;
         };
