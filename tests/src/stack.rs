@@ -1,7 +1,9 @@
 //! The whole audit-sidecar stack on this machine: the Pact Broker stand-in (`pact stub`),
 //! the collector, and Envoy loading the built filter with the top-level `envoy.yaml`.
 //! Started in dependency order with a readiness wait for each; stopped on drop. When a
-//! test panics while a stack is alive, every process's log is printed.
+//! test panics while a stack is alive, every process's log is printed. Envoy can be
+//! stopped and started again, hot restarted, or given its listener from an LDS file that a
+//! test replaces.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
