@@ -500,9 +500,10 @@ mod tests {
                 (Some(_), Some(_)) => "_time (user_",
             };
             // Both users, or a user and a type: the other column from those rows only.
-            let by_user = filters.user_id.is_some() || filters.user_email.is_some();
-            let covering = !(filters.user_id.is_some() && filters.user_email.is_some())
-                && !(by_user && filters.event_type.is_some());
+            let both_users = filters.user_id.is_some() && filters.user_email.is_some();
+            let user_and_type =
+                (filters.user_id.is_some() || filters.user_email.is_some()) && filters.event_type.is_some();
+            let covering = !both_users && !user_and_type;
             let reads = if covering { "USING COVERING INDEX events_by_" } else { "USING INDEX events_by_" };
             assert!(counted.contains(reads) && counted.contains(index), "{filters:?}: {counted}");
             if filters.user_id.is_none() && filters.user_email.is_none() {
