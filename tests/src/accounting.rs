@@ -158,6 +158,11 @@ impl Accounting {
         Ok(accounting)
     }
 
+    /// Answered requests that are not stored (in a tail or not).
+    pub fn not_stored(&self) -> usize {
+        self.in_tail + self.missing_before_tail
+    }
+
     /// Fails unless every answered request is accounted for, nothing was stored twice,
     /// and no tail is much wider than one heartbeat interval (`heartbeat_ms`).
     pub fn check(&self, heartbeat_ms: i64) -> Result<()> {

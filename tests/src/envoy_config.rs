@@ -67,6 +67,18 @@ pub fn render_envoy_config(template: &str, substitutions: &EnvoySubstitutions) -
     Ok(serde_yaml::to_string(&root)?)
 }
 
+/// A rendered `envoy.yaml` with the audit filter's VM named `vm_id`: a change of
+/// `vm_config`, so Envoy starts new VMs for it (as it would for new wasm code).
+pub fn with_vm_id(rendered: &str, vm_id: &str) -> Result<String> {
+    let mut root: Value = serde_yaml::from_str(rendered).context("the rendered envoy.yaml is not YAML")?;
+    let listener = first(at(&mut root, &["static_resources", "listeners"])?, "listener")?;
+    let chain = first(at(listener, &["filter_chains"])?, "filter chain")?;
+    let manager = named(at(chain, &["filters"])?, "envoy.filters.network.http_connection_manager")?;
+    let wasm = named(at(manager, &["typed_config", "http_filters"])?, "envoy.filters.http.wasm")?;
+    *at(wasm, &["typed_config", "config", "vm_config", "vm_id"])? = Value::String(vm_id.to_string());
+    Ok(serde_yaml::to_string(&root)?)
+}
+
 /// Moves the listener of a rendered `envoy.yaml` into an LDS file, the way a deployment
 /// with a control plane (or a file-based one) runs Envoy: returns the bootstrap, which
 /// reads listeners from `lds_path` and watches `watched` for its replacement, and the LDS
@@ -210,6 +222,15 @@ mod tests {
         assert!(rendered.contains("\"maxEvents\": 7"), "patched key missing:\n{rendered}");
         assert!(rendered.contains("\"flushIntervalMs\": 1000"), "unpatched sibling lost:\n{rendered}");
         assert!(rendered.contains("x-forwarded-email"), "identity config lost:\n{rendered}");
+    }
+
+    #[test]
+    fn with_vm_id_renames_the_audit_filters_vm_only() {
+        let template = std::fs::read_to_string(envoy_yaml()).unwrap();
+        let rendered = render_envoy_config(&template, &substitutions()).unwrap();
+        let renamed = with_vm_id(&rendered, "audit_sidecar_2").unwrap();
+        assert!(renamed.contains("vm_id: audit_sidecar_2"), "{renamed}");
+        assert_eq!(renamed.replace("vm_id: audit_sidecar_2", "vm_id: audit_sidecar"), rendered, "nothing else changed");
     }
 
     #[test]

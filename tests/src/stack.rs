@@ -1,7 +1,9 @@
 //! The whole audit-sidecar stack on this machine: the Pact Broker stand-in (`pact stub`),
 //! the collector, and Envoy loading the built filter with the top-level `envoy.yaml`.
 //! Started in dependency order with a readiness wait for each; stopped on drop. When a
-//! test panics while a stack is alive, every process's log is printed.
+//! test panics while a stack is alive, every process's log is printed. Envoy can be
+//! stopped and started again, hot restarted, or given its listener from an LDS file that a
+//! test replaces.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -11,7 +13,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 
 use crate::client;
-use crate::envoy_config::{listener_from_file, render_envoy_config, EnvoySubstitutions};
+use crate::envoy_config::{listener_from_file, render_envoy_config, with_vm_id, EnvoySubstitutions};
 use crate::paths;
 use crate::process::{tail, ManagedProcess};
 
@@ -51,6 +53,8 @@ pub struct StackOptions {
     pub listener_from_file: bool,
     /// Extra Envoy flags (e.g. `--drain-time-s 1`), for every start and epoch.
     pub envoy_args: Vec<String>,
+    /// The audit filter's `vm_config.vm_id`, when not the one of `envoy.yaml`.
+    pub filter_vm_id: Option<String>,
 }
 
 impl Default for StackOptions {
@@ -69,6 +73,7 @@ impl Default for StackOptions {
             envoy_hot_restart: false,
             listener_from_file: false,
             envoy_args: Vec::new(),
+            filter_vm_id: None,
         }
     }
 }
@@ -375,10 +380,10 @@ fn render_envoy(options: &StackOptions, upstream: SocketAddr, collectors: &[Sock
             http_filters_after_audit: options.http_filters_after_audit.clone(),
         },
     )?;
-    if more.is_empty() {
-        Ok(rendered)
-    } else {
-        with_more_collector_endpoints(&rendered, more)
+    let rendered = if more.is_empty() { rendered } else { with_more_collector_endpoints(&rendered, more)? };
+    match &options.filter_vm_id {
+        Some(vm_id) => with_vm_id(&rendered, vm_id),
+        None => Ok(rendered),
     }
 }
 

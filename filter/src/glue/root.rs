@@ -28,9 +28,10 @@ impl Context for AuditRoot {
     }
 
     /// Envoy 1.40 calls this on every worker VM when it exits (SIGTERM, the end of a hot
-    /// restart: a few milliseconds before exiting, answering nothing), and when a
-    /// configuration change replaces the plugin (then it keeps the context, ticks and
-    /// answers included, until `proxy_done`). Returns false while still delivering.
+    /// restart: a few milliseconds before exiting, answering nothing), when a new plugin
+    /// configuration replaces this one (then it keeps the context, ticks and answers
+    /// included, until `proxy_done`), and when a new `vm_config` replaces the VM (then it
+    /// destroys the VM at once). Returns false while still delivering.
     fn on_done(&mut self) -> bool {
         let Some(worker) = &self.worker else { return true };
         let progress = worker.delivery.on_done(&mut ProxyHost { worker, answer_body_size: 0 }, now_ms());

@@ -7,6 +7,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Timeouts}
 use tokio_postgres::NoTls;
 
 use super::super::StoreError;
+use super::tls;
 
 /// The first schema.
 const SCHEMA_V1: &str = include_str!("schema.sql");
@@ -34,9 +35,12 @@ pub const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A pool on `url`, without connecting yet.
 pub fn pool(url: &str) -> Result<Pool, StoreError> {
-    let config: tokio_postgres::Config =
-        url.parse().map_err(|error: tokio_postgres::Error| StoreError::PostgresUrl(error.to_string()))?;
-    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let target = tls::target(url)?;
+    let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+    let manager = match target.tls {
+        Some(tls) => Manager::from_config(target.config, tls, manager_config),
+        None => Manager::from_config(target.config, NoTls, manager_config),
+    };
     let timeouts = Timeouts { wait: Some(POOL_WAIT), create: Some(POOL_WAIT), recycle: Some(POOL_WAIT) };
     Pool::builder(manager)
         .max_size(POOL_SIZE)

@@ -16,6 +16,10 @@
 //! the worker has captured anything, the tick sends a heartbeat: an empty batch with the
 //! report, answered like a batch (one call on the wire at a time). So the collector hears
 //! from every live sender at least every `heartbeat_ms` and can tell when one stops.
+//!
+//! When Envoy shuts the worker down (`on_done`), [`Delivery::on_done`] sends everything it
+//! holds at once, then delivers until drained (for as long as Envoy keeps it) and tells
+//! the host when it is done.
 
 mod host;
 
@@ -203,9 +207,10 @@ impl Delivery {
     }
 
     /// The host is shutting the worker down (Envoy calls the root's `on_done`). On SIGTERM
-    /// and on a hot restart's end Envoy exits a few milliseconds later and answers nothing;
-    /// when a configuration change removes the plugin, Envoy runs on and keeps the worker
-    /// while it reports [`Shutdown::Delivering`]. So: send copies of everything buffered at
+    /// and on a hot restart's end Envoy exits a few milliseconds later and answers nothing,
+    /// and a new `vm_config` destroys the VM at once; when a new plugin configuration
+    /// replaces this one, Envoy runs on and keeps the worker while it reports
+    /// [`Shutdown::Delivering`]. So: send copies of everything buffered at
     /// once (those on the wire too, in as many calls as it takes; each call carries the
     /// final report, an empty one when nothing is buffered), then go on delivering as
     /// usual until the outbox is drained or [`SHUTDOWN_GRACE_MS`] has passed. The
@@ -459,11 +464,23 @@ impl Delivery {
         }
     }
 
+    /// Publishes the worker's totals. A worker being shut down no longer counts in the
+    /// buffered and failing gauges: Envoy may destroy its VM right after `on_done` (a new
+    /// `vm_config`) with no chance to take its share back, and a gauge left at its last
+    /// value would hold `envoy-drain` until its deadline. What it never delivers, the
+    /// collector records.
     fn publish(&self, host: &mut impl DeliveryHost) {
-        let Some(snapshot) = self.outbox.try_borrow().ok().map(|outbox| Snapshot {
-            outbox: outbox.counters(),
-            delivery_failing: outbox.is_delivery_failing(),
-            refused: self.refused.get(),
+        let stopping = self.stopping_since.get().is_some();
+        let Some(snapshot) = self.outbox.try_borrow().ok().map(|outbox| {
+            let mut counters = outbox.counters();
+            if stopping {
+                (counters.buffered_events, counters.buffered_bytes) = (0, 0);
+            }
+            Snapshot {
+                outbox: counters,
+                delivery_failing: !stopping && outbox.is_delivery_failing(),
+                refused: self.refused.get(),
+            }
         }) else {
             return;
         };

@@ -415,6 +415,9 @@ fn shutting_down_copies_the_batch_on_the_wire_and_the_rest_then_delivers_them_an
     assert_eq!(numbers(&host.sent[0].body), [1, 2, 3], "a full batch on the wire");
     let on_the_wire = host.last_token();
     assert_eq!(delivery.on_done(&mut host, 5), Shutdown::Delivering);
+    let published = host.last_published();
+    assert_eq!((published.outbox.buffered_events, published.outbox.buffered_bytes), (0, 0), "no longer counted");
+    assert_eq!(published.outbox.captured, 5, "the counters still are");
     let copies: Vec<Vec<u64>> = host.sent[1..].iter().map(|call| numbers(&call.body)).collect();
     assert_eq!(copies, [vec![1, 2, 3], vec![4, 5]], "everything, in batch-sized calls, without waiting");
     assert!(host.sent[1..].iter().all(|call| sender_report(&call.body)["captured"] == 5));
