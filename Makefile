@@ -53,12 +53,13 @@ setup-browser:
 screenshot: build setup-browser
 	VIEWER_SCREENSHOT=docs/viewer.png cargo test -p audit-e2e --test viewer
 
-## The PostgreSQL store's tests start their own throwaway server from Debian's binaries.
+## The PostgreSQL store's tests start their own throwaway server from Debian's binaries;
+## the TLS tests make its certificate with the openssl command.
 .PHONY: setup-postgres
 setup-postgres:
-	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+	@{ ls /usr/lib/postgresql/*/bin/postgres && command -v openssl; } >/dev/null 2>&1 || { \
 	  apt-get -o DPkg::Lock::Timeout=600 update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq postgresql >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq postgresql openssl >/dev/null; }
 
 test: build setup-compose setup-postgres setup-browser
 	cargo test --workspace --exclude audit-e2e

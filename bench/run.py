@@ -6,6 +6,9 @@
    audit filter with nginx answering its batches (the filter alone), and the built-in JSON
    access log; alternating configurations within each round. The collector shares core 1
    with wrk and nginx, at SCHED_IDLE so it only takes what they leave.
+   Also, saturated only: the filter's ablation build stopped after each stage (the stage table).
+1b. (`BENCH_ONLY=instructions`, not in the default run) Envoy's instructions per request under
+   callgrind for the same configurations, one at a time: a stage table the load cannot move.
 2. The collector's ingest over HTTP against a raw SQLite insert loop (the ceiling).
 3. `GET /audit` page latency at the start and the end of a 1M- and a 10M-event trail, of
    numbered pages 100 and 1,000 (`pageNumber`, found by an index walk), and the collector's
@@ -21,7 +24,8 @@ BENCH_NOTE (a line for the report, e.g. what else ran on the machine), BENCH_ONL
 other builds than the checkout's), BENCH_STAGES (1; 0 leaves out part 1's stage configurations,
 the filter's ablation build stopping each request after one stage), BENCH_CANDIDATES
 (`label=path.wasm,...`: other builds of the filter measured like audit-sink, side by side),
-BENCH_CONFIGS (part 1's configurations, comma-separated; default all), BENCH_RESULTS (the file the
+BENCH_CONFIGS (part 1's configurations, comma-separated; default all), BENCH_IDENTITY_HEADER (1; 0
+sends no x-forwarded-email), BENCH_RESULTS (the file the
 report is appended to; bench/results.md).
 """
 
@@ -103,6 +107,11 @@ CANDIDATES = dict(item.split("=", 1) for item in filter(None, os.environ.get("BE
 CONFIGS += [f"candidate-{label}" for label in CANDIDATES]
 if os.environ.get("BENCH_CONFIGS"):
     CONFIGS = [config for config in os.environ["BENCH_CONFIGS"].split(",") if config in CONFIGS]
+# Part 1b (`BENCH_ONLY=instructions`): Envoy's instructions per request under callgrind.
+INSTRUCTION_CONFIGS = os.environ.get("BENCH_INSTRUCTION_CONFIGS", ",".join(
+    ["plain", "noop", *STAGES, "audit-sink", *[f"candidate-{label}" for label in CANDIDATES]])).split(",")
+INSTRUCTION_SECONDS = int(os.environ.get("BENCH_INSTRUCTION_SECONDS", "10"))
+INSTRUCTION_REQUESTS = int(os.environ.get("BENCH_INSTRUCTION_REQUESTS", "2500"))
 # Configurations measured at light load (c1) too; the others are compared saturated only.
 LIGHT_CONFIGS = {"plain", "noop", "audit", "audit-sink", "access-log"}
 # `audit-sink` is the audit filter with its batches answered by nginx instead of the
@@ -115,6 +124,9 @@ WRK_HEADERS = [
     "User-Agent: pact_broker-client/1.75.1 (ruby 3.2.2; x86_64-linux)",
     "x-forwarded-email: alice@example.com",
 ]
+# BENCH_IDENTITY_HEADER=0: requests without the identity header (nothing for the filter to strip).
+if os.environ.get("BENCH_IDENTITY_HEADER", "1") == "0":
+    WRK_HEADERS = WRK_HEADERS[:1]
 WRK_PATH = "/pacticipants/Foo/versions/1.0.0"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 GIB = 1 << 30
@@ -251,7 +263,10 @@ def start_collector(procs, name, database, cpus=None, ready_within=30):
     return process, address
 
 
-def start_envoy(procs, directory, config, upstream_port, collector_address):
+def start_envoy(procs, directory, config, upstream_port, collector_address, wrapper=(), ready_within=30,
+                filter_patch=None):
+    """One Envoy (`config` names the variant); `wrapper` runs it under another program (valgrind);
+    `filter_patch` (JSON) is merged into the audit filter's configuration."""
     listen, admin = free_port(), free_port()
     variant = "audit" if config == "audit-sink" or config.startswith("candidate-") else config
     wasm = {"noop": NOOP_WASM}.get(variant, AUDIT_WASM)
@@ -263,20 +278,30 @@ def start_envoy(procs, directory, config, upstream_port, collector_address):
         [str(TOOL), "render", "--variant", variant,
          "--listen", f"127.0.0.1:{listen}", "--admin", f"127.0.0.1:{admin}",
          "--upstream", f"127.0.0.1:{upstream_port}", "--collector", collector_address,
-         "--wasm", str(wasm), "--access-log", str(directory / f"access-{variant}.json")],
+         "--wasm", str(wasm), "--access-log", str(directory / f"access-{variant}.json"),
+         *(["--filter-patch", filter_patch] if filter_patch else [])],
         capture_output=True, text=True, timeout=60,
     )
     if completed.returncode != 0:
         raise RuntimeError(f"rendering the {variant} Envoy configuration failed:\n{completed.stderr}")
     config_file = directory / f"envoy-{config}.yaml"
     config_file.write_text(completed.stdout)
-    argv = ["taskset", "-c", "0", str(ENVOY), "-c", str(config_file), "--concurrency", "1",
-            "--disable-hot-restart", "--log-level", "warn"]
+    argv = ["taskset", "-c", "0", *wrapper, str(envoy_binary() if wrapper else ENVOY), "-c", str(config_file),
+            "--concurrency", "1", "--disable-hot-restart", "--log-level", "warn"]
     process = procs.start(f"envoy-{config}", argv, {"AUDIT_INGEST_TOKEN": INGEST_TOKEN})
-    wait_until(lambda: http_get(f"http://127.0.0.1:{admin}/ready")[1].strip() == b"LIVE", process, "ready Envoy")
-    wait_until(lambda: http_get(f"http://127.0.0.1:{listen}{WRK_PATH}")[0] == 200, process, "answer through Envoy")
+    wait_until(lambda: http_get(f"http://127.0.0.1:{admin}/ready")[1].strip() == b"LIVE", process, "ready Envoy", ready_within)
+    wait_until(lambda: http_get(f"http://127.0.0.1:{listen}{WRK_PATH}", timeout=10)[0] == 200, process,
+               "answer through Envoy", ready_within)
     process.listen, process.admin = listen, admin
     return process
+
+
+def envoy_binary():
+    """The Envoy executable itself (`.venv/bin/envoy` is a Python launcher valgrind cannot follow)."""
+    found = sorted((ROOT / ".venv/lib").glob("python*/site-packages/envoy/_bin/envoy"))
+    if not found:
+        raise RuntimeError("no Envoy binary under .venv/lib/python*/site-packages/envoy/_bin: run `make setup`")
+    return found[-1]
 
 
 # ---------------------------------------------------------------- 1. Envoy
@@ -300,8 +325,9 @@ def run_wrk(port, connections, seconds):
     return {
         "requests": requests,
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-        "p50_ms": percentiles["50"],
-        "p99_ms": percentiles["99"],
+        # wrk leaves out the distribution when it saw no latency (e.g. no request completed).
+        "p50_ms": percentiles.get("50", float("nan")),
+        "p99_ms": percentiles.get("99", float("nan")),
         "non_2xx": int(bad.group(1)) if bad else 0,
         "socket_errors": errors.group(1) if errors else "",
     }
@@ -371,6 +397,71 @@ def bench_envoy(procs, directory):
                      "collector_cpu_us_per_event": collector_cpu * 1e6 / max(collector_events, 1)},
         "envoy_rss_mb": memory,
     }
+
+
+def bench_instructions(procs, directory):
+    """Part 1b: Envoy's instructions per request under callgrind, per configuration.
+
+    Unlike CPU time, an instruction count does not move with the machine's load, so the stage
+    table can be read on a shared machine. Each configuration runs alone under valgrind
+    (instrumentation off while Envoy starts and V8 compiles the module), is warmed up, then
+    counted over one wrk run at -c8; the count over the requests wrk completed.
+    """
+    if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
+        raise RuntimeError("part instructions needs valgrind: apt-get install valgrind")
+    log(f"part 1b: Envoy instructions per request under callgrind: {', '.join(INSTRUCTION_CONFIGS)}")
+    nginx, upstream_port = start_nginx(procs, directory)
+    sink_address = f"127.0.0.1:{upstream_port}"
+    results = {}
+    for config in INSTRUCTION_CONFIGS:
+        out = directory / f"callgrind-{config}.out"
+        wrapper = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--smc-check=all-non-file",
+                   f"--callgrind-out-file={out}"]
+        # Under callgrind Envoy serves ~100 requests/s: with the shipped 1 s flush interval each
+        # batch would carry ~100 events, so a batch's fixed cost would weigh 5× what it does at
+        # saturation. Batches go only when full (500 events) here, as at saturation.
+        envoy = start_envoy(procs, directory, config, upstream_port, sink_address, wrapper=wrapper, ready_within=600,
+                            filter_patch='{"batch": {"flushIntervalMs": 3600000}}' if config != "plain" else None)
+        run_wrk(envoy.listen, 8, 3)
+        idle = counted(envoy, out, lambda: time.sleep(INSTRUCTION_SECONDS))
+        runs = []
+
+        def load():
+            # Enough requests that the batches sent in the window (one per 500) weigh what
+            # they weigh at saturation, give or take one: at least INSTRUCTION_REQUESTS.
+            while sum(run["requests"] for run in runs) < INSTRUCTION_REQUESTS and len(runs) < 12:
+                runs.append(run_wrk(envoy.listen, 8, INSTRUCTION_SECONDS))
+
+        busy = counted(envoy, out, load)
+        procs.stop(envoy)
+        requests = sum(run["requests"] for run in runs)
+        if requests == 0:
+            raise RuntimeError(f"no request completed through {config} under callgrind")
+        # What Envoy does without requests (timers, the filter's tick, stats) is not the requests' cost.
+        results[config] = {"requests": requests, "instructions": busy, "idle": idle,
+                           "per_request": (busy - idle * len(runs)) / requests}
+        log(f"  {config:22} {results[config]['per_request']:10,.0f} instructions/request over {requests} "
+            f"requests (idle {idle / INSTRUCTION_SECONDS:,.0f}/s subtracted)")
+    procs.stop(nginx)
+    return results
+
+
+def callgrind_control(pid, *args):
+    subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True, timeout=120)
+
+
+def counted(envoy, out, during):
+    """The instructions Envoy (under callgrind, writing `out`) executes while `during()` runs."""
+    callgrind_control(envoy.pid, "-z")
+    callgrind_control(envoy.pid, "-i", "on")
+    during()
+    callgrind_control(envoy.pid, "-i", "off")
+    callgrind_control(envoy.pid, "-d")
+    dumps = sorted(out.parent.glob(f"{out.name}.*"), key=lambda path: path.stat().st_mtime)
+    totals = re.search(r"^totals: (\d+)", dumps[-1].read_text(errors="replace"), re.M) if dumps else None
+    if not totals:
+        raise RuntimeError(f"callgrind wrote no totals to {out}.*")
+    return int(totals.group(1))
 
 
 # ---------------------------------------------------------------- 2. ingest
@@ -691,6 +782,31 @@ def stage_table(runs):
     return lines + [""]
 
 
+def instruction_table(instructions):
+    """Part 1b's table: Envoy's instructions per request, each configuration over the no-op and over the row above."""
+    lines = ["### 1b. Envoy instructions per request (callgrind)", "",
+             f"Each configuration alone under `valgrind --tool=callgrind`, counted over runs of {INSTRUCTION_SECONDS} s of "
+             f"wrk -c8 until at least {INSTRUCTION_REQUESTS:,} requests (batches of the audit filter go when full, 500 "
+             f"events), after a 3 s warm-up, minus what the same Envoy executes in as long with no request; all of "
+             "Envoy's instructions (V8's compiled wasm included) over the requests wrk completed. A count hardly moves "
+             "with the machine's load (unlike CPU time); an instruction is not a cycle, though: V8's entries and exits "
+             "cost more cycles per instruction than the rest.", "",
+             "| configuration | instructions/request | over the no-op | step from the row above | requests counted |",
+             "| --- | --- | --- | --- | --- |"]
+    floor = instructions.get("noop", {}).get("per_request")
+    previous = None
+    for config, result in instructions.items():
+        label = STAGE_NAMES.get(config, {"plain": "plain Envoy"}.get(config, config))
+        over = f"{result['per_request'] - floor:+,.0f}" if floor and config not in ("noop", "plain") else ""
+        step = f"{result['per_request'] - previous:+,.0f}" if previous and config not in ("noop", "plain") else ""
+        if config.startswith("candidate-") and "audit-sink" in instructions:
+            step = f"{result['per_request'] - instructions['audit-sink']['per_request']:+,.0f} vs (e)"
+        lines.append(f"| {label} | {result['per_request']:,.0f} | {over} | {step} | {result['requests']:,} |")
+        if not config.startswith("candidate-"):
+            previous = result["per_request"]
+    return lines + [""]
+
+
 def machine():
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "unknown")
@@ -708,8 +824,10 @@ def git_revision():
         return "unknown"
 
 
-def report(envoy, ingest, pages, started, load_before, failures, postgres=None):
+def report(envoy, ingest, pages, started, load_before, failures, postgres=None, instructions=None):
     lines, summary = [], []
+    if instructions:
+        lines += instruction_table(instructions)
 
     def target(name, figure, goal, met):
         summary.append((name, figure, goal, "n/a" if met is None else ("yes" if met else "no")))
@@ -920,6 +1038,7 @@ def main():
 
     try:
         envoy = part("envoy", lambda: bench_envoy(procs, directory))
+        instructions = part("instructions", lambda: bench_instructions(procs, directory))
         empty = empty_database(procs, directory) if ONLY & {"ingest", "pages", "postgres"} else None
         ingest = part("ingest", lambda: bench_ingest(procs, directory, empty))
         pages = part("pages", lambda: bench_pages(procs, directory, empty))
@@ -929,7 +1048,7 @@ def main():
         procs.stop_all()
         raise
     procs.stop_all()
-    section, table = report(envoy, ingest, pages, started, load_before, failures, postgres)
+    section, table = report(envoy, ingest, pages, started, load_before, failures, postgres, instructions)
     if not RESULTS.exists():
         RESULTS.write_text("# Benchmark results\n\nEach section is one `make bench` run, newest last. "
                            "How it measures: `bench/README.md`.\n\n")
@@ -944,6 +1063,8 @@ def main():
     print("\n" + table)
     if envoy:
         print("\n".join(stage_table(envoy["runs"])))
+    if instructions:
+        print("\n".join(instruction_table(instructions)))
     log(f"appended to {RESULTS}")
 
 

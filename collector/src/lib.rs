@@ -30,8 +30,8 @@
 //!   HTTP status (`application/problem+json`).
 //! - `store`: the store interface (`TrailStore`: ingest, pages, tokens, checkpoints,
 //!   retention, gauges) and its two implementations: SQLite (pragmas and migrations, the
-//!   writer thread, the reader pool, retention, per-sender accounting) and PostgreSQL for N replicas (a leased
-//!   sealer orders and chains; docs/postgres.md).
+//!   writer thread, the reader pool, retention) and PostgreSQL for N replicas (a leased
+//!   sealer orders and chains; docs/postgres.md), each with the SQL of per-sender accounting.
 //! - [`envoy_drain`]: `audit-collector envoy-drain`, the graceful stop of Envoy that
 //!   loses no event (drain listeners, wait for the filter's buffers to be delivered).
 //! - [`completeness`]: per-sender numbering and heartbeats; the collector's own records of

@@ -31,12 +31,13 @@ pub async fn run(args: &MigrateArgs) -> Result<String, MigrateError> {
     }
     let copied = migrate(&args.from, &args.to).await?;
     Ok(format!(
-        "migrated {} events (seq up to {}, anchor at {}), {} checkpoints and {} tokens from {}\n",
+        "migrated {} events (seq up to {}, anchor at {}), {} checkpoints, {} tokens and {} senders from {}\n",
         copied.events,
         copied.head_seq,
         copied.anchor_seq,
         copied.checkpoints,
         copied.tokens,
+        copied.senders,
         args.from.display()
     ))
 }

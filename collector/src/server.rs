@@ -156,7 +156,10 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, config: &Config, shut
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(config.max_connections));
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    // A batch whose sender closed the connection right after sending it (Envoy exiting
+    // just after its filter's on_done) is still stored: by default hyper drops the
+    // request being handled when the read side ends.
+    http.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).half_close(true);
     tokio::pin!(shutdown);
 
     loop {

@@ -82,3 +82,41 @@ async fn an_honest_trail_verifies_from_the_file_and_the_api_after_a_purge() {
         other => panic!("the change slipped through: {other:?}"),
     }
 }
+
+/// `latest=true` answers the newest checkpoint alone: the one a walk of every page ends on.
+#[tokio::test(flavor = "multi_thread")]
+async fn latest_is_the_checkpoint_a_walk_of_every_page_ends_on() {
+    let collector = Collector::start_with(|config| config.checkpoint_interval = Duration::from_millis(50)).await;
+    let latest = collector.audit("/audit/checkpoints?latest=true").await;
+    assert_eq!(latest.status, 200, "{}", latest.text());
+    assert_eq!(latest.json()["checkpoints"], Value::Array(vec![]), "an unsigned trail has none");
+    let mut walked = Vec::new();
+    for batch in 0..3 {
+        assert_eq!(collector.ingest(&events(batch * 10..batch * 10 + 5)).await.status, 200);
+        for _ in 0..400 {
+            let mut url = "/audit/checkpoints?limit=1".to_owned();
+            walked.clear();
+            loop {
+                let page = collector.audit(&url).await.json();
+                walked.extend(page["checkpoints"].as_array().cloned().unwrap_or_default());
+                match page["_links"]["next"]["href"].as_str() {
+                    Some(next) => {
+                        url = next.split_once("/audit/").map(|(_, rest)| format!("/audit/{rest}")).unwrap_or_default()
+                    }
+                    None => break,
+                }
+            }
+            if walked.last().is_some_and(|newest| newest["lastSeq"] == (batch + 1) * 5) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+    assert!(walked.len() >= 3, "a checkpoint after each batch: {walked:?}");
+    let latest = collector.audit("/audit/checkpoints?latest=true").await.json();
+    assert_eq!(latest["checkpoints"], Value::Array(walked.last().cloned().into_iter().collect()), "{latest}");
+    assert!(latest["_links"]["next"].is_null(), "{latest}");
+    let both = collector.audit("/audit/checkpoints?latest=true&after=1").await;
+    assert_eq!(both.status, 400, "{}", both.text());
+    collector.stop().await.expect("clean stop");
+}

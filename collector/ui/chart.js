@@ -1,6 +1,6 @@
 // The activity chart: events per hour or per day (UTC) split by outcome, from the
 // collector's aggregate (GET /audit/activity), for the filters in force. Without `since`
-// it shows the last 48 hours (hourly) or 30 days (daily). A bar's tooltip gives its counts;
+// it shows the last 48 hours (hourly) or 30 days (daily), from the start of that hour or day. A bar's tooltip gives its counts;
 // clicking a bar narrows the filters to its hour or day.
 
 import { el, svg, clear } from './dom.js';
@@ -28,7 +28,7 @@ function windowOf(filters, bucket, now) {
   const since = filters.since ? Date.parse(filters.since) : until - DEFAULT_SPAN[bucket];
   const first = Math.floor(since / width) * width;
   const last = Math.ceil(until / width) * width;
-  return { width, first, last: Math.max(last, first + width), since, defaulted: !filters.since };
+  return { width, first, last: Math.max(last, first + width), defaulted: !filters.since };
 }
 
 function label(ms, bucket) {
@@ -48,7 +48,9 @@ export class ActivityChart {
     const generation = ++this.generation;
     const span = windowOf(filters, bucket, Date.now());
     const asked = { ...filters };
-    if (span.defaulted) asked.since = new Date(span.since).toISOString();
+    // The default window starts on a whole bucket, so the collector answers it from its
+    // hourly rollup alone (an explicit `since` is asked as given: exact, edges counted).
+    if (span.defaulted) asked.since = new Date(span.first).toISOString();
     try {
       const answer = await getJson(`../activity?${queryString(asked, { bucket })}`);
       if (generation === this.generation) this.draw(answer, span, bucket);

@@ -11,21 +11,13 @@ import { getJson } from './api.js';
 import { checkpointMessage, fromHex, linkHash, sha256Hex, storedEvent } from './canonical.js';
 import { utcTime } from './events.js';
 
-/** Pages of checkpoints read at most to find the newest (1000 per page). */
-const MAX_CHECKPOINT_PAGES = 1000;
 /** Pages of events "verify" may load to reach the event the newest checkpoint signed. */
 const MAX_BRIDGE_PAGES = 20;
 
+/** The newest signed checkpoint, or null before the first. */
 async function newestCheckpoint() {
-  let url = '../checkpoints?limit=1000';
-  let newest = null;
-  for (let pages = 0; url && pages < MAX_CHECKPOINT_PAGES; pages += 1) {
-    const page = await getJson(url);
-    if (page.checkpoints.length) newest = page.checkpoints[page.checkpoints.length - 1];
-    const next = page._links?.next?.href;
-    url = next ? `../checkpoints?${new URL(next, window.location.href).searchParams}` : null;
-  }
-  return newest;
+  const page = await getJson('../checkpoints?latest=true');
+  return page.checkpoints[0] ?? null;
 }
 
 /** Checks `checkpoint`'s signature; a finding (problem or note), or null when it verifies. */

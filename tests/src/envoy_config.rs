@@ -4,7 +4,7 @@
 //! audit filter, or between it and the router (to see what reaches the service). Everything else is the file users copy, so it cannot rot.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 use serde_yaml::Value;
@@ -65,6 +65,49 @@ pub fn render_envoy_config(template: &str, substitutions: &EnvoySubstitutions) -
         *value = Value::String(serde_json::to_string_pretty(&config)?);
     }
     Ok(serde_yaml::to_string(&root)?)
+}
+
+/// A rendered `envoy.yaml` with the audit filter's VM named `vm_id`: a change of
+/// `vm_config`, so Envoy starts new VMs for it (as it would for new wasm code).
+pub fn with_vm_id(rendered: &str, vm_id: &str) -> Result<String> {
+    let mut root: Value = serde_yaml::from_str(rendered).context("the rendered envoy.yaml is not YAML")?;
+    let listener = first(at(&mut root, &["static_resources", "listeners"])?, "listener")?;
+    let chain = first(at(listener, &["filter_chains"])?, "filter chain")?;
+    let manager = named(at(chain, &["filters"])?, "envoy.filters.network.http_connection_manager")?;
+    let wasm = named(at(manager, &["typed_config", "http_filters"])?, "envoy.filters.http.wasm")?;
+    *at(wasm, &["typed_config", "config", "vm_config", "vm_id"])? = Value::String(vm_id.to_string());
+    Ok(serde_yaml::to_string(&root)?)
+}
+
+/// Moves the listener of a rendered `envoy.yaml` into an LDS file, the way a deployment
+/// with a control plane (or a file-based one) runs Envoy: returns the bootstrap, which
+/// reads listeners from `lds_path` and watches `watched` for its replacement, and the LDS
+/// file's text.
+pub fn listener_from_file(rendered: &str, lds_path: &Path, watched: &Path) -> Result<(String, String)> {
+    let mut root: Value = serde_yaml::from_str(rendered).context("the rendered envoy.yaml is not YAML")?;
+    let statics = at(&mut root, &["static_resources"])?
+        .as_mapping_mut()
+        .ok_or_else(|| anyhow!("envoy.yaml: `static_resources` is not a mapping"))?;
+    let mut listeners = statics.remove("listeners").ok_or_else(|| anyhow!("envoy.yaml has no listeners"))?;
+    for listener in listeners.as_sequence_mut().ok_or_else(|| anyhow!("envoy.yaml: `listeners` is not a list"))? {
+        if let Some(listener) = listener.as_mapping_mut() {
+            listener.insert("@type".into(), "type.googleapis.com/envoy.config.listener.v3.Listener".into());
+        }
+    }
+    let lds: Value = serde_yaml::from_str(&format!(
+        "{{path_config_source: {{path: '{}', watched_directory: {{path: '{}'}}}}, resource_api_version: V3}}",
+        lds_path.display(),
+        watched.display()
+    ))?;
+    let root_map = root.as_mapping_mut().ok_or_else(|| anyhow!("envoy.yaml is not a mapping"))?;
+    // LDS needs a node identity, even from a file.
+    root_map.insert("node".into(), serde_yaml::from_str("{id: audit-e2e, cluster: audit-e2e}")?);
+    let mut dynamic = serde_yaml::Mapping::new();
+    dynamic.insert("lds_config".into(), lds);
+    root_map.insert("dynamic_resources".into(), Value::Mapping(dynamic));
+    let mut file = serde_yaml::Mapping::new();
+    file.insert("resources".into(), listeners);
+    Ok((serde_yaml::to_string(&root)?, serde_yaml::to_string(&Value::Mapping(file))?))
 }
 
 /// RFC 7396 JSON merge patch: objects merge, `null` removes, anything else replaces.
@@ -179,6 +222,33 @@ mod tests {
         assert!(rendered.contains("\"maxEvents\": 7"), "patched key missing:\n{rendered}");
         assert!(rendered.contains("\"flushIntervalMs\": 1000"), "unpatched sibling lost:\n{rendered}");
         assert!(rendered.contains("x-forwarded-email"), "identity config lost:\n{rendered}");
+    }
+
+    #[test]
+    fn with_vm_id_renames_the_audit_filters_vm_only() {
+        let template = std::fs::read_to_string(envoy_yaml()).unwrap();
+        let rendered = render_envoy_config(&template, &substitutions()).unwrap();
+        let renamed = with_vm_id(&rendered, "audit_sidecar_2").unwrap();
+        assert!(renamed.contains("vm_id: audit_sidecar_2"), "{renamed}");
+        assert_eq!(renamed.replace("vm_id: audit_sidecar_2", "vm_id: audit_sidecar"), rendered, "nothing else changed");
+    }
+
+    #[test]
+    fn the_listener_moves_to_an_lds_file_the_bootstrap_watches() {
+        let template = std::fs::read_to_string(envoy_yaml()).unwrap();
+        let rendered = render_envoy_config(&template, &substitutions()).unwrap();
+        let (bootstrap, lds) =
+            listener_from_file(&rendered, Path::new("/tmp/x/lds/lds.yaml"), Path::new("/tmp/x/lds")).unwrap();
+        let bootstrap: Value = serde_yaml::from_str(&bootstrap).unwrap();
+        assert!(bootstrap["static_resources"].get("listeners").is_none(), "no static listener left");
+        assert!(bootstrap["static_resources"]["clusters"].as_sequence().is_some_and(|c| c.len() == 2));
+        let source = &bootstrap["dynamic_resources"]["lds_config"]["path_config_source"];
+        assert_eq!(source["path"], "/tmp/x/lds/lds.yaml");
+        assert_eq!(source["watched_directory"]["path"], "/tmp/x/lds");
+        let lds: Value = serde_yaml::from_str(&lds).unwrap();
+        let listener = &lds["resources"][0];
+        assert_eq!(listener["@type"], "type.googleapis.com/envoy.config.listener.v3.Listener");
+        assert_eq!(listener["name"], "audited_ingress");
     }
 
     #[test]

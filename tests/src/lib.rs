@@ -13,12 +13,17 @@
 //! - [`envoy_config`]: `envoy.yaml` with addresses, ports and the wasm path substituted.
 //! - [`stack`]: starting and stopping the whole stack, with readiness waits.
 //! - [`client`]: HTTP helpers: requests through Envoy, reading and walking `/audit`.
+//! - [`load`]: a bounded load of marked requests through Envoy, remembering the answers.
+//! - [`accounting`]: does the trail account for every answered request (stored, counted
+//!   lost, or inside a stopped sender's unknown tail)?
 //! - [`jwt`]: a signing key made at test time, its JWKS, RS256 tokens and a `jwt_authn`
 //!   filter that trusts them (the `openssl` command does the cryptography).
 
+pub mod accounting;
 pub mod client;
 pub mod envoy_config;
 pub mod jwt;
+pub mod load;
 pub mod paths;
 pub mod postgres;
 pub mod process;

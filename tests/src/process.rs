@@ -100,6 +100,20 @@ impl ManagedProcess {
         self.kill()
     }
 
+    /// Waits for the process to exit by itself (SIGKILL after `timeout`, which is then an
+    /// error).
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill()?;
+        bail!("{} did not exit within {timeout:?}; its log ends:\n{}", self.name, tail(&self.log(), 40))
+    }
+
     /// Kills the process at once (SIGKILL) and reaps it.
     pub fn kill(&mut self) -> Result<std::process::ExitStatus> {
         let _ = self.child.kill();

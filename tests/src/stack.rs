@@ -1,7 +1,9 @@
 //! The whole audit-sidecar stack on this machine: the Pact Broker stand-in (`pact stub`),
 //! the collector, and Envoy loading the built filter with the top-level `envoy.yaml`.
 //! Started in dependency order with a readiness wait for each; stopped on drop. When a
-//! test panics while a stack is alive, every process's log is printed.
+//! test panics while a stack is alive, every process's log is printed. Envoy can be
+//! stopped and started again, hot restarted, or given its listener from an LDS file that a
+//! test replaces.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -11,7 +13,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 
 use crate::client;
-use crate::envoy_config::{render_envoy_config, EnvoySubstitutions};
+use crate::envoy_config::{listener_from_file, render_envoy_config, with_vm_id, EnvoySubstitutions};
 use crate::paths;
 use crate::process::{tail, ManagedProcess};
 
@@ -42,6 +44,17 @@ pub struct StackOptions {
     pub data_dir: Option<PathBuf>,
     /// Extra flags for `audit-collector serve` (e.g. `--sender-silence-secs 2`).
     pub collector_args: Vec<String>,
+    /// Envoy can be hot restarted ([`AuditStack::hot_restart_envoy`]): it gets a base id of
+    /// its own, and the listener a fixed port (a new epoch takes over the parent's socket
+    /// by its address).
+    pub envoy_hot_restart: bool,
+    /// Envoy reads its listener from a file (LDS from the filesystem, `lds/lds.yaml`),
+    /// which [`AuditStack::reload_listener`] replaces; the listener gets a fixed port.
+    pub listener_from_file: bool,
+    /// Extra Envoy flags (e.g. `--drain-time-s 1`), for every start and epoch.
+    pub envoy_args: Vec<String>,
+    /// The audit filter's `vm_config.vm_id`, when not the one of `envoy.yaml`.
+    pub filter_vm_id: Option<String>,
 }
 
 impl Default for StackOptions {
@@ -57,6 +70,10 @@ impl Default for StackOptions {
             ingest_token: "test-ingest-token".to_string(),
             data_dir: None,
             collector_args: Vec::new(),
+            envoy_hot_restart: false,
+            listener_from_file: false,
+            envoy_args: Vec::new(),
+            filter_vm_id: None,
         }
     }
 }
@@ -74,6 +91,8 @@ pub struct AuditStack {
     /// Where Envoy sends batches: the collector, or a test's proxy in front of it.
     envoy_collector: SocketAddr,
     upstream_address: SocketAddr,
+    /// The hot restart epoch of the running Envoy.
+    envoy_epoch: u32,
     dir: PathBuf,
     _temporary: Option<tempfile::TempDir>,
 }
@@ -86,7 +105,13 @@ impl AuditStack {
 
     /// Like [`AuditStack::start`], but Envoy sends its batches to the address `via` returns
     /// for the collector's address (a test's proxy that forwards, delays or swallows them).
-    pub fn start_through(options: StackOptions, via: impl FnOnce(SocketAddr) -> Result<SocketAddr>) -> Result<Self> {
+    pub fn start_through(
+        mut options: StackOptions,
+        via: impl FnOnce(SocketAddr) -> Result<SocketAddr>,
+    ) -> Result<Self> {
+        if (options.envoy_hot_restart || options.listener_from_file) && options.listen_port == 0 {
+            options.listen_port = TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
+        }
         let (dir, temporary) = match &options.data_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -111,6 +136,7 @@ impl AuditStack {
             collector_address,
             envoy_collector,
             upstream_address,
+            envoy_epoch: 0,
             dir,
             _temporary: temporary,
         })
@@ -182,6 +208,47 @@ impl AuditStack {
         self.envoy = envoy;
         self.envoy_listener = listener;
         self.envoy_admin = admin;
+        Ok(())
+    }
+
+    /// Hot restarts Envoy (needs [`StackOptions::envoy_hot_restart`]): starts the next
+    /// epoch, which takes over the listener and has the running one drain
+    /// (`--drain-time-s`) and exit (`--parent-shutdown-time-s`); waits for the new one to
+    /// be ready and the old one to exit, at most `parent_exit` after that, and returns the
+    /// old one's exit status and log.
+    pub fn hot_restart_envoy(&mut self, parent_exit: Duration) -> Result<(std::process::ExitStatus, String)> {
+        if !self.options.envoy_hot_restart {
+            return Err(anyhow!("the stack was started without `envoy_hot_restart`"));
+        }
+        let epoch = self.envoy_epoch + 1;
+        let (envoy, listener, admin) =
+            launch_envoy(&self.dir, &self.options, self.upstream_address, &[self.envoy_collector], epoch)?;
+        let mut parent = std::mem::replace(&mut self.envoy, envoy);
+        self.envoy_epoch = epoch;
+        self.envoy_listener = listener;
+        self.envoy_admin = admin;
+        let status = parent.wait_for_exit(parent_exit)?;
+        Ok((status, parent.log()))
+    }
+
+    /// Replaces the listener Envoy reads from its file (needs
+    /// [`StackOptions::listener_from_file`]) with one rendered from the options as `edit`
+    /// leaves them, the way a control plane would: written aside, then renamed over the
+    /// watched file. Returns once Envoy has accepted the update.
+    pub fn reload_listener(&mut self, edit: impl FnOnce(&mut StackOptions)) -> Result<()> {
+        if !self.options.listener_from_file {
+            return Err(anyhow!("the stack was started without `listener_from_file`"));
+        }
+        edit(&mut self.options);
+        let updates = || -> Option<u64> {
+            let url = format!("http://{}/stats?filter=listener_manager.lds.update_success", self.envoy_admin);
+            let reply = client::send("GET", &url, &[], None).ok()?;
+            reply.body.lines().find_map(|line| line.split_once(": ")?.1.trim().parse().ok())
+        };
+        let before = updates().ok_or_else(|| anyhow!("Envoy's admin reports no LDS updates"))?;
+        let rendered = render_envoy(&self.options, self.upstream_address, &[self.envoy_collector])?;
+        write_listener_file(&self.dir, &rendered)?;
+        self.envoy.wait_for("the listener update", READY_TIMEOUT, |_| updates().filter(|now| *now > before))?;
         Ok(())
     }
 
@@ -293,6 +360,11 @@ pub fn start_envoy_with_collectors(
     upstream: SocketAddr,
     collectors: &[SocketAddr],
 ) -> Result<(ManagedProcess, SocketAddr, SocketAddr)> {
+    launch_envoy(dir, options, upstream, collectors, 0)
+}
+
+/// `envoy.yaml` rendered for this stack.
+fn render_envoy(options: &StackOptions, upstream: SocketAddr, collectors: &[SocketAddr]) -> Result<String> {
     let (&collector, more) = collectors.split_first().ok_or_else(|| anyhow!("Envoy needs at least one collector"))?;
     let template = std::fs::read_to_string(paths::envoy_yaml()).context("reading envoy.yaml")?;
     let rendered = render_envoy_config(
@@ -309,6 +381,36 @@ pub fn start_envoy_with_collectors(
         },
     )?;
     let rendered = if more.is_empty() { rendered } else { with_more_collector_endpoints(&rendered, more)? };
+    match &options.filter_vm_id {
+        Some(vm_id) => with_vm_id(&rendered, vm_id),
+        None => Ok(rendered),
+    }
+}
+
+/// Writes the listener of `rendered` to `<dir>/lds/lds.yaml` as Envoy's LDS file: written
+/// aside and renamed over it, so Envoy (watching the folder) never reads half a file.
+/// Returns the bootstrap that reads it.
+fn write_listener_file(dir: &Path, rendered: &str) -> Result<String> {
+    let folder = dir.join("lds");
+    std::fs::create_dir_all(&folder)?;
+    let path = folder.join("lds.yaml");
+    let (bootstrap, listeners) = listener_from_file(rendered, &path, &folder)?;
+    let aside = dir.join("lds.yaml.next");
+    std::fs::write(&aside, listeners)?;
+    std::fs::rename(&aside, &path)?;
+    Ok(bootstrap)
+}
+
+/// Starts Envoy as hot restart epoch `epoch` (0: the first start).
+fn launch_envoy(
+    dir: &Path,
+    options: &StackOptions,
+    upstream: SocketAddr,
+    collectors: &[SocketAddr],
+    epoch: u32,
+) -> Result<(ManagedProcess, SocketAddr, SocketAddr)> {
+    let rendered = render_envoy(options, upstream, collectors)?;
+    let rendered = if options.listener_from_file { write_listener_file(dir, &rendered)? } else { rendered };
     let config_path = dir.join("envoy.yaml");
     std::fs::write(&config_path, rendered)?;
     let admin_file = dir.join("envoy-admin.address");
@@ -320,14 +422,26 @@ pub fn start_envoy_with_collectors(
         .arg(&config_path)
         .arg("--concurrency")
         .arg(options.envoy_concurrency.to_string())
-        .arg("--disable-hot-restart")
         .arg("--admin-address-path")
         .arg(&admin_file)
         .arg("--log-level")
         .arg("info")
+        .args(&options.envoy_args)
         .env("AUDIT_INGEST_TOKEN", &options.ingest_token)
         .envs(options.envoy_env.iter().map(|(name, value)| (name, value)));
-    let mut envoy = ManagedProcess::spawn("envoy", command, dir)?;
+    let base_id_file = dir.join("envoy.base-id");
+    match (options.envoy_hot_restart, epoch) {
+        (false, _) => command.arg("--disable-hot-restart"),
+        // A base id no other Envoy on the machine uses (tests run side by side).
+        (true, 0) => command.arg("--use-dynamic-base-id").arg("--base-id-path").arg(&base_id_file),
+        (true, _) => {
+            let base_id = std::fs::read_to_string(&base_id_file).context("reading Envoy's base id")?;
+            command.arg("--base-id").arg(base_id.trim())
+        }
+    };
+    command.arg("--restart-epoch").arg(epoch.to_string());
+    let name = if epoch == 0 { "envoy".to_string() } else { format!("envoy-epoch{epoch}") };
+    let mut envoy = ManagedProcess::spawn(&name, command, dir)?;
     let admin = envoy.wait_for("admin address file", READY_TIMEOUT, |_| read_address_file(&admin_file))?;
     let ready = format!("http://{admin}/ready");
     envoy.wait_for("/ready answers LIVE", READY_TIMEOUT, |_| {

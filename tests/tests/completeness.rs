@@ -10,18 +10,20 @@
 // The helpers below are test code too: a failed expectation there is the test's report.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use audit_e2e::client::{agent, send, walk_trail};
+use audit_e2e::accounting::{
+    self, lost_in, of_type, poll_until, recorded_lost, stored_markers, wait_for_stopped_senders, Accounting,
+};
+use audit_e2e::client::send;
+use audit_e2e::load::Load;
 use audit_e2e::{paths, AuditStack, StackOptions};
-use audit_event::sender::{SENDER_GAP_TYPE, SENDER_STOPPED_TYPE};
-use audit_event::timestamp::parse_rfc3339_millis;
+use audit_event::sender::SENDER_GAP_TYPE;
 use audit_event::{AuditEvent, DELIVERY_GAP_TYPE};
 use serde_json::json;
 
@@ -30,6 +32,9 @@ static SERIAL: Mutex<()> = Mutex::new(());
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// One heartbeat interval with `flushIntervalMs` 200: the flush interval plus a 100 ms tick.
+const HEARTBEAT_MS: i64 = 300;
 
 /// Flush (and heartbeat) every 200 ms; the collector records a silent sender after 2 s
 /// and a hole after 1 s.
@@ -41,108 +46,14 @@ fn options() -> StackOptions {
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
-}
-
 fn trail(stack: &AuditStack) -> Vec<AuditEvent> {
-    walk_trail(&stack.collector_url(), stack.read_token(), 100).expect("reading the trail").0
+    accounting::trail(&stack.collector_url(), stack.read_token()).expect("reading the trail")
 }
 
-fn of_type<'a>(events: &'a [AuditEvent], event_type: &'a str) -> impl Iterator<Item = &'a AuditEvent> + 'a {
-    events.iter().filter(move |event| event.event_type == event_type)
-}
-
-fn lost_in(events: &[AuditEvent], event_type: &str) -> u64 {
-    of_type(events, event_type).map(|event| event.gap.as_ref().map_or(0, |gap| gap.lost_events)).sum()
-}
-
-fn poll_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Requests through Envoy from `clients` threads, each marked `<prefix><n>` in its user
-/// agent, until `limit` were sent or `stop` is set; returns each answered one's marker and
-/// when its answer arrived (ms).
-struct Load {
-    answered: Arc<Mutex<Vec<(String, i64)>>>,
-    stop: Arc<AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(url: String, prefix: &'static str, clients: usize, limit: usize) -> Load {
-        let answered = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let next = Arc::new(AtomicUsize::new(0));
-        let threads = (0..clients)
-            .map(|_| {
-                let (url, answered, stop, next) = (url.clone(), answered.clone(), stop.clone(), next.clone());
-                std::thread::spawn(move || {
-                    let agent = agent();
-                    while !stop.load(Ordering::Relaxed) {
-                        let n = next.fetch_add(1, Ordering::Relaxed);
-                        if n >= limit {
-                            return;
-                        }
-                        let marker = format!("{prefix}{n}");
-                        if let Ok(reply) = agent.get(&url).header("user-agent", &marker).call() {
-                            if reply.status() == 200 {
-                                answered.lock().unwrap().push((marker, now_ms()));
-                            }
-                        }
-                    }
-                })
-            })
-            .collect();
-        Load { answered, stop, threads }
-    }
-
-    fn count(&self) -> usize {
-        self.answered.lock().unwrap().len()
-    }
-
-    /// Stops the clients now and returns what was answered.
-    fn finish(self) -> Vec<(String, i64)> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.join()
-    }
-
-    /// Waits for the clients to send their whole count.
-    fn join(self) -> Vec<(String, i64)> {
-        for thread in self.threads {
-            thread.join().expect("a client thread panicked");
-        }
-        Arc::try_unwrap(self.answered).expect("clients done").into_inner().unwrap()
-    }
-}
-
-fn stored_markers<'a>(events: &'a [AuditEvent], prefix: &str) -> HashMap<&'a str, usize> {
-    let mut found = HashMap::new();
-    for agent in events.iter().filter_map(|e| e.payload.user_agent.as_deref()).filter(|a| a.starts_with(prefix)) {
-        *found.entry(agent).or_insert(0) += 1;
-    }
-    found
-}
-
-/// The senders that stored events with `prefix`.
-fn senders_of(events: &[AuditEvent], prefix: &str) -> Vec<String> {
-    let mut senders: Vec<String> = events
-        .iter()
-        .filter(|e| e.payload.user_agent.as_deref().is_some_and(|a| a.starts_with(prefix)))
-        .filter_map(|e| e.sender.as_ref().map(|sender| sender.id.clone()))
-        .collect();
-    senders.sort();
-    senders.dedup();
-    senders
-}
-
-fn stopped_record<'a>(events: &'a [AuditEvent], sender: &str) -> Option<&'a AuditEvent> {
-    of_type(events, SENDER_STOPPED_TYPE).find(|e| e.gap.as_ref().and_then(|gap| gap.sender.as_deref()) == Some(sender))
+/// Every sender of the events marked `prefix` recorded as stopped: the trail and them.
+fn stopped_senders(stack: &AuditStack, prefix: &str) -> (Vec<AuditEvent>, Vec<String>) {
+    wait_for_stopped_senders(&stack.collector_url(), stack.read_token(), prefix, Duration::from_secs(30))
+        .expect("every sender recorded as stopped")
 }
 
 #[test]
@@ -151,7 +62,7 @@ fn sigterm_to_envoy_under_load_leaves_no_loss_the_trail_does_not_record() {
     let _serial = serial();
     let mut stack = AuditStack::start(options()).expect("the stack starts");
     let load = Load::start(format!("{}/pacticipants", stack.envoy_url()), "e2e-term-", 4, LIMIT);
-    poll_until("1000 answered requests", Duration::from_secs(120), || load.count() >= 1000);
+    load.wait_for(1000, Duration::from_secs(120)).expect("1000 answered requests");
     let status = stack.sigterm_envoy().expect("Envoy stops");
     let answered = load.finish();
     eprintln!("Envoy exited with {status} after answering {} requests", answered.len());
@@ -160,67 +71,10 @@ fn sigterm_to_envoy_under_load_leaves_no_loss_the_trail_does_not_record() {
         .expect("a request through the new Envoy");
     assert_eq!(after.status, 200);
 
-    let mut events = trail(&stack);
-    let senders = senders_of(&events, "e2e-term-");
-    assert!(!senders.is_empty(), "no event of the load was stored");
-    poll_until("a SenderStopped record for every sender of the stopped Envoy", Duration::from_secs(30), || {
-        events = trail(&stack);
-        senders.iter().all(|sender| stopped_record(&events, sender).is_some())
-    });
-
-    let stored = stored_markers(&events, "e2e-term-");
-    assert!(stored.values().all(|times| *times == 1), "an event was stored twice");
-    let mut in_tail = 0;
-    let mut missing_before_tail = 0;
-    let mut widest_window_ms = 0;
-    let windows: Vec<(i64, i64, u64)> = senders
-        .iter()
-        .map(|sender| {
-            let gap = stopped_record(&events, sender).and_then(|record| record.gap.as_ref()).expect("stopped record");
-            let heard = parse_rfc3339_millis(gap.last_heard_at.as_deref().expect("lastHeardAt")).expect("a time");
-            let until = parse_rfc3339_millis(gap.unknown_until.as_deref().expect("unknownUntil")).expect("a time");
-            widest_window_ms = widest_window_ms.max(until - heard);
-            (heard, until, gap.lost_events)
-        })
-        .collect();
-    // on_log runs just after the answer is sent: an answer up to 100 ms before a report
-    // may be captured after it, so the tail is taken to start that much earlier.
-    const CAPTURE_AFTER_ANSWER_MS: i64 = 100;
-    for (marker, answered_at) in &answered {
-        if stored.contains_key(marker.as_str()) {
-            continue;
-        }
-        if windows
-            .iter()
-            .any(|(heard, until, _)| *answered_at >= heard - CAPTURE_AFTER_ANSWER_MS && answered_at <= until)
-        {
-            in_tail += 1;
-        } else {
-            missing_before_tail += 1;
-        }
-    }
-    let counted =
-        lost_in(&events, SENDER_STOPPED_TYPE) + lost_in(&events, SENDER_GAP_TYPE) + lost_in(&events, DELIVERY_GAP_TYPE);
-    eprintln!(
-        "SIGTERM: {} answered, {} stored, {} counted lost by recorded gaps, {} missing inside a sender's unknown \
-         tail (widest {} ms), {} missing before it",
-        answered.len(),
-        stored.len(),
-        counted,
-        in_tail,
-        widest_window_ms,
-        missing_before_tail
-    );
-    assert!(
-        missing_before_tail as u64 <= counted,
-        "{missing_before_tail} answered requests are neither stored nor in an unknown tail, but the trail \
-         counts only {counted} lost"
-    );
-    let heartbeat_ms = 300; // flushIntervalMs 200 + a 100 ms tick
-    assert!(
-        widest_window_ms <= 2 * heartbeat_ms + 1000,
-        "an unknown tail of {widest_window_ms} ms is far more than one heartbeat interval ({heartbeat_ms} ms)"
-    );
+    let (events, senders) = stopped_senders(&stack, "e2e-term-");
+    let accounting = Accounting::of(&events, &answered, "e2e-term-", &senders).expect("the records are complete");
+    eprintln!("SIGTERM: {accounting}");
+    accounting.check(HEARTBEAT_MS).expect("the trail accounts for every answered request");
 }
 
 #[test]
@@ -242,15 +96,9 @@ fn the_documented_graceful_stop_under_load_loses_nothing() {
     );
     stack.sigterm_envoy().expect("Envoy stops");
 
-    let mut events = trail(&stack);
-    let senders = senders_of(&events, "e2e-drain-");
-    poll_until("a SenderStopped record for every sender", Duration::from_secs(30), || {
-        events = trail(&stack);
-        senders.iter().all(|sender| stopped_record(&events, sender).is_some())
-    });
+    let (events, _) = stopped_senders(&stack, "e2e-drain-");
     let stored = stored_markers(&events, "e2e-drain-");
-    let lost =
-        lost_in(&events, SENDER_STOPPED_TYPE) + lost_in(&events, SENDER_GAP_TYPE) + lost_in(&events, DELIVERY_GAP_TYPE);
+    let lost = recorded_lost(&events);
     eprintln!("graceful stop: {} answered, {} stored, {lost} recorded lost", answered.len(), stored.len());
     assert_eq!(answered.len(), REQUESTS, "every request was answered");
     assert!(
@@ -366,8 +214,9 @@ fn a_batch_swallowed_between_filter_and_collector_is_recorded_by_the_collector()
     poll_until("the collector's gap record", Duration::from_secs(30), || {
         events = trail(&stack);
         let stored = stored_markers(&events, "e2e-swallow-").len() as u64;
-        swallowed.load(Ordering::SeqCst) > 0 && stored + lost_in(&events, SENDER_GAP_TYPE) >= requests
-    });
+        Ok(swallowed.load(Ordering::SeqCst) > 0 && stored + lost_in(&events, SENDER_GAP_TYPE) >= requests)
+    })
+    .expect("the collector records the swallowed batch");
     let stored = stored_markers(&events, "e2e-swallow-").len() as u64;
     let recorded = lost_in(&events, SENDER_GAP_TYPE);
     let swallowed = swallowed.load(Ordering::SeqCst) as u64;

@@ -26,7 +26,7 @@ use anyhow::{bail, Result};
 
 const USAGE: &str = "usage: audit-bench <render|ingest|raw-insert|generate|pages|freshness> --flag value ...
   render     --variant plain|noop|audit|access-log|stage-<stage> --listen IP:PORT --admin IP:PORT
-             --upstream IP:PORT --collector IP:PORT --wasm PATH [--access-log PATH]
+             --upstream IP:PORT --collector IP:PORT --wasm PATH [--access-log PATH] [--filter-patch JSON]
   ingest     --addr IP:PORT --token T --events N --connections C [--batch 100] [--run-id R]
              [--rate EVENTS_PER_S]
   raw-insert --db PATH --events N [--batch 100] [--batches-per-commit 1]

@@ -9,6 +9,9 @@
 //! - `stage-<stage>`: `audit` with the VM's `AUDIT_BENCH_STAGE` set, for the filter's
 //!   ablation build (feature `cost-stages`), which stops each request after that stage
 //!   (`callbacks`, `request-headers`, `host-reads`, `capture`, `json`).
+//!
+//! `--filter-patch JSON` merges into the audit filter's configuration (e.g. a longer flush
+//! interval, so that batches go only when full, as at saturation).
 
 use std::path::PathBuf;
 
@@ -51,7 +54,7 @@ pub fn run(flags: &Flags) -> Result<String> {
         upstream: flags.number("upstream")?,
         collector: flags.number("collector")?,
         wasm: PathBuf::from(flags.text("wasm")?),
-        filter_config_patch: None,
+        filter_config_patch: flags.optional("filter-patch").map(serde_json::from_str).transpose()?,
         extra_http_filters: Vec::new(),
         http_filters_after_audit: Vec::new(),
     };

@@ -1,21 +1,22 @@
 //! Activity over time: events per hour or per day (UTC), split by outcome, for the viewer's
-//! chart (`GET /audit/activity`). [`activity`] is the one query function.
+//! chart (`GET /audit/activity`). [`activity`] is the one query function; [`WindowPlan`]
+//! says, for both stores, which part of a window comes from where.
 //!
 //! Counting rows at query time would cost a scan of every event in the window (10M events,
 //! seconds). So `activity_hourly` holds one row per (hour, type, method, status) with its
 //! event count: the writer adds each batch's events to it in the transaction that stores
 //! them ([`count_stored`]: one upsert per distinct key of the batch, not one per event; a
 //! per-row trigger did the same at half the insert rate), and a trigger takes purged events
-//! back out (the purge is off the ingest path). Whole hours of a window are summed from that rollup, which holds at
-//! most a few hundred rows per hour whatever the traffic; the partial hours at the edges of
-//! `since`/`until` are counted from `events` through the timestamp index, so the counts are
-//! exact for any window. The user filters (`userUuid`, `user_email`) are not in the rollup:
-//! with one of them every count comes from `events` through that user's index, which holds
-//! only that user's events.
+//! back out (the purge is off the ingest path). Whole hours of a window are summed from that
+//! rollup, which holds at most a few hundred rows per hour whatever the traffic; the partial
+//! hours at the edges of `since`/`until` are counted from `events_by_timestamp`, which
+//! carries type, method and status, so they are counted from the index alone and the counts
+//! are exact for any window. The user filters (`userUuid`, `user_email`) are not in the
+//! rollup: with one of them every count comes from that user's (user, time) index, which
+//! also carries the columns counted, so the cost follows the user's events in the window,
+//! not the trail (migration 10, [`ACTIVITY_COVERING_INDEXES_MIGRATION`]).
 
-use std::collections::BTreeMap;
-
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection};
@@ -63,7 +64,8 @@ pub struct OutcomeCounts {
 }
 
 impl OutcomeCounts {
-    fn add(&mut self, other: OutcomeCounts) {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: OutcomeCounts) {
         self.success += other.success;
         self.failed_login += other.failed_login;
         self.forbidden += other.forbidden;
@@ -123,6 +125,22 @@ pub const ACTIVITY_MIGRATION: &str = "
 /// per-row insert trigger of [`ACTIVITY_MIGRATION`] goes; the purge's trigger stays.
 pub const ACTIVITY_COUNTED_BY_WRITER_MIGRATION: &str = "DROP TRIGGER events_count_activity;";
 
+/// Migration 10: every count `activity` takes from `events` reads an index only, never a
+/// row (whose leaf holds the event's body: one random page read per event when cold).
+/// - `events_by_timestamp` (retention's range, `since` pages' first seq) gains status,
+///   method and type: the partial hours at a window's edges, with or without a type, method
+///   or status filter. It stays one index, appended at its right edge on ingest as before,
+///   with wider entries.
+/// - one (user column, time) index per user filter, with the same three columns: a user's
+///   chart reads that user's events of the window and nothing else. These two are new work
+///   for every insert (docs/viewer.md weighs it); the `(user column, seq)` indexes stay,
+///   because pages walk them in the trail's order.
+pub const ACTIVITY_COVERING_INDEXES_MIGRATION: &str = "
+    DROP INDEX events_by_timestamp;
+    CREATE INDEX events_by_timestamp ON events (timestamp_ms, status, method, type);
+    CREATE INDEX events_by_user_id_time ON events (user_id, timestamp_ms, status, method, type);
+    CREATE INDEX events_by_user_email_time ON events (user_email, timestamp_ms, status, method, type);";
+
 /// Rebuilds the rollup from the stored events, for tools that fill `events` themselves
 /// (the bench's trail generator).
 pub const REBUILD_ACTIVITY_SQL: &str = "
@@ -162,37 +180,61 @@ const OUTCOME_SUMS: &str = "sum(CASE WHEN status BETWEEN 100 AND 399 THEN n ELSE
      sum(CASE WHEN status = 403 THEN n ELSE 0 END),
      sum(n)";
 
-/// Events per bucket of `width` for the events `filters` selects.
-pub fn activity(conn: &Connection, filters: &EventFilters, width: BucketWidth) -> Result<ActivityOutcome, StoreError> {
-    let since = filters.since_ms.unwrap_or(i64::MIN);
-    let until = filters.until_ms.unwrap_or(i64::MAX);
-    let mut buckets: BTreeMap<i64, OutcomeCounts> = BTreeMap::new();
-    let by_user = filters.user_id.is_some() || filters.user_email.is_some();
-    if by_user {
-        add_from_events(conn, filters, width, since, until, &mut buckets)?;
-    } else {
-        // Whole hours [first, last) from the rollup, the rest of the window from `events`.
+/// Where the counts of a window come from: whole hours from the rollup, the rest counted
+/// from `events`. The same for every store, so both give the same answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowPlan {
+    /// Hours `[first, last)` summed from the rollup, when the window holds a whole one.
+    pub rollup_hours: Option<(i64, i64)>,
+    /// Millisecond ranges `[since, until)` counted from `events`.
+    pub counted: Vec<(i64, i64)>,
+}
+
+impl WindowPlan {
+    /// The plan for `filters`: with a user filter (not in the rollup) everything is counted.
+    pub fn of(filters: &EventFilters) -> WindowPlan {
+        let since = filters.since_ms.unwrap_or(i64::MIN);
+        let until = filters.until_ms.unwrap_or(i64::MAX);
+        let by_user = filters.user_id.is_some() || filters.user_email.is_some();
         let first_hour = since.saturating_add(HOUR_MS - 1).div_euclid(HOUR_MS);
         let last_hour = until.div_euclid(HOUR_MS);
-        if first_hour < last_hour {
-            add_from_rollup(conn, filters, width, first_hour, last_hour, &mut buckets)?;
-            add_from_events(conn, filters, width, since, first_hour.saturating_mul(HOUR_MS), &mut buckets)?;
-            add_from_events(conn, filters, width, last_hour.saturating_mul(HOUR_MS), until, &mut buckets)?;
+        let (rollup_hours, counted) = if by_user || first_hour >= last_hour {
+            (None, vec![(since, until)])
         } else {
-            add_from_events(conn, filters, width, since, until, &mut buckets)?;
-        }
+            let edges = vec![(since, first_hour.saturating_mul(HOUR_MS)), (last_hour.saturating_mul(HOUR_MS), until)];
+            (Some((first_hour, last_hour)), edges)
+        };
+        WindowPlan { rollup_hours, counted: counted.into_iter().filter(|(since, until)| since < until).collect() }
     }
+}
+
+/// The answer from the per-bucket counts both stores gather: empty buckets dropped, refused
+/// above [`MAX_BUCKETS`], oldest first.
+pub fn outcome_of(mut buckets: BTreeMap<i64, OutcomeCounts>, width: BucketWidth) -> ActivityOutcome {
     buckets.retain(|_, counts| counts.total() > 0);
     if buckets.len() > MAX_BUCKETS {
-        return Ok(ActivityOutcome::TooManyBuckets);
+        return ActivityOutcome::TooManyBuckets;
     }
     let bucket_ms = width.hours() * HOUR_MS;
-    Ok(ActivityOutcome::Buckets(
+    ActivityOutcome::Buckets(
         buckets
             .into_iter()
             .map(|(bucket, counts)| ActivityBucket { start_ms: bucket.saturating_mul(bucket_ms), counts })
             .collect(),
-    ))
+    )
+}
+
+/// Events per bucket of `width` for the events `filters` selects.
+pub fn activity(conn: &Connection, filters: &EventFilters, width: BucketWidth) -> Result<ActivityOutcome, StoreError> {
+    let plan = WindowPlan::of(filters);
+    let mut buckets: BTreeMap<i64, OutcomeCounts> = BTreeMap::new();
+    if let Some((first_hour, last_hour)) = plan.rollup_hours {
+        collect(conn, rollup_sql(filters, width, first_hour, last_hour), &mut buckets)?;
+    }
+    for (since, until) in plan.counted {
+        collect(conn, events_sql(filters, width, since, until), &mut buckets)?;
+    }
+    Ok(outcome_of(buckets, width))
 }
 
 /// The equality filters the rollup and `events` share, as `AND +column = ?n` clauses: the
@@ -214,14 +256,8 @@ fn equality_clauses(filters: &EventFilters, sql: &mut String, values: &mut Vec<V
     }
 }
 
-fn add_from_rollup(
-    conn: &Connection,
-    filters: &EventFilters,
-    width: BucketWidth,
-    first_hour: i64,
-    last_hour: i64,
-    buckets: &mut BTreeMap<i64, OutcomeCounts>,
-) -> Result<(), StoreError> {
+/// The rollup's counts of hours `[first_hour, last_hour)`, per bucket: a range of its key.
+fn rollup_sql(filters: &EventFilters, width: BucketWidth, first_hour: i64, last_hour: i64) -> (String, Vec<Value>) {
     let mut values = vec![Value::Integer(first_hour), Value::Integer(last_hour)];
     let mut sql = String::from("SELECT hour, status, events AS n FROM activity_hourly WHERE hour >= ?1 AND hour < ?2");
     equality_clauses(filters, &mut sql, &mut values);
@@ -229,20 +265,12 @@ fn add_from_rollup(
     let grouped = format!(
         "SELECT (hour - ((hour % {hours}) + {hours}) % {hours}) / {hours}, {OUTCOME_SUMS} FROM ({sql}) GROUP BY 1"
     );
-    collect(conn, &grouped, values, buckets)
+    (grouped, values)
 }
 
-fn add_from_events(
-    conn: &Connection,
-    filters: &EventFilters,
-    width: BucketWidth,
-    since: i64,
-    until: i64,
-    buckets: &mut BTreeMap<i64, OutcomeCounts>,
-) -> Result<(), StoreError> {
-    if since >= until {
-        return Ok(());
-    }
+/// The counts of the events of `[since, until)` that `filters` selects, per bucket, read
+/// from a covering index (the test below holds every filter combination to it).
+fn events_sql(filters: &EventFilters, width: BucketWidth, since: i64, until: i64) -> (String, Vec<Value>) {
     let mut values = vec![Value::Integer(since), Value::Integer(until)];
     let mut sql =
         String::from("SELECT timestamp_ms, status, 1 AS n FROM events WHERE timestamp_ms >= ?1 AND timestamp_ms < ?2");
@@ -262,16 +290,15 @@ fn add_from_events(
         "SELECT (timestamp_ms - ((timestamp_ms % {bucket_ms}) + {bucket_ms}) % {bucket_ms}) / {bucket_ms}, {OUTCOME_SUMS}
          FROM ({sql}) GROUP BY 1"
     );
-    collect(conn, &grouped, values, buckets)
+    (grouped, values)
 }
 
 fn collect(
     conn: &Connection,
-    sql: &str,
-    values: Vec<Value>,
+    (sql, values): (String, Vec<Value>),
     buckets: &mut BTreeMap<i64, OutcomeCounts>,
 ) -> Result<(), StoreError> {
-    let mut select = conn.prepare_cached(sql)?;
+    let mut select = conn.prepare_cached(&sql)?;
     let mut rows = select.query(params_from_iter(values))?;
     while let Some(row) = rows.next()? {
         let bucket: i64 = row.get(0)?;
@@ -434,21 +461,41 @@ mod tests {
         assert_eq!(counted.iter().map(|row| row.4).sum::<i64>(), 9);
     }
 
+    /// Every filter combination: the rollup by its key, `events` through an index that holds
+    /// every column counted (never a row, never a scan).
     #[test]
-    fn whole_hours_come_from_the_rollup_by_its_key_and_edges_from_the_timestamp_index() {
+    fn whole_hours_come_from_the_rollup_by_its_key_and_counts_from_covering_indexes() {
         let (_dir, conn) = trail();
-        let plan = |sql: &str, parameters: usize| -> String {
+        let plan = |(sql, values): (String, Vec<Value>)| -> String {
             let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).expect("prepare");
-            let rows = statement
-                .query_map(params_from_iter(vec![Value::Null; parameters]), |row| row.get::<_, String>(3))
-                .expect("explain");
+            let rows = statement.query_map(params_from_iter(values), |row| row.get::<_, String>(3)).expect("explain");
             rows.collect::<Result<Vec<_>, _>>().expect("plan").join("; ")
         };
-        let rollup = plan("SELECT events FROM activity_hourly WHERE hour >= ?1 AND hour < ?2 AND +type = ?3", 3);
-        assert!(rollup.contains("SEARCH activity_hourly USING PRIMARY KEY (hour>? AND hour<?)"), "{rollup}");
-        let edge = plan("SELECT status FROM events WHERE timestamp_ms >= ?1 AND timestamp_ms < ?2 AND +type = ?3", 3);
-        assert!(edge.contains("USING INDEX events_by_timestamp"), "{edge}");
-        let user = plan("SELECT status FROM events WHERE timestamp_ms >= ?1 AND timestamp_ms < ?2 AND user_id = ?3", 3);
-        assert!(user.contains("USING INDEX events_by_user_id"), "{user}");
+        for combination in 0u32..32 {
+            let text = |bit: u32, value: &str| (combination & (1 << bit) != 0).then(|| value.to_owned());
+            let filters = EventFilters {
+                event_type: text(0, "T"),
+                method: text(1, "GET"),
+                status: (combination & 4 != 0).then_some(200),
+                user_id: text(3, "even"),
+                user_email: text(4, "even"),
+                ..EventFilters::default()
+            };
+            let counted = plan(events_sql(&filters, BucketWidth::Hour, BASE_MS + 1, BASE_MS + HOUR_MS));
+            let index = match (&filters.user_id, &filters.user_email) {
+                (None, None) => "events_by_timestamp (timestamp_ms>? AND timestamp_ms<?)",
+                (Some(_), None) => "events_by_user_id_time (user_id=? AND timestamp_ms>? AND timestamp_ms<?)",
+                (None, Some(_)) => "events_by_user_email_time (user_email=? AND timestamp_ms>? AND timestamp_ms<?)",
+                // Both: one user's index, the other column read from those rows only.
+                (Some(_), Some(_)) => "_time (user_",
+            };
+            let covering = filters.user_id.is_none() || filters.user_email.is_none();
+            let reads = if covering { "USING COVERING INDEX events_by_" } else { "USING INDEX events_by_" };
+            assert!(counted.contains(reads) && counted.contains(index), "{filters:?}: {counted}");
+            if filters.user_id.is_none() && filters.user_email.is_none() {
+                let rollup = plan(rollup_sql(&filters, BucketWidth::Day, 1, 2));
+                assert!(rollup.contains("SEARCH activity_hourly USING PRIMARY KEY (hour>? AND hour<?)"), "{rollup}");
+            }
+        }
     }
 }

@@ -230,6 +230,80 @@ async fn activity_counts_each_hour_by_outcome(store: &dyn TrailStore) {
     assert_eq!(filtered, [ActivityBucket { start_ms: day, counts: counts(0, 1, 1, 0) }]);
 }
 
+/// The buckets of `events` that `filters` selects, counted one by one: what `activity` must say.
+fn counted_one_by_one(events: &[NewEvent], filters: &EventFilters, width: BucketWidth) -> Vec<ActivityBucket> {
+    let bucket_ms = width.hours() * HOUR_MS;
+    let mut buckets = std::collections::BTreeMap::<i64, OutcomeCounts>::new();
+    let selected = events.iter().filter(|event| {
+        filters.since_ms.is_none_or(|since| event.timestamp_ms >= since)
+            && filters.until_ms.is_none_or(|until| event.timestamp_ms < until)
+            && filters.event_type.as_ref().is_none_or(|wanted| *wanted == event.event_type)
+            && filters.method.as_ref().is_none_or(|wanted| *wanted == event.method)
+            && filters.status.is_none_or(|wanted| Some(wanted) == event.status)
+            && filters.user_id.as_ref().is_none_or(|wanted| Some(wanted) == event.user_id.as_ref())
+            && filters.user_email.as_ref().is_none_or(|wanted| Some(wanted) == event.user_email.as_ref())
+    });
+    for event in selected {
+        let counts = buckets.entry(event.timestamp_ms.div_euclid(bucket_ms) * bucket_ms).or_default();
+        match event.status {
+            Some(100..=399) => counts.success += 1,
+            Some(401) => counts.failed_login += 1,
+            Some(403) => counts.forbidden += 1,
+            _ => counts.error += 1,
+        }
+    }
+    buckets.into_iter().map(|(start_ms, counts)| ActivityBucket { start_ms, counts }).collect()
+}
+
+/// Every window (aligned or not, so rollup and counted edges both take part) and every
+/// filter, before and after a purge, against counting the events one by one.
+async fn activity_is_exact_for_any_window_and_filter_and_follows_a_purge(store: &dyn TrailStore) {
+    let hour = 472_222 * HOUR_MS;
+    let shapes = [("GET", 200), ("POST", 401), ("GET", 403), ("PUT", 500), ("DELETE", 302), ("GET", 404)];
+    let users = ["alice", "bob", "carol"];
+    // Three early events (the purge takes them), then a spread over two days.
+    let mut events: Vec<NewEvent> =
+        (0..3).map(|n| event(n, hour - 3 * HOUR_MS + 1000 * n as i64, "GET", 200, "bob")).collect();
+    events.extend((3..40).map(|n| {
+        let (method, status) = shapes[n % shapes.len()];
+        event(n, hour + (n as i64 * 7919 * 60_000) % (50 * HOUR_MS), method, status, users[n % users.len()])
+    }));
+    store.ingest(events.clone(), None).await.expect("stored");
+    trail_of(store, events.len()).await;
+    activity_matches(store, hour, &events).await;
+    assert_eq!(store.purge(hour - HOUR_MS, 100).await.expect("purge"), 3);
+    activity_matches(store, hour, &events[3..]).await;
+}
+
+async fn activity_matches(store: &dyn TrailStore, hour: i64, stored: &[NewEvent]) {
+    let at = |minutes: i64| Some(hour + minutes * 60_000);
+    let windows =
+        [(None, None), (at(0), None), (at(7), None), (None, at(300)), (at(61), at(24 * 60 + 59)), (at(5), at(50))];
+    let selections = [
+        EventFilters::default(),
+        EventFilters { event_type: Some("T1".into()), ..EventFilters::default() },
+        EventFilters { method: Some("GET".into()), status: Some(403), ..EventFilters::default() },
+        EventFilters { user_id: Some("bob".into()), ..EventFilters::default() },
+        EventFilters {
+            user_email: Some("carol@example.com".into()),
+            method: Some("PUT".into()),
+            ..EventFilters::default()
+        },
+    ];
+    for (since_ms, until_ms) in windows {
+        for selection in &selections {
+            let filters = EventFilters { since_ms, until_ms, ..selection.clone() };
+            for width in [BucketWidth::Hour, BucketWidth::Day] {
+                let answer = match store.activity(filters.clone(), width).await.expect("activity") {
+                    ActivityOutcome::Buckets(buckets) => buckets,
+                    ActivityOutcome::TooManyBuckets => panic!("too many buckets"),
+                };
+                assert_eq!(answer, counted_one_by_one(stored, &filters, width), "{filters:?} by {width:?}");
+            }
+        }
+    }
+}
+
 async fn retention_purges_the_oldest_and_the_checkpoint_names_the_anchor(store: &dyn TrailStore) {
     let day = 86_400_000;
     let mut events: Vec<NewEvent> = (0..3).map(|n| event(n, 10 * day, "GET", 200, "a")).collect();
@@ -427,6 +501,11 @@ macro_rules! store_contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn activity_counts_each_hour_by_outcome() {
                 super::activity_counts_each_hour_by_outcome(&*$open().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn activity_is_exact_for_any_window_and_filter_and_follows_a_purge() {
+                super::activity_is_exact_for_any_window_and_filter_and_follows_a_purge(&*$open().await.store).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

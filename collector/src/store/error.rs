@@ -82,6 +82,9 @@ pub enum StoreError {
     /// `--database` looks like a PostgreSQL URL but is not one.
     #[error("--database / AUDIT_DATABASE is not a usable PostgreSQL URL: {0}; write it as postgres://user:password@host:5432/database")]
     PostgresUrl(String),
+    /// The TLS parameters of the PostgreSQL URL cannot be used.
+    #[error("TLS to PostgreSQL: {0} (docs/postgres.md, \"TLS\")")]
+    PostgresTls(String),
     /// The PostgreSQL schema was written by a newer collector.
     #[error("the PostgreSQL database has audit schema version {found}, newer than this collector knows (up to {known}); run the newer audit-collector that wrote it")]
     NewerPostgresSchema {
@@ -91,7 +94,7 @@ pub enum StoreError {
         known: i32,
     },
     /// A PostgreSQL query or connection failed.
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", with_cause(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// No PostgreSQL connection could be had.
     #[error("no PostgreSQL connection: {0}; check that the server is up and --database / AUDIT_DATABASE")]
@@ -106,6 +109,15 @@ pub enum StoreError {
     /// A blocking database task could not be joined.
     #[error("a database task failed: {0}")]
     Task(String),
+}
+
+/// tokio-postgres names only the kind of an error ("db error", "error performing TLS
+/// handshake"); what happened is its source, which the operator needs to read.
+fn with_cause(error: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(error) {
+        Some(cause) => format!("{error}: {cause}"),
+        None => error.to_string(),
+    }
 }
 
 impl From<deadpool_postgres::PoolError> for StoreError {

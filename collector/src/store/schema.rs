@@ -153,6 +153,10 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE senders ADD COLUMN claimed_upto INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE senders ADD COLUMN claimed_at_ms INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE senders ADD COLUMN claimed_seen_at_ms INTEGER NOT NULL DEFAULT 0;",
+    // 11: indexes that answer GET /audit/activity's counts without reading a row (see
+    // `activity`): the timestamp index carries type, method and status, and each user
+    // filter gets one by (user, time).
+    super::activity::ACTIVITY_COVERING_INDEXES_MIGRATION,
 ];
 
 /// The schema version this binary migrates to.

@@ -16,6 +16,7 @@ use crate::chain::canonical::canonical_json;
 use crate::chain::link::digest_from_blob;
 use crate::chain::signing::TrailVerifier;
 use crate::store::postgres::chain::checkpoint_of_row;
+use crate::store::postgres::tls::target;
 
 /// Events read per round trip.
 const CHUNK: i64 = 5000;
@@ -23,8 +24,17 @@ const CHUNK: i64 = 5000;
 /// Verifies the trail in the PostgreSQL database at `url` against `key`.
 pub async fn verify_postgres(url: &str, key: &TrailVerifier) -> Result<TrailReport, VerifyError> {
     let read = |error: tokio_postgres::Error| VerifyError::Read(format!("PostgreSQL: {error}"));
-    let (mut client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(read)?;
-    let connection = tokio::spawn(connection);
+    let target = target(url).map_err(|error| VerifyError::Read(error.to_string()))?;
+    let (mut client, connection) = match target.tls {
+        Some(tls) => {
+            let (client, connection) = target.config.connect(tls).await.map_err(read)?;
+            (client, tokio::spawn(connection))
+        }
+        None => {
+            let (client, connection) = target.config.connect(NoTls).await.map_err(read)?;
+            (client, tokio::spawn(connection))
+        }
+    };
     let tx = client
         .build_transaction()
         .isolation_level(IsolationLevel::RepeatableRead)

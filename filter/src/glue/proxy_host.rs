@@ -54,4 +54,8 @@ impl DeliveryHost for ProxyHost<'_> {
     fn random_u64(&mut self) -> u64 {
         random_u64()
     }
+
+    fn finish_shutdown(&mut self) -> Result<(), String> {
+        hostcalls::done().map_err(|status| format!("{status:?}"))
+    }
 }

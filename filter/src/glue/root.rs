@@ -13,6 +13,7 @@ use super::http::AuditHttp;
 use super::now_ms;
 use super::proxy_host::ProxyHost;
 use super::worker::Worker;
+use crate::worker::delivery::Shutdown;
 
 #[derive(Default)]
 pub struct AuditRoot {
@@ -26,13 +27,15 @@ impl Context for AuditRoot {
         worker.delivery.on_answer(&mut host, token_id, response_status(), now_ms());
     }
 
-    /// Envoy 1.40 calls this on every worker VM when it shuts down (SIGTERM), tens of
-    /// milliseconds before it exits: the last chance to send what is buffered.
+    /// Envoy 1.40 calls this on every worker VM when it exits (SIGTERM, the end of a hot
+    /// restart: a few milliseconds before exiting, answering nothing), when a new plugin
+    /// configuration replaces this one (then it keeps the context, ticks and answers
+    /// included, until `proxy_done`), and when a new `vm_config` replaces the VM (then it
+    /// destroys the VM at once). Returns false while still delivering.
     fn on_done(&mut self) -> bool {
-        if let Some(worker) = &self.worker {
-            worker.delivery.on_done(&mut ProxyHost { worker, answer_body_size: 0 }, now_ms());
-        }
-        true
+        let Some(worker) = &self.worker else { return true };
+        let progress = worker.delivery.on_done(&mut ProxyHost { worker, answer_body_size: 0 }, now_ms());
+        progress == Shutdown::Finished
     }
 }
 

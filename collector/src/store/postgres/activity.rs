@@ -1,53 +1,76 @@
-//! `GET /audit/activity` on PostgreSQL: events per hour or day, by outcome, counted from the
-//! sealed `events` at query time through the timestamp (or a filter's) index. It has not yet
-//! the hourly rollup the SQLite store keeps (`store::activity`), so its cost grows with the
-//! events of the window (docs/not-done.md). The SQL text is fixed fragments; every value
-//! from the request is a bound parameter.
+//! `GET /audit/activity` on PostgreSQL: events per hour or day, by outcome, on the plan the
+//! SQLite store follows ([`WindowPlan`]): whole hours summed from `activity_hourly`, which
+//! the triggers of `schema_v3.sql` keep in the sealing and purging transactions, and the
+//! rest (a window's partial hours, every count under a user filter) counted from `events`
+//! through indexes that carry the columns counted. The SQL text is fixed fragments; every
+//! value from the request is a bound parameter.
 
-use deadpool_postgres::Pool;
+use std::collections::BTreeMap;
+
+use deadpool_postgres::{Client, Pool};
 use tokio_postgres::types::ToSql;
 
-use super::super::activity::{ActivityBucket, ActivityOutcome, BucketWidth, OutcomeCounts, HOUR_MS, MAX_BUCKETS};
+use super::super::activity::{outcome_of, ActivityOutcome, BucketWidth, OutcomeCounts, WindowPlan, HOUR_MS};
 use super::super::trail_query::EventFilters;
 use super::super::StoreError;
 use super::page::filter_predicates;
 
 /// Events per bucket of `width` for the events `filters` selects.
 pub async fn activity(pool: &Pool, filters: &EventFilters, width: BucketWidth) -> Result<ActivityOutcome, StoreError> {
-    let bucket_ms = width.hours() * HOUR_MS;
-    let mut sql = format!(
-        "SELECT floor(timestamp_ms / {bucket_ms}::numeric)::bigint,
-                count(*) FILTER (WHERE status BETWEEN 100 AND 399),
-                count(*) FILTER (WHERE status = 401),
-                count(*) FILTER (WHERE status = 403),
-                count(*)
-         FROM events WHERE true"
-    );
-    let (predicates, values) = filter_predicates(filters, 0);
+    let plan = WindowPlan::of(filters);
+    let client = pool.get().await?;
+    let mut buckets = BTreeMap::new();
+    if let Some((first_hour, last_hour)) = plan.rollup_hours {
+        // The rollup has no user columns and no time but its hour: the plan never sends a
+        // user filter here, and the window is the hours.
+        let equalities = EventFilters { since_ms: None, until_ms: None, ..filters.clone() };
+        let hours = width.hours();
+        let sql = format!(
+            "SELECT (hour - ((hour % {hours}) + {hours}) % {hours}) / {hours},
+                    coalesce(sum(events) FILTER (WHERE status BETWEEN 100 AND 399), 0)::bigint,
+                    coalesce(sum(events) FILTER (WHERE status = 401), 0)::bigint,
+                    coalesce(sum(events) FILTER (WHERE status = 403), 0)::bigint,
+                    sum(events)::bigint
+             FROM activity_hourly WHERE hour >= $1 AND hour < $2"
+        );
+        collect(&client, sql, &equalities, vec![Box::new(first_hour), Box::new(last_hour)], &mut buckets).await?;
+    }
+    for (since, until) in plan.counted {
+        let window = EventFilters { since_ms: Some(since), until_ms: Some(until), ..filters.clone() };
+        let bucket_ms = width.hours() * HOUR_MS;
+        let sql = format!(
+            "SELECT (timestamp_ms - ((timestamp_ms % {bucket_ms}) + {bucket_ms}) % {bucket_ms}) / {bucket_ms},
+                    count(*) FILTER (WHERE status BETWEEN 100 AND 399),
+                    count(*) FILTER (WHERE status = 401),
+                    count(*) FILTER (WHERE status = 403),
+                    count(*)
+             FROM events WHERE true"
+        );
+        collect(&client, sql, &window, Vec::new(), &mut buckets).await?;
+    }
+    Ok(outcome_of(buckets, width))
+}
+
+/// Runs `sql` (its own parameters `values`) with `filters`' predicates and `GROUP BY 1`,
+/// adding each row's counts to its bucket.
+async fn collect(
+    client: &Client,
+    mut sql: String,
+    filters: &EventFilters,
+    mut values: Vec<Box<dyn ToSql + Sync + Send>>,
+    buckets: &mut BTreeMap<i64, OutcomeCounts>,
+) -> Result<(), StoreError> {
+    let (predicates, filter_values) = filter_predicates(filters, values.len());
     sql.push_str(&predicates);
-    sql.push_str(&format!(" GROUP BY 1 ORDER BY 1 LIMIT {}", MAX_BUCKETS + 1));
+    sql.push_str(" GROUP BY 1");
+    values.extend(filter_values);
     let parameters: Vec<&(dyn ToSql + Sync)> =
         values.iter().map(|value| value.as_ref() as &(dyn ToSql + Sync)).collect();
-    let client = pool.get().await?;
-    let rows = client.query(&sql, &parameters).await?;
-    if rows.len() > MAX_BUCKETS {
-        return Ok(ActivityOutcome::TooManyBuckets);
+    for row in client.query(&sql, &parameters).await? {
+        let (success, failed_login, forbidden, total): (i64, i64, i64, i64) =
+            (row.get(1), row.get(2), row.get(3), row.get(4));
+        let error = total - success - failed_login - forbidden;
+        buckets.entry(row.get(0)).or_default().add(OutcomeCounts { success, failed_login, forbidden, error });
     }
-    Ok(ActivityOutcome::Buckets(
-        rows.iter()
-            .map(|row| {
-                let (success, failed_login, forbidden, total): (i64, i64, i64, i64) =
-                    (row.get(1), row.get(2), row.get(3), row.get(4));
-                ActivityBucket {
-                    start_ms: row.get::<_, i64>(0).saturating_mul(bucket_ms),
-                    counts: OutcomeCounts {
-                        success,
-                        failed_login,
-                        forbidden,
-                        error: total - success - failed_login - forbidden,
-                    },
-                }
-            })
-            .collect(),
-    ))
+    Ok(())
 }

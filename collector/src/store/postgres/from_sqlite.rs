@@ -1,9 +1,12 @@
 //! `audit-collector migrate --from <sqlite> --to postgres://…`: moves a trail up from SQLite
 //! with everything that makes it the same trail: each event with its `seq`, body and chain
-//! link; the head; the retention anchor; the signed checkpoints; the uuids retention purged
-//! (so a saved cursor is still "expired", not "unknown"); the purge count; the tokens. It
-//! all goes in ONE PostgreSQL transaction, so the target holds the whole trail or nothing,
-//! and it refuses a target that already holds anything. `verify` on the copy proves it.
+//! link; the head; the retention anchor; the signed checkpoints, key handovers included;
+//! the uuids retention purged (so a saved cursor is still "expired", not "unknown"); the
+//! purge count; the tokens; the sender accounting (so a hole or a silent sender is still
+//! recorded, once, after the move). It all goes in ONE PostgreSQL transaction, so the
+//! target holds the whole trail or nothing, and it refuses a target that already holds
+//! anything. `verify` on the copy proves it. SQLite's hourly activity rollup is not
+//! copied as such: PostgreSQL's triggers rebuild its own as the events go in.
 
 use std::path::Path;
 
@@ -27,6 +30,8 @@ pub struct Migrated {
     pub checkpoints: u64,
     /// Tokens (active and revoked).
     pub tokens: u64,
+    /// Senders (filter workers) with their accounting.
+    pub senders: u64,
     /// The head seq of the copy.
     pub head_seq: i64,
     /// The anchor seq (0 when nothing was ever purged).
@@ -82,14 +87,15 @@ pub async fn migrate(from: &Path, to: &str) -> Result<Migrated, MigrateError> {
     let held: i64 = tx
         .query_one(
             "SELECT (SELECT count(*) FROM trail_uuids) + (SELECT count(*) FROM checkpoints)
-                  + (SELECT count(*) FROM api_tokens) + (SELECT count(*) FROM chain_anchor)",
+                  + (SELECT count(*) FROM api_tokens) + (SELECT count(*) FROM chain_anchor)
+                  + (SELECT count(*) FROM senders)",
             &[],
         )
         .await?
         .get(0);
     if head != 0 || held != 0 {
         return Err(MigrateError::TargetNotEmpty(format!(
-            "head seq {head}, {held} rows of uuids, checkpoints, tokens or anchor"
+            "head seq {head}, {held} rows of uuids, checkpoints, tokens, anchor or senders"
         )));
     }
     // One read transaction on SQLite too, so the copy is of one moment of the file.
@@ -106,6 +112,7 @@ pub async fn migrate(from: &Path, to: &str) -> Result<Migrated, MigrateError> {
     migrated.head_seq = source_head.seq;
     migrated.checkpoints = copy_checkpoints(&sqlite, &tx).await?;
     migrated.tokens = copy_tokens(&sqlite, &tx).await?;
+    migrated.senders = copy_senders(&sqlite, &tx).await?;
     let purged: i64 = sqlite.query_row("SELECT events FROM purge_count", [], |row| row.get(0))?;
     tx.execute("UPDATE purge_count SET events = $1 WHERE id = 1", &[&purged]).await?;
     sqlite.execute_batch("COMMIT")?;
@@ -249,14 +256,14 @@ async fn copy_anchor(sqlite: &Connection, tx: &Transaction<'_>) -> Result<i64, M
 async fn copy_checkpoints(sqlite: &Connection, tx: &Transaction<'_>) -> Result<u64, MigrateError> {
     let mut select = sqlite.prepare(
         "SELECT number, last_seq, last_hash, anchor_seq, anchor_hash, issued_at_ms, prev_checkpoint_hash, key_id,
-                signature
+                signature, next_public_key
          FROM checkpoints ORDER BY number",
     )?;
     let insert = tx
         .prepare(
             "INSERT INTO checkpoints (number, last_seq, last_hash, anchor_seq, anchor_hash, issued_at_ms,
-                                      prev_checkpoint_hash, key_id, signature)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                                      prev_checkpoint_hash, key_id, signature, next_public_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .await?;
     let mut rows = select.query([])?;
@@ -265,10 +272,23 @@ async fn copy_checkpoints(sqlite: &Connection, tx: &Transaction<'_>) -> Result<u
         let (number, last_seq, last_hash): (i64, i64, Vec<u8>) = (row.get(0)?, row.get(1)?, row.get(2)?);
         let (anchor_seq, anchor_hash, issued_at_ms): (i64, Vec<u8>, i64) = (row.get(3)?, row.get(4)?, row.get(5)?);
         let (prev, key_id, signature): (Vec<u8>, String, Vec<u8>) = (row.get(6)?, row.get(7)?, row.get(8)?);
+        // A key handover names the key that signs every later checkpoint.
+        let next_public_key: Option<Vec<u8>> = row.get(9)?;
         copied += tx
             .execute(
                 &insert,
-                &[&number, &last_seq, &last_hash, &anchor_seq, &anchor_hash, &issued_at_ms, &prev, &key_id, &signature],
+                &[
+                    &number,
+                    &last_seq,
+                    &last_hash,
+                    &anchor_seq,
+                    &anchor_hash,
+                    &issued_at_ms,
+                    &prev,
+                    &key_id,
+                    &signature,
+                    &next_public_key,
+                ],
             )
             .await?;
     }
@@ -297,5 +317,60 @@ async fn copy_tokens(sqlite: &Connection, tx: &Transaction<'_>) -> Result<u64, M
         &[],
     )
     .await?;
+    Ok(copied)
+}
+
+/// The sender accounting, row for row: the tables have the same columns on both stores.
+async fn copy_senders(sqlite: &Connection, tx: &Transaction<'_>) -> Result<u64, MigrateError> {
+    const SENDER_COLUMNS: &str = "id, first_heard_ms, last_heard_ms, reported_at_ms, captured, heartbeat_ms, \
+        delivered, stopped_at_ms, contiguous, contiguous_at_ms, claimed_upto, claimed_at_ms, claimed_seen_at_ms";
+    let insert = tx
+        .prepare(&format!(
+            "INSERT INTO senders ({SENDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ))
+        .await?;
+    let mut select = sqlite.prepare(&format!("SELECT {SENDER_COLUMNS} FROM senders ORDER BY id"))?;
+    let mut rows = select.query([])?;
+    let mut copied = 0;
+    while let Some(row) = rows.next()? {
+        let id: String = row.get(0)?;
+        let numbers: Vec<i64> =
+            [1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12].iter().map(|&i| row.get(i)).collect::<Result<_, _>>()?;
+        let stopped_at_ms: Option<i64> = row.get(7)?;
+        copied += tx
+            .execute(
+                &insert,
+                &[
+                    &id,
+                    &numbers[0],
+                    &numbers[1],
+                    &numbers[2],
+                    &numbers[3],
+                    &numbers[4],
+                    &numbers[5],
+                    &stopped_at_ms,
+                    &numbers[6],
+                    &numbers[7],
+                    &numbers[8],
+                    &numbers[9],
+                    &numbers[10],
+                ],
+            )
+            .await?;
+    }
+    let mut select = sqlite.prepare(
+        "SELECT sender, first_seq, last_seq, first_at_ms, last_at_ms, seen_at_ms FROM sender_pending ORDER BY sender",
+    )?;
+    let mut rows = select.query([])?;
+    while let Some(row) = rows.next()? {
+        let sender: String = row.get(0)?;
+        let numbers: Vec<i64> = (1..=5).map(|i| row.get(i)).collect::<Result<_, _>>()?;
+        tx.execute(
+            "INSERT INTO sender_pending (sender, first_seq, last_seq, first_at_ms, last_at_ms, seen_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&sender, &numbers[0], &numbers[1], &numbers[2], &numbers[3], &numbers[4]],
+        )
+        .await?;
+    }
     Ok(copied)
 }

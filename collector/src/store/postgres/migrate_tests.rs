@@ -98,3 +98,50 @@ async fn a_migrated_trail_verifies_keeps_its_cursors_and_tokens_and_refuses_a_se
     let tampered = verify_postgres(&url, &signer.verifier()).await;
     assert!(matches!(tampered, Err(VerifyError::NotIntact(_))), "{tampered:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migrated_trail_keeps_its_key_handover_and_its_senders_accounting() {
+    use crate::completeness::accounting::{SenderActivity, SenderPolicy};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("audit.db");
+    let (old_key, new_key) = (TrailSigner::from_seed([3; 32]), TrailSigner::from_seed([4; 32]));
+    let sqlite = SqliteStore::open(&path, 8, Some(TrailSigner::from_seed([3; 32]))).expect("open SQLite");
+    // A sender whose numbers 4-5 never arrived; the hole is not due yet when the trail moves.
+    for numbers in [1..=3, 6..=8] {
+        let activity = SenderActivity {
+            id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+            captured: 8,
+            reported_at_ms: 0,
+            heartbeat_ms: 1000,
+            numbered: numbers.clone().map(|n| Some((n, 0))).collect(),
+            named_lost: Vec::new(),
+        };
+        let events = numbers.map(|n| new_event(u8::try_from(n).unwrap_or(0), 100 * DAY)).collect();
+        sqlite.ingest(events, Some(activity)).await.expect("stored");
+    }
+    sqlite.shutdown().await.expect("stop; signs a checkpoint with the old key");
+    let conn = open_for_writing(&path).expect("open");
+    crate::store::chain_store::issue_handover(&conn, &old_key, &new_key.verifier(), 1).expect("hand over");
+    drop(conn);
+
+    let url = fresh_database().await;
+    let copied = migrate(&path, &url).await.expect("migrate");
+    assert_eq!((copied.events, copied.checkpoints, copied.senders), (6, 2, 1));
+    verify_postgres(&url, &old_key.verifier()).await.expect("the copy verifies through the handover");
+
+    // The copy goes on under the new key, and the moved accounting records the hole once.
+    let postgres = PgStore::open(&url, Some(TrailSigner::from_seed([4; 32]))).await.expect("open PostgreSQL");
+    postgres.ingest(vec![new_event(20, 100 * DAY)], None).await.expect("ingest");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let sealed = |outcome: PageOutcome| matches!(outcome, PageOutcome::Page(rows) if rows.events.len() == 7);
+    while !sealed(postgres.page(TrailQuery { size: 100, ..TrailQuery::default() }).await.expect("read")) {
+        assert!(Instant::now() < deadline, "the new event was not sealed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let due = SenderPolicy { hole_grace_ms: 0, silence_ms: i64::MAX, started_at_ms: 0, forget_stopped_ms: i64::MAX };
+    assert_eq!(postgres.check_senders(due).await.expect("checked"), 1, "the hole 4-5");
+    assert_eq!(postgres.check_senders(due).await.expect("checked"), 0, "once");
+    postgres.shutdown().await.expect("stop; signs with the new key");
+    let report = verify_postgres(&url, &old_key.verifier()).await.expect("intact, signed by the new key after it");
+    assert_eq!((report.events, report.checkpoints.len()), (8, 3));
+}

@@ -22,6 +22,9 @@ pub mod sealer;
 pub mod senders;
 #[cfg(test)]
 pub mod test_cluster;
+pub mod tls;
+#[cfg(test)]
+mod tls_tests;
 pub mod tokens;
 pub mod unsequenced;
 

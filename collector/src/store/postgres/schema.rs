@@ -7,13 +7,19 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Timeouts}
 use tokio_postgres::NoTls;
 
 use super::super::StoreError;
+use super::tls;
 
 /// The first schema.
 const SCHEMA_V1: &str = include_str!("schema.sql");
 
 /// The changes after it, in order: entry `n` brings the schema from version `n + 1` to
 /// `n + 2`. Released entries are never edited: a change is a new entry.
-const UPGRADES: &[&str] = &[include_str!("schema_v2.sql")];
+const UPGRADES: &[&str] = &[
+    // 2: sender accounting and the checkpoints' key handover.
+    include_str!("schema_v2.sql"),
+    // 3: the hourly activity rollup and the indexes GET /audit/activity counts from.
+    include_str!("schema_v3.sql"),
+];
 
 /// The newest schema version this collector knows.
 pub const SCHEMA_VERSION: i32 = 1 + UPGRADES.len() as i32;
@@ -29,9 +35,12 @@ pub const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A pool on `url`, without connecting yet.
 pub fn pool(url: &str) -> Result<Pool, StoreError> {
-    let config: tokio_postgres::Config =
-        url.parse().map_err(|error: tokio_postgres::Error| StoreError::PostgresUrl(error.to_string()))?;
-    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let target = tls::target(url)?;
+    let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+    let manager = match target.tls {
+        Some(tls) => Manager::from_config(target.config, tls, manager_config),
+        None => Manager::from_config(target.config, NoTls, manager_config),
+    };
     let timeouts = Timeouts { wait: Some(POOL_WAIT), create: Some(POOL_WAIT), recycle: Some(POOL_WAIT) };
     Pool::builder(manager)
         .max_size(POOL_SIZE)
@@ -41,7 +50,7 @@ pub fn pool(url: &str) -> Result<Pool, StoreError> {
         .map_err(|error| StoreError::PostgresUrl(error.to_string()))
 }
 
-/// Creates the schema when the database has none; refuses a newer one.
+/// Applies the migrations the database lacks (all of them to an empty one); refuses a newer one.
 pub async fn migrate(pool: &Pool) -> Result<(), StoreError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
@@ -64,4 +73,47 @@ pub async fn migrate(pool: &Pool) -> Result<(), StoreError> {
     tx.execute("UPDATE schema_version SET version = $1", &[&SCHEMA_VERSION]).await?;
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_cluster::fresh_database;
+    use super::*;
+
+    /// A database made by a collector that knew only version 1 (events stored, no rollup)
+    /// is brought to the current version, the rollup filled from its events; a newer one
+    /// is refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_version_1_database_is_migrated_with_its_events_counted_and_a_newer_one_refused() {
+        let url = fresh_database().await;
+        let pool = pool(&url).expect("pool");
+        let client = pool.get().await.expect("connect");
+        client.batch_execute(SCHEMA_V1).await.expect("version 1");
+        client
+            .batch_execute(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);
+                 INSERT INTO events (seq, uuid, timestamp_ms, type, method, status, ingested_at_ms, body, chain_prev, chain_hash)
+                 VALUES (1, 'a', 7200001, 'T', 'GET', 200, 0, '{}', '\\x00', '\\x01'),
+                        (2, 'b', 7200002, 'T', 'GET', 200, 0, '{}', '\\x01', '\\x02'),
+                        (3, 'c', 3599999, 'T', 'PUT', NULL, 0, '{}', '\\x02', '\\x03');",
+            )
+            .await
+            .expect("a version 1 trail");
+        drop(client);
+        migrate(&pool).await.expect("migrate");
+        let client = pool.get().await.expect("connect");
+        let version: i32 = client.query_one("SELECT version FROM schema_version", &[]).await.expect("version").get(0);
+        assert_eq!(version, SCHEMA_VERSION);
+        let rows = client
+            .query("SELECT hour, method, status, events FROM activity_hourly ORDER BY hour", &[])
+            .await
+            .expect("rollup");
+        let rollup: Vec<(i64, String, i32, i64)> =
+            rows.iter().map(|row| (row.get(0), row.get(1), row.get(2), row.get(3))).collect();
+        assert_eq!(rollup, [(0, "PUT".to_owned(), -1, 1), (2, "GET".to_owned(), 200, 2)]);
+        client.execute("UPDATE schema_version SET version = $1", &[&(SCHEMA_VERSION + 1)]).await.expect("bump");
+        drop(client);
+        let refused = migrate(&pool).await.err().map(|error| error.to_string()).unwrap_or_default();
+        assert!(refused.contains(&(SCHEMA_VERSION + 1).to_string()), "{refused}");
+    }
 }

@@ -36,6 +36,8 @@ pub struct FakeHost {
     pub logs: Vec<(Level, String)>,
     pub published: Vec<Snapshot>,
     pub random_ids_taken: u8,
+    /// How often delivery said the worker is done shutting down.
+    pub finished_shutdowns: u32,
 }
 
 impl FakeHost {
@@ -105,5 +107,10 @@ impl DeliveryHost for FakeHost {
 
     fn random_u64(&mut self) -> u64 {
         0
+    }
+
+    fn finish_shutdown(&mut self) -> Result<(), String> {
+        self.finished_shutdowns += 1;
+        Ok(())
     }
 }

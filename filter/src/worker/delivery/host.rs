@@ -50,4 +50,7 @@ pub trait DeliveryHost {
 
     /// Randomness for backoff jitter.
     fn random_u64(&mut self) -> u64;
+
+    /// Tells the host that the worker it is shutting down has nothing left to deliver.
+    fn finish_shutdown(&mut self) -> Result<(), String>;
 }

@@ -16,6 +16,10 @@
 //! the worker has captured anything, the tick sends a heartbeat: an empty batch with the
 //! report, answered like a batch (one call on the wire at a time). So the collector hears
 //! from every live sender at least every `heartbeat_ms` and can tell when one stops.
+//!
+//! When Envoy shuts the worker down (`on_done`), [`Delivery::on_done`] sends everything it
+//! holds at once, then delivers until drained (for as long as Envoy keeps it) and tells
+//! the host when it is done.
 
 mod host;
 
@@ -45,6 +49,18 @@ const MAX_TICK_MS: u64 = 100;
 const MIN_TICK_MS: u64 = 10;
 /// How much of a refusing collector's answer goes into the log.
 pub const LOGGED_BODY_BYTES: usize = 256;
+/// How long a worker being shut down while Envoy runs on (its plugin removed or
+/// reconfigured) goes on delivering what it holds before it lets Envoy delete it.
+pub const SHUTDOWN_GRACE_MS: u64 = 30_000;
+
+/// Where a worker being shut down stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Nothing left to deliver: the host may delete the worker now.
+    Finished,
+    /// Still delivering; [`DeliveryHost::finish_shutdown`] is called once it is done.
+    Delivering,
+}
 
 /// The delivery state of one worker, shared by its root context (which sends) and its
 /// HTTP contexts (which capture and refuse). A VM is single-threaded; the outbox is borrowed
@@ -66,6 +82,10 @@ pub struct Delivery {
     heartbeat_ms: u64,
     /// When the last call carrying a report went out (ms).
     last_report_ms: Cell<u64>,
+    /// When the host started shutting the worker down (`on_done`), if it did.
+    stopping_since: Cell<Option<u64>>,
+    /// Whether the host was told the worker is done.
+    finished: Cell<bool>,
 }
 
 impl Delivery {
@@ -85,6 +105,8 @@ impl Delivery {
             heartbeat_ms: config.batch.flush_interval_ms + tick_ms,
             sender_id,
             last_report_ms: Cell::new(0),
+            stopping_since: Cell::new(None),
+            finished: Cell::new(false),
         }
     }
 
@@ -181,16 +203,78 @@ impl Delivery {
         self.heartbeat(host, now_ms);
         self.announce_drops(host);
         self.publish(host);
+        self.finish_when_drained(host, now_ms);
     }
 
-    /// The VM is being shut down (Envoy calls the root's `on_done` on SIGTERM): send the
-    /// buffered events now, due or not, unless a batch is already on the wire or a backoff
-    /// is running. Envoy exits soon after, so the answer may never come; whatever does
-    /// not arrive is counted by the collector's record of the stopped sender.
-    pub fn on_done(&self, host: &mut impl DeliveryHost, now_ms: u64) {
-        // A flush interval later, every buffered event is due.
-        self.flush(host, now_ms.saturating_add(self.flush_interval_ms));
+    /// The host is shutting the worker down (Envoy calls the root's `on_done`). On SIGTERM
+    /// and on a hot restart's end Envoy exits a few milliseconds later and answers nothing,
+    /// and a new `vm_config` destroys the VM at once; when a new plugin configuration
+    /// replaces this one, Envoy runs on and keeps the worker while it reports
+    /// [`Shutdown::Delivering`]. So: send copies of everything buffered at
+    /// once (those on the wire too, in as many calls as it takes; each call carries the
+    /// final report, an empty one when nothing is buffered), then go on delivering as
+    /// usual until the outbox is drained or [`SHUTDOWN_GRACE_MS`] has passed. The
+    /// collector stores each uuid once; what never arrives, it records as lost.
+    pub fn on_done(&self, host: &mut impl DeliveryHost, now_ms: u64) -> Shutdown {
+        self.stopping_since.set(Some(now_ms));
+        let Ok(mut outbox) = self.outbox.try_borrow_mut() else { return Shutdown::Finished };
+        outbox.start_draining();
+        let (copies, buffered) = (outbox.copies_of_everything(), outbox.counters().buffered_events);
+        drop(outbox);
+        let report = self.sender_report(now_ms);
+        let calls = copies.len();
+        for mut body in copies {
+            if let Some(report) = &report {
+                add_sender_report(&mut body, report);
+            }
+            if let Err(status) = host.dispatch(self.collector_call(&body)) {
+                host.log(Level::Error, &format!("audit-filter: shutting down: dispatch failed ({status})"));
+            }
+        }
+        self.last_report_ms.set(now_ms);
         self.publish(host);
+        if self.outbox.try_borrow().is_ok_and(|outbox| outbox.is_drained()) {
+            self.finished.set(true);
+            return Shutdown::Finished;
+        }
+        host.log(
+            Level::Info,
+            &format!(
+                "audit-filter: shutting down with {buffered} events buffered: sent in {calls} calls; delivering \
+                 until acknowledged, for at most {SHUTDOWN_GRACE_MS} ms should Envoy run on"
+            ),
+        );
+        Shutdown::Delivering
+    }
+
+    /// After [`Delivery::on_done`]: tells the host the worker is done once the outbox is
+    /// drained, or when the grace has passed (saying what is left; the collector records
+    /// it as lost when the sender falls silent).
+    fn finish_when_drained(&self, host: &mut impl DeliveryHost, now_ms: u64) {
+        let Some(since) = self.stopping_since.get() else { return };
+        if self.finished.get() {
+            return;
+        }
+        let Ok(outbox) = self.outbox.try_borrow() else { return };
+        let (drained, left) = (outbox.is_drained(), outbox.counters().buffered_events);
+        drop(outbox);
+        if drained {
+            host.log(Level::Info, "audit-filter: shut down with everything delivered");
+        } else if now_ms.saturating_sub(since) >= SHUTDOWN_GRACE_MS {
+            host.log(
+                Level::Error,
+                &format!(
+                    "audit-filter: shut down after {SHUTDOWN_GRACE_MS} ms with {left} events not acknowledged; \
+                     the collector records what it did not store when this sender falls silent"
+                ),
+            );
+        } else {
+            return;
+        }
+        self.finished.set(true);
+        if let Err(status) = host.finish_shutdown() {
+            host.log(Level::Error, &format!("audit-filter: could not tell Envoy the worker is done ({status})"));
+        }
     }
 
     /// The answer to call `token`: `status` is None when the call was reset or timed out
@@ -240,6 +324,7 @@ impl Delivery {
             }
         }
         self.publish(host);
+        self.finish_when_drained(host, now_ms);
     }
 
     /// Sends the next due batch, if any and none is on the wire.
@@ -379,11 +464,23 @@ impl Delivery {
         }
     }
 
+    /// Publishes the worker's totals. A worker being shut down no longer counts in the
+    /// buffered and failing gauges: Envoy may destroy its VM right after `on_done` (a new
+    /// `vm_config`) with no chance to take its share back, and a gauge left at its last
+    /// value would hold `envoy-drain` until its deadline. What it never delivers, the
+    /// collector records.
     fn publish(&self, host: &mut impl DeliveryHost) {
-        let Some(snapshot) = self.outbox.try_borrow().ok().map(|outbox| Snapshot {
-            outbox: outbox.counters(),
-            delivery_failing: outbox.is_delivery_failing(),
-            refused: self.refused.get(),
+        let stopping = self.stopping_since.get().is_some();
+        let Some(snapshot) = self.outbox.try_borrow().ok().map(|outbox| {
+            let mut counters = outbox.counters();
+            if stopping {
+                (counters.buffered_events, counters.buffered_bytes) = (0, 0);
+            }
+            Snapshot {
+                outbox: counters,
+                delivery_failing: !stopping && outbox.is_delivery_failing(),
+                refused: self.refused.get(),
+            }
         }) else {
             return;
         };

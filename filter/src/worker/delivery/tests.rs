@@ -380,7 +380,76 @@ fn shutting_down_sends_what_is_buffered_even_before_it_is_due() {
     capture(&delivery, &mut host, 1, 0);
     delivery.on_tick(&mut host, 10);
     assert!(host.sent.is_empty(), "one event, 10 ms old: not due");
-    delivery.on_done(&mut host, 10);
+    assert_eq!(delivery.on_done(&mut host, 10), Shutdown::Delivering, "until it is acknowledged");
     assert_eq!(host.sent.len(), 1, "on_done sends it");
     assert_eq!(numbers(&host.sent[0].body), [1]);
+    let report: serde_json::Value = serde_json::from_slice(&host.sent[0].body).expect("JSON");
+    assert_eq!(report["sender"]["captured"], 1, "with the final report");
+}
+
+fn sender_report(body: &[u8]) -> serde_json::Value {
+    let value: serde_json::Value = serde_json::from_slice(body).expect("the body is JSON");
+    value["sender"].clone()
+}
+
+#[test]
+fn shutting_down_with_nothing_buffered_sends_the_final_report_and_is_finished() {
+    let (delivery, mut host) = (fail_open(), FakeHost::default());
+    capture(&delivery, &mut host, 1, 0);
+    delivery.on_tick(&mut host, 100);
+    answer_last(&delivery, &mut host, Some(200), 100);
+    assert_eq!(delivery.on_done(&mut host, 150), Shutdown::Finished);
+    let last = host.sent.last().expect("a call");
+    assert!(numbers(&last.body).is_empty(), "no events left");
+    assert_eq!(sender_report(&last.body)["captured"], 1, "the final report");
+    assert_eq!(host.finished_shutdowns, 0, "on_done's answer says it: no proxy_done needed");
+}
+
+#[test]
+fn shutting_down_copies_the_batch_on_the_wire_and_the_rest_then_delivers_them_and_finishes_once() {
+    let (delivery, mut host) = (fail_open(), FakeHost::default());
+    for n in 1..=5 {
+        capture(&delivery, &mut host, n, 0);
+    }
+    delivery.on_tick(&mut host, 0);
+    assert_eq!(numbers(&host.sent[0].body), [1, 2, 3], "a full batch on the wire");
+    let on_the_wire = host.last_token();
+    assert_eq!(delivery.on_done(&mut host, 5), Shutdown::Delivering);
+    let published = host.last_published();
+    assert_eq!((published.outbox.buffered_events, published.outbox.buffered_bytes), (0, 0), "no longer counted");
+    assert_eq!(published.outbox.captured, 5, "the counters still are");
+    let copies: Vec<Vec<u64>> = host.sent[1..].iter().map(|call| numbers(&call.body)).collect();
+    assert_eq!(copies, [vec![1, 2, 3], vec![4, 5]], "everything, in batch-sized calls, without waiting");
+    assert!(host.sent[1..].iter().all(|call| sender_report(&call.body)["captured"] == 5));
+
+    // Envoy runs on (the plugin was replaced): the tracked delivery goes on as usual.
+    delivery.on_answer(&mut host, on_the_wire, Some(200), 10);
+    assert_eq!(numbers(&host.sent.last().expect("sent").body), [4, 5], "the rest follows the acknowledgement");
+    assert_eq!(host.finished_shutdowns, 0, "4 and 5 are not acknowledged yet");
+    answer_last(&delivery, &mut host, Some(200), 20);
+    assert_eq!(host.finished_shutdowns, 1, "drained: the host is told");
+    delivery.on_tick(&mut host, 500);
+    answer_last(&delivery, &mut host, Some(200), 500);
+    assert_eq!(host.finished_shutdowns, 1, "only once");
+    assert_eq!(host.logged(Level::Info, "shut down with everything delivered"), 1);
+}
+
+#[test]
+fn shutting_down_while_the_collector_is_down_gives_up_after_the_grace_and_says_what_is_left() {
+    let (delivery, mut host) = (fail_open(), FakeHost::default());
+    for n in 1..=2 {
+        capture(&delivery, &mut host, n, 0);
+    }
+    assert_eq!(delivery.on_done(&mut host, 0), Shutdown::Delivering);
+    let mut now = 0;
+    while now < SHUTDOWN_GRACE_MS {
+        now += 100;
+        delivery.on_tick(&mut host, now);
+        if host.finished_shutdowns == 0 {
+            answer_last(&delivery, &mut host, Some(503), now);
+        }
+        assert!(host.finished_shutdowns == 0 || now >= SHUTDOWN_GRACE_MS, "finished early, at {now} ms");
+    }
+    assert_eq!(host.finished_shutdowns, 1, "given up at the grace");
+    assert_eq!(host.logged(Level::Error, "with 2 events not acknowledged"), 1);
 }

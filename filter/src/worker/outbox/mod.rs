@@ -170,6 +170,8 @@ pub struct Outbox {
     /// The gap record being delivered (sent before any further event batch).
     frozen_gap: Option<GapRecord>,
     counters: OutboxCounters,
+    /// Set when the worker is shutting down: every buffered event is due at once.
+    draining: bool,
 }
 
 impl Outbox {
@@ -185,6 +187,7 @@ impl Outbox {
             sender_id: String::new(),
             frozen_gap: None,
             counters: OutboxCounters::default(),
+            draining: false,
         }
     }
 
@@ -348,6 +351,41 @@ impl Outbox {
         }
     }
 
+    /// The worker is shutting down: from now on every buffered event is due, whatever
+    /// its age, so the outbox drains as fast as the collector acknowledges.
+    pub fn start_draining(&mut self) {
+        self.draining = true;
+    }
+
+    /// True when the outbox holds nothing to deliver: no event, no gap record (sent or
+    /// not), no call on the wire.
+    pub fn is_drained(&self) -> bool {
+        self.queue.is_empty() && self.in_flight.is_none() && self.frozen_gap.is_none() && self.open_gap.is_none()
+    }
+
+    /// Bodies carrying everything the outbox holds: the gap record being delivered, then
+    /// every buffered event (those on the wire too) in batches within `batch.maxEvents`
+    /// and `batch.maxBytes`; one empty body when it holds no event. For a worker being shut
+    /// down, sent at once without waiting for answers: Envoy may exit before any answer.
+    /// The outbox is not changed: the tracked batches are still delivered and released as
+    /// usual should the worker live on, and the collector stores each uuid once.
+    pub fn copies_of_everything(&self) -> Vec<Vec<u8>> {
+        let mut bodies: Vec<Vec<u8>> = self.frozen_gap.iter().map(|record| Envelope::of_one(&record.json)).collect();
+        let mut envelope = Envelope::with_capacity(self.limits.batch_max_bytes.min(self.counters.buffered_bytes));
+        for event in &self.queue {
+            let full = envelope.events() >= self.limits.batch_max_events
+                || envelope.size_with(&event.json) > self.limits.batch_max_bytes;
+            if envelope.events() > 0 && full {
+                bodies.push(std::mem::replace(&mut envelope, Envelope::with_capacity(0)).finish());
+            }
+            envelope.push(&event.json);
+        }
+        if envelope.events() > 0 || bodies.is_empty() {
+            bodies.push(envelope.finish());
+        }
+        bodies
+    }
+
     /// The batch in flight failed: keep its events and retry after an exponential backoff
     /// (doubling from `initialBackoffMs`, capped at `maxBackoffMs`) with "equal jitter":
     /// half the delay is fixed, half is random, so workers that failed together spread out.
@@ -413,7 +451,8 @@ impl Outbox {
             .queue
             .front()
             .is_some_and(|oldest| now_ms.saturating_sub(oldest.pushed_at_ms) >= self.limits.flush_interval_ms);
-        self.queue.len() >= self.limits.batch_max_events
+        self.draining
+            || self.queue.len() >= self.limits.batch_max_events
             || self.counters.buffered_bytes >= self.limits.batch_max_bytes
             || oldest_waited
     }

@@ -442,3 +442,54 @@ fn delivery_failing_and_fill_describe_the_trail() {
     bytes_bound.push(event(1), 0);
     assert!((bytes_bound.fill() - 0.5).abs() < 1e-9, "7 of 14 bytes is fuller than 1 of 6 events");
 }
+
+fn body_numbers(body: &[u8]) -> Vec<u64> {
+    numbers(&Batch { body: body.to_vec(), events: 0, is_retry: false, gap: None })
+}
+
+#[test]
+fn copies_of_everything_carry_every_buffered_event_in_batch_sized_bodies_and_change_nothing() {
+    let mut outbox = outbox_with(5, 0);
+    let on_the_wire = outbox.take_batch(0, uuid).expect("a full batch is due");
+    assert_eq!(numbers(&on_the_wire), [1, 2, 3]);
+    let copies = outbox.copies_of_everything();
+    let copied: Vec<Vec<u64>> = copies.iter().map(|body| body_numbers(body)).collect();
+    assert_eq!(copied, [vec![1, 2, 3], vec![4, 5]], "the batch on the wire too, then the rest, 3 per body");
+    assert!(!outbox.is_drained(), "copies release nothing");
+    assert!(outbox.take_batch(0, uuid).is_none(), "the tracked batch is still the one in flight");
+    outbox.on_success();
+    assert_eq!(numbers(&outbox.take_batch(100, uuid).expect("the rest, due")), [4, 5]);
+    outbox.on_success();
+    assert!(outbox.is_drained());
+}
+
+#[test]
+fn copies_of_an_empty_outbox_are_one_empty_body_that_carries_the_report() {
+    let outbox = Outbox::new(limits());
+    assert_eq!(outbox.copies_of_everything(), [b"{\"events\":[]}".to_vec()]);
+    assert!(outbox.is_drained());
+}
+
+#[test]
+fn copies_keep_within_the_batch_byte_limit_and_put_the_gap_record_first() {
+    let mut outbox = Outbox::new(OutboxLimits { batch_max_bytes: 25, buffer_max_events: 2, ..limits() });
+    for n in 1..=4 {
+        outbox.push(event(n), 0); // a buffer of 2: 1 and 2 are dropped
+    }
+    let record = outbox.take_batch(0, uuid).expect("the gap record goes first");
+    assert!(record.gap.is_some());
+    let copies = outbox.copies_of_everything();
+    let first: IngestBatch = serde_json::from_slice(&copies[0]).expect("an ingest batch");
+    assert_eq!(first.events[0].event_type, DELIVERY_GAP_TYPE, "the gap record being delivered is copied first");
+    let copied: Vec<Vec<u64>> = copies[1..].iter().map(|body| body_numbers(body)).collect();
+    assert_eq!(copied, [vec![3], vec![4]], "two events do not fit in 25 bytes");
+    assert!(copies[1..].iter().all(|body| body.len() <= 25));
+}
+
+#[test]
+fn a_draining_outbox_sends_every_buffered_event_at_once() {
+    let mut outbox = outbox_with(2, 0);
+    assert_eq!(outbox.take_batch(1, uuid), None, "2 events, 1 ms old: not due");
+    outbox.start_draining();
+    assert_eq!(numbers(&outbox.take_batch(1, uuid).expect("due when draining")), [1, 2]);
+}
