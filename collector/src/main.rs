@@ -61,7 +61,9 @@ async fn main() -> anyhow::Result<()> {
                     .await??;
             print!("{line}");
         }
-        Command::RotateKey(args) => print!("{}", audit_collector::verify::rotate_key_command::run_rotate_key(&args)?),
+        Command::RotateKey(args) => {
+            print!("{}", audit_collector::verify::rotate_key_command::run_rotate_key(&args).await?)
+        }
     }
     Ok(())
 }

@@ -6,7 +6,8 @@
 //!
 //! Run it with the collector stopped, then start the collector with the new key: a
 //! collector still running with the old key can no longer sign (the chain expects the new
-//! key) and says so in its log, so its events stay uncovered until it is restarted.
+//! key) and says so in its log, so its events stay uncovered until it is restarted. On
+//! PostgreSQL, stop every replica, rotate, and start them all with the new key.
 
 use std::path::PathBuf;
 
@@ -16,7 +17,7 @@ use rusqlite::TransactionBehavior;
 use crate::chain::signing::{default_key_path, KeyError, TrailSigner};
 use crate::store::chain_store::issue_handover;
 use crate::store::schema::open_for_writing;
-use crate::store::{now_millis, DatabaseLocation, StoreError};
+use crate::store::{now_millis, postgres, DatabaseLocation, StoreError};
 
 /// The flags of `audit-collector rotate-key`.
 #[derive(Debug, Args)]
@@ -48,10 +49,11 @@ pub enum RotateKeyError {
 }
 
 /// Signs the handover checkpoint; returns what to tell the operator.
-pub fn run_rotate_key(args: &RotateKeyArgs) -> Result<String, RotateKeyError> {
-    if let DatabaseLocation::Postgres(_) = DatabaseLocation::of(&args.database) {
+pub async fn run_rotate_key(args: &RotateKeyArgs) -> Result<String, RotateKeyError> {
+    let location = DatabaseLocation::of(&args.database);
+    if matches!(location, DatabaseLocation::Postgres(_)) && args.signing_key.is_none() {
         return Err(RotateKeyError::Store(StoreError::Unsupported(
-            "rotate-key works on the SQLite store only for now (PostgreSQL stores and serves a handover `migrate` copied, but cannot sign one yet)".to_owned(),
+            "with PostgreSQL, give --signing-key (the key file every replica signs with now)".to_owned(),
         )));
     }
     let current_path = args.signing_key.clone().unwrap_or_else(|| default_key_path(&args.database));
@@ -60,10 +62,22 @@ pub fn run_rotate_key(args: &RotateKeyArgs) -> Result<String, RotateKeyError> {
     if next.key_id() == current.key_id() {
         return Err(RotateKeyError::SameKey(next.key_id().to_owned()));
     }
-    let mut conn = open_for_writing(&args.database)?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?;
-    let handover = issue_handover(&tx, &current, &next.verifier(), now_millis())?;
-    tx.commit().map_err(StoreError::from)?;
+    let handover = match location {
+        DatabaseLocation::Postgres(url) => {
+            // In a transaction that locks the chain head, like every sealing and
+            // checkpointing one, so replicas still running cannot interleave.
+            let pool = postgres::schema::pool(&url)?;
+            postgres::schema::migrate(&pool).await?;
+            postgres::chain::handover(&pool, &current, &next.verifier()).await?
+        }
+        DatabaseLocation::Sqlite(path) => {
+            let mut conn = open_for_writing(&path)?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?;
+            let handover = issue_handover(&tx, &current, &next.verifier(), now_millis())?;
+            tx.commit().map_err(StoreError::from)?;
+            handover
+        }
+    };
     Ok(format!(
         "checkpoint {} (seq {}), signed by key {}, hands over to key {}\nevery later checkpoint must be signed by the new key: start the collector with --signing-key {}\n",
         handover.number,

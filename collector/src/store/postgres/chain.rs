@@ -8,9 +8,9 @@ use deadpool_postgres::{Pool, Transaction};
 use tokio_postgres::Row;
 
 use super::super::{now_millis, StoreError};
-use crate::chain::checkpoint::next_checkpoint;
+use crate::chain::checkpoint::{handover_checkpoint, next_checkpoint};
 use crate::chain::link::{digest_from_blob, from_hex, to_hex, Digest, GENESIS};
-use crate::chain::signing::TrailSigner;
+use crate::chain::signing::{TrailSigner, TrailVerifier};
 
 /// Expired uuids are remembered this long past the newest purged event (as on SQLite), so
 /// a consumer's purged cursor is answered "expired" rather than "unknown".
@@ -46,15 +46,40 @@ async fn anchor(tx: &Transaction<'_>) -> Result<(i64, Digest), StoreError> {
 }
 
 async fn checkpoint_in(tx: &Transaction<'_>, signer: &TrailSigner) -> Result<Option<Checkpoint>, StoreError> {
-    let head = locked_head(tx).await?;
-    let anchor = anchor(tx).await?;
-    let latest = format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY number DESC LIMIT 1");
-    let previous = tx.query_opt(&latest, &[]).await?.map(|row| checkpoint_of_row(&row));
+    let (head, anchor, previous) = chain_state(tx).await?;
     let Some(checkpoint) =
         next_checkpoint((head.0, &head.1), (anchor.0, &anchor.1), previous.as_ref(), signer, now_millis())?
     else {
         return Ok(None);
     };
+    insert_checkpoint(tx, &checkpoint).await?;
+    Ok(Some(checkpoint))
+}
+
+/// Key rotation (`rotate-key`): signs, with `signer`, a checkpoint of the head that names
+/// `next` as the key of every later checkpoint.
+pub async fn handover(pool: &Pool, signer: &TrailSigner, next: &TrailVerifier) -> Result<Checkpoint, StoreError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let (head, anchor, previous) = chain_state(&tx).await?;
+    let checkpoint =
+        handover_checkpoint((head.0, &head.1), (anchor.0, &anchor.1), previous.as_ref(), signer, next, now_millis())?;
+    insert_checkpoint(&tx, &checkpoint).await?;
+    tx.commit().await?;
+    Ok(checkpoint)
+}
+
+/// The locked head, the anchor and the newest checkpoint: what the next checkpoint is
+/// built from.
+async fn chain_state(tx: &Transaction<'_>) -> Result<((i64, Digest), (i64, Digest), Option<Checkpoint>), StoreError> {
+    let head = locked_head(tx).await?;
+    let anchor = anchor(tx).await?;
+    let latest = format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY number DESC LIMIT 1");
+    let previous = tx.query_opt(&latest, &[]).await?.map(|row| checkpoint_of_row(&row));
+    Ok((head, anchor, previous))
+}
+
+async fn insert_checkpoint(tx: &Transaction<'_>, checkpoint: &Checkpoint) -> Result<(), StoreError> {
     let bytes = |hex: &str| from_hex(hex).unwrap_or_default();
     tx.execute(
         "INSERT INTO checkpoints (number, last_seq, last_hash, anchor_seq, anchor_hash, issued_at_ms,
@@ -63,9 +88,9 @@ async fn checkpoint_in(tx: &Transaction<'_>, signer: &TrailSigner) -> Result<Opt
         &[
             &checkpoint.number,
             &checkpoint.last_seq,
-            &head.1.as_slice(),
+            &bytes(&checkpoint.last_hash),
             &checkpoint.anchor_seq,
-            &anchor.1.as_slice(),
+            &bytes(&checkpoint.anchor_hash),
             &checkpoint.issued_at_ms,
             &bytes(&checkpoint.prev_checkpoint_hash),
             &checkpoint.key_id,
@@ -74,7 +99,7 @@ async fn checkpoint_in(tx: &Transaction<'_>, signer: &TrailSigner) -> Result<Opt
         ],
     )
     .await?;
-    Ok(Some(checkpoint))
+    Ok(())
 }
 
 /// The newest checkpoint.
@@ -105,7 +130,7 @@ pub fn checkpoint_of_row(row: &Row) -> Checkpoint {
         prev_checkpoint_hash: hex_of(6),
         key_id: row.get(7),
         signature: hex_of(8),
-        // A handover checkpoint migrated from SQLite (`rotate-key` runs on SQLite only).
+        // A key handover (`rotate-key`).
         next_public_key: row.get::<_, Option<&[u8]>>(9).map(to_hex),
     }
 }
@@ -156,4 +181,34 @@ pub async fn purge(
     }
     tx.commit().await?;
     Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::postgres::test_cluster::fresh_database;
+    use crate::store::postgres::{schema, PgStore};
+    use crate::store::trail_store::TrailStore;
+    use crate::store::StoreError;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_a_handover_only_the_new_key_signs_and_the_chain_of_checkpoints_names_it() {
+        let url = fresh_database().await;
+        let (old_key, new_key) = (TrailSigner::from_seed([1; 32]), TrailSigner::from_seed([2; 32]));
+        let store = PgStore::open(&url, Some(TrailSigner::from_seed([1; 32]))).await.expect("open");
+        store.ingest(vec![crate::store::test_support::new_event(1, 0)], None).await.expect("stored");
+        store.shutdown().await.expect("stop; signs checkpoint 1");
+        let pool = schema::pool(&url).expect("pool");
+        let handed = handover(&pool, &old_key, &new_key.verifier()).await.expect("hand over");
+        assert_eq!((handed.number, handed.key_id.as_str()), (2, old_key.key_id()));
+        assert_eq!(handed.next_public_key, Some(new_key.public_key().public_key_hex));
+        let stale = handover(&pool, &old_key, &new_key.verifier()).await;
+        assert!(matches!(stale, Err(StoreError::WrongSigningKey(_))), "the old key cannot sign any more: {stale:?}");
+        assert_eq!(latest_checkpoint(&pool).await.expect("read"), Some(handed.clone()), "stored as signed");
+        let store = PgStore::open(&url, Some(TrailSigner::from_seed([2; 32]))).await.expect("open with the new key");
+        store.ingest(vec![crate::store::test_support::new_event(2, 0)], None).await.expect("stored");
+        store.shutdown().await.expect("stop; signs with the new key");
+        let newest = latest_checkpoint(&pool).await.expect("read").expect("a checkpoint");
+        assert_eq!((newest.number, newest.key_id.as_str()), (3, new_key.key_id()));
+    }
 }
