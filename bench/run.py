@@ -96,7 +96,7 @@ CONFIGS = ["plain", "noop", "audit", "audit-sink", "access-log"]
 # floor. Measured saturated only (c32), in the same alternating rounds.
 STAGES = ["stage-callbacks", "stage-request-headers", "stage-host-reads", "stage-capture", "stage-json"]
 STAGE_NAMES = {"noop": "no-op filter (floor)", "stage-callbacks": "(a) the audit filter's contexts, nothing read",
-               "stage-request-headers": "(b1) + on_http_request_headers (identity lookups, stripping)",
+               "stage-request-headers": "(b1) + on_http_request_headers (identity check, stripping)",
                "stage-host-reads": "(b2) + on_log's host reads, results dropped",
                "stage-capture": "(c) + capture, typing, identity (event built, dropped)",
                "stage-json": "(d) + the event's JSON (dropped)", "audit-sink": "(e) + outbox and delivery: the filter"}
@@ -997,7 +997,7 @@ def report(envoy, ingest, pages, started, load_before, failures, postgres=None, 
               f"{(datetime.datetime.now(datetime.timezone.utc) - started).total_seconds() / 60:.0f} min",
               f"- load average before / after: {load_before[0]:.2f} / {load_after[0]:.2f}" + (f"; {NOTE}" if NOTE else ""),
               *[f"- FAILED part {failure}" for failure in failures],
-              "", "### Summary", "", *table, ""]
+              "", *(["### Summary", "", *table, ""] if summary else [])]
     return "\n".join(header + lines) + "\n", "\n".join(table)
 
 

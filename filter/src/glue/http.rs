@@ -41,31 +41,37 @@ pub struct AuditHttp {
 }
 
 impl AuditHttp {
-    /// Removes the identity headers when the peer is not a trusted proxy. One read of the
-    /// whole header map answers for every configured name (and gives every value to record):
-    /// a host call costs Envoy more than parsing the map does, and four lookups, one per name,
-    /// cost four. A header is there when Envoy has an entry of that name, as its single-value
-    /// lookup says (an empty value included).
+    /// Removes the identity headers when the peer is not a trusted proxy. Each configured name
+    /// is looked up (a host call each) until one is there, which in the common case is none;
+    /// once one is and the peer is not trusted, the whole header map, needed anyway to record
+    /// every value, answers for the names left instead of a lookup each. A header is there
+    /// when Envoy has an entry of that name, as its lookup says (an empty value included).
     fn strip_untrusted_identity(&mut self, identity: &IdentityConfig) {
         if !identity.strip_untrusted_headers {
             return;
         }
-        let all = parse_header_map(request_header_map());
-        let present = |name: &str| match &all {
-            Some(headers) => headers.get(name).is_some(),
-            // A map that is not well formed (never seen): ask Envoy name by name rather than
-            // strip nothing.
-            None => matches!(hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name), Ok(Some(_))),
-        };
-        let mut names: Vec<&str> = identity_header_names(identity).filter(|name| present(name)).collect();
-        if names.is_empty() {
-            return;
-        }
+        let looked_up =
+            |name: &str| matches!(hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name), Ok(Some(_)));
+        let configured: Vec<&str> = identity_header_names(identity).collect();
+        let Some(first) = configured.iter().position(|name| looked_up(name)) else { return };
         let peer_address = self.peer_address.insert(hostcalls::get_property(vec!["source", "address"]).ok().flatten());
         let peer = peer_address.as_deref().and_then(|bytes| std::str::from_utf8(bytes).ok());
         if peer_is_trusted(peer, &identity.trusted_proxies) {
             return;
         }
+        let all = parse_header_map(request_header_map());
+        let in_map = |name: &str| match &all {
+            Some(headers) => headers.get(name).is_some(),
+            // A map that is not well formed (never seen): ask Envoy name by name rather than
+            // strip less.
+            None => looked_up(name),
+        };
+        let mut names: Vec<&str> = configured[first..]
+            .iter()
+            .enumerate()
+            .filter(|&(index, name)| index == 0 || in_map(name))
+            .map(|(_, name)| *name)
+            .collect();
         names.dedup();
         // Every value, as the client sent it (a lookup gives only the first).
         self.stripped_headers = all
