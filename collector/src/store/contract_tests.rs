@@ -14,9 +14,9 @@ use super::activity::{ActivityBucket, ActivityOutcome, BucketWidth, OutcomeCount
 use super::new_event::NewEvent;
 use super::postgres::test_cluster::fresh_database;
 use super::postgres::PgStore;
-use super::reader::{PageOutcome, PageRows};
-use super::sqlite_store::SqliteStore;
-use super::trail_query::{EventFilters, TrailOrder, TrailQuery};
+use super::page::{PageOutcome, PageRows};
+use super::sqlite::SqliteStore;
+use super::query::{EventFilters, TrailOrder, TrailQuery};
 use super::trail_store::TrailStore;
 use super::StoreError;
 use crate::chain::link::{canonical_body, digest_from_hex, link_hash, GENESIS};

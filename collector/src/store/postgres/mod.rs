@@ -39,9 +39,9 @@ use tokio::task::JoinHandle;
 
 use super::activity::{ActivityOutcome, BucketWidth};
 use super::new_event::NewEvent;
-use super::reader::PageOutcome;
+use super::page::PageOutcome;
 use super::tokens::ActiveToken;
-use super::trail_query::{EventFilters, TrailQuery};
+use super::query::{EventFilters, TrailQuery};
 use super::trail_store::{StoreFuture, StoreGauges, TrailStore};
 use super::StoreError;
 use crate::chain::link::to_hex;
