@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use audit_event::sender::{SENDER_GAP_TYPE, SENDER_RESUMED_TYPE, SENDER_STOPPED_TYPE};
 use audit_event::{AuditEvent, DeliveryGap, IngestReceipt, SeqRange};
 
-use super::activity::{ActivityBucket, ActivityOutcome, BucketWidth, OutcomeCounts, HOUR_MS};
+use super::activity_plan::{ActivityBucket, ActivityOutcome, BucketWidth, OutcomeCounts, HOUR_MS};
 use super::new_event::NewEvent;
 use super::postgres::test_cluster::fresh_database;
 use super::postgres::PgStore;

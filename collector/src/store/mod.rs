@@ -2,7 +2,7 @@
 //!
 //! At the top, what every store shares: the interface ([`trail_store::TrailStore`], and
 //! [`trail_store::DatabaseLocation`], where a database lives), its errors ([`error`]), what it
-//! takes ([`new_event`]) and what it is asked ([`query`]: a page of the trail; [`activity`]:
+//! takes ([`new_event`]) and what it is asked ([`query`]: a page of the trail; [`activity_plan`]:
 //! the chart's counts and their plan), what it answers ([`page`], [`tokens`]), the background
 //! tasks every store runs through the interface ([`retention`], [`checkpointing`]), and the
 //! one contract suite both databases pass (`contract_tests.rs`).
@@ -11,7 +11,7 @@
 //! default: one writer thread, a pool of readers) and [`postgres`] (N replicas, a leased
 //! sealer; docs/postgres.md).
 
-pub mod activity;
+pub mod activity_plan;
 pub mod checkpointing;
 #[cfg(test)]
 mod contract_tests;

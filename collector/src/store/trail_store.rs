@@ -14,7 +14,7 @@ use std::pin::Pin;
 use audit_event::chain::Checkpoint;
 use audit_event::IngestReceipt;
 
-use super::activity::{ActivityOutcome, BucketWidth};
+use super::activity_plan::{ActivityOutcome, BucketWidth};
 use super::new_event::NewEvent;
 use super::page::PageOutcome;
 use super::tokens::ActiveToken;

@@ -37,7 +37,7 @@ use deadpool_postgres::Pool;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::activity::{ActivityOutcome, BucketWidth};
+use super::activity_plan::{ActivityOutcome, BucketWidth};
 use super::new_event::NewEvent;
 use super::page::PageOutcome;
 use super::tokens::ActiveToken;

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection};
 
-use super::super::activity::{outcome_of, ActivityOutcome, BucketWidth, OutcomeCounts, WindowPlan, HOUR_MS};
+use super::super::activity_plan::{outcome_of, ActivityOutcome, BucketWidth, OutcomeCounts, WindowPlan, HOUR_MS};
 use super::super::new_event::NewEvent;
 use super::super::query::EventFilters;
 use super::super::StoreError;

@@ -8,7 +8,7 @@ use audit_event::chain::Checkpoint;
 use audit_event::IngestReceipt;
 use rusqlite::Connection;
 
-use super::super::activity::{ActivityOutcome, BucketWidth};
+use super::super::activity_plan::{ActivityOutcome, BucketWidth};
 use super::activity::activity;
 use super::chain_linking::link_unchained_events;
 use super::chain_store::{latest_checkpoint, read_checkpoints};
