@@ -12,11 +12,11 @@ use audit_event::{AuditEvent, DeliveryGap, IngestReceipt, SeqRange};
 
 use super::activity_plan::{ActivityBucket, ActivityOutcome, BucketWidth, OutcomeCounts, HOUR_MS};
 use super::new_event::NewEvent;
+use super::page::{PageOutcome, PageRows};
 use super::postgres::test_cluster::fresh_database;
 use super::postgres::PgStore;
-use super::page::{PageOutcome, PageRows};
-use super::sqlite::SqliteStore;
 use super::query::{EventFilters, TrailOrder, TrailQuery};
+use super::sqlite::SqliteStore;
 use super::trail_store::TrailStore;
 use super::StoreError;
 use crate::chain::link::{canonical_body, digest_from_hex, link_hash, GENESIS};

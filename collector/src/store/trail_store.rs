@@ -17,8 +17,8 @@ use audit_event::IngestReceipt;
 use super::activity_plan::{ActivityOutcome, BucketWidth};
 use super::new_event::NewEvent;
 use super::page::PageOutcome;
-use super::tokens::ActiveToken;
 use super::query::{EventFilters, TrailQuery};
+use super::tokens::ActiveToken;
 use super::StoreError;
 use crate::completeness::accounting::{SenderActivity, SenderPolicy};
 

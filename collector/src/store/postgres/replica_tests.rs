@@ -8,8 +8,8 @@ use super::sealer::{seal_batch, take_lease, Sealed};
 use super::test_cluster::fresh_database;
 use super::{schema, PgStore};
 use crate::store::page::PageOutcome;
-use crate::store::test_support::new_event;
 use crate::store::query::TrailQuery;
+use crate::store::test_support::new_event;
 use crate::store::trail_store::TrailStore;
 
 async fn sealed_uuids(store: &dyn TrailStore, count: usize) -> Vec<String> {

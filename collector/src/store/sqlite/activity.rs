@@ -212,9 +212,10 @@ mod tests {
     use rusqlite::params;
 
     use super::*;
+    use crate::store::activity_plan::ActivityBucket;
     use crate::store::sqlite::schema::open_for_writing;
-    use crate::store::test_support::new_event;
     use crate::store::sqlite::write_sql::insert_batch;
+    use crate::store::test_support::new_event;
 
     /// (minutes after the epoch's hour 1000, type, method, status)
     const EVENTS: &[(i64, &str, &str, Option<i64>)] = &[

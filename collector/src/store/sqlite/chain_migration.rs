@@ -71,8 +71,8 @@ mod tests {
     use rusqlite::Connection;
 
     use crate::store::sqlite::schema::open_for_writing;
-    use crate::store::test_support::new_event;
     use crate::store::sqlite::write_sql::purge_batch;
+    use crate::store::test_support::new_event;
 
     fn trail_with_three_events() -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().expect("temp dir");

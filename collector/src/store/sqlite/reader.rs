@@ -12,11 +12,11 @@ use rusqlite::{params_from_iter, Connection, OptionalExtension};
 use serde_json::value::RawValue;
 use tokio::sync::Semaphore;
 
-use super::schema::open_for_reading;
-use super::super::query::{TrailOrder, TrailQuery};
-use super::page_sql::{page_sql, page_start_sql, EXPIRED_UUID_SQL, FIRST_SEQ_SINCE_SQL, SEQ_OF_UUID_SQL};
 use super::super::page::{PageOutcome, PageRows};
+use super::super::query::{TrailOrder, TrailQuery};
 use super::super::StoreError;
+use super::page_sql::{page_sql, page_start_sql, EXPIRED_UUID_SQL, FIRST_SEQ_SINCE_SQL, SEQ_OF_UUID_SQL};
+use super::schema::open_for_reading;
 use crate::chain::served::with_chain_link;
 
 /// Read queries running at once; more wait for a turn.

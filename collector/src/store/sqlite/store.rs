@@ -9,20 +9,20 @@ use audit_event::IngestReceipt;
 use rusqlite::Connection;
 
 use super::super::activity_plan::{ActivityOutcome, BucketWidth};
-use super::activity::activity;
-use super::chain_linking::link_unchained_events;
-use super::chain_store::{latest_checkpoint, read_checkpoints};
 use super::super::new_event::NewEvent;
 use super::super::page::PageOutcome;
 use super::super::query::{EventFilters, TrailQuery};
 use super::super::tokens::ActiveToken;
 use super::super::trail_store::{StoreFuture, StoreGauges, TrailStore};
 use super::super::StoreError;
+use super::activity::activity;
+use super::chain_linking::link_unchained_events;
+use super::chain_store::{latest_checkpoint, read_checkpoints};
 use super::reader::Readers;
+use super::schema;
 use super::senders::anything_due;
 use super::tokens::active_tokens;
 use super::writer::{spawn_signing, SubmitError, WriterHandle, WriterThread};
-use super::schema;
 use crate::chain::signing::TrailSigner;
 use crate::completeness::accounting::{SenderActivity, SenderPolicy};
 

@@ -7,6 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::auth::Scope;
 
+use super::super::tokens::{ActiveToken, TokenRecord};
 use super::super::StoreError;
 
 /// Stores a new token; fails with [`StoreError::TokenNameTaken`] when an active token
