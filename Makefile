@@ -37,6 +37,7 @@ setup-compose:
 build: setup
 	cargo build -p audit-collector
 	cargo build -p audit-filter --target wasm32-wasip1 --profile wasm-release
+	cargo build --release -p audit-filter-native
 
 demo: build
 	cargo run --quiet -p audit-e2e --bin audit-demo
@@ -64,6 +65,7 @@ setup-postgres:
 test: build setup-compose setup-postgres setup-browser
 	cargo test --workspace --exclude audit-e2e
 	cargo test -p audit-e2e
+	AUDIT_FILTER_HOST=native cargo test -p audit-e2e
 	bash tests/schemathesis.sh
 	$(VENV)/bin/python tests/siem/check_exports.py
 

@@ -155,7 +155,10 @@ extern "C" {
         config: HttpFilterConfigEnvoyPtr,
     ) -> ConfigSchedulerPtr;
     /// May be called from any thread: Envoy runs the event on its main thread.
-    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_commit(scheduler: ConfigSchedulerPtr, event_id: u64);
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+        scheduler: ConfigSchedulerPtr,
+        event_id: u64,
+    );
     pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_delete(scheduler: ConfigSchedulerPtr);
 
     pub fn envoy_dynamic_module_callback_http_filter_config_http_callout(

@@ -98,7 +98,8 @@ pub struct LocalReply {
 
 impl LocalReply {
     pub fn send(&self, stream: &mut Stream<'_>) {
-        let headers: Vec<(&str, &str)> = self.headers.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+        let headers: Vec<(&str, &str)> =
+            self.headers.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
         stream.send_local_reply(self.status, &headers, &self.body);
     }
 }

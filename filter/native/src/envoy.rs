@@ -105,7 +105,12 @@ impl Stream<'_> {
         let none = ModuleBuffer { ptr: std::ptr::null(), length: 0 };
         // SAFETY: `raw` is this hook's stream; a null value removes the header.
         unsafe {
-            abi::envoy_dynamic_module_callback_http_set_header(self.raw, abi::HEADER_TYPE_REQUEST, lend(name.as_bytes()), none)
+            abi::envoy_dynamic_module_callback_http_set_header(
+                self.raw,
+                abi::HEADER_TYPE_REQUEST,
+                lend(name.as_bytes()),
+                none,
+            )
         }
     }
 
@@ -237,14 +242,26 @@ impl ConfigHandle {
     pub fn increment_counter(&self, id: usize, by: u64) {
         // SAFETY: `raw` is the live configuration; `id` came from `define_counter`.
         unsafe {
-            abi::envoy_dynamic_module_callback_http_filter_config_increment_counter(self.raw, id, std::ptr::null_mut(), 0, by);
+            abi::envoy_dynamic_module_callback_http_filter_config_increment_counter(
+                self.raw,
+                id,
+                std::ptr::null_mut(),
+                0,
+                by,
+            );
         }
     }
 
     pub fn set_gauge(&self, id: usize, value: u64) {
         // SAFETY: `raw` is the live configuration; `id` came from `define_gauge`.
         unsafe {
-            abi::envoy_dynamic_module_callback_http_filter_config_set_gauge(self.raw, id, std::ptr::null_mut(), 0, value);
+            abi::envoy_dynamic_module_callback_http_filter_config_set_gauge(
+                self.raw,
+                id,
+                std::ptr::null_mut(),
+                0,
+                value,
+            );
         }
     }
 

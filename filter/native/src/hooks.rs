@@ -208,7 +208,11 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter: *co
 // filter does nothing in them (every result is "continue").
 
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_request_body(_: HttpFilterEnvoyPtr, _: *const c_void, _: bool) -> u32 {
+pub extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
+    _: HttpFilterEnvoyPtr,
+    _: *const c_void,
+    _: bool,
+) -> u32 {
     0
 }
 
@@ -218,17 +222,28 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(_: HttpFi
 }
 
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(_: HttpFilterEnvoyPtr, _: *const c_void, _: bool) -> u32 {
+pub extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
+    _: HttpFilterEnvoyPtr,
+    _: *const c_void,
+    _: bool,
+) -> u32 {
     0
 }
 
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_response_body(_: HttpFilterEnvoyPtr, _: *const c_void, _: bool) -> u32 {
+pub extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
+    _: HttpFilterEnvoyPtr,
+    _: *const c_void,
+    _: bool,
+) -> u32 {
     0
 }
 
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(_: HttpFilterEnvoyPtr, _: *const c_void) -> u32 {
+pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
+    _: HttpFilterEnvoyPtr,
+    _: *const c_void,
+) -> u32 {
     0
 }
 
@@ -244,7 +259,10 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_local_reply(
 }
 
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_new(_: EnvoyBuffer, _: EnvoyBuffer) -> *const c_void {
+pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_new(
+    _: EnvoyBuffer,
+    _: EnvoyBuffer,
+) -> *const c_void {
     std::ptr::null()
 }
 
@@ -301,10 +319,21 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
 }
 
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(_: HttpFilterEnvoyPtr, _: *const c_void, _: u64) {}
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(
+    _: HttpFilterEnvoyPtr,
+    _: *const c_void,
+    _: u64,
+) {
+}
 
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(_: HttpFilterEnvoyPtr, _: *const c_void, _: u64, _: u32) {}
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
+    _: HttpFilterEnvoyPtr,
+    _: *const c_void,
+    _: u64,
+    _: u32,
+) {
+}
 
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(

@@ -78,8 +78,7 @@ impl ModuleConfig {
         let filter = FilterConfig::from_json(json)?;
         let ingest_token = filter.ingest_token(|name| std::env::var(name).ok())?;
         let fingerprint = &filter.redaction.token_fingerprint;
-        let (fingerprint_key, origin) =
-            resolve_key(fingerprint, |name| std::env::var(name).ok(), ingest_token.trim());
+        let (fingerprint_key, origin) = resolve_key(fingerprint, |name| std::env::var(name).ok(), ingest_token.trim());
         if origin == KeyOrigin::IngestToken {
             envoy::log(
                 Level::Info,
@@ -109,10 +108,9 @@ impl ModuleConfig {
         });
         match handle.new_scheduler().and_then(|scheduler| Ticker::start(scheduler, tick_period)) {
             Some(ticker) => *locked(&config.ticker) = Some(ticker),
-            None => envoy::log(
-                Level::Error,
-                "audit-filter: could not start the delivery tick; events would never be sent",
-            ),
+            None => {
+                envoy::log(Level::Error, "audit-filter: could not start the delivery tick; events would never be sent")
+            }
         }
         Ok(config)
     }

@@ -71,7 +71,10 @@ impl AuditStream {
         let configured: Vec<&str> = identity_header_names(identity).collect();
         let Some(first) = configured.iter().position(|name| stream.request_header(name).is_some()) else { return };
         let peer = stream.attribute_string(ATTRIBUTE_SOURCE_ADDRESS).map(<[u8]>::to_vec);
-        let trusted = peer_is_trusted(peer.as_deref().and_then(|bytes| std::str::from_utf8(bytes).ok()), &identity.trusted_proxies);
+        let trusted = peer_is_trusted(
+            peer.as_deref().and_then(|bytes| std::str::from_utf8(bytes).ok()),
+            &identity.trusted_proxies,
+        );
         self.peer = Some(peer);
         if trusted {
             return;
@@ -87,11 +90,16 @@ impl AuditStream {
             .request_headers()
             .into_iter()
             .filter(|(name, _)| names.iter().any(|wanted| wanted.as_bytes() == *name))
-            .map(|(name, value)| (String::from_utf8_lossy(name).into_owned(), String::from_utf8_lossy(value).into_owned()))
+            .map(|(name, value)| {
+                (String::from_utf8_lossy(name).into_owned(), String::from_utf8_lossy(value).into_owned())
+            })
             .collect();
         for name in names {
             if !stream.remove_request_header(name) {
-                envoy::log(Level::Error, &format!("audit-filter: could not remove the untrusted identity header {name}"));
+                envoy::log(
+                    Level::Error,
+                    &format!("audit-filter: could not remove the untrusted identity header {name}"),
+                );
             }
         }
     }

@@ -28,7 +28,8 @@ impl Ticker {
                 let (stopped, wake) = &*signal;
                 let mut stopped_now = stopped.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 loop {
-                    let (guard, _) = wake.wait_timeout(stopped_now, period).unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let (guard, _) =
+                        wake.wait_timeout(stopped_now, period).unwrap_or_else(|poisoned| poisoned.into_inner());
                     stopped_now = guard;
                     if *stopped_now {
                         return scheduler;
