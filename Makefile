@@ -65,7 +65,6 @@ setup-postgres:
 test: build setup-compose setup-postgres setup-browser
 	cargo test --workspace --exclude audit-e2e
 	cargo test -p audit-e2e
-	AUDIT_FILTER_HOST=native cargo test -p audit-e2e
 	bash tests/schemathesis.sh
 	$(VENV)/bin/python tests/siem/check_exports.py
 
