@@ -82,13 +82,15 @@ pub fn render_envoy_config(template: &str, substitutions: &EnvoySubstitutions) -
 }
 
 /// A rendered `envoy.yaml` with the audit filter's VM named `vm_id`: a change of
-/// `vm_config`, so Envoy starts new VMs for it (as it would for new wasm code).
+/// `vm_config`, so Envoy starts new VMs for it (as it would for new wasm code). The wasm
+/// host's only: the native module has no VM (an error names it).
 pub fn with_vm_id(rendered: &str, vm_id: &str) -> Result<String> {
     let mut root: Value = serde_yaml::from_str(rendered).context("the rendered envoy.yaml is not YAML")?;
     let listener = first(at(&mut root, &["static_resources", "listeners"])?, "listener")?;
     let chain = first(at(listener, &["filter_chains"])?, "filter chain")?;
     let manager = named(at(chain, &["filters"])?, "envoy.filters.network.http_connection_manager")?;
-    let wasm = named(at(manager, &["typed_config", "http_filters"])?, "envoy.filters.http.wasm")?;
+    let wasm = named(at(manager, &["typed_config", "http_filters"])?, WASM_FILTER)
+        .map_err(|_| anyhow!("no wasm audit filter: a vm_id is the wasm host's only (the native module has no VM)"))?;
     *at(wasm, &["typed_config", "config", "vm_config", "vm_id"])? = Value::String(vm_id.to_string());
     Ok(serde_yaml::to_string(&root)?)
 }

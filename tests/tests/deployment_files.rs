@@ -1,5 +1,6 @@
 //! The files users deploy with: `docker-compose.yml` is valid for Debian's docker-compose and
-//! uses official images at the versions the tests run; `envoy.yaml` passes Envoy's own check.
+//! uses official images at the versions the tests run; `envoy.yaml` and `envoy-native.yaml`
+//! pass Envoy's own check with the built filter and module.
 
 // Test code: a panic here is a failed test with its message, not a crashed proxy.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -86,10 +87,10 @@ fn docker_compose_runs_the_native_module_when_asked() {
     assert!(dockerfile.contains("ENV ENVOY_DYNAMIC_MODULES_SEARCH_PATH=/etc/envoy/modules"));
 }
 
-#[test]
-fn envoy_yaml_passes_envoys_validate_mode_with_the_built_filter() {
+/// `envoy --mode validate` on `file` rendered with local addresses; its stderr when Envoy refuses it.
+fn validate(file: &std::path::Path, module_dir: Option<std::path::PathBuf>) -> Result<(), String> {
     let dir = tempfile::tempdir().unwrap();
-    let template = std::fs::read_to_string(paths::envoy_yaml()).unwrap();
+    let template = std::fs::read_to_string(file).unwrap();
     let rendered = render_envoy_config(
         &template,
         &EnvoySubstitutions {
@@ -106,11 +107,31 @@ fn envoy_yaml_passes_envoys_validate_mode_with_the_built_filter() {
     .unwrap();
     let config = dir.path().join("envoy.yaml");
     std::fs::write(&config, rendered).unwrap();
-    let output = Command::new(paths::envoy_binary().unwrap())
+    let mut command = Command::new(paths::envoy_binary().unwrap());
+    command
         .args(["--mode", "validate", "--disable-hot-restart", "--config-path"])
         .arg(&config)
-        .env("AUDIT_INGEST_TOKEN", "validate-token")
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "envoy --mode validate failed:\n{}", String::from_utf8_lossy(&output.stderr));
+        .env("AUDIT_INGEST_TOKEN", "validate-token");
+    if let Some(module_dir) = module_dir {
+        command.env("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", module_dir);
+    }
+    let output = command.output().unwrap();
+    match output.status.success() {
+        true => Ok(()),
+        false => Err(String::from_utf8_lossy(&output.stderr).into_owned()),
+    }
+}
+
+#[test]
+fn envoy_yaml_passes_envoys_validate_mode_with_the_built_filter() {
+    if let Err(stderr) = validate(&paths::envoy_yaml(), None) {
+        panic!("envoy --mode validate failed on envoy.yaml:\n{stderr}");
+    }
+}
+
+#[test]
+fn envoy_native_yaml_passes_envoys_validate_mode_with_the_built_module() {
+    if let Err(stderr) = validate(&paths::envoy_native_yaml(), Some(paths::filter_native_dir().unwrap())) {
+        panic!("envoy --mode validate failed on envoy-native.yaml:\n{stderr}");
+    }
 }
