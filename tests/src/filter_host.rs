@@ -34,7 +34,8 @@ impl FilterHost {
 
 /// `rendered` (an `envoy.yaml` with the wasm audit filter) with that filter replaced by the
 /// native module, loaded by name from `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`, with the same
-/// JSON configuration.
+/// JSON configuration, first in the chain (before `jwt_authn`, see
+/// `identity.jwt.claimHeaders`); filters put after the audit filter stay after it.
 pub fn with_native_filter(rendered: &str) -> Result<String> {
     let mut root: Value = serde_yaml::from_str(rendered).context("the rendered envoy.yaml is not YAML")?;
     let filters = root
@@ -57,10 +58,11 @@ pub fn with_native_filter(rendered: &str) -> Result<String> {
         .and_then(|config| config.get_mut("http_filters"))
         .and_then(Value::as_sequence_mut)
         .ok_or_else(|| anyhow!("envoy.yaml has no http_filters"))?;
-    let wasm = http_filters
-        .iter_mut()
-        .find(|filter| filter.get("name").and_then(Value::as_str) == Some("envoy.filters.http.wasm"))
+    let at = http_filters
+        .iter()
+        .position(|filter| filter.get("name").and_then(Value::as_str) == Some("envoy.filters.http.wasm"))
         .ok_or_else(|| anyhow!("envoy.yaml has no wasm audit filter"))?;
+    let wasm = http_filters.remove(at);
     let json = wasm
         .get("typed_config")
         .and_then(|config| config.get("config"))
@@ -69,7 +71,8 @@ pub fn with_native_filter(rendered: &str) -> Result<String> {
         .and_then(Value::as_str)
         .ok_or_else(|| anyhow!("the wasm audit filter has no configuration value"))?
         .to_string();
-    *wasm = native_filter(&json)?;
+    // First in the chain: it removes the claim headers before `jwt_authn` may set them.
+    http_filters.insert(0, native_filter(&json)?);
     Ok(serde_yaml::to_string(&root)?)
 }
 

@@ -164,6 +164,11 @@ impl AuditStack {
         format!("http://{}", self.collector_address)
     }
 
+    /// The build of the filter this stack's Envoy loads.
+    pub fn filter_host(&self) -> FilterHost {
+        self.options.filter_host
+    }
+
     /// The bearer token for `GET /audit`.
     pub fn read_token(&self) -> &str {
         &self.options.read_token

@@ -6,6 +6,8 @@
 //! - `plain`: the wasm filter removed;
 //! - `access-log`: the wasm filter removed, Envoy's built-in JSON file access log added,
 //!   recording about what an audit event records;
+//! - `native`: the audit filter as the native Envoy dynamic module instead of the wasm
+//!   (`libaudit_filter_native.so`, same JSON configuration, same place in the chain);
 //! - `stage-<stage>`: `audit` with the VM's `AUDIT_BENCH_STAGE` set, for the filter's
 //!   ablation build (feature `cost-stages`), which stops each request after that stage
 //!   (`callbacks`, `request-headers`, `host-reads`, `capture`, `json`).
@@ -67,13 +69,14 @@ pub fn run(flags: &Flags) -> Result<String> {
     }
     match variant {
         "audit" | "noop" => {}
+        "native" => return audit_e2e::filter_host::with_native_filter(&serde_yaml::to_string(&root)?),
         "plain" => remove_wasm_filter(&mut root)?,
         "access-log" => {
             remove_wasm_filter(&mut root)?;
             let access_log = ACCESS_LOG.replace("{path}", flags.text("access-log")?);
             manager(&mut root)?["typed_config"]["access_log"] = serde_yaml::from_str(&access_log)?;
         }
-        other => bail!("--variant must be plain, noop, audit, access-log or stage-<stage>, not `{other}`"),
+        other => bail!("--variant must be plain, noop, audit, native, access-log or stage-<stage>, not `{other}`"),
     }
     Ok(serde_yaml::to_string(&root)?)
 }
