@@ -101,6 +101,7 @@ bench: setup setup-postgres
 	cargo build --release -p audit-collector
 	cargo build -p audit-filter --target wasm32-wasip1 --profile wasm-release
 	cargo build -p audit-filter --features cost-stages --target wasm32-wasip1 --profile wasm-release --target-dir target/cost-stages
+	cargo build --release -p audit-filter-native
 	cargo build --release --manifest-path bench/Cargo.toml -p audit-bench
 	cargo build --manifest-path bench/Cargo.toml -p noop-filter --target wasm32-wasip1 --profile wasm-release
 	python3 bench/run.py

@@ -41,7 +41,10 @@ pub enum DrainError {
         reason: String,
     },
     /// Envoy has no audit filter stats: the filter is not loaded, or not yet configured.
-    #[error("Envoy at {admin} has no `wasmcustom.audit_sidecar.buffered_events` stat: is the audit filter loaded?")]
+    #[error(
+        "Envoy at {admin} has no `audit_sidecar.buffered_events` stat (`wasmcustom.` for the wasm filter, \
+         `dynamicmodulescustom.` for the native module): is the audit filter loaded?"
+    )]
     NoFilter {
         /// The admin URL.
         admin: String,
@@ -77,12 +80,20 @@ pub struct FilterStats {
 }
 
 impl FilterStats {
-    /// Reads the `wasmcustom.audit_sidecar.*` lines of `GET /stats`; None without them.
+    /// Reads the `audit_sidecar.*` lines of `GET /stats` (Envoy prefixes them `wasmcustom.`
+    /// for the wasm filter, `dynamicmodulescustom.` for the native module; one Envoy runs one
+    /// of them); None without them.
     pub fn parse(stats: &str) -> Option<FilterStats> {
         let mut found = false;
         let mut figures = FilterStats::default();
         for (name, value) in stats.lines().filter_map(|line| line.split_once(": ")) {
-            let Some(name) = name.trim().strip_prefix("wasmcustom.audit_sidecar.") else { continue };
+            let name = name.trim();
+            let Some(name) = ["wasmcustom.audit_sidecar.", "dynamicmodulescustom.audit_sidecar."]
+                .iter()
+                .find_map(|prefix| name.strip_prefix(prefix))
+            else {
+                continue;
+            };
             let Ok(value) = value.trim().parse::<u64>() else { continue };
             match name {
                 "captured" => figures.captured = value,
@@ -161,6 +172,14 @@ mod tests {
             FilterStats { captured: 120, buffered_events: 7, buffered_bytes: 5600, delivery_failing: 1 }
         );
         assert_eq!(FilterStats::parse("server.live: 1\n"), None, "no filter loaded");
+    }
+
+    #[test]
+    fn reads_the_native_modules_stats_too() {
+        let stats = "dynamicmodulescustom.audit_sidecar.captured: 9\n\
+                     dynamicmodulescustom.audit_sidecar.buffered_events: 2\n";
+        let parsed = FilterStats::parse(stats).expect("the native filter's stats");
+        assert_eq!(parsed, FilterStats { captured: 9, buffered_events: 2, ..FilterStats::default() });
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub struct EnvoySubstitutions {
     pub wasm: PathBuf,
     /// Merged (JSON merge patch) into the filter's configuration, when given.
     pub filter_config_patch: Option<serde_json::Value>,
-    /// HTTP filters inserted, in order, just before the audit filter.
+    /// HTTP filters inserted, in order, in front of the audit filter (say `jwt_authn`); for
+    /// the native module, which sees each request first, right after it.
     pub extra_http_filters: Vec<Value>,
     /// HTTP filters inserted, in order, after the audit filter (just before the router).
     pub http_filters_after_audit: Vec<Value>,
@@ -60,7 +61,13 @@ pub fn render_envoy_config(template: &str, substitutions: &EnvoySubstitutions) -
     let manager = named(at(chain, &["filters"])?, "envoy.filters.network.http_connection_manager")?;
     let http_filters = at(manager, &["typed_config", "http_filters"])?;
     let audit_filter = audit_filter_name(http_filters)?;
-    insert_before(http_filters, audit_filter, &substitutions.extra_http_filters)?;
+    if audit_filter == WASM_FILTER {
+        insert_before(http_filters, audit_filter, &substitutions.extra_http_filters)?;
+    } else {
+        // The native module must see each request first: it removes the claim headers a
+        // client sent before `jwt_authn` may set them (`identity.jwt.claimHeaders`).
+        insert_before(http_filters, "envoy.filters.http.router", &substitutions.extra_http_filters)?;
+    }
     insert_before(http_filters, "envoy.filters.http.router", &substitutions.http_filters_after_audit)?;
     let filter = named(http_filters, audit_filter)?;
     let value = if audit_filter == WASM_FILTER {
@@ -311,7 +318,7 @@ mod tests {
     }
 
     #[test]
-    fn extra_http_filters_go_around_the_native_module_too() {
+    fn the_native_module_sees_the_request_before_the_other_filters() {
         let template = std::fs::read_to_string(envoy_native_yaml()).unwrap();
         let before = vec![serde_yaml::from_str("{name: first.filter}").unwrap()];
         let after = vec![serde_yaml::from_str("{name: after.filter}").unwrap()];
@@ -322,7 +329,8 @@ mod tests {
         .unwrap();
         assert_eq!(
             http_filter_names(&rendered),
-            ["first.filter", NATIVE_FILTER, "after.filter", "envoy.filters.http.router"]
+            [NATIVE_FILTER, "first.filter", "after.filter", "envoy.filters.http.router"],
+            "the module first, then jwt_authn and the like, then what sees the request as the service will"
         );
     }
 

@@ -25,6 +25,7 @@ pub mod fingerprint;
 pub mod header_map;
 pub mod host;
 pub mod identity;
+pub mod jwt_claim_headers;
 pub mod metadata;
 pub mod redact;
 pub mod sidecar_routes;
