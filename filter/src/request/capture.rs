@@ -20,6 +20,7 @@ use crate::request::client_ip::client_ip;
 use crate::request::fingerprint::{presented_token, FingerprintKey};
 use crate::request::host::{RequestHeaders, RequestView};
 use crate::request::identity::identify;
+use crate::request::invisible::flag_invisible;
 use crate::request::redact::{redact_query, redact_url};
 use crate::request::sidecar_routes::classify_sidecar_path;
 use crate::routes::request::RESOURCE_NAME;
@@ -81,6 +82,7 @@ pub fn capture_event(
         alerts,
     };
     bound_event(&mut event, config.limits.max_field_bytes);
+    flag_invisible(&mut event);
     event
 }
 
@@ -357,6 +359,17 @@ mod tests {
             }
             nanos = nanos * 7 + 3;
         }
+    }
+
+    #[test]
+    fn a_user_name_with_a_right_to_left_override_is_kept_as_sent_and_raises_the_alert() {
+        let spoof = "admin\u{202E}gnp.exe";
+        let login = format!("Basic {}", STANDARD.encode(format!("{spoof}:pw")));
+        let event = capture(&FakeRequest::default().header("authorization", &login));
+        assert_eq!(event.user_name.as_deref(), Some(spoof), "stored as sent: it is evidence");
+        assert_eq!(event.alerts, [audit_event::trust::ALERT_INVISIBLE_CHARACTERS]);
+        let plain = capture(&FakeRequest::default().header("authorization", &format!("Basic {}", STANDARD.encode("admin:pw"))));
+        assert!(plain.alerts.is_empty(), "no alert for a plain name");
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //!   sources only (`jwt_authn`'s verified claims, headers from configured proxies).
 //! - [`client_ip`]: from which address, forwarded-header aware.
 //! - [`redact`], [`fingerprint`]: masking secrets in query strings; a keyed hash of a token.
+//! - [`invisible`]: the `invisible_characters` alert (bidi controls, zero-width and control
+//!   characters in captured text).
 
 pub(crate) mod bounds;
 pub(crate) mod capture;
@@ -24,6 +26,7 @@ pub(crate) mod fingerprint;
 pub(crate) mod header_map;
 pub(crate) mod host;
 pub(crate) mod identity;
+pub(crate) mod invisible;
 pub(crate) mod metadata;
 pub(crate) mod redact;
 pub(crate) mod sidecar_routes;
