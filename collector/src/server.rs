@@ -25,7 +25,7 @@ use crate::error::Error;
 use crate::http::{route, Shared};
 use crate::metrics::Metrics;
 use crate::store::postgres::PgStore;
-use crate::store::sqlite_store::SqliteStore;
+use crate::store::sqlite::SqliteStore;
 use crate::store::{checkpointing, now_millis, retention, DatabaseLocation, StoreError, TrailStore};
 use crate::witness_file::{WitnessFile, WitnessTask};
 

@@ -13,8 +13,9 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use crate::auth::{digest, new_secret, Scope};
 use crate::store::postgres;
-use crate::store::schema::open_for_writing;
-use crate::store::tokens::{insert_token, list_tokens, revoke_token, TokenRecord};
+use crate::store::sqlite::schema::open_for_writing;
+use crate::store::sqlite::tokens::{insert_token, list_tokens, revoke_token};
+use crate::store::tokens::TokenRecord;
 use crate::store::{now_millis, DatabaseLocation, StoreError};
 
 /// The arguments of `audit-collector token`.

@@ -1,6 +1,6 @@
 //! [`TrailStore`]: what the collector needs from a database, named by what the trail does
 //! rather than by SQL. The HTTP handlers and the background tasks (retention, checkpoints)
-//! reach the database only through it, so SQLite ([`super::sqlite_store`]) and PostgreSQL
+//! reach the database only through it, so SQLite ([`super::sqlite`]) and PostgreSQL
 //! ([`super::postgres`]) are two implementations of one contract, checked by one test
 //! suite (`store/contract_tests.rs`).
 //!
@@ -14,11 +14,11 @@ use std::pin::Pin;
 use audit_event::chain::Checkpoint;
 use audit_event::IngestReceipt;
 
-use super::activity::{ActivityOutcome, BucketWidth};
+use super::activity_plan::{ActivityOutcome, BucketWidth};
 use super::new_event::NewEvent;
-use super::reader::PageOutcome;
+use super::page::PageOutcome;
+use super::query::{EventFilters, TrailQuery};
 use super::tokens::ActiveToken;
-use super::trail_query::{EventFilters, TrailQuery};
 use super::StoreError;
 use crate::completeness::accounting::{SenderActivity, SenderPolicy};
 
@@ -43,7 +43,7 @@ pub trait TrailStore: Send + Sync {
     /// Idempotent on `uuid` across the whole trail. A full queue is
     /// [`StoreError::QueueFull`], a stopping store [`StoreError::WriterStopped`].
     /// `sender` is what the batch says about the filter worker that sent it: its numbers
-    /// are accounted for in the same commit as the events (`store::senders`).
+    /// are accounted for in the same commit as the events (`store::sqlite::senders`, `store::postgres::senders`).
     fn ingest(&self, events: Vec<NewEvent>, sender: Option<SenderActivity>) -> StoreFuture<'_, IngestReceipt>;
 
     /// Records, as events of the trail, the holes in senders' numbers older than the

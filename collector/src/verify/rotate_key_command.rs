@@ -15,8 +15,8 @@ use clap::Args;
 use rusqlite::TransactionBehavior;
 
 use crate::chain::signing::{default_key_path, KeyError, TrailSigner};
-use crate::store::chain_store::issue_handover;
-use crate::store::schema::open_for_writing;
+use crate::store::sqlite::chain_store::issue_handover;
+use crate::store::sqlite::schema::open_for_writing;
 use crate::store::{now_millis, postgres, DatabaseLocation, StoreError};
 
 /// The flags of `audit-collector rotate-key`.
