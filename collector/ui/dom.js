@@ -37,17 +37,24 @@ export function setText(node, text, escape = (piece) => `⟨${piece.hidden}⟩`)
     node.textContent = visible(text);
     return;
   }
-  node.replaceChildren(
-    ...splitHidden(text).map((piece) =>
-      typeof piece === 'string'
-        ? document.createTextNode(piece)
-        : build(document.createElement('span'), { cls: 'hidden-char', text: escape(piece), attrs: { title: `${piece.hidden}: a character that is not visible or reorders text, shown as its code point` } }, [])),
-  );
+  node.replaceChildren(...textNodes(text, escape));
 }
 
-/** Sets `node`'s text to `value` as indented JSON, each hidden character as its JSON escape (it parses back to the same value). */
+function textNodes(text, escape) {
+  return splitHidden(text).map((piece) =>
+    typeof piece === 'string'
+      ? document.createTextNode(piece)
+      : build(document.createElement('span'), { cls: 'hidden-char', text: escape(piece), attrs: { title: `${piece.hidden}: a character that is not visible or reorders text, shown as its code point` } }, []));
+}
+
+/**
+ * Sets `node`'s text to `value` as indented JSON, each hidden character written as its JSON
+ * escape (`\u202E`), so the text still parses to the same value. The line breaks between
+ * members are the layout's own: inside strings JSON.stringify has already escaped every control.
+ */
 export function setJson(node, value) {
-  setText(node, JSON.stringify(value, null, 2), (piece) => jsonEscape(piece.char));
+  const lines = JSON.stringify(value, null, 2).split('\n');
+  node.replaceChildren(...lines.flatMap((line, i) => [...(i ? [document.createTextNode('\n')] : []), ...textNodes(line, (piece) => jsonEscape(piece.char))]));
 }
 
 /** Removes every child of `node`. */

@@ -368,7 +368,8 @@ mod tests {
         let event = capture(&FakeRequest::default().header("authorization", &login));
         assert_eq!(event.user_name.as_deref(), Some(spoof), "stored as sent: it is evidence");
         assert_eq!(event.alerts, [audit_event::trust::ALERT_INVISIBLE_CHARACTERS]);
-        let plain = capture(&FakeRequest::default().header("authorization", &format!("Basic {}", STANDARD.encode("admin:pw"))));
+        let plain =
+            capture(&FakeRequest::default().header("authorization", &format!("Basic {}", STANDARD.encode("admin:pw"))));
         assert!(plain.alerts.is_empty(), "no alert for a plain name");
     }
 

@@ -110,7 +110,8 @@ mod tests {
 
     #[test]
     fn printable_text_in_any_script_holds_none() {
-        for text in ["", "alice", "/pacticipants/Foo?x=1", "Zoë", "日本語", "עברית", "😀 emoji", "a b\u{A0}c"] {
+        for text in ["", "alice", "/pacticipants/Foo?x=1", "Zoë", "日本語", "עברית", "😀 emoji", "a b\u{A0}c"]
+        {
             assert!(!holds_invisible(text), "{text:?}");
         }
     }
@@ -118,10 +119,39 @@ mod tests {
     #[test]
     fn bidi_controls_zero_width_and_control_characters_are_found() {
         let invisible = [
-            '\u{0}', '\t', '\n', '\u{1B}', '\u{7F}', '\u{85}', '\u{9F}', '\u{AD}', '\u{61C}', '\u{180E}', '\u{200B}',
-            '\u{200C}', '\u{200D}', '\u{200E}', '\u{200F}', '\u{2028}', '\u{2029}', '\u{202A}', '\u{202B}',
-            '\u{202C}', '\u{202D}', '\u{202E}', '\u{2060}', '\u{2064}', '\u{2066}', '\u{2067}', '\u{2068}',
-            '\u{2069}', '\u{206F}', '\u{FEFF}', '\u{FFFB}', '\u{E0001}', '\u{E007F}',
+            '\u{0}',
+            '\t',
+            '\n',
+            '\u{1B}',
+            '\u{7F}',
+            '\u{85}',
+            '\u{9F}',
+            '\u{AD}',
+            '\u{61C}',
+            '\u{180E}',
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{200E}',
+            '\u{200F}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{202A}',
+            '\u{202B}',
+            '\u{202C}',
+            '\u{202D}',
+            '\u{202E}',
+            '\u{2060}',
+            '\u{2064}',
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}',
+            '\u{206F}',
+            '\u{FEFF}',
+            '\u{FFFB}',
+            '\u{E0001}',
+            '\u{E007F}',
         ];
         for c in invisible {
             assert!(holds_invisible(&format!("admin{c}gnp.exe")), "U+{:04X}", u32::from(c));
