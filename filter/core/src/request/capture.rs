@@ -46,7 +46,11 @@ pub fn capture_event(
         let token = presented_token(&headers, &config.redaction.token_fingerprint.api_key_headers)?;
         Some(key.fingerprint(token))
     });
-    let (event_type, params) = classify(config, &method, path, &headers);
+    let (event_type, params) = if headers.get(":method").is_none() && headers.get(":path").is_none() {
+        unparsed_request(view)
+    } else {
+        classify(config, &method, path, &headers)
+    };
     let request_time = view.property_i64(&["request", "time"]).unwrap_or_else(|| view.now_unix_nanos());
 
     let alerts =
@@ -106,6 +110,21 @@ fn classify(
         content_type: headers.get("content-type"),
     });
     (matched.event_type.to_string(), matched.params)
+}
+
+/// The `type` of a request Envoy answered itself because it could not parse its request
+/// line or headers (a control character in the path, a method that is no token): neither
+/// `:method` nor `:path` reached the filter, so it is recorded as method `UNKNOWN`, path `/`, and typed as what it
+/// was, not as the service's `/`. Envoy's reason (`response.code_details`, e.g.
+/// `http1.codec_error`) is kept in `params`; that property is read only for such requests.
+pub const UNPARSED_REQUEST_TYPE: &str = "AuditSidecar::UnparsedRequest";
+
+fn unparsed_request(view: &dyn RequestView) -> (String, BTreeMap<String, String>) {
+    let mut params = BTreeMap::from([(RESOURCE_NAME.to_string(), "unparsed_request".to_string())]);
+    if let Some(details) = view.property_string(&["response", "code_details"]) {
+        params.insert("envoy_response_code_details".to_string(), details);
+    }
+    (UNPARSED_REQUEST_TYPE.to_string(), params)
 }
 
 /// Status and duration, when Envoy knows either (a stream reset before any response has
@@ -331,6 +350,25 @@ mod tests {
         assert_eq!(event.response, None, "no response properties, no response");
         assert_eq!(event.user_email, None);
         assert_eq!(event.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_request_envoy_could_not_parse_is_typed_as_such_with_envoys_reason() {
+        let request = FakeRequest::default()
+            .property("source.address", b"10.0.0.7:51234")
+            .property("response.code_details", b"http1.codec_error")
+            .int_property("response.code", 400);
+        let event = capture(&request);
+        assert_eq!((event.payload.method.as_str(), event.payload.path.as_str()), ("UNKNOWN", "/"));
+        assert_eq!(event.event_type, UNPARSED_REQUEST_TYPE, "not the service's index page");
+        assert_eq!(
+            event.payload.params,
+            BTreeMap::from([
+                ("envoy_response_code_details".to_string(), "http1.codec_error".to_string()),
+                ("resource_name".to_string(), "unparsed_request".to_string())
+            ])
+        );
+        assert_eq!(event.payload.client_ip.as_deref(), Some("10.0.0.7"), "what Envoy still knows is kept");
     }
 
     #[test]
