@@ -8,7 +8,6 @@
 //! allocation per call is nothing next to a database round trip.
 
 use std::future::Future;
-use std::path::Path;
 use std::pin::Pin;
 
 use audit_event::chain::Checkpoint;
@@ -80,40 +79,4 @@ pub trait TrailStore: Send + Sync {
 
     /// Stops taking work, commits (and proves with a checkpoint) what was acknowledged.
     fn shutdown(&self) -> StoreFuture<'_, ()>;
-}
-
-/// Where the trail lives, as `--database` / `AUDIT_DATABASE` says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DatabaseLocation {
-    /// A SQLite file (the default).
-    Sqlite(std::path::PathBuf),
-    /// A PostgreSQL connection URL (`postgres://` or `postgresql://`).
-    Postgres(String),
-}
-
-impl DatabaseLocation {
-    /// A `postgres://` or `postgresql://` URL is PostgreSQL; anything else is a SQLite path.
-    pub fn of(database: &Path) -> DatabaseLocation {
-        match database.to_str() {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                DatabaseLocation::Postgres(url.to_owned())
-            }
-            _ => DatabaseLocation::Sqlite(database.to_path_buf()),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_postgres_url_is_postgres_and_anything_else_a_sqlite_path() {
-        for url in ["postgres://u@h/db", "postgresql://h:5433/audit?sslmode=disable"] {
-            assert_eq!(DatabaseLocation::of(Path::new(url)), DatabaseLocation::Postgres(url.to_owned()));
-        }
-        for path in ["data/audit.db", "/var/lib/audit.db", "postgres.db"] {
-            assert_eq!(DatabaseLocation::of(Path::new(path)), DatabaseLocation::Sqlite(path.into()));
-        }
-    }
 }
