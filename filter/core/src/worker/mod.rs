@@ -11,8 +11,8 @@
 //!   trail cannot be written.
 //! - [`entropy`]: random bytes for event uuids, fetched from the host in bulk.
 
-pub(crate) mod answer;
-pub(crate) mod delivery;
-pub(crate) mod entropy;
-pub(crate) mod failure_policy;
-pub(crate) mod outbox;
+pub mod answer;
+pub mod delivery;
+pub mod entropy;
+pub mod failure_policy;
+pub mod outbox;

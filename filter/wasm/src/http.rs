@@ -18,13 +18,13 @@ use proxy_wasm::types::{Action, MapType};
 use super::host_view::{request_header_map, HostRequest};
 use super::proxy_host::ProxyHost;
 use super::worker::{random_event_id, Worker};
-use crate::config::IdentityConfig;
-use crate::request::bounds::write_within_limit;
-use crate::request::capture::capture_event;
-use crate::request::header_map::parse_header_map;
-use crate::request::identity::identity_header_names;
-use crate::request::trusted_proxies::peer_is_trusted;
-use crate::worker::failure_policy::Admission;
+use audit_filter_core::config::IdentityConfig;
+use audit_filter_core::request::bounds::write_within_limit;
+use audit_filter_core::request::capture::capture_event;
+use audit_filter_core::request::header_map::parse_header_map;
+use audit_filter_core::request::identity::identity_header_names;
+use audit_filter_core::request::trusted_proxies::peer_is_trusted;
+use audit_filter_core::worker::failure_policy::Admission;
 
 /// Bytes reserved for one serialized event; a larger one grows its buffer.
 const EVENT_CAPACITY: usize = 1024;
@@ -94,7 +94,7 @@ impl HttpContext for AuditHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(worker) = self.worker.clone() else { return Action::Continue };
         #[cfg(feature = "cost-stages")]
-        if worker.stage == crate::request::cost_stage::CostStage::Callbacks {
+        if worker.stage == audit_filter_core::request::cost_stage::CostStage::Callbacks {
             return Action::Continue;
         }
         self.strip_untrusted_identity(&worker.config.identity);
@@ -108,7 +108,7 @@ impl HttpContext for AuditHttp {
         let Some(worker) = &self.worker else { return };
         let view = HostRequest { stripped_headers: &self.stripped_headers, peer_address: self.peer_address.as_ref() };
         #[cfg(feature = "cost-stages")]
-        if worker.stage != crate::request::cost_stage::CostStage::Full {
+        if worker.stage != audit_filter_core::request::cost_stage::CostStage::Full {
             return super::cost_stage::log_until(worker, &view);
         }
         let mut event = capture_event(&view, &worker.config, worker.fingerprint_key.as_ref(), random_event_id());

@@ -8,11 +8,11 @@ use proxy_wasm::hostcalls;
 
 use super::host_view::HostRequest;
 use super::worker::{random_event_id, Worker};
-use crate::config_error::ConfigError;
-use crate::request::bounds::write_within_limit;
-use crate::request::capture::capture_event;
-use crate::request::cost_stage::{CostStage, CAPTURE_PROPERTIES, STAGE_ENV};
-use crate::request::host::RequestView;
+use audit_filter_core::config_error::ConfigError;
+use audit_filter_core::request::bounds::write_within_limit;
+use audit_filter_core::request::capture::capture_event;
+use audit_filter_core::request::cost_stage::{CostStage, CAPTURE_PROPERTIES, STAGE_ENV};
+use audit_filter_core::request::host::RequestView;
 
 /// The stage this VM's environment asks for (the whole filter when unset).
 pub fn stage_from_environment() -> Result<CostStage, ConfigError> {

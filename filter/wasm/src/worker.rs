@@ -6,12 +6,12 @@
 use std::cell::RefCell;
 
 use super::metrics::Metrics;
-use crate::config::FilterConfig;
-use crate::config_error::ConfigError;
-use crate::request::fingerprint::{resolve_key, FingerprintKey, KeyOrigin};
-use crate::worker::delivery::Delivery;
-use crate::worker::entropy::EntropyPool;
 use audit_event::event_uuid::encode_event_uuid;
+use audit_filter_core::config::FilterConfig;
+use audit_filter_core::config_error::ConfigError;
+use audit_filter_core::request::fingerprint::{resolve_key, FingerprintKey, KeyOrigin};
+use audit_filter_core::worker::delivery::Delivery;
+use audit_filter_core::worker::entropy::EntropyPool;
 
 pub struct Worker {
     pub config: FilterConfig,
@@ -23,7 +23,7 @@ pub struct Worker {
     pub metrics: RefCell<Metrics>,
     /// Where each request stops, in the bench's ablation build.
     #[cfg(feature = "cost-stages")]
-    pub stage: crate::request::cost_stage::CostStage,
+    pub stage: audit_filter_core::request::cost_stage::CostStage,
 }
 
 impl Worker {

@@ -1,5 +1,5 @@
 //! The one seam between capture and the proxy: what a finished request looks like from
-//! inside the filter. The real implementation (`glue::host_view`) makes one host call for
+//! inside the filter. The real implementation (`filter/wasm`'s `host_view`) makes one host call for
 //! the whole header map and one per property; tests build a [`FakeRequest`].
 
 pub use crate::request::header_map::RequestHeaders;

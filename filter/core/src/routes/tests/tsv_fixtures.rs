@@ -1,4 +1,4 @@
-//! The route tables as the tests read them: straight from `filter/routes/*.tsv` on disk,
+//! The route tables as the tests read them: straight from `filter/core/routes/*.tsv` on disk,
 //! parsed here independently of the module's own loader.
 
 use std::collections::HashMap;

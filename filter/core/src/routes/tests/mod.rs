@@ -1,5 +1,5 @@
 //! Tests of route typing. The table-driven tests are generated from the TSV files in
-//! `filter/routes/`, and their expectations come from an independent, naive matcher.
+//! `filter/core/routes/`, and their expectations come from an independent, naive matcher.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod benchmark;

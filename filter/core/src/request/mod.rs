@@ -12,19 +12,19 @@
 //! - [`client_ip`]: from which address, forwarded-header aware.
 //! - [`redact`], [`fingerprint`]: masking secrets in query strings; a keyed hash of a token.
 
-pub(crate) mod bounds;
-pub(crate) mod capture;
+pub mod bounds;
+pub mod capture;
 #[cfg(test)]
 mod capture_golden;
-pub(crate) mod client_ip;
+pub mod client_ip;
 #[cfg(any(test, feature = "cost-stages"))]
-pub(crate) mod cost_stage;
-pub(crate) mod event_json;
-pub(crate) mod fingerprint;
-pub(crate) mod header_map;
-pub(crate) mod host;
-pub(crate) mod identity;
-pub(crate) mod metadata;
-pub(crate) mod redact;
-pub(crate) mod sidecar_routes;
-pub(crate) mod trusted_proxies;
+pub mod cost_stage;
+pub mod event_json;
+pub mod fingerprint;
+pub mod header_map;
+pub mod host;
+pub mod identity;
+pub mod metadata;
+pub mod redact;
+pub mod sidecar_routes;
+pub mod trusted_proxies;

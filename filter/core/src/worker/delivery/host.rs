@@ -1,6 +1,6 @@
 //! What delivery needs from the proxy, as one small trait: send a call to the collector,
 //! read the answer's body, answer a request locally, read the request's method, log,
-//! publish metrics, and randomness. The real implementation is `glue::proxy_host`; tests
+//! publish metrics, and randomness. The real ones are the hosts' (`filter/wasm`'s `proxy_host`); tests
 //! use `delivery::fake_host`.
 
 use std::time::Duration;

@@ -6,7 +6,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
 
 use super::worker::{random_event_id, random_u64, Worker};
-use crate::worker::delivery::{CollectorCall, DeliveryHost, Snapshot, LOGGED_BODY_BYTES};
+use audit_filter_core::worker::delivery::{CollectorCall, DeliveryHost, Snapshot, LOGGED_BODY_BYTES};
 
 /// The proxy, for the context that is currently active.
 pub struct ProxyHost<'a> {

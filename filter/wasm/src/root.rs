@@ -1,5 +1,5 @@
 //! The root context, one per worker VM: reads the configuration, sets the tick, and hands
-//! each tick and each answer to the worker's [`crate::worker::delivery::Delivery`]. Only calls made
+//! each tick and each answer to the worker's [`audit_filter_core::worker::delivery::Delivery`]. Only calls made
 //! from the root context get their answer back, so delivery runs here.
 
 use std::rc::Rc;
@@ -13,7 +13,7 @@ use super::http::AuditHttp;
 use super::now_ms;
 use super::proxy_host::ProxyHost;
 use super::worker::Worker;
-use crate::worker::delivery::Shutdown;
+use audit_filter_core::worker::delivery::Shutdown;
 
 #[derive(Default)]
 pub struct AuditRoot {

@@ -2,7 +2,7 @@
 //! `payload.params` (`resource_name` plus the percent-decoded path parameters).
 //!
 //! A [`RouteTable`] is built once at configure time by [`RouteTableConfig::build`], the one
-//! entry point: the built-in Pact Broker table (embedded from `filter/routes/*.tsv`, the
+//! entry point: the built-in Pact Broker table (embedded from `filter/core/routes/*.tsv`, the
 //! default) or a table from the plugin configuration. Per request, [`RouteTable::classify`]
 //! turns a [`RouteRequest`] into a [`request::RouteMatch`] without regexes and without allocating
 //! beyond the params map.

@@ -1,5 +1,5 @@
 //! The built-in Pact Broker profile: the broker's API and UI route tables, embedded from
-//! `filter/routes/` (read from pact_broker 2.120.0). Parsed into route specs at configure
+//! `filter/core/routes/` (read from pact_broker 2.120.0). Parsed into route specs at configure
 //! time; a malformed row is an error naming its file and line (the tests load every row).
 
 use super::error::{RouteOrigin, RouteTableError};

@@ -1,9 +1,14 @@
-//! The only code that talks to the proxy (compiled for wasm32 only): the entry point,
-//! the per-worker root context that delivers batches, and the HTTP context that captures
-//! one request in `on_log`. Everything it decides is delegated to the pure modules.
+//! audit-filter: the audit filter as a proxy-wasm module (wasm32-wasip1, built as
+//! `audit_filter.wasm`), the portable host of [`audit_filter_core`]. The only code that
+//! talks to the proxy: the entry point, the per-worker root context that delivers batches,
+//! and the HTTP context that captures one request in `on_log`. Everything it decides is
+//! delegated to the core.
 //!
 //! Host calls go through `proxy_wasm::hostcalls` (which return errors) rather than the
 //! `Context` trait helpers (which unwrap and would panic the VM).
+
+// Compiled for wasm32 only: natively the crate is empty (the core's tests run natively).
+#![cfg(target_arch = "wasm32")]
 
 #[cfg(feature = "cost-stages")]
 mod cost_stage;

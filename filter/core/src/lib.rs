@@ -1,9 +1,13 @@
-//! audit-filter: the proxy-wasm filter that records every request through Envoy as an
-//! audit event and delivers the events, in batches, to the collector.
+//! audit-filter-core: the audit filter's request core, which records every request through
+//! Envoy as an audit event and delivers the events, in batches, to the collector. It imports
+//! no host API: each host (`filter/wasm`, the proxy-wasm module; `filter/native`, the Envoy
+//! dynamic module) is a thin adapter that reads the request through
+//! [`request::host::RequestView`] and executes delivery's decisions through
+//! [`worker::delivery::DeliveryHost`].
 //!
 //! # Layout
-//! The two halves the design names, each a folder; everything but `glue` is pure and tested
-//! natively with `cargo test -p audit-filter`.
+//! The two halves the design names, each a folder; all of it is pure and tested natively
+//! with `cargo test -p audit-filter-core`.
 //! - [`request`] (per request, in the HTTP context): capture, identity, client address,
 //!   token fingerprint, redaction, field bounds, the event's JSON, and the host view
 //!   ([`request::host::RequestView`], the only seam capture reads the proxy through).
@@ -13,22 +17,13 @@
 //! - [`config`]: the plugin configuration, one pure parse-and-validate function (each
 //!   section checks its own rules); [`config_error`]: why a configuration was refused.
 //! - [`routes`]: the service's route table, which gives an event its `type` and `params`.
-//! - `glue` (wasm32 only): the root and HTTP contexts; the only code that imports
-//!   `proxy_wasm`, as thin adapters onto the two halves.
 
-// Natively only the tests call into the crate (the glue, its one caller, is wasm32-only), so
-// dead code is judged by the wasm32 build, which `make lint` runs with `-D warnings`.
-#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-
-pub(crate) mod config;
-pub(crate) mod config_error;
-pub(crate) mod request;
+pub mod config;
+pub mod config_error;
+pub mod request;
 pub(crate) mod routes;
-pub(crate) mod worker;
+pub mod worker;
 
 // The fuzz targets (`fuzz/`) reach the per-request path and the configuration parser here.
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
-
-#[cfg(target_arch = "wasm32")]
-mod glue;

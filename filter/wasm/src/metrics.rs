@@ -9,7 +9,7 @@ use log::warn;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
-use crate::worker::delivery::Snapshot;
+use audit_filter_core::worker::delivery::Snapshot;
 
 pub struct Metrics {
     ids: Option<MetricIds>,

@@ -1,5 +1,5 @@
 //! [`RequestView`] over the proxy: one host call for the whole request header map, read in
-//! place ([`crate::header_map`]) rather than through the SDK's `get_map_bytes`, which copies
+//! place ([`audit_filter_core::request::header_map`]) rather than through the SDK's `get_map_bytes`, which copies
 //! every name and value (and panics on a name that is not UTF-8); one host call per
 //! property. Identity headers the filter removed before the request went on are added back:
 //! the event describes the request as it arrived.
@@ -9,8 +9,8 @@ use std::ptr::null_mut;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{MapType, Status};
 
-use crate::request::header_map::parse_header_map;
-use crate::request::host::{RequestHeaders, RequestView};
+use audit_filter_core::request::header_map::parse_header_map;
+use audit_filter_core::request::host::{RequestHeaders, RequestView};
 
 /// The request of the HTTP context that is currently active.
 pub struct HostRequest<'a> {
