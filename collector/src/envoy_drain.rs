@@ -152,7 +152,9 @@ impl DrainStats {
                 && name.ends_with(".downstream_cx_active")
             {
                 figures.connections += value;
-            } else if name.starts_with("http.") && !name.starts_with("http.admin.") && name.ends_with(".downstream_rq_active")
+            } else if name.starts_with("http.")
+                && !name.starts_with("http.admin.")
+                && name.ends_with(".downstream_rq_active")
             {
                 figures.requests += value;
             }
