@@ -37,6 +37,7 @@ setup-compose:
 build: setup
 	cargo build -p audit-collector
 	cargo build -p audit-filter --target wasm32-wasip1 --profile wasm-release
+	cargo build --release -p audit-filter-native
 
 demo: build
 	cargo run --quiet -p audit-e2e --bin audit-demo

@@ -6,7 +6,7 @@
 //!
 //! - [`ledger`]: which numbers of a sender are accounted for (pure).
 //! - [`accounting`]: a sender's state and how a batch and the periodic check change it
-//!   (pure; each store loads and saves it in its own SQL: `store::senders` for SQLite,
+//!   (pure; each store loads and saves it in its own SQL: `store::sqlite::senders` for SQLite,
 //!   `store::postgres::senders` for PostgreSQL).
 //! - [`records`]: the record events.
 //! - [`spawn`]: the periodic check, which the store runs inside a write transaction.

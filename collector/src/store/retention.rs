@@ -62,7 +62,7 @@ mod tests {
 
     use super::*;
     use crate::store::new_event::NewEvent;
-    use crate::store::sqlite_store::SqliteStore;
+    use crate::store::sqlite::SqliteStore;
     use crate::store::test_support::new_event as event;
 
     #[tokio::test]

@@ -3,9 +3,9 @@
 //! serialized event to the worker's delivery. It never dispatches: a call made here never
 //! sees its answer (the SDK drops the context after `on_log`), so delivery is the root's.
 //!
-//! In `on_http_request_headers` it removes identity headers that came from a peer not
-//! trusted to set them (`identity.stripUntrustedHeaders`), keeping them for the event so the
-//! attempt is still recorded; and in fail-closed mode it asks delivery whether to refuse
+//! In `on_http_request_headers` it removes the identity headers the core's
+//! [`untrusted_identity_headers`] names (sent by a peer not trusted to set them), keeping
+//! them for the event so the attempt is still recorded; and in fail-closed mode it asks delivery whether to refuse
 //! the request: a refused request is answered 503 and never reaches the service.
 
 use std::rc::Rc;
@@ -22,8 +22,8 @@ use audit_filter_core::config::IdentityConfig;
 use audit_filter_core::request::bounds::write_within_limit;
 use audit_filter_core::request::capture::capture_event;
 use audit_filter_core::request::header_map::parse_header_map;
-use audit_filter_core::request::identity::identity_header_names;
-use audit_filter_core::request::trusted_proxies::peer_is_trusted;
+use audit_filter_core::request::header_map::RequestHeaders;
+use audit_filter_core::request::untrusted_headers::{untrusted_identity_headers, ArrivingRequest};
 use audit_filter_core::worker::failure_policy::Admission;
 
 /// Bytes reserved for one serialized event; a larger one grows its buffer.
@@ -41,50 +41,39 @@ pub struct AuditHttp {
 }
 
 impl AuditHttp {
-    /// Removes the identity headers when the peer is not a trusted proxy. Each configured name
-    /// is looked up (a host call each) until one is there, which in the common case is none;
-    /// once one is and the peer is not trusted, the whole header map, needed anyway to record
-    /// every value, answers for the names left instead of a lookup each. A header is there
-    /// when Envoy has an entry of that name, as its lookup says (an empty value included).
+    /// What capture reads: the request as it arrived.
+    pub fn view(&self) -> HostRequest<'_> {
+        HostRequest { stripped_headers: &self.stripped_headers, peer_address: self.peer_address.as_ref() }
+    }
+
+    /// Removes the identity headers the core says to (`identity.stripUntrustedHeaders`),
+    /// keeping their values for the event and the peer address for `on_log`.
     fn strip_untrusted_identity(&mut self, identity: &IdentityConfig) {
-        if !identity.strip_untrusted_headers {
-            return;
-        }
-        let looked_up =
-            |name: &str| matches!(hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name), Ok(Some(_)));
-        let configured: Vec<&str> = identity_header_names(identity).collect();
-        let Some(first) = configured.iter().position(|name| looked_up(name)) else { return };
-        let peer_address = self.peer_address.insert(hostcalls::get_property(vec!["source", "address"]).ok().flatten());
-        let peer = peer_address.as_deref().and_then(|bytes| std::str::from_utf8(bytes).ok());
-        if peer_is_trusted(peer, &identity.trusted_proxies) {
-            return;
-        }
-        let all = parse_header_map(request_header_map());
-        let in_map = |name: &str| match &all {
-            Some(headers) => headers.get(name).is_some(),
-            // A map that is not well formed (never seen): ask Envoy name by name rather than
-            // strip less.
-            None => looked_up(name),
-        };
-        let mut names: Vec<&str> = configured[first..]
-            .iter()
-            .enumerate()
-            .filter(|&(index, name)| index == 0 || in_map(name))
-            .map(|(_, name)| *name)
-            .collect();
-        names.dedup();
-        // Every value, as the client sent it (a lookup gives only the first).
-        self.stripped_headers = all
-            .unwrap_or_default()
-            .pairs()
-            .filter(|(name, _)| names.contains(name))
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect();
-        for name in names {
+        let stripping = untrusted_identity_headers(identity, &mut ArrivingProxyRequest);
+        self.peer_address = stripping.peer_address;
+        self.stripped_headers = stripping.stripped;
+        for name in stripping.remove {
             if let Err(status) = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name) {
                 error!("audit-filter: could not remove the untrusted identity header {name} ({status:?})");
             }
         }
+    }
+}
+
+/// The request headers of the HTTP context that is active, a host call per question.
+struct ArrivingProxyRequest;
+
+impl ArrivingRequest for ArrivingProxyRequest {
+    fn has_header(&mut self, name: &str) -> bool {
+        matches!(hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name), Ok(Some(_)))
+    }
+
+    fn peer_address(&mut self) -> Option<Vec<u8>> {
+        hostcalls::get_property(vec!["source", "address"]).ok().flatten()
+    }
+
+    fn headers(&mut self) -> Option<RequestHeaders> {
+        parse_header_map(request_header_map())
     }
 }
 
@@ -93,10 +82,6 @@ impl Context for AuditHttp {}
 impl HttpContext for AuditHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(worker) = self.worker.clone() else { return Action::Continue };
-        #[cfg(feature = "cost-stages")]
-        if worker.stage == audit_filter_core::request::cost_stage::CostStage::Callbacks {
-            return Action::Continue;
-        }
         self.strip_untrusted_identity(&worker.config.identity);
         match worker.delivery.refusal(&mut ProxyHost { worker: &worker, answer_body_size: 0 }) {
             Admission::Forward => Action::Continue,
@@ -106,11 +91,7 @@ impl HttpContext for AuditHttp {
 
     fn on_log(&mut self) {
         let Some(worker) = &self.worker else { return };
-        let view = HostRequest { stripped_headers: &self.stripped_headers, peer_address: self.peer_address.as_ref() };
-        #[cfg(feature = "cost-stages")]
-        if worker.stage != audit_filter_core::request::cost_stage::CostStage::Full {
-            return super::cost_stage::log_until(worker, &view);
-        }
+        let view = self.view();
         let mut event = capture_event(&view, &worker.config, worker.fingerprint_key.as_ref(), random_event_id());
         event.sender = worker.delivery.sender_seq();
         // One allocation that fits a typical event (~800 bytes), kept by the outbox as is.

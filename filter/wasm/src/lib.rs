@@ -29,8 +29,21 @@ proxy_wasm::main! {{
     std::panic::set_hook(Box::new(|panic_info| {
         let _ = hostcalls::log(LogLevel::Critical, &format!("audit-filter panicked: {panic_info}"));
     }));
-    proxy_wasm::set_root_context(|_context_id| Box::new(root::AuditRoot::default()));
+    proxy_wasm::set_root_context(|_context_id| new_root());
 }}
+
+/// The audit filter's root context.
+#[cfg(not(feature = "cost-stages"))]
+fn new_root() -> Box<dyn proxy_wasm::traits::RootContext> {
+    Box::new(root::AuditRoot::default())
+}
+
+/// The bench's ablation build (feature `cost-stages`): the same root, wrapped, so the
+/// shipped contexts carry no trace of it.
+#[cfg(feature = "cost-stages")]
+fn new_root() -> Box<dyn proxy_wasm::traits::RootContext> {
+    Box::new(cost_stage::StagedRoot::default())
+}
 
 /// Wall-clock nanoseconds since the Unix epoch, as the proxy sees it (0 if unavailable).
 fn now_unix_nanos() -> i64 {

@@ -20,6 +20,13 @@ pub struct AuditRoot {
     worker: Option<Rc<Worker>>,
 }
 
+impl AuditRoot {
+    /// The HTTP context of a new stream on this worker.
+    pub fn http_context(&self) -> AuditHttp {
+        AuditHttp { worker: self.worker.clone(), stripped_headers: Vec::new(), peer_address: None }
+    }
+}
+
 impl Context for AuditRoot {
     fn on_http_call_response(&mut self, token_id: u32, _num_headers: usize, body_size: usize, _num_trailers: usize) {
         let Some(worker) = &self.worker else { return };
@@ -71,7 +78,7 @@ impl RootContext for AuditRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(AuditHttp { worker: self.worker.clone(), stripped_headers: Vec::new(), peer_address: None }))
+        Some(Box::new(self.http_context()))
     }
 
     fn get_type(&self) -> Option<ContextType> {

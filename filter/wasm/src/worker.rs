@@ -21,9 +21,6 @@ pub struct Worker {
     /// Published by the root (on tick and after each answer), never per request, to keep
     /// host calls off the request path.
     pub metrics: RefCell<Metrics>,
-    /// Where each request stops, in the bench's ablation build.
-    #[cfg(feature = "cost-stages")]
-    pub stage: audit_filter_core::request::cost_stage::CostStage,
 }
 
 impl Worker {
@@ -47,8 +44,6 @@ impl Worker {
             delivery: Delivery::new(&config, &token, encode_event_uuid(random_event_id())),
             fingerprint_key,
             metrics: RefCell::new(Metrics::define()),
-            #[cfg(feature = "cost-stages")]
-            stage: super::cost_stage::stage_from_environment()?,
             config,
         })
     }

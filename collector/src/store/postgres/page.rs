@@ -7,8 +7,8 @@ use deadpool_postgres::Pool;
 use serde_json::value::RawValue;
 use tokio_postgres::types::ToSql;
 
-use super::super::reader::{PageOutcome, PageRows};
-use super::super::trail_query::{EventFilters, TrailOrder, TrailQuery};
+use super::super::page::{PageOutcome, PageRows};
+use super::super::query::{EventFilters, TrailOrder, TrailQuery};
 use super::super::StoreError;
 use crate::chain::served::with_chain_link;
 

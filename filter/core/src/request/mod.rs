@@ -8,7 +8,8 @@
 //! - [`sidecar_routes`]: the types of requests for audit-sidecar's own `/audit` API (the
 //!   service's own routes are [`crate::routes`]).
 //! - [`identity`], [`trusted_proxies`], [`metadata`]: who made the request, from trusted
-//!   sources only (`jwt_authn`'s verified claims, headers from configured proxies).
+//!   sources only (`jwt_authn`'s verified claims, headers from configured proxies);
+//!   [`untrusted_headers`]: which identity headers to remove before the request goes on.
 //! - [`client_ip`]: from which address, forwarded-header aware.
 //! - [`redact`], [`fingerprint`]: masking secrets in query strings; a keyed hash of a token.
 
@@ -28,3 +29,4 @@ pub mod metadata;
 pub mod redact;
 pub mod sidecar_routes;
 pub mod trusted_proxies;
+pub mod untrusted_headers;

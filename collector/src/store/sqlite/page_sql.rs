@@ -1,5 +1,5 @@
-//! [`TrailQuery`]: what one `GET /audit` page asks the store for (filters, direction,
-//! cursor, size), and the SQL that answers it. Every page is a keyset query on `seq`:
+//! The SQLite SQL that answers a [`TrailQuery`](super::super::query::TrailQuery) (what one `GET /audit` page asks for).
+//! Every page is a keyset query on `seq`:
 //! `seq BETWEEN lower AND upper` plus the filter predicates, ordered by `seq` (ascending or
 //! descending), `LIMIT size + 1`. The equality filters each have an index `(column, seq)`,
 //! so whichever one SQLite picks serves both the WHERE and the ORDER BY; time bounds are
@@ -11,61 +11,7 @@
 
 use rusqlite::types::Value;
 
-/// Which way a page walks the trail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TrailOrder {
-    /// Commit order, oldest first (PactFlow's `sort=+timestamp`, the default).
-    #[default]
-    Ascending,
-    /// Reverse commit order, newest first (PactFlow's `sort=-timestamp`).
-    Descending,
-}
-
-impl TrailOrder {
-    /// The seq range a walk in this order covers, before a numbered page's skip: from the
-    /// cursor (a `from` uuid's seq) on, or, without one, from the first event at or after
-    /// `since`. Both stores page with it, so they walk the same range.
-    pub fn walk_bounds(self, cursor: Option<i64>, first_since: Option<i64>) -> (i64, i64) {
-        match self {
-            TrailOrder::Ascending => (cursor.or(first_since).unwrap_or(i64::MIN), i64::MAX),
-            TrailOrder::Descending => (first_since.unwrap_or(i64::MIN), cursor.unwrap_or(i64::MAX)),
-        }
-    }
-}
-
-/// Predicates an event must satisfy to be on a page. `None` means "any".
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EventFilters {
-    /// Only events whose timestamp is at or after this (ms since the epoch).
-    pub since_ms: Option<i64>,
-    /// Only events whose timestamp is before this (ms since the epoch, exclusive).
-    pub until_ms: Option<i64>,
-    /// Only events of this `type`.
-    pub event_type: Option<String>,
-    /// Only events of this user id (`user_id`, or `db_user_id` as text).
-    pub user_id: Option<String>,
-    /// Only events with this `user_email`.
-    pub user_email: Option<String>,
-    /// Only requests with this method (upper case).
-    pub method: Option<String>,
-    /// Only responses with this status.
-    pub status: Option<u16>,
-}
-
-/// One page request.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrailQuery {
-    /// The uuid of the first event of the page (inclusive), or `None` for the start.
-    pub from: Option<String>,
-    /// The events to keep.
-    pub filters: EventFilters,
-    /// The direction of the walk.
-    pub order: TrailOrder,
-    /// Events per page.
-    pub size: usize,
-    /// Events of the walk that come before the page (`(pageNumber - 1) × size`).
-    pub skip: usize,
-}
+use super::super::query::{EventFilters, TrailOrder};
 
 /// The SQL of a page and its parameters; `?1` and `?2` are the seq bounds and the last
 /// parameter is the limit.
@@ -154,7 +100,7 @@ pub const EXPIRED_UUID_SQL: &str = "SELECT 1 FROM expired_events WHERE uuid = ?1
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::schema::open_for_writing;
+    use crate::store::sqlite::schema::open_for_writing;
 
     fn all_filter_combinations() -> Vec<EventFilters> {
         (0u32..128)

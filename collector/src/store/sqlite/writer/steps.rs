@@ -8,10 +8,10 @@ use rusqlite::{Connection, Transaction};
 use crate::batch::event_row;
 use crate::chain::signing::TrailSigner;
 use crate::completeness::accounting::{SenderActivity, SenderPolicy};
-use crate::store::chain_store::issue_checkpoint;
 use crate::store::new_event::NewEvent;
-use crate::store::senders::{check_senders, note_batch};
-use crate::store::write_sql::{insert_rows, purge_batch};
+use crate::store::sqlite::chain_store::issue_checkpoint;
+use crate::store::sqlite::senders::{check_senders, note_batch};
+use crate::store::sqlite::write_sql::{insert_rows, purge_batch};
 use crate::store::{now_millis, StoreError};
 
 /// Purges one batch and, when anything went and there is a key, signs the checkpoint that

@@ -7,7 +7,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::StoreError;
+use super::super::StoreError;
 use crate::completeness::accounting::{self, forget_stopped_before, SenderActivity, SenderPolicy, SenderState};
 use crate::completeness::ledger::{Claim, Ledger, PendingRange};
 use audit_event::{AuditEvent, SeqRange};

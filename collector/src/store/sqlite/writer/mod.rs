@@ -11,7 +11,7 @@
 //!
 //! Files: [`handle`] is the queue's sending side, [`command`] what goes over it, [`thread`]
 //! the loop that owns the connection and answers, [`steps`] what each command does in the
-//! transaction (its SQL is `store::write_sql`).
+//! transaction (its SQL is `store::sqlite::write_sql`).
 
 mod command;
 mod handle;
@@ -31,7 +31,7 @@ mod tests {
     use super::*;
     use crate::chain::link::canonical_body;
     use crate::store::new_event::NewEvent;
-    use crate::store::schema::open_for_writing;
+    use crate::store::sqlite::schema::open_for_writing;
 
     fn event(uuid: &str) -> NewEvent {
         let body = format!(r#"{{"uuid":"{uuid}"}}"#);

@@ -11,8 +11,8 @@
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use super::super::StoreError;
 use super::chain_store::read_anchor;
-use super::StoreError;
 use crate::chain::link::{body_hash, digest_from_blob, Digest, GENESIS};
 
 /// Events read, linked and committed at a time.

@@ -73,7 +73,7 @@ impl WriterHandle {
         issued.await.map_err(|_| StoreError::WriterStopped)?
     }
 
-    /// Records overdue holes and silent senders (see `store::senders`); returns how many
+    /// Records overdue holes and silent senders (see `store::sqlite::senders`); returns how many
     /// records were stored.
     pub async fn check_senders(&self, policy: SenderPolicy) -> Result<usize, StoreError> {
         let (reply, recorded) = oneshot::channel();

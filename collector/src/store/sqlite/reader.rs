@@ -1,6 +1,6 @@
 //! Reading the trail: a small pool of read-only connections, used from blocking tasks so
 //! SQLite never stalls the async workers. Pages are keyset queries on `seq` (the SQL is in
-//! [`super::trail_query`]): the cost of a page does not grow with how far into the trail
+//! [`super::page_sql`]): the cost of a page does not grow with how far into the trail
 //! it is, and no page ever counts rows. A numbered page (`pageNumber`) adds one walk over
 //! an index to find its start, which grows with its number and never reads an event.
 
@@ -12,35 +12,15 @@ use rusqlite::{params_from_iter, Connection, OptionalExtension};
 use serde_json::value::RawValue;
 use tokio::sync::Semaphore;
 
+use super::super::page::{PageOutcome, PageRows};
+use super::super::query::{TrailOrder, TrailQuery};
+use super::super::StoreError;
+use super::page_sql::{page_sql, page_start_sql, EXPIRED_UUID_SQL, FIRST_SEQ_SINCE_SQL, SEQ_OF_UUID_SQL};
 use super::schema::open_for_reading;
-use super::trail_query::{
-    page_sql, page_start_sql, TrailOrder, TrailQuery, EXPIRED_UUID_SQL, FIRST_SEQ_SINCE_SQL, SEQ_OF_UUID_SQL,
-};
-use super::StoreError;
 use crate::chain::served::with_chain_link;
 
 /// Read queries running at once; more wait for a turn.
 pub const MAX_READERS: usize = 4;
-
-/// One page of stored events.
-#[derive(Debug)]
-pub struct PageRows {
-    /// The events, in the page's order, as stored.
-    pub events: Vec<Box<RawValue>>,
-    /// The uuid of the event after the last one, when there is one.
-    pub next: Option<String>,
-}
-
-/// What a page request found.
-#[derive(Debug)]
-pub enum PageOutcome {
-    /// The page (possibly empty).
-    Page(PageRows),
-    /// `from` names no event the trail has ever held (as far as it remembers).
-    UnknownFrom,
-    /// `from` names an event retention has purged.
-    ExpiredFrom,
-}
 
 /// The pool of read connections; cheap to clone.
 #[derive(Clone)]

@@ -8,17 +8,21 @@ use audit_event::chain::Checkpoint;
 use audit_event::IngestReceipt;
 use rusqlite::Connection;
 
-use super::activity::{activity, ActivityOutcome, BucketWidth};
+use super::super::activity_plan::{ActivityOutcome, BucketWidth};
+use super::super::new_event::NewEvent;
+use super::super::page::PageOutcome;
+use super::super::query::{EventFilters, TrailQuery};
+use super::super::tokens::ActiveToken;
+use super::super::trail_store::{StoreFuture, StoreGauges, TrailStore};
+use super::super::StoreError;
+use super::activity::activity;
 use super::chain_linking::link_unchained_events;
 use super::chain_store::{latest_checkpoint, read_checkpoints};
-use super::new_event::NewEvent;
-use super::reader::{PageOutcome, Readers};
+use super::reader::Readers;
+use super::schema;
 use super::senders::anything_due;
-use super::tokens::{active_tokens, ActiveToken};
-use super::trail_query::{EventFilters, TrailQuery};
-use super::trail_store::{StoreFuture, StoreGauges, TrailStore};
+use super::tokens::active_tokens;
 use super::writer::{spawn_signing, SubmitError, WriterHandle, WriterThread};
-use super::{schema, StoreError};
 use crate::chain::signing::TrailSigner;
 use crate::completeness::accounting::{SenderActivity, SenderPolicy};
 
@@ -90,7 +94,7 @@ impl TrailStore for SqliteStore {
         // Asked every second: a reader looks first, so the writer's queue (and the room a
         // batch needs in it) is used only when a hole or a silent sender is due.
         Box::pin(async move {
-            let now_ms = super::now_millis();
+            let now_ms = super::super::now_millis();
             if self.readers.read(move |conn| anything_due(conn, policy, now_ms)).await? {
                 self.writer.check_senders(policy).await
             } else {

@@ -8,7 +8,7 @@
 use audit_event::chain::Checkpoint;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::StoreError;
+use super::super::StoreError;
 use crate::chain::checkpoint::{handover_checkpoint, next_checkpoint};
 use crate::chain::link::{digest_from_blob, from_hex, to_hex, Digest, GENESIS};
 use crate::chain::signing::{TrailSigner, TrailVerifier};

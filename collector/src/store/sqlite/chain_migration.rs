@@ -70,9 +70,9 @@ pub const CHAIN_MIGRATION: &str = "
 mod tests {
     use rusqlite::Connection;
 
-    use crate::store::schema::open_for_writing;
+    use crate::store::sqlite::schema::open_for_writing;
+    use crate::store::sqlite::write_sql::purge_batch;
     use crate::store::test_support::new_event;
-    use crate::store::write_sql::purge_batch;
 
     fn trail_with_three_events() -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -80,7 +80,7 @@ mod tests {
         let mut conn = open_for_writing(&path).expect("open");
         let rows: Vec<_> = (0..3usize).map(|n| new_event(n, i64::try_from(n).unwrap_or_default())).collect();
         let mut tx = conn.transaction().expect("begin");
-        crate::store::write_sql::insert_batch(&mut tx, &rows, 0).expect("insert");
+        crate::store::sqlite::write_sql::insert_batch(&mut tx, &rows, 0).expect("insert");
         tx.commit().expect("commit");
         (dir, path)
     }

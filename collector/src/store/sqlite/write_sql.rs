@@ -8,10 +8,10 @@ use audit_event::IngestReceipt;
 use rusqlite::Transaction;
 use rusqlite::{params, Connection};
 
+use super::super::new_event::NewEvent;
+use super::super::{now_millis, StoreError};
 use super::activity::count_stored;
 use super::chain_store::{chain_head, record_anchor, set_purging, ChainHead};
-use super::new_event::NewEvent;
-use super::{now_millis, StoreError};
 use crate::chain::link::{digest_from_blob, link_hash};
 
 /// Deletes up to `limit` of the oldest events (by seq) as long as each is older than
