@@ -5,7 +5,7 @@
 import { el, clear, show, fact, setJson } from './dom.js';
 import { getJson } from './api.js';
 import { queryString } from './filters.js';
-import { utcTime } from './text.js';
+import { gapText, utcTime } from './text.js';
 
 const PAGE_SIZE = 50;
 const FOLLOW_EVERY_MS = 2000;
@@ -186,8 +186,9 @@ export class EventList {
     const response = event.response ?? {};
     const gap = event.gap;
     const who = whoOf(event);
-    const path = gap
-      ? `delivery gap: ${gap.lostEvents} events lost between ${gap.firstLostAt} and ${gap.lastLostAt}`
+    const record = gap ? gapText(event.type, gap) : null;
+    const path = record
+      ? record.text
       : `${payload.path ?? ''}${payload.queryString ? `?${payload.queryString}` : ''}`;
     const type = String(event.type ?? '');
     const outcome = String(response.outcome ?? '');
@@ -198,7 +199,7 @@ export class EventList {
         el('span', { cls: 'sub', text: event.identity_source ?? payload.clientIp ?? '' }),
       ]),
       el('td', { cls: 'method', text: payload.method ?? '' }),
-      el('td', { cls: gap ? 'path gap' : 'path', text: path, attrs: { title: path } }),
+      el('td', { cls: record ? `path gap${record.clean ? ' clean' : ''}` : 'path', text: path, attrs: { title: path } }),
       el('td', { cls: 'type', text: type.split('::').pop(), attrs: { title: type } }),
       el('td', { cls: 'status' }, [
         el('span', {

@@ -160,6 +160,9 @@ const MIGRATIONS: &[&str] = &[
     // 12: the user filters' (user, time) indexes lose `type`, the widest column: they cost
     // ingest half its raw insert rate with it (docs/viewer.md, "What the indexes cost").
     super::activity_rollup::ACTIVITY_NARROW_USER_INDEXES_MIGRATION,
+    // 13: the final count a sender shutting down reported (NULL: it has not said it is
+    // stopping); `completeness::accounting` records it as finished once that is accounted for.
+    "ALTER TABLE senders ADD COLUMN final_count INTEGER;",
 ];
 
 /// The schema version this binary migrates to.
