@@ -33,7 +33,8 @@
 //!   writer thread, the reader pool, retention) and PostgreSQL for N replicas (a leased
 //!   sealer orders and chains; docs/postgres.md), each with the SQL of per-sender accounting.
 //! - [`envoy_drain`]: `audit-collector envoy-drain`, the graceful stop of Envoy that
-//!   loses no event (drain listeners, wait for the filter's buffers to be delivered).
+//!   loses no event (stop intake: health checks fail, listeners close; then wait for open
+//!   connections to close and the filter's buffers to be delivered).
 //! - [`completeness`]: per-sender numbering and heartbeats; the collector's own records of
 //!   holes and of senders that stopped.
 //! - [`chain`]: the tamper-evident trail: canonical form, hash links, signed checkpoints.

@@ -23,14 +23,14 @@ pub const WRITER_CACHE_KIB: i64 = 32 * 1024;
 /// The schema of a new database, all of it (`schema.sql` beside this file).
 const SCHEMA: &str = include_str!("schema.sql");
 
-/// The version [`SCHEMA`] is, kept in `PRAGMA user_version`. It is 12, the version the
-/// twelve migrations of the builds before it arrived at, so their databases open as they
+/// The version [`SCHEMA`] is, kept in `PRAGMA user_version`. It is 13, the version the
+/// thirteen migrations of the builds before it arrived at, so their databases open as they
 /// are.
-const SCHEMA_VERSION: i64 = 12;
+const SCHEMA_VERSION: i64 = 13;
 
 /// The last build that brings a database of an older version up to [`SCHEMA_VERSION`] and
 /// links events stored before the hash chain existed; an older database is sent to it.
-pub const LAST_MIGRATING_BUILD: &str = "0fc7a9d";
+pub const LAST_MIGRATING_BUILD: &str = "49c9d93";
 
 /// The schema version this binary reads and writes.
 pub fn current_version() -> i64 {
@@ -96,7 +96,10 @@ fn prepare_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> 
         newer if newer > SCHEMA_VERSION => {
             return Err(StoreError::NewerSchema { path: path.to_path_buf(), found, known: SCHEMA_VERSION });
         }
-        _ => return Err(StoreError::OlderSchema { path: path.to_path_buf(), found, known: SCHEMA_VERSION }),
+        _ => {
+            let (path, build) = (path.to_path_buf(), LAST_MIGRATING_BUILD);
+            return Err(StoreError::OlderSchema { path, found, known: SCHEMA_VERSION, build });
+        }
     }
     // Linked events form a prefix of the trail in seq order (the writer links every event
     // it stores; the builds that linked older events did so in seq order), so the newest
@@ -106,7 +109,7 @@ fn prepare_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> 
         .optional()?
         .unwrap_or(false);
     if newest_unlinked {
-        return Err(StoreError::UnlinkedEvents { path: path.to_path_buf() });
+        return Err(StoreError::UnlinkedEvents { path: path.to_path_buf(), build: LAST_MIGRATING_BUILD });
     }
     tx.commit()?;
     Ok(())
@@ -157,10 +160,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("audit.db");
         let conn = open_for_writing(&path).expect("open");
-        conn.pragma_update(None, "user_version", 11).expect("as an older build left it");
+        conn.pragma_update(None, "user_version", 12).expect("as an older build left it");
         drop(conn);
         let message = open_for_writing(&path).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(message.contains("schema version 11") && message.contains(LAST_MIGRATING_BUILD), "{message}");
+        assert!(message.contains("schema version 12") && message.contains(LAST_MIGRATING_BUILD), "{message}");
     }
 
     #[test]
@@ -282,14 +285,14 @@ mod tests {
     }
 
     #[test]
-    fn a_database_the_twelve_migrations_made_opens_and_has_the_shape_of_a_new_one() {
+    fn a_database_the_thirteen_migrations_made_opens_and_has_the_shape_of_a_new_one() {
         let dir = tempfile::tempdir().expect("temp dir");
         let migrated = dir.path().join("migrated.db");
         let conn = Connection::open(&migrated).expect("create");
-        conn.execute_batch(include_str!("testdata/v12_as_migrated.sql")).expect("the schema the migrations left");
-        conn.pragma_update(None, "user_version", 12).expect("version 12");
+        conn.execute_batch(include_str!("testdata/v13_as_migrated.sql")).expect("the schema the migrations left");
+        conn.pragma_update(None, "user_version", 13).expect("version 13");
         drop(conn);
-        let mut migrated = open_for_writing(&migrated).expect("a version-12 database opens");
+        let mut migrated = open_for_writing(&migrated).expect("a version-13 database opens");
         let new = open_for_writing(&dir.path().join("new.db")).expect("new");
         let shape_of_new = shape(&new);
         assert_eq!(shape_of_new.len(), 32, "every table, index and trigger: {shape_of_new:#?}");

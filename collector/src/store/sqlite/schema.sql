@@ -1,8 +1,9 @@
 -- The SQLite trail's schema, all of it (`schema.rs` runs it on a new database and sets
--- `PRAGMA user_version` to its version). It is the shape the twelve migrations of the
--- builds before it arrived at (version 12), so their databases open unchanged. A change is
--- a new version: this file, the version in `schema.rs`, and how an older database gets
--- there.
+-- `PRAGMA user_version` to its version). It is the shape the thirteen migrations of the
+-- builds before it arrived at (version 13), so their databases open unchanged. A change is
+-- a new version: this file, `SCHEMA_VERSION` in `schema.rs`, and how a database of the
+-- version before gets there (a step in `prepare_schema`, or a refusal that names the last
+-- build that upgrades it).
 
 -- The trail. `seq` is the rowid, assigned at commit: the order of GET /audit and its
 -- cursor. `body` is the event's canonical JSON, served as stored. `user_id` is what
@@ -144,7 +145,10 @@ END;
 -- reported, how many of its events are stored, and which of its numbers are accounted for:
 -- all up to `contiguous`, and the ranges in `sender_pending` above it (usually none).
 -- `claimed_upto`: the oldest heartbeat count of the sender not yet accounted for (0 for
--- none; `completeness::ledger::Claim`), so a lost last batch is a gap while it runs. Holes
+-- none; `completeness::ledger::Claim`), so a lost last batch is a gap while it runs.
+-- `final_count`: the final count a sender shutting down reported (NULL: it has not said it
+-- is stopping); `completeness::accounting` records it as finished once that is accounted
+-- for. Holes
 -- and silent senders become events of the trail; these tables only keep the accounting
 -- that decides when.
 CREATE TABLE senders (
@@ -160,7 +164,8 @@ CREATE TABLE senders (
     contiguous_at_ms INTEGER NOT NULL,
     claimed_upto INTEGER NOT NULL DEFAULT 0,
     claimed_at_ms INTEGER NOT NULL DEFAULT 0,
-    claimed_seen_at_ms INTEGER NOT NULL DEFAULT 0
+    claimed_seen_at_ms INTEGER NOT NULL DEFAULT 0,
+    final_count INTEGER
 ) STRICT, WITHOUT ROWID;
 CREATE TABLE sender_pending (
     sender TEXT NOT NULL REFERENCES senders (id),

@@ -1,4 +1,4 @@
--- The schema of a database the twelve migrations of commit 0fc7a9d made (version 12), as
+-- The schema of a database the thirteen migrations of commit 49c9d93 made (version 13), as
 -- SQLite kept it (`sqlite_master`, in creation order), with its two one-row tables: the
 -- fixture of `schema.rs`'s test that such a database opens and has the shape of a new one.
 
@@ -59,7 +59,7 @@ CREATE TABLE senders (
         stopped_at_ms INTEGER,
         contiguous INTEGER NOT NULL,
         contiguous_at_ms INTEGER NOT NULL
-    , claimed_upto INTEGER NOT NULL DEFAULT 0, claimed_at_ms INTEGER NOT NULL DEFAULT 0, claimed_seen_at_ms INTEGER NOT NULL DEFAULT 0) STRICT, WITHOUT ROWID;
+    , claimed_upto INTEGER NOT NULL DEFAULT 0, claimed_at_ms INTEGER NOT NULL DEFAULT 0, claimed_seen_at_ms INTEGER NOT NULL DEFAULT 0, final_count INTEGER) STRICT, WITHOUT ROWID;
 CREATE TABLE sender_pending (
         sender TEXT NOT NULL REFERENCES senders (id),
         first_seq INTEGER NOT NULL,
