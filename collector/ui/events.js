@@ -2,7 +2,7 @@
 // ("Load more", or scrolling to the end), follow mode (polling from the newest event in
 // the trail's order), and an event's detail. Every field is rendered as text.
 
-import { el, clear, show, fact } from './dom.js';
+import { el, clear, show, fact, setJson } from './dom.js';
 import { getJson } from './api.js';
 import { queryString } from './filters.js';
 import { gapText, utcTime } from './text.js';
@@ -235,12 +235,13 @@ export class EventList {
     fact(facts, 'who', whoOf(event) ?? 'anonymous');
     fact(facts, 'identity from', event.identity_source ?? '—');
     if (event.token_fingerprint) fact(facts, 'token fingerprint', event.token_fingerprint);
+    if (Array.isArray(event.alerts) && event.alerts.length) fact(facts, 'alerts', event.alerts.join(', '), 'alert');
     fact(facts, 'request', `${payload.method ?? ''} ${payload.path ?? ''}${payload.queryString ? `?${payload.queryString}` : ''}`);
     fact(facts, 'client', payload.clientIp ?? '—');
     fact(facts, 'user agent', payload.userAgent ?? '—');
     fact(facts, 'response', `${response.status ?? '—'} ${response.outcome ?? ''} ${response.durationMs != null ? `in ${response.durationMs} ms` : ''}`);
     if (event.chain) fact(facts, 'chain', `seq ${event.chain.seq}, hash ${event.chain.hash}`, 'mono');
-    this.dom.detailJson.textContent = JSON.stringify(event, null, 2);
+    setJson(this.dom.detailJson, event);
     show(this.dom.detail, true);
   }
 
