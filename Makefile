@@ -63,6 +63,7 @@ setup-postgres:
 	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq postgresql openssl >/dev/null; }
 
 test: build setup-compose setup-postgres setup-browser
+	node --test collector/ui/tests/
 	cargo test --workspace --exclude audit-e2e
 	cargo test -p audit-e2e
 	bash tests/schemathesis.sh
