@@ -75,6 +75,7 @@ lint: setup
 	cargo clippy -p audit-filter-core -p audit-filter --target wasm32-wasip1 -- -D warnings
 	cargo clippy -p audit-filter-core -p audit-filter --target wasm32-wasip1 --features audit-filter/cost-stages -- -D warnings
 	cargo fmt --all --check
+	python3 .ci/import_cycles_test.py
 	python3 .ci/import_cycles.py
 	cargo check --manifest-path fuzz/Cargo.toml --bins --target-dir target
 
