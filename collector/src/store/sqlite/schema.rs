@@ -163,6 +163,12 @@ const MIGRATIONS: &[&str] = &[
     // 13: the final count a sender shutting down reported (NULL: it has not said it is
     // stopping); `completeness::accounting` records it as finished once that is accounted for.
     "ALTER TABLE senders ADD COLUMN final_count INTEGER;",
+    // 14: finding people: GET /audit's `user_name` filter (the basic-auth name, or a verified
+    // token's). Generated from the stored body like `user_id`, so ingest writes nothing more;
+    // the `(user_name, seq)` index makes a filtered page a range search in seq order.
+    "ALTER TABLE events ADD COLUMN user_name TEXT
+        GENERATED ALWAYS AS (json_extract(body, '$.user_name')) VIRTUAL;
+    CREATE INDEX events_by_user_name ON events (user_name, seq);",
 ];
 
 /// The schema version this binary migrates to.
