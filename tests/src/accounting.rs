@@ -106,26 +106,6 @@ pub fn poll_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> 
     Ok(())
 }
 
-/// The trail once every sender that stored an event marked `prefix` has been recorded
-/// as stopped, and those senders (at least one).
-pub fn wait_for_stopped_senders(
-    collector_url: &str,
-    read_token: &str,
-    prefix: &str,
-    timeout: Duration,
-) -> Result<(Vec<AuditEvent>, Vec<String>)> {
-    let mut events = trail(collector_url, read_token)?;
-    let senders = senders_of(&events, prefix);
-    if senders.is_empty() {
-        bail!("no event marked {prefix} was stored");
-    }
-    poll_until("a SenderStopped record for every sender", timeout, || {
-        events = trail(collector_url, read_token)?;
-        Ok(senders.iter().all(|sender| stopped_record(&events, sender).is_some()))
-    })?;
-    Ok((events, senders))
-}
-
 /// What became of the answered requests of one load, from the trail.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Accounting {
