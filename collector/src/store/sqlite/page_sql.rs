@@ -166,8 +166,8 @@ mod tests {
             let time_bounds = filters.since_ms.is_some() || filters.until_ms.is_some();
             // SQLite reads the rows behind `events_by_user_name` (its plan never calls it
             // covering): a numbered page filtered by user name reads the skipped events' rows.
-            let reads_only_an_index = filters.user_name.is_none()
-                && (equality_filters == 0 || (equality_filters == 1 && !time_bounds));
+            let reads_only_an_index =
+                filters.user_name.is_none() && (equality_filters == 0 || (equality_filters == 1 && !time_bounds));
             for order in [TrailOrder::Ascending, TrailOrder::Descending] {
                 let (sql, values) = page_start_sql(&filters, order);
                 let steps = plan(&conn, &sql, values.len() + 3);
