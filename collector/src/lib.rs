@@ -29,7 +29,7 @@
 //!   document, health, metrics, token checks by scope, and the one mapping from error to
 //!   HTTP status (`application/problem+json`).
 //! - `store`: the store interface (`TrailStore`: ingest, pages, tokens, checkpoints,
-//!   retention, gauges) and its two implementations: SQLite (pragmas and migrations, the
+//!   retention, gauges) and its two implementations: SQLite (pragmas and its one schema, the
 //!   writer thread, the reader pool, retention) and PostgreSQL for N replicas (a leased
 //!   sealer orders and chains; docs/postgres.md), each with the SQL of per-sender accounting.
 //! - [`envoy_drain`]: `audit-collector envoy-drain`, the graceful stop of Envoy that
@@ -72,6 +72,6 @@ pub use server::run;
 /// The SQL that rebuilds the activity rollup from the stored events, for the bench's trail
 /// generator, which writes rows without the collector's writer.
 pub use store::sqlite::activity_rollup::REBUILD_ACTIVITY_SQL;
-/// The writer's connection setup (pragmas and migrations), so the bench's raw SQLite loop
+/// The writer's connection setup (pragmas and the schema), so the bench's raw SQLite loop
 /// writes with exactly the collector's settings.
 pub use store::sqlite::schema::open_for_writing;
