@@ -10,7 +10,7 @@
 //! are exact for any window. The user filters (`userUuid`, `user_email`) are not in the
 //! rollup: with one of them every count comes from that user's (user, time) index, which
 //! also carries status and method, so the cost follows the user's events in the window, not
-//! the trail (`activity_rollup::ACTIVITY_COVERING_INDEXES_MIGRATION` and the one after it).
+//! the trail (`schema.sql` says what each index costs).
 
 use std::collections::BTreeMap;
 
