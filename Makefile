@@ -72,6 +72,7 @@ NATIVE_E2E := --test trail --test broker_clients --test identity --test redactio
   --test completeness --test deployment_files --test demo
 
 test: build setup-compose setup-postgres setup-browser
+	node --test collector/ui/tests/
 	cargo test --workspace --exclude audit-e2e
 	cargo test -p audit-e2e
 	AUDIT_FILTER_HOST=native cargo test -p audit-e2e $(NATIVE_E2E)
@@ -84,6 +85,7 @@ lint: setup
 	cargo clippy -p audit-filter-core -p audit-filter --target wasm32-wasip1 -- -D warnings
 	cargo clippy -p audit-filter-core -p audit-filter --target wasm32-wasip1 --features audit-filter/cost-stages -- -D warnings
 	cargo fmt --all --check
+	python3 .ci/import_cycles_test.py
 	python3 .ci/import_cycles.py
 	cargo check --manifest-path fuzz/Cargo.toml --bins --target-dir target
 
