@@ -61,7 +61,10 @@ pub enum DrainError {
         reason: String,
     },
     /// Envoy has no audit filter stats: the filter is not loaded, or not yet configured.
-    #[error("Envoy at {admin} has no `wasmcustom.audit_sidecar.buffered_events` stat: is the audit filter loaded?")]
+    #[error(
+        "Envoy at {admin} has no `audit_sidecar.buffered_events` stat (`wasmcustom.` for the wasm filter, \
+         `dynamicmodulescustom.` for the native module): is the audit filter loaded?"
+    )]
     NoFilter {
         /// The admin URL.
         admin: String,
@@ -126,7 +129,8 @@ pub struct DrainStats {
 }
 
 impl DrainStats {
-    /// Reads the `wasmcustom.audit_sidecar.*` lines of `GET /stats`, and the listeners'
+    /// Reads the `audit_sidecar.*` lines of `GET /stats` (Envoy prefixes them `wasmcustom.`
+    /// for the wasm filter, `dynamicmodulescustom.` for the native module), and the listeners'
     /// `downstream_cx_active` and connection managers' `downstream_rq_active`; None without
     /// the filter's.
     pub fn parse(stats: &str) -> Option<DrainStats> {
@@ -135,7 +139,10 @@ impl DrainStats {
         for (name, value) in stats.lines().filter_map(|line| line.split_once(": ")) {
             let name = name.trim();
             let Ok(value) = value.trim().parse::<u64>() else { continue };
-            if let Some(filter_stat) = name.strip_prefix("wasmcustom.audit_sidecar.") {
+            let filter_stat = ["wasmcustom.audit_sidecar.", "dynamicmodulescustom.audit_sidecar."]
+                .iter()
+                .find_map(|prefix| name.strip_prefix(prefix));
+            if let Some(filter_stat) = filter_stat {
                 match filter_stat {
                     "captured" => figures.captured = value,
                     "buffered_events" => {
@@ -281,6 +288,14 @@ mod tests {
             }
         );
         assert_eq!(DrainStats::parse("server.live: 1\n"), None, "no filter loaded");
+    }
+
+    #[test]
+    fn reads_the_native_modules_stats_too() {
+        let stats = "dynamicmodulescustom.audit_sidecar.captured: 9\n\
+                     dynamicmodulescustom.audit_sidecar.buffered_events: 2\n";
+        let parsed = DrainStats::parse(stats).expect("the native filter's stats");
+        assert_eq!(parsed, DrainStats { captured: 9, buffered_events: 2, ..DrainStats::default() });
     }
 
     #[test]

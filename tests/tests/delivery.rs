@@ -41,10 +41,11 @@ fn envoy_stats(stack: &AuditStack) -> HashMap<String, u64> {
         .collect()
 }
 
-/// One of the filter's stats, as Envoy prints it (`wasmcustom.audit_sidecar.<name>`).
+/// One of the filter's stats, as Envoy prints it (`wasmcustom.audit_sidecar.<name>`, or
+/// `dynamicmodulescustom.` for the native module).
 fn filter_stat(stack: &AuditStack, name: &str) -> u64 {
     let stats = envoy_stats(stack);
-    let full = format!("wasmcustom.audit_sidecar.{name}");
+    let full = format!("{}audit_sidecar.{name}", stack.filter_host().stats_prefix());
     *stats.get(&full).unwrap_or_else(|| panic!("Envoy's /stats has no {full}"))
 }
 
@@ -262,14 +263,16 @@ fn an_outage_longer_than_the_buffer_is_counted_and_recorded_as_gaps() {
     assert_eq!(lost, dropped, "the gap records' lostEvents add up to Envoy's dropped counter");
     assert_eq!(stored as u64 + lost, REQUESTS as u64, "events stored + lost = requests sent");
     assert_eq!(filter_stat(&stack, "gap_records"), gap_records as u64, "gap_records counts the records stored");
-    // Prometheus drops Envoy's `wasmcustom.` prefix: the names are `audit_sidecar_<name>`.
+    // Prometheus drops Envoy's `wasmcustom.` prefix: the names are `audit_sidecar_<name>`
+    // (`envoy_dynamicmodulescustom_audit_sidecar_<name>` for the native module).
     let prometheus =
         send("GET", &format!("{}/stats/prometheus", stack.admin_url()), &[], None).expect("GET /stats/prometheus");
+    let prefix = stack.filter_host().prometheus_prefix();
     for expected in [
-        format!("audit_sidecar_dropped{{}} {dropped}"),
-        format!("audit_sidecar_gap_records{{}} {gap_records}"),
-        "# TYPE audit_sidecar_buffered_events gauge".to_string(),
-        "# TYPE audit_sidecar_delivery_failing gauge".to_string(),
+        format!("{prefix}audit_sidecar_dropped{{}} {dropped}"),
+        format!("{prefix}audit_sidecar_gap_records{{}} {gap_records}"),
+        format!("# TYPE {prefix}audit_sidecar_buffered_events gauge"),
+        format!("# TYPE {prefix}audit_sidecar_delivery_failing gauge"),
     ] {
         assert!(prometheus.body.lines().any(|line| line == expected), "/stats/prometheus lacks `{expected}`");
     }

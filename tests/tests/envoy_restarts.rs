@@ -15,6 +15,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use audit_e2e::accounting::{of_type, poll_until, senders_of, stopped_record, trail, Accounting};
+use audit_e2e::filter_host::FilterHost;
 use audit_e2e::load::Load;
 use audit_e2e::{paths, AuditStack, StackOptions};
 use audit_event::sender::{SENDER_FINISHED_TYPE, SENDER_STOPPED_TYPE};
@@ -303,6 +304,12 @@ fn listener_and_plugin_configuration_changes_under_load_lose_nothing() {
 
 #[test]
 fn a_vm_configuration_change_under_load_leaves_no_loss_the_trail_does_not_record() {
+    if StackOptions::default().filter_host == FilterHost::Native {
+        // New code for the native module means a new Envoy (a hot restart, tested above):
+        // Envoy cannot load another build of a shared library into the process it runs.
+        eprintln!("skipped: a vm_config change is the wasm host's only; the native module has no VM");
+        return;
+    }
     let _serial = serial();
     let mut run = Reconfiguring::start("e2e-vm-");
     let old_senders = run.senders();

@@ -90,6 +90,11 @@ fn events_sql(filters: &EventFilters, width: BucketWidth, since: i64, until: i64
     if let Some(email) = &filters.user_email {
         push("user_email =", Value::Text(email.clone()));
     }
+    // The user name has no (name, time) index: its events are found by `(user_name, seq)`
+    // and their rows read, so the cost follows that name's events, not the window's.
+    if let Some(name) = &filters.user_name {
+        push("user_name =", Value::Text(name.clone()));
+    }
     let bucket_ms = width.hours() * HOUR_MS;
     let grouped = format!(
         "SELECT (timestamp_ms - ((timestamp_ms % {bucket_ms}) + {bucket_ms}) % {bucket_ms}) / {bucket_ms}, {OUTCOME_SUMS}

@@ -23,10 +23,17 @@ pub const WRITER_CACHE_KIB: i64 = 32 * 1024;
 /// The schema of a new database, all of it (`schema.sql` beside this file).
 const SCHEMA: &str = include_str!("schema.sql");
 
-/// The version [`SCHEMA`] is, kept in `PRAGMA user_version`. It is 13, the version the
-/// thirteen migrations of the builds before it arrived at, so their databases open as they
-/// are.
-const SCHEMA_VERSION: i64 = 13;
+/// The version [`SCHEMA`] is, kept in `PRAGMA user_version`. 13 was the version the
+/// thirteen migrations of the builds before it arrived at; 14 adds the `user_name` column.
+const SCHEMA_VERSION: i64 = 14;
+
+/// What brings a version 13 database to 14: GET /audit's `user_name` filter, a column
+/// generated from the body (adding a virtual column rewrites nothing) and its index (built
+/// once, reading every event's body: about a minute per 10M events is to be expected, not
+/// measured).
+const UPGRADE_13_TO_14: &str = "ALTER TABLE events ADD COLUMN user_name TEXT
+        GENERATED ALWAYS AS (json_extract(body, '$.user_name')) VIRTUAL;
+    CREATE INDEX events_by_user_name ON events (user_name, seq);";
 
 /// The last build that brings a database of an older version up to [`SCHEMA_VERSION`] and
 /// links events stored before the hash chain existed; an older database is sent to it.
@@ -93,6 +100,10 @@ fn prepare_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> 
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         SCHEMA_VERSION => {}
+        13 => {
+            tx.execute_batch(UPGRADE_13_TO_14)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
         newer if newer > SCHEMA_VERSION => {
             return Err(StoreError::NewerSchema { path: path.to_path_buf(), found, known: SCHEMA_VERSION });
         }
@@ -153,6 +164,29 @@ mod tests {
         drop(conn);
         let message = open_for_writing(&path).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(message.contains("schema version 99") && message.contains("newer"), "{message}");
+    }
+
+    #[test]
+    fn a_version_13_database_gains_the_user_name_column_and_its_index() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("audit.db");
+        let conn = open_for_writing(&path).expect("open");
+        conn.execute_batch("DROP INDEX events_by_user_name; ALTER TABLE events DROP COLUMN user_name")
+            .expect("back to version 13's shape");
+        conn.pragma_update(None, "user_version", 13).expect("as version 13");
+        conn.execute(
+            "INSERT INTO events (uuid, timestamp_ms, type, method, ingested_at_ms, body, chain_prev, chain_hash)
+             VALUES ('u', 0, 'T', 'GET', 0, '{\"user_name\":\"mallory\"}', x'00', x'00')",
+            [],
+        )
+        .expect("an event stored by version 13");
+        drop(conn);
+        let conn = open_for_writing(&path).expect("upgraded");
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
+        let name: String = conn
+            .query_row("SELECT user_name FROM events WHERE user_name = 'mallory'", [], |r| r.get(0))
+            .expect("found");
+        assert_eq!((version, name.as_str()), (14, "mallory"));
     }
 
     #[test]
@@ -285,7 +319,7 @@ mod tests {
     }
 
     #[test]
-    fn a_database_the_thirteen_migrations_made_opens_and_has_the_shape_of_a_new_one() {
+    fn a_database_the_thirteen_migrations_made_opens_upgraded_and_has_the_shape_of_a_new_one() {
         let dir = tempfile::tempdir().expect("temp dir");
         let migrated = dir.path().join("migrated.db");
         let conn = Connection::open(&migrated).expect("create");
@@ -295,7 +329,7 @@ mod tests {
         let mut migrated = open_for_writing(&migrated).expect("a version-13 database opens");
         let new = open_for_writing(&dir.path().join("new.db")).expect("new");
         let shape_of_new = shape(&new);
-        assert_eq!(shape_of_new.len(), 32, "every table, index and trigger: {shape_of_new:#?}");
+        assert_eq!(shape_of_new.len(), 33, "every table, index and trigger: {shape_of_new:#?}");
         assert_eq!(shape(&migrated), shape_of_new);
         let mut tx = migrated.transaction().expect("begin");
         crate::store::sqlite::write_sql::insert_batch(&mut tx, &[new_event(1, 0)], 0).expect("stores into it");

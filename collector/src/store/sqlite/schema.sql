@@ -1,6 +1,7 @@
 -- The SQLite trail's schema, all of it (`schema.rs` runs it on a new database and sets
--- `PRAGMA user_version` to its version). It is the shape the thirteen migrations of the
--- builds before it arrived at (version 13), so their databases open unchanged. A change is
+-- `PRAGMA user_version` to its version). Version 13 was the shape the thirteen migrations of
+-- the builds before it arrived at; version 14 adds `user_name` and its index, which
+-- `prepare_schema` adds to a version 13 database (`UPGRADE_13_TO_14`). A change is
 -- a new version: this file, `SCHEMA_VERSION` in `schema.rs`, and how a database of the
 -- version before gets there (a step in `prepare_schema`, or a refusal that names the last
 -- build that upgrades it).
@@ -24,7 +25,10 @@ CREATE TABLE events (
     body TEXT NOT NULL,
     chain_prev BLOB,
     chain_hash BLOB,
-    user_id TEXT
+    user_id TEXT,
+    -- Version 14: what GET /audit's `user_name` filter matches, generated from the body (so
+    -- ingest writes nothing more and it cannot disagree with the body).
+    user_name TEXT GENERATED ALWAYS AS (json_extract(body, '$.user_name')) VIRTUAL
 ) STRICT;
 
 -- One `(column, seq)` index per equality filter of GET /audit, so a filtered page is a
@@ -34,6 +38,7 @@ CREATE INDEX events_by_user_id ON events (user_id, seq);
 CREATE INDEX events_by_user_email ON events (user_email, seq);
 CREATE INDEX events_by_method ON events (method, seq);
 CREATE INDEX events_by_status ON events (status, seq);
+CREATE INDEX events_by_user_name ON events (user_name, seq);
 -- A numbered page (`pageNumber`) finds where it starts by walking this small index instead
 -- of the table, whose leaves hold the bodies; it carries the timestamp so `since`/`until`
 -- are tested on it too. Appended at its right edge on ingest, like the table.

@@ -17,8 +17,8 @@
 
 pub mod bounds;
 pub mod capture;
-#[cfg(test)]
-mod capture_golden;
+#[cfg(any(test, feature = "golden"))]
+pub mod capture_golden;
 pub mod client_ip;
 #[cfg(any(test, feature = "cost-stages"))]
 pub mod cost_stage;
@@ -28,6 +28,7 @@ pub mod header_map;
 pub mod host;
 pub mod identity;
 pub mod invisible;
+pub mod jwt_claim_headers;
 pub mod metadata;
 pub mod redact;
 pub mod sidecar_routes;
