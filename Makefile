@@ -61,8 +61,17 @@ setup-postgres:
 	  apt-get -o DPkg::Lock::Timeout=600 update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq postgresql openssl >/dev/null; }
 
-test: build setup-compose setup-postgres setup-browser
+## The instruction budgets (tests/instructions/) count with valgrind's callgrind.
+.PHONY: setup-valgrind
+setup-valgrind:
+	@command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null || { \
+	  apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq valgrind >/dev/null; }
+
+test: build setup-compose setup-postgres setup-browser setup-valgrind
 	cargo test --workspace --exclude audit-e2e
+	python3 -m unittest discover -s tests/instructions
+	python3 tests/instructions/check.py
 	cargo test -p audit-e2e
 	bash tests/schemathesis.sh
 	$(VENV)/bin/python tests/siem/check_exports.py

@@ -74,3 +74,6 @@ pub use store::activity::REBUILD_ACTIVITY_SQL;
 /// The writer's connection setup (pragmas and migrations), so the bench's raw SQLite loop
 /// writes with exactly the collector's settings.
 pub use store::schema::open_for_writing;
+/// The SQLite store and the interface it implements, so the instruction budget's ingest
+/// probe (`examples/ingest_cost.rs`) drives the store as the ingest handler does.
+pub use store::{sqlite_store::SqliteStore, TrailStore};
