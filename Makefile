@@ -37,6 +37,7 @@ setup-compose:
 build: setup
 	cargo build -p audit-collector
 	cargo build -p audit-filter --target wasm32-wasip1 --profile wasm-release
+	cargo build --release -p audit-filter-native
 
 demo: build
 	cargo run --quiet -p audit-e2e --bin audit-demo
@@ -79,8 +80,8 @@ test: build setup-compose setup-postgres setup-browser setup-valgrind
 ## lint: also type-checks the fuzz targets (their own workspace) on stable, so they cannot rot.
 lint: setup
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy -p audit-filter --target wasm32-wasip1 -- -D warnings
-	cargo clippy -p audit-filter --target wasm32-wasip1 --features cost-stages -- -D warnings
+	cargo clippy -p audit-filter-core -p audit-filter --target wasm32-wasip1 -- -D warnings
+	cargo clippy -p audit-filter-core -p audit-filter --target wasm32-wasip1 --features audit-filter/cost-stages -- -D warnings
 	cargo fmt --all --check
 	python3 .ci/import_cycles.py
 	cargo check --manifest-path fuzz/Cargo.toml --bins --target-dir target

@@ -155,7 +155,9 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 def main() -> int:
     root = Path(__file__).resolve().parent.parent
-    crates = [Path(arg) for arg in sys.argv[1:]] or sorted(p.parent for p in root.glob("*/Cargo.toml"))
+    crates = [Path(arg) for arg in sys.argv[1:]] or sorted(
+        p.parent for pattern in ("*/Cargo.toml", "filter/*/Cargo.toml") for p in root.glob(pattern)
+    )
     failed = False
     for crate in crates:
         src = crate / "src"

@@ -33,7 +33,4 @@ pub enum Error {
     /// The witness file could not be opened or read.
     #[error(transparent)]
     WitnessFile(#[from] crate::witness_file::WitnessFileError),
-    /// A blocking task could not be joined.
-    #[error("a background task failed: {0}")]
-    Task(String),
 }

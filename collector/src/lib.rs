@@ -70,10 +70,10 @@ pub use error::Error;
 pub use server::run;
 /// The SQL that rebuilds the activity rollup from the stored events, for the bench's trail
 /// generator, which writes rows without the collector's writer.
-pub use store::activity::REBUILD_ACTIVITY_SQL;
+pub use store::sqlite::activity_rollup::REBUILD_ACTIVITY_SQL;
 /// The writer's connection setup (pragmas and migrations), so the bench's raw SQLite loop
 /// writes with exactly the collector's settings.
-pub use store::schema::open_for_writing;
+pub use store::sqlite::schema::open_for_writing;
 /// The SQLite store and the interface it implements, so the instruction budget's ingest
 /// probe (`examples/ingest_cost.rs`) drives the store as the ingest handler does.
-pub use store::{sqlite_store::SqliteStore, TrailStore};
+pub use store::{sqlite::SqliteStore, TrailStore};

@@ -24,8 +24,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::http::{route, Shared};
 use crate::metrics::Metrics;
-use crate::store::postgres::PgStore;
-use crate::store::sqlite_store::SqliteStore;
+use crate::store::open::open_trail;
 use crate::store::{checkpointing, now_millis, retention, DatabaseLocation, StoreError, TrailStore};
 use crate::witness_file::{WitnessFile, WitnessTask};
 
@@ -119,27 +118,7 @@ async fn open_database(config: &Config) -> Result<(Arc<dyn TrailStore>, TrailPub
         tracing::info!(key_id = signer.key_id(), key = %key_path.display(), "checkpoints are signed with this key");
         Ok(signer)
     };
-    match DatabaseLocation::of(&config.database) {
-        DatabaseLocation::Sqlite(path) => {
-            let queue_batches = config.write_queue_batches;
-            tokio::task::spawn_blocking(move || -> Result<(Arc<dyn TrailStore>, TrailPublicKey), Error> {
-                // The database first: it creates the directory the default key lives in.
-                let conn = SqliteStore::prepare(&path)?;
-                let signer = load_signer()?;
-                let trail_key = signer.public_key();
-                Ok((Arc::new(SqliteStore::start(conn, &path, queue_batches, Some(signer))?), trail_key))
-            })
-            .await
-            .map_err(|error| Error::Task(error.to_string()))?
-        }
-        DatabaseLocation::Postgres(url) => {
-            // Every replica signs with the one key it is given; none is kept in the database.
-            let signer =
-                tokio::task::spawn_blocking(load_signer).await.map_err(|error| Error::Task(error.to_string()))??;
-            let trail_key = signer.public_key();
-            Ok((Arc::new(PgStore::open(&url, Some(signer)).await?), trail_key))
-        }
-    }
+    open_trail(DatabaseLocation::of(&config.database), config.write_queue_batches, load_signer).await
 }
 
 fn announce(config: &Config, address: std::net::SocketAddr) -> Result<(), Error> {

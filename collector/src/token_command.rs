@@ -12,10 +12,7 @@ use audit_event::timestamp::format_rfc3339_millis;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::auth::{digest, new_secret, Scope};
-use crate::store::postgres;
-use crate::store::schema::open_for_writing;
-use crate::store::tokens::{insert_token, list_tokens, revoke_token, TokenRecord};
-use crate::store::{now_millis, DatabaseLocation, StoreError};
+use crate::store::{now_millis, AdminStore, DatabaseLocation, StoreError};
 
 /// The arguments of `audit-collector token`.
 #[derive(Debug, Args)]
@@ -92,49 +89,9 @@ pub enum TokenCommandError {
     Output(#[from] std::io::Error),
 }
 
-/// The database the tokens are in: a SQLite file, or PostgreSQL (schema created when missing).
-enum TokenDatabase {
-    Sqlite(rusqlite::Connection),
-    Postgres(deadpool_postgres::Pool),
-}
-
-impl TokenDatabase {
-    async fn open(database: &std::path::Path) -> Result<TokenDatabase, StoreError> {
-        match DatabaseLocation::of(database) {
-            DatabaseLocation::Sqlite(path) => Ok(TokenDatabase::Sqlite(open_for_writing(&path)?)),
-            DatabaseLocation::Postgres(url) => {
-                let pool = postgres::schema::pool(&url)?;
-                postgres::schema::migrate(&pool).await?;
-                Ok(TokenDatabase::Postgres(pool))
-            }
-        }
-    }
-
-    async fn insert(&self, name: &str, scope: Scope, digest: &[u8; 32], now_ms: i64) -> Result<i64, StoreError> {
-        match self {
-            TokenDatabase::Sqlite(conn) => insert_token(conn, name, scope, digest, now_ms),
-            TokenDatabase::Postgres(pool) => postgres::tokens::insert_token(pool, name, scope, digest, now_ms).await,
-        }
-    }
-
-    async fn list(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        match self {
-            TokenDatabase::Sqlite(conn) => list_tokens(conn),
-            TokenDatabase::Postgres(pool) => postgres::tokens::list_tokens(pool).await,
-        }
-    }
-
-    async fn revoke(&self, name_or_id: &str, now_ms: i64) -> Result<usize, StoreError> {
-        match self {
-            TokenDatabase::Sqlite(conn) => revoke_token(conn, name_or_id, now_ms),
-            TokenDatabase::Postgres(pool) => postgres::tokens::revoke_token(pool, name_or_id, now_ms).await,
-        }
-    }
-}
-
 /// Runs one token subcommand; what a user reads goes to `out`, notes to `notes`.
 pub async fn run(args: TokenArgs, out: &mut impl Write, notes: &mut impl Write) -> Result<(), TokenCommandError> {
-    let database = TokenDatabase::open(&args.database).await?;
+    let database = AdminStore::open(&DatabaseLocation::of(&args.database)).await?;
     match args.action {
         TokenAction::Create { scope, name } => {
             let valid = !name.is_empty()
@@ -145,7 +102,7 @@ pub async fn run(args: TokenArgs, out: &mut impl Write, notes: &mut impl Write) 
             }
             let scope = Scope::from(scope);
             let secret = new_secret().map_err(TokenCommandError::Random)?;
-            let id = database.insert(&name, scope, &digest(&secret), now_millis()).await?;
+            let id = database.insert_token(&name, scope, &digest(&secret), now_millis()).await?;
             writeln!(
                 notes,
                 "token `{name}` (id {id}, scope {}) created; its secret is printed once, below:",
@@ -155,7 +112,7 @@ pub async fn run(args: TokenArgs, out: &mut impl Write, notes: &mut impl Write) 
         }
         TokenAction::List => {
             writeln!(out, "{:<4} {:<24} {:<7} {:<29} revoked", "id", "name", "scope", "created")?;
-            for token in database.list().await? {
+            for token in database.list_tokens().await? {
                 let revoked = token.revoked_at_ms.map_or_else(|| "-".to_owned(), time);
                 writeln!(
                     out,
@@ -168,7 +125,7 @@ pub async fn run(args: TokenArgs, out: &mut impl Write, notes: &mut impl Write) 
             }
         }
         TokenAction::Revoke { name_or_id } => {
-            if database.revoke(&name_or_id, now_millis()).await? == 0 {
+            if database.revoke_token(&name_or_id, now_millis()).await? == 0 {
                 return Err(TokenCommandError::NoSuchToken(name_or_id));
             }
             writeln!(out, "revoked `{name_or_id}`")?;

@@ -5,6 +5,7 @@
 import { el, clear, show, fact } from './dom.js';
 import { getJson } from './api.js';
 import { queryString } from './filters.js';
+import { utcTime } from './text.js';
 
 const PAGE_SIZE = 50;
 const FOLLOW_EVERY_MS = 2000;
@@ -25,12 +26,6 @@ function auditUrl(filters, extra) {
 /** Who did it, as the event says: email, name or user id; else anonymous. */
 export function whoOf(event) {
   return event.user_email ?? event.user_name ?? event.user_id ?? (event.db_user_id != null ? String(event.db_user_id) : null);
-}
-
-/** `2026-11-30T02:15:04.123+00:00` as `2026-11-30 02:15:04.123` in UTC (the served text when it is not a time). */
-export function utcTime(text) {
-  const at = new Date(text);
-  return Number.isNaN(at.getTime()) ? String(text) : at.toISOString().replace('T', ' ').replace('Z', '');
 }
 
 export class EventList {

@@ -1,15 +1,16 @@
-// Integrity: the newest signed checkpoint, and "verify what I see": recompute the hash of
-// every loaded event from its canonical form (WebCrypto SHA-256), check that events with
-// consecutive sequence numbers link to each other, that the event a checkpoint names has the
-// hash it signed, and the checkpoint's Ed25519 signature with the collector's public key
-// (where this browser's WebCrypto has Ed25519). The first problem found is named, and its
-// row is marked. What the check cannot prove (events between those loaded, a key that is
-// not the operator's) is said in the result.
+// Integrity: the newest signed checkpoint, "verify what I see" over the loaded events, and
+// "check all that checkpoint N signs" (rangecheck.js). A verdict states exactly which seq
+// runs were proven by the signature, which were only consistent with their own hashes, which
+// of the signed range were NOT checked, and which are newer than any signature; it says
+// "Intact" only when the whole signed range was checked. The first problem found is named,
+// and its row is marked.
 
 import { el, clear, show, fact } from './dom.js';
 import { getJson } from './api.js';
-import { checkpointMessage, fromHex, linkHash, sha256Hex, storedEvent } from './canonical.js';
-import { utcTime } from './events.js';
+import { countOf, describeRuns } from './coverage.js';
+import { checkSignedRange, MAX_RANGE_EVENTS } from './rangecheck.js';
+import { utcTime } from './text.js';
+import { verifyEvents } from './verify.js';
 
 /** Pages of events "verify" may load to reach the event the newest checkpoint signed. */
 const MAX_BRIDGE_PAGES = 20;
@@ -20,82 +21,34 @@ async function newestCheckpoint() {
   return page.checkpoints[0] ?? null;
 }
 
-/** Checks `checkpoint`'s signature; a finding (problem or note), or null when it verifies. */
-async function checkSignature(checkpoint, key) {
-  if (!crypto.subtle) {
-    return { note: 'the signature was not checked: this page is not a secure context (serve it over HTTPS or from localhost), so the browser offers no WebCrypto' };
+const plural = (n, one, many = `${one}s`) => `${n.toLocaleString('en')} ${n === 1 ? one : many}`;
+
+/** The verdict's headline and class for a check of the loaded events. */
+function headline(verdict, checkpoint) {
+  if (verdict.problems.length) {
+    return { cls: 'fail', text: `NOT INTACT: ${plural(verdict.problems.length, 'problem')} in what was checked` };
   }
-  const raw = fromHex(key.publicKeyHex);
-  if (!raw || raw.length !== 32) return { problem: 'the public key served is not 32 bytes of hex' };
-  const keyId = (await sha256Hex(raw)).slice(0, 16);
-  if (keyId !== key.keyId) return { problem: `the public key served hashes to key id ${keyId}, not the ${key.keyId} it claims` };
-  if (checkpoint.keyId !== keyId) {
-    return { problem: `checkpoint ${checkpoint.number} is signed by key ${checkpoint.keyId}, but the collector serves key ${keyId}` };
+  if (checkpoint && verdict.proven.length && !verdict.unchecked.length && !verdict.consistent.length) {
+    return { cls: 'pass', text: `Intact: ${describeRuns(verdict.proven)}, all that checkpoint ${checkpoint.number} signs, verify against its signature` };
   }
-  let publicKey;
-  try {
-    publicKey = await crypto.subtle.importKey('raw', raw, { name: 'Ed25519' }, false, ['verify']);
-  } catch {
-    return { note: "the signature was not checked: this browser's WebCrypto has no Ed25519; run audit-collector verify --url instead" };
-  }
-  const signature = fromHex(checkpoint.signature);
-  const valid = signature && (await crypto.subtle.verify({ name: 'Ed25519' }, publicKey, signature, checkpointMessage(checkpoint)));
-  return valid ? null : { problem: `checkpoint ${checkpoint.number}: SIGNATURE INVALID for key ${keyId}` };
+  return { cls: 'partial', text: `No problem in the ${plural(verdict.checked, 'loaded event')}, but NOT everything was checked (below)` };
 }
 
-/** Verifies `events` (as served) against their links and `checkpoint`; a verdict. */
-export async function verifyEvents(events, checkpoint, key) {
-  if (!crypto.subtle) {
-    return { ok: false, problems: [{ text: 'nothing was checked: this page is not a secure context (serve it over HTTPS or from localhost), so the browser offers no WebCrypto' }], notes: [] };
+/** One line per kind of run: what was proven, what only matched itself, what was not checked. */
+function coverageLines(verdict, checkpoint) {
+  const lines = [];
+  const number = checkpoint?.number;
+  if (verdict.proven.length) lines.push({ cls: 'checked', text: `proven by checkpoint ${number}'s signature: ${describeRuns(verdict.proven)} (${plural(countOf(verdict.proven), 'event')})` });
+  if (verdict.consistent.length) {
+    lines.push({ cls: 'unproven', text: `checked against their own hashes only, NOT linked to a signature: ${describeRuns(verdict.consistent)} (${plural(countOf(verdict.consistent), 'event')}); whoever holds the database could have rewritten them with their hashes` });
   }
-  const problems = [];
-  const notes = [];
-  const linked = events.filter((event) => event.chain).sort((a, b) => a.chain.seq - b.chain.seq);
-  if (linked.length < events.length) notes.push(`${events.length - linked.length} events carry no chain link (stored before the chain existed) and were not checked`);
-  for (const event of linked) {
-    const { seq, hash, prevHash } = event.chain;
-    let recomputed;
-    try {
-      recomputed = await linkHash(prevHash, seq, storedEvent(event));
-    } catch (error) {
-      problems.push({ seq, text: `seq ${seq}: its chain link is unreadable (${error.message})` });
-      continue;
-    }
-    if (recomputed !== hash) {
-      problems.push({ seq, text: `seq ${seq} (event ${event.uuid}, ${utcTime(event.timestamp)}): event CHANGED: its content hashes to ${recomputed}, but the chain recorded ${hash}` });
-    }
+  if (verdict.unchecked.length) {
+    lines.push({ cls: 'unchecked', text: `NOT checked: ${describeRuns(verdict.unchecked)} (${plural(countOf(verdict.unchecked), 'event')} that checkpoint ${number} signs, not loaded)` });
   }
-  let runs = 0;
-  for (let i = 0; i < linked.length; i += 1) {
-    const [before, after] = [linked[i - 1], linked[i]];
-    if (!before || after.chain.seq !== before.chain.seq + 1) {
-      runs += 1;
-      continue;
-    }
-    if (after.chain.prevHash !== before.chain.hash) {
-      problems.push({ seq: after.chain.seq, text: `seq ${after.chain.seq}: chain BROKEN: its prevHash is not the hash of seq ${before.chain.seq}` });
-    }
+  if (verdict.newer.length) {
+    lines.push({ cls: 'unproven', text: `newer than checkpoint ${number}: ${describeRuns(verdict.newer)}: chain-consistent only, until a checkpoint signs them` });
   }
-  if (runs > 1) notes.push(`the loaded events are ${runs} separate runs of the trail (filters, or pages not loaded): each event is checked against its own link, and links only between neighbours`);
-  if (checkpoint) {
-    const signature = await checkSignature(checkpoint, key);
-    if (signature?.problem) problems.push({ text: signature.problem });
-    if (signature?.note) notes.push(signature.note);
-    const signed = linked.find((event) => event.chain.seq === checkpoint.lastSeq);
-    if (signed && signed.chain.hash !== checkpoint.lastHash) {
-      problems.push({ seq: signed.chain.seq, text: `seq ${signed.chain.seq}: does NOT MATCH checkpoint ${checkpoint.number}, which signed hash ${checkpoint.lastHash}` });
-    } else if (signed) {
-      notes.push(`seq ${signed.chain.seq} carries the hash checkpoint ${checkpoint.number} signed`);
-      const newer = linked.filter((event) => event.chain.seq > checkpoint.lastSeq).length;
-      if (newer) notes.push(`${newer} loaded events are newer than checkpoint ${checkpoint.number}: the chain from seq ${checkpoint.lastSeq} proves them until the next checkpoint signs them`);
-    } else if (linked.length) {
-      notes.push(`checkpoint ${checkpoint.number} signs seq ${checkpoint.lastSeq}, which is not among the loaded events: they are proven by the chain only`);
-    }
-  } else {
-    notes.push('no checkpoint has been signed yet: the events are proven by the chain only');
-  }
-  problems.sort((a, b) => (a.seq ?? Infinity) - (b.seq ?? Infinity));
-  return { ok: problems.length === 0, checked: linked.length, problems, notes };
+  return lines;
 }
 
 export class IntegrityPanel {
@@ -103,6 +56,7 @@ export class IntegrityPanel {
     this.dom = elements;
     this.onProblem = onProblem;
     this.events = events;
+    this.walk = null;
     elements.verify.addEventListener('click', () => this.verify());
   }
 
@@ -114,7 +68,7 @@ export class IntegrityPanel {
       this.key = key;
       if (checkpoint) {
         fact(this.dom.facts, 'newest checkpoint', `number ${checkpoint.number}, signed ${utcTime(new Date(checkpoint.issuedAtMs).toISOString())} UTC`);
-        fact(this.dom.facts, 'covers', `seq ${checkpoint.anchorSeq + 1} to ${checkpoint.lastSeq}`);
+        fact(this.dom.facts, 'signs', `seq ${checkpoint.anchorSeq + 1} to ${checkpoint.lastSeq} (not checked until you verify)`);
       } else {
         fact(this.dom.facts, 'newest checkpoint', 'none yet (the collector signs one every few minutes when the trail grew)');
       }
@@ -125,12 +79,40 @@ export class IntegrityPanel {
     }
   }
 
-  async verify() {
-    const { result } = this.dom;
+  /** Starts a verdict: clears marks and any running walk, says what is happening. */
+  begin(text) {
+    if (this.walk) this.walk.cancelled = true;
+    this.walk = null;
     for (const row of document.querySelectorAll('tr.broken')) row.classList.remove('broken');
+    const { result } = this.dom;
+    clear(result);
     result.className = 'verdict';
-    result.textContent = 'verifying…';
+    result.textContent = text;
     show(result, true);
+    return result;
+  }
+
+  /** Writes a verdict: headline, problems, lines, notes; marks and scrolls to the first bad row. */
+  render({ cls, text }, problems, lines, notes, action) {
+    const { result } = this.dom;
+    clear(result);
+    result.className = `verdict ${cls}`;
+    result.append(el('strong', { text }));
+    const list = el('ul');
+    for (const problem of problems) list.append(el('li', { cls: 'problem', text: problem.text }));
+    for (const line of lines) list.append(el('li', { cls: line.cls, text: line.text }));
+    for (const note of notes) list.append(el('li', { cls: 'note', text: note }));
+    result.append(list);
+    if (action) result.append(action);
+    for (const problem of problems) {
+      if (problem.seq !== undefined) this.events.rowOf(problem.seq)?.classList.add('broken');
+    }
+    const first = problems.find((problem) => problem.seq !== undefined);
+    if (first) this.events.rowOf(first.seq)?.scrollIntoView({ block: 'center' });
+  }
+
+  async verify() {
+    this.begin('verifying…');
     await this.load();
     const checkpoint = this.checkpoint;
     // On the whole trail, newest first, load back to the event the checkpoint signed, so the
@@ -138,26 +120,63 @@ export class IntegrityPanel {
     if (checkpoint && this.events.isWholeTrailNewestFirst()) {
       await this.events.loadThrough(checkpoint.lastSeq, MAX_BRIDGE_PAGES);
     }
-    const events = this.events.current();
-    const verdict = await verifyEvents(events, this.checkpoint, this.key ?? {});
-    clear(result);
-    result.classList.add(verdict.ok ? 'pass' : 'fail');
-    result.append(
-      el('strong', {
-        text: verdict.ok
-          ? `Intact: ${verdict.checked} loaded events verify`
-          : `NOT INTACT: ${verdict.problems.length} problem${verdict.problems.length === 1 ? '' : 's'} in what is loaded`,
-      }),
-    );
-    const list = el('ul');
-    for (const problem of verdict.problems) list.append(el('li', { cls: 'problem', text: problem.text }));
-    for (const note of verdict.notes) list.append(el('li', { cls: 'note', text: note }));
-    result.append(list);
-    for (const problem of verdict.problems) {
-      const row = problem.seq !== undefined ? this.events.rowOf(problem.seq) : null;
-      row?.classList.add('broken');
+    const verdict = await verifyEvents(this.events.current(), checkpoint, this.key ?? {});
+    const lines = coverageLines(verdict, checkpoint);
+    const action = checkpoint && (verdict.unchecked.length || verdict.consistent.length) ? this.rangeButton(checkpoint) : null;
+    this.render(headline(verdict, checkpoint), verdict.problems, lines, verdict.notes, action);
+  }
+
+  /** The offer to check every event the checkpoint signs, or why the page will not. */
+  rangeButton(checkpoint) {
+    const total = checkpoint.lastSeq - checkpoint.anchorSeq;
+    if (total > MAX_RANGE_EVENTS) {
+      return el('p', { cls: 'note', text: `checkpoint ${checkpoint.number} signs ${plural(total, 'event')}, more than this page checks (${MAX_RANGE_EVENTS.toLocaleString('en')}): run audit-collector verify --url for all of them` });
     }
-    const first = verdict.problems.find((problem) => problem.seq !== undefined);
-    if (first) this.events.rowOf(first.seq)?.scrollIntoView({ block: 'center' });
+    const button = el('button', { attrs: { type: 'button', id: 'verify-range' }, text: `Check all ${plural(total, 'event')} checkpoint ${checkpoint.number} signs (seq ${checkpoint.anchorSeq + 1} to ${checkpoint.lastSeq})` });
+    button.addEventListener('click', () => this.checkRange(checkpoint));
+    return el('div', { cls: 'verdict-actions' }, [button]);
+  }
+
+  async checkRange(checkpoint) {
+    const result = this.begin('');
+    const walk = { cancelled: false };
+    this.walk = walk;
+    const status = el('span', { text: 'checking…' });
+    const bar = el('progress', { attrs: { max: 1, value: 0 } });
+    const cancel = el('button', { attrs: { type: 'button', id: 'cancel-range' }, text: 'Cancel' });
+    cancel.addEventListener('click', () => {
+      walk.cancelled = true;
+    });
+    result.append(el('div', { cls: 'progress' }, [bar, status, cancel]));
+    let outcome;
+    try {
+      outcome = await checkSignedRange(checkpoint, this.key ?? {}, {
+        cancelled: () => walk.cancelled,
+        progress: (checked, total) => {
+          bar.max = total;
+          bar.value = checked;
+          status.textContent = `checked ${checked.toLocaleString('en')} of ${plural(total, 'event')}`;
+        },
+      });
+    } catch (problem) {
+      if (this.walk === walk) this.render({ cls: 'partial', text: 'The check stopped: NOT everything was checked' }, [], [], [String(problem.message ?? problem)], this.rangeButton(checkpoint));
+      return;
+    }
+    if (this.walk !== walk) return;
+    this.walk = null;
+    const range = `seq ${checkpoint.anchorSeq + 1} to ${checkpoint.lastSeq}`;
+    const notes = outcome.signatureNote ? [outcome.signatureNote] : [];
+    if (outcome.problemCount > outcome.problems.length) notes.unshift(`${outcome.problemCount - outcome.problems.length} more problems not listed`);
+    if (outcome.problemCount) {
+      this.render({ cls: 'fail', text: `NOT INTACT: ${plural(outcome.problemCount, 'problem')} in ${range}, which checkpoint ${checkpoint.number} signs` }, outcome.problems, [], notes);
+    } else if (!outcome.complete || outcome.signatureNote) {
+      const why = outcome.stoppedBy === 'cancelled' ? 'cancelled' : 'the signature was not checked';
+      const lines = [{ cls: 'unchecked', text: `NOT checked: seq ${checkpoint.anchorSeq + 1 + outcome.checked} to ${checkpoint.lastSeq}` }];
+      this.render({ cls: 'partial', text: `Stopped (${why}) after ${plural(outcome.checked, 'event')} without a problem: NOT everything was checked` }, [], outcome.complete ? [] : lines, notes, this.rangeButton(checkpoint));
+    } else {
+      this.render({ cls: 'pass', text: `Intact: all ${plural(outcome.total, 'event')} checkpoint ${checkpoint.number} signs (${range}) verify against its signature` }, [], [{ cls: 'checked', text: `checked: ${range}, every link from ${checkpoint.anchorSeq === 0 ? 'the first event' : `the retention anchor (seq ${checkpoint.anchorSeq})`} to the hash the checkpoint signed` }], [
+        `events after seq ${checkpoint.lastSeq} are not signed yet; older checkpoints and key handovers: audit-collector verify --url`,
+      ]);
+    }
   }
 }

@@ -3,7 +3,7 @@
 //! also hold the rules `from_json` promises, and capture a request with it.
 #![no_main]
 
-use audit_filter::fuzzing::{capture_event, FakeRequest, FilterConfig, MIN_MAX_FIELD_BYTES};
+use audit_filter_core::fuzzing::{capture_event, FakeRequest, FilterConfig, MIN_MAX_FIELD_BYTES};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

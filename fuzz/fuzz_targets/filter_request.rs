@@ -9,7 +9,7 @@
 use arbitrary::Arbitrary;
 use audit_event::event::MAX_EVENT_BYTES;
 use audit_event::AuditEvent;
-use audit_filter::fuzzing::{
+use audit_filter_core::fuzzing::{
     capture_event, metadata, write_within_limit, Claim, FakeRequest, FilterConfig, MAX_UNTRUSTED_CLAIMS,
 };
 use base64::Engine;

@@ -1,6 +1,6 @@
 // The viewer in a real browser: Debian's chromium driven by playwright-core, the page loaded
 // through Envoy. Run by tests/tests/viewer.rs, which starts the stack, fills the trail and
-// sets the environment: VIEWER_PHASE (`intact` or `tampered`), SERVICE_URL (Envoy),
+// sets the environment: VIEWER_PHASE (`intact`, `tampered-unloaded` or `tampered`), SERVICE_URL (Envoy),
 // COLLECTOR_URL (the collector itself, to read expectations without adding to the trail),
 // AUDIT_TOKEN, INGEST_TOKEN, MARKUP (what the hostile requests carried), SINCE/UNTIL (the
 // test's requests), TAMPERED_SEQ; VIEWER_SCREENSHOT, when set, is where to save a screenshot.
@@ -201,16 +201,22 @@ if (PHASE === 'intact') {
     assert.equal(await page.getAttribute('#follow', 'aria-pressed'), 'false');
   });
 
-  test('verify what I see passes on the intact trail, with the signed checkpoint', async () => {
+  test('verify what I see says which signed events it did not check, and checks them all on request', async () => {
     await page.goto(VIEWER);
     await waitForRows(50);
     await page.waitForFunction(() => /number \d+/.test(document.getElementById('checkpoint-facts').textContent), null, WAIT);
     await page.click('#verify');
-    await page.waitForSelector('#verify-result.pass, #verify-result.fail', WAIT);
+    await page.waitForSelector('#verify-result.pass, #verify-result.fail, #verify-result.partial', WAIT);
     const verdict = await page.textContent('#verify-result');
-    assert.match(verdict, /Intact: \d+ loaded events verify/, verdict);
+    assert.doesNotMatch(verdict, /intact/i, `the older signed events are not loaded, so nothing reads as intact: ${verdict}`);
+    assert.match(verdict, /proven by checkpoint \d+'s signature: seq \d+ to \d+/, verdict);
+    assert.match(verdict, /NOT checked: seq 1 to \d+ \(\d+ events that checkpoint \d+ signs, not loaded\)/, verdict);
     assert.match(verdict, /seq \d+ carries the hash checkpoint \d+ signed/, 'verify loaded back to the signed event');
-    assert.doesNotMatch(verdict, /not checked/, 'the Ed25519 signature was checked');
+    assert.doesNotMatch(verdict, /not checked:/, 'the Ed25519 signature was checked');
+    await page.click('#verify-range');
+    await page.waitForSelector('#verify-result.pass, #verify-result.fail', WAIT);
+    const whole = await page.textContent('#verify-result');
+    assert.match(whole, /Intact: all \d+ events checkpoint \d+ signs \(seq 1 to \d+\) verify against its signature/, whole);
     if (env.VIEWER_SCREENSHOT) {
       await page.evaluate(() => window.scrollTo(0, 0));
       await page.screenshot({ path: resolve(env.REPO_ROOT, env.VIEWER_SCREENSHOT) });
@@ -231,5 +237,29 @@ if (PHASE === 'tampered') {
     assert.match(verdict, new RegExp(`seq ${env.TAMPERED_SEQ} \\(event [^)]*\\): event CHANGED`), verdict);
     const marked = await page.$$eval('#events-body tr.broken', (rows) => rows.map((row) => row.dataset.seq));
     assert.deepEqual(marked, [env.TAMPERED_SEQ]);
+  });
+}
+
+if (PHASE === 'tampered-unloaded') {
+  test('a changed event that is not loaded never reads as intact, and checking the signed range names it', async () => {
+    const seq = Number(env.TAMPERED_SEQ);
+    await page.goto(VIEWER);
+    await signIn();
+    await waitForRows(50);
+    assert.equal(await page.locator(`#events-body tr[data-seq="${seq}"]`).count(), 0, `seq ${seq} is not loaded`);
+    await page.click('#verify');
+    await page.waitForSelector('#verify-result.pass, #verify-result.fail, #verify-result.partial', WAIT);
+    const verdict = await page.textContent('#verify-result');
+    assert.equal(await page.getAttribute('#verify-result', 'class'), 'verdict partial', verdict);
+    const pageText = await page.evaluate(() => document.body.innerText);
+    assert.doesNotMatch(pageText, /intact/i, 'nothing on the page reads as intact');
+    const [, first, last] = verdict.match(/NOT checked: seq (\d+) to (\d+)/) ?? [];
+    assert.ok(Number(first) <= seq && seq <= Number(last), `seq ${seq} is named as not checked: ${verdict}`);
+    await page.click('#verify-range');
+    await page.waitForSelector('#verify-result.pass, #verify-result.fail', WAIT);
+    const whole = await page.textContent('#verify-result');
+    assert.match(whole, /NOT INTACT: 1 problem in seq 1 to \d+, which checkpoint \d+ signs/, whole);
+    assert.match(whole, new RegExp(`seq ${seq} \\(event [^)]*\\): event CHANGED`), whole);
+    assert.doesNotMatch(await page.evaluate(() => document.body.innerText), /\bIntact\b/);
   });
 }

@@ -11,6 +11,7 @@
 //! - [`postgres`]: a throwaway PostgreSQL server a test can crash and start again.
 //! - [`process`]: a child process that logs to a file and is killed on drop.
 //! - [`envoy_config`]: `envoy.yaml` with addresses, ports and the wasm path substituted.
+//! - [`filter_host`]: which build of the filter a stack loads (wasm, or the native module).
 //! - [`stack`]: starting and stopping the whole stack, with readiness waits.
 //! - [`client`]: HTTP helpers: requests through Envoy, reading and walking `/audit`.
 //! - [`load`]: a bounded load of marked requests through Envoy, remembering the answers.
@@ -22,6 +23,7 @@
 pub mod accounting;
 pub mod client;
 pub mod envoy_config;
+pub mod filter_host;
 pub mod jwt;
 pub mod load;
 pub mod paths;

@@ -42,6 +42,16 @@ pub fn filter_wasm() -> Result<PathBuf> {
     )
 }
 
+/// The folder holding the native filter, `libaudit_filter_native.so` (Envoy's
+/// `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`).
+pub fn filter_native_dir() -> Result<PathBuf> {
+    let dir = std::env::var_os("AUDIT_FILTER_NATIVE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/release"));
+    existing("AUDIT_FILTER_NATIVE_DIR", dir.join("libaudit_filter_native.so"), "run `make build`")?;
+    Ok(dir)
+}
+
 /// The pact file that describes the Pact Broker API the stub upstream answers with.
 pub fn broker_pact() -> PathBuf {
     repo_root().join("tests/pacts/pact-broker-api.json")

@@ -14,6 +14,7 @@ use anyhow::{anyhow, Context, Result};
 
 use crate::client;
 use crate::envoy_config::{listener_from_file, render_envoy_config, with_vm_id, EnvoySubstitutions};
+use crate::filter_host::{with_native_filter, FilterHost};
 use crate::paths;
 use crate::process::{tail, ManagedProcess};
 
@@ -55,6 +56,8 @@ pub struct StackOptions {
     pub envoy_args: Vec<String>,
     /// The audit filter's `vm_config.vm_id`, when not the one of `envoy.yaml`.
     pub filter_vm_id: Option<String>,
+    /// The build of the filter Envoy loads (`AUDIT_FILTER_HOST`, wasm by default).
+    pub filter_host: FilterHost,
 }
 
 impl Default for StackOptions {
@@ -74,6 +77,7 @@ impl Default for StackOptions {
             listener_from_file: false,
             envoy_args: Vec::new(),
             filter_vm_id: None,
+            filter_host: FilterHost::from_env().unwrap_or_default(),
         }
     }
 }
@@ -109,6 +113,8 @@ impl AuditStack {
         mut options: StackOptions,
         via: impl FnOnce(SocketAddr) -> Result<SocketAddr>,
     ) -> Result<Self> {
+        // A misspelt AUDIT_FILTER_HOST is an error, not silently the wasm build.
+        FilterHost::from_env()?;
         if (options.envoy_hot_restart || options.listener_from_file) && options.listen_port == 0 {
             options.listen_port = TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
         }
@@ -381,9 +387,13 @@ fn render_envoy(options: &StackOptions, upstream: SocketAddr, collectors: &[Sock
         },
     )?;
     let rendered = if more.is_empty() { rendered } else { with_more_collector_endpoints(&rendered, more)? };
-    match &options.filter_vm_id {
-        Some(vm_id) => with_vm_id(&rendered, vm_id),
-        None => Ok(rendered),
+    let rendered = match &options.filter_vm_id {
+        Some(vm_id) => with_vm_id(&rendered, vm_id)?,
+        None => rendered,
+    };
+    match options.filter_host {
+        FilterHost::Wasm => Ok(rendered),
+        FilterHost::Native => with_native_filter(&rendered),
     }
 }
 
@@ -429,6 +439,9 @@ fn launch_envoy(
         .args(&options.envoy_args)
         .env("AUDIT_INGEST_TOKEN", &options.ingest_token)
         .envs(options.envoy_env.iter().map(|(name, value)| (name, value)));
+    if options.filter_host == FilterHost::Native {
+        command.env("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", paths::filter_native_dir()?);
+    }
     let base_id_file = dir.join("envoy.base-id");
     match (options.envoy_hot_restart, epoch) {
         (false, _) => command.arg("--disable-hot-restart"),

@@ -1,8 +1,9 @@
 //! The trail viewer in a real browser: Debian's chromium, driven by `playwright-core` from
 //! npm (`tests/browser/`, node's own test runner), loads `/audit/ui/` THROUGH ENVOY. This
 //! test starts the stack, fills the trail (with markup and script in every captured field),
-//! has the collector sign a checkpoint, and runs the browser suite twice: on the intact trail,
-//! then after an event's body was changed in the database behind the collector's back.
+//! has the collector sign a checkpoint, and runs the browser suite three times: on the intact
+//! trail, after an old event's body (not on the first pages) was changed in the database
+//! behind the collector's back, then after the newest event's was too.
 
 // Test code: a panic here is a failed test with its message, not a crashed proxy.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -61,19 +62,24 @@ fn run_browser_suite(stack: &AuditStack, phase: &str, env: &[(&str, String)]) {
 }
 
 /// Changes one stored event's body as someone with the database file could: drop the
-/// trigger that forbids it, update, put the trigger back.
-fn tamper_with_event(stack: &AuditStack, seq: i64) {
+/// trigger that forbids it, update, put the trigger back. `seq` None: the oldest GET.
+fn tamper_with_event(stack: &AuditStack, seq: Option<i64>) -> i64 {
     let conn = rusqlite::Connection::open(stack.database_path()).expect("open the database");
     conn.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
     let trigger: String = conn
         .query_row("SELECT sql FROM sqlite_master WHERE name = 'events_content_is_immutable'", [], |row| row.get(0))
         .expect("the immutability trigger exists");
+    let seq = seq.unwrap_or_else(|| {
+        conn.query_row("SELECT min(seq) FROM events WHERE body LIKE '%\"GET\"%'", [], |row| row.get(0))
+            .expect("a GET is stored")
+    });
     conn.execute_batch("DROP TRIGGER events_content_is_immutable").expect("drop the trigger");
     let changed = conn
         .execute("UPDATE events SET body = replace(body, '\"GET\"', '\"DELETE\"') WHERE seq = ?1", [seq])
         .expect("update the body");
     assert_eq!(changed, 1, "seq {seq} exists");
     conn.execute_batch(&trigger).expect("restore the trigger");
+    seq
 }
 
 #[test]
@@ -116,6 +122,10 @@ fn the_viewer_shows_filters_pages_follows_charts_and_verifies_the_trail_in_a_rea
     let window = [("SINCE", since.clone()), ("UNTIL", until.clone())];
     run_browser_suite(&stack, "intact", &window);
 
+    // An old event the first pages do not load: verify must not call it intact.
+    let old = tamper_with_event(&stack, None);
+    run_browser_suite(&stack, "tampered-unloaded", &[("TAMPERED_SEQ", old.to_string())]);
+
     // The newest event (a GET the browser made): the first page newest-first shows it.
     let newest = send(
         "GET",
@@ -127,6 +137,6 @@ fn the_viewer_shows_filters_pages_follows_charts_and_verifies_the_trail_in_a_rea
     let seq = serde_json::from_str::<serde_json::Value>(&newest.body).expect("JSON")["events"][0]["chain"]["seq"]
         .as_i64()
         .expect("a chain seq");
-    tamper_with_event(&stack, seq);
+    tamper_with_event(&stack, Some(seq));
     run_browser_suite(&stack, "tampered", &[("TAMPERED_SEQ", seq.to_string())]);
 }

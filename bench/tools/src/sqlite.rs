@@ -28,7 +28,7 @@ use serde_json::json;
 use crate::args::Flags;
 use crate::events::{now_millis, realistic};
 
-/// The collector's INSERT (collector/src/store/writer.rs), character for character.
+/// The collector's INSERT (collector/src/store/sqlite/write_sql.rs), character for character.
 const INSERT: &str = "INSERT INTO events
                 (seq, uuid, timestamp_ms, type, db_user_id, user_email, method, status, ingested_at_ms, body,
                  chain_prev, chain_hash, user_id)
@@ -134,7 +134,7 @@ pub fn raw_insert(flags: &Flags) -> Result<serde_json::Value> {
     }
     drop(open_collector_database(path)?);
     // The writer's own connection setup: WAL, synchronous=FULL, its checkpoint interval and
-    // page cache (collector/src/store/schema.rs).
+    // page cache (collector/src/store/sqlite/schema.rs).
     let mut conn = audit_collector::open_for_writing(path)?;
     let mode: String = conn.pragma_query_value(None, "journal_mode", |row| row.get(0))?;
     let now = now_millis();

@@ -3,7 +3,7 @@
 //! from the typed event: [`canonical_typed`]); the collector signs
 //! [`checkpoint`]s of the chain's head with an Ed25519 key ([`signing`]); `GET /audit`
 //! serves each event with its link spliced in ([`served`]). `crate::verify` checks all of
-//! it from a database copy or through the API; the store writes it (`store::chain_store`).
+//! it from a database copy or through the API; the store writes it (`store::sqlite::chain_store`, `store::postgres::chain`).
 
 pub mod canonical;
 pub mod canonical_typed;

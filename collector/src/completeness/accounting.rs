@@ -4,7 +4,7 @@
 //! Both are pure: the store loads the state in its write transaction (locking it where
 //! several writers exist), calls them, and saves the state with the records they return
 //! in that same transaction, so a record and the accounting that stops it being written
-//! again commit together. Only the SQL is per store (`store::senders` for SQLite,
+//! again commit together. Only the SQL is per store (`store::sqlite::senders` for SQLite,
 //! `store::postgres::senders` for PostgreSQL).
 
 use audit_event::{AuditEvent, SeqRange};

@@ -14,7 +14,7 @@ use super::authorize::authorize;
 use super::respond::{with_body, HttpResponse};
 use super::{ApiError, Shared};
 use crate::auth::Scope;
-use crate::store::activity::{ActivityOutcome, BucketWidth, MAX_BUCKETS};
+use crate::store::activity_plan::{ActivityOutcome, BucketWidth, MAX_BUCKETS};
 
 /// Handles one request.
 pub async fn handle(request: &Request<Incoming>, shared: &Shared) -> Result<HttpResponse, ApiError> {

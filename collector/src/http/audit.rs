@@ -1,6 +1,6 @@
 //! `GET /audit`: one page of the trail, PactFlow's HAL shape, stored event JSON sent as
 //! stored. The query string is read by [`super::audit_query`]; the page is a keyset query
-//! on the commit sequence (see `store::trail_query`). `_links.self` and `_links.next` carry
+//! on the commit sequence (see `store::sqlite::page_sql`, `store::postgres::page`). `_links.self` and `_links.next` carry
 //! every parameter of the request, so following `next` keeps the filters, the order and
 //! the page size; `next` is always a cursor (`from`), also after a numbered page
 //! (`pageNumber`). An unknown `from` is a 404; a `from` retention purged is a 410.

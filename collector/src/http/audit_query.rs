@@ -9,7 +9,7 @@ use audit_event::page::MAX_PAGE_SIZE;
 
 use super::query_time::parse_query_time;
 use super::ApiError;
-use crate::store::trail_query::{EventFilters, TrailOrder, TrailQuery};
+use crate::store::query::{EventFilters, TrailOrder, TrailQuery};
 
 /// The longest value a text filter accepts.
 const MAX_FILTER_CHARS: usize = 512;

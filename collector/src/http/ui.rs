@@ -29,7 +29,11 @@ const FILES: &[(&str, &str, &str)] = &[
     ("events.js", "text/javascript; charset=utf-8", include_str!("../../ui/events.js")),
     ("chart.js", "text/javascript; charset=utf-8", include_str!("../../ui/chart.js")),
     ("integrity.js", "text/javascript; charset=utf-8", include_str!("../../ui/integrity.js")),
+    ("verify.js", "text/javascript; charset=utf-8", include_str!("../../ui/verify.js")),
+    ("rangecheck.js", "text/javascript; charset=utf-8", include_str!("../../ui/rangecheck.js")),
+    ("coverage.js", "text/javascript; charset=utf-8", include_str!("../../ui/coverage.js")),
     ("canonical.js", "text/javascript; charset=utf-8", include_str!("../../ui/canonical.js")),
+    ("text.js", "text/javascript; charset=utf-8", include_str!("../../ui/text.js")),
     ("dom.js", "text/javascript; charset=utf-8", include_str!("../../ui/dom.js")),
 ];
 

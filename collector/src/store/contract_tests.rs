@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use audit_event::sender::{SENDER_GAP_TYPE, SENDER_RESUMED_TYPE, SENDER_STOPPED_TYPE};
 use audit_event::{AuditEvent, DeliveryGap, IngestReceipt, SeqRange};
 
-use super::activity::{ActivityBucket, ActivityOutcome, BucketWidth, OutcomeCounts, HOUR_MS};
+use super::activity_plan::{ActivityBucket, ActivityOutcome, BucketWidth, OutcomeCounts, HOUR_MS};
 use super::new_event::NewEvent;
+use super::page::{PageOutcome, PageRows};
 use super::postgres::test_cluster::fresh_database;
 use super::postgres::PgStore;
-use super::reader::{PageOutcome, PageRows};
-use super::sqlite_store::SqliteStore;
-use super::trail_query::{EventFilters, TrailOrder, TrailQuery};
+use super::query::{EventFilters, TrailOrder, TrailQuery};
+use super::sqlite::SqliteStore;
 use super::trail_store::TrailStore;
 use super::StoreError;
 use crate::chain::link::{canonical_body, digest_from_hex, link_hash, GENESIS};

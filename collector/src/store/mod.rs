@@ -1,41 +1,44 @@
-//! The store of the trail, behind one interface ([`trail_store::TrailStore`]).
+//! The store of the trail: one interface, two databases (docs/code-map.md walks through it).
 //!
-//! SQLite ([`sqlite_store`]): one thread owns the write connection ([`writer`]) and takes
-//! work over a bounded queue, and runs the SQL of [`write_sql`] in its transactions; readers use
-//! their own connections ([`reader`]); the schema
-//! and the connection settings live in [`schema`]; [`activity`] counts events per hour for
-//! the viewer's chart. [`retention`] and [`checkpointing`] are
-//! the background tasks every store runs: they purge old events in bounded batches and
-//! sign checkpoints through the interface. [`senders`] keeps each filter worker's accounting
-//! of its numbered events, from which the collector records what it never received.
+//! At the top, what every store shares:
+//! - how a database is opened from its location ([`open`]): the trail store, and the admin
+//!   store of tokens and key handovers;
+//! - the interface ([`trail_store::TrailStore`]) and its errors ([`error`]);
+//! - what a store takes ([`new_event`]), is asked ([`query`]: a page of the trail and its
+//!   filters; [`activity_plan`]: the chart's counts and where they come from) and answers
+//!   ([`page`], [`tokens`]);
+//! - how a page is read ([`page::read_page`]: one algorithm over each store's queries);
+//! - the background tasks every store runs through the interface ([`retention`],
+//!   [`checkpointing`]), on one loop ([`periodic`]);
+//! - the one contract suite both databases pass (`contract_tests.rs`).
+//!
+//! Below, one folder per database, each with its schema beside it: [`sqlite`] (the embedded
+//! default: one writer thread, a pool of readers) and [`postgres`] (N replicas, a leased
+//! sealer; docs/postgres.md).
 
-pub mod activity;
-pub mod chain_linking;
-pub mod chain_migration;
-pub mod chain_store;
+pub mod activity_plan;
 pub mod checkpointing;
 #[cfg(test)]
 mod contract_tests;
 pub mod error;
 pub mod new_event;
+pub mod open;
+pub mod page;
+pub mod periodic;
 pub mod postgres;
-pub mod reader;
+pub mod query;
 pub mod retention;
-pub mod schema;
-pub mod senders;
-pub mod sqlite_store;
+pub mod sqlite;
 #[cfg(test)]
 mod test_support;
 pub mod tokens;
-pub mod trail_query;
 pub mod trail_store;
-pub mod write_sql;
-pub mod writer;
 
 pub use error::StoreError;
 pub use new_event::NewEvent;
-pub use reader::PageOutcome;
-pub use trail_store::{DatabaseLocation, TrailStore};
+pub use open::{AdminStore, DatabaseLocation};
+pub use page::PageOutcome;
+pub use trail_store::TrailStore;
 
 /// Milliseconds since the Unix epoch, by the system clock.
 pub fn now_millis() -> i64 {

@@ -5,7 +5,7 @@
 use rusqlite::{params, Connection};
 
 use super::new_event::NewEvent;
-use super::schema::open_for_writing;
+use super::sqlite::schema::open_for_writing;
 
 /// A fresh database in a temporary folder with `count` unlinked events, `uuid-0`, `uuid-1`, ...
 pub fn unlinked_trail(count: usize) -> (tempfile::TempDir, Connection) {

@@ -1,6 +1,6 @@
 //! [`TrailStore`]: what the collector needs from a database, named by what the trail does
 //! rather than by SQL. The HTTP handlers and the background tasks (retention, checkpoints)
-//! reach the database only through it, so SQLite ([`super::sqlite_store`]) and PostgreSQL
+//! reach the database only through it, so SQLite ([`super::sqlite`]) and PostgreSQL
 //! ([`super::postgres`]) are two implementations of one contract, checked by one test
 //! suite (`store/contract_tests.rs`).
 //!
@@ -8,17 +8,16 @@
 //! allocation per call is nothing next to a database round trip.
 
 use std::future::Future;
-use std::path::Path;
 use std::pin::Pin;
 
 use audit_event::chain::Checkpoint;
 use audit_event::IngestReceipt;
 
-use super::activity::{ActivityOutcome, BucketWidth};
+use super::activity_plan::{ActivityOutcome, BucketWidth};
 use super::new_event::NewEvent;
-use super::reader::PageOutcome;
+use super::page::PageOutcome;
+use super::query::{EventFilters, TrailQuery};
 use super::tokens::ActiveToken;
-use super::trail_query::{EventFilters, TrailQuery};
 use super::StoreError;
 use crate::completeness::accounting::{SenderActivity, SenderPolicy};
 
@@ -46,7 +45,7 @@ pub trait TrailStore: Send + Sync {
     /// Idempotent on `uuid` across the whole trail. A full queue is
     /// [`StoreError::QueueFull`], a stopping store [`StoreError::WriterStopped`].
     /// `sender` is what the batch says about the filter worker that sent it: its numbers
-    /// are accounted for in the same commit as the events (`store::senders`).
+    /// are accounted for in the same commit as the events (`store::sqlite::senders`, `store::postgres::senders`).
     fn ingest(&self, events: Vec<NewEvent>, sender: Option<SenderActivity>) -> StoreFuture<'_, IngestReceipt>;
 
     /// Records, as events of the trail, the holes in senders' numbers older than the
@@ -84,40 +83,4 @@ pub trait TrailStore: Send + Sync {
 
     /// Stops taking work, commits (and proves with a checkpoint) what was acknowledged.
     fn shutdown(&self) -> StoreFuture<'_, ()>;
-}
-
-/// Where the trail lives, as `--database` / `AUDIT_DATABASE` says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DatabaseLocation {
-    /// A SQLite file (the default).
-    Sqlite(std::path::PathBuf),
-    /// A PostgreSQL connection URL (`postgres://` or `postgresql://`).
-    Postgres(String),
-}
-
-impl DatabaseLocation {
-    /// A `postgres://` or `postgresql://` URL is PostgreSQL; anything else is a SQLite path.
-    pub fn of(database: &Path) -> DatabaseLocation {
-        match database.to_str() {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                DatabaseLocation::Postgres(url.to_owned())
-            }
-            _ => DatabaseLocation::Sqlite(database.to_path_buf()),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_postgres_url_is_postgres_and_anything_else_a_sqlite_path() {
-        for url in ["postgres://u@h/db", "postgresql://h:5433/audit?sslmode=disable"] {
-            assert_eq!(DatabaseLocation::of(Path::new(url)), DatabaseLocation::Postgres(url.to_owned()));
-        }
-        for path in ["data/audit.db", "/var/lib/audit.db", "postgres.db"] {
-            assert_eq!(DatabaseLocation::of(Path::new(path)), DatabaseLocation::Sqlite(path.into()));
-        }
-    }
 }

@@ -6,13 +6,13 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use rusqlite::{Connection, OpenFlags};
 
 use super::from_postgres::verify_postgres;
 use super::report::{exit_code, Coverage};
 use super::witness::{check_witness, read_witness, Witnessed};
 use super::{verify_api, verify_database, TrailReport, VerifyError};
 use crate::chain::signing::{default_key_path, KeyError, TrailSigner, TrailVerifier};
+use crate::store::open::open_sqlite_to_verify;
 use crate::store::DatabaseLocation;
 
 /// The flags of `audit-collector verify`.
@@ -145,8 +145,7 @@ pub fn verify_outcome(require_full_coverage: bool, outcome: &Result<TrailReport,
 fn verify_trail(args: &VerifyArgs, key: &TrailVerifier) -> Result<TrailReport, VerifyError> {
     match (&args.database, &args.url) {
         (Some(path), _) => {
-            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-            let conn = Connection::open_with_flags(path, flags)
+            let conn = open_sqlite_to_verify(path)
                 .map_err(|error| VerifyError::Read(format!("{}: {error}", path.display())))?;
             verify_database(&conn, key).map_err(|error| match error {
                 VerifyError::Read(reason) => VerifyError::Read(format!(

@@ -17,7 +17,7 @@ use crate::batch::indexed_columns;
 use crate::chain::canonical::canonical_json;
 use crate::chain::link::{digest_from_blob, to_hex};
 use crate::chain::signing::TrailVerifier;
-use crate::store::chain_store::read_checkpoints;
+use crate::store::sqlite::chain_store::read_checkpoints;
 
 /// Verifies the trail in `conn` against `key`.
 pub fn verify_database(conn: &Connection, key: &TrailVerifier) -> Result<TrailReport, VerifyError> {

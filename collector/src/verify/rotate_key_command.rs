@@ -12,12 +12,9 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use rusqlite::TransactionBehavior;
 
 use crate::chain::signing::{default_key_path, KeyError, TrailSigner};
-use crate::store::chain_store::issue_handover;
-use crate::store::schema::open_for_writing;
-use crate::store::{now_millis, postgres, DatabaseLocation, StoreError};
+use crate::store::{AdminStore, DatabaseLocation, StoreError};
 
 /// The flags of `audit-collector rotate-key`.
 #[derive(Debug, Args)]
@@ -62,22 +59,7 @@ pub async fn run_rotate_key(args: &RotateKeyArgs) -> Result<String, RotateKeyErr
     if next.key_id() == current.key_id() {
         return Err(RotateKeyError::SameKey(next.key_id().to_owned()));
     }
-    let handover = match location {
-        DatabaseLocation::Postgres(url) => {
-            // In a transaction that locks the chain head, like every sealing and
-            // checkpointing one, so replicas still running cannot interleave.
-            let pool = postgres::schema::pool(&url)?;
-            postgres::schema::migrate(&pool).await?;
-            postgres::chain::handover(&pool, &current, &next.verifier()).await?
-        }
-        DatabaseLocation::Sqlite(path) => {
-            let mut conn = open_for_writing(&path)?;
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?;
-            let handover = issue_handover(&tx, &current, &next.verifier(), now_millis())?;
-            tx.commit().map_err(StoreError::from)?;
-            handover
-        }
-    };
+    let handover = AdminStore::open(&location).await?.hand_over(&current, &next.verifier()).await?;
     Ok(format!(
         "checkpoint {} (seq {}), signed by key {}, hands over to key {}\nevery later checkpoint must be signed by the new key: start the collector with --signing-key {}\n",
         handover.number,

@@ -22,10 +22,10 @@ use crate::batch::parse_batch;
 use crate::chain::checkpoint::{checkpoint_hash, signed_message};
 use crate::chain::link::to_hex;
 use crate::chain::signing::{TrailSigner, TrailVerifier};
-use crate::store::chain_store::{issue_checkpoint, issue_handover, read_checkpoints};
-use crate::store::schema::open_for_writing;
-use crate::store::write_sql::insert_batch;
-use crate::store::write_sql::purge_batch;
+use crate::store::sqlite::chain_store::{issue_checkpoint, issue_handover, read_checkpoints};
+use crate::store::sqlite::schema::open_for_writing;
+use crate::store::sqlite::write_sql::insert_batch;
+use crate::store::sqlite::write_sql::purge_batch;
 
 /// A small deterministic generator (SplitMix64): no dependency, same numbers everywhere.
 struct Random(u64);

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use deadpool_postgres::{Client, Pool};
 use tokio_postgres::types::ToSql;
 
-use super::super::activity::{outcome_of, ActivityOutcome, BucketWidth, OutcomeCounts, WindowPlan, HOUR_MS};
-use super::super::trail_query::EventFilters;
+use super::super::activity_plan::{outcome_of, ActivityOutcome, BucketWidth, OutcomeCounts, WindowPlan, HOUR_MS};
+use super::super::query::EventFilters;
 use super::super::StoreError;
 use super::page::filter_predicates;
 

@@ -13,8 +13,8 @@ use std::path::Path;
 use deadpool_postgres::Transaction;
 use rusqlite::Connection;
 
-use super::super::chain_store::chain_head;
-use super::super::schema::{current_version, open_for_reading};
+use super::super::sqlite::chain_store::chain_head;
+use super::super::sqlite::schema::{current_version, open_for_reading};
 use super::super::StoreError;
 use super::schema;
 

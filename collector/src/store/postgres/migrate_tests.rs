@@ -10,11 +10,11 @@ use super::PgStore;
 use crate::auth::Scope;
 use crate::chain::signing::TrailSigner;
 use crate::store::new_event::NewEvent;
-use crate::store::reader::PageOutcome;
-use crate::store::schema::open_for_writing;
-use crate::store::sqlite_store::SqliteStore;
-use crate::store::tokens::insert_token;
-use crate::store::trail_query::TrailQuery;
+use crate::store::page::PageOutcome;
+use crate::store::query::TrailQuery;
+use crate::store::sqlite::schema::open_for_writing;
+use crate::store::sqlite::tokens::insert_token;
+use crate::store::sqlite::SqliteStore;
 use crate::store::trail_store::TrailStore;
 use crate::verify::from_postgres::verify_postgres;
 use crate::verify::{verify_database, VerifyError};
@@ -121,7 +121,7 @@ async fn a_migrated_trail_keeps_its_key_handover_and_its_senders_accounting() {
     }
     sqlite.shutdown().await.expect("stop; signs a checkpoint with the old key");
     let conn = open_for_writing(&path).expect("open");
-    crate::store::chain_store::issue_handover(&conn, &old_key, &new_key.verifier(), 1).expect("hand over");
+    crate::store::sqlite::chain_store::issue_handover(&conn, &old_key, &new_key.verifier(), 1).expect("hand over");
     drop(conn);
 
     let url = fresh_database().await;

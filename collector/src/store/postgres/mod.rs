@@ -44,11 +44,11 @@ use tokio::task::JoinHandle;
 
 use self::sealer_health::SealerHealth;
 
-use super::activity::{ActivityOutcome, BucketWidth};
+use super::activity_plan::{ActivityOutcome, BucketWidth};
 use super::new_event::NewEvent;
-use super::reader::PageOutcome;
+use super::page::PageOutcome;
+use super::query::{EventFilters, TrailQuery};
 use super::tokens::ActiveToken;
-use super::trail_query::{EventFilters, TrailQuery};
 use super::trail_store::{StoreFuture, StoreGauges, TrailStore};
 use super::{now_millis, StoreError};
 use crate::chain::link::to_hex;

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use super::sealer::{seal_batch, take_lease, Sealed};
 use super::test_cluster::fresh_database;
 use super::{schema, PgStore};
-use crate::store::reader::PageOutcome;
+use crate::store::page::PageOutcome;
+use crate::store::query::TrailQuery;
 use crate::store::test_support::new_event;
-use crate::store::trail_query::TrailQuery;
 use crate::store::trail_store::TrailStore;
 
 async fn sealed_uuids(store: &dyn TrailStore, count: usize) -> Vec<String> {

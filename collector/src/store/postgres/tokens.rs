@@ -1,5 +1,5 @@
 //! The `api_tokens` table on PostgreSQL: the same rows and rules as SQLite's
-//! (`store::tokens`): digests only, one active token per name, revoked rows kept.
+//! (`store::sqlite::tokens`): digests only, one active token per name, revoked rows kept.
 
 use deadpool_postgres::Pool;
 

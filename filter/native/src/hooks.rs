@@ -1,0 +1,399 @@
+//! The functions Envoy looks up in the module (`envoy_dynamic_module_on_*`), with the C
+//! signatures the pinned binary casts them to (`envoy-1.40-hook-signatures.txt`). Each is a
+//! trampoline: it turns Envoy's pointers into the safe layer's types and runs the body
+//! through [`guarded`], so a panic lets the request through (and is counted) instead of
+//! unwinding into Envoy. Hooks this filter has no use for are exported as no-ops, so the
+//! module loads whichever of them Envoy requires.
+//!
+//! Pointers: the configuration is an `Arc<ModuleConfig>` handed to Envoy with
+//! `Arc::into_raw` (one count per stream is taken in `filter_new`), each stream a
+//! `Box<Option<AuditStream>>` (None: the stream is not audited, e.g. its set-up panicked).
+
+use std::ffi::c_void;
+use std::os::raw::c_char;
+use std::sync::Arc;
+
+use log::Level;
+
+use crate::abi::{self, EnvoyBuffer, EnvoyHttpHeader, HttpFilterConfigEnvoyPtr, HttpFilterEnvoyPtr};
+use crate::envoy::{self, envoy_bytes, CalloutAnswer, ConfigHandle, Stream};
+use crate::guard::{caught, guarded};
+use crate::module_config::ModuleConfig;
+use crate::stream::AuditStream;
+use crate::ticker::TICK;
+use audit_filter_core::worker::delivery::LOGGED_BODY_BYTES;
+
+type Filter = Option<AuditStream>;
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
+    abi::ABI_VERSION.as_ptr()
+}
+
+/// # Safety
+/// Envoy passes its configuration object and two buffers valid during the call.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
+    config_envoy: HttpFilterConfigEnvoyPtr,
+    _name: EnvoyBuffer,
+    config: EnvoyBuffer,
+) -> *const c_void {
+    guarded("on_http_filter_config_new", std::ptr::null(), || {
+        // SAFETY: valid during this call, per the ABI; copied by the parser.
+        let json = unsafe { envoy_bytes(config.ptr, config.length) };
+        // SAFETY: the configuration object lives until `config_destroy`.
+        let handle = unsafe { ConfigHandle::new(config_envoy) };
+        match ModuleConfig::new(handle, json) {
+            Ok(config) => Arc::into_raw(config).cast::<c_void>(),
+            Err(err) => {
+                envoy::log(Level::Error, &format!("audit-filter: invalid filter configuration: {err}"));
+                std::ptr::null()
+            }
+        }
+    })
+}
+
+/// # Safety
+/// `config` is what `config_new` returned, destroyed once.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: *const c_void) {
+    if config.is_null() {
+        return;
+    }
+    // SAFETY: from `Arc::into_raw` in `config_new`; this takes Envoy's count back.
+    let config = unsafe { Arc::from_raw(config.cast::<ModuleConfig>()) };
+    guarded("on_http_filter_config_destroy", (), || config.shut_down());
+}
+
+/// # Safety
+/// `config` is a live configuration from `config_new`.
+unsafe fn module_config<'a>(config: *const c_void) -> Option<&'a ModuleConfig> {
+    // SAFETY: by the caller's contract; Envoy keeps the configuration while it is used.
+    unsafe { config.cast::<ModuleConfig>().as_ref() }
+}
+
+/// # Safety
+/// Called by Envoy on its main thread with the configuration from `config_new`.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
+    _config_envoy: HttpFilterConfigEnvoyPtr,
+    config: *const c_void,
+    event_id: u64,
+) {
+    guarded("on_http_filter_config_scheduled", (), || {
+        // SAFETY: a live configuration, per the ABI.
+        let Some(config) = (unsafe { module_config(config) }) else { return };
+        if event_id == TICK {
+            config.on_tick();
+        }
+    });
+}
+
+/// # Safety
+/// Called by Envoy on its main thread; the arrays are valid during the call.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
+    _config_envoy: HttpFilterConfigEnvoyPtr,
+    config: *const c_void,
+    callout_id: u64,
+    result: u32,
+    headers: *mut EnvoyHttpHeader,
+    headers_size: usize,
+    body_chunks: *mut EnvoyBuffer,
+    body_chunks_size: usize,
+) {
+    guarded("on_http_filter_config_http_callout_done", (), || {
+        // SAFETY: a live configuration; the arrays are valid during the call (copied here).
+        let (config, answer) = unsafe {
+            (
+                module_config(config),
+                CalloutAnswer::read(result, headers, headers_size, body_chunks, body_chunks_size, LOGGED_BODY_BYTES),
+            )
+        };
+        if let Some(config) = config {
+            config.on_answer(callout_id, answer);
+        }
+    });
+}
+
+/// # Safety
+/// `config` is a live configuration; `filter_envoy` this stream's Envoy filter.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
+    config: *const c_void,
+    filter_envoy: HttpFilterEnvoyPtr,
+) -> *const c_void {
+    let audited = caught("on_http_filter_new", || {
+        if config.is_null() {
+            return None;
+        }
+        // SAFETY: Envoy holds its count of the configuration while streams use it; this
+        // stream takes one of its own.
+        let config = unsafe {
+            Arc::increment_strong_count(config.cast::<ModuleConfig>());
+            Arc::from_raw(config.cast::<ModuleConfig>())
+        };
+        // SAFETY: this hook's stream.
+        let stream = unsafe { Stream::new(filter_envoy) };
+        Some(AuditStream::new(config, &stream))
+    });
+    // A stream Envoy cannot make a filter for would be closed: an unaudited one goes on.
+    Box::into_raw(Box::new(audited.flatten())).cast::<c_void>()
+}
+
+/// # Safety
+/// `filter` is what `filter_new` returned, used by one hook at a time.
+unsafe fn stream_filter<'a>(filter: *const c_void) -> Option<&'a mut AuditStream> {
+    // SAFETY: by the caller's contract; no other reference to it is live.
+    unsafe { filter.cast::<Filter>().cast_mut().as_mut()?.as_mut() }
+}
+
+/// # Safety
+/// Envoy passes this stream's pointers.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
+    filter_envoy: HttpFilterEnvoyPtr,
+    filter: *const c_void,
+    _end_of_stream: bool,
+) -> u32 {
+    guarded("on_http_filter_request_headers", abi::REQUEST_HEADERS_CONTINUE, || {
+        // SAFETY: this hook's stream.
+        let mut stream = unsafe { Stream::new(filter_envoy) };
+        // The borrow of the filter ends before the reply is sent: Envoy may end the stream,
+        // and call `stream_complete` on it, inside the reply.
+        let reply = {
+            // SAFETY: this stream's filter, used by this hook only.
+            let Some(audit) = (unsafe { stream_filter(filter) }) else { return abi::REQUEST_HEADERS_CONTINUE };
+            audit.on_request_headers(&mut stream)
+        };
+        match reply {
+            None => abi::REQUEST_HEADERS_CONTINUE,
+            Some(reply) => {
+                reply.send(&mut stream);
+                abi::REQUEST_HEADERS_STOP_ITERATION
+            }
+        }
+    })
+}
+
+/// # Safety
+/// Envoy passes this stream's pointers.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
+    filter_envoy: HttpFilterEnvoyPtr,
+    filter: *const c_void,
+) {
+    // SAFETY: this hook's stream and its filter, used by this hook only.
+    let (stream, audit) = unsafe { (Stream::new(filter_envoy), stream_filter(filter)) };
+    let Some(audit) = audit else { return };
+    if caught("on_http_filter_stream_complete", || audit.on_stream_complete(&stream)).is_none() {
+        guarded("on_http_filter_stream_complete", (), || audit.count_lost(&stream));
+    }
+}
+
+/// # Safety
+/// `filter` is what `filter_new` returned, destroyed once.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter: *const c_void) {
+    if filter.is_null() {
+        return;
+    }
+    // SAFETY: from `Box::into_raw` in `filter_new`.
+    let filter = unsafe { Box::from_raw(filter.cast::<Filter>().cast_mut()) };
+    guarded("on_http_filter_destroy", (), || drop(filter));
+}
+
+// The hooks below are exported so the module loads whichever Envoy requires; the audit
+// filter does nothing in them (every result is "continue").
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
+    _: HttpFilterEnvoyPtr,
+    _: *const c_void,
+    _: bool,
+) -> u32 {
+    0
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(_: HttpFilterEnvoyPtr, _: *const c_void) -> u32 {
+    0
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
+    _: HttpFilterEnvoyPtr,
+    _: *const c_void,
+    _: bool,
+) -> u32 {
+    0
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
+    _: HttpFilterEnvoyPtr,
+    _: *const c_void,
+    _: bool,
+) -> u32 {
+    0
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
+    _: HttpFilterEnvoyPtr,
+    _: *const c_void,
+) -> u32 {
+    0
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_local_reply(
+    _: HttpFilterEnvoyPtr,
+    _: *const c_void,
+    _: u32,
+    _: EnvoyBuffer,
+    _: bool,
+) -> u32 {
+    0
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_new(
+    _: EnvoyBuffer,
+    _: EnvoyBuffer,
+) -> *const c_void {
+    std::ptr::null()
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_destroy(_: *const c_void) {}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(_: HttpFilterEnvoyPtr, _: *const c_void, _: u64) {}
+
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
+    _: HttpFilterEnvoyPtr,
+    _: *const c_void,
+    _: u64,
+    _: u32,
+    _: *mut EnvoyHttpHeader,
+    _: usize,
+    _: *mut EnvoyBuffer,
+    _: usize,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_headers(
+    _: HttpFilterEnvoyPtr,
+    _: *const c_void,
+    _: u64,
+    _: *mut EnvoyHttpHeader,
+    _: usize,
+    _: bool,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_data(
+    _: HttpFilterEnvoyPtr,
+    _: *const c_void,
+    _: u64,
+    _: *const EnvoyBuffer,
+    _: usize,
+    _: bool,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
+    _: HttpFilterEnvoyPtr,
+    _: *const c_void,
+    _: u64,
+    _: *mut EnvoyHttpHeader,
+    _: usize,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(
+    _: HttpFilterEnvoyPtr,
+    _: *const c_void,
+    _: u64,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
+    _: HttpFilterEnvoyPtr,
+    _: *const c_void,
+    _: u64,
+    _: u32,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(
+    _: HttpFilterEnvoyPtr,
+    _: *const c_void,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(
+    _: HttpFilterEnvoyPtr,
+    _: *const c_void,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_headers(
+    _: HttpFilterConfigEnvoyPtr,
+    _: *const c_void,
+    _: u64,
+    _: *mut EnvoyHttpHeader,
+    _: usize,
+    _: bool,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_data(
+    _: HttpFilterConfigEnvoyPtr,
+    _: *const c_void,
+    _: u64,
+    _: *const EnvoyBuffer,
+    _: usize,
+    _: bool,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_trailers(
+    _: HttpFilterConfigEnvoyPtr,
+    _: *const c_void,
+    _: u64,
+    _: *mut EnvoyHttpHeader,
+    _: usize,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_complete(
+    _: HttpFilterConfigEnvoyPtr,
+    _: *const c_void,
+    _: u64,
+) {
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_reset(
+    _: HttpFilterConfigEnvoyPtr,
+    _: *const c_void,
+    _: u64,
+    _: u32,
+) {
+}

@@ -1,0 +1,240 @@
+//! One filter configuration, as the module holds it: the core's validated configuration, the
+//! ingest token and fingerprint key, one [`WorkerSlot`] per Envoy worker (created the first
+//! time a worker runs a stream), the calls in flight to the collector, the metrics and the
+//! tick thread. Created in `config_new`, ticked and answered in the configuration's hooks on
+//! Envoy's main thread, shut down in `config_destroy`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use log::Level;
+
+use audit_event::event_uuid::encode_event_uuid;
+use audit_filter_core::config::FilterConfig;
+use audit_filter_core::config_error::ConfigError;
+use audit_filter_core::request::fingerprint::{resolve_key, FingerprintKey, KeyOrigin};
+use audit_filter_core::worker::delivery::Delivery;
+
+use crate::delivery_host::{Dispatched, MainThreadHost};
+use crate::envoy::{self, CalloutAnswer, ConfigHandle};
+use crate::metrics::Metrics;
+use crate::randomness::{now_ms, random_event_id};
+use crate::ticker::Ticker;
+use crate::worker_slot::WorkerSlot;
+
+/// Distinguishes configurations in the workers' thread-local caches.
+static NEXT_CONFIG_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Which worker's delivery a call in flight belongs to, and its token there.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    worker: usize,
+    token: u32,
+}
+
+pub struct ModuleConfig {
+    id: u64,
+    handle: ConfigHandle,
+    pub filter: FilterConfig,
+    pub fingerprint_key: Option<FingerprintKey>,
+    ingest_token: String,
+    /// Indexed by Envoy's worker index.
+    workers: Mutex<Vec<Option<Arc<WorkerSlot>>>>,
+    /// Callout id → the delivery waiting for its answer. Main thread only.
+    in_flight: Mutex<HashMap<u64, InFlight>>,
+    /// Answers that arrived while their call was still being sent (Envoy may answer a call
+    /// it cannot make at once, inside the callout itself): handled right after.
+    early_answers: Mutex<Vec<(u64, CalloutAnswer)>>,
+    metrics: Metrics,
+    ticker: Mutex<Option<Ticker>>,
+}
+
+thread_local!(static DELIVERING: Cell<bool> = const { Cell::new(false) });
+
+/// Runs a delivery decision on the main thread, noting that a delivery lock is held.
+fn delivering<T>(decision: impl FnOnce() -> T) -> T {
+    /// Clears the mark however the decision ends (a panic is caught by the hook's guard).
+    struct Mark;
+    impl Drop for Mark {
+        fn drop(&mut self) {
+            DELIVERING.set(false);
+        }
+    }
+    DELIVERING.set(true);
+    let _mark = Mark;
+    decision()
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl ModuleConfig {
+    /// Parses and validates `json` (the filter's `StringValue`), resolves the ingest token
+    /// from Envoy's environment, defines the metrics and starts ticking.
+    pub fn new(handle: ConfigHandle, json: &[u8]) -> Result<Arc<ModuleConfig>, ConfigError> {
+        let filter = FilterConfig::from_json(json)?;
+        let ingest_token = filter.ingest_token(|name| std::env::var(name).ok())?;
+        let fingerprint = &filter.redaction.token_fingerprint;
+        let (fingerprint_key, origin) = resolve_key(fingerprint, |name| std::env::var(name).ok(), ingest_token.trim());
+        if origin == KeyOrigin::IngestToken {
+            envoy::log(
+                Level::Info,
+                &format!(
+                    "audit-filter: `{}` is unset, so token fingerprints are keyed by a key derived from the ingest \
+                     token; they change when it is rotated (set `{}` in Envoy's environment for stable ones)",
+                    fingerprint.key_env, fingerprint.key_env
+                ),
+            );
+        }
+        let metrics = Metrics::define(&handle);
+        if !metrics.defined() {
+            envoy::log(Level::Warn, "audit-filter: could not define the metrics; running without them");
+        }
+        let tick_period = Delivery::new(&filter, "", String::new()).tick_period();
+        let config = Arc::new(ModuleConfig {
+            id: NEXT_CONFIG_ID.fetch_add(1, Ordering::Relaxed),
+            handle,
+            filter,
+            fingerprint_key,
+            ingest_token,
+            workers: Mutex::new(Vec::new()),
+            in_flight: Mutex::new(HashMap::new()),
+            early_answers: Mutex::new(Vec::new()),
+            metrics,
+            ticker: Mutex::new(None),
+        });
+        match handle.new_scheduler().and_then(|scheduler| Ticker::start(scheduler, tick_period)) {
+            Some(ticker) => *locked(&config.ticker) = Some(ticker),
+            None => {
+                envoy::log(Level::Error, "audit-filter: could not start the delivery tick; events would never be sent")
+            }
+        }
+        Ok(config)
+    }
+
+    /// This worker's slot: from the thread's cache, else created (a new sender: its own
+    /// random id and numbering, as a wasm VM per worker has).
+    pub fn slot(&self, worker_index: impl FnOnce() -> u32) -> Arc<WorkerSlot> {
+        thread_local!(static CACHE: RefCell<Vec<(u64, Weak<WorkerSlot>)>> = const { RefCell::new(Vec::new()) });
+        let cached = CACHE.with(|cache| {
+            let cache = cache.try_borrow().ok()?;
+            cache.iter().find(|(id, _)| *id == self.id).and_then(|(_, slot)| slot.upgrade())
+        });
+        if let Some(slot) = cached {
+            return slot;
+        }
+        let index = usize::try_from(worker_index()).unwrap_or(usize::MAX);
+        let slot = {
+            let mut workers = locked(&self.workers);
+            if workers.len() <= index {
+                workers.resize(index.saturating_add(1).min(1 << 16), None);
+            }
+            match workers.get_mut(index) {
+                Some(Some(slot)) => Arc::clone(slot),
+                Some(empty) => {
+                    let sender_id = encode_event_uuid(random_event_id());
+                    let slot = Arc::new(WorkerSlot::new(Delivery::new(&self.filter, &self.ingest_token, sender_id)));
+                    *empty = Some(Arc::clone(&slot));
+                    slot
+                }
+                // A worker index beyond 65536 workers: its own slot, not kept for ticks.
+                None => Arc::new(WorkerSlot::new(Delivery::new(
+                    &self.filter,
+                    &self.ingest_token,
+                    encode_event_uuid(random_event_id()),
+                ))),
+            }
+        };
+        CACHE.with(|cache| {
+            if let Ok(mut cache) = cache.try_borrow_mut() {
+                cache.retain(|(_, slot)| slot.strong_count() > 0);
+                cache.push((self.id, Arc::downgrade(&slot)));
+            }
+        });
+        slot
+    }
+
+    fn slots(&self) -> Vec<(usize, Arc<WorkerSlot>)> {
+        locked(&self.workers)
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slot)| Some((index, Arc::clone(slot.as_ref()?))))
+            .collect()
+    }
+
+    /// The delivery tick (main thread): each worker's delivery sends what is due.
+    pub fn on_tick(&self) {
+        let now = now_ms();
+        for (worker, slot) in self.slots() {
+            let mut host = MainThreadHost::new(self.handle, &slot, "");
+            delivering(|| slot.delivery().on_tick(&mut host, now));
+            self.note_in_flight(worker, host.dispatched);
+        }
+        self.handle_early_answers();
+        self.publish();
+    }
+
+    /// The collector's answer to callout `callout_id` (main thread).
+    pub fn on_answer(&self, callout_id: u64, answer: CalloutAnswer) {
+        let waiting = locked(&self.in_flight).remove(&callout_id);
+        let Some(InFlight { worker, token }) = waiting else {
+            // Sent just now and not noted yet: handled once it is.
+            locked(&self.early_answers).push((callout_id, answer));
+            return;
+        };
+        let Some(slot) = locked(&self.workers).get(worker).cloned().flatten() else { return };
+        if DELIVERING.get() {
+            // Answered inside a callout made by a delivery decision still running on this
+            // thread (its lock held): handled right after it.
+            locked(&self.in_flight).insert(callout_id, InFlight { worker, token });
+            locked(&self.early_answers).push((callout_id, answer));
+            return;
+        }
+        let mut host = MainThreadHost::new(self.handle, &slot, &answer.body_start);
+        delivering(|| slot.delivery().on_answer(&mut host, token, answer.status, now_ms()));
+        self.note_in_flight(worker, host.dispatched);
+        self.publish();
+    }
+
+    /// Envoy is deleting the configuration (main thread): stop ticking, and let each
+    /// worker's delivery send everything it holds (the core's `on_done`).
+    pub fn shut_down(&self) {
+        if let Some(mut ticker) = locked(&self.ticker).take() {
+            ticker.stop();
+        }
+        let now = now_ms();
+        for (worker, slot) in self.slots() {
+            let mut host = MainThreadHost::new(self.handle, &slot, "");
+            delivering(|| slot.delivery().on_done(&mut host, now));
+            self.note_in_flight(worker, host.dispatched);
+        }
+        self.publish();
+    }
+
+    fn note_in_flight(&self, worker: usize, dispatched: Vec<Dispatched>) {
+        if dispatched.is_empty() {
+            return;
+        }
+        let mut in_flight = locked(&self.in_flight);
+        for Dispatched { callout_id, token } in dispatched {
+            in_flight.insert(callout_id, InFlight { worker, token });
+        }
+    }
+
+    fn handle_early_answers(&self) {
+        let early = std::mem::take(&mut *locked(&self.early_answers));
+        for (callout_id, answer) in early {
+            if locked(&self.in_flight).contains_key(&callout_id) {
+                self.on_answer(callout_id, answer);
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let snapshots: Vec<_> = self.slots().iter().map(|(_, slot)| slot.snapshot()).collect();
+        self.metrics.publish(&self.handle, &snapshots, crate::guard::panics());
+    }
+}

@@ -1,0 +1,89 @@
+//! What capture reads about a finished request in this host: the core's [`RequestView`]
+//! over what the stream hook read from Envoy (headers borrowed for the hook, the client
+//! address and status as attributes) and the times this module took itself. Identity
+//! headers the module removed before the request went on are added back: the event
+//! describes the request as it arrived.
+
+use audit_filter_core::request::host::{RequestHeaders, RequestView};
+
+use crate::randomness::now_unix_nanos;
+
+pub struct NativeRequest<'a> {
+    /// The request headers as Envoy holds them at the end of the stream.
+    pub headers: Vec<(&'a [u8], &'a [u8])>,
+    /// Headers removed at the request headers, as they arrived.
+    pub stripped: &'a [(String, String)],
+    /// `source.address` (`ip:port`).
+    pub peer: Option<&'a [u8]>,
+    /// `response.code`.
+    pub status: Option<u64>,
+    /// When the request's headers reached the module (ns since the epoch).
+    pub request_time_ns: Option<i64>,
+    /// From the request's headers to the end of the stream, as the module timed it.
+    pub duration_ns: Option<i64>,
+}
+
+impl RequestView for NativeRequest<'_> {
+    fn request_headers(&self) -> RequestHeaders {
+        let mut headers = RequestHeaders::default();
+        for (name, value) in &self.headers {
+            headers.push(&String::from_utf8_lossy(name), &String::from_utf8_lossy(value));
+        }
+        for (name, value) in self.stripped {
+            headers.push(name, value);
+        }
+        headers
+    }
+
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        let integer = |value: i64| Some(value.to_le_bytes().to_vec());
+        match path {
+            ["source", "address"] => self.peer.map(<[u8]>::to_vec),
+            ["response", "code"] => integer(i64::try_from(self.status?).ok()?),
+            ["request", "time"] => integer(self.request_time_ns?),
+            ["request", "duration"] => integer(self.duration_ns?),
+            // Dynamic metadata is readable only at the top level of a namespace, so
+            // `jwt_authn`'s nested payload is not here (docs/configuration.md).
+            _ => None,
+        }
+    }
+
+    fn now_unix_nanos(&self) -> i64 {
+        now_unix_nanos()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request<'a>(headers: Vec<(&'a [u8], &'a [u8])>, stripped: &'a [(String, String)]) -> NativeRequest<'a> {
+        NativeRequest {
+            headers,
+            stripped,
+            peer: Some(b"10.0.0.7:51234"),
+            status: Some(201),
+            request_time_ns: Some(1_575_929_724_864_000_000),
+            duration_ns: None,
+        }
+    }
+
+    #[test]
+    fn headers_keep_their_order_and_the_stripped_ones_come_after() {
+        let stripped = [("x-email".to_string(), "forged@example.com".to_string())];
+        let view = request(vec![(b":method", b"GET"), (b"x-bad", b"caf\xe9")], &stripped);
+        let headers = view.request_headers();
+        let pairs: Vec<_> = headers.pairs().collect();
+        assert_eq!(pairs, [(":method", "GET"), ("x-bad", "caf\u{fffd}"), ("x-email", "forged@example.com")]);
+    }
+
+    #[test]
+    fn properties_are_the_ones_the_wasm_host_gives_in_its_encoding() {
+        let view = request(Vec::new(), &[]);
+        assert_eq!(view.property_string(&["source", "address"]).as_deref(), Some("10.0.0.7:51234"));
+        assert_eq!(view.property_i64(&["response", "code"]), Some(201));
+        assert_eq!(view.property_i64(&["request", "time"]), Some(1_575_929_724_864_000_000));
+        assert_eq!(view.property_i64(&["request", "duration"]), None);
+        assert_eq!(view.property(&["metadata"]), None);
+    }
+}

@@ -1,0 +1,33 @@
+//! One worker's share of a filter configuration: its delivery state (the core's
+//! [`Delivery`]: outbox, numbering, retries, failure policy) and the last metrics it
+//! published. A worker thread captures into it; Envoy's main thread ticks it and hands it
+//! the collector's answers. Each lock is held for one decision, never across a wait.
+
+use std::sync::{Mutex, MutexGuard};
+
+use audit_filter_core::worker::delivery::{Delivery, Snapshot};
+
+pub struct WorkerSlot {
+    delivery: Mutex<Delivery>,
+    snapshot: Mutex<Snapshot>,
+}
+
+impl WorkerSlot {
+    pub fn new(delivery: Delivery) -> WorkerSlot {
+        WorkerSlot { delivery: Mutex::new(delivery), snapshot: Mutex::new(Snapshot::default()) }
+    }
+
+    /// The delivery state. A hook that panicked while holding it (caught by the guard)
+    /// leaves it as it was at the panic: still the best account of this worker's events.
+    pub fn delivery(&self) -> MutexGuard<'_, Delivery> {
+        self.delivery.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn set_snapshot(&self, snapshot: Snapshot) {
+        *self.snapshot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = snapshot;
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        *self.snapshot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
