@@ -11,6 +11,7 @@
 //! into an array of numbers, a variant with data into a one-member object, a non-finite
 //! float into `null`).
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use serde::ser::{self, Error as _, Serialize};
@@ -248,17 +249,26 @@ impl ser::SerializeTupleStruct for Array<'_> {
 /// go out sorted by key. A key given twice keeps its last value, as in a `Value`'s map.
 pub struct Object<'a> {
     out: &'a mut Vec<u8>,
-    members: Vec<(String, Range<usize>)>,
+    members: Vec<(Cow<'static, str>, Range<usize>)>,
     values: Vec<u8>,
     next_key: Option<String>,
+    /// Every key is ASCII (every key of an audit event): sorted by bytes, not transcoded.
+    ascii_keys: bool,
 }
 
 impl<'a> Object<'a> {
     fn new(out: &'a mut Vec<u8>, len: usize) -> Object<'a> {
-        Object { out, members: Vec::with_capacity(len), values: Vec::with_capacity(len * 32), next_key: None }
+        Object {
+            out,
+            members: Vec::with_capacity(len),
+            values: Vec::with_capacity(len * 32),
+            next_key: None,
+            ascii_keys: true,
+        }
     }
 
-    fn member<T: Serialize + ?Sized>(&mut self, key: String, value: &T) -> Result<(), Error> {
+    fn member<T: Serialize + ?Sized>(&mut self, key: Cow<'static, str>, value: &T) -> Result<(), Error> {
+        self.ascii_keys &= key.is_ascii();
         let start = self.values.len();
         value.serialize(Canonical { out: &mut self.values })?;
         self.members.push((key, start..self.values.len()));
@@ -268,7 +278,11 @@ impl<'a> Object<'a> {
     /// Writes the object; returns the output, for a wrapper's closing brace.
     fn close(mut self) -> &'a mut Vec<u8> {
         // Stable, so of a key given twice the later one comes last and is the one kept.
-        self.members.sort_by(|(a, _), (b, _)| utf16_order(a, b));
+        if self.ascii_keys {
+            self.members.sort_by(|(a, _), (b, _)| a.as_bytes().cmp(b.as_bytes()));
+        } else {
+            self.members.sort_by(|(a, _), (b, _)| utf16_order(a, b));
+        }
         self.out.push(b'{');
         let mut first = true;
         for (index, (key, range)) in self.members.iter().enumerate() {
@@ -297,7 +311,7 @@ impl ser::SerializeMap for Object<'_> {
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         let key = self.next_key.take().ok_or_else(|| Error::custom("a map value without its key"))?;
-        self.member(key, value)
+        self.member(Cow::Owned(key), value)
     }
     fn end(self) -> Result<(), Error> {
         self.close();
@@ -309,7 +323,7 @@ impl ser::SerializeStruct for Object<'_> {
     type Ok = ();
     type Error = Error;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Error> {
-        self.member(key.to_owned(), value)
+        self.member(Cow::Borrowed(key), value)
     }
     fn end(self) -> Result<(), Error> {
         self.close();
@@ -337,7 +351,7 @@ impl ser::SerializeStructVariant for Wrapped<Object<'_>> {
     type Ok = ();
     type Error = Error;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Error> {
-        self.0.member(key.to_owned(), value)
+        self.0.member(Cow::Borrowed(key), value)
     }
     fn end(self) -> Result<(), Error> {
         let Wrapped(object) = self;
