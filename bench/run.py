@@ -49,6 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 TOOL = BENCH / "target/release/audit-bench"
 NOOP_WASM = BENCH / "target/wasm32-wasip1/wasm-release/noop_filter.wasm"
+# The audit filter as the native Envoy dynamic module (filter/native), release build.
+NATIVE_MODULE = ROOT / "target/release/libaudit_filter_native.so"
 # Another build can be measured by pointing these at it (e.g. one of an older revision).
 AUDIT_WASM = Path(os.environ.get("BENCH_AUDIT_WASM", ROOT / "target/wasm32-wasip1/wasm-release/audit_filter.wasm"))
 # The filter built with feature `cost-stages` (see the Makefile's bench target).
@@ -90,7 +92,7 @@ PG_TRAILS = [int(size) for size in os.environ.get("BENCH_PG_TRAILS", "1000000,10
 
 READ_TOKEN = "bench-read-token"
 INGEST_TOKEN = "bench-ingest-token"
-CONFIGS = ["plain", "noop", "audit", "audit-sink", "access-log"]
+CONFIGS = ["plain", "noop", "audit", "audit-sink", "native-sink", "access-log"]
 # Where the filter's microseconds go: its ablation build, each request stopped after one
 # stage (each does the earlier stages' work too); `audit-sink` is the last stage, `noop` the
 # floor. Measured saturated only (c32), in the same alternating rounds.
@@ -109,11 +111,11 @@ if os.environ.get("BENCH_CONFIGS"):
     CONFIGS = [config for config in os.environ["BENCH_CONFIGS"].split(",") if config in CONFIGS]
 # Part 1b (`BENCH_ONLY=instructions`): Envoy's instructions per request under callgrind.
 INSTRUCTION_CONFIGS = os.environ.get("BENCH_INSTRUCTION_CONFIGS", ",".join(
-    ["plain", "noop", *STAGES, "audit-sink", *[f"candidate-{label}" for label in CANDIDATES]])).split(",")
+    ["plain", "noop", *STAGES, "audit-sink", "native-sink", *[f"candidate-{label}" for label in CANDIDATES]])).split(",")
 INSTRUCTION_SECONDS = int(os.environ.get("BENCH_INSTRUCTION_SECONDS", "10"))
 INSTRUCTION_REQUESTS = int(os.environ.get("BENCH_INSTRUCTION_REQUESTS", "2500"))
 # Configurations measured at light load (c1) too; the others are compared saturated only.
-LIGHT_CONFIGS = {"plain", "noop", "audit", "audit-sink", "access-log"}
+LIGHT_CONFIGS = {"plain", "noop", "audit", "audit-sink", "native-sink", "access-log"}
 # `audit-sink` is the audit filter with its batches answered by nginx instead of the
 # collector: the filter's own cost, without the collector's CPU on the core that also runs
 # the upstream and wrk (there is no third core to give it).
@@ -269,6 +271,7 @@ def start_envoy(procs, directory, config, upstream_port, collector_address, wrap
     `filter_patch` (JSON) is merged into the audit filter's configuration."""
     listen, admin = free_port(), free_port()
     variant = "audit" if config == "audit-sink" or config.startswith("candidate-") else config
+    variant = "native" if config.startswith("native") else variant
     wasm = {"noop": NOOP_WASM}.get(variant, AUDIT_WASM)
     if config.startswith("stage-"):
         wasm = STAGES_WASM
@@ -288,7 +291,10 @@ def start_envoy(procs, directory, config, upstream_port, collector_address, wrap
     config_file.write_text(completed.stdout)
     argv = ["taskset", "-c", "0", *wrapper, str(envoy_binary() if wrapper else ENVOY), "-c", str(config_file),
             "--concurrency", "1", "--disable-hot-restart", "--log-level", "warn"]
-    process = procs.start(f"envoy-{config}", argv, {"AUDIT_INGEST_TOKEN": INGEST_TOKEN})
+    env = {"AUDIT_INGEST_TOKEN": INGEST_TOKEN}
+    if variant == "native":
+        env["ENVOY_DYNAMIC_MODULES_SEARCH_PATH"] = str(NATIVE_MODULE.parent)
+    process = procs.start(f"envoy-{config}", argv, env)
     wait_until(lambda: http_get(f"http://127.0.0.1:{admin}/ready")[1].strip() == b"LIVE", process, "ready Envoy", ready_within)
     wait_until(lambda: http_get(f"http://127.0.0.1:{listen}{WRK_PATH}", timeout=10)[0] == 200, process,
                "answer through Envoy", ready_within)
@@ -335,7 +341,8 @@ def run_wrk(port, connections, seconds):
 
 def envoy_stats(admin):
     _, body = http_get(f"http://127.0.0.1:{admin}/stats?filter=audit_sidecar")
-    return {k: int(v) for k, v in re.findall(r"wasmcustom\.audit_sidecar\.(\w+): (\d+)", body.decode())}
+    # The wasm filter's stats are `wasmcustom.`, the native module's `dynamicmodulescustom.`.
+    return {k: int(v) for k, v in re.findall(r"(?:wasmcustom|dynamicmodulescustom)\.audit_sidecar\.(\w+): (\d+)", body.decode())}
 
 
 def bench_envoy(procs, directory):
@@ -843,7 +850,8 @@ def report(envoy, ingest, pages, started, load_before, failures, postgres=None, 
                   "| configuration | req/s (c32) | Envoy CPU µs/req (c32) | vs plain | vs no-op floor | p50 ms (c32) | p99 ms (c32) | p50 ms (c1) | p99 ms (c1) | Envoy RSS MB after |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         names = {"plain": "plain Envoy", "noop": "no-op wasm filter (floor)", "audit": "audit filter + collector",
-                 "audit-sink": "audit filter, batches to nginx (the filter alone)", "access-log": "built-in JSON access log"}
+                 "audit-sink": "audit filter, batches to nginx (the filter alone)",
+                 "native-sink": "native audit filter (dynamic module), batches to nginx", "access-log": "built-in JSON access log"}
         for config in [config for config in CONFIGS if config in LIGHT_CONFIGS]:
             pick = lambda load, key: [r[key] for r in runs if r["config"] == config and r["load"] == load]
             lines.append(
@@ -864,6 +872,13 @@ def report(envoy, ingest, pages, started, load_before, failures, postgres=None, 
                   f"Non-2xx answers in all runs: {errors}.", ""]
         measured = [(config, label) for config, label in [("audit", "audit filter + collector"), ("audit-sink", "audit filter, batches to nginx")]
                     if config in CONFIGS and {"noop", "plain"} <= set(CONFIGS)]
+        if "native-sink" in CONFIGS and "plain" in CONFIGS:
+            ratio = statistics.median(paired_ratios(runs, "saturated", "native-sink", "plain"))
+            target("throughput vs plain Envoy: native audit filter, batches to nginx", f"{ratio:.2f}×", "≥ 0.95×", ratio >= 0.95)
+            gap = statistics.median(r - p for r, p in zip(
+                [r["p99_ms"] for r in sorted(runs, key=lambda r: r["round"]) if r["config"] == "native-sink" and r["load"] == "light"],
+                [r["p99_ms"] for r in sorted(runs, key=lambda r: r["round"]) if r["config"] == "plain" and r["load"] == "light"]))
+            target("p99 at light load (c1) − plain: native audit filter", f"{gap:+.3f} ms", "≤ +0.05 ms", gap <= 0.05)
         for config, label in measured:
             ratio = statistics.median(paired_ratios(runs, "saturated", config, "noop"))
             target(f"throughput vs no-op filter: {label}", f"{ratio:.2f}×", "≥ 0.90×", ratio >= 0.90)

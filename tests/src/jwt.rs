@@ -72,6 +72,8 @@ pub fn now_seconds() -> u64 {
 /// Envoy's `jwt_authn` filter trusting `jwks` for [`ISSUER`] and [`AUDIENCE`], storing the
 /// verified payload in the dynamic metadata under `payload_in_metadata`. A request without
 /// a token passes (the service decides); a request with a bad token gets Envoy's 401.
+/// `claim_to_headers` also writes the `email`, `sub` and `preferred_username` claims to
+/// `x-jwt-email`, `x-jwt-sub` and `x-jwt-username` ([`claim_headers`]).
 /// `forward: true` keeps the `Authorization` header: with `forward: false` jwt_authn strips
 /// a verified token before the audit filter runs, which then cannot fingerprint it.
 pub fn jwt_authn_filter(jwks: &serde_json::Value, payload_in_metadata: &str) -> Result<serde_yaml::Value> {
@@ -86,6 +88,11 @@ pub fn jwt_authn_filter(jwks: &serde_json::Value, payload_in_metadata: &str) -> 
                     "local_jwks": {"inline_string": serde_json::to_string(jwks)?},
                     "payload_in_metadata": payload_in_metadata,
                     "forward": true,
+                    "claim_to_headers": [
+                        {"claim_name": "email", "header_name": "x-jwt-email"},
+                        {"claim_name": "sub", "header_name": "x-jwt-sub"},
+                        {"claim_name": "preferred_username", "header_name": "x-jwt-username"},
+                    ],
                 }
             },
             "rules": [{
@@ -95,6 +102,12 @@ pub fn jwt_authn_filter(jwks: &serde_json::Value, payload_in_metadata: &str) -> 
         }
     });
     Ok(serde_yaml::to_value(filter)?)
+}
+
+/// `identity.jwt.claimHeaders` for the headers [`jwt_authn_filter`]'s `claim_to_headers`
+/// writes: how the native host reads the verified claims (the wasm host reads the metadata).
+pub fn claim_headers() -> serde_json::Value {
+    serde_json::json!({"email": "x-jwt-email", "sub": "x-jwt-sub", "preferred_username": "x-jwt-username"})
 }
 
 /// HMAC-SHA256 of `message` with `key`, computed by `openssl`: an oracle for the

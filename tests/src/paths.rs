@@ -57,7 +57,12 @@ pub fn broker_pact() -> PathBuf {
     repo_root().join("tests/pacts/pact-broker-api.json")
 }
 
-/// The top-level `envoy.yaml` users copy.
+/// The top-level `envoy.yaml` users copy: the proxy-wasm host, the portable default.
 pub fn envoy_yaml() -> PathBuf {
     repo_root().join("envoy.yaml")
+}
+
+/// The top-level `envoy-native.yaml` users copy: the same, with the native dynamic module.
+pub fn envoy_native_yaml() -> PathBuf {
+    repo_root().join("envoy-native.yaml")
 }

@@ -41,10 +41,11 @@ fn envoy_stats(stack: &AuditStack) -> HashMap<String, u64> {
         .collect()
 }
 
-/// One of the filter's stats, as Envoy prints it (`wasmcustom.audit_sidecar.<name>`).
+/// One of the filter's stats, as Envoy prints it (`wasmcustom.audit_sidecar.<name>`, or
+/// `dynamicmodulescustom.` for the native module).
 fn filter_stat(stack: &AuditStack, name: &str) -> u64 {
     let stats = envoy_stats(stack);
-    let full = format!("wasmcustom.audit_sidecar.{name}");
+    let full = format!("{}audit_sidecar.{name}", stack.filter_host().stats_prefix());
     *stats.get(&full).unwrap_or_else(|| panic!("Envoy's /stats has no {full}"))
 }
 
@@ -262,14 +263,16 @@ fn an_outage_longer_than_the_buffer_is_counted_and_recorded_as_gaps() {
     assert_eq!(lost, dropped, "the gap records' lostEvents add up to Envoy's dropped counter");
     assert_eq!(stored as u64 + lost, REQUESTS as u64, "events stored + lost = requests sent");
     assert_eq!(filter_stat(&stack, "gap_records"), gap_records as u64, "gap_records counts the records stored");
-    // Prometheus drops Envoy's `wasmcustom.` prefix: the names are `audit_sidecar_<name>`.
+    // Prometheus drops Envoy's `wasmcustom.` prefix: the names are `audit_sidecar_<name>`
+    // (`envoy_dynamicmodulescustom_audit_sidecar_<name>` for the native module).
     let prometheus =
         send("GET", &format!("{}/stats/prometheus", stack.admin_url()), &[], None).expect("GET /stats/prometheus");
+    let prefix = stack.filter_host().prometheus_prefix();
     for expected in [
-        format!("audit_sidecar_dropped{{}} {dropped}"),
-        format!("audit_sidecar_gap_records{{}} {gap_records}"),
-        "# TYPE audit_sidecar_buffered_events gauge".to_string(),
-        "# TYPE audit_sidecar_delivery_failing gauge".to_string(),
+        format!("{prefix}audit_sidecar_dropped{{}} {dropped}"),
+        format!("{prefix}audit_sidecar_gap_records{{}} {gap_records}"),
+        format!("# TYPE {prefix}audit_sidecar_buffered_events gauge"),
+        format!("# TYPE {prefix}audit_sidecar_delivery_failing gauge"),
     ] {
         assert!(prometheus.body.lines().any(|line| line == expected), "/stats/prometheus lacks `{expected}`");
     }
@@ -278,6 +281,10 @@ fn an_outage_longer_than_the_buffer_is_counted_and_recorded_as_gaps() {
         assert!(window.first_lost_at <= window.last_lost_at, "gap {}: {window:?}", gap.uuid);
     }
 }
+
+/// The filter's root contexts in Envoy with the stack's `--concurrency 2`: one per worker
+/// and one on the main thread.
+const ROOT_CONTEXTS: u64 = 3;
 
 #[test]
 fn fail_closed_refuses_mutations_while_the_collector_is_down_and_reads_go_on() {
@@ -297,13 +304,14 @@ fn fail_closed_refuses_mutations_while_the_collector_is_down_and_reads_go_on() {
 
     assert_eq!(put("e2e-closed-before").status, 201, "with the collector up, a PUT passes");
     stack.kill_collector().expect("SIGKILL the collector");
-    // Each worker learns that the trail cannot be written from its own failed delivery;
-    // reads (new connections, so both workers serve some) give them events to try.
+    // Each worker learns that the trail cannot be written from its own failed delivery (its
+    // heartbeat, idle or not); so does the root context Envoy runs on its main thread, a
+    // sender too. Reads go on meanwhile.
     let mut reads = 0;
-    poll_until("both workers to see their delivery fail", Duration::from_secs(30), || {
+    poll_until("every root context to see its delivery fail", Duration::from_secs(30), || {
         assert_eq!(get(&format!("e2e-closed-read-{reads}")).status, 200, "a GET while the collector is down");
         reads += 1;
-        filter_stat(&stack, "delivery_failing") == 2
+        filter_stat(&stack, "delivery_failing") == ROOT_CONTEXTS
     });
 
     let upstream_before = upstream_requests(&stack);

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use audit_e2e::client::{send, wait_for_trail};
-use audit_e2e::jwt::{hmac_sha256, jwt_authn_filter, now_seconds, SigningKey, AUDIENCE, ISSUER};
+use audit_e2e::jwt::{claim_headers, hmac_sha256, jwt_authn_filter, now_seconds, SigningKey, AUDIENCE, ISSUER};
 use audit_e2e::{AuditStack, StackOptions};
 use audit_event::trust::{UntrustedClaim, ALERT_UNTRUSTED_IDENTITY, TRUNCATION_MARKER};
 use audit_event::{AuditEvent, Outcome};
@@ -41,7 +41,9 @@ fn verified_jwt_claims_are_the_identity_and_a_forged_token_is_refused_and_audite
     let forger = SigningKey::generate(&keys.path().join("forger.pem"), "k1").unwrap(); // same kid, other key
     let stack = AuditStack::start(StackOptions {
         extra_http_filters: vec![jwt_authn_filter(&trusted.jwks().unwrap(), "verified_claims").unwrap()],
-        filter_config_patch: Some(serde_json::json!({"identity": {"jwt": {"payloadKey": "verified_claims"}}})),
+        filter_config_patch: Some(
+            serde_json::json!({"identity": {"jwt": {"payloadKey": "verified_claims", "claimHeaders": claim_headers()}}}),
+        ),
         envoy_env: vec![("AUDIT_FINGERPRINT_KEY".into(), FINGERPRINT_KEY.into())],
         ..StackOptions::default()
     })
@@ -58,7 +60,8 @@ fn verified_jwt_claims_are_the_identity_and_a_forged_token_is_refused_and_audite
     let ok = send(
         "GET",
         &format!("{url}/pacticipants"),
-        &[("user-agent", "e2e-jwt-valid"), ("authorization", &bearer(&token))],
+        // A claim header the client sent itself: never believed over (or without) the token.
+        &[("user-agent", "e2e-jwt-valid"), ("authorization", &bearer(&token)), ("x-jwt-email", "forged@example.com")],
         None,
     )
     .unwrap();
@@ -82,7 +85,12 @@ fn verified_jwt_claims_are_the_identity_and_a_forged_token_is_refused_and_audite
     let spoofed = send(
         "GET",
         &format!("{url}/pacticipants"),
-        &[("user-agent", "e2e-jwt-none"), ("x-forwarded-email", "header@example.com")],
+        &[
+            ("user-agent", "e2e-jwt-none"),
+            ("x-forwarded-email", "header@example.com"),
+            ("x-jwt-email", "forged-claim@example.com"),
+            ("x-jwt-sub", "1"),
+        ],
         None,
     )
     .unwrap();

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use audit_e2e::client::{send, wait_for_trail};
 use audit_e2e::filter_host::FilterHost;
+use audit_e2e::jwt::{claim_headers, jwt_authn_filter, now_seconds, SigningKey, AUDIENCE, ISSUER};
 use audit_e2e::{AuditStack, StackOptions};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -142,4 +143,75 @@ fn envoy_loads_the_module_with_the_abi_version_it_pins_and_publishes_its_stats()
         assert!(Instant::now() < deadline, "stats never showed at least {count} captured, all sent:\n{stats}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A Lua filter just before the router: answers with the `x-jwt-email` the service got.
+fn what_the_service_sees() -> serde_yaml::Value {
+    let lua = r#"
+function envoy_on_request(request)
+  local seen = {}
+  for key, value in pairs(request:headers()) do
+    if key == "x-jwt-email" then table.insert(seen, value) end
+  end
+  request:streamInfo():dynamicMetadata():set("e2e.seen", "jwt_email", #seen > 0 and table.concat(seen, ",") or "(none)")
+end
+function envoy_on_response(response)
+  local seen = response:streamInfo():dynamicMetadata():get("e2e.seen") or {}
+  response:headers():add("x-service-saw-jwt-email", seen["jwt_email"] or "(unknown)")
+end
+"#;
+    serde_yaml::to_value(serde_json::json!({
+        "name": "envoy.filters.http.lua",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+            "default_source_code": {"inline_string": lua},
+        },
+    }))
+    .unwrap()
+}
+
+/// What `jwt_authn`'s `claim_to_headers` does with a claim header the client sent itself, in
+/// the pinned Envoy, and that the service never gets a client's claim header through the
+/// native filter (which removes them before `jwt_authn` runs).
+#[test]
+fn claim_headers_reach_the_service_only_as_jwt_authn_set_them() {
+    let keys = tempfile::tempdir().unwrap();
+    let trusted = SigningKey::generate(&keys.path().join("trusted.pem"), "k1").unwrap();
+    let claims = serde_json::json!({
+        "iss": ISSUER, "aud": AUDIENCE, "iat": now_seconds(), "exp": now_seconds() + 600,
+        "sub": "4711", "email": "jwt-user@example.com",
+    });
+    let token = format!("Bearer {}", trusted.sign(&claims).unwrap());
+    let mut seen = Vec::new();
+    for host in [FilterHost::Wasm, FilterHost::Native] {
+        let stack = AuditStack::start(StackOptions {
+            filter_host: host,
+            extra_http_filters: vec![jwt_authn_filter(&trusted.jwks().unwrap(), "verified_claims").unwrap()],
+            http_filters_after_audit: vec![what_the_service_sees()],
+            filter_config_patch: Some(serde_json::json!({"identity": {"jwt": {"claimHeaders": claim_headers()}}})),
+            ..StackOptions::default()
+        })
+        .expect("the stack starts");
+        let url = format!("{}/pacticipants", stack.envoy_url());
+        let forged = ("x-jwt-email", "forged@example.com");
+        let with_token = send("GET", &url, &[("authorization", &token), forged], None).unwrap();
+        let without = send("GET", &url, &[forged], None).unwrap();
+        seen.push((
+            host,
+            with_token.header("x-service-saw-jwt-email").unwrap_or_default().to_string(),
+            without.header("x-service-saw-jwt-email").unwrap_or_default().to_string(),
+        ));
+    }
+    assert_eq!(
+        seen,
+        [
+            // jwt_authn itself (measured in the pinned 1.40): for a verified token its claim
+            // replaces the client's header; without a token, where a rule applies, it removes
+            // the client's header too.
+            (FilterHost::Wasm, "jwt-user@example.com".to_string(), "(none)".to_string()),
+            // The native filter, first in the chain, removes the client's header whatever
+            // jwt_authn's rules say, so a route jwt_authn skips cannot carry a forged claim.
+            (FilterHost::Native, "jwt-user@example.com".to_string(), "(none)".to_string()),
+        ]
+    );
 }

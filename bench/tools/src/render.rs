@@ -6,6 +6,8 @@
 //! - `plain`: the wasm filter removed;
 //! - `access-log`: the wasm filter removed, Envoy's built-in JSON file access log added,
 //!   recording about what an audit event records;
+//! - `native`: `envoy-native.yaml` as is, the audit filter as the native Envoy dynamic
+//!   module (`libaudit_filter_native.so`, the same JSON configuration);
 //! - `stage-<stage>`: `audit` with the VM's `AUDIT_BENCH_STAGE` set, for the filter's
 //!   ablation build (feature `cost-stages`), which stops each request after that stage
 //!   (`callbacks`, `request-headers`, `host-reads`, `capture`, `json`).
@@ -47,7 +49,11 @@ const ACCESS_LOG: &str = r#"
 
 pub fn run(flags: &Flags) -> Result<String> {
     let variant = flags.text("variant")?;
-    let template = std::fs::read_to_string(audit_e2e::paths::envoy_yaml())?;
+    let file = match variant {
+        "native" => audit_e2e::paths::envoy_native_yaml(),
+        _ => audit_e2e::paths::envoy_yaml(),
+    };
+    let template = std::fs::read_to_string(file)?;
     let substitutions = EnvoySubstitutions {
         listen: flags.number("listen")?,
         admin: flags.number("admin")?,
@@ -66,14 +72,14 @@ pub fn run(flags: &Flags) -> Result<String> {
         return Ok(serde_yaml::to_string(&root)?);
     }
     match variant {
-        "audit" | "noop" => {}
+        "audit" | "noop" | "native" => {}
         "plain" => remove_wasm_filter(&mut root)?,
         "access-log" => {
             remove_wasm_filter(&mut root)?;
             let access_log = ACCESS_LOG.replace("{path}", flags.text("access-log")?);
             manager(&mut root)?["typed_config"]["access_log"] = serde_yaml::from_str(&access_log)?;
         }
-        other => bail!("--variant must be plain, noop, audit, access-log or stage-<stage>, not `{other}`"),
+        other => bail!("--variant must be plain, noop, audit, native, access-log or stage-<stage>, not `{other}`"),
     }
     Ok(serde_yaml::to_string(&root)?)
 }

@@ -5,6 +5,8 @@
 //! The ingest token is resolved separately ([`FilterConfig::ingest_token`]) because it
 //! comes from the environment, which the caller passes in as a lookup function.
 
+use std::collections::BTreeMap;
+
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
@@ -125,6 +127,13 @@ pub struct JwtClaimsConfig {
     /// Becomes `user_id`, and `db_user_id` when it is an integer.
     pub user_id_claim: Option<String>,
     pub user_name_claim: Option<String>,
+    /// The native host only (an Envoy dynamic module reads dynamic metadata only at the top
+    /// level of a namespace, not `jwt_authn`'s nested payload): the request header
+    /// `jwt_authn`'s `claim_to_headers` writes each verified claim to, by claim name
+    /// (`{"email": "x-jwt-email"}`). The native filter sits before `jwt_authn` and removes
+    /// these headers from every request as it arrives, so only `jwt_authn` can have set
+    /// them ([`crate::request::jwt_claim_headers`]). Empty: claims come from the metadata.
+    pub claim_headers: BTreeMap<String, String>,
 }
 
 /// Bounds on what one event may hold.
@@ -223,6 +232,7 @@ impl Default for JwtClaimsConfig {
             email_claim: Some("email".into()),
             user_id_claim: Some("sub".into()),
             user_name_claim: Some("preferred_username".into()),
+            claim_headers: BTreeMap::new(),
         }
     }
 }
@@ -447,6 +457,21 @@ impl JwtClaimsConfig {
         let blank_claim = |claim: &Option<String>| claim.as_deref().is_some_and(|name| name.trim().is_empty());
         if [&self.email_claim, &self.user_id_claim, &self.user_name_claim].into_iter().any(blank_claim) {
             return invalid("identity.jwt", "claim names must not be empty (use null to read no claim)");
+        }
+        for (claim, header) in &self.claim_headers {
+            let lowercase_name = !header.is_empty()
+                && header
+                    .bytes()
+                    .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-' || byte == b'_');
+            if claim.trim().is_empty() || !lowercase_name {
+                return invalid(
+                    "identity.jwt.claimHeaders",
+                    &format!(
+                        "`{claim}`: `{header}` must be a claim name and a lowercase header name (letters, digits, - and _), \
+                         as in jwt_authn's claim_to_headers"
+                    ),
+                );
+            }
         }
         Ok(())
     }

@@ -41,3 +41,5 @@ pub mod worker_slot;
 
 #[cfg(test)]
 mod fake_envoy;
+#[cfg(test)]
+mod golden;

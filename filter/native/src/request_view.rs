@@ -4,7 +4,10 @@
 //! headers the module removed before the request went on are added back: the event
 //! describes the request as it arrived.
 
+use audit_filter_core::config::JwtClaimsConfig;
 use audit_filter_core::request::host::{RequestHeaders, RequestView};
+use audit_filter_core::request::jwt_claim_headers::claims_from_headers;
+use audit_filter_core::request::metadata::ClaimValue;
 
 use crate::randomness::now_unix_nanos;
 
@@ -23,16 +26,33 @@ pub struct NativeRequest<'a> {
     pub duration_ns: Option<i64>,
 }
 
+/// Envoy's header pairs as the core's headers (bytes that are not UTF-8 replaced, as a
+/// client may send them).
+pub fn headers_of(pairs: &[(&[u8], &[u8])]) -> RequestHeaders {
+    let mut headers = RequestHeaders::default();
+    for (name, value) in pairs {
+        headers.push(&String::from_utf8_lossy(name), &String::from_utf8_lossy(value));
+    }
+    headers
+}
+
 impl RequestView for NativeRequest<'_> {
     fn request_headers(&self) -> RequestHeaders {
-        let mut headers = RequestHeaders::default();
-        for (name, value) in &self.headers {
-            headers.push(&String::from_utf8_lossy(name), &String::from_utf8_lossy(value));
-        }
+        let mut headers = headers_of(&self.headers);
         for (name, value) in self.stripped {
             headers.push(name, value);
         }
         headers
+    }
+
+    /// From the headers `jwt_authn`'s `claim_to_headers` wrote (`identity.jwt.claimHeaders`):
+    /// the nested payload in the metadata is not readable here. The stream removed those
+    /// headers from the request as it arrived, so only `jwt_authn` set what is there now.
+    fn verified_jwt_claims(&self, jwt: &JwtClaimsConfig) -> Option<Vec<(String, ClaimValue)>> {
+        if jwt.claim_headers.is_empty() {
+            return None;
+        }
+        claims_from_headers(&headers_of(&self.headers), jwt)
     }
 
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {

@@ -11,8 +11,9 @@ use log::Level;
 
 use audit_filter_core::request::bounds::write_within_limit;
 use audit_filter_core::request::capture::capture_event;
-use audit_filter_core::request::identity::identity_header_names;
-use audit_filter_core::request::trusted_proxies::peer_is_trusted;
+use audit_filter_core::request::host::RequestHeaders;
+use audit_filter_core::request::jwt_claim_headers::claim_header_names;
+use audit_filter_core::request::untrusted_headers::{untrusted_identity_headers, ArrivingRequest};
 use audit_filter_core::worker::failure_policy::{Admission, FailureMode};
 
 use crate::abi::{ATTRIBUTE_RESPONSE_CODE, ATTRIBUTE_SOURCE_ADDRESS};
@@ -20,8 +21,25 @@ use crate::delivery_host::{LocalReply, StreamHost};
 use crate::envoy::{self, Stream};
 use crate::module_config::ModuleConfig;
 use crate::randomness::{now_ms, now_unix_nanos, random_event_id};
-use crate::request_view::NativeRequest;
+use crate::request_view::{headers_of, NativeRequest};
 use crate::worker_slot::WorkerSlot;
+
+/// The request at its headers, as the core's stripping decision asks about it.
+struct Arriving<'s, 'hook>(&'s Stream<'hook>);
+
+impl ArrivingRequest for Arriving<'_, '_> {
+    fn has_header(&mut self, name: &str) -> bool {
+        self.0.request_header(name).is_some()
+    }
+
+    fn peer_address(&mut self) -> Option<Vec<u8>> {
+        self.0.attribute_string(ATTRIBUTE_SOURCE_ADDRESS).map(<[u8]>::to_vec)
+    }
+
+    fn headers(&mut self) -> Option<RequestHeaders> {
+        Some(headers_of(&self.0.request_headers()))
+    }
+}
 
 /// Bytes reserved for one serialized event; a larger one grows its buffer.
 const EVENT_CAPACITY: usize = 1024;
@@ -48,6 +66,7 @@ impl AuditStream {
     pub fn on_request_headers(&mut self, stream: &mut Stream<'_>) -> Option<LocalReply> {
         self.started = Some((now_unix_nanos(), Instant::now()));
         self.strip_untrusted_identity(stream);
+        self.strip_claim_headers(stream);
         if self.config.filter.failure_policy.mode == FailureMode::Open {
             return None;
         }
@@ -60,46 +79,33 @@ impl AuditStream {
         }
     }
 
-    /// Removes the identity headers when the peer is not a trusted proxy. Each configured
-    /// name is looked up until one is there (usually none is); then the peer decides.
+    /// Removes the identity headers the core says to (those a peer not trusted to set
+    /// them sent), keeping their values for the event.
     fn strip_untrusted_identity(&mut self, stream: &mut Stream<'_>) {
         let config = Arc::clone(&self.config);
-        let identity = &config.filter.identity;
-        if !identity.strip_untrusted_headers {
-            return;
+        let stripping = untrusted_identity_headers(&config.filter.identity, &mut Arriving(stream));
+        if stripping.peer_address.is_some() {
+            self.peer = stripping.peer_address;
         }
-        let configured: Vec<&str> = identity_header_names(identity).collect();
-        let Some(first) = configured.iter().position(|name| stream.request_header(name).is_some()) else { return };
-        let peer = stream.attribute_string(ATTRIBUTE_SOURCE_ADDRESS).map(<[u8]>::to_vec);
-        let trusted = peer_is_trusted(
-            peer.as_deref().and_then(|bytes| std::str::from_utf8(bytes).ok()),
-            &identity.trusted_proxies,
-        );
-        self.peer = Some(peer);
-        if trusted {
-            return;
-        }
-        let mut names: Vec<&str> = Vec::new();
-        for (offset, name) in configured[first..].iter().enumerate() {
-            if !names.contains(name) && (offset == 0 || stream.request_header(name).is_some()) {
-                names.push(name);
-            }
-        }
-        // Every value, as the client sent it (a lookup gives only the first).
-        self.stripped = stream
-            .request_headers()
-            .into_iter()
-            .filter(|(name, _)| names.iter().any(|wanted| wanted.as_bytes() == *name))
-            .map(|(name, value)| {
-                (String::from_utf8_lossy(name).into_owned(), String::from_utf8_lossy(value).into_owned())
-            })
-            .collect();
-        for name in names {
+        self.stripped = stripping.stripped;
+        for name in stripping.remove {
             if !stream.remove_request_header(name) {
                 envoy::log(
                     Level::Error,
                     &format!("audit-filter: could not remove the untrusted identity header {name}"),
                 );
+            }
+        }
+    }
+
+    /// Removes the headers `jwt_authn` writes verified claims to (`identity.jwt.claimHeaders`):
+    /// this filter runs before `jwt_authn`, so whatever is there at the end of the stream
+    /// was set by `jwt_authn`, never by the client.
+    fn strip_claim_headers(&mut self, stream: &mut Stream<'_>) {
+        let config = Arc::clone(&self.config);
+        for name in claim_header_names(&config.filter.identity.jwt) {
+            if stream.request_header(name).is_some() && !stream.remove_request_header(name) {
+                envoy::log(Level::Error, &format!("audit-filter: could not remove the claim header {name}"));
             }
         }
     }

@@ -1,5 +1,6 @@
 //! `make demo`: the whole stack in the foreground on 127.0.0.1:$LISTEN_PORT (default 10000;
-//! 0 lets the OS pick), with the trail in `.data/demo/` (or `$DEMO_DATA_DIR`), until Ctrl-C
+//! 0 lets the OS pick), with the wasm filter (`envoy.yaml`) or, with AUDIT_FILTER_HOST=native,
+//! the native module (`envoy-native.yaml`), with the trail in `.data/demo/` (or `$DEMO_DATA_DIR`), until Ctrl-C
 //! or SIGTERM; then Envoy is drained (`audit-collector envoy-drain`) and everything it
 //! started stops. The folder is kept, so a run continues the
 //! trail of the runs before it.
@@ -7,6 +8,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use audit_e2e::filter_host::FilterHost;
 use audit_e2e::{paths, AuditStack, StackOptions};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
@@ -33,6 +35,7 @@ fn main() -> Result<()> {
     println!(
         r#"
 audit-sidecar demo: Envoy with the audit filter at {url}, in front of a Pact Broker stand-in.
+The filter: {host} (AUDIT_FILTER_HOST=wasm|native picks it).
 Trail database and logs: {data}
 
 The trail viewer: {url}/audit/ui/   (read token: {token})
@@ -48,6 +51,10 @@ Try:
 Events reach /audit within about a second (the filter sends them in batches).
 Envoy admin: {admin}/stats?filter=audit   Ctrl-C stops everything.
 "#,
+        host = match stack.filter_host() {
+            FilterHost::Wasm => "the proxy-wasm build, with envoy.yaml",
+            FilterHost::Native => "the native dynamic module, with envoy-native.yaml",
+        },
         data = data_dir.display(),
         token = read_token,
         admin = stack.admin_url(),

@@ -4,6 +4,9 @@
 
 pub use crate::request::header_map::RequestHeaders;
 
+use crate::config::JwtClaimsConfig;
+use crate::request::metadata::{verified_claims, ClaimValue};
+
 /// What capture reads from the host about the request being logged.
 pub trait RequestView {
     /// All request headers, including the pseudo-headers `:method`, `:path`, `:authority`.
@@ -14,6 +17,15 @@ pub trait RequestView {
 
     /// Now, in nanoseconds since the Unix epoch: the fallback when `request.time` is missing.
     fn now_unix_nanos(&self) -> i64;
+
+    /// The claims `jwt_authn` verified, by claim name; None when it verified no token. By
+    /// default from the dynamic metadata (`payload_in_metadata`, one property read); a host
+    /// that cannot read it there gives them from `identity.jwt.claimHeaders`
+    /// ([`crate::request::jwt_claim_headers`]).
+    fn verified_jwt_claims(&self, jwt: &JwtClaimsConfig) -> Option<Vec<(String, ClaimValue)>> {
+        let metadata = self.property(&["metadata"])?;
+        verified_claims(&metadata, &jwt.metadata_namespace, &jwt.payload_key)
+    }
 
     /// A string property (`source.address`).
     fn property_string(&self, path: &[&str]) -> Option<String> {

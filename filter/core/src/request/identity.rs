@@ -17,7 +17,6 @@ use audit_event::trust::UntrustedClaim;
 
 use crate::config::{IdentityConfig, IdentitySource, JwtClaimsConfig};
 use crate::request::host::{RequestHeaders, RequestView};
-use crate::request::metadata::verified_claims;
 use crate::request::trusted_proxies::peer_is_trusted;
 
 /// At most this many untrusted claims are recorded per request (each is also bounded in
@@ -105,16 +104,13 @@ fn identity_header_claims(headers: &RequestHeaders, config: &IdentityConfig) -> 
     claims
 }
 
-/// The claims `jwt_authn` verified and stored under
-/// `metadata.filter_metadata[<namespace>][<payload key>]` (its `payload_in_metadata`).
-/// That metadata exists only for a token that passed verification, so a forged or
-/// expired token gives nothing here. One property read (the whole dynamic metadata, see
-/// [`crate::request::metadata`]); a claim that is a string or an integral number is used.
+/// The claims `jwt_authn` verified, as the host gives them ([`RequestView::verified_jwt_claims`]:
+/// `metadata.filter_metadata[<namespace>][<payload key>]`, its `payload_in_metadata`, or the
+/// headers its `claim_to_headers` wrote). They exist only for a token that passed
+/// verification, so a forged or expired token gives nothing here. A claim that is a string
+/// or an integral number is used.
 fn from_jwt_claims(view: &dyn RequestView, jwt: &JwtClaimsConfig) -> Identity {
-    let Some(metadata) = view.property(&["metadata"]) else { return Identity::default() };
-    let Some(claims) = verified_claims(&metadata, &jwt.metadata_namespace, &jwt.payload_key) else {
-        return Identity::default();
-    };
+    let Some(claims) = view.verified_jwt_claims(jwt) else { return Identity::default() };
     let claim = |name: &Option<String>| {
         let name = name.as_deref()?;
         let (_, value) = claims.iter().find(|(claim, _)| claim == name)?;
