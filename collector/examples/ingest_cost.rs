@@ -77,6 +77,7 @@ fn request_bodies(events: usize) -> Result<Vec<Vec<u8>>> {
                 captured,
                 at: "2026-11-30T01:00:00.000Z".to_owned(),
                 heartbeat_ms: 1000,
+                stopping: false,
             };
             Ok(serde_json::to_vec(&IngestBatch { events, sender: Some(sender) })?)
         })
