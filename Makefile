@@ -40,7 +40,7 @@ build: setup
 	cargo build --release -p audit-filter-native
 
 demo: build
-	cargo run --quiet -p audit-e2e --bin audit-demo
+	AUDIT_REPO_ROOT="$(CURDIR)" cargo run --quiet -p audit-e2e --bin audit-demo
 
 ## The viewer's browser tests (tests/tests/viewer.rs) drive Debian's chromium with
 ## playwright-core from npm (tests/browser/, locked); no browser is ever downloaded.
