@@ -119,6 +119,7 @@ fn sender_activity(batch: &IngestBatch) -> Result<Option<SenderActivity>, BatchE
         heartbeat_ms: report.heartbeat_ms,
         numbered,
         named_lost,
+        stopping: report.stopping,
     }))
 }
 

@@ -80,6 +80,13 @@ pub struct ServeArgs {
     #[arg(long, env = "AUDIT_RETENTION_DAYS", value_name = "DAYS", default_value_t = DEFAULT_RETENTION_DAYS)]
     pub retention_days: u32,
 
+    /// Seconds between retention purges (a purge also runs at startup; each deletes every
+    /// expired event, in batches that each sign a checkpoint). Expired events stay up to
+    /// this long past their retention (at least 1).
+    #[arg(long, env = "AUDIT_RETENTION_INTERVAL_SECS", value_name = "SECONDS",
+          default_value_t = crate::config::DEFAULT_RETENTION_INTERVAL_SECS)]
+    pub retention_interval_secs: u64,
+
     /// Batches that may wait for the database writer; when full, ingest answers 503.
     #[arg(long, env = "AUDIT_WRITE_QUEUE_BATCHES", value_name = "N", default_value_t = DEFAULT_WRITE_QUEUE_BATCHES)]
     pub write_queue_batches: usize,
@@ -134,6 +141,7 @@ impl ServeArgs {
         config.address_file = self.address_file;
         config.public_url = self.public_url.as_deref().map(PublicUrl::parse).transpose()?;
         config.retention_days = self.retention_days;
+        config.retention_interval = std::time::Duration::from_secs(self.retention_interval_secs);
         config.write_queue_batches = self.write_queue_batches;
         config.checkpoint_interval = std::time::Duration::from_secs(self.checkpoint_interval_secs);
         config.signing_key = self.signing_key;
@@ -180,6 +188,8 @@ mod tests {
     fn bad_values_are_reported_with_their_flag() {
         let error = serve(&["--read-token", "r", "--ingest-token", "i", "--retention-days", "0"]).err();
         assert!(error.unwrap_or_default().contains("--retention-days"));
+        let error = serve(&["--read-token", "r", "--ingest-token", "i", "--retention-interval-secs", "0"]).err();
+        assert!(error.unwrap_or_default().contains("--retention-interval-secs"));
         let error = serve(&["--read-token", "r", "--ingest-token", "i", "--listen", "localhost"]).err();
         assert!(error.unwrap_or_default().contains("--listen"));
         let error = serve(&["--read-token", "r", "--ingest-token", "i", "--public-url", "broker"]).err();

@@ -11,6 +11,8 @@ use crate::auth::TokenSet;
 pub const DEFAULT_WRITE_QUEUE_BATCHES: usize = 256;
 /// Default number of days an event is kept.
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;
+/// Default seconds between two retention purges.
+pub const DEFAULT_RETENTION_INTERVAL_SECS: u64 = 600;
 /// Default seconds between two checkpoints (when there are new events).
 pub const DEFAULT_CHECKPOINT_INTERVAL_SECS: u64 = 300;
 /// Default seconds a hole in a sender's numbers may wait for a late gap record or batch.
@@ -72,7 +74,7 @@ impl Config {
             ingest_tokens,
             public_url: None,
             retention_days: DEFAULT_RETENTION_DAYS,
-            retention_interval: Duration::from_secs(10 * 60),
+            retention_interval: Duration::from_secs(DEFAULT_RETENTION_INTERVAL_SECS),
             write_queue_batches: DEFAULT_WRITE_QUEUE_BATCHES,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_connections: 1024,
@@ -107,7 +109,10 @@ impl Config {
         if self.write_queue_batches == 0 {
             return Err(ConfigError::ZeroWriteQueue);
         }
-        if self.max_body_bytes == 0 || self.max_connections == 0 || self.retention_interval.is_zero() {
+        if self.retention_interval.is_zero() {
+            return Err(ConfigError::ZeroRetentionInterval);
+        }
+        if self.max_body_bytes == 0 || self.max_connections == 0 {
             return Err(ConfigError::ZeroLimit);
         }
         if self.checkpoint_interval.is_zero() {
@@ -170,8 +175,11 @@ pub enum ConfigError {
     /// Senders recorded as stopped the moment they are heard.
     #[error("--sender-silence-secs / AUDIT_SENDER_SILENCE_SECS must be at least 1 (seconds without a heartbeat before a filter worker is recorded as stopped; the default is 60)")]
     ZeroSenderSilence,
+    /// Purges with no time between them.
+    #[error("--retention-interval-secs / AUDIT_RETENTION_INTERVAL_SECS must be at least 1 (seconds between retention purges; the default is 600)")]
+    ZeroRetentionInterval,
     /// A limit of zero elsewhere in [`Config`].
-    #[error("max_body_bytes, max_connections and retention_interval must be greater than zero")]
+    #[error("max_body_bytes and max_connections must be greater than zero")]
     ZeroLimit,
     /// An unusable public URL.
     #[error("--public-url / AUDIT_PUBLIC_URL `{value}` is not an absolute http:// or https:// URL without query or fragment, e.g. https://broker.example")]

@@ -33,7 +33,8 @@
 //!   writer thread, the reader pool, retention) and PostgreSQL for N replicas (a leased
 //!   sealer orders and chains; docs/postgres.md), each with the SQL of per-sender accounting.
 //! - [`envoy_drain`]: `audit-collector envoy-drain`, the graceful stop of Envoy that
-//!   loses no event (drain listeners, wait for the filter's buffers to be delivered).
+//!   loses no event (stop intake: health checks fail, listeners close; then wait for open
+//!   connections to close and the filter's buffers to be delivered).
 //! - [`completeness`]: per-sender numbering and heartbeats; the collector's own records of
 //!   holes and of senders that stopped.
 //! - [`chain`]: the tamper-evident trail: canonical form, hash links, signed checkpoints.
@@ -70,7 +71,7 @@ pub use error::Error;
 pub use server::run;
 /// The SQL that rebuilds the activity rollup from the stored events, for the bench's trail
 /// generator, which writes rows without the collector's writer.
-pub use store::sqlite::activity::REBUILD_ACTIVITY_SQL;
+pub use store::sqlite::activity_rollup::REBUILD_ACTIVITY_SQL;
 /// The writer's connection setup (pragmas and migrations), so the bench's raw SQLite loop
 /// writes with exactly the collector's settings.
 pub use store::sqlite::schema::open_for_writing;

@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
                     .await?;
             if let Err(error) = drained {
                 eprintln!("audit-collector envoy-drain: {error}");
-                std::process::exit(1);
+                std::process::exit(error.exit_code());
             }
         }
         Command::Migrate(args) => print!("{}", audit_collector::migrate_command::run(&args).await?),

@@ -105,6 +105,10 @@ async fn verify_says_what_is_signed_and_a_witness_catches_what_the_chain_cannot(
     let (code, out, _) = run(verify(&api, &key, &[])).await;
     assert_eq!(code, 3, "{out}");
     assert!(out.starts_with("TRAIL NOT FULLY SIGNED") && out.contains("uncovered: 5 events (seq 11 to 15)"), "{out}");
+    // 64 hex digits that are not an Ed25519 key are told apart from text that is no key.
+    let (code, _, err) = run(verify(&api, &"02".repeat(32), &[])).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("has the right form (64 hex digits) but is not a valid Ed25519 public key"), "{err}");
 
     // The tail prints the checkpoint among the events, in every format.
     let dir = tempfile::tempdir().expect("temp dir");
@@ -120,6 +124,22 @@ async fn verify_says_what_is_signed_and_a_witness_catches_what_the_chain_cannot(
         std::fs::write(&path, out).expect("write");
         tails.push(path);
     }
+
+    // A witness over the API, with the tail uncovered: it is checked and said so.
+    // (the SIEM's native copy, which holds checkpoint 1; the witness file is written every 2 s)
+    let witness = tails[0].to_str().unwrap_or_default();
+    let (code, out, _) = run(verify(&api, &key, &["--witness", witness])).await;
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains("witness: all 1 witnessed checkpoints are in the trail unchanged")
+            && !out.contains("no witness given"),
+        "{out}"
+    );
+    let empty = witness_file.with_file_name("empty-witness.ndjson");
+    std::fs::write(&empty, "not a checkpoint\n").expect("write");
+    let (code, out, _) = run(verify(&api, &key, &["--witness", empty.to_str().unwrap_or_default()])).await;
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("witness: the witness holds no checkpoint") && !out.contains("no witness given"), "{out}");
 
     let (stopped, collector_dir) = collector.stop_keeping_files().await;
     stopped.expect("clean stop");

@@ -2,7 +2,7 @@
 // (kept in the URL), the events table, the activity chart and the integrity panel.
 
 import { ApiProblem, forgetToken, setToken, token, tokenMessage } from './api.js';
-import { show } from './dom.js';
+import { setText, show } from './dom.js';
 import { fillForm, readForm, stateFromUrl, stateToUrl } from './filters.js';
 import { EventList } from './events.js';
 import { ActivityChart } from './chart.js';
@@ -18,7 +18,7 @@ function reportProblem(problem) {
     return;
   }
   const banner = $('problem');
-  banner.textContent = problem instanceof ApiProblem ? `The collector answered: ${problem.message}` : String(problem);
+  setText(banner, problem instanceof ApiProblem ? `The collector answered: ${problem.message}` : String(problem));
   show(banner, true);
 }
 
@@ -97,7 +97,7 @@ function askForToken(message) {
   $('session-state').textContent = 'not signed in';
   show($('forget-token'), false);
   const error = $('token-error');
-  error.textContent = message ?? '';
+  setText(error, message ?? '');
   show(error, Boolean(message));
   const dialog = $('token-dialog');
   if (!dialog.open) dialog.showModal();

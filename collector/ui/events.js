@@ -2,10 +2,10 @@
 // ("Load more", or scrolling to the end), follow mode (polling from the newest event in
 // the trail's order), and an event's detail. Every field is rendered as text.
 
-import { el, clear, show, fact } from './dom.js';
+import { el, clear, show, fact, setJson } from './dom.js';
 import { getJson } from './api.js';
 import { queryString } from './filters.js';
-import { utcTime } from './text.js';
+import { gapText, utcTime } from './text.js';
 
 const PAGE_SIZE = 50;
 const FOLLOW_EVERY_MS = 2000;
@@ -186,8 +186,9 @@ export class EventList {
     const response = event.response ?? {};
     const gap = event.gap;
     const who = whoOf(event);
-    const path = gap
-      ? `delivery gap: ${gap.lostEvents} events lost between ${gap.firstLostAt} and ${gap.lastLostAt}`
+    const record = gap ? gapText(event.type, gap) : null;
+    const path = record
+      ? record.text
       : `${payload.path ?? ''}${payload.queryString ? `?${payload.queryString}` : ''}`;
     const type = String(event.type ?? '');
     const outcome = String(response.outcome ?? '');
@@ -198,7 +199,7 @@ export class EventList {
         el('span', { cls: 'sub', text: event.identity_source ?? payload.clientIp ?? '' }),
       ]),
       el('td', { cls: 'method', text: payload.method ?? '' }),
-      el('td', { cls: gap ? 'path gap' : 'path', text: path, attrs: { title: path } }),
+      el('td', { cls: record ? `path gap${record.clean ? ' clean' : ''}` : 'path', text: path, attrs: { title: path } }),
       el('td', { cls: 'type', text: type.split('::').pop(), attrs: { title: type } }),
       el('td', { cls: 'status' }, [
         el('span', {
@@ -234,12 +235,13 @@ export class EventList {
     fact(facts, 'who', whoOf(event) ?? 'anonymous');
     fact(facts, 'identity from', event.identity_source ?? '—');
     if (event.token_fingerprint) fact(facts, 'token fingerprint', event.token_fingerprint);
+    if (Array.isArray(event.alerts) && event.alerts.length) fact(facts, 'alerts', event.alerts.join(', '), 'alert');
     fact(facts, 'request', `${payload.method ?? ''} ${payload.path ?? ''}${payload.queryString ? `?${payload.queryString}` : ''}`);
     fact(facts, 'client', payload.clientIp ?? '—');
     fact(facts, 'user agent', payload.userAgent ?? '—');
     fact(facts, 'response', `${response.status ?? '—'} ${response.outcome ?? ''} ${response.durationMs != null ? `in ${response.durationMs} ms` : ''}`);
     if (event.chain) fact(facts, 'chain', `seq ${event.chain.seq}, hash ${event.chain.hash}`, 'mono');
-    this.dom.detailJson.textContent = JSON.stringify(event, null, 2);
+    setJson(this.dom.detailJson, event);
     show(this.dom.detail, true);
   }
 

@@ -21,10 +21,16 @@ pub const SENDER_STOPPED_TYPE: &str = "AuditSidecar::SenderStopped";
 /// Recorded by the collector: a sender it had recorded as stopped was heard again, so
 /// numbers that record counted as lost may still arrive (and are stored when they do).
 pub const SENDER_RESUMED_TYPE: &str = "AuditSidecar::SenderResumed";
+/// Recorded by the collector: a sender said it was shutting down ([`SenderReport::stopping`])
+/// and its final count is accounted for: stored, or (`gap.lostEvents`) lost and named. No
+/// unknown tail: the sender said how many it captured, and captures no more. Distinct from
+/// [`SENDER_STOPPED_TYPE`], which is a sender that fell silent without saying so.
+pub const SENDER_FINISHED_TYPE: &str = "AuditSidecar::SenderFinished";
 
 /// The event types only the collector writes; ingest refuses them, so a client cannot put
 /// a false statement about completeness into the trail.
-pub const COLLECTOR_RECORD_TYPES: [&str; 3] = [SENDER_GAP_TYPE, SENDER_STOPPED_TYPE, SENDER_RESUMED_TYPE];
+pub const COLLECTOR_RECORD_TYPES: [&str; 4] =
+    [SENDER_GAP_TYPE, SENDER_STOPPED_TYPE, SENDER_RESUMED_TYPE, SENDER_FINISHED_TYPE];
 
 /// Which sender captured an event, and its number there (an audit-sidecar addition).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +53,10 @@ pub struct SenderReport {
     pub at: String,
     /// The sender reports at least this often (milliseconds) while it runs, idle or not.
     pub heartbeat_ms: u64,
+    /// True when the sender is shutting down: `captured` is its final count (it captures no
+    /// more), so once those numbers are accounted for it is finished, with no unknown tail.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopping: bool,
 }
 
 /// A first and last number, inclusive.
@@ -113,10 +123,14 @@ mod tests {
             captured: 12,
             at: "2026-11-30T02:00:00.000+00:00".into(),
             heartbeat_ms: 1000,
+            stopping: false,
         };
         assert_eq!(report.validate(), Ok(()));
         let json = serde_json::to_value(&report).expect("serializes");
         assert_eq!(json["heartbeatMs"], 1000);
+        assert!(json.get("stopping").is_none(), "only a stopping sender says so");
+        let stopping = serde_json::to_value(SenderReport { stopping: true, ..report.clone() }).expect("serializes");
+        assert_eq!(stopping["stopping"], true);
         let bad = SenderReport { id: "worker-1".into(), ..report.clone() };
         assert_eq!(bad.validate().map_err(|e| e.field), Err("sender.id"));
         let bad = SenderReport { heartbeat_ms: 0, ..report };

@@ -169,6 +169,30 @@ if (PHASE === 'intact') {
     assert.deepEqual(dialogs, []);
   });
 
+  test('a user name with a right-to-left override shows escaped, and its event carries the alert', async () => {
+    const window = `since=${encodeURIComponent(env.SINCE)}&until=${encodeURIComponent(env.UNTIL)}`;
+    const spoofed = (await trail(window)).filter((event) => event.user_name === 'admin\u202Egnp.exe');
+    assert.equal(spoofed.length, 1, 'the name is stored as sent');
+    assert.deepEqual(spoofed[0].alerts, ['invisible_characters']);
+    await page.goto(`${VIEWER}?${window}&sort=%2Btimestamp`);
+    await waitForRows(10);
+    const row = page.locator(`#events-body tr[data-uuid="${spoofed[0].uuid}"]`);
+    assert.equal(await row.locator('td.who span').first().textContent(), 'admin⟨U+202E⟩gnp.exe');
+    assert.equal(await row.locator('td.who .hidden-char').count(), 1, 'the escape is marked');
+    await row.click();
+    await page.locator('#detail').waitFor({ state: 'visible', ...WAIT });
+    const json = await page.textContent('#detail-json');
+    assert.ok(json.includes('"user_name": "admin\\u202Egnp.exe"'), 'the as-served JSON shows the escape');
+    assert.deepEqual(JSON.parse(json), spoofed[0], 'and still parses to the event as served');
+    assert.match(await page.textContent('#detail-facts'), /who\s*admin⟨U\+202E⟩gnp\.exe/);
+    assert.match(await page.textContent('#detail-facts'), /alerts\s*invisible_characters/);
+    const raw = await page.evaluate(() => {
+      const texts = [document.body.innerText, ...Array.from(document.querySelectorAll('*'), (node) => Array.from(node.attributes, (a) => a.value).join(' '))];
+      return texts.filter((text) => /[\u202A-\u202E\u2066-\u2069\u200B-\u200F]/.test(text)).length;
+    });
+    assert.equal(raw, 0, 'no raw bidi or zero-width character anywhere on the page');
+  });
+
   test('the chart counts the events of the window by outcome, as the trail holds them', async () => {
     const window = `since=${encodeURIComponent(env.SINCE)}&until=${encodeURIComponent(env.UNTIL)}`;
     const expected = { success: 0, failedLogin: 0, forbidden: 0, error: 0 };

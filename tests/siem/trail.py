@@ -112,21 +112,28 @@ def generate(count, seed=20261130):
     return [delivery_gap_event(rng, n) if n % 25 == 24 else request_event(rng, n) for n in range(count)]
 
 
-SENDER_RECORD_TYPES = ["AuditSidecar::SenderGap", "AuditSidecar::SenderStopped", "AuditSidecar::SenderResumed"]
+SENDER_RECORD_TYPES = [
+    "AuditSidecar::SenderGap",
+    "AuditSidecar::SenderStopped",
+    "AuditSidecar::SenderResumed",
+    "AuditSidecar::SenderFinished",
+]
 
 
 def collector_record(rng, n):
     """A record the collector writes itself (ingest refuses these types): a sender's numbers it
     never received, a sender that stopped (with the unknown window after its last heartbeat),
-    a sender heard again."""
+    a sender heard again, a sender that said it stopped and whose count is all there."""
     offset = rng.choice(OFFSETS)
     record_type = SENDER_RECORD_TYPES[(n // 3) % len(SENDER_RECORD_TYPES)]
     first_seq = rng.randrange(1, 10_000)
-    lost = 0 if record_type.endswith("Resumed") else rng.randrange(1, 500)
+    lost = 0 if record_type.endswith(("Resumed", "Finished")) else rng.randrange(1, 500)
     gap = {"lostEvents": lost, "firstLostAt": _timestamp(rng, n * 7 - 40, offset),
            "lastLostAt": _timestamp(rng, n * 7 - 20, offset), "sender": _uuid(rng)}
     if lost:
         gap["seqs"] = [{"first": first_seq, "last": first_seq + lost - 1}]
+    if record_type.endswith("Finished"):
+        gap.update({"captured": first_seq, "delivered": first_seq, "lastHeardAt": _timestamp(rng, n * 7 - 10, offset)})
     if record_type.endswith("Stopped"):
         gap.update({"captured": first_seq + lost - 1, "delivered": first_seq - 1,
                     "lastHeardAt": _timestamp(rng, n * 7 - 10, offset), "unknownUntil": _timestamp(rng, n * 7 - 5, offset)})

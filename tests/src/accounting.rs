@@ -1,7 +1,8 @@
 //! Does the trail account for every request Envoy answered? Each one must be stored, or
-//! counted lost by a recorded gap (`SenderGap`, `SenderStopped`, the filter's
-//! `DeliveryGap`), or have been answered inside the unknown tail of a sender the collector
-//! recorded as stopped (after its last report). The property every way of stopping or
+//! counted lost by a recorded gap (`SenderGap`, `SenderStopped`, `SenderFinished`, the
+//! filter's `DeliveryGap`), or have been answered inside the unknown tail of a sender the
+//! collector recorded as stopped (after its last report). A sender recorded as finished
+//! has no unknown tail. The property every way of stopping or
 //! reconfiguring Envoy is held to (`tests/tests/completeness.rs`, `envoy_restarts.rs`).
 
 use std::collections::HashMap;
@@ -9,7 +10,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use audit_event::sender::{SENDER_GAP_TYPE, SENDER_STOPPED_TYPE};
+use audit_event::sender::{SENDER_FINISHED_TYPE, SENDER_GAP_TYPE, SENDER_STOPPED_TYPE};
 use audit_event::timestamp::parse_rfc3339_millis;
 use audit_event::{AuditEvent, DELIVERY_GAP_TYPE};
 
@@ -37,7 +38,10 @@ pub fn lost_in(events: &[AuditEvent], event_type: &str) -> u64 {
 
 /// The events every kind of gap record says were lost.
 pub fn recorded_lost(events: &[AuditEvent]) -> u64 {
-    [SENDER_STOPPED_TYPE, SENDER_GAP_TYPE, DELIVERY_GAP_TYPE].iter().map(|kind| lost_in(events, kind)).sum()
+    [SENDER_STOPPED_TYPE, SENDER_FINISHED_TYPE, SENDER_GAP_TYPE, DELIVERY_GAP_TYPE]
+        .iter()
+        .map(|kind| lost_in(events, kind))
+        .sum()
 }
 
 /// How often each user agent starting with `prefix` was stored.
@@ -61,9 +65,33 @@ pub fn senders_of(events: &[AuditEvent], prefix: &str) -> Vec<String> {
     senders
 }
 
-/// The collector's record that `sender` stopped, if it made one.
+/// The collector's record that `sender` stopped (fell silent, or finished), if it made one.
 pub fn stopped_record<'a>(events: &'a [AuditEvent], sender: &str) -> Option<&'a AuditEvent> {
-    of_type(events, SENDER_STOPPED_TYPE).find(|e| e.gap.as_ref().and_then(|gap| gap.sender.as_deref()) == Some(sender))
+    events
+        .iter()
+        .filter(|e| e.event_type == SENDER_STOPPED_TYPE || e.event_type == SENDER_FINISHED_TYPE)
+        .find(|e| e.gap.as_ref().and_then(|gap| gap.sender.as_deref()) == Some(sender))
+}
+
+/// The senders recorded as finished (they said they were stopping and their count is
+/// accounted for) and those recorded as fallen silent.
+pub fn finished_and_silent(events: &[AuditEvent]) -> (usize, usize) {
+    (of_type(events, SENDER_FINISHED_TYPE).count(), of_type(events, SENDER_STOPPED_TYPE).count())
+}
+
+/// The trail once every sender in `senders` has been recorded as stopped or finished.
+pub fn wait_for_records_of(
+    collector_url: &str,
+    read_token: &str,
+    senders: &[String],
+    timeout: Duration,
+) -> Result<Vec<AuditEvent>> {
+    let mut events = Vec::new();
+    poll_until("a SenderStopped or SenderFinished record for every sender", timeout, || {
+        events = trail(collector_url, read_token)?;
+        Ok(senders.iter().all(|sender| stopped_record(&events, sender).is_some()))
+    })?;
+    Ok(events)
 }
 
 /// Polls `condition` every 100 ms, failing after `timeout`.
@@ -76,26 +104,6 @@ pub fn poll_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> 
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
-}
-
-/// The trail once every sender that stored an event marked `prefix` has been recorded
-/// as stopped, and those senders (at least one).
-pub fn wait_for_stopped_senders(
-    collector_url: &str,
-    read_token: &str,
-    prefix: &str,
-    timeout: Duration,
-) -> Result<(Vec<AuditEvent>, Vec<String>)> {
-    let mut events = trail(collector_url, read_token)?;
-    let senders = senders_of(&events, prefix);
-    if senders.is_empty() {
-        bail!("no event marked {prefix} was stored");
-    }
-    poll_until("a SenderStopped record for every sender", timeout, || {
-        events = trail(collector_url, read_token)?;
-        Ok(senders.iter().all(|sender| stopped_record(&events, sender).is_some()))
-    })?;
-    Ok((events, senders))
 }
 
 /// What became of the answered requests of one load, from the trail.
@@ -111,21 +119,22 @@ pub struct Accounting {
     pub in_tail: usize,
     /// Answered, not stored, outside every unknown tail: must be covered by `counted_lost`.
     pub missing_before_tail: usize,
-    /// The widest recorded unknown tail of `stopped` (ms).
+    /// The widest recorded unknown tail (ms).
     pub widest_tail_ms: i64,
 }
 
 impl Accounting {
     /// Accounts for `answered` (markers starting with `prefix`) against `events`; the
-    /// unknown tails are those of the `stopped` senders' `SenderStopped` records, which
-    /// must all be there.
+    /// `stopped` senders' records (fell silent or finished) must all be there. The unknown
+    /// tails are those of every `SenderStopped` record of the trail.
     pub fn of(events: &[AuditEvent], answered: &[Answered], prefix: &str, stopped: &[String]) -> Result<Accounting> {
         let stored = stored_markers(events, prefix);
+        if let Some(missing) = stopped.iter().find(|sender| stopped_record(events, sender).is_none()) {
+            bail!("no SenderStopped or SenderFinished record for sender {missing}");
+        }
         let mut tails = Vec::new();
-        for sender in stopped {
-            let gap = stopped_record(events, sender)
-                .and_then(|record| record.gap.as_ref())
-                .ok_or_else(|| anyhow!("no SenderStopped record for sender {sender}"))?;
+        for gap in of_type(events, SENDER_STOPPED_TYPE).filter_map(|record| record.gap.as_ref()) {
+            let sender = gap.sender.as_deref().unwrap_or("?");
             let time = |value: Option<&str>, what: &str| {
                 value.and_then(parse_rfc3339_millis).ok_or_else(|| anyhow!("the record of {sender} has no {what}"))
             };

@@ -29,19 +29,20 @@ pub struct Load {
 
 impl Load {
     /// Starts `clients` threads sending `GET url`, `limit` requests in all.
-    pub fn start(url: String, prefix: &'static str, clients: usize, limit: usize) -> Load {
+    pub fn start(url: String, prefix: &str, clients: usize, limit: usize) -> Load {
         Load::paced(url, prefix, clients, limit, Duration::ZERO)
     }
 
     /// Like [`Load::start`], each client pausing `pause` after each answer (so a load that
     /// must last through a restart does not spend its count first).
-    pub fn paced(url: String, prefix: &'static str, clients: usize, limit: usize, pause: Duration) -> Load {
+    pub fn paced(url: String, prefix: &str, clients: usize, limit: usize, pause: Duration) -> Load {
         let answered = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let next = Arc::new(AtomicUsize::new(0));
         let threads = (0..clients)
             .map(|_| {
                 let (url, answered, stop, next) = (url.clone(), answered.clone(), stop.clone(), next.clone());
+                let prefix = prefix.to_owned();
                 std::thread::spawn(move || {
                     let agent = agent();
                     while !stop.load(Ordering::Relaxed) {

@@ -211,6 +211,11 @@ impl AuditStack {
         self.envoy.stop(Duration::from_secs(30))
     }
 
+    /// Kills Envoy with SIGKILL (a crash, an OOM kill): no `on_done`, nothing flushed.
+    pub fn sigkill_envoy(&mut self) -> Result<std::process::ExitStatus> {
+        self.envoy.kill()
+    }
+
     /// Starts Envoy again on the same collector (a new listener port: see [`AuditStack::envoy_url`]).
     pub fn start_envoy_again(&mut self) -> Result<()> {
         let _ = self.envoy.kill();

@@ -286,6 +286,10 @@ fn an_outage_longer_than_the_buffer_is_counted_and_recorded_as_gaps() {
     }
 }
 
+/// The filter's root contexts in Envoy with the stack's `--concurrency 2`: one per worker
+/// and one on the main thread.
+const ROOT_CONTEXTS: u64 = 3;
+
 #[test]
 fn fail_closed_refuses_mutations_while_the_collector_is_down_and_reads_go_on() {
     let _serial = serial();
@@ -304,13 +308,14 @@ fn fail_closed_refuses_mutations_while_the_collector_is_down_and_reads_go_on() {
 
     assert_eq!(put("e2e-closed-before").status, 201, "with the collector up, a PUT passes");
     stack.kill_collector().expect("SIGKILL the collector");
-    // Each worker learns that the trail cannot be written from its own failed delivery;
-    // reads (new connections, so both workers serve some) give them events to try.
+    // Each worker learns that the trail cannot be written from its own failed delivery (its
+    // heartbeat, idle or not); so does the root context Envoy runs on its main thread, a
+    // sender too. Reads go on meanwhile.
     let mut reads = 0;
-    poll_until("both workers to see their delivery fail", Duration::from_secs(30), || {
+    poll_until("every root context to see its delivery fail", Duration::from_secs(30), || {
         assert_eq!(get(&format!("e2e-closed-read-{reads}")).status, 200, "a GET while the collector is down");
         reads += 1;
-        filter_stat(&stack, "delivery_failing") == 2
+        filter_stat(&stack, "delivery_failing") == ROOT_CONTEXTS
     });
 
     let upstream_before = upstream_requests(&stack);

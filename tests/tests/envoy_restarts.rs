@@ -18,7 +18,7 @@ use audit_e2e::accounting::{of_type, poll_until, senders_of, stopped_record, tra
 use audit_e2e::filter_host::FilterHost;
 use audit_e2e::load::Load;
 use audit_e2e::{paths, AuditStack, StackOptions};
-use audit_event::sender::SENDER_STOPPED_TYPE;
+use audit_event::sender::{SENDER_FINISHED_TYPE, SENDER_STOPPED_TYPE};
 use audit_event::AuditEvent;
 use serde_json::json;
 
@@ -57,9 +57,17 @@ fn events(stack: &AuditStack) -> Vec<AuditEvent> {
     trail(&stack.collector_url(), stack.read_token()).expect("reading the trail")
 }
 
-/// The senders recorded as stopped.
+/// The senders recorded as stopped: fallen silent or finished.
 fn stopped(events: &[AuditEvent]) -> Vec<String> {
-    of_type(events, SENDER_STOPPED_TYPE).filter_map(|e| e.gap.as_ref()?.sender.clone()).collect()
+    of_type(events, SENDER_STOPPED_TYPE)
+        .chain(of_type(events, SENDER_FINISHED_TYPE))
+        .filter_map(|e| e.gap.as_ref()?.sender.clone())
+        .collect()
+}
+
+/// The types of the records of `senders`' stops.
+fn stop_types<'a>(events: &'a [AuditEvent], senders: &[String]) -> Vec<&'a str> {
+    senders.iter().filter_map(|sender| stopped_record(events, sender)).map(|e| e.event_type.as_str()).collect()
 }
 
 /// The documented graceful stop of the Envoy running now: everything it buffered delivered.
@@ -76,6 +84,8 @@ fn drain(stack: &AuditStack) {
 struct HotRestart {
     accounting: Accounting,
     old_senders_lost: Vec<u64>,
+    /// The old senders' records: `SenderFinished` or `SenderStopped`.
+    old_senders_recorded: Vec<String>,
     buffered_at_on_done: usize,
 }
 
@@ -131,7 +141,8 @@ fn hot_restart_under_load(
         .collect();
     let buffered_at_on_done =
         parent_log.lines().filter(|line| line.contains("audit-filter: shutting down with")).count();
-    HotRestart { accounting, old_senders_lost, buffered_at_on_done }
+    let old_senders_recorded = stop_types(&events, &old_senders).into_iter().map(String::from).collect();
+    HotRestart { accounting, old_senders_lost, old_senders_recorded, buffered_at_on_done }
 }
 
 #[test]
@@ -143,6 +154,11 @@ fn a_hot_restart_that_drains_before_the_old_epoch_exits_loses_nothing() {
     eprintln!("hot restart, drained: {}", run.accounting);
     assert_eq!(run.accounting.not_stored(), 0, "every answered request is stored");
     assert_eq!(run.old_senders_lost, vec![0; WORKERS], "the old epoch's senders lost nothing");
+    assert_eq!(
+        run.old_senders_recorded,
+        vec![SENDER_FINISHED_TYPE; WORKERS],
+        "a drained epoch's senders are recorded as finished, not as fallen silent"
+    );
 }
 
 #[test]
@@ -194,8 +210,9 @@ struct Reconfigured {
     /// they delivered everything afterwards.
     delivering: usize,
     delivered: usize,
-    /// The replaced senders' `SenderStopped` counts.
+    /// The replaced senders' `SenderStopped` or `SenderFinished` counts, and types.
     replaced_lost: Vec<u64>,
+    replaced_recorded: Vec<String>,
     all_senders: usize,
 }
 
@@ -250,6 +267,7 @@ impl Reconfiguring {
                 })
                 .collect(),
             all_senders: senders_of(&events, self.prefix).len(),
+            replaced_recorded: stop_types(&events, replaced).into_iter().map(String::from).collect(),
             accounting,
         }
     }
@@ -298,6 +316,11 @@ fn listener_and_plugin_configuration_changes_under_load_lose_nothing() {
     }
     assert_eq!(outcome.accounting.not_stored(), 0, "Envoy ran on: every answered request is stored");
     assert_eq!(outcome.replaced_lost, vec![0; old_senders.len()], "the replaced plugin delivered everything");
+    assert_eq!(
+        outcome.replaced_recorded,
+        vec![SENDER_FINISHED_TYPE; old_senders.len()],
+        "a worker replaced after delivering everything is recorded as finished, not as fallen silent"
+    );
 }
 
 #[test]

@@ -21,6 +21,8 @@ use base64::Engine as _;
 const TRAIL_TIMEOUT: Duration = Duration::from_secs(30);
 /// What the hostile requests put in every field they can reach; the page must show it as text.
 const MARKUP: &str = "<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script>";
+/// A basic-auth user name that reads "admin…exe.png" where a right-to-left override is honoured.
+const SPOOFED_NAME: &str = "admin\u{202E}gnp.exe";
 /// GETs of `/pacticipants`, so the unfiltered view needs more than one page of 50.
 const FILLER_REQUESTS: usize = 70;
 
@@ -99,6 +101,8 @@ fn the_viewer_shows_filters_pages_follows_charts_and_verifies_the_trail_in_a_rea
     sent("GET", "/pacticipants/%3Cimg%20src%3Dx%20onerror%3D1%3E", &[("user-agent", "viewer-test hostile-path")]);
     let hostile_login = format!("Basic {}", STANDARD.encode(format!("{MARKUP}:secret")));
     sent("GET", "/pacticipants/Foo", &[("authorization", &hostile_login)]);
+    let spoofed_login = format!("Basic {}", STANDARD.encode(format!("{SPOOFED_NAME}:secret")));
+    sent("GET", "/pacticipants/Spoof", &[("authorization", &spoofed_login)]);
     sent("PUT", "/pacticipants/Foo/versions/1.0.0/tags/main", &[("x-forwarded-email", "bob@example.com")]);
     sent("PUT", "/pacticipants/Foo/versions/1.0.1/tags/main", &[]);
     sent("GET", "/audit", &[]);

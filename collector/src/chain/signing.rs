@@ -41,6 +41,15 @@ pub enum KeyError {
     /// The public key text is neither 64 hex digits nor a PEM Ed25519 public key.
     #[error("the public key is neither 64 hex digits nor a PEM Ed25519 `PUBLIC KEY` ({0})")]
     NotAPublicKey(String),
+    /// The text has the form of a key (64 hex digits, or a PEM `PUBLIC KEY` of 32 bytes), but
+    /// the 32 bytes are not an Ed25519 public key: a mistyped or truncated copy, most likely.
+    #[error("the public key has the right form ({form}) but is not a valid Ed25519 public key ({reason}): copy it again, whole, from `audit-collector public-key` or GET /audit/public-key")]
+    InvalidPublicKey {
+        /// `64 hex digits` or `a PEM PUBLIC KEY`.
+        form: &'static str,
+        /// What the Ed25519 library said.
+        reason: String,
+    },
     /// The operating system gave no random bytes.
     #[error("no randomness for a new signing key: {0}")]
     Random(String),
@@ -146,14 +155,15 @@ impl TrailVerifier {
     /// Reads 64 hex digits or a PEM `PUBLIC KEY`.
     pub fn parse(text: &str) -> Result<TrailVerifier, KeyError> {
         let text = text.trim();
-        let raw = match pem_body(text, "PUBLIC KEY") {
-            Some(der) => der.strip_prefix(&SPKI_PREFIX).map(<[u8]>::to_vec),
-            None => from_hex(text),
+        let (raw, form) = match pem_body(text, "PUBLIC KEY") {
+            Some(der) => (der.strip_prefix(&SPKI_PREFIX).map(<[u8]>::to_vec), "a PEM PUBLIC KEY"),
+            None => (from_hex(text), "64 hex digits"),
         };
         let raw: [u8; 32] = raw
             .and_then(|raw| raw.try_into().ok())
             .ok_or_else(|| KeyError::NotAPublicKey("not 32 bytes of Ed25519 key".to_owned()))?;
-        let key = VerifyingKey::from_bytes(&raw).map_err(|error| KeyError::NotAPublicKey(error.to_string()))?;
+        let key = VerifyingKey::from_bytes(&raw)
+            .map_err(|error| KeyError::InvalidPublicKey { form, reason: error.to_string() })?;
         Ok(TrailVerifier { key_id: key_id_of(&key), key })
     }
 
@@ -240,6 +250,21 @@ mod tests {
             assert!(!verifier.verifies(b"massage", &signature));
         }
         assert!(TrailVerifier::parse("not a key").is_err());
+    }
+
+    #[test]
+    fn sixty_four_hex_digits_that_are_no_ed25519_key_are_told_apart_from_text_that_is_no_key_at_all() {
+        // 32 bytes whose y coordinate is on no point of the curve (about half of all values).
+        let not_a_point = "02".repeat(32);
+        assert!(VerifyingKey::from_bytes(&[2; 32]).is_err(), "[2; 32] is not a point");
+        let error = TrailVerifier::parse(&not_a_point).err().map(|error| error.to_string()).unwrap_or_default();
+        assert!(
+            error.contains("has the right form (64 hex digits) but is not a valid Ed25519 public key")
+                && !error.contains("neither"),
+            "{error}"
+        );
+        let error = TrailVerifier::parse("abc").err().map(|error| error.to_string()).unwrap_or_default();
+        assert!(error.contains("neither 64 hex digits nor a PEM"), "{error}");
     }
 
     #[test]

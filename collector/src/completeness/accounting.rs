@@ -10,7 +10,7 @@
 use audit_event::{AuditEvent, SeqRange};
 
 use super::ledger::{ranges_of, Claim, Ledger, PendingRange};
-use super::records::{sender_gap, sender_resumed, sender_stopped, StoppedSender};
+use super::records::{sender_finished, sender_gap, sender_resumed, sender_stopped, StoppedSender};
 
 /// What one ingest batch says about its sender.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,8 @@ pub struct SenderActivity {
     pub numbered: Vec<Option<(u64, i64)>>,
     /// Numbers the batch's gap records say the sender dropped, with their times.
     pub named_lost: Vec<PendingRange>,
+    /// The sender is shutting down: `captured` is its final count.
+    pub stopping: bool,
 }
 
 impl SenderActivity {
@@ -66,8 +68,11 @@ pub struct SenderState {
     pub heartbeat_ms: u64,
     /// Its events stored in the trail.
     pub delivered: u64,
-    /// When it was recorded as stopped, while it stays silent.
+    /// When it was recorded as stopped (or finished), while it stays silent.
     pub stopped_at_ms: Option<i64>,
+    /// The final count it reported when shutting down, if it did: once every number up to
+    /// it is accounted for, it is recorded as finished.
+    pub final_count: Option<u64>,
     /// Which of its numbers are accounted for.
     pub ledger: Ledger,
 }
@@ -82,6 +87,7 @@ impl SenderState {
             heartbeat_ms: activity.heartbeat_ms,
             delivered: 0,
             stopped_at_ms: None,
+            final_count: None,
             ledger: Ledger::default(),
         }
     }
@@ -89,7 +95,8 @@ impl SenderState {
 
 /// `stored` with a committed batch's numbers accounted for (`inserted[i]`: row `i` was
 /// newly stored), and the records it calls for: a "resumed" record when the sender had
-/// been recorded as stopped. `stored` is `None` for a sender heard for the first time.
+/// been recorded as stopped, a "finished" one when a sender shutting down has every number
+/// of its final count accounted for. `stored` is `None` for a sender heard for the first time.
 pub fn note_batch(
     stored: Option<SenderState>,
     activity: &SenderActivity,
@@ -98,6 +105,12 @@ pub fn note_batch(
 ) -> (SenderState, Vec<AuditEvent>) {
     let mut records = Vec::new();
     let mut state = stored.unwrap_or_else(|| SenderState::first_heard(activity, now_ms));
+    // A finished sender's other copies of its final calls arriving late are not news.
+    let repeats_its_final_report =
+        activity.stopping && state.final_count.is_some_and(|count| activity.captured <= count);
+    if repeats_its_final_report && state.stopped_at_ms.is_some() && !inserted.contains(&true) {
+        return (state, records);
+    }
     if let Some(stopped_at_ms) = state.stopped_at_ms.take() {
         records.push(sender_resumed(&activity.id, activity.captured, stopped_at_ms, now_ms));
     }
@@ -119,11 +132,38 @@ pub fn note_batch(
             seen_at_ms: now_ms,
         });
     }
+    if activity.stopping {
+        state.final_count = Some(state.final_count.unwrap_or(0).max(activity.captured));
+    }
+    if state.final_count.is_some_and(|count| state.ledger.contiguous >= count) {
+        records.push(finish(&activity.id, &mut state, now_ms));
+    }
     (state, records)
 }
 
+/// Records a sender that said it was shutting down as finished: what its final count lost
+/// (nothing when every number arrived) is named, and nothing is unknown.
+fn finish(id: &str, state: &mut SenderState, now_ms: i64) -> AuditEvent {
+    let captured = state.final_count.unwrap_or(state.captured).max(state.captured);
+    let lost =
+        (captured > state.ledger.contiguous).then(|| SeqRange { first: state.ledger.contiguous + 1, last: captured });
+    let stopped = StoppedSender {
+        id: id.to_owned(),
+        captured,
+        delivered: state.delivered,
+        lost,
+        lost_after_ms: state.ledger.contiguous_at_ms,
+        reported_at_ms: state.reported_at_ms,
+        unknown_until_ms: state.reported_at_ms,
+    };
+    state.ledger.close_through(captured, state.reported_at_ms);
+    state.stopped_at_ms = Some(now_ms);
+    sender_finished(&stopped, now_ms)
+}
+
 /// What the periodic check does to one sender: a sender silent for the policy's timeout
-/// is recorded as stopped (its holes as gaps first); a live one gets a gap record for
+/// is recorded as stopped (its holes as gaps first), or as finished, with what its final
+/// count lost, when it said it was shutting down; a live one gets a gap record for
 /// each hole overdue. Returns the records; `state` is then what to save.
 pub fn check_sender(id: &str, state: &mut SenderState, policy: SenderPolicy, now_ms: i64) -> Vec<AuditEvent> {
     let mut records = Vec::new();
@@ -133,6 +173,10 @@ pub fn check_sender(id: &str, state: &mut SenderState, policy: SenderPolicy, now
     let heard_ms = state.last_heard_ms.max(policy.started_at_ms);
     if now_ms.saturating_sub(heard_ms) >= policy.silence_ms {
         records.extend(state.ledger.close_every_hole().iter().map(|hole| sender_gap(id, hole, now_ms)));
+        if state.final_count.is_some() {
+            records.push(finish(id, state, now_ms));
+            return records;
+        }
         let lost = (state.captured > state.ledger.contiguous)
             .then(|| SeqRange { first: state.ledger.contiguous + 1, last: state.captured });
         let window_start_ms = state.reported_at_ms.max(state.last_heard_ms);
@@ -165,7 +209,7 @@ pub fn forget_stopped_before(policy: SenderPolicy, now_ms: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use audit_event::sender::{SENDER_GAP_TYPE, SENDER_RESUMED_TYPE, SENDER_STOPPED_TYPE};
+    use audit_event::sender::{SENDER_FINISHED_TYPE, SENDER_GAP_TYPE, SENDER_RESUMED_TYPE, SENDER_STOPPED_TYPE};
 
     const POLICY: SenderPolicy =
         SenderPolicy { hole_grace_ms: 1000, silence_ms: 5000, started_at_ms: 0, forget_stopped_ms: i64::MAX };
@@ -178,7 +222,12 @@ mod tests {
             heartbeat_ms: 300,
             numbered: numbers.into_iter().map(|n| Some((n, 10))).collect(),
             named_lost: Vec::new(),
+            stopping: false,
         }
+    }
+
+    fn stopping(numbers: impl IntoIterator<Item = u64>, captured: u64) -> SenderActivity {
+        SenderActivity { stopping: true, ..batch(numbers, captured) }
     }
 
     fn heartbeat(captured: u64) -> SenderActivity {
@@ -220,5 +269,40 @@ mod tests {
         let (state, records) = note_batch(Some(state), &heartbeat(3), &[], 13000);
         assert_eq!(types(&records), [SENDER_RESUMED_TYPE]);
         assert_eq!(state.stopped_at_ms, None);
+    }
+
+    #[test]
+    fn a_sender_whose_final_count_all_arrived_is_finished_at_once_with_nothing_unknown() {
+        let (state, _) = note_batch(None, &batch(1..=3, 3), &[true; 3], 0);
+        let (mut state, records) = note_batch(Some(state), &stopping(4..=5, 5), &[true; 2], 400);
+        assert_eq!(types(&records), [SENDER_FINISHED_TYPE]);
+        let gap = records[0].gap.as_ref().expect("a gap object");
+        assert_eq!((gap.lost_events, gap.captured, gap.delivered), (0, Some(5), Some(5)));
+        assert_eq!((gap.unknown_until.as_deref(), gap.seqs.as_ref()), (None, None), "nothing unknown, nothing lost");
+        assert!(check_sender("s", &mut state, POLICY, 60_000).is_empty(), "never recorded as fallen silent");
+        let (mut state, late) = note_batch(Some(state), &stopping(4..=5, 5), &[false; 2], 500);
+        assert!(late.is_empty(), "another copy of the final call is no news: {:?}", types(&late));
+        assert!(check_sender("s", &mut state, POLICY, 60_000).is_empty());
+    }
+
+    #[test]
+    fn a_sender_that_said_it_was_stopping_but_whose_last_numbers_never_came_is_finished_with_them_lost() {
+        let (state, _) = note_batch(None, &batch(1..=3, 3), &[true; 3], 0);
+        let (mut state, records) = note_batch(Some(state), &stopping(4..=5, 8), &[true; 2], 400);
+        assert!(records.is_empty(), "6 to 8 may still be on their way, in another of its final calls");
+        assert!(check_sender("s", &mut state, POLICY, 5399).is_empty(), "not silent yet");
+        let records = check_sender("s", &mut state, POLICY, 5400);
+        assert_eq!(types(&records), [SENDER_FINISHED_TYPE]);
+        let gap = records[0].gap.as_ref().expect("a gap object");
+        assert_eq!((gap.lost_events, gap.seqs.clone()), (3, Some(vec![SeqRange { first: 6, last: 8 }])));
+        assert_eq!(gap.unknown_until, None, "its count was final: nothing unknown");
+    }
+
+    #[test]
+    fn a_sender_recorded_as_stopped_and_then_heard_stopping_is_resumed_then_finished() {
+        let (mut state, _) = note_batch(None, &batch(1..=3, 3), &[true; 3], 0);
+        assert_eq!(types(&check_sender("s", &mut state, POLICY, 6000)), [SENDER_STOPPED_TYPE]);
+        let (_, records) = note_batch(Some(state), &stopping([], 3), &[], 7000);
+        assert_eq!(types(&records), [SENDER_RESUMED_TYPE, SENDER_FINISHED_TYPE]);
     }
 }

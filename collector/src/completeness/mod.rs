@@ -15,14 +15,13 @@ pub mod accounting;
 pub mod ledger;
 pub mod records;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior};
 
-use std::sync::Arc;
-
-use crate::store::{StoreError, TrailStore};
+use crate::store::periodic::{spawn_periodic, FirstRun};
+use crate::store::TrailStore;
 use accounting::SenderPolicy;
 
 /// How often the collector looks for overdue holes and silent senders.
@@ -30,16 +29,8 @@ pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Checks senders every [`CHECK_INTERVAL`] until the writer stops or the task is aborted.
 pub fn spawn(store: Arc<dyn TrailStore>, policy: SenderPolicy) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval_at(Instant::now() + CHECK_INTERVAL, CHECK_INTERVAL);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            match store.check_senders(policy).await {
-                Ok(_) => {}
-                Err(StoreError::WriterStopped) => return,
-                Err(error) => tracing::warn!(cause = %error, "checking senders failed; will retry"),
-            }
-        }
+    spawn_periodic("checking senders", CHECK_INTERVAL, FirstRun::AfterOneInterval, move || {
+        let store = Arc::clone(&store);
+        async move { store.check_senders(policy).await.map(|_recorded| ()) }
     })
 }

@@ -1,10 +1,12 @@
 //! The collector's own records of what it did not receive, as events of the trail: a hole
 //! in a sender's numbers ([`SENDER_GAP_TYPE`]), a sender that fell silent
-//! ([`SENDER_STOPPED_TYPE`]) and one heard again after that ([`SENDER_RESUMED_TYPE`]).
+//! ([`SENDER_STOPPED_TYPE`]), one heard again after that ([`SENDER_RESUMED_TYPE`]), and one
+//! that said it was shutting down and whose final count is accounted for
+//! ([`SENDER_FINISHED_TYPE`]).
 //! Each carries a `gap` object (counts, numbers, times) so a SIEM maps them all one way.
 
 use audit_event::event_uuid::encode_event_uuid;
-use audit_event::sender::{SENDER_GAP_TYPE, SENDER_RESUMED_TYPE, SENDER_STOPPED_TYPE};
+use audit_event::sender::{SENDER_FINISHED_TYPE, SENDER_GAP_TYPE, SENDER_RESUMED_TYPE, SENDER_STOPPED_TYPE};
 use audit_event::timestamp::format_rfc3339_millis;
 use audit_event::{AuditEvent, DeliveryGap, RequestPayload, SeqRange};
 
@@ -48,6 +50,19 @@ pub fn sender_stopped(stopped: &StoppedSender, now_ms: i64) -> AuditEvent {
     gap.last_heard_at = Some(rfc3339(stopped.reported_at_ms));
     gap.unknown_until = Some(rfc3339(stopped.unknown_until_ms));
     record(SENDER_STOPPED_TYPE, gap, now_ms)
+}
+
+/// A sender that said it was shutting down, with its final count accounted for: what it
+/// lost (`stopped.lost`, none when it delivered everything), and no unknown tail.
+pub fn sender_finished(stopped: &StoppedSender, now_ms: i64) -> AuditEvent {
+    let lost = stopped.lost.map_or(0, |range| range.len());
+    let mut gap = DeliveryGap::counted(lost, rfc3339(stopped.lost_after_ms), rfc3339(stopped.reported_at_ms));
+    gap.sender = Some(stopped.id.clone());
+    gap.seqs = stopped.lost.map(|range| vec![range]);
+    gap.captured = Some(stopped.captured);
+    gap.delivered = Some(stopped.delivered);
+    gap.last_heard_at = Some(rfc3339(stopped.reported_at_ms));
+    record(SENDER_FINISHED_TYPE, gap, now_ms)
 }
 
 /// A sender recorded as stopped at `stopped_at_ms` was heard again: numbers that record

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use audit_event::sender::{SENDER_GAP_TYPE, SENDER_RESUMED_TYPE, SENDER_STOPPED_TYPE};
+use audit_event::sender::{SENDER_FINISHED_TYPE, SENDER_GAP_TYPE, SENDER_RESUMED_TYPE, SENDER_STOPPED_TYPE};
 use audit_event::{AuditEvent, DeliveryGap, IngestReceipt, SeqRange};
 
 use super::activity_plan::{ActivityBucket, ActivityOutcome, BucketWidth, OutcomeCounts, HOUR_MS};
@@ -366,6 +366,16 @@ const ALL_SILENT: SenderPolicy = SenderPolicy { silence_ms: -1, ..PATIENT };
 /// `SENDER`'s events numbered `numbers` (event `event-<n>` at time 1000 * n), reporting
 /// `captured`; no numbers is a heartbeat.
 async fn from_sender(store: &dyn TrailStore, numbers: impl IntoIterator<Item = u64>, captured: u64) -> IngestReceipt {
+    report_from_sender(store, numbers, captured, false).await
+}
+
+/// [`from_sender`], the report saying the sender is shutting down when `stopping`.
+async fn report_from_sender(
+    store: &dyn TrailStore,
+    numbers: impl IntoIterator<Item = u64>,
+    captured: u64,
+    stopping: bool,
+) -> IngestReceipt {
     let numbers: Vec<u64> = numbers.into_iter().collect();
     let at = |n: u64| i64::try_from(n).unwrap_or(0) * 1000;
     let rows = numbers.iter().map(|&n| event(usize::try_from(n).unwrap_or(0), at(n), "GET", 200, "alice")).collect();
@@ -376,6 +386,7 @@ async fn from_sender(store: &dyn TrailStore, numbers: impl IntoIterator<Item = u
         heartbeat_ms: 1000,
         numbered: numbers.into_iter().map(|n| Some((n, at(n)))).collect(),
         named_lost: Vec::new(),
+        stopping,
     };
     store.ingest(rows, Some(activity)).await.expect("stored")
 }
@@ -435,6 +446,19 @@ async fn a_silent_sender_is_recorded_stopped_with_its_counts_then_resumed(store:
     assert_eq!(stopped.first_lost_at, "1970-01-01T00:00:12.000+00:00", "after the last delivered event");
     assert!(stopped.unknown_until.is_some() && stopped.last_heard_at.is_some());
     assert_eq!(gap_of(&records[1]).captured, Some(15));
+}
+
+async fn a_sender_that_says_it_stops_is_finished_not_silent(store: &dyn TrailStore) {
+    from_sender(store, 1..=3, 3).await;
+    report_from_sender(store, 4..=5, 5, true).await;
+    report_from_sender(store, 4..=5, 5, true).await;
+    trail_of(store, 6).await;
+    assert_eq!(store.check_senders(ALL_SILENT).await.expect("checked"), 0, "finished: never silent");
+    let records = records_in(store, 6).await;
+    assert_eq!(types_of(&records), [SENDER_FINISHED_TYPE], "one record, the copy is no news");
+    let finished = gap_of(&records[0]);
+    assert_eq!((finished.captured, finished.delivered, finished.lost_events), (Some(5), Some(5), 0));
+    assert_eq!((finished.unknown_until.as_ref(), finished.seqs.as_ref()), (None, None));
 }
 
 async fn a_lost_last_batch_is_a_gap_while_the_sender_lives(store: &dyn TrailStore) {
@@ -526,6 +550,11 @@ macro_rules! store_contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_silent_sender_is_recorded_stopped_with_its_counts_then_resumed() {
                 super::a_silent_sender_is_recorded_stopped_with_its_counts_then_resumed(&*$open().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_sender_that_says_it_stops_is_finished_not_silent() {
+                super::a_sender_that_says_it_stops_is_finished_not_silent(&*$open().await.store).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,12 +1,16 @@
-//! The store of the trail: one interface, two databases. docs/code-map.md walks through it.
+//! The store of the trail: one interface, two databases (docs/code-map.md walks through it).
 //!
-//! At the top, what every store shares: how a database is opened from its location
-//! ([`open`]: the trail store, and the admin store of tokens and key handovers), the
-//! interface ([`trail_store::TrailStore`]), its errors ([`error`]), what it
-//! takes ([`new_event`]) and what it is asked ([`query`]: a page of the trail; [`activity_plan`]:
-//! the chart's counts and their plan), what it answers ([`page`], [`tokens`]), the background
-//! tasks every store runs through the interface ([`retention`], [`checkpointing`]), and the
-//! one contract suite both databases pass (`contract_tests.rs`).
+//! At the top, what every store shares:
+//! - how a database is opened from its location ([`open`]): the trail store, and the admin
+//!   store of tokens and key handovers;
+//! - the interface ([`trail_store::TrailStore`]) and its errors ([`error`]);
+//! - what a store takes ([`new_event`]), is asked ([`query`]: a page of the trail and its
+//!   filters; [`activity_plan`]: the chart's counts and where they come from) and answers
+//!   ([`page`], [`tokens`]);
+//! - how a page is read ([`page::read_page`]: one algorithm over each store's queries);
+//! - the background tasks every store runs through the interface ([`retention`],
+//!   [`checkpointing`]), on one loop ([`periodic`]);
+//! - the one contract suite both databases pass (`contract_tests.rs`).
 //!
 //! Below, one folder per database, each with its schema beside it: [`sqlite`] (the embedded
 //! default: one writer thread, a pool of readers) and [`postgres`] (N replicas, a leased
@@ -20,6 +24,7 @@ pub mod error;
 pub mod new_event;
 pub mod open;
 pub mod page;
+pub mod periodic;
 pub mod postgres;
 pub mod query;
 pub mod retention;

@@ -1,6 +1,18 @@
-//! What a store answers to a page request ([`PageOutcome`]), the same for every store.
+//! How a page of the trail is read, once for every store: [`read_page`] runs the algorithm
+//! over the few queries a store answers in its own SQL ([`PageQueries`]), inside one read
+//! transaction so the cursor lookup and the rows agree.
+//!
+//! Every page is a keyset walk on `seq` (the commit order): `seq` between two bounds, the
+//! filters' predicates, ordered by `seq`, one row more than the page (if it exists, it is
+//! where the next page starts). The cost of a page does not grow with how far into the
+//! trail it is, and no page ever counts rows. A numbered page (`pageNumber`) first finds its
+//! start, `skip` events into the walk, on an index, reading `seq` values only.
 
 use serde_json::value::RawValue;
+
+use super::query::{EventFilters, TrailOrder, TrailQuery};
+use super::StoreError;
+use crate::chain::served::with_chain_link;
 
 /// One page of stored events.
 #[derive(Debug)]
@@ -20,4 +32,113 @@ pub enum PageOutcome {
     UnknownFrom,
     /// `from` names an event retention has purged.
     ExpiredFrom,
+}
+
+/// A stored event as a page query returns it.
+#[derive(Debug)]
+pub struct StoredEvent {
+    /// Its uuid (a cursor).
+    pub uuid: String,
+    /// Its body, as stored.
+    pub body: String,
+    /// Its place in the trail.
+    pub seq: i64,
+    /// The hash of the event before it in the chain, when the event is linked.
+    pub chain_prev: Option<Vec<u8>>,
+    /// Its own chain hash, when the event is linked.
+    pub chain_hash: Option<Vec<u8>>,
+}
+
+/// The part of the trail a walk covers: `seq` from `lower` to `upper`, both included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeqRange {
+    /// The lowest seq.
+    pub lower: i64,
+    /// The highest seq.
+    pub upper: i64,
+}
+
+/// The queries a page is made of; each store answers them in its own SQL, all in one read
+/// transaction.
+pub trait PageQueries {
+    /// The seq of the event `uuid`, if the trail holds it.
+    async fn seq_of(&mut self, uuid: &str) -> Result<Option<i64>, StoreError>;
+
+    /// Whether retention purged the event `uuid` (as far as the trail remembers).
+    async fn was_purged(&mut self, uuid: &str) -> Result<bool, StoreError>;
+
+    /// The lowest seq of an event at or after `since_ms`, if any is that recent.
+    async fn first_seq_since(&mut self, since_ms: i64) -> Result<Option<i64>, StoreError>;
+
+    /// The seq of the event `skip` events after the first of the walk (`range`, `filters`,
+    /// `order`), if the walk is that long.
+    async fn seq_after(
+        &mut self,
+        range: SeqRange,
+        filters: &EventFilters,
+        order: TrailOrder,
+        skip: i64,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// The first `limit` events of the walk, in its order.
+    async fn events(
+        &mut self,
+        range: SeqRange,
+        filters: &EventFilters,
+        order: TrailOrder,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+}
+
+/// Reads the page `query` asks for through `store`'s queries.
+pub async fn read_page(store: &mut impl PageQueries, query: &TrailQuery) -> Result<PageOutcome, StoreError> {
+    let empty = || PageOutcome::Page(PageRows { events: Vec::new(), next: None });
+    let cursor = match &query.from {
+        None => None,
+        Some(uuid) => match store.seq_of(uuid).await? {
+            Some(seq) => Some(seq),
+            None if store.was_purged(uuid).await? => return Ok(PageOutcome::ExpiredFrom),
+            None => return Ok(PageOutcome::UnknownFrom),
+        },
+    };
+    // Without a cursor, `since` also moves the lower bound to the first event that recent,
+    // so a recent `since` does not walk the whole trail. With a cursor (a `next` link) the
+    // cursor is already at or past it, and `since` stays a predicate.
+    let first_since = match (cursor, query.filters.since_ms) {
+        (None, Some(since)) => match store.first_seq_since(since).await? {
+            Some(seq) => Some(seq),
+            None => return Ok(empty()),
+        },
+        _ => None,
+    };
+    let (lower, upper) = query.order.walk_bounds(cursor, first_since);
+    let mut range = SeqRange { lower, upper };
+    // A numbered page starts `skip` events into the walk, so page N is exactly where
+    // following `next` N-1 times would arrive.
+    if query.skip > 0 {
+        let skip = i64::try_from(query.skip).unwrap_or(i64::MAX);
+        match (store.seq_after(range, &query.filters, query.order, skip).await?, query.order) {
+            (None, _) => return Ok(empty()),
+            (Some(seq), TrailOrder::Ascending) => range.lower = seq,
+            (Some(seq), TrailOrder::Descending) => range.upper = seq,
+        }
+    }
+    // One row more than the page: if it exists, it is where the next page starts.
+    let limit = i64::try_from(query.size.saturating_add(1)).unwrap_or(i64::MAX);
+    let mut rows = store.events(range, &query.filters, query.order, limit).await?;
+    let next = if rows.len() > query.size { rows.pop().map(|row| row.uuid) } else { None };
+    let events = rows.into_iter().map(served).collect::<Result<_, _>>()?;
+    Ok(PageOutcome::Page(PageRows { events, next }))
+}
+
+/// The event as a page serves it: with its chain link (`chain`) spliced in, unparsed.
+fn served(row: StoredEvent) -> Result<Box<RawValue>, StoreError> {
+    let StoredEvent { uuid, body, seq, chain_prev, chain_hash } = row;
+    let body = match (chain_prev, chain_hash) {
+        (Some(prev), Some(hash)) => with_chain_link(&body, seq, &prev, &hash).ok_or_else(|| {
+            StoreError::CorruptEvent { uuid: uuid.clone(), reason: "its body or chain link is damaged".to_owned() }
+        })?,
+        _ => body,
+    };
+    RawValue::from_string(body).map_err(|error| StoreError::CorruptEvent { uuid, reason: error.to_string() })
 }

@@ -1,6 +1,8 @@
 //! What one `GET /audit` page asks a store for ([`TrailQuery`]: filters, direction, cursor,
-//! size, the skip of a numbered page), the same for every store. Each store renders it as
-//! its own SQL (`sqlite/page_sql.rs`, `postgres/page.rs`).
+//! size, the skip of a numbered page), the same for every store. The filters are written
+//! once, as [`Predicate`]s ([`EventFilters::predicates`]); each store renders them in its
+//! own SQL (`sqlite/page_sql.rs`, `postgres/page.rs`) and the page is read by one
+//! algorithm (`page.rs`).
 
 /// Which way a page walks the trail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,4 +58,82 @@ pub struct TrailQuery {
     pub size: usize,
     /// Events of the walk that come before the page (`(pageNumber - 1) × size`).
     pub skip: usize,
+}
+
+/// How a predicate compares its column with its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    /// `column = value`.
+    Equals,
+    /// `column >= value`.
+    AtLeast,
+    /// `column < value`.
+    Below,
+}
+
+impl Comparison {
+    /// The SQL operator (the same in SQLite and PostgreSQL).
+    pub fn operator(self) -> &'static str {
+        match self {
+            Comparison::Equals => "=",
+            Comparison::AtLeast => ">=",
+            Comparison::Below => "<",
+        }
+    }
+}
+
+/// The value a predicate compares with, typed as its column is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilterValue {
+    /// A text column.
+    Text(String),
+    /// The response status (a 32-bit column in PostgreSQL).
+    Status(u16),
+    /// A time in milliseconds since the epoch.
+    Millis(i64),
+}
+
+/// One condition an event must meet to be selected: `column comparison value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Predicate {
+    /// The column of `events` (the same name in every store).
+    pub column: &'static str,
+    /// How it is compared.
+    pub comparison: Comparison,
+    /// With what.
+    pub value: FilterValue,
+}
+
+impl EventFilters {
+    /// The predicates these filters make, in a fixed order (the order of their parameters):
+    /// the equality filters, then the time bounds. Every store query that filters as
+    /// `/audit` does (pages, numbered pages' starts, PostgreSQL's activity) renders these.
+    pub fn predicates(&self) -> Vec<Predicate> {
+        let text = |column, value: &Option<String>| {
+            value.as_ref().map(|value| Predicate {
+                column,
+                comparison: Comparison::Equals,
+                value: FilterValue::Text(value.clone()),
+            })
+        };
+        let time = |comparison, value: Option<i64>| {
+            value.map(|millis| Predicate { column: "timestamp_ms", comparison, value: FilterValue::Millis(millis) })
+        };
+        [
+            text("type", &self.event_type),
+            text("user_id", &self.user_id),
+            text("user_email", &self.user_email),
+            text("method", &self.method),
+            self.status.map(|status| Predicate {
+                column: "status",
+                comparison: Comparison::Equals,
+                value: FilterValue::Status(status),
+            }),
+            time(Comparison::AtLeast, self.since_ms),
+            time(Comparison::Below, self.until_ms),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
 }

@@ -1,4 +1,4 @@
-//! Retention, a scheduler like `checkpointing`: events whose timestamp is older than the
+//! Retention: events whose timestamp is older than the
 //! retention period are deleted in batches of [`PURGE_BATCH`], each a separate command to
 //! the store, so ingest batches queued meanwhile are written between them and never wait
 //! behind one huge DELETE. The SQL of one purge is the store's (`write_sql::purge_batch`
@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use tokio::time::MissedTickBehavior;
 
+use super::periodic::{spawn_periodic, FirstRun};
 use super::trail_store::TrailStore;
 use super::{now_millis, StoreError};
 
@@ -41,17 +41,14 @@ pub async fn purge_expired(store: &dyn TrailStore, retention_days: u32, now_ms: 
 /// Runs [`purge_expired`] now and then every `every`, until the store stops or the task
 /// is aborted.
 pub fn spawn(store: Arc<dyn TrailStore>, retention_days: u32, every: Duration) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(every);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            match purge_expired(store.as_ref(), retention_days, now_millis()).await {
-                Ok(0) => tracing::debug!("retention: nothing to purge"),
-                Ok(purged) => tracing::info!(purged, retention_days, "retention: purged expired events"),
-                Err(StoreError::WriterStopped) => return,
-                Err(error) => tracing::warn!(cause = %error, "retention: purge failed; will retry"),
+    spawn_periodic("retention: the purge", every, FirstRun::Now, move || {
+        let store = Arc::clone(&store);
+        async move {
+            match purge_expired(store.as_ref(), retention_days, now_millis()).await? {
+                0 => tracing::debug!("retention: nothing to purge"),
+                purged => tracing::info!(purged, retention_days, "retention: purged expired events"),
             }
+            Ok(())
         }
     })
 }

@@ -256,6 +256,21 @@ mod tests {
     }
 
     #[test]
+    fn a_sender_that_finished_cleanly_is_a_success() {
+        let finished = json!({
+            "uuid": "zHO0xNcjUseyU6DsisadXw", "timestamp": "2026-11-22T02:01:00.000+00:00",
+            "type": "AuditSidecar::SenderFinished",
+            "payload": {"path": "", "queryString": "", "method": "", "params": {}},
+            "gap": {"lostEvents": 0, "firstLostAt": "2026-11-22T02:00:00.000+00:00",
+                    "lastLostAt": "2026-11-22T02:00:02.000+00:00", "sender": "AAAAAAAAAAAAAAAAAAAAAA",
+                    "captured": 10, "delivered": 10, "lastHeardAt": "2026-11-22T02:00:02.000+00:00"}
+        });
+        let ecs = mapped(&finished);
+        assert_eq!(ecs["event"]["outcome"], "success", "{ecs}");
+        assert!(ecs["event"]["reason"].as_str().is_some_and(|reason| reason.contains("stopped cleanly")), "{ecs}");
+    }
+
+    #[test]
     fn a_delivery_gap_says_how_many_events_were_lost() {
         let ecs = mapped(&json!({
             "uuid": "zHO0xNcjUseyU6DsisadXw", "timestamp": "2026-11-22T02:01:00.000+00:00",

@@ -4,6 +4,7 @@
 //! [`leftovers`], what a mapping did not place in a standard field, so nothing the native
 //! event says is dropped on the way to the SIEM.
 
+use audit_event::sender::SENDER_FINISHED_TYPE;
 use serde_json::{Map, Value};
 
 /// A path into the native event, e.g. `&["payload", "method"]`.
@@ -107,6 +108,8 @@ pub struct GapSummary {
     pub last_heard_at: Option<String>,
     /// The end of that unknown window.
     pub unknown_until: Option<String>,
+    /// On a sender's stop: the events it captured.
+    pub captured: Option<u64>,
 }
 
 impl GapSummary {
@@ -119,6 +122,7 @@ impl GapSummary {
             last_lost_at: text(event, &["gap", "lastLostAt"]),
             last_heard_at: text(event, &["gap", "lastHeardAt"]),
             unknown_until: text(event, &["gap", "unknownUntil"]),
+            captured: at(event, &["gap", "captured"]).and_then(Value::as_u64),
         })
     }
 
@@ -129,6 +133,10 @@ impl GapSummary {
 
     /// One sentence for a SIEM analyst: how many events were lost, and when.
     pub fn describe(&self, event_type: &str) -> String {
+        if event_type == SENDER_FINISHED_TYPE && !self.is_loss() {
+            let captured = self.captured.map_or(String::new(), |count| format!(": all {count} of its events stored"));
+            return format!("the sender stopped cleanly{captured}, nothing lost and nothing unknown ({event_type})");
+        }
         let count = match self.lost_events {
             Some(0) => "no audit event was counted as lost".to_owned(),
             Some(1) => "1 audit event was lost".to_owned(),

@@ -354,6 +354,22 @@ mod tests {
     }
 
     #[test]
+    fn a_sender_that_finished_cleanly_is_a_success_distinct_from_one_that_fell_silent() {
+        let finished = json!({
+            "uuid": "zHO0xNcjUseyU6DsisadXw", "timestamp": "2026-11-22T02:01:00.000+00:00",
+            "type": "AuditSidecar::SenderFinished",
+            "payload": {"path": "", "queryString": "", "method": "", "params": {}},
+            "gap": {"lostEvents": 0, "firstLostAt": "2026-11-22T02:00:00.000+00:00",
+                    "lastLostAt": "2026-11-22T02:00:02.000+00:00", "sender": "AAAAAAAAAAAAAAAAAAAAAA",
+                    "captured": 10, "delivered": 10, "lastHeardAt": "2026-11-22T02:00:02.000+00:00"}
+        });
+        let ocsf = mapped(&finished);
+        assert_eq!((ocsf["activity_name"].clone(), ocsf["status_id"].clone()), (json!("SenderFinished"), json!(1)));
+        assert_eq!(ocsf["severity_id"], json!(2), "informational, not an incident: {ocsf}");
+        assert!(ocsf["message"].as_str().is_some_and(|message| message.contains("stopped cleanly")), "{ocsf}");
+    }
+
+    #[test]
     fn an_untrusted_identity_attempt_is_a_labelled_medium_event_and_a_cut_field_marks_it_truncated() {
         let mut event = ours();
         event["untrusted_identity"] = json!([{"header": "x-forwarded-email", "value": "admin@example.com"}]);

@@ -95,7 +95,7 @@ pub async fn verify(args: VerifyArgs) -> Result<TrailReport, VerifyError> {
     let key = read_public_key(&args.public_key).map_err(|error| VerifyError::Read(error.to_string()))?;
     let witnessed = read_witnesses(&args)?;
     let report = verify_postgres(&postgres, &key).await?;
-    with_witnesses(report, &key, &witnessed)
+    with_witnesses(report, &key, &args.witness, &witnessed)
 }
 
 /// Runs `verify` on a SQLite file or through the API, then every witness given.
@@ -103,7 +103,7 @@ pub fn run_verify(args: &VerifyArgs) -> Result<TrailReport, VerifyError> {
     let key = read_public_key(&args.public_key).map_err(|error| VerifyError::Read(error.to_string()))?;
     let witnessed = read_witnesses(args)?;
     let report = verify_trail(args, &key)?;
-    with_witnesses(report, &key, &witnessed)
+    with_witnesses(report, &key, &args.witness, &witnessed)
 }
 
 fn read_witnesses(args: &VerifyArgs) -> Result<Vec<Witnessed>, VerifyError> {
@@ -114,12 +114,15 @@ fn read_witnesses(args: &VerifyArgs) -> Result<Vec<Witnessed>, VerifyError> {
     Ok(witnessed)
 }
 
+/// Checks the witnesses when files were given, even when they hold no checkpoint: the
+/// report then says the witness proves nothing, never "no witness given".
 fn with_witnesses(
     report: TrailReport,
     key: &TrailVerifier,
+    files: &[PathBuf],
     witnessed: &[Witnessed],
 ) -> Result<TrailReport, VerifyError> {
-    if witnessed.is_empty() {
+    if files.is_empty() {
         Ok(report)
     } else {
         check_witness(report, key, witnessed)

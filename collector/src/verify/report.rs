@@ -182,7 +182,7 @@ impl fmt::Display for TrailReport {
             let chain: Vec<String> = keys
                 .iter()
                 .map(|(key, at)| match at {
-                    Some(number) => format!("{key} (from checkpoint {})", number + 1),
+                    Some(number) => format!("{key} (handed over by checkpoint {number})"),
                     None => key.clone(),
                 })
                 .collect();

@@ -661,6 +661,22 @@ fn every_random_tampering_is_caught_or_reported_as_uncovered_and_every_untouched
 }
 
 #[test]
+fn a_removed_handover_checkpoint_is_a_broken_checkpoint_chain_and_handovers_are_numbered_as_rotate_key_does() {
+    let honest = honest_trail();
+    let report = verify_database(&copy_of(&honest.image), &honest.key).expect("the honest trail verifies");
+    let text = report.to_string();
+    assert!(text.contains("(handed over by checkpoint 3)") && text.contains("(handed over by checkpoint 6)"), "{text}");
+    let conn = copy_of(&honest.image);
+    conn.execute("DELETE FROM checkpoints WHERE number = 3", []).expect("delete the handover");
+    let error = verify_database(&conn, &honest.key).err().map(|error| error.to_string()).unwrap_or_default();
+    assert!(
+        error.contains("checkpoint 4 (seq") && error.contains("checkpoint chain BROKEN: expected checkpoint 3 here"),
+        "{error}"
+    );
+    assert!(!error.contains("SIGNATURE INVALID"), "{error}");
+}
+
+#[test]
 fn a_trail_without_any_checkpoint_is_never_proven_whatever_key_is_given() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut conn = open_for_writing(&dir.path().join("audit.db")).expect("open");

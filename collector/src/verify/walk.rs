@@ -49,13 +49,15 @@ pub fn check_checkpoints(checkpoints: &[Checkpoint], key: &TrailVerifier) -> Res
             seq: checkpoint.last_seq,
             detail,
         };
-        check_signature(checkpoint, &active, previous.is_none())?;
+        // The numbering first: with a handover checkpoint removed, the next one is signed by a
+        // key the chain has not reached, and "SIGNATURE INVALID" would name the wrong fault.
         let expected_number = previous.map_or(1, |previous| previous.number + 1);
         if checkpoint.number != expected_number {
             return Err(broken(format!(
                 "expected checkpoint {expected_number} here; checkpoints were removed (or the list does not start at 1)"
             )));
         }
+        check_signature(checkpoint, &active, previous.is_none())?;
         let expected_prev = previous.map_or(GENESIS, checkpoint_hash);
         if digest_from_hex(&checkpoint.prev_checkpoint_hash) != Some(expected_prev) {
             return Err(broken(format!(

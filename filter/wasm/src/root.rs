@@ -66,6 +66,8 @@ impl RootContext for AuditRoot {
             error!("audit-filter: could not set the tick period ({status:?}); events would never be sent");
             return false;
         }
+        // Before the worker can answer a request: the collector knows of it from now on.
+        worker.delivery.on_start(&mut ProxyHost { worker: &worker, answer_body_size: 0 }, now_ms());
         self.worker = Some(Rc::new(worker));
         true
     }

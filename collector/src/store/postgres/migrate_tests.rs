@@ -115,6 +115,7 @@ async fn a_migrated_trail_keeps_its_key_handover_and_its_senders_accounting() {
             heartbeat_ms: 1000,
             numbered: numbers.clone().map(|n| Some((n, 0))).collect(),
             named_lost: Vec::new(),
+            stopping: false,
         };
         let events = numbers.map(|n| new_event(u8::try_from(n).unwrap_or(0), 100 * DAY)).collect();
         sqlite.ingest(events, Some(activity)).await.expect("stored");

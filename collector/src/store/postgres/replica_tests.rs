@@ -104,6 +104,7 @@ fn numbered_batch(
         heartbeat_ms: 1000,
         numbered: numbers.map(|n| Some((n, 0))).collect(),
         named_lost: Vec::new(),
+        stopping: false,
     };
     (rows, activity)
 }

@@ -21,6 +21,8 @@ const UPGRADES: &[&str] = &[
     include_str!("schema_v3.sql"),
     // 4: the user filters' (user, time) indexes without `type`.
     include_str!("schema_v4.sql"),
+    // 5: a sender's final count, when it said it is shutting down.
+    include_str!("schema_v5.sql"),
 ];
 
 /// The newest schema version this collector knows.

@@ -107,7 +107,7 @@ async fn load(client: &impl GenericClient, id: &str) -> Result<Option<SenderStat
     let select = client
         .prepare_cached(
             "SELECT last_heard_ms, reported_at_ms, captured, heartbeat_ms, delivered, stopped_at_ms,
-                    contiguous, contiguous_at_ms, claimed_upto, claimed_at_ms, claimed_seen_at_ms
+                    contiguous, contiguous_at_ms, claimed_upto, claimed_at_ms, claimed_seen_at_ms, final_count
              FROM senders WHERE id = $1",
         )
         .await?;
@@ -120,6 +120,7 @@ async fn load(client: &impl GenericClient, id: &str) -> Result<Option<SenderStat
         heartbeat_ms: number(row.get(3)),
         delivered: number(row.get(4)),
         stopped_at_ms: row.get(5),
+        final_count: row.get::<_, Option<i64>>(11).map(number),
         ledger: Ledger {
             contiguous: number(row.get(6)),
             contiguous_at_ms: row.get(7),
@@ -167,11 +168,11 @@ async fn save(client: &impl GenericClient, id: &str, state: &SenderState, is_new
         .prepare_cached(
             "INSERT INTO senders (id, first_heard_ms, last_heard_ms, reported_at_ms, captured, heartbeat_ms, delivered,
                                   stopped_at_ms, contiguous, contiguous_at_ms, claimed_upto, claimed_at_ms,
-                                  claimed_seen_at_ms)
-             VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                                  claimed_seen_at_ms, final_count)
+             VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
              ON CONFLICT (id) DO UPDATE SET last_heard_ms = $2, reported_at_ms = $3, captured = $4, heartbeat_ms = $5,
                  delivered = $6, stopped_at_ms = $7, contiguous = $8, contiguous_at_ms = $9, claimed_upto = $10,
-                 claimed_at_ms = $11, claimed_seen_at_ms = $12",
+                 claimed_at_ms = $11, claimed_seen_at_ms = $12, final_count = $13",
         )
         .await?;
     client
@@ -190,6 +191,7 @@ async fn save(client: &impl GenericClient, id: &str, state: &SenderState, is_new
                 &sql_number(claim.upto),
                 &claim.reported_at_ms,
                 &claim.seen_at_ms,
+                &state.final_count.map(sql_number),
             ],
         )
         .await?;

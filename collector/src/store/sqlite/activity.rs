@@ -3,115 +3,23 @@
 //! [`WindowPlan`] says which part of a window comes from where.
 //!
 //! Counting rows at query time would cost a scan of every event in the window (10M events,
-//! seconds). So `activity_hourly` holds one row per (hour, type, method, status) with its
-//! event count: the writer adds each batch's events to it in the transaction that stores
-//! them ([`count_stored`]: one upsert per distinct key of the batch, not one per event; a
-//! per-row trigger did the same at half the insert rate), and a trigger takes purged events
-//! back out (the purge is off the ingest path). Whole hours of a window are summed from that
-//! rollup, which holds at most a few hundred rows per hour whatever the traffic; the partial
+//! seconds). So whole hours of a window are summed from the hourly rollup
+//! ([`super::activity_rollup`]), which holds at most a few hundred rows per hour whatever the traffic; the partial
 //! hours at the edges of `since`/`until` are counted from `events_by_timestamp`, which
 //! carries type, method and status, so they are counted from the index alone and the counts
 //! are exact for any window. The user filters (`userUuid`, `user_email`) are not in the
 //! rollup: with one of them every count comes from that user's (user, time) index, which
 //! also carries status and method, so the cost follows the user's events in the window, not
-//! the trail ([`ACTIVITY_COVERING_INDEXES_MIGRATION`], [`ACTIVITY_NARROW_USER_INDEXES_MIGRATION`]).
+//! the trail (`activity_rollup::ACTIVITY_COVERING_INDEXES_MIGRATION` and the one after it).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection};
+use rusqlite::{params_from_iter, Connection};
 
 use super::super::activity_plan::{outcome_of, ActivityOutcome, BucketWidth, OutcomeCounts, WindowPlan, HOUR_MS};
-use super::super::new_event::NewEvent;
 use super::super::query::EventFilters;
 use super::super::StoreError;
-
-/// The schema migration that adds the rollup, fills it from the events already stored, and
-/// keeps it in step with every insert and every retention delete.
-pub const ACTIVITY_MIGRATION: &str = "
-    CREATE TABLE activity_hourly (
-        hour INTEGER NOT NULL,
-        type TEXT NOT NULL,
-        method TEXT NOT NULL,
-        status INTEGER NOT NULL,
-        events INTEGER NOT NULL,
-        PRIMARY KEY (hour, type, method, status)
-    ) STRICT, WITHOUT ROWID;
-    INSERT INTO activity_hourly (hour, type, method, status, events)
-        SELECT timestamp_ms / 3600000, type, method, IFNULL(status, -1), count(*)
-        FROM events GROUP BY 1, 2, 3, 4;
-    CREATE TRIGGER events_count_activity AFTER INSERT ON events BEGIN
-        INSERT INTO activity_hourly (hour, type, method, status, events)
-        VALUES (new.timestamp_ms / 3600000, new.type, new.method, IFNULL(new.status, -1), 1)
-        ON CONFLICT (hour, type, method, status) DO UPDATE SET events = events + 1;
-    END;
-    CREATE TRIGGER events_uncount_activity AFTER DELETE ON events BEGIN
-        UPDATE activity_hourly SET events = events - 1
-        WHERE hour = old.timestamp_ms / 3600000 AND type = old.type AND method = old.method
-          AND status = IFNULL(old.status, -1);
-    END;";
-
-/// Migration 9: the rollup is counted by the writer per batch ([`count_stored`]), so the
-/// per-row insert trigger of [`ACTIVITY_MIGRATION`] goes; the purge's trigger stays.
-pub const ACTIVITY_COUNTED_BY_WRITER_MIGRATION: &str = "DROP TRIGGER events_count_activity;";
-
-/// Migration 10: every count `activity` takes from `events` reads an index only, never a
-/// row (whose leaf holds the event's body: one random page read per event when cold).
-/// - `events_by_timestamp` (retention's range, `since` pages' first seq) gains status,
-///   method and type: the partial hours at a window's edges, with or without a type, method
-///   or status filter. It stays one index, appended at its right edge on ingest as before,
-///   with wider entries.
-/// - one (user column, time) index per user filter, with the same three columns: a user's
-///   chart reads that user's events of the window and nothing else. These two are new work
-///   for every insert (docs/viewer.md weighs it); the `(user column, seq)` indexes stay,
-///   because pages walk them in the trail's order.
-pub const ACTIVITY_COVERING_INDEXES_MIGRATION: &str = "
-    DROP INDEX events_by_timestamp;
-    CREATE INDEX events_by_timestamp ON events (timestamp_ms, status, method, type);
-    CREATE INDEX events_by_user_id_time ON events (user_id, timestamp_ms, status, method, type);
-    CREATE INDEX events_by_user_email_time ON events (user_email, timestamp_ms, status, method, type);";
-
-/// Migration 12: the `(user column, time)` indexes of migration 11 without `type`. With it
-/// (tens of bytes an entry) the two indexes took the raw insert loop to about half its rate;
-/// without it, about three quarters (docs/viewer.md). A user's chart filtered by type as well
-/// reads the rows of that user's events in the window, still not the trail.
-pub const ACTIVITY_NARROW_USER_INDEXES_MIGRATION: &str = "
-    DROP INDEX events_by_user_id_time;
-    DROP INDEX events_by_user_email_time;
-    CREATE INDEX events_by_user_id_time ON events (user_id, timestamp_ms, status, method);
-    CREATE INDEX events_by_user_email_time ON events (user_email, timestamp_ms, status, method);";
-
-/// Rebuilds the rollup from the stored events, for tools that fill `events` themselves
-/// (the bench's trail generator).
-pub const REBUILD_ACTIVITY_SQL: &str = "
-    DELETE FROM activity_hourly;
-    INSERT INTO activity_hourly (hour, type, method, status, events)
-        SELECT timestamp_ms / 3600000, type, method, IFNULL(status, -1), count(*)
-        FROM events GROUP BY 1, 2, 3, 4;";
-
-/// Adds `stored` (events the batch inserted, duplicates left out) to the rollup, in the
-/// caller's transaction. The hour is `timestamp_ms / HOUR_MS` truncated, as the migration's
-/// backfill and the purge trigger compute it.
-pub fn count_stored<'a>(conn: &Connection, stored: impl Iterator<Item = &'a NewEvent>) -> Result<(), StoreError> {
-    let mut tally: HashMap<(i64, &str, &str, i64), i64> = HashMap::new();
-    for event in stored {
-        let key = (
-            event.timestamp_ms / HOUR_MS,
-            event.event_type.as_str(),
-            event.method.as_str(),
-            event.status.map_or(-1, i64::from),
-        );
-        *tally.entry(key).or_default() += 1;
-    }
-    let mut upsert = conn.prepare_cached(
-        "INSERT INTO activity_hourly (hour, type, method, status, events) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (hour, type, method, status) DO UPDATE SET events = events + excluded.events",
-    )?;
-    for ((hour, event_type, method, status), count) in tally {
-        upsert.execute(params![hour, event_type, method, status, count])?;
-    }
-    Ok(())
-}
 
 /// The outcome sums of a `SELECT` whose rows have a `status` and a count (`n`); a missing
 /// status is -1 in the rollup and NULL in `events`, both errors.
@@ -213,6 +121,8 @@ mod tests {
 
     use super::*;
     use crate::store::activity_plan::ActivityBucket;
+    use crate::store::new_event::NewEvent;
+    use crate::store::sqlite::activity_rollup::REBUILD_ACTIVITY_SQL;
     use crate::store::sqlite::schema::open_for_writing;
     use crate::store::sqlite::write_sql::insert_batch;
     use crate::store::test_support::new_event;

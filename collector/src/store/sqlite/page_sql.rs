@@ -11,7 +11,7 @@
 
 use rusqlite::types::Value;
 
-use super::super::query::{EventFilters, TrailOrder};
+use super::super::query::{Comparison, EventFilters, FilterValue, TrailOrder};
 
 /// The SQL of a page and its parameters; `?1` and `?2` are the seq bounds and the last
 /// parameter is the limit.
@@ -43,34 +43,22 @@ pub fn page_start_sql(filters: &EventFilters, order: TrailOrder) -> (String, Vec
     (sql, values)
 }
 
-/// ` AND column = ?n` for each filter, numbered from `?3`, and the values in that order.
+/// ` AND column = ?n` for each of the filters' predicates, numbered from `?3`, and the
+/// values in that order. A range (the time bounds) is written `+column`, which SQLite cannot
+/// answer from an index: the walk's seq order must come from `seq` or a `(column, seq)`
+/// index, never from a sort.
 fn filter_predicates(filters: &EventFilters) -> (String, Vec<Value>) {
     let mut sql = String::new();
     let mut values: Vec<Value> = Vec::new();
-    let mut push = |clause: &str, value: Value| {
-        values.push(value);
-        sql.push_str(&format!(" AND {clause} ?{}", values.len() + 2));
-    };
-    if let Some(event_type) = &filters.event_type {
-        push("type =", Value::Text(event_type.clone()));
-    }
-    if let Some(user_id) = &filters.user_id {
-        push("user_id =", Value::Text(user_id.clone()));
-    }
-    if let Some(email) = &filters.user_email {
-        push("user_email =", Value::Text(email.clone()));
-    }
-    if let Some(method) = &filters.method {
-        push("method =", Value::Text(method.clone()));
-    }
-    if let Some(status) = filters.status {
-        push("status =", Value::Integer(i64::from(status)));
-    }
-    if let Some(since) = filters.since_ms {
-        push("+timestamp_ms >=", Value::Integer(since));
-    }
-    if let Some(until) = filters.until_ms {
-        push("+timestamp_ms <", Value::Integer(until));
+    for predicate in filters.predicates() {
+        values.push(match predicate.value {
+            FilterValue::Text(text) => Value::Text(text),
+            FilterValue::Status(status) => Value::Integer(i64::from(status)),
+            FilterValue::Millis(millis) => Value::Integer(millis),
+        });
+        let unindexed = if predicate.comparison == Comparison::Equals { "" } else { "+" };
+        let (column, operator, number) = (predicate.column, predicate.comparison.operator(), values.len() + 2);
+        sql.push_str(&format!(" AND {unindexed}{column} {operator} ?{number}"));
     }
     (sql, values)
 }

@@ -1,23 +1,22 @@
 //! Reading the trail: a small pool of read-only connections, used from blocking tasks so
-//! SQLite never stalls the async workers. Pages are keyset queries on `seq` (the SQL is in
-//! [`super::page_sql`]): the cost of a page does not grow with how far into the trail
-//! it is, and no page ever counts rows. A numbered page (`pageNumber`) adds one walk over
-//! an index to find its start, which grows with its number and never reads an event.
+//! SQLite never stalls the async workers, and SQLite's answers to the queries of the one
+//! page algorithm (`store/page.rs`), in the SQL of [`super::page_sql`].
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 
 use rusqlite::types::Value;
-use rusqlite::{params_from_iter, Connection, OptionalExtension};
-use serde_json::value::RawValue;
+use rusqlite::{params_from_iter, Connection, OptionalExtension, Transaction};
 use tokio::sync::Semaphore;
 
-use super::super::page::{PageOutcome, PageRows};
-use super::super::query::{TrailOrder, TrailQuery};
+use super::super::page::{self, PageOutcome, PageQueries, SeqRange, StoredEvent};
+use super::super::query::{EventFilters, TrailOrder, TrailQuery};
 use super::super::StoreError;
 use super::page_sql::{page_sql, page_start_sql, EXPIRED_UUID_SQL, FIRST_SEQ_SINCE_SQL, SEQ_OF_UUID_SQL};
 use super::schema::open_for_reading;
-use crate::chain::served::with_chain_link;
 
 /// Read queries running at once; more wait for a turn.
 pub const MAX_READERS: usize = 4;
@@ -90,91 +89,92 @@ impl Readers {
     }
 }
 
-/// Reads one page in one read transaction, so the cursor lookup and the rows agree.
+/// Reads one page ([`page::read_page`]) in one read transaction, so the cursor lookup and
+/// the rows agree.
 pub fn read_page(conn: &mut Connection, query: &TrailQuery) -> Result<PageOutcome, StoreError> {
     let tx = conn.transaction()?;
-    let cursor = match &query.from {
-        None => None,
-        Some(uuid) => {
-            let seq: Option<i64> =
-                tx.prepare_cached(SEQ_OF_UUID_SQL)?.query_row([uuid], |row| row.get(0)).optional()?;
-            match seq {
-                Some(seq) => Some(seq),
-                None => {
-                    let expired = tx.prepare_cached(EXPIRED_UUID_SQL)?.exists([uuid])?;
-                    return Ok(if expired { PageOutcome::ExpiredFrom } else { PageOutcome::UnknownFrom });
-                }
-            }
-        }
-    };
-    // Without a cursor, `since` also moves the lower bound to the first event that recent,
-    // so a recent `since` does not walk the whole trail. With a cursor (a `next` link) the
-    // cursor is already at or past it, and `since` stays a predicate.
-    let first_since: Option<i64> = match (cursor, query.filters.since_ms) {
-        (None, Some(since)) => {
-            match tx.prepare_cached(FIRST_SEQ_SINCE_SQL)?.query_row([since], |row| row.get::<_, Option<i64>>(0))? {
-                Some(seq) => Some(seq),
-                None => return Ok(PageOutcome::Page(PageRows { events: Vec::new(), next: None })),
-            }
-        }
-        _ => None,
-    };
-    let (mut lower, mut upper) = query.order.walk_bounds(cursor, first_since);
-    // A numbered page starts `skip` events into the walk: found on an index, reading seq
-    // values only, so page N is exactly where following `next` N-1 times would arrive.
-    if query.skip > 0 {
-        let (sql, filter_values) = page_start_sql(&query.filters, query.order);
-        let mut values = vec![Value::Integer(lower), Value::Integer(upper)];
-        values.extend(filter_values);
-        values.push(Value::Integer(i64::try_from(query.skip).unwrap_or(i64::MAX)));
-        let start: Option<i64> =
-            tx.prepare_cached(&sql)?.query_row(params_from_iter(values), |row| row.get(0)).optional()?;
-        match (start, query.order) {
-            (None, _) => return Ok(PageOutcome::Page(PageRows { events: Vec::new(), next: None })),
-            (Some(seq), TrailOrder::Ascending) => lower = seq,
-            (Some(seq), TrailOrder::Descending) => upper = seq,
-        }
-    }
-    // One row more than the page: if it exists, it is where the next page starts.
-    let limit = i64::try_from(query.size.saturating_add(1)).unwrap_or(i64::MAX);
-    let (sql, filter_values) = page_sql(&query.filters, query.order);
-    let mut values = vec![Value::Integer(lower), Value::Integer(upper)];
-    values.extend(filter_values);
-    values.push(Value::Integer(limit));
-    let mut rows: Vec<(String, String)> = Vec::with_capacity(query.size.saturating_add(1).min(1024));
-    {
-        let mut select = tx.prepare_cached(&sql)?;
-        let mut found = select.query(params_from_iter(values))?;
-        while let Some(row) = found.next()? {
-            let (uuid, body): (String, String) = (row.get(0)?, row.get(1)?);
-            // Each event is served with its chain link (`chain`), spliced in unparsed.
-            let (seq, prev, hash): (i64, Option<Vec<u8>>, Option<Vec<u8>>) = (row.get(2)?, row.get(3)?, row.get(4)?);
-            let served = match (prev, hash) {
-                (Some(prev), Some(hash)) => {
-                    with_chain_link(&body, seq, &prev, &hash).ok_or_else(|| StoreError::CorruptEvent {
-                        uuid: uuid.clone(),
-                        reason: "its body or chain link is damaged".to_owned(),
-                    })?
-                }
-                _ => body,
-            };
-            rows.push((uuid, served));
-        }
-    }
+    let outcome = answered_at_once(page::read_page(&mut SqlitePage { tx: &tx }, query))?;
     tx.finish()?;
-    let next = if rows.len() > query.size { rows.pop().map(|(uuid, _)| uuid) } else { None };
-    let events = rows
-        .into_iter()
-        .map(|(uuid, body)| {
-            RawValue::from_string(body).map_err(|error| StoreError::CorruptEvent { uuid, reason: error.to_string() })
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(PageOutcome::Page(PageRows { events, next }))
+    Ok(outcome)
+}
+
+/// The result of a future that never waits. SQLite answers each of the page's queries on
+/// this thread before it returns, so the shared (async) page algorithm completes on its
+/// first poll; it never sees PostgreSQL's network waits.
+fn answered_at_once<T>(work: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    match pin!(work).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(result) => result,
+        Poll::Pending => Err(StoreError::Task("a SQLite page query waited, which it never does".to_owned())),
+    }
+}
+
+/// The page's queries on SQLite, in the SQL of [`super::page_sql`].
+struct SqlitePage<'a> {
+    tx: &'a Transaction<'a>,
+}
+
+/// The parameters of a walk's statement: the seq bounds, the filters' values, then `last`.
+fn walk_parameters(range: SeqRange, filter_values: Vec<Value>, last: i64) -> Vec<Value> {
+    let mut values = vec![Value::Integer(range.lower), Value::Integer(range.upper)];
+    values.extend(filter_values);
+    values.push(Value::Integer(last));
+    values
+}
+
+impl PageQueries for SqlitePage<'_> {
+    async fn seq_of(&mut self, uuid: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.tx.prepare_cached(SEQ_OF_UUID_SQL)?.query_row([uuid], |row| row.get(0)).optional()?)
+    }
+
+    async fn was_purged(&mut self, uuid: &str) -> Result<bool, StoreError> {
+        Ok(self.tx.prepare_cached(EXPIRED_UUID_SQL)?.exists([uuid])?)
+    }
+
+    async fn first_seq_since(&mut self, since_ms: i64) -> Result<Option<i64>, StoreError> {
+        Ok(self.tx.prepare_cached(FIRST_SEQ_SINCE_SQL)?.query_row([since_ms], |row| row.get(0))?)
+    }
+
+    async fn seq_after(
+        &mut self,
+        range: SeqRange,
+        filters: &EventFilters,
+        order: TrailOrder,
+        skip: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let (sql, filter_values) = page_start_sql(filters, order);
+        let values = walk_parameters(range, filter_values, skip);
+        Ok(self.tx.prepare_cached(&sql)?.query_row(params_from_iter(values), |row| row.get(0)).optional()?)
+    }
+
+    async fn events(
+        &mut self,
+        range: SeqRange,
+        filters: &EventFilters,
+        order: TrailOrder,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let (sql, filter_values) = page_sql(filters, order);
+        let values = walk_parameters(range, filter_values, limit);
+        let mut select = self.tx.prepare_cached(&sql)?;
+        let mut found = select.query(params_from_iter(values))?;
+        let mut rows = Vec::with_capacity(usize::try_from(limit).unwrap_or(usize::MAX).min(1024));
+        while let Some(row) = found.next()? {
+            rows.push(StoredEvent {
+                uuid: row.get(0)?,
+                body: row.get(1)?,
+                seq: row.get(2)?,
+                chain_prev: row.get(3)?,
+                chain_hash: row.get(4)?,
+            });
+        }
+        Ok(rows)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::page::PageRows;
     use crate::store::test_support::unlinked_trail;
 
     fn query(from: Option<&str>, size: usize) -> TrailQuery {

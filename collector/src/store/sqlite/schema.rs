@@ -100,7 +100,7 @@ const MIGRATIONS: &[&str] = &[
     "CREATE INDEX events_by_seq_time ON events (seq, timestamp_ms);",
     // 6: the hourly activity rollup behind GET /audit/activity (see `activity`); its insert
     // trigger is replaced by the writer's per-batch count in 9.
-    super::activity::ACTIVITY_MIGRATION,
+    super::activity_rollup::ACTIVITY_MIGRATION,
     // 7: completeness by the receiver (`senders`): per filter worker (sender), what it last
     // reported, how many of its events are stored, and which of its numbers are accounted
     // for: all up to `contiguous`, and the ranges in `sender_pending` above it (usually
@@ -147,7 +147,7 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE api_tokens_with_admin RENAME TO api_tokens;
     CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens (name) WHERE revoked_at_ms IS NULL;",
     // 9: the writer counts the activity rollup per batch; the per-row insert trigger goes.
-    super::activity::ACTIVITY_COUNTED_BY_WRITER_MIGRATION,
+    super::activity_rollup::ACTIVITY_COUNTED_BY_WRITER_MIGRATION,
     // 10: a lost last batch while its sender runs: the oldest heartbeat count of the sender
     // not yet accounted for (`claimed_upto`, 0 for none; `completeness::ledger::Claim`).
     "ALTER TABLE senders ADD COLUMN claimed_upto INTEGER NOT NULL DEFAULT 0;
@@ -156,10 +156,13 @@ const MIGRATIONS: &[&str] = &[
     // 11: indexes that answer GET /audit/activity's counts without reading a row (see
     // `activity`): the timestamp index carries type, method and status, and each user
     // filter gets one by (user, time).
-    super::activity::ACTIVITY_COVERING_INDEXES_MIGRATION,
+    super::activity_rollup::ACTIVITY_COVERING_INDEXES_MIGRATION,
     // 12: the user filters' (user, time) indexes lose `type`, the widest column: they cost
     // ingest half its raw insert rate with it (docs/viewer.md, "What the indexes cost").
-    super::activity::ACTIVITY_NARROW_USER_INDEXES_MIGRATION,
+    super::activity_rollup::ACTIVITY_NARROW_USER_INDEXES_MIGRATION,
+    // 13: the final count a sender shutting down reported (NULL: it has not said it is
+    // stopping); `completeness::accounting` records it as finished once that is accounted for.
+    "ALTER TABLE senders ADD COLUMN final_count INTEGER;",
 ];
 
 /// The schema version this binary migrates to.

@@ -88,7 +88,7 @@ fn load(conn: &Connection, id: &str) -> Result<Option<SenderState>, StoreError> 
     let state = conn
         .prepare_cached(
             "SELECT last_heard_ms, reported_at_ms, captured, heartbeat_ms, delivered, stopped_at_ms,
-                    contiguous, contiguous_at_ms, claimed_upto, claimed_at_ms, claimed_seen_at_ms
+                    contiguous, contiguous_at_ms, claimed_upto, claimed_at_ms, claimed_seen_at_ms, final_count
              FROM senders WHERE id = ?1",
         )?
         .query_row([id], |row| {
@@ -100,6 +100,7 @@ fn load(conn: &Connection, id: &str) -> Result<Option<SenderState>, StoreError> 
                 heartbeat_ms: number(row, 3)?,
                 delivered: number(row, 4)?,
                 stopped_at_ms: row.get(5)?,
+                final_count: row.get::<_, Option<i64>>(11)?.map(|count| u64::try_from(count).unwrap_or(0)),
                 ledger: Ledger {
                     contiguous: number(row, 6)?,
                     contiguous_at_ms: row.get(7)?,
@@ -146,11 +147,11 @@ fn save(conn: &Connection, id: &str, state: &SenderState, is_new: bool) -> Resul
     conn.prepare_cached(
         "INSERT INTO senders (id, first_heard_ms, last_heard_ms, reported_at_ms, captured, heartbeat_ms, delivered,
                               stopped_at_ms, contiguous, contiguous_at_ms, claimed_upto, claimed_at_ms,
-                              claimed_seen_at_ms)
-         VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                              claimed_seen_at_ms, final_count)
+         VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT (id) DO UPDATE SET last_heard_ms = ?2, reported_at_ms = ?3, captured = ?4, heartbeat_ms = ?5,
              delivered = ?6, stopped_at_ms = ?7, contiguous = ?8, contiguous_at_ms = ?9, claimed_upto = ?10,
-             claimed_at_ms = ?11, claimed_seen_at_ms = ?12",
+             claimed_at_ms = ?11, claimed_seen_at_ms = ?12, final_count = ?13",
     )?
     .execute(params![
         id,
@@ -165,6 +166,7 @@ fn save(conn: &Connection, id: &str, state: &SenderState, is_new: bool) -> Resul
         sql_number(claim.upto),
         claim.reported_at_ms,
         claim.seen_at_ms,
+        state.final_count.map(sql_number),
     ])?;
     if !is_new {
         conn.prepare_cached("DELETE FROM sender_pending WHERE sender = ?1")?.execute([id])?;

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection};
 
 use super::super::new_event::NewEvent;
 use super::super::{now_millis, StoreError};
-use super::activity::count_stored;
+use super::activity_rollup::count_stored;
 use super::chain_store::{chain_head, record_anchor, set_purging, ChainHead};
 use crate::chain::link::{digest_from_blob, link_hash};
 

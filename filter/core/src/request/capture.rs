@@ -20,6 +20,7 @@ use crate::request::client_ip::client_ip;
 use crate::request::fingerprint::{presented_token, FingerprintKey};
 use crate::request::host::{RequestHeaders, RequestView};
 use crate::request::identity::identify;
+use crate::request::invisible::flag_invisible;
 use crate::request::redact::{redact_query, redact_url};
 use crate::request::sidecar_routes::classify_sidecar_path;
 use crate::routes::request::RESOURCE_NAME;
@@ -45,7 +46,11 @@ pub fn capture_event(
         let token = presented_token(&headers, &config.redaction.token_fingerprint.api_key_headers)?;
         Some(key.fingerprint(token))
     });
-    let (event_type, params) = classify(config, &method, path, &headers);
+    let (event_type, params) = if headers.get(":method").is_none() && headers.get(":path").is_none() {
+        unparsed_request(view)
+    } else {
+        classify(config, &method, path, &headers)
+    };
     let request_time = view.property_i64(&["request", "time"]).unwrap_or_else(|| view.now_unix_nanos());
 
     let alerts =
@@ -81,6 +86,7 @@ pub fn capture_event(
         alerts,
     };
     bound_event(&mut event, config.limits.max_field_bytes);
+    flag_invisible(&mut event);
     event
 }
 
@@ -104,6 +110,21 @@ fn classify(
         content_type: headers.get("content-type"),
     });
     (matched.event_type.to_string(), matched.params)
+}
+
+/// The `type` of a request Envoy answered itself because it could not parse its request
+/// line or headers (a control character in the path, a method that is no token): neither
+/// `:method` nor `:path` reached the filter, so it is recorded as method `UNKNOWN`, path `/`, and typed as what it
+/// was, not as the service's `/`. Envoy's reason (`response.code_details`, e.g.
+/// `http1.codec_error`) is kept in `params`; that property is read only for such requests.
+pub const UNPARSED_REQUEST_TYPE: &str = "AuditSidecar::UnparsedRequest";
+
+fn unparsed_request(view: &dyn RequestView) -> (String, BTreeMap<String, String>) {
+    let mut params = BTreeMap::from([(RESOURCE_NAME.to_string(), "unparsed_request".to_string())]);
+    if let Some(details) = view.property_string(&["response", "code_details"]) {
+        params.insert("envoy_response_code_details".to_string(), details);
+    }
+    (UNPARSED_REQUEST_TYPE.to_string(), params)
 }
 
 /// Status and duration, when Envoy knows either (a stream reset before any response has
@@ -332,6 +353,25 @@ mod tests {
     }
 
     #[test]
+    fn a_request_envoy_could_not_parse_is_typed_as_such_with_envoys_reason() {
+        let request = FakeRequest::default()
+            .property("source.address", b"10.0.0.7:51234")
+            .property("response.code_details", b"http1.codec_error")
+            .int_property("response.code", 400);
+        let event = capture(&request);
+        assert_eq!((event.payload.method.as_str(), event.payload.path.as_str()), ("UNKNOWN", "/"));
+        assert_eq!(event.event_type, UNPARSED_REQUEST_TYPE, "not the service's index page");
+        assert_eq!(
+            event.payload.params,
+            BTreeMap::from([
+                ("envoy_response_code_details".to_string(), "http1.codec_error".to_string()),
+                ("resource_name".to_string(), "unparsed_request".to_string())
+            ])
+        );
+        assert_eq!(event.payload.client_ip.as_deref(), Some("10.0.0.7"), "what Envoy still knows is kept");
+    }
+
+    #[test]
     fn a_reset_stream_has_status_zero() {
         let request = FakeRequest::default()
             .header(":method", "GET")
@@ -357,6 +397,18 @@ mod tests {
             }
             nanos = nanos * 7 + 3;
         }
+    }
+
+    #[test]
+    fn a_user_name_with_a_right_to_left_override_is_kept_as_sent_and_raises_the_alert() {
+        let spoof = "admin\u{202E}gnp.exe";
+        let login = format!("Basic {}", STANDARD.encode(format!("{spoof}:pw")));
+        let event = capture(&FakeRequest::default().header("authorization", &login));
+        assert_eq!(event.user_name.as_deref(), Some(spoof), "stored as sent: it is evidence");
+        assert_eq!(event.alerts, [audit_event::trust::ALERT_INVISIBLE_CHARACTERS]);
+        let plain =
+            capture(&FakeRequest::default().header("authorization", &format!("Basic {}", STANDARD.encode("admin:pw"))));
+        assert!(plain.alerts.is_empty(), "no alert for a plain name");
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //!   [`untrusted_headers`]: which identity headers to remove before the request goes on.
 //! - [`client_ip`]: from which address, forwarded-header aware.
 //! - [`redact`], [`fingerprint`]: masking secrets in query strings; a keyed hash of a token.
+//! - [`invisible`]: the `invisible_characters` alert (bidi controls, zero-width and control
+//!   characters in captured text).
 
 pub mod bounds;
 pub mod capture;
@@ -25,6 +27,7 @@ pub mod fingerprint;
 pub mod header_map;
 pub mod host;
 pub mod identity;
+pub mod invisible;
 pub mod jwt_claim_headers;
 pub mod metadata;
 pub mod redact;

@@ -12,14 +12,20 @@
 //!
 //! The worker is a *sender* with a random id: every captured event gets the next number
 //! ([`Delivery::sender_seq`]), and every call (batch, gap record or heartbeat) carries the
-//! sender's report (events captured so far). When nothing was sent for a flush interval and
-//! the worker has captured anything, the tick sends a heartbeat: an empty batch with the
-//! report, answered like a batch (one call on the wire at a time). So the collector hears
-//! from every live sender at least every `heartbeat_ms` and can tell when one stops.
+//! sender's report (events captured so far). The sender announces itself when it starts
+//! ([`Delivery::on_start`]: a heartbeat from `on_configure`, before the worker can have
+//! answered a request), so the collector knows of every worker before it can hold an
+//! answered request's event, and can record one that falls silent even if it never
+//! delivered anything. From then on, when nothing was sent for a flush interval, the tick
+//! sends a heartbeat: an empty batch with the report, answered like a batch (one call on the
+//! wire at a time), idle or not. So the collector hears from every live sender at least
+//! every `heartbeat_ms` and can tell when one stops.
 //!
 //! When Envoy shuts the worker down (`on_done`), [`Delivery::on_done`] sends everything it
-//! holds at once, then delivers until drained (for as long as Envoy keeps it) and tells
-//! the host when it is done.
+//! holds at once, each call with the final report (`stopping`: its count is final), then
+//! delivers until drained (for as long as Envoy keeps it) and tells the host when it is
+//! done. A sender whose final count the collector has all of is recorded as finished, not
+//! as fallen silent.
 
 mod host;
 
@@ -80,8 +86,8 @@ pub struct Delivery {
     sender_id: String,
     /// The report interval the sender promises: a flush interval plus one tick.
     heartbeat_ms: u64,
-    /// When the last call carrying a report went out (ms).
-    last_report_ms: Cell<u64>,
+    /// When the last call carrying a report went out (ms); None before the announcement.
+    last_report_ms: Cell<Option<u64>>,
     /// When the host started shutting the worker down (`on_done`), if it did.
     stopping_since: Cell<Option<u64>>,
     /// Whether the host was told the worker is done.
@@ -104,7 +110,7 @@ impl Delivery {
             dropping_announced: Cell::new(false),
             heartbeat_ms: config.batch.flush_interval_ms + tick_ms,
             sender_id,
-            last_report_ms: Cell::new(0),
+            last_report_ms: Cell::new(None),
             stopping_since: Cell::new(None),
             finished: Cell::new(false),
         }
@@ -124,7 +130,15 @@ impl Delivery {
             captured,
             at: rfc3339(now_ms),
             heartbeat_ms: self.heartbeat_ms,
+            stopping: self.stopping_since.get().is_some(),
         })
+    }
+
+    /// The worker has started (`on_configure`): announces the sender to the collector at
+    /// once, before the worker can answer a request, with a heartbeat that counts nothing.
+    /// Should the call not go out now, the first tick sends it.
+    pub fn on_start(&self, host: &mut impl DeliveryHost, now_ms: u64) {
+        self.heartbeat(host, now_ms);
     }
 
     /// How often the root should tick: often enough for the flush interval, but not busier
@@ -231,7 +245,7 @@ impl Delivery {
                 host.log(Level::Error, &format!("audit-filter: shutting down: dispatch failed ({status})"));
             }
         }
-        self.last_report_ms.set(now_ms);
+        self.last_report_ms.set(Some(now_ms));
         self.publish(host);
         if self.outbox.try_borrow().is_ok_and(|outbox| outbox.is_drained()) {
             self.finished.set(true);
@@ -344,7 +358,7 @@ impl Delivery {
                 if let Ok(mut outbox) = self.outbox.try_borrow_mut() {
                     outbox.on_dispatched(token);
                 }
-                self.last_report_ms.set(now_ms);
+                self.last_report_ms.set(Some(now_ms));
                 match (batch.gap, batch.is_retry) {
                     (Some(gap), _) => host.log(
                         Level::Info,
@@ -380,13 +394,15 @@ impl Delivery {
         }
     }
 
-    /// Tells the collector this sender is alive and how many events it has captured, when
-    /// it has captured any and nothing carried a report for a flush interval.
+    /// Tells the collector this sender is alive and how many events it has captured: the
+    /// announcement, then whenever nothing carried a report for a flush interval, idle or
+    /// not (a sender the collector knows must keep reporting, or it is recorded as stopped).
     fn heartbeat(&self, host: &mut impl DeliveryHost, now_ms: u64) {
-        let Some(report) = self.sender_report(now_ms) else { return };
-        if report.captured == 0 || now_ms.saturating_sub(self.last_report_ms.get()) < self.flush_interval_ms {
+        let due = self.last_report_ms.get().is_none_or(|last| now_ms.saturating_sub(last) >= self.flush_interval_ms);
+        if !due {
             return;
         }
+        let Some(report) = self.sender_report(now_ms) else { return };
         let Some(mut body) = self.outbox.try_borrow_mut().ok().and_then(|mut outbox| outbox.take_heartbeat(now_ms))
         else {
             return;
@@ -398,7 +414,7 @@ impl Delivery {
                 if let Ok(mut outbox) = self.outbox.try_borrow_mut() {
                     outbox.on_dispatched(token);
                 }
-                self.last_report_ms.set(now_ms);
+                self.last_report_ms.set(Some(now_ms));
             }
             Err(status) => {
                 let reason = format!("heartbeat to cluster `{}` failed: {status}", collector.cluster);

@@ -18,7 +18,12 @@ fn delivery(failure_policy: &str) -> Delivery {
             "failurePolicy": {failure_policy}}}"#
     );
     let config = FilterConfig::from_json(json.as_bytes()).expect("a valid configuration");
-    Delivery::new(&config, " s3cret ", SENDER.to_owned())
+    let delivery = Delivery::new(&config, " s3cret ", SENDER.to_owned());
+    // Started at 0 ms, its announcement acknowledged (tests then use a host of their own).
+    let mut start = FakeHost::default();
+    delivery.on_start(&mut start, 0);
+    answer_last(&delivery, &mut start, Some(200), 0);
+    delivery
 }
 
 fn fail_open() -> Delivery {
@@ -41,6 +46,12 @@ fn numbers(body: &[u8]) -> Vec<u64> {
     let value: serde_json::Value = serde_json::from_slice(body).expect("the body is JSON");
     let events = value["events"].as_array().expect("`events` is an array");
     events.iter().filter_map(|event| event["n"].as_u64()).collect()
+}
+
+/// The sender's report a body carries.
+fn sender_report(body: &[u8]) -> serde_json::Value {
+    let value: serde_json::Value = serde_json::from_slice(body).expect("the body is JSON");
+    value["sender"].clone()
 }
 
 fn is_gap_record(body: &[u8]) -> bool {
@@ -323,11 +334,36 @@ fn fail_closed_lets_everything_through_while_delivery_works_and_fail_open_always
 }
 
 #[test]
+fn a_worker_announces_itself_when_it_starts_before_it_captures_anything() {
+    let config = FilterConfig::from_json(br#"{"batch": {"flushIntervalMs": 100}}"#).expect("a valid configuration");
+    let (delivery, mut host) = (Delivery::new(&config, "t", SENDER.to_owned()), FakeHost::default());
+    delivery.on_start(&mut host, 7);
+    assert_eq!(host.sent.len(), 1, "the announcement goes at once");
+    assert_eq!(numbers(&host.sent[0].body), Vec::<u64>::new());
+    let report = sender_report(&host.sent[0].body);
+    assert_eq!((report["id"].as_str(), report["captured"].as_u64()), (Some(SENDER), Some(0)));
+    assert!(report.get("stopping").is_none());
+    delivery.on_tick(&mut host, 50);
+    assert_eq!(host.sent.len(), 1, "one call on the wire at a time");
+
+    let (unsent, mut host) = (Delivery::new(&config, "t", SENDER.to_owned()), FakeHost::default());
+    host.dispatch_error = Some("BadArgument".into());
+    unsent.on_start(&mut host, 0);
+    host.dispatch_error = None;
+    unsent.on_tick(&mut host, 500);
+    assert_eq!(host.sent.len(), 1, "an announcement that could not go at start goes with a later tick");
+}
+
+#[test]
 fn every_call_carries_the_senders_report_and_an_idle_sender_sends_heartbeats() {
     let (delivery, mut host) = (fail_open(), FakeHost::default());
-    delivery.on_tick(&mut host, 0);
-    delivery.on_tick(&mut host, 500);
-    assert!(host.sent.is_empty(), "a worker that never captured anything stays quiet");
+    delivery.on_tick(&mut host, 99);
+    assert!(host.sent.is_empty(), "within a flush interval of the announcement");
+    delivery.on_tick(&mut host, 100);
+    assert_eq!(host.sent.len(), 1, "a worker that never captured anything heartbeats too");
+    assert_eq!(sender_report(&host.sent[0].body)["captured"], 0);
+    answer_last(&delivery, &mut host, Some(200), 100);
+    host.sent.clear();
     assert_eq!(delivery.sender_seq().map(|sender| sender.seq), Some(1), "numbers start at 1");
     for n in 1..=3 {
         capture(&delivery, &mut host, n, 1000);
@@ -377,19 +413,14 @@ fn a_gap_record_names_the_numbers_its_sender_dropped() {
 #[test]
 fn shutting_down_sends_what_is_buffered_even_before_it_is_due() {
     let (delivery, mut host) = (fail_open(), FakeHost::default());
-    capture(&delivery, &mut host, 1, 0);
-    delivery.on_tick(&mut host, 10);
+    capture(&delivery, &mut host, 1, 50);
+    delivery.on_tick(&mut host, 60);
     assert!(host.sent.is_empty(), "one event, 10 ms old: not due");
-    assert_eq!(delivery.on_done(&mut host, 10), Shutdown::Delivering, "until it is acknowledged");
+    assert_eq!(delivery.on_done(&mut host, 60), Shutdown::Delivering, "until it is acknowledged");
     assert_eq!(host.sent.len(), 1, "on_done sends it");
     assert_eq!(numbers(&host.sent[0].body), [1]);
-    let report: serde_json::Value = serde_json::from_slice(&host.sent[0].body).expect("JSON");
-    assert_eq!(report["sender"]["captured"], 1, "with the final report");
-}
-
-fn sender_report(body: &[u8]) -> serde_json::Value {
-    let value: serde_json::Value = serde_json::from_slice(body).expect("the body is JSON");
-    value["sender"].clone()
+    let report = sender_report(&host.sent[0].body);
+    assert_eq!((report["captured"].as_u64(), report["stopping"].as_bool()), (Some(1), Some(true)), "the final report");
 }
 
 #[test]
