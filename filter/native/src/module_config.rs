@@ -172,7 +172,16 @@ impl ModuleConfig {
         let now = now_ms();
         for (_, slot) in self.slots() {
             let mut host = MainThreadHost::new(self.handle, &slot, "");
-            delivering(|| slot.delivery().on_tick(&mut host, now));
+            // A worker's slot is made at its first request, on the worker; the main
+            // thread announces the sender (the core's `on_start`) at the next tick.
+            let announce = slot.take_announcement();
+            delivering(|| {
+                let delivery = slot.delivery();
+                if announce {
+                    delivery.on_start(&mut host, now);
+                }
+                delivery.on_tick(&mut host, now)
+            });
             self.note_in_flight(&slot, host.dispatched);
         }
         retired::tick(now, |slot, decide| {

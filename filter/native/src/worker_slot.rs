@@ -13,6 +13,8 @@ pub struct WorkerSlot {
     snapshot: Mutex<Snapshot>,
     /// The delivery said it is done, after its `on_done` (drained, or out of time).
     finished: AtomicBool,
+    /// Whether the sender was announced to the collector (the core's `on_start`).
+    announced: AtomicBool,
 }
 
 impl WorkerSlot {
@@ -21,6 +23,7 @@ impl WorkerSlot {
             delivery: Mutex::new(delivery),
             snapshot: Mutex::new(Snapshot::default()),
             finished: AtomicBool::new(false),
+            announced: AtomicBool::new(false),
         }
     }
 
@@ -28,6 +31,11 @@ impl WorkerSlot {
     /// leaves it as it was at the panic: still the best account of this worker's events.
     pub fn delivery(&self) -> MutexGuard<'_, Delivery> {
         self.delivery.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// True the first time only: the sender is to be announced now.
+    pub fn take_announcement(&self) -> bool {
+        !self.announced.swap(true, Ordering::Relaxed)
     }
 
     /// Noted once, whichever hook the delivery said it from.
