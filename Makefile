@@ -63,6 +63,7 @@ setup-postgres:
 	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq postgresql openssl >/dev/null; }
 
 test: build setup-compose setup-postgres setup-browser
+	node --test collector/ui/tests/
 	cargo test --workspace --exclude audit-e2e
 	cargo test -p audit-e2e
 	bash tests/schemathesis.sh
@@ -74,6 +75,7 @@ lint: setup
 	cargo clippy -p audit-filter-core -p audit-filter --target wasm32-wasip1 -- -D warnings
 	cargo clippy -p audit-filter-core -p audit-filter --target wasm32-wasip1 --features audit-filter/cost-stages -- -D warnings
 	cargo fmt --all --check
+	python3 .ci/import_cycles_test.py
 	python3 .ci/import_cycles.py
 	cargo check --manifest-path fuzz/Cargo.toml --bins --target-dir target
 

@@ -3,8 +3,8 @@
 a module that imports it back.
 
 Every `.rs` file is a module (`a/mod.rs` and `a.rs` are `a`). Its edges are the paths it
-names outside test code (`use crate::..`, `use super::..`, `use child::..`, and inline
-`crate::a::b` paths): each goes to the deepest module the path names, and through the
+names outside test code (`use crate::..`, `use super::..`, `use self::..`, `use child::..`,
+and inline `crate::a::b`, `super::a::b` and `self::a::b` paths): each goes to the deepest module the path names, and through the
 `pub use` re-exports of that module to where the item is defined, so a parent that
 re-exports a child's item is not a cycle with that child. Strongly connected groups of
 more than one module are printed. Test code (`#[cfg(test)] mod tests`, `tests.rs`,
@@ -19,6 +19,7 @@ from pathlib import Path
 
 USE = re.compile(r"^[ \t]*(pub(?:\([^)]*\))?\s+)?use\s+([^;]+);", re.M)
 INLINE = re.compile(r"(?<![\w:])crate((?:::\w+)+)")
+INLINE_RELATIVE = re.compile(r"(?<![\w:])((?:super|self)(?:::\w+)+)")
 
 
 def modules_of(src: Path) -> dict[str, Path]:
@@ -104,6 +105,11 @@ def graph(src: Path) -> dict[str, set[str]]:
                 else:
                     uses[module].append(target)
         uses[module] += [match.group(1)[2:] for match in INLINE.finditer(code)]
+        # `super::a::f()` and `self::a::f()` written in place, outside `use` statements.
+        for match in INLINE_RELATIVE.finditer(USE.sub("", code)):
+            target = absolute(match.group(1), module, modules)
+            if target is not None:
+                uses[module].append(target)
 
     def resolve(path: str, seen: int = 0) -> str:
         module, rest = deepest_module(path, modules)

@@ -36,6 +36,8 @@ const events = new EventList(
     detailFacts: $('detail-facts'),
     detailJson: $('detail-json'),
     closeDetail: $('close-detail'),
+    find: $('find'),
+    findState: $('find-state'),
   },
   {
     onProblem: reportProblem,

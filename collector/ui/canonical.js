@@ -1,6 +1,7 @@
 // The chain's arithmetic, as docs/verifying.md specifies it, with nothing from the page:
 // the canonical form (RFC 8785 JCS), an event's link hash, a checkpoint's signed message.
-// Pure functions over WebCrypto, so the node tests check them against the README's vector.
+// Pure functions over WebCrypto, so node's test runner checks them against the vector of
+// docs/verifying.md (collector/ui/tests/canonical.test.mjs, run by `make test`).
 
 /** JCS: keys sorted by UTF-16 code units, no whitespace, numbers and strings as ECMAScript writes them. */
 export function canonicalJson(value) {

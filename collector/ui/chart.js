@@ -21,8 +21,8 @@ const WIDTH = 800;
 const HEIGHT = 170;
 const PLOT = { left: 40, right: 8, top: 8, bottom: 22 };
 
-/** The chart's window [since, until) in ms, aligned to whole buckets. */
-function windowOf(filters, bucket, now) {
+/** The chart's window [first, last) in ms, aligned to whole buckets of `width`. */
+export function windowOf(filters, bucket, now) {
   const width = bucket === 'day' ? 24 * HOUR_MS : HOUR_MS;
   const until = filters.until ? Date.parse(filters.until) : now;
   const since = filters.since ? Date.parse(filters.since) : until - DEFAULT_SPAN[bucket];

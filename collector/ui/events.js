@@ -6,6 +6,7 @@ import { el, clear, show, fact, setJson } from './dom.js';
 import { getJson } from './api.js';
 import { queryString } from './filters.js';
 import { gapText, utcTime } from './text.js';
+import { matches } from './find.js';
 
 const PAGE_SIZE = 50;
 const FOLLOW_EVERY_MS = 2000;
@@ -45,6 +46,25 @@ export class EventList {
     elements.loadMore.addEventListener('click', () => this.loadMore());
     elements.follow.addEventListener('click', () => this.setFollowing(!this.following));
     elements.closeDetail.addEventListener('click', () => this.closeDetail());
+    elements.find.addEventListener('input', () => this.applyFind());
+  }
+
+  /** Hides the rows of loaded events that do not hold the words in "Find", and says how many do. */
+  applyFind() {
+    const query = this.dom.find.value.trim();
+    if (!query) {
+      for (const row of this.dom.body.querySelectorAll('tr.unmatched')) row.classList.remove('unmatched');
+      this.dom.findState.textContent = '';
+      return;
+    }
+    let shown = 0;
+    for (const event of this.events) {
+      const row = this.dom.body.querySelector(`tr[data-uuid="${CSS.escape(event.uuid)}"]`);
+      const hit = matches(event, query);
+      row?.classList.toggle('unmatched', !hit);
+      if (hit) shown += 1;
+    }
+    this.dom.findState.textContent = `${shown} of ${this.events.length} loaded events match${this.nextFrom ? '; events not loaded yet are not searched (load more, or use the filters above)' : ''}`;
   }
 
   /** Starts again with `state`'s filters and order. */
@@ -102,6 +122,7 @@ export class EventList {
       this.events.push(event);
       this.dom.body.append(this.row(event));
     }
+    this.applyFind();
     this.onChange(this.events);
   }
 
@@ -120,7 +141,10 @@ export class EventList {
         this.dom.body.append(row);
       }
     }
-    if (fresh.length) this.onChange(this.events);
+    if (fresh.length) {
+      this.applyFind();
+      this.onChange(this.events);
+    }
     this.updateFooter();
     return fresh.length;
   }

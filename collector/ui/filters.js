@@ -2,7 +2,7 @@
 // query strings of /audit and /audit/activity, which take the same filter names.
 
 /** The /audit filter parameters, in the order links carry them. */
-export const FILTER_NAMES = ['since', 'until', 'type', 'userUuid', 'user_email', 'method', 'status'];
+export const FILTER_NAMES = ['since', 'until', 'type', 'userUuid', 'user_email', 'user_name', 'method', 'status'];
 
 /** The view's state from the page's URL: filters, order and chart bucket. */
 export function stateFromUrl(search = window.location.search) {
@@ -16,13 +16,18 @@ export function stateFromUrl(search = window.location.search) {
   return state;
 }
 
-/** Writes the state into the page's URL without reloading. */
-export function stateToUrl(state) {
+/** The page's query string for the state (without `?`); `stateFromUrl` reads it back. */
+export function urlQuery(state) {
   const params = new URLSearchParams();
   for (const name of FILTER_NAMES) if (state.filters[name]) params.set(name, state.filters[name]);
   if (state.sort !== '-timestamp') params.set('sort', state.sort);
   if (state.bucket !== 'hour') params.set('bucket', state.bucket);
-  const query = params.toString();
+  return params.toString();
+}
+
+/** Writes the state into the page's URL without reloading. */
+export function stateToUrl(state) {
+  const query = urlQuery(state);
   window.history.replaceState(null, '', query ? `?${query}` : window.location.pathname);
 }
 

@@ -193,6 +193,33 @@ if (PHASE === 'intact') {
     assert.equal(raw, 0, 'no raw bidi or zero-width character anywhere on the page');
   });
 
+  test('a search for a basic-auth user finds their events: the user_name filter over the trail, and find in the loaded events', async () => {
+    const mallory = await trail('user_name=mallory');
+    assert.equal(mallory.length, 2, 'the two requests mallory made');
+    await page.goto(VIEWER);
+    await waitForRows();
+    await page.fill('input[name=user_name]', 'mallory');
+    await page.click('#filters button[type=submit]');
+    await page.waitForFunction(() => new URL(window.location.href).searchParams.get('user_name') === 'mallory', null, WAIT);
+    await page.waitForFunction(() => document.querySelectorAll('#events-body tr').length === 2, null, WAIT);
+    const shown = await page.$$eval('#events-body tr', (rows) => rows.map((row) => row.dataset.uuid));
+    assert.deepEqual(shown, mallory.map((event) => event.uuid).reverse(), 'exactly mallory\'s events, newest first');
+    const who = await page.$$eval('#events-body td.who span:first-child', (cells) => cells.map((cell) => cell.textContent));
+    assert.deepEqual(who, ['mallory', 'mallory']);
+
+    await page.goto(`${VIEWER}?since=${encodeURIComponent(env.SINCE)}&until=${encodeURIComponent(env.UNTIL)}&sort=%2Btimestamp`);
+    await waitForRows(50);
+    await page.fill('#find', 'MALLORY delete');
+    const visible = await page.$$eval('#events-body tr:not(.unmatched)', (rows) => rows.map((row) => row.dataset.uuid));
+    assert.deepEqual(visible, mallory.filter((event) => event.payload.method === 'DELETE').map((event) => event.uuid), 'every word, any case');
+    assert.match(await page.textContent('#find-state'), /^1 of \d+ loaded events match; events not loaded yet are not searched/);
+    await page.fill('#find', 'U+202E');
+    const spoofed = await page.$$eval('#events-body tr:not(.unmatched) td.who > span:first-child', (cells) => cells.map((cell) => cell.textContent));
+    assert.deepEqual(spoofed, ['admin⟨U+202E⟩gnp.exe'], 'an invisible character is found by the code point shown');
+    await page.fill('#find', '');
+    assert.equal(await page.locator('#events-body tr.unmatched').count(), 0);
+  });
+
   test('the chart counts the events of the window by outcome, as the trail holds them', async () => {
     const window = `since=${encodeURIComponent(env.SINCE)}&until=${encodeURIComponent(env.UNTIL)}`;
     const expected = { success: 0, failedLogin: 0, forbidden: 0, error: 0 };

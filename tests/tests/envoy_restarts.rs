@@ -153,10 +153,13 @@ fn a_hot_restart_that_drains_before_the_old_epoch_exits_loses_nothing() {
     let run = hot_restart_under_load("e2e-hot-", 1, 3, 200);
     eprintln!("hot restart, drained: {}", run.accounting);
     assert_eq!(run.accounting.not_stored(), 0, "every answered request is stored");
-    assert_eq!(run.old_senders_lost, vec![0; WORKERS], "the old epoch's senders lost nothing");
+    // The old epoch's workers that stored events (both, unless every connection landed on one).
+    let old_senders = run.old_senders_lost.len();
+    assert!((1..=WORKERS).contains(&old_senders), "{old_senders} old senders");
+    assert_eq!(run.old_senders_lost, vec![0; old_senders], "the old epoch's senders lost nothing");
     assert_eq!(
         run.old_senders_recorded,
-        vec![SENDER_FINISHED_TYPE; WORKERS],
+        vec![SENDER_FINISHED_TYPE; old_senders],
         "a drained epoch's senders are recorded as finished, not as fallen silent"
     );
 }

@@ -101,6 +101,9 @@ fn the_viewer_shows_filters_pages_follows_charts_and_verifies_the_trail_in_a_rea
     sent("GET", "/pacticipants/%3Cimg%20src%3Dx%20onerror%3D1%3E", &[("user-agent", "viewer-test hostile-path")]);
     let hostile_login = format!("Basic {}", STANDARD.encode(format!("{MARKUP}:secret")));
     sent("GET", "/pacticipants/Foo", &[("authorization", &hostile_login)]);
+    let mallory = format!("Basic {}", STANDARD.encode("mallory:secret"));
+    sent("GET", "/pacticipants/Foo", &[("authorization", &mallory), ("user-agent", "viewer-test mallory")]);
+    sent("DELETE", "/pacticipants/Bar", &[("authorization", &mallory), ("user-agent", "viewer-test mallory")]);
     let spoofed_login = format!("Basic {}", STANDARD.encode(format!("{SPOOFED_NAME}:secret")));
     sent("GET", "/pacticipants/Spoof", &[("authorization", &spoofed_login)]);
     sent("PUT", "/pacticipants/Foo/versions/1.0.0/tags/main", &[("x-forwarded-email", "bob@example.com")]);

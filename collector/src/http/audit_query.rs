@@ -1,6 +1,6 @@
 //! The query string of `GET /audit`, read into an [`AuditQuery`]: PactFlow's parameters
 //! (`from`, `since`, `type`, `userUuid`, `sort`, `pageSize`, `pageNumber`) and ours
-//! (`until`, `user_email`, `method`, `status`). A bad value is a 400 naming the parameter;
+//! (`until`, `user_email`, `user_name`, `method`, `status`). A bad value is a 400 naming the parameter;
 //! an empty value means the parameter is absent; parameters nobody knows are ignored, as
 //! PactFlow clients send their own. [`AuditQuery::link_pairs`] gives the parameters back in
 //! one canonical order, so `_links.next` carries every filter of the page it follows.
@@ -66,6 +66,7 @@ impl AuditQuery {
                 "type" => parsed.filters.event_type = Some(text("type", value)?),
                 "userUuid" => parsed.filters.user_id = Some(text("userUuid", value)?),
                 "user_email" => parsed.filters.user_email = Some(text("user_email", value)?),
+                "user_name" => parsed.filters.user_name = Some(text("user_name", value)?),
                 "method" => parsed.filters.method = Some(parse_method(value)?),
                 "status" => parsed.filters.status = Some(parse_status(value)?),
                 _ => {}
@@ -129,6 +130,7 @@ impl AuditQuery {
         add("type", filters.event_type.clone());
         add("userUuid", filters.user_id.clone());
         add("user_email", filters.user_email.clone());
+        add("user_name", filters.user_name.clone());
         add("method", filters.method.clone());
         add("status", filters.status.map(|status| status.to_string()));
         add("sort", (self.order == TrailOrder::Descending).then(|| "-timestamp".to_owned()));
@@ -223,7 +225,7 @@ mod tests {
     #[test]
     fn reads_every_filter_and_gives_them_back_in_canonical_order() {
         let query = parse(
-            "status=201&method=put&user_email=a%40b.example&userUuid=42&type=T&until=2030-01-02T00:00:00Z\
+            "status=201&method=put&user_name=mallory&user_email=a%40b.example&userUuid=42&type=T&until=2030-01-02T00:00:00Z\
              &since=2030-01-01T00:00:00%2B01:00&sort=-timestamp&pageSize=7&pageNumber=1&from=abc&other=ignored",
         )
         .expect("valid");
@@ -232,7 +234,10 @@ mod tests {
         assert_eq!(query.filters.since_ms, Some(1_893_452_400_000));
         assert_eq!(query.order, TrailOrder::Descending);
         let names: Vec<&str> = query.link_pairs().iter().map(|(name, _)| *name).collect();
-        assert_eq!(names, ["since", "until", "type", "userUuid", "user_email", "method", "status", "sort", "pageSize"]);
+        assert_eq!(
+            names,
+            ["since", "until", "type", "userUuid", "user_email", "user_name", "method", "status", "sort", "pageSize"]
+        );
     }
 
     #[test]

@@ -43,6 +43,7 @@ mod tests {
             "type",
             "userUuid",
             "user_email",
+            "user_name",
             "method",
             "status",
             "sort",

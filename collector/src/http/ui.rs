@@ -34,6 +34,7 @@ const FILES: &[(&str, &str, &str)] = &[
     ("coverage.js", "text/javascript; charset=utf-8", include_str!("../../ui/coverage.js")),
     ("canonical.js", "text/javascript; charset=utf-8", include_str!("../../ui/canonical.js")),
     ("text.js", "text/javascript; charset=utf-8", include_str!("../../ui/text.js")),
+    ("find.js", "text/javascript; charset=utf-8", include_str!("../../ui/find.js")),
     ("dom.js", "text/javascript; charset=utf-8", include_str!("../../ui/dom.js")),
 ];
 

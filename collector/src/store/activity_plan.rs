@@ -94,7 +94,7 @@ impl WindowPlan {
     pub fn of(filters: &EventFilters) -> WindowPlan {
         let since = filters.since_ms.unwrap_or(i64::MIN);
         let until = filters.until_ms.unwrap_or(i64::MAX);
-        let by_user = filters.user_id.is_some() || filters.user_email.is_some();
+        let by_user = filters.user_id.is_some() || filters.user_email.is_some() || filters.user_name.is_some();
         let first_hour = since.saturating_add(HOUR_MS - 1).div_euclid(HOUR_MS);
         let last_hour = until.div_euclid(HOUR_MS);
         let (rollup_hours, counted) = if by_user || first_hour >= last_hour {

@@ -48,7 +48,7 @@ async fn open_postgres() -> Opened {
 /// `event-<n>` with the given timestamp and request/identity columns.
 fn event(n: usize, timestamp_ms: i64, method: &str, status: u16, user: &str) -> NewEvent {
     let body = format!(
-        r#"{{"uuid":"event-{n}","timestamp":{timestamp_ms},"type":"T{}","user_id":"{user}","method":"{method}","n":{n}}}"#,
+        r#"{{"uuid":"event-{n}","timestamp":{timestamp_ms},"type":"T{}","user_id":"{user}","user_name":"{user}-login","method":"{method}","n":{n}}}"#,
         n % 2
     );
     NewEvent {
@@ -176,10 +176,11 @@ async fn every_filter_selects_its_events(store: &dyn TrailStore) {
         .await
         .expect("stored");
     trail_of(store, 4).await;
-    let cases: [(EventFilters, &[&str]); 7] = [
+    let cases: [(EventFilters, &[&str]); 8] = [
         (EventFilters { event_type: Some("T1".into()), ..EventFilters::default() }, &["event-1", "event-3"]),
         (EventFilters { user_id: Some("bob".into()), ..EventFilters::default() }, &["event-1", "event-2"]),
         (EventFilters { user_email: Some("carol@example.com".into()), ..EventFilters::default() }, &["event-3"]),
+        (EventFilters { user_name: Some("bob-login".into()), ..EventFilters::default() }, &["event-1", "event-2"]),
         (EventFilters { method: Some("GET".into()), ..EventFilters::default() }, &["event-0", "event-2"]),
         (EventFilters { status: Some(200), ..EventFilters::default() }, &["event-0", "event-3"]),
         (EventFilters { since_ms: Some(base + 20), ..EventFilters::default() }, &["event-2", "event-3"]),
@@ -242,6 +243,10 @@ fn counted_one_by_one(events: &[NewEvent], filters: &EventFilters, width: Bucket
             && filters.status.is_none_or(|wanted| Some(wanted) == event.status)
             && filters.user_id.as_ref().is_none_or(|wanted| Some(wanted) == event.user_id.as_ref())
             && filters.user_email.as_ref().is_none_or(|wanted| Some(wanted) == event.user_email.as_ref())
+            && filters
+                .user_name
+                .as_ref()
+                .is_none_or(|wanted| event.body.contains(&format!(r#""user_name":"{wanted}""#)))
     });
     for event in selected {
         let counts = buckets.entry(event.timestamp_ms.div_euclid(bucket_ms) * bucket_ms).or_default();
@@ -284,6 +289,7 @@ async fn activity_matches(store: &dyn TrailStore, hour: i64, stored: &[NewEvent]
         EventFilters { event_type: Some("T1".into()), ..EventFilters::default() },
         EventFilters { method: Some("GET".into()), status: Some(403), ..EventFilters::default() },
         EventFilters { user_id: Some("bob".into()), ..EventFilters::default() },
+        EventFilters { user_name: Some("alice-login".into()), ..EventFilters::default() },
         EventFilters {
             user_email: Some("carol@example.com".into()),
             method: Some("PUT".into()),

@@ -30,8 +30,28 @@ pub enum StoreError {
         path: PathBuf,
         /// Its `user_version`.
         found: i64,
-        /// The newest version this binary can migrate to.
+        /// The one version this binary opens.
         known: i64,
+    },
+    /// The file was written by a development build before the schema was one file.
+    #[error("the database {path} has schema version {found}, older than the one this collector opens ({known}); open it once with `audit-collector serve` built from commit {build}, which brings it to version {known} and links every event, then with this one")]
+    OlderSchema {
+        /// The file.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: i64,
+        /// The one version this binary opens.
+        known: i64,
+        /// The last build that upgrades it.
+        build: &'static str,
+    },
+    /// The trail holds events stored before the hash chain existed, never linked.
+    #[error("the database {path} holds events with no chain link (stored before the hash chain existed); open it once with `audit-collector serve` built from commit {build}, which links them, then with this one")]
+    UnlinkedEvents {
+        /// The file.
+        path: PathBuf,
+        /// The last build that links them.
+        build: &'static str,
     },
     /// WAL could not be enabled, so readers would block the writer.
     #[error("the database {path} cannot use WAL journaling (journal_mode is `{mode}`); put it on a local file system")]

@@ -43,10 +43,10 @@ pub struct StoredEvent {
     pub body: String,
     /// Its place in the trail.
     pub seq: i64,
-    /// The hash of the event before it in the chain, when the event is linked.
-    pub chain_prev: Option<Vec<u8>>,
-    /// Its own chain hash, when the event is linked.
-    pub chain_hash: Option<Vec<u8>>,
+    /// The hash of the event before it in the chain.
+    pub chain_prev: Vec<u8>,
+    /// Its own chain hash.
+    pub chain_hash: Vec<u8>,
 }
 
 /// The part of the trail a walk covers: `seq` from `lower` to `upper`, both included.
@@ -134,11 +134,9 @@ pub async fn read_page(store: &mut impl PageQueries, query: &TrailQuery) -> Resu
 /// The event as a page serves it: with its chain link (`chain`) spliced in, unparsed.
 fn served(row: StoredEvent) -> Result<Box<RawValue>, StoreError> {
     let StoredEvent { uuid, body, seq, chain_prev, chain_hash } = row;
-    let body = match (chain_prev, chain_hash) {
-        (Some(prev), Some(hash)) => with_chain_link(&body, seq, &prev, &hash).ok_or_else(|| {
-            StoreError::CorruptEvent { uuid: uuid.clone(), reason: "its body or chain link is damaged".to_owned() }
-        })?,
-        _ => body,
-    };
+    let body = with_chain_link(&body, seq, &chain_prev, &chain_hash).ok_or_else(|| StoreError::CorruptEvent {
+        uuid: uuid.clone(),
+        reason: "its body or chain link is damaged".to_owned(),
+    })?;
     RawValue::from_string(body).map_err(|error| StoreError::CorruptEvent { uuid, reason: error.to_string() })
 }

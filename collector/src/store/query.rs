@@ -39,6 +39,8 @@ pub struct EventFilters {
     pub user_id: Option<String>,
     /// Only events with this `user_email`.
     pub user_email: Option<String>,
+    /// Only events with this `user_name` (the basic-auth name, or a verified token's).
+    pub user_name: Option<String>,
     /// Only requests with this method (upper case).
     pub method: Option<String>,
     /// Only responses with this status.
@@ -123,6 +125,7 @@ impl EventFilters {
             text("type", &self.event_type),
             text("user_id", &self.user_id),
             text("user_email", &self.user_email),
+            text("user_name", &self.user_name),
             text("method", &self.method),
             self.status.map(|status| Predicate {
                 column: "status",

@@ -1,24 +1,21 @@
-//! Test fixtures shared by the store's unit tests: a database holding events inserted as a
-//! collector before the hash chain stored them (no chain links), for linking and paging tests,
-//! and events as the writer takes them.
+//! Test fixtures shared by the store's unit tests: events as the writer takes them, and a
+//! SQLite trail of them for the paging tests.
 
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 
 use super::new_event::NewEvent;
 use super::sqlite::schema::open_for_writing;
+use super::sqlite::write_sql::insert_batch;
 
-/// A fresh database in a temporary folder with `count` unlinked events, `uuid-0`, `uuid-1`, ...
-pub fn unlinked_trail(count: usize) -> (tempfile::TempDir, Connection) {
+/// A fresh database in a temporary folder with `count` events, `event-0`, `event-1`, ...,
+/// stored (and linked) as the writer stores them.
+pub fn trail(count: usize) -> (tempfile::TempDir, Connection) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let conn = open_for_writing(&dir.path().join("audit.db")).expect("open");
-    for n in 0..count {
-        conn.execute(
-            "INSERT INTO events (uuid, timestamp_ms, type, method, ingested_at_ms, body)
-             VALUES (?1, 0, 'T', 'GET', 0, ?2)",
-            params![format!("uuid-{n}"), format!(r#"{{"n":{n}}}"#)],
-        )
-        .expect("insert");
-    }
+    let mut conn = open_for_writing(&dir.path().join("audit.db")).expect("open");
+    let events: Vec<NewEvent> = (0..count).map(|n| new_event(n, 0)).collect();
+    let mut tx = conn.transaction().expect("begin");
+    insert_batch(&mut tx, &events, 0).expect("insert");
+    tx.commit().expect("commit");
     (dir, conn)
 }
 

@@ -57,8 +57,8 @@ impl RootContext for StagedRoot {
         self.audit.on_tick();
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(StagedHttp { audit: self.audit.http_context(), stage: self.stage }))
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(StagedHttp { audit: self.audit.http_context(context_id), stage: self.stage }))
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -38,6 +38,8 @@ pub struct AuditHttp {
     /// `source.address`, when `on_http_request_headers` has read it already (an identity
     /// header arrived): the peer of a stream never changes, so `on_log` does not ask again.
     pub peer_address: Option<Option<Vec<u8>>>,
+    /// This stream's context id, to be resumed by the root when it was held.
+    pub context_id: u32,
 }
 
 impl AuditHttp {
@@ -83,10 +85,18 @@ impl HttpContext for AuditHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(worker) = self.worker.clone() else { return Action::Continue };
         self.strip_untrusted_identity(&worker.config.identity);
-        match worker.delivery.refusal(&mut ProxyHost { worker: &worker, answer_body_size: 0 }) {
-            Admission::Forward => Action::Continue,
-            Admission::Refuse(_) => Action::Pause,
+        if let Admission::Refuse(_) = worker.delivery.refusal(&mut ProxyHost { worker: &worker, answer_body_size: 0 }) {
+            return Action::Pause;
         }
+        // A worker the collector does not know yet answers nothing: the root resumes the
+        // stream once its announcement is acknowledged (or the hold has passed).
+        if worker.delivery.holds_for_announcement(super::now_ms()) {
+            if let Ok(mut held) = worker.held.try_borrow_mut() {
+                held.push(self.context_id);
+                return Action::Pause;
+            }
+        }
+        Action::Continue
     }
 
     fn on_log(&mut self) {

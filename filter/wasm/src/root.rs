@@ -22,8 +22,23 @@ pub struct AuditRoot {
 
 impl AuditRoot {
     /// The HTTP context of a new stream on this worker.
-    pub fn http_context(&self) -> AuditHttp {
-        AuditHttp { worker: self.worker.clone(), stripped_headers: Vec::new(), peer_address: None }
+    pub fn http_context(&self, context_id: u32) -> AuditHttp {
+        AuditHttp { worker: self.worker.clone(), stripped_headers: Vec::new(), peer_address: None, context_id }
+    }
+
+    /// Resumes the streams held for the announcement, once delivery lets them go. Last in
+    /// a callback: it switches the effective context to each stream.
+    fn release_held(worker: &Worker) {
+        if !worker.delivery.releases_held(now_ms()) {
+            return;
+        }
+        let Ok(mut held) = worker.held.try_borrow_mut() else { return };
+        for context_id in held.drain(..) {
+            // A stream that ended meanwhile (its client went away) is no longer there.
+            if hostcalls::set_effective_context(context_id).is_ok() {
+                let _ = hostcalls::resume_http_request();
+            }
+        }
     }
 }
 
@@ -32,6 +47,7 @@ impl Context for AuditRoot {
         let Some(worker) = &self.worker else { return };
         let mut host = ProxyHost { worker, answer_body_size: body_size };
         worker.delivery.on_answer(&mut host, token_id, response_status(), now_ms());
+        AuditRoot::release_held(worker);
     }
 
     /// Envoy 1.40 calls this on every worker VM when it exits (SIGTERM, the end of a hot
@@ -75,10 +91,11 @@ impl RootContext for AuditRoot {
     fn on_tick(&mut self) {
         let Some(worker) = &self.worker else { return };
         worker.delivery.on_tick(&mut ProxyHost { worker, answer_body_size: 0 }, now_ms());
+        AuditRoot::release_held(worker);
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(self.http_context()))
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(self.http_context(context_id)))
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -21,6 +21,9 @@ pub struct Worker {
     /// Published by the root (on tick and after each answer), never per request, to keep
     /// host calls off the request path.
     pub metrics: RefCell<Metrics>,
+    /// The streams paused until the collector acknowledges this worker's announcement
+    /// (their context ids); the root resumes them.
+    pub held: RefCell<Vec<u32>>,
 }
 
 impl Worker {
@@ -44,6 +47,7 @@ impl Worker {
             delivery: Delivery::new(&config, &token, encode_event_uuid(random_event_id())),
             fingerprint_key,
             metrics: RefCell::new(Metrics::define()),
+            held: RefCell::new(Vec::new()),
             config,
         })
     }

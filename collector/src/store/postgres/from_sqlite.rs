@@ -198,7 +198,8 @@ impl EventColumns {
         let link = |index: usize| -> Result<Vec<u8>, MigrateError> {
             row.get::<_, Option<Vec<u8>>>(index)?.ok_or_else(|| {
                 MigrateError::Store(StoreError::Chain(format!(
-                    "seq {seq} has no chain link; run this collector's `serve` on the file once to link it"
+                    "seq {seq} has no chain link; run `audit-collector serve` built from commit {} on the file once to link it",
+                    super::super::sqlite::schema::LAST_MIGRATING_BUILD
                 )))
             })
         };

@@ -150,8 +150,8 @@ impl PageQueries for PgPage<'_> {
                 uuid: row.get(0),
                 body: row.get(1),
                 seq: row.get(2),
-                chain_prev: Some(row.get(3)),
-                chain_hash: Some(row.get(4)),
+                chain_prev: row.get(3),
+                chain_hash: row.get(4),
             })
             .collect())
     }

@@ -23,6 +23,8 @@ const UPGRADES: &[&str] = &[
     include_str!("schema_v4.sql"),
     // 5: a sender's final count, when it said it is shutting down.
     include_str!("schema_v5.sql"),
+    // 6: GET /audit's `user_name` filter: a column generated from the body, and its index.
+    include_str!("schema_v6.sql"),
 ];
 
 /// The newest schema version this collector knows.

@@ -10,7 +10,7 @@
 //! are exact for any window. The user filters (`userUuid`, `user_email`) are not in the
 //! rollup: with one of them every count comes from that user's (user, time) index, which
 //! also carries status and method, so the cost follows the user's events in the window, not
-//! the trail (`activity_rollup::ACTIVITY_COVERING_INDEXES_MIGRATION` and the one after it).
+//! the trail (`schema.sql` says what each index costs).
 
 use std::collections::BTreeMap;
 
@@ -89,6 +89,11 @@ fn events_sql(filters: &EventFilters, width: BucketWidth, since: i64, until: i64
     }
     if let Some(email) = &filters.user_email {
         push("user_email =", Value::Text(email.clone()));
+    }
+    // The user name has no (name, time) index: its events are found by `(user_name, seq)`
+    // and their rows read, so the cost follows that name's events, not the window's.
+    if let Some(name) = &filters.user_name {
+        push("user_name =", Value::Text(name.clone()));
     }
     let bucket_ms = width.hours() * HOUR_MS;
     let grouped = format!(

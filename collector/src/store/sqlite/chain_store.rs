@@ -1,5 +1,5 @@
 //! The chain in the database: the head a new event links to, the retention anchor, the
-//! checkpoints, and the one-time hashing of events stored before the chain existed. All of
+//! checkpoints. All of
 //! it runs on the writer's connection inside the writer's transaction, so an event, its
 //! link and any checkpoint covering it commit together or not at all. A key rotation is a
 //! handover checkpoint ([`issue_handover`]); the new key's public half is stored, never a

@@ -3,14 +3,12 @@
 //! a bounded queue, running the SQL of [`write_sql`] in its transactions; readers use their
 //! own connections ([`reader`]) and answer the page algorithm's queries in the SQL of
 //! [`page_sql`]. The schema and the connection settings are [`schema`]; the hash chain's
-//! rows and triggers are [`chain_store`] and [`chain_migration`]; [`activity`] counts the
+//! rows are [`chain_store`] (its triggers are in `schema.sql`); [`activity`] counts the
 //! chart, from the hourly rollup of [`activity_rollup`]; [`senders`] keeps each filter
 //! worker's accounting; [`tokens`] the `api_tokens` table.
 
 pub mod activity;
 pub mod activity_rollup;
-pub mod chain_linking;
-pub mod chain_migration;
 pub mod chain_store;
 pub mod page_sql;
 pub mod reader;

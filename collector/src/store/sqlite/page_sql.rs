@@ -91,7 +91,7 @@ mod tests {
     use crate::store::sqlite::schema::open_for_writing;
 
     fn all_filter_combinations() -> Vec<EventFilters> {
-        (0u32..128)
+        (0u32..256)
             .map(|mask| {
                 let on = |bit: u32| mask & (1 << bit) != 0;
                 EventFilters {
@@ -102,6 +102,7 @@ mod tests {
                     user_email: on(4).then(|| "e@x".to_owned()),
                     method: on(5).then(|| "GET".to_owned()),
                     status: on(6).then_some(200),
+                    user_name: on(7).then(|| "mallory".to_owned()),
                 }
             })
             .collect()
@@ -155,6 +156,7 @@ mod tests {
                 filters.event_type.is_some(),
                 filters.user_id.is_some(),
                 filters.user_email.is_some(),
+                filters.user_name.is_some(),
                 filters.method.is_some(),
                 filters.status.is_some(),
             ]
@@ -162,7 +164,10 @@ mod tests {
             .filter(|on| *on)
             .count();
             let time_bounds = filters.since_ms.is_some() || filters.until_ms.is_some();
-            let reads_only_an_index = equality_filters == 0 || (equality_filters == 1 && !time_bounds);
+            // SQLite reads the rows behind `events_by_user_name` (its plan never calls it
+            // covering): a numbered page filtered by user name reads the skipped events' rows.
+            let reads_only_an_index =
+                filters.user_name.is_none() && (equality_filters == 0 || (equality_filters == 1 && !time_bounds));
             for order in [TrailOrder::Ascending, TrailOrder::Descending] {
                 let (sql, values) = page_start_sql(&filters, order);
                 let steps = plan(&conn, &sql, values.len() + 3);

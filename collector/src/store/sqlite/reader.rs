@@ -159,13 +159,13 @@ impl PageQueries for SqlitePage<'_> {
         let mut found = select.query(params_from_iter(values))?;
         let mut rows = Vec::with_capacity(usize::try_from(limit).unwrap_or(usize::MAX).min(1024));
         while let Some(row) = found.next()? {
-            rows.push(StoredEvent {
-                uuid: row.get(0)?,
-                body: row.get(1)?,
-                seq: row.get(2)?,
-                chain_prev: row.get(3)?,
-                chain_hash: row.get(4)?,
-            });
+            let uuid: String = row.get(0)?;
+            // Every event is stored with its link (`schema.rs` refuses a trail that has one
+            // without), so a missing one is damage, not an old event.
+            let (Some(chain_prev), Some(chain_hash)) = (row.get(3)?, row.get(4)?) else {
+                return Err(StoreError::CorruptEvent { uuid, reason: "it has no chain link".to_owned() });
+            };
+            rows.push(StoredEvent { uuid, body: row.get(1)?, seq: row.get(2)?, chain_prev, chain_hash });
         }
         Ok(rows)
     }
@@ -175,7 +175,7 @@ impl PageQueries for SqlitePage<'_> {
 mod tests {
     use super::*;
     use crate::store::page::PageRows;
-    use crate::store::test_support::unlinked_trail;
+    use crate::store::test_support::trail;
 
     fn query(from: Option<&str>, size: usize) -> TrailQuery {
         TrailQuery { from: from.map(str::to_owned), size, ..TrailQuery::default() }
@@ -188,68 +188,72 @@ mod tests {
         }
     }
 
-    fn bodies(page: &PageRows) -> Vec<&str> {
-        page.events.iter().map(|raw| raw.get()).collect()
+    /// The `n` of each event of the page, in its order.
+    fn numbers(page: &PageRows) -> Vec<u64> {
+        page.events
+            .iter()
+            .map(|raw| serde_json::from_str::<serde_json::Value>(raw.get()).expect("json")["n"].as_u64().expect("n"))
+            .collect()
     }
 
     #[test]
     fn a_full_page_names_the_event_that_starts_the_next() {
-        let (_dir, mut conn) = unlinked_trail(5);
+        let (_dir, mut conn) = trail(5);
         let page = page_of(read_page(&mut conn, &query(None, 2)).expect("read"));
-        assert_eq!(bodies(&page), [r#"{"n":0}"#, r#"{"n":1}"#]);
-        assert_eq!(page.next.as_deref(), Some("uuid-2"));
+        assert_eq!(numbers(&page), [0, 1]);
+        assert_eq!(page.next.as_deref(), Some("event-2"));
     }
 
     #[test]
     fn from_is_inclusive_and_the_last_page_has_no_next() {
-        let (_dir, mut conn) = unlinked_trail(5);
-        let page = page_of(read_page(&mut conn, &query(Some("uuid-3"), 2)).expect("read"));
-        assert_eq!(bodies(&page), [r#"{"n":3}"#, r#"{"n":4}"#]);
+        let (_dir, mut conn) = trail(5);
+        let page = page_of(read_page(&mut conn, &query(Some("event-3"), 2)).expect("read"));
+        assert_eq!(numbers(&page), [3, 4]);
         assert_eq!(page.next, None);
     }
 
     #[test]
     fn an_unknown_from_is_not_an_empty_page() {
-        let (_dir, mut conn) = unlinked_trail(1);
+        let (_dir, mut conn) = trail(1);
         let outcome = read_page(&mut conn, &query(Some("missing"), 10)).expect("read");
         assert!(matches!(outcome, PageOutcome::UnknownFrom), "{outcome:?}");
     }
 
     #[test]
     fn a_purged_from_is_expired_not_unknown() {
-        let (_dir, mut conn) = unlinked_trail(3);
+        let (_dir, mut conn) = trail(3);
         // As the retention purge does it: events can be deleted only while it runs.
-        conn.execute_batch("UPDATE purge_guard SET purging = 1; DELETE FROM events WHERE uuid = 'uuid-0';")
+        conn.execute_batch("UPDATE purge_guard SET purging = 1; DELETE FROM events WHERE uuid = 'event-0';")
             .expect("purge one");
-        let outcome = read_page(&mut conn, &query(Some("uuid-0"), 10)).expect("read");
+        let outcome = read_page(&mut conn, &query(Some("event-0"), 10)).expect("read");
         assert!(matches!(outcome, PageOutcome::ExpiredFrom), "{outcome:?}");
     }
 
     #[test]
     fn descending_pages_walk_back_from_the_cursor() {
-        let (_dir, mut conn) = unlinked_trail(5);
+        let (_dir, mut conn) = trail(5);
         let mut newest_first = query(None, 2);
         newest_first.order = TrailOrder::Descending;
         let page = page_of(read_page(&mut conn, &newest_first).expect("read"));
-        assert_eq!(bodies(&page), [r#"{"n":4}"#, r#"{"n":3}"#]);
-        assert_eq!(page.next.as_deref(), Some("uuid-2"));
+        assert_eq!(numbers(&page), [4, 3]);
+        assert_eq!(page.next.as_deref(), Some("event-2"));
         newest_first.from = page.next;
         let page = page_of(read_page(&mut conn, &newest_first).expect("read"));
-        assert_eq!(bodies(&page), [r#"{"n":2}"#, r#"{"n":1}"#]);
+        assert_eq!(numbers(&page), [2, 1]);
     }
 
     #[test]
     fn a_numbered_page_starts_where_the_walk_would_and_past_the_end_is_empty() {
-        let (_dir, mut conn) = unlinked_trail(7);
+        let (_dir, mut conn) = trail(7);
         for (order, from, expected) in [
-            (TrailOrder::Ascending, None, [r#"{"n":4}"#, r#"{"n":5}"#]),
-            (TrailOrder::Descending, None, [r#"{"n":2}"#, r#"{"n":1}"#]),
-            (TrailOrder::Ascending, Some("uuid-1"), [r#"{"n":5}"#, r#"{"n":6}"#]),
-            (TrailOrder::Descending, Some("uuid-5"), [r#"{"n":1}"#, r#"{"n":0}"#]),
+            (TrailOrder::Ascending, None, [4, 5]),
+            (TrailOrder::Descending, None, [2, 1]),
+            (TrailOrder::Ascending, Some("event-1"), [5, 6]),
+            (TrailOrder::Descending, Some("event-5"), [1, 0]),
         ] {
             let third = TrailQuery { order, skip: 4, ..query(from, 2) };
             let page = page_of(read_page(&mut conn, &third).expect("read"));
-            assert_eq!(bodies(&page), expected, "{order:?} from {from:?}");
+            assert_eq!(numbers(&page), expected, "{order:?} from {from:?}");
         }
         let past_the_end = TrailQuery { skip: 7, ..query(None, 2) };
         let page = page_of(read_page(&mut conn, &past_the_end).expect("read"));
@@ -258,10 +262,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_pool_reads_through_read_only_connections() {
-        let (dir, _conn) = unlinked_trail(3);
+        let (dir, _conn) = trail(3);
         let readers = Readers::new(dir.path().join("audit.db"));
         readers.ping().await.expect("ping");
-        let page = page_of(readers.page(query(Some("uuid-1"), 100)).await.expect("read"));
+        let page = page_of(readers.page(query(Some("event-1"), 100)).await.expect("read"));
         assert_eq!(page.events.len(), 2);
     }
 }

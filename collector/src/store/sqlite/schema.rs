@@ -1,11 +1,13 @@
-//! Opening connections: the pragmas every connection needs, then the migrations, whose
-//! number is kept in `PRAGMA user_version`. A database newer than this binary is refused
-//! rather than written with assumptions that may no longer hold.
+//! Opening connections: the pragmas every connection needs, then the schema (`schema.sql`,
+//! one file, its version kept in `PRAGMA user_version`). A database of another version is
+//! refused rather than written with assumptions that may not hold, with what to do: a newer
+//! one needs the newer collector, an older one (from a development build before the schema
+//! was one file) is brought up to date by [`LAST_MIGRATING_BUILD`].
 
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::super::StoreError;
 
@@ -18,159 +20,31 @@ pub const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
 /// The writer connection's page cache, in KiB.
 pub const WRITER_CACHE_KIB: i64 = 32 * 1024;
 
-/// The migrations, in order; migration `n` (1-based) brings the schema to version `n`.
-/// Released entries are never edited: a change is a new entry.
-const MIGRATIONS: &[&str] = &[
-    // 1: the trail. `seq` is the rowid, assigned at commit: the order of GET /audit and its
-    // cursor. `body` is the event's canonical JSON, served as stored. The timestamp index
-    // serves the retention purge, which would otherwise scan the table every run.
-    "CREATE TABLE events (
-        seq INTEGER PRIMARY KEY,
-        uuid TEXT NOT NULL UNIQUE,
-        timestamp_ms INTEGER NOT NULL,
-        type TEXT NOT NULL,
-        db_user_id INTEGER,
-        user_email TEXT,
-        method TEXT NOT NULL,
-        status INTEGER,
-        ingested_at_ms INTEGER NOT NULL,
-        body TEXT NOT NULL
-    ) STRICT;
-    CREATE INDEX events_by_timestamp ON events (timestamp_ms);",
-    // 2: the tamper-evident trail: hash-chain columns, the retention anchor, signed
-    // checkpoints, and the triggers that leave no update or delete path (see
-    // `chain_migration`).
-    super::chain_migration::CHAIN_MIGRATION,
-    // 3: the /audit API for security teams.
-    // - `user_id`: what PactFlow's `userUuid` filter matches, the event's `user_id` or else
-    //   its `db_user_id` as text; generated from the stored body, so ingest is unchanged.
-    // - one `(column, seq)` index per equality filter of GET /audit, so a filtered page is a
-    //   range search that comes out in seq order (no sort, no full scan).
-    // - `expired_events`: the uuids retention purged, filled by a trigger in the purge's
-    //   own transaction, so an expired `from` is a 410 and not an unknown 404. It keeps
-    //   purged uuids for 30 days of event time after the newest purged one. The same
-    //   trigger counts purged events in `purge_count` (the `audit_events_purged_total`
-    //   metric, kept across restarts).
-    // - `api_tokens`: bearer tokens made by `audit-collector token create`, kept only as
-    //   SHA-256 digests; revoked tokens stay listed with their revocation time.
-    "ALTER TABLE events ADD COLUMN user_id TEXT
-        GENERATED ALWAYS AS (CAST(COALESCE(json_extract(body, '$.user_id'), db_user_id) AS TEXT)) VIRTUAL;
-    CREATE INDEX events_by_type ON events (type, seq);
-    CREATE INDEX events_by_user_id ON events (user_id, seq);
-    CREATE INDEX events_by_user_email ON events (user_email, seq);
-    CREATE INDEX events_by_method ON events (method, seq);
-    CREATE INDEX events_by_status ON events (status, seq);
-    CREATE TABLE expired_events (
-        uuid TEXT PRIMARY KEY,
-        timestamp_ms INTEGER NOT NULL
-    ) STRICT, WITHOUT ROWID;
-    CREATE INDEX expired_events_by_timestamp ON expired_events (timestamp_ms);
-    CREATE TRIGGER events_remember_purged AFTER DELETE ON events BEGIN
-        INSERT OR IGNORE INTO expired_events (uuid, timestamp_ms) VALUES (old.uuid, old.timestamp_ms);
-        DELETE FROM expired_events WHERE timestamp_ms < old.timestamp_ms - 30 * 86400000;
-        UPDATE purge_count SET events = events + 1;
-    END;
-    CREATE TABLE purge_count (events INTEGER NOT NULL) STRICT;
-    INSERT INTO purge_count (events) VALUES (0);
-    CREATE TABLE api_tokens (
-        id INTEGER PRIMARY KEY,
-        name TEXT NOT NULL,
-        scope TEXT NOT NULL CHECK (scope IN ('read', 'ingest')),
-        digest BLOB NOT NULL UNIQUE,
-        created_at_ms INTEGER NOT NULL,
-        revoked_at_ms INTEGER
-    ) STRICT;
-    CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens (name) WHERE revoked_at_ms IS NULL;",
-    // 4: `user_id` becomes a plain column that ingest fills from the event it has already
-    // parsed. As a generated column over `body`, every insert ran SQLite's JSON parser over
-    // the whole body to index it: a third of the raw insert rate (bench/results.md). Old
-    // rows are filled once from their bodies; afterwards the column can no longer change,
-    // like the rest of an event, and `verify` checks it against the body.
-    "DROP INDEX events_by_user_id;
-    ALTER TABLE events DROP COLUMN user_id;
-    ALTER TABLE events ADD COLUMN user_id TEXT;
-    UPDATE events SET user_id = CAST(COALESCE(json_extract(body, '$.user_id'), db_user_id) AS TEXT);
-    CREATE INDEX events_by_user_id ON events (user_id, seq);
-    CREATE TRIGGER events_user_id_is_immutable BEFORE UPDATE OF user_id ON events
-    BEGIN SELECT RAISE(ABORT, 'audit events are immutable: the trail has no update path'); END;",
-    // 5: `events_by_seq_time`, so a numbered page (`pageNumber`) finds where it starts by
-    // walking this small index instead of the table, whose leaves hold the events' bodies;
-    // it carries the timestamp so `since`/`until` are tested on it too. Appended at its
-    // right edge on ingest, like the table itself.
-    "CREATE INDEX events_by_seq_time ON events (seq, timestamp_ms);",
-    // 6: the hourly activity rollup behind GET /audit/activity (see `activity`); its insert
-    // trigger is replaced by the writer's per-batch count in 9.
-    super::activity_rollup::ACTIVITY_MIGRATION,
-    // 7: completeness by the receiver (`senders`): per filter worker (sender), what it last
-    // reported, how many of its events are stored, and which of its numbers are accounted
-    // for: all up to `contiguous`, and the ranges in `sender_pending` above it (usually
-    // none). Holes and silent senders become events of the trail; these tables only keep
-    // the accounting that decides when.
-    "CREATE TABLE senders (
-        id TEXT PRIMARY KEY,
-        first_heard_ms INTEGER NOT NULL,
-        last_heard_ms INTEGER NOT NULL,
-        reported_at_ms INTEGER NOT NULL,
-        captured INTEGER NOT NULL,
-        heartbeat_ms INTEGER NOT NULL,
-        delivered INTEGER NOT NULL,
-        stopped_at_ms INTEGER,
-        contiguous INTEGER NOT NULL,
-        contiguous_at_ms INTEGER NOT NULL
-    ) STRICT, WITHOUT ROWID;
-    CREATE TABLE sender_pending (
-        sender TEXT NOT NULL REFERENCES senders (id),
-        first_seq INTEGER NOT NULL,
-        last_seq INTEGER NOT NULL,
-        first_at_ms INTEGER NOT NULL,
-        last_at_ms INTEGER NOT NULL,
-        seen_at_ms INTEGER NOT NULL,
-        PRIMARY KEY (sender, first_seq)
-    ) STRICT, WITHOUT ROWID;",
-    // 8: verification that never overclaims (docs/verifying.md).
-    // - `checkpoints.next_public_key`: key rotation; the handover checkpoint, signed by the
-    //   old key, names the raw public key that signs every checkpoint after it.
-    // - `api_tokens` gains the `admin` scope (signing a checkpoint on demand); SQLite cannot
-    //   change a CHECK constraint in place, so the table is rebuilt with its rows.
-    "ALTER TABLE checkpoints ADD COLUMN next_public_key BLOB;
-    CREATE TABLE api_tokens_with_admin (
-        id INTEGER PRIMARY KEY,
-        name TEXT NOT NULL,
-        scope TEXT NOT NULL CHECK (scope IN ('read', 'ingest', 'admin')),
-        digest BLOB NOT NULL UNIQUE,
-        created_at_ms INTEGER NOT NULL,
-        revoked_at_ms INTEGER
-    ) STRICT;
-    INSERT INTO api_tokens_with_admin (id, name, scope, digest, created_at_ms, revoked_at_ms)
-        SELECT id, name, scope, digest, created_at_ms, revoked_at_ms FROM api_tokens;
-    DROP TABLE api_tokens;
-    ALTER TABLE api_tokens_with_admin RENAME TO api_tokens;
-    CREATE UNIQUE INDEX api_tokens_active_name ON api_tokens (name) WHERE revoked_at_ms IS NULL;",
-    // 9: the writer counts the activity rollup per batch; the per-row insert trigger goes.
-    super::activity_rollup::ACTIVITY_COUNTED_BY_WRITER_MIGRATION,
-    // 10: a lost last batch while its sender runs: the oldest heartbeat count of the sender
-    // not yet accounted for (`claimed_upto`, 0 for none; `completeness::ledger::Claim`).
-    "ALTER TABLE senders ADD COLUMN claimed_upto INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE senders ADD COLUMN claimed_at_ms INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE senders ADD COLUMN claimed_seen_at_ms INTEGER NOT NULL DEFAULT 0;",
-    // 11: indexes that answer GET /audit/activity's counts without reading a row (see
-    // `activity`): the timestamp index carries type, method and status, and each user
-    // filter gets one by (user, time).
-    super::activity_rollup::ACTIVITY_COVERING_INDEXES_MIGRATION,
-    // 12: the user filters' (user, time) indexes lose `type`, the widest column: they cost
-    // ingest half its raw insert rate with it (docs/viewer.md, "What the indexes cost").
-    super::activity_rollup::ACTIVITY_NARROW_USER_INDEXES_MIGRATION,
-    // 13: the final count a sender shutting down reported (NULL: it has not said it is
-    // stopping); `completeness::accounting` records it as finished once that is accounted for.
-    "ALTER TABLE senders ADD COLUMN final_count INTEGER;",
-];
+/// The schema of a new database, all of it (`schema.sql` beside this file).
+const SCHEMA: &str = include_str!("schema.sql");
 
-/// The schema version this binary migrates to.
+/// The version [`SCHEMA`] is, kept in `PRAGMA user_version`. 13 was the version the
+/// thirteen migrations of the builds before it arrived at; 14 adds the `user_name` column.
+const SCHEMA_VERSION: i64 = 14;
+
+/// What brings a version 13 database to 14: GET /audit's `user_name` filter, a column
+/// generated from the body (adding a virtual column rewrites nothing) and its index (built
+/// once, reading every event's body: about a minute per 10M events is to be expected, not
+/// measured).
+const UPGRADE_13_TO_14: &str = "ALTER TABLE events ADD COLUMN user_name TEXT
+        GENERATED ALWAYS AS (json_extract(body, '$.user_name')) VIRTUAL;
+    CREATE INDEX events_by_user_name ON events (user_name, seq);";
+
+/// The last build that brings a database of an older version up to [`SCHEMA_VERSION`] and
+/// links events stored before the hash chain existed; an older database is sent to it.
+pub const LAST_MIGRATING_BUILD: &str = "49c9d93";
+
+/// The schema version this binary reads and writes.
 pub fn current_version() -> i64 {
-    i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
+    SCHEMA_VERSION
 }
 
-/// Opens (creating when missing) the database for writing: directory, pragmas, migrations.
+/// Opens (creating when missing) the database for writing: directory, pragmas, schema.
 pub fn open_for_writing(path: &Path) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
@@ -201,7 +75,7 @@ pub fn open_for_writing(path: &Path) -> Result<Connection, StoreError> {
     // inserts land on stay cached instead of being read back from the OS after every
     // checkpoint. Readers keep the default, so memory stays bounded by connection count.
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB).map_err(open_error)?;
-    migrate(&mut conn, path)?;
+    prepare_schema(&mut conn, path)?;
     Ok(conn)
 }
 
@@ -214,18 +88,39 @@ pub fn open_for_reading(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
-    let known = current_version();
-    // IMMEDIATE: two collectors starting on one file must not both apply a migration.
+/// Creates the schema in a new database, or checks that an existing one is at
+/// [`SCHEMA_VERSION`] with every event linked; anything else is refused with what to do.
+fn prepare_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    // IMMEDIATE: two collectors starting on one new file must not both create the schema.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let found: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    if found > known {
-        return Err(StoreError::NewerSchema { path: path.to_path_buf(), found, known });
+    match found {
+        0 => {
+            tx.execute_batch(SCHEMA)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        SCHEMA_VERSION => {}
+        13 => {
+            tx.execute_batch(UPGRADE_13_TO_14)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        newer if newer > SCHEMA_VERSION => {
+            return Err(StoreError::NewerSchema { path: path.to_path_buf(), found, known: SCHEMA_VERSION });
+        }
+        _ => {
+            let (path, build) = (path.to_path_buf(), LAST_MIGRATING_BUILD);
+            return Err(StoreError::OlderSchema { path, found, known: SCHEMA_VERSION, build });
+        }
     }
-    let applied = usize::try_from(found).unwrap_or(0);
-    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
-        tx.execute_batch(migration)?;
-        tx.pragma_update(None, "user_version", i64::try_from(index + 1).unwrap_or(i64::MAX))?;
+    // Linked events form a prefix of the trail in seq order (the writer links every event
+    // it stores; the builds that linked older events did so in seq order), so the newest
+    // event tells whether any is unlinked.
+    let newest_unlinked: bool = tx
+        .query_row("SELECT chain_hash IS NULL FROM events ORDER BY seq DESC LIMIT 1", [], |row| row.get(0))
+        .optional()?
+        .unwrap_or(false);
+    if newest_unlinked {
+        return Err(StoreError::UnlinkedEvents { path: path.to_path_buf(), build: LAST_MIGRATING_BUILD });
     }
     tx.commit()?;
     Ok(())
@@ -234,6 +129,8 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sqlite::write_sql::purge_batch;
+    use crate::store::test_support::new_event;
 
     #[test]
     fn a_new_database_gets_wal_full_sync_and_the_current_schema() {
@@ -270,29 +167,53 @@ mod tests {
     }
 
     #[test]
-    fn migration_4_fills_user_id_of_old_rows_from_their_bodies() {
+    fn a_version_13_database_gains_the_user_name_column_and_its_index() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("audit.db");
-        let mut conn = Connection::open(&path).expect("open");
-        let tx = conn.transaction().expect("begin");
-        for migration in &MIGRATIONS[..3] {
-            tx.execute_batch(migration).expect("migrations 1-3");
-        }
-        tx.pragma_update(None, "user_version", 3).expect("version 3");
-        tx.execute_batch(
-            r#"INSERT INTO events (uuid, timestamp_ms, type, db_user_id, method, ingested_at_ms, body) VALUES
-               ('a', 0, 'T', 7, 'GET', 0, '{"user_id":"alice","db_user_id":7}'),
-               ('b', 0, 'T', 8, 'GET', 0, '{"user_id":null,"db_user_id":8}'),
-               ('c', 0, 'T', NULL, 'GET', 0, '{}');"#,
+        let conn = open_for_writing(&path).expect("open");
+        conn.execute_batch("DROP INDEX events_by_user_name; ALTER TABLE events DROP COLUMN user_name")
+            .expect("back to version 13's shape");
+        conn.pragma_update(None, "user_version", 13).expect("as version 13");
+        conn.execute(
+            "INSERT INTO events (uuid, timestamp_ms, type, method, ingested_at_ms, body, chain_prev, chain_hash)
+             VALUES ('u', 0, 'T', 'GET', 0, '{\"user_name\":\"mallory\"}', x'00', x'00')",
+            [],
         )
-        .expect("rows of a version-3 trail");
-        tx.commit().expect("commit");
+        .expect("an event stored by version 13");
         drop(conn);
-        let conn = open_for_writing(&path).expect("migrates to the current version");
-        let mut select = conn.prepare("SELECT user_id FROM events ORDER BY seq").expect("prepare");
-        let ids: Vec<Option<String>> =
-            select.query_map([], |row| row.get(0)).expect("query").collect::<Result<_, _>>().expect("rows");
-        assert_eq!(ids, [Some("alice".to_owned()), Some("8".to_owned()), None]);
+        let conn = open_for_writing(&path).expect("upgraded");
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
+        let name: String = conn
+            .query_row("SELECT user_name FROM events WHERE user_name = 'mallory'", [], |r| r.get(0))
+            .expect("found");
+        assert_eq!((version, name.as_str()), (14, "mallory"));
+    }
+
+    #[test]
+    fn a_database_of_an_older_schema_is_refused_with_the_build_that_migrates_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("audit.db");
+        let conn = open_for_writing(&path).expect("open");
+        conn.pragma_update(None, "user_version", 12).expect("as an older build left it");
+        drop(conn);
+        let message = open_for_writing(&path).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("schema version 12") && message.contains(LAST_MIGRATING_BUILD), "{message}");
+    }
+
+    #[test]
+    fn a_trail_with_events_stored_before_the_chain_is_refused_not_served_unlinked() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("audit.db");
+        let conn = open_for_writing(&path).expect("open");
+        conn.execute(
+            "INSERT INTO events (uuid, timestamp_ms, type, method, ingested_at_ms, body)
+             VALUES ('old', 0, 'T', 'GET', 0, '{}')",
+            [],
+        )
+        .expect("an event as a collector before the chain stored it");
+        drop(conn);
+        let message = open_for_writing(&path).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("no chain link") && message.contains(LAST_MIGRATING_BUILD), "{message}");
     }
 
     #[test]
@@ -305,5 +226,113 @@ mod tests {
             [],
         );
         assert!(wrong_type.is_err(), "a STRICT table refuses text in an INTEGER column");
+    }
+
+    fn trail_with_three_events() -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("audit.db");
+        let mut conn = open_for_writing(&path).expect("open");
+        let rows: Vec<_> = (0..3usize).map(|n| new_event(n, i64::try_from(n).unwrap_or_default())).collect();
+        let mut tx = conn.transaction().expect("begin");
+        crate::store::sqlite::write_sql::insert_batch(&mut tx, &rows, 0).expect("insert");
+        tx.commit().expect("commit");
+        (dir, path)
+    }
+
+    #[test]
+    fn a_plain_connection_can_neither_update_nor_delete_events_or_checkpoints() {
+        let (_dir, path) = trail_with_three_events();
+        let conn = Connection::open(&path).expect("a plain connection, as the sqlite3 shell opens it");
+        for sql in [
+            "UPDATE events SET body = '{}' WHERE seq = 1",
+            "UPDATE events SET user_email = 'x' WHERE seq = 1",
+            "UPDATE events SET user_id = 'x' WHERE seq = 1",
+            "UPDATE events SET chain_hash = zeroblob(32) WHERE seq = 1",
+            "DELETE FROM events WHERE seq = 2",
+            "DELETE FROM events",
+            "INSERT INTO chain_anchor (id, seq, hash, purged_at_ms) VALUES (1, 1, zeroblob(32), 0)",
+        ] {
+            let refused = conn.execute(sql, []).map_err(|error| error.to_string());
+            assert!(refused.is_err(), "`{sql}` was allowed");
+        }
+        let count: i64 = conn.query_row("SELECT count(*) FROM events", [], |row| row.get(0)).expect("count");
+        assert_eq!(count, 3, "nothing was deleted");
+    }
+
+    #[test]
+    fn the_retention_purge_deletes_the_oldest_and_records_the_anchor() {
+        let (_dir, path) = trail_with_three_events();
+        let mut conn = Connection::open(&path).expect("open");
+        let tx = conn.transaction().expect("begin");
+        assert_eq!(purge_batch(&tx, 2, 10).expect("purge"), 2, "events with timestamps 0 and 1 go");
+        tx.commit().expect("commit");
+        let anchor: i64 = conn.query_row("SELECT seq FROM chain_anchor", [], |row| row.get(0)).expect("anchor");
+        assert_eq!(anchor, 2);
+        let guard: i64 = conn.query_row("SELECT purging FROM purge_guard", [], |row| row.get(0)).expect("guard");
+        assert_eq!(guard, 0, "the purge closes the window it opened");
+        assert!(conn.execute("DELETE FROM events", []).is_err(), "and deleting is refused again");
+    }
+
+    /// Every object of the schema: each table's columns (with types, defaults and
+    /// constraints as `table_xinfo` reports them) and options, each index's columns, each
+    /// trigger's SQL with its whitespace folded; sorted by name.
+    fn shape(conn: &Connection) -> Vec<String> {
+        let mut select = conn
+            .prepare("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name")
+            .expect("prepare");
+        let objects: Vec<(String, String, Option<String>)> = select
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        let folded = |sql: &str| sql.split_whitespace().collect::<Vec<_>>().join(" ");
+        let described = |pragma: &str, name: &str| -> String {
+            let mut select = conn.prepare(&format!("SELECT * FROM pragma_{pragma}(?1)")).expect("pragma");
+            let columns = select.column_count();
+            let rows = select
+                .query_map([name], |row| {
+                    (0..columns)
+                        .map(|index| row.get::<_, rusqlite::types::Value>(index).map(|value| format!("{value:?}")))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .expect("query");
+            rows.map(|row| row.expect("row").join(",")).collect::<Vec<_>>().join("; ")
+        };
+        objects
+            .into_iter()
+            .map(|(kind, name, sql)| {
+                let sql = sql.unwrap_or_default();
+                match kind.as_str() {
+                    "table" => format!(
+                        "table {name} strict={} without_rowid={}: {}",
+                        sql.contains("STRICT"),
+                        sql.contains("WITHOUT ROWID"),
+                        described("table_xinfo", &name)
+                    ),
+                    "index" => {
+                        format!("index {name} where={}: {}", sql.contains("WHERE"), described("index_xinfo", &name))
+                    }
+                    _ => format!("{kind} {name}: {}", folded(&sql)),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_database_the_thirteen_migrations_made_opens_upgraded_and_has_the_shape_of_a_new_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let migrated = dir.path().join("migrated.db");
+        let conn = Connection::open(&migrated).expect("create");
+        conn.execute_batch(include_str!("testdata/v13_as_migrated.sql")).expect("the schema the migrations left");
+        conn.pragma_update(None, "user_version", 13).expect("version 13");
+        drop(conn);
+        let mut migrated = open_for_writing(&migrated).expect("a version-13 database opens");
+        let new = open_for_writing(&dir.path().join("new.db")).expect("new");
+        let shape_of_new = shape(&new);
+        assert_eq!(shape_of_new.len(), 33, "every table, index and trigger: {shape_of_new:#?}");
+        assert_eq!(shape(&migrated), shape_of_new);
+        let mut tx = migrated.transaction().expect("begin");
+        crate::store::sqlite::write_sql::insert_batch(&mut tx, &[new_event(1, 0)], 0).expect("stores into it");
+        tx.commit().expect("commit");
     }
 }

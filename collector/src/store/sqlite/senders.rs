@@ -1,5 +1,5 @@
-//! Per-sender accounting in SQLite (tables `senders` and `sender_pending`, migrations 7
-//! and 10): the SQL that loads and saves a [`SenderState`]; what changes it is
+//! Per-sender accounting in SQLite (tables `senders` and `sender_pending` of `schema.sql`):
+//! the SQL that loads and saves a [`SenderState`]; what changes it is
 //! `completeness::accounting`, shared with PostgreSQL. Runs on the writer's connection
 //! inside the writer's transaction, so the events of a batch and the accounting of their
 //! numbers commit together, and a record of loss is committed with the accounting that

@@ -16,7 +16,6 @@ use super::super::tokens::ActiveToken;
 use super::super::trail_store::{StoreFuture, StoreGauges, TrailStore};
 use super::super::StoreError;
 use super::activity::activity;
-use super::chain_linking::link_unchained_events;
 use super::chain_store::{latest_checkpoint, read_checkpoints};
 use super::reader::Readers;
 use super::schema;
@@ -35,15 +34,10 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating and migrating) the database at `path` and links any events stored
-    /// before the hash chain existed: the write connection [`SqliteStore::start`] takes.
+    /// Opens (creating when new) the database at `path`: the write connection
+    /// [`SqliteStore::start`] takes.
     pub fn prepare(path: &Path) -> Result<Connection, StoreError> {
-        let mut conn = schema::open_for_writing(path)?;
-        let linked = link_unchained_events(&mut conn)?;
-        if linked > 0 {
-            tracing::info!(linked, "linked events stored before the hash chain existed");
-        }
-        Ok(conn)
+        schema::open_for_writing(path)
     }
 
     /// Starts the writer on `conn` (from [`SqliteStore::prepare`]) with a queue of

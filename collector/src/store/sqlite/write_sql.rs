@@ -18,7 +18,7 @@ use crate::chain::link::{digest_from_blob, link_hash};
 /// `older_than_ms`, and records the last one deleted as the chain's anchor (runs on the
 /// writer, inside its transaction).
 pub fn purge_batch(conn: &Connection, older_than_ms: i64, limit: usize) -> rusqlite::Result<usize> {
-    let mut last_expired: Option<(i64, Option<Vec<u8>>)> = None;
+    let mut last_expired: Option<(i64, Vec<u8>)> = None;
     {
         let mut oldest =
             conn.prepare_cached("SELECT seq, timestamp_ms, chain_hash FROM events ORDER BY seq LIMIT ?1")?;
@@ -33,13 +33,14 @@ pub fn purge_batch(conn: &Connection, older_than_ms: i64, limit: usize) -> rusql
     let Some((last_seq, last_hash)) = last_expired else {
         return Ok(0);
     };
+    // Every event is stored with its link (`schema.rs` refuses a trail with one that is
+    // not; reading a NULL `chain_hash` above fails), so a hash of the wrong length is damage.
+    let hash = digest_from_blob(&last_hash).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Blob, "a chain_hash is not 32 bytes".into())
+    })?;
     set_purging(conn, true)?;
     let deleted = conn.prepare_cached("DELETE FROM events WHERE seq <= ?1")?.execute(params![last_seq])?;
-    // Events stored before the chain existed have no hash to anchor to; they are linked
-    // at start-up, so this is only a database written by hand.
-    if let Some(hash) = last_hash.as_deref().and_then(digest_from_blob) {
-        record_anchor(conn, ChainHead { seq: last_seq, hash }, now_millis())?;
-    }
+    record_anchor(conn, ChainHead { seq: last_seq, hash }, now_millis())?;
     set_purging(conn, false)?;
     Ok(deleted)
 }

@@ -14,7 +14,9 @@
 //! ([`Delivery::sender_seq`]), and every call (batch, gap record or heartbeat) carries the
 //! sender's report (events captured so far). The sender announces itself when it starts
 //! ([`Delivery::on_start`]: a heartbeat from `on_configure`, before the worker can have
-//! answered a request), so the collector knows of every worker before it can hold an
+//! answered a request), and the host holds the requests that reach it before the collector
+//! acknowledged that ([`Delivery::holds_for_announcement`], at most
+//! [`ANNOUNCEMENT_HOLD_MS`]), so the collector knows of every worker before it can hold an
 //! answered request's event, and can record one that falls silent even if it never
 //! delivered anything. From then on, when nothing was sent for a flush interval, the tick
 //! sends a heartbeat: an empty batch with the report, answered like a batch (one call on the
@@ -55,6 +57,10 @@ const MAX_TICK_MS: u64 = 100;
 const MIN_TICK_MS: u64 = 10;
 /// How much of a refusing collector's answer goes into the log.
 pub const LOGGED_BODY_BYTES: usize = 256;
+/// How long a worker holds its first requests (before they reach the service) for the
+/// collector to acknowledge its announcement; after that they go on regardless (the
+/// collector may be down: availability first, as in fail-open).
+pub const ANNOUNCEMENT_HOLD_MS: u64 = 1000;
 /// How long a worker being shut down while Envoy runs on (its plugin removed or
 /// reconfigured) goes on delivering what it holds before it lets Envoy delete it.
 pub const SHUTDOWN_GRACE_MS: u64 = 30_000;
@@ -88,6 +94,11 @@ pub struct Delivery {
     heartbeat_ms: u64,
     /// When the last call carrying a report went out (ms); None before the announcement.
     last_report_ms: Cell<Option<u64>>,
+    /// When the worker started ([`Delivery::on_start`]), if the host said so.
+    started_ms: Cell<Option<u64>>,
+    /// Whether the collector has acknowledged a call of this sender (its announcement or
+    /// any later one): from then on it knows the sender.
+    known: Cell<bool>,
     /// When the host started shutting the worker down (`on_done`), if it did.
     stopping_since: Cell<Option<u64>>,
     /// Whether the host was told the worker is done.
@@ -111,6 +122,8 @@ impl Delivery {
             heartbeat_ms: config.batch.flush_interval_ms + tick_ms,
             sender_id,
             last_report_ms: Cell::new(None),
+            started_ms: Cell::new(None),
+            known: Cell::new(false),
             stopping_since: Cell::new(None),
             finished: Cell::new(false),
         }
@@ -138,7 +151,22 @@ impl Delivery {
     /// once, before the worker can answer a request, with a heartbeat that counts nothing.
     /// Should the call not go out now, the first tick sends it.
     pub fn on_start(&self, host: &mut impl DeliveryHost, now_ms: u64) {
+        self.started_ms.set(Some(now_ms));
         self.heartbeat(host, now_ms);
+    }
+
+    /// Before a request goes on to the service: true while it should wait, because the
+    /// collector has not yet acknowledged this worker's announcement (at most
+    /// [`ANNOUNCEMENT_HOLD_MS`] after the start). So no request is answered by a worker the
+    /// collector does not know, unless the collector took longer than that to answer. The
+    /// host pauses such a request and resumes it once [`Delivery::releases_held`] says so.
+    pub fn holds_for_announcement(&self, now_ms: u64) -> bool {
+        !self.known.get() && self.started_ms.get().is_some_and(|started| now_ms < started + ANNOUNCEMENT_HOLD_MS)
+    }
+
+    /// After an answer or a tick: true when the requests held for the announcement may go on.
+    pub fn releases_held(&self, now_ms: u64) -> bool {
+        !self.holds_for_announcement(now_ms)
     }
 
     /// How often the root should tick: often enough for the flush interval, but not busier
@@ -299,6 +327,7 @@ impl Delivery {
         }
         match Answer::of_status(status) {
             Answer::Acknowledged => {
+                self.known.set(true);
                 let reported = self.outbox.try_borrow_mut().ok().and_then(|mut outbox| outbox.on_success());
                 if let Some(gap) = reported {
                     self.dropping_announced.set(false);

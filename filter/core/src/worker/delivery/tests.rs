@@ -484,3 +484,22 @@ fn shutting_down_while_the_collector_is_down_gives_up_after_the_grace_and_says_w
     assert_eq!(host.finished_shutdowns, 1, "given up at the grace");
     assert_eq!(host.logged(Level::Error, "with 2 events not acknowledged"), 1);
 }
+
+#[test]
+fn a_new_workers_requests_wait_for_its_announcement_to_be_acknowledged_or_for_the_hold_to_pass() {
+    let config = FilterConfig::from_json(br#"{"batch": {"flushIntervalMs": 100}}"#).expect("a valid configuration");
+    let (delivery, mut host) = (Delivery::new(&config, "t", SENDER.to_owned()), FakeHost::default());
+    assert!(!delivery.holds_for_announcement(0), "a worker the host never started holds nothing");
+    delivery.on_start(&mut host, 1000);
+    assert!(delivery.holds_for_announcement(1005), "announced, not acknowledged: wait");
+    assert!(!delivery.releases_held(1005));
+    answer_last(&delivery, &mut host, Some(503), 1010);
+    assert!(delivery.holds_for_announcement(1010), "refused is not known");
+    assert!(delivery.releases_held(1000 + ANNOUNCEMENT_HOLD_MS), "the hold has passed: go on regardless");
+    assert!(!delivery.holds_for_announcement(1000 + ANNOUNCEMENT_HOLD_MS));
+
+    let (delivery, mut host) = (Delivery::new(&config, "t", SENDER.to_owned()), FakeHost::default());
+    delivery.on_start(&mut host, 1000);
+    answer_last(&delivery, &mut host, Some(200), 1004);
+    assert!(delivery.releases_held(1004) && !delivery.holds_for_announcement(1004), "known: go on");
+}
