@@ -40,7 +40,7 @@ build: setup
 	cargo build --release -p audit-filter-native
 
 demo: build
-	cargo run --quiet -p audit-e2e --bin audit-demo
+	AUDIT_REPO_ROOT="$(CURDIR)" cargo run --quiet -p audit-e2e --bin audit-demo
 
 ## The viewer's browser tests (tests/tests/viewer.rs) drive Debian's chromium with
 ## playwright-core from npm (tests/browser/, locked); no browser is ever downloaded.
@@ -62,10 +62,20 @@ setup-postgres:
 	  apt-get -o DPkg::Lock::Timeout=600 update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq postgresql openssl >/dev/null; }
 
+## The end-to-end tests of what the filter does run twice: against the wasm filter
+## (envoy.yaml), then the native module (envoy-native.yaml, AUDIT_FILTER_HOST=native). The
+## collector's own (audit_api, postgres_replicas, viewer) and native_host (which runs both
+## hosts itself) run once. Left out for the native module until it does what they test
+## (docs/not-done.md): envoy_stops and envoy_restarts (the report and flush at shutdown),
+## as_sent (Envoy's reason for a refused request).
+NATIVE_E2E := --test trail --test broker_clients --test identity --test redaction --test delivery \
+  --test completeness --test deployment_files --test demo
+
 test: build setup-compose setup-postgres setup-browser
 	node --test collector/ui/tests/
 	cargo test --workspace --exclude audit-e2e
 	cargo test -p audit-e2e
+	AUDIT_FILTER_HOST=native cargo test -p audit-e2e $(NATIVE_E2E)
 	bash tests/schemathesis.sh
 	$(VENV)/bin/python tests/siem/check_exports.py
 

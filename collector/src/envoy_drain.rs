@@ -130,9 +130,9 @@ pub struct DrainStats {
 
 impl DrainStats {
     /// Reads the `audit_sidecar.*` lines of `GET /stats` (Envoy prefixes them `wasmcustom.`
-    /// for the wasm filter, `dynamicmodulescustom.` for the native module; one Envoy runs one
-    /// of them), and the listeners' `downstream_cx_active` and connection managers'
-    /// `downstream_rq_active`; None without the filter's.
+    /// for the wasm filter, `dynamicmodulescustom.` for the native module), and the listeners'
+    /// `downstream_cx_active` and connection managers' `downstream_rq_active`; None without
+    /// the filter's.
     pub fn parse(stats: &str) -> Option<DrainStats> {
         let mut found = false;
         let mut figures = DrainStats::default();

@@ -1,7 +1,9 @@
-//! The top-level `envoy.yaml`, rendered for a run on this machine: the listener, admin and
-//! cluster addresses and the wasm path are substituted, and a test may merge changes into
-//! the filter's JSON configuration or put HTTP filters (say `jwt_authn`) in front of the
-//! audit filter, or between it and the router (to see what reaches the service). Everything else is the file users copy, so it cannot rot.
+//! The top-level `envoy.yaml` (the proxy-wasm host) or `envoy-native.yaml` (the dynamic
+//! module), rendered for a run on this machine: the listener, admin and cluster addresses
+//! and the wasm path are substituted, and a test may merge changes into the filter's JSON
+//! configuration or put HTTP filters (say `jwt_authn`) in front of the audit filter, or
+//! between it and the router (to see what reaches the service). Everything else is the file
+//! users copy, so it cannot rot.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,17 +22,24 @@ pub struct EnvoySubstitutions {
     pub upstream: SocketAddr,
     /// The collector (cluster `audit_collector`).
     pub collector: SocketAddr,
-    /// The built filter.
+    /// The built filter, for the proxy-wasm host (the native one is found through
+    /// `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`).
     pub wasm: PathBuf,
     /// Merged (JSON merge patch) into the filter's configuration, when given.
     pub filter_config_patch: Option<serde_json::Value>,
-    /// HTTP filters inserted, in order, just before `envoy.filters.http.wasm`.
+    /// HTTP filters inserted, in order, in front of the audit filter (say `jwt_authn`); for
+    /// the native module, which sees each request first, right after it.
     pub extra_http_filters: Vec<Value>,
     /// HTTP filters inserted, in order, after the audit filter (just before the router).
     pub http_filters_after_audit: Vec<Value>,
 }
 
-/// Renders `template` (the text of `envoy.yaml`) with `substitutions` applied.
+/// The audit filter's entry in `http_filters`, as each host's file names it.
+const WASM_FILTER: &str = "envoy.filters.http.wasm";
+const NATIVE_FILTER: &str = "envoy.filters.http.dynamic_modules";
+
+/// Renders `template` (the text of `envoy.yaml` or `envoy-native.yaml`) with
+/// `substitutions` applied.
 pub fn render_envoy_config(template: &str, substitutions: &EnvoySubstitutions) -> Result<String> {
     let mut root: Value = serde_yaml::from_str(template).context("envoy.yaml is not valid YAML")?;
 
@@ -51,16 +60,28 @@ pub fn render_envoy_config(template: &str, substitutions: &EnvoySubstitutions) -
     let chain = first(at(listener, &["filter_chains"])?, "filter chain")?;
     let manager = named(at(chain, &["filters"])?, "envoy.filters.network.http_connection_manager")?;
     let http_filters = at(manager, &["typed_config", "http_filters"])?;
-    insert_before(http_filters, "envoy.filters.http.wasm", &substitutions.extra_http_filters)?;
+    let audit_filter = audit_filter_name(http_filters)?;
+    if audit_filter == WASM_FILTER {
+        insert_before(http_filters, audit_filter, &substitutions.extra_http_filters)?;
+    } else {
+        // The native module must see each request first: it removes the claim headers a
+        // client sent before `jwt_authn` may set them (`identity.jwt.claimHeaders`).
+        insert_before(http_filters, "envoy.filters.http.router", &substitutions.extra_http_filters)?;
+    }
     insert_before(http_filters, "envoy.filters.http.router", &substitutions.http_filters_after_audit)?;
-    let wasm = named(http_filters, "envoy.filters.http.wasm")?;
-    let plugin = at(wasm, &["typed_config", "config"])?;
-    *at(plugin, &["vm_config", "code", "local", "filename"])? = Value::String(substitutions.wasm.display().to_string());
+    let filter = named(http_filters, audit_filter)?;
+    let value = if audit_filter == WASM_FILTER {
+        let plugin = at(filter, &["typed_config", "config"])?;
+        *at(plugin, &["vm_config", "code", "local", "filename"])? =
+            Value::String(substitutions.wasm.display().to_string());
+        at(plugin, &["configuration", "value"])?
+    } else {
+        at(filter, &["typed_config", "filter_config", "value"])?
+    };
     if let Some(patch) = &substitutions.filter_config_patch {
-        let value = at(plugin, &["configuration", "value"])?;
         let text = value.as_str().ok_or_else(|| anyhow!("the filter configuration value is not a string"))?;
         let mut config: serde_json::Value =
-            serde_json::from_str(text).context("the filter configuration in envoy.yaml is not JSON")?;
+            serde_json::from_str(text).context("the filter configuration in the Envoy file is not JSON")?;
         merge_patch(&mut config, patch);
         *value = Value::String(serde_json::to_string_pretty(&config)?);
     }
@@ -68,13 +89,15 @@ pub fn render_envoy_config(template: &str, substitutions: &EnvoySubstitutions) -
 }
 
 /// A rendered `envoy.yaml` with the audit filter's VM named `vm_id`: a change of
-/// `vm_config`, so Envoy starts new VMs for it (as it would for new wasm code).
+/// `vm_config`, so Envoy starts new VMs for it (as it would for new wasm code). The wasm
+/// host's only: the native module has no VM (an error names it).
 pub fn with_vm_id(rendered: &str, vm_id: &str) -> Result<String> {
     let mut root: Value = serde_yaml::from_str(rendered).context("the rendered envoy.yaml is not YAML")?;
     let listener = first(at(&mut root, &["static_resources", "listeners"])?, "listener")?;
     let chain = first(at(listener, &["filter_chains"])?, "filter chain")?;
     let manager = named(at(chain, &["filters"])?, "envoy.filters.network.http_connection_manager")?;
-    let wasm = named(at(manager, &["typed_config", "http_filters"])?, "envoy.filters.http.wasm")?;
+    let wasm = named(at(manager, &["typed_config", "http_filters"])?, WASM_FILTER)
+        .map_err(|_| anyhow!("no wasm audit filter: a vm_id is the wasm host's only (the native module has no VM)"))?;
     *at(wasm, &["typed_config", "config", "vm_config", "vm_id"])? = Value::String(vm_id.to_string());
     Ok(serde_yaml::to_string(&root)?)
 }
@@ -142,6 +165,18 @@ fn named<'a>(list: &'a mut Value, name: &str) -> Result<&'a mut Value> {
         .ok_or_else(|| anyhow!("envoy.yaml has no entry named `{name}`"))
 }
 
+/// Which host's audit filter the file has: the proxy-wasm filter or the dynamic module.
+fn audit_filter_name(http_filters: &Value) -> Result<&'static str> {
+    let names: Vec<&str> = http_filters
+        .as_sequence()
+        .map(|filters| filters.iter().filter_map(|filter| filter.get("name")?.as_str()).collect())
+        .unwrap_or_default();
+    [WASM_FILTER, NATIVE_FILTER]
+        .into_iter()
+        .find(|name| names.contains(name))
+        .ok_or_else(|| anyhow!("the Envoy file has no audit filter ({WASM_FILTER} or {NATIVE_FILTER})"))
+}
+
 fn insert_before(list: &mut Value, name: &str, items: &[Value]) -> Result<()> {
     let entries = list.as_sequence_mut().ok_or_else(|| anyhow!("envoy.yaml: `http_filters` is not a list"))?;
     let at = entries
@@ -160,7 +195,7 @@ fn set_socket_address(socket_address: &mut Value, address: SocketAddr) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::paths::envoy_yaml;
+    use crate::paths::{envoy_native_yaml, envoy_yaml};
 
     fn substitutions() -> EnvoySubstitutions {
         EnvoySubstitutions {
@@ -249,6 +284,54 @@ mod tests {
         let listener = &lds["resources"][0];
         assert_eq!(listener["@type"], "type.googleapis.com/envoy.config.listener.v3.Listener");
         assert_eq!(listener["name"], "audited_ingress");
+    }
+
+    /// The audit filter's entry of a rendered file, and the file without it.
+    fn split_audit_filter(rendered: &str) -> (Value, Value) {
+        let mut root: Value = serde_yaml::from_str(rendered).unwrap();
+        let filters = root["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+            ["http_filters"]
+            .as_sequence_mut()
+            .unwrap();
+        let audit = filters.remove(0);
+        (audit, root)
+    }
+
+    #[test]
+    fn the_native_file_is_the_wasm_file_with_the_module_in_the_filters_place_and_the_same_configuration() {
+        let wasm = render_envoy_config(&std::fs::read_to_string(envoy_yaml()).unwrap(), &substitutions()).unwrap();
+        let native =
+            render_envoy_config(&std::fs::read_to_string(envoy_native_yaml()).unwrap(), &substitutions()).unwrap();
+        let (wasm_filter, wasm_rest) = split_audit_filter(&wasm);
+        let (native_filter, native_rest) = split_audit_filter(&native);
+        assert_eq!(native_rest, wasm_rest, "listener, routes, clusters and admin are the same in both files");
+        assert_eq!(wasm_filter["name"], WASM_FILTER);
+        assert_eq!(native_filter["name"], NATIVE_FILTER);
+        let json = |value: &Value| -> serde_json::Value { serde_json::from_str(value.as_str().unwrap()).unwrap() };
+        assert_eq!(
+            json(&native_filter["typed_config"]["filter_config"]["value"]),
+            json(&wasm_filter["typed_config"]["config"]["configuration"]["value"]),
+            "one filter configuration, patched alike"
+        );
+        assert!(native.contains("\"maxEvents\": 7"), "the patch reached the module's configuration:\n{native}");
+        assert_eq!(native_filter["typed_config"]["dynamic_module_config"]["name"], "audit_filter_native");
+    }
+
+    #[test]
+    fn the_native_module_sees_the_request_before_the_other_filters() {
+        let template = std::fs::read_to_string(envoy_native_yaml()).unwrap();
+        let before = vec![serde_yaml::from_str("{name: first.filter}").unwrap()];
+        let after = vec![serde_yaml::from_str("{name: after.filter}").unwrap()];
+        let rendered = render_envoy_config(
+            &template,
+            &EnvoySubstitutions { extra_http_filters: before, http_filters_after_audit: after, ..substitutions() },
+        )
+        .unwrap();
+        assert_eq!(
+            http_filter_names(&rendered),
+            [NATIVE_FILTER, "first.filter", "after.filter", "envoy.filters.http.router"],
+            "the module first, then jwt_authn and the like, then what sees the request as the service will"
+        );
     }
 
     #[test]

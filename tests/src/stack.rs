@@ -14,7 +14,7 @@ use anyhow::{anyhow, Context, Result};
 
 use crate::client;
 use crate::envoy_config::{listener_from_file, render_envoy_config, with_vm_id, EnvoySubstitutions};
-use crate::filter_host::{with_native_filter, FilterHost};
+use crate::filter_host::FilterHost;
 use crate::paths;
 use crate::process::{tail, ManagedProcess};
 
@@ -164,7 +164,7 @@ impl AuditStack {
         format!("http://{}", self.collector_address)
     }
 
-    /// The build of the filter this stack's Envoy loads.
+    /// Which build of the filter this stack's Envoy loads.
     pub fn filter_host(&self) -> FilterHost {
         self.options.filter_host
     }
@@ -382,7 +382,8 @@ pub fn start_envoy_with_collectors(
 /// `envoy.yaml` rendered for this stack.
 fn render_envoy(options: &StackOptions, upstream: SocketAddr, collectors: &[SocketAddr]) -> Result<String> {
     let (&collector, more) = collectors.split_first().ok_or_else(|| anyhow!("Envoy needs at least one collector"))?;
-    let template = std::fs::read_to_string(paths::envoy_yaml()).context("reading envoy.yaml")?;
+    let file = options.filter_host.envoy_file();
+    let template = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
     let rendered = render_envoy_config(
         &template,
         &EnvoySubstitutions {
@@ -397,13 +398,9 @@ fn render_envoy(options: &StackOptions, upstream: SocketAddr, collectors: &[Sock
         },
     )?;
     let rendered = if more.is_empty() { rendered } else { with_more_collector_endpoints(&rendered, more)? };
-    let rendered = match &options.filter_vm_id {
-        Some(vm_id) => with_vm_id(&rendered, vm_id)?,
-        None => rendered,
-    };
-    match options.filter_host {
-        FilterHost::Wasm => Ok(rendered),
-        FilterHost::Native => with_native_filter(&rendered),
+    match &options.filter_vm_id {
+        Some(vm_id) => with_vm_id(&rendered, vm_id),
+        None => Ok(rendered),
     }
 }
 

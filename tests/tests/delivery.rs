@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use audit_e2e::client::{agent, read_page, send, wait_for_trail, walk_trail};
-use audit_e2e::filter_host::FilterHost;
 use audit_e2e::{AuditStack, StackOptions};
 use audit_event::{AuditEvent, DELIVERY_GAP_TYPE};
 use serde_json::json;
@@ -264,14 +263,11 @@ fn an_outage_longer_than_the_buffer_is_counted_and_recorded_as_gaps() {
     assert_eq!(lost, dropped, "the gap records' lostEvents add up to Envoy's dropped counter");
     assert_eq!(stored as u64 + lost, REQUESTS as u64, "events stored + lost = requests sent");
     assert_eq!(filter_stat(&stack, "gap_records"), gap_records as u64, "gap_records counts the records stored");
-    // Prometheus drops Envoy's `wasmcustom.` prefix: the names are `audit_sidecar_<name>`;
-    // the native module's keep theirs (`dynamicmodulescustom_audit_sidecar_<name>`).
+    // Prometheus drops Envoy's `wasmcustom.` prefix: the names are `audit_sidecar_<name>`
+    // (`envoy_dynamicmodulescustom_audit_sidecar_<name>` for the native module).
     let prometheus =
         send("GET", &format!("{}/stats/prometheus", stack.admin_url()), &[], None).expect("GET /stats/prometheus");
-    let prefix = match stack.filter_host() {
-        FilterHost::Wasm => "",
-        FilterHost::Native => "dynamicmodulescustom_",
-    };
+    let prefix = stack.filter_host().prometheus_prefix();
     for expected in [
         format!("{prefix}audit_sidecar_dropped{{}} {dropped}"),
         format!("{prefix}audit_sidecar_gap_records{{}} {gap_records}"),

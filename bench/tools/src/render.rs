@@ -6,8 +6,8 @@
 //! - `plain`: the wasm filter removed;
 //! - `access-log`: the wasm filter removed, Envoy's built-in JSON file access log added,
 //!   recording about what an audit event records;
-//! - `native`: the audit filter as the native Envoy dynamic module instead of the wasm
-//!   (`libaudit_filter_native.so`, same JSON configuration, same place in the chain);
+//! - `native`: `envoy-native.yaml` as is, the audit filter as the native Envoy dynamic
+//!   module (`libaudit_filter_native.so`, the same JSON configuration);
 //! - `stage-<stage>`: `audit` with the VM's `AUDIT_BENCH_STAGE` set, for the filter's
 //!   ablation build (feature `cost-stages`), which stops each request after that stage
 //!   (`callbacks`, `request-headers`, `host-reads`, `capture`, `json`).
@@ -49,7 +49,11 @@ const ACCESS_LOG: &str = r#"
 
 pub fn run(flags: &Flags) -> Result<String> {
     let variant = flags.text("variant")?;
-    let template = std::fs::read_to_string(audit_e2e::paths::envoy_yaml())?;
+    let file = match variant {
+        "native" => audit_e2e::paths::envoy_native_yaml(),
+        _ => audit_e2e::paths::envoy_yaml(),
+    };
+    let template = std::fs::read_to_string(file)?;
     let substitutions = EnvoySubstitutions {
         listen: flags.number("listen")?,
         admin: flags.number("admin")?,
@@ -68,8 +72,7 @@ pub fn run(flags: &Flags) -> Result<String> {
         return Ok(serde_yaml::to_string(&root)?);
     }
     match variant {
-        "audit" | "noop" => {}
-        "native" => return audit_e2e::filter_host::with_native_filter(&serde_yaml::to_string(&root)?),
+        "audit" | "noop" | "native" => {}
         "plain" => remove_wasm_filter(&mut root)?,
         "access-log" => {
             remove_wasm_filter(&mut root)?;

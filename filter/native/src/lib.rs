@@ -43,3 +43,5 @@ pub mod worker_slot;
 
 #[cfg(test)]
 mod fake_envoy;
+#[cfg(test)]
+mod golden;

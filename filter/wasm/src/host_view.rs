@@ -11,6 +11,7 @@ use proxy_wasm::types::{MapType, Status};
 
 use audit_filter_core::request::header_map::parse_header_map;
 use audit_filter_core::request::host::{RequestHeaders, RequestView};
+use audit_filter_core::request::untrusted_headers::as_arrived;
 
 /// The request of the HTTP context that is currently active.
 pub struct HostRequest<'a> {
@@ -24,11 +25,7 @@ impl RequestView for HostRequest<'_> {
     fn request_headers(&self) -> RequestHeaders {
         // A map Envoy could not give, or one that is not well formed (never seen), is read
         // as no headers: the event is still captured, with the defaults of a bare request.
-        let mut headers = parse_header_map(request_header_map()).unwrap_or_default();
-        for (name, value) in self.stripped_headers {
-            headers.push(name, value);
-        }
-        headers
+        as_arrived(parse_header_map(request_header_map()).unwrap_or_default(), self.stripped_headers)
     }
 
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {

@@ -1,16 +1,22 @@
 //! `make demo`: the whole stack in the foreground on 127.0.0.1:$LISTEN_PORT (default 10000;
-//! 0 lets the OS pick), with the trail in `.data/demo/` (or `$DEMO_DATA_DIR`), until Ctrl-C
+//! 0 lets the OS pick), with the wasm filter (`envoy.yaml`) or, with AUDIT_FILTER_HOST=native,
+//! the native module (`envoy-native.yaml`), with the trail in `.data/demo/` (or `$DEMO_DATA_DIR`), until Ctrl-C
 //! or SIGTERM; then Envoy is drained (`audit-collector envoy-drain`) and everything it
 //! started stops. The folder is kept, so a run continues the
-//! trail of the runs before it.
+//! trail of the runs before it. It runs from its repository: `AUDIT_REPO_ROOT` (which
+//! `make demo` sets to the Makefile's directory) or the current directory, which must be the
+//! checkout it was built in; anything else is refused with what to do.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use audit_e2e::filter_host::FilterHost;
 use audit_e2e::{paths, AuditStack, StackOptions};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 fn main() -> Result<()> {
+    // Refuses to run from anywhere but the checkout it names (see `demo_repo_root`).
+    paths::demo_repo_root()?;
     let listen_port = match std::env::var("LISTEN_PORT") {
         Ok(port) => port.parse().with_context(|| format!("LISTEN_PORT={port:?} is not a port number (1-65535)"))?,
         Err(_) => 10000,
@@ -33,6 +39,7 @@ fn main() -> Result<()> {
     println!(
         r#"
 audit-sidecar demo: Envoy with the audit filter at {url}, in front of a Pact Broker stand-in.
+The filter: {host} (AUDIT_FILTER_HOST=wasm|native picks it).
 Trail database and logs: {data}
 
 The trail viewer: {url}/audit/ui/   (read token: {token})
@@ -48,6 +55,10 @@ Try:
 Events reach /audit within about a second (the filter sends them in batches).
 Envoy admin: {admin}/stats?filter=audit   Ctrl-C stops everything.
 "#,
+        host = match stack.filter_host() {
+            FilterHost::Wasm => "the proxy-wasm build, with envoy.yaml",
+            FilterHost::Native => "the native dynamic module, with envoy-native.yaml",
+        },
         data = data_dir.display(),
         token = read_token,
         admin = stack.admin_url(),

@@ -17,8 +17,8 @@
 
 pub mod bounds;
 pub mod capture;
-#[cfg(test)]
-mod capture_golden;
+#[cfg(any(test, feature = "golden"))]
+pub mod capture_golden;
 pub mod client_ip;
 #[cfg(any(test, feature = "cost-stages"))]
 pub mod cost_stage;

@@ -79,6 +79,16 @@ pub fn untrusted_identity_headers<'c>(
     Stripping { peer_address: Some(peer_address), remove, stripped }
 }
 
+/// The request headers as they arrived: what the host gives at the end of the stream, plus
+/// the identity headers removed before it went on (every host's capture reads these, so the
+/// event records the attempt).
+pub fn as_arrived(mut headers: RequestHeaders, stripped: &[(String, String)]) -> RequestHeaders {
+    for (name, value) in stripped {
+        headers.push(name, value);
+    }
+    headers
+}
+
 /// The fake request, answering as Envoy would: tests and fuzz targets decide with it.
 #[cfg(any(test, feature = "fuzzing"))]
 impl ArrivingRequest for crate::request::host::FakeRequest {
