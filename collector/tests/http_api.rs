@@ -224,10 +224,42 @@ async fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
     assert!(reply.problem_detail().contains("/nothing-here"));
     let reply = collector.send("DELETE", "/audit", &[("authorization", &bearer(READ_TOKEN))], None).await;
     assert_eq!(reply.status, 405);
-    assert_eq!(reply.header("allow"), Some("GET"));
+    assert_eq!(reply.header("allow"), Some("GET, HEAD"));
     let reply = collector.send("GET", "/v1/events", &[], None).await;
     assert_eq!(reply.status, 405);
     assert_eq!(reply.header("allow"), Some("POST"));
+}
+
+#[tokio::test]
+async fn head_is_answered_wherever_get_is_with_the_same_status_and_headers_and_no_body() {
+    let collector = Collector::start().await;
+    assert_eq!(collector.ingest(&events(0..3)).await.status, 200);
+    let read = bearer(READ_TOKEN);
+    let with_token: &[(&str, &str)] = &[("authorization", &read)];
+    for (path, headers) in [
+        ("/audit?pageSize=2", with_token),
+        ("/audit/activity", with_token),
+        ("/audit/checkpoints", with_token),
+        ("/audit/public-key", &[][..]),
+        ("/audit/openapi.json", &[][..]),
+        ("/audit/ui/", &[][..]),
+        ("/audit/ui/app.js", &[][..]),
+        ("/healthz", &[][..]),
+        ("/audit", &[][..]),
+        ("/nothing-here", &[][..]),
+    ] {
+        let get = collector.send("GET", path, headers, None).await;
+        let head = collector.send("HEAD", path, headers, None).await;
+        assert_eq!(head.status, get.status, "HEAD {path}");
+        for name in ["content-type", "content-length", "content-security-policy", "www-authenticate"] {
+            assert_eq!(head.header(name), get.header(name), "HEAD {path}: {name}");
+        }
+        assert!(head.body.is_empty(), "HEAD {path} has a body: {:?}", head.text());
+        assert!(!get.body.is_empty() || get.status == 204, "GET {path} has one");
+    }
+    assert_eq!(collector.send("HEAD", "/metrics", &[], None).await.status, 200);
+    let reply = collector.send("HEAD", "/v1/events", &[], None).await;
+    assert_eq!((reply.status, reply.header("allow")), (405, Some("POST")), "ingest is POST only");
 }
 
 #[tokio::test]

@@ -5,9 +5,43 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-/// The repository root (the workspace that holds `envoy.yaml`).
+/// The repository root (the workspace that holds `envoy.yaml`): `AUDIT_REPO_ROOT` when set
+/// (`make demo` passes the Makefile's directory), else the checkout this was compiled in.
 pub fn repo_root() -> PathBuf {
+    std::env::var_os(REPO_ROOT_VAR).map(PathBuf::from).unwrap_or_else(compiled_repo_root)
+}
+
+/// The variable that names the repository root.
+pub const REPO_ROOT_VAR: &str = "AUDIT_REPO_ROOT";
+
+/// The checkout this crate was compiled in.
+pub fn compiled_repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".."))
+}
+
+/// The repository the demo runs from: `AUDIT_REPO_ROOT`, or the current directory; it must
+/// hold `envoy.yaml` and `tests/pacts`, and without `AUDIT_REPO_ROOT` it must be the checkout
+/// this binary was built in (a copied or moved checkout would otherwise silently run the
+/// original's binaries, configuration and data).
+pub fn demo_repo_root() -> Result<PathBuf> {
+    let (root, named) = match std::env::var_os(REPO_ROOT_VAR) {
+        Some(root) => (PathBuf::from(root), true),
+        None => (std::env::current_dir()?, false),
+    };
+    let how = "run `make demo` from the checkout you mean (it passes AUDIT_REPO_ROOT), or set AUDIT_REPO_ROOT to it";
+    if !root.join("envoy.yaml").is_file() || !root.join("tests/pacts").is_dir() {
+        bail!("{} is not an audit-sidecar checkout (no envoy.yaml or tests/pacts there): {how}", root.display());
+    }
+    let built_in = compiled_repo_root();
+    let same = |a: &PathBuf, b: &PathBuf| a.canonicalize().ok().zip(b.canonicalize().ok()).is_some_and(|(a, b)| a == b);
+    if !named && !same(&root, &built_in) {
+        bail!(
+            "this audit-demo was built in {} but runs in {}: it would use that checkout's binaries, envoy.yaml and data; {how}",
+            built_in.display(),
+            root.display()
+        );
+    }
+    Ok(root)
 }
 
 fn existing(env_var: &str, default: PathBuf, how_to_get_it: &str) -> Result<PathBuf> {

@@ -27,6 +27,7 @@ struct Demo {
 impl Demo {
     fn start(data_dir: &Path) -> Demo {
         let mut child = Command::new(env!("CARGO_BIN_EXE_audit-demo"))
+            .current_dir(audit_e2e::paths::repo_root())
             .env("LISTEN_PORT", "0")
             .env("DEMO_DATA_DIR", data_dir)
             .env("AUDIT_TOKEN", READ_TOKEN)
@@ -125,4 +126,29 @@ fn the_demo_runs_twice_in_one_folder_with_the_broker_behind_envoy_both_times_eve
             demo.stop();
         }
     }
+}
+
+#[test]
+fn the_demo_refuses_to_run_from_a_directory_that_is_not_its_checkout() {
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let refused = |command: &mut Command| {
+        let output = command.env("LISTEN_PORT", "0").output().expect("runs");
+        assert!(!output.status.success(), "it ran");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let demo = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_audit-demo"));
+        command.env_remove("AUDIT_REPO_ROOT");
+        command
+    };
+    let err = refused(demo().current_dir(elsewhere.path()));
+    assert!(err.contains("is not an audit-sidecar checkout") && err.contains("make demo"), "{err}");
+    let err = refused(demo().current_dir(audit_e2e::paths::repo_root()).env("AUDIT_REPO_ROOT", elsewhere.path()));
+    assert!(err.contains("is not an audit-sidecar checkout"), "{err}");
+    // A copy of the checkout (what the demo needs to find there), run without naming it.
+    let copy = elsewhere.path().join("copy");
+    std::fs::create_dir_all(copy.join("tests/pacts")).expect("mkdir");
+    std::fs::copy(audit_e2e::paths::repo_root().join("envoy.yaml"), copy.join("envoy.yaml")).expect("copy");
+    let err = refused(demo().current_dir(&copy));
+    assert!(err.contains("was built in") && err.contains("AUDIT_REPO_ROOT"), "{err}");
 }

@@ -66,7 +66,10 @@ pub async fn route(request: Request<Incoming>, shared: Arc<Shared>) -> HttpRespo
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let started = Instant::now();
-    let outcome = match (path.as_str(), &method) {
+    // HEAD is answered wherever GET is, with GET's status and headers; hyper sends no body
+    // for a HEAD request but keeps the Content-Length of the body it would have sent.
+    let routed = if method == Method::HEAD { Method::GET } else { method.clone() };
+    let outcome = match (path.as_str(), &routed) {
         (INGEST_PATH, &Method::POST) => ingest::handle(request, &shared).await,
         (AUDIT_PATH, &Method::GET) => audit::handle(&request, &shared).await,
         (ACTIVITY_PATH, &Method::GET) => activity::handle(&request, &shared).await,
@@ -81,10 +84,10 @@ pub async fn route(request: Request<Incoming>, shared: Arc<Shared>) -> HttpRespo
         }
         (path, &Method::GET) if ui::is_ui_path(path) => ui::handle(path),
         (CHECKPOINTS_PATH, _) => {
-            Err(ApiError::MethodNotAllowed { path: path.clone(), method: method.to_string(), allow: "GET, POST" })
+            Err(ApiError::MethodNotAllowed { path: path.clone(), method: method.to_string(), allow: "GET, HEAD, POST" })
         }
         (AUDIT_PATH | ACTIVITY_PATH | OPENAPI_PATH | HEALTH_PATH | METRICS_PATH | PUBLIC_KEY_PATH, _) => {
-            Err(ApiError::MethodNotAllowed { path: path.clone(), method: method.to_string(), allow: "GET" })
+            Err(ApiError::MethodNotAllowed { path: path.clone(), method: method.to_string(), allow: "GET, HEAD" })
         }
         _ => Err(ApiError::NotFound { path: path.clone() }),
     };

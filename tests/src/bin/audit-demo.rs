@@ -3,7 +3,9 @@
 //! the native module (`envoy-native.yaml`), with the trail in `.data/demo/` (or `$DEMO_DATA_DIR`), until Ctrl-C
 //! or SIGTERM; then Envoy is drained (`audit-collector envoy-drain`) and everything it
 //! started stops. The folder is kept, so a run continues the
-//! trail of the runs before it.
+//! trail of the runs before it. It runs from its repository: `AUDIT_REPO_ROOT` (which
+//! `make demo` sets to the Makefile's directory) or the current directory, which must be the
+//! checkout it was built in; anything else is refused with what to do.
 
 use std::time::Duration;
 
@@ -13,6 +15,8 @@ use audit_e2e::{paths, AuditStack, StackOptions};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 fn main() -> Result<()> {
+    // Refuses to run from anywhere but the checkout it names (see `demo_repo_root`).
+    paths::demo_repo_root()?;
     let listen_port = match std::env::var("LISTEN_PORT") {
         Ok(port) => port.parse().with_context(|| format!("LISTEN_PORT={port:?} is not a port number (1-65535)"))?,
         Err(_) => 10000,
