@@ -62,6 +62,13 @@ setup-postgres:
 	  apt-get -o DPkg::Lock::Timeout=600 update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq postgresql openssl >/dev/null; }
 
+## The instruction budgets (tests/instructions/) count with valgrind's callgrind.
+.PHONY: setup-valgrind
+setup-valgrind:
+	@command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null || { \
+	  apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq valgrind >/dev/null; }
+
 ## The end-to-end tests of what the filter does run twice: against the wasm filter
 ## (envoy.yaml), then the native module (envoy-native.yaml, AUDIT_FILTER_HOST=native). The
 ## collector's own (audit_api, postgres_replicas, viewer) and native_host (which runs both
@@ -71,9 +78,11 @@ setup-postgres:
 NATIVE_E2E := --test trail --test broker_clients --test identity --test redaction --test delivery \
   --test completeness --test deployment_files --test demo
 
-test: build setup-compose setup-postgres setup-browser
+test: build setup-compose setup-postgres setup-browser setup-valgrind
 	node --test collector/ui/tests/
 	cargo test --workspace --exclude audit-e2e
+	python3 -m unittest discover -s tests/instructions
+	python3 tests/instructions/check.py
 	cargo test -p audit-e2e
 	AUDIT_FILTER_HOST=native cargo test -p audit-e2e $(NATIVE_E2E)
 	bash tests/schemathesis.sh

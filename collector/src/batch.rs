@@ -9,7 +9,7 @@ use audit_event::sender::COLLECTOR_RECORD_TYPES;
 use audit_event::timestamp::parse_rfc3339_millis;
 use audit_event::{AuditEvent, IngestBatch, SenderReport, DELIVERY_GAP_TYPE};
 
-use crate::chain::canonical::canonical_json;
+use crate::chain::canonical_typed::canonical_of;
 use crate::completeness::accounting::SenderActivity;
 use crate::completeness::ledger::PendingRange;
 use crate::store::NewEvent;
@@ -150,8 +150,7 @@ fn to_row(index: usize, event: &AuditEvent) -> Result<NewEvent, BatchError> {
     // The bytes the chain link hashes, from the typed event rather than by parsing the body
     // again: the same JSON value, since the body is this event serialized (pinned by
     // `tests::the_canonical_form_is_that_of_the_stored_body`).
-    let value = serde_json::to_value(event).map_err(|error| BatchError::Malformed(error.to_string()))?;
-    row.canonical = canonical_json(&value);
+    row.canonical = canonical_of(event).map_err(|error| BatchError::Malformed(error.to_string()))?;
     Ok(row)
 }
 

@@ -38,6 +38,8 @@ pub struct Gauges {
     pub database_size_bytes: u64,
     /// Commands waiting for the writer thread.
     pub write_queue_depth: usize,
+    /// PostgreSQL only: a live sealer holds the lease; the oldest unsealed event's wait (ms).
+    pub sealing: Option<(bool, i64)>,
 }
 
 impl Metrics {
@@ -123,6 +125,18 @@ impl Metrics {
             "Commands waiting for the database writer.",
             as_u64(gauges.write_queue_depth),
         );
+        if let Some((lease_live, oldest_unsealed_ms)) = gauges.sealing {
+            gauge(
+                &mut out,
+                "audit_sealer_lease_live",
+                "1 while a replica holds the sealer lease and renews it (PostgreSQL), else 0.",
+                u64::from(lease_live),
+            );
+            let name = "audit_unsealed_oldest_seconds";
+            let help = "How long the oldest acknowledged, not yet sealed event has waited (PostgreSQL).";
+            let seconds = oldest_unsealed_ms as f64 / 1000.0;
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {seconds}");
+        }
         out
     }
 }
@@ -142,7 +156,8 @@ mod tests {
         metrics.count_rejected("bad-request");
         metrics.count_rejected("bad-request");
         metrics.observe_latency("audit", Duration::from_millis(3));
-        let text = metrics.render(Gauges { purged_events: 5, database_size_bytes: 4096, write_queue_depth: 2 });
+        let text =
+            metrics.render(Gauges { purged_events: 5, database_size_bytes: 4096, write_queue_depth: 2, sealing: None });
         for line in [
             "audit_events_ingested_total 3",
             "audit_events_duplicate_total 1",
@@ -155,6 +170,12 @@ mod tests {
             "audit_database_size_bytes 4096",
             "audit_write_queue_depth 2",
         ] {
+            assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
+        }
+        assert!(!text.contains("audit_sealer"), "no sealer gauges where nothing is sealed later (SQLite)");
+        let sealing = Gauges { sealing: Some((false, 31_500)), ..Gauges::default() };
+        let text = metrics.render(sealing);
+        for line in ["audit_sealer_lease_live 0", "audit_unsealed_oldest_seconds 31.5"] {
             assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
         }
     }

@@ -16,6 +16,7 @@
 //! - [`timestamp`]: RFC 3339 with milliseconds and an offset, formatted without a clock.
 //! - [`trust`]: what an event says about its own inputs: untrusted identity claims, cut
 //!   fields, alerts.
+//! - `sample` (feature `sample`): realistic events for the measurements, never shipped.
 
 pub mod activity;
 pub mod chain;
@@ -23,6 +24,8 @@ pub mod event;
 pub mod event_uuid;
 pub mod ingest;
 pub mod page;
+#[cfg(feature = "sample")]
+pub mod sample;
 pub mod sender;
 pub mod timestamp;
 pub mod trust;

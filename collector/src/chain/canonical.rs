@@ -52,7 +52,7 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
 
 /// RFC 8785's key order: by UTF-16 code units. For ASCII (every key of an audit event)
 /// that is plain byte order, without transcoding each key at each comparison.
-fn utf16_order(a: &str, b: &str) -> std::cmp::Ordering {
+pub(super) fn utf16_order(a: &str, b: &str) -> std::cmp::Ordering {
     if a.is_ascii() && b.is_ascii() {
         a.cmp(b)
     } else {
@@ -60,7 +60,7 @@ fn utf16_order(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-fn write_string(out: &mut Vec<u8>, text: &str) {
+pub(super) fn write_string(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
     // Runs of bytes that need no escape are copied whole: every byte of a multi-byte UTF-8
     // character is >= 0x80, so only ASCII `"`, `\` and controls ever need one.
@@ -89,8 +89,13 @@ fn write_number(out: &mut Vec<u8>, number: &Number) {
     } else if let Some(integer) = number.as_u64() {
         out.extend_from_slice(integer.to_string().as_bytes());
     } else if let Some(float) = number.as_f64() {
-        out.extend_from_slice(ecmascript_number(float).as_bytes());
+        write_float(out, float);
     }
+}
+
+/// A finite double as ECMAScript prints it.
+pub(super) fn write_float(out: &mut Vec<u8>, value: f64) {
+    out.extend_from_slice(ecmascript_number(value).as_bytes());
 }
 
 /// ECMAScript's `Number.prototype.toString()` for a finite double (JSON has no others):

@@ -16,6 +16,7 @@ pub async fn handle(shared: &Shared) -> Result<HttpResponse, ApiError> {
         purged_events: store.purged_events,
         database_size_bytes: store.size_bytes,
         write_queue_depth: store.write_queue_depth,
+        sealing: store.sealing,
     };
     Ok(with_body(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", shared.metrics.render(gauges)))
 }

@@ -112,7 +112,9 @@ impl ApiError {
             }
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NothingToSign | ApiError::Store(StoreError::WrongSigningKey(_)) => StatusCode::CONFLICT,
-            ApiError::QueueFull | ApiError::ShuttingDown | ApiError::Store(StoreError::WriterStopped) => {
+            ApiError::QueueFull
+            | ApiError::ShuttingDown
+            | ApiError::Store(StoreError::WriterStopped | StoreError::SealingStalled(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Store(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -137,6 +139,7 @@ impl ApiError {
             ApiError::Store(StoreError::WrongSigningKey(_)) => "wrong-signing-key",
             ApiError::ShuttingDown | ApiError::Store(StoreError::WriterStopped) => "shutting-down",
             ApiError::MissingHost => "missing-host",
+            ApiError::Store(StoreError::SealingStalled(_)) => "sealing-stalled",
             ApiError::Store(_) | ApiError::Internal(_) => "internal",
         }
     }
@@ -240,6 +243,17 @@ mod tests {
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let detail = body_of(response).await["detail"].to_string();
         assert!(!detail.contains("/secret/path"), "{detail}");
+    }
+
+    #[tokio::test]
+    async fn a_stalled_sealer_is_unavailable_and_says_why() {
+        let why = "no live sealer holds the lease: acknowledged events are not becoming readable".to_owned();
+        let response = ApiError::Store(StoreError::SealingStalled(why.clone())).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = body_of(response).await;
+        assert_eq!(body["type"], "urn:audit-sidecar:problem:sealing-stalled");
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(detail.ends_with(&why), "{detail}");
     }
 
     #[tokio::test]

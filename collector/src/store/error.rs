@@ -126,6 +126,9 @@ pub enum StoreError {
     /// the old key after a rotation handed over to a new one.
     #[error(transparent)]
     WrongSigningKey(#[from] crate::chain::checkpoint::WrongSigner),
+    /// The PostgreSQL trail is not being sealed (`postgres::sealer_health`): why.
+    #[error("{0}")]
+    SealingStalled(String),
     /// A blocking database task could not be joined.
     #[error("a database task failed: {0}")]
     Task(String),

@@ -33,6 +33,9 @@ pub struct StoreGauges {
     pub size_bytes: u64,
     /// Write commands waiting for the writer.
     pub write_queue_depth: usize,
+    /// Where events are sealed after their acknowledgement (PostgreSQL): whether a live
+    /// sealer holds the lease, and how long the oldest unsealed event has waited (ms).
+    pub sealing: Option<(bool, i64)>,
 }
 
 /// The trail's storage.
@@ -74,7 +77,8 @@ pub trait TrailStore: Send + Sync {
     /// The store's figures for `/metrics`.
     fn gauges(&self) -> StoreFuture<'_, StoreGauges>;
 
-    /// Succeeds when the store takes writes and answers a query.
+    /// Succeeds when the store takes writes and answers a query, and, where events are
+    /// sealed after their acknowledgement, when they are being sealed.
     fn health(&self) -> StoreFuture<'_, ()>;
 
     /// Stops taking work, commits (and proves with a checkpoint) what was acknowledged.

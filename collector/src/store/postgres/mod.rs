@@ -4,7 +4,8 @@
 //! time, the holder of the sealer lease, orders and chains ([`sealer`]); checkpoints and
 //! retention ([`chain`]) run on any replica under the chain head's row lock; sender
 //! accounting ([`senders`]) runs with each numbered batch on the replica that took it,
-//! and its periodic check on the lease holder. The schema is
+//! and its periodic check on the lease holder. Every replica's health includes the
+//! sealing's ([`sealer_health`]): a live lease holder and a queue that moves. The schema is
 //! `schema.sql` beside this file ([`schema`]); docs/postgres.md argues why no reader can
 //! skip or reorder a committed event.
 
@@ -19,6 +20,9 @@ pub mod page;
 mod replica_tests;
 pub mod schema;
 pub mod sealer;
+pub mod sealer_health;
+#[cfg(test)]
+mod sealer_health_tests;
 pub mod senders;
 #[cfg(test)]
 pub mod test_cluster;
@@ -30,6 +34,7 @@ pub mod unsequenced;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use audit_event::chain::Checkpoint;
 use audit_event::IngestReceipt;
@@ -37,13 +42,15 @@ use deadpool_postgres::Pool;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use self::sealer_health::SealerHealth;
+
 use super::activity_plan::{ActivityOutcome, BucketWidth};
 use super::new_event::NewEvent;
 use super::page::PageOutcome;
 use super::query::{EventFilters, TrailQuery};
 use super::tokens::ActiveToken;
 use super::trail_store::{StoreFuture, StoreGauges, TrailStore};
-use super::StoreError;
+use super::{now_millis, StoreError};
 use crate::chain::link::to_hex;
 use crate::chain::signing::TrailSigner;
 use crate::completeness::accounting::{SenderActivity, SenderPolicy};
@@ -56,6 +63,8 @@ pub struct PgStore {
     sealer: Mutex<Option<JoinHandle<()>>>,
     /// The epoch of the sealer lease while this replica holds it, else 0.
     sealing_epoch: Arc<AtomicI64>,
+    /// How long an acknowledged event may wait for its seal before this replica is unhealthy.
+    backlog_bound: Duration,
 }
 
 impl PgStore {
@@ -70,9 +79,36 @@ impl PgStore {
         let holder = format!("replica-{}", to_hex(&id));
         tracing::info!(replica = %holder, "PostgreSQL store ready; this replica competes for the sealer lease");
         let (stop_sealer, stop) = watch::channel(false);
-        let sealing_epoch = Arc::new(AtomicI64::new(0));
-        let sealer = tokio::spawn(sealer::run(pool.clone(), holder, stop, Arc::clone(&sealing_epoch)));
-        Ok(PgStore { pool, signer: signer.map(Arc::new), stop_sealer, sealer: Mutex::new(Some(sealer)), sealing_epoch })
+        // The first try at the lease before the store is used: a lone replica is healthy (a
+        // live sealer holds the lease) from its first answer on, not half a second later.
+        let epoch = sealer::take_lease(&pool, &holder).await?;
+        if let Some(taken) = epoch {
+            tracing::info!(epoch = taken, "this replica now seals the trail");
+        }
+        let sealing_epoch = Arc::new(AtomicI64::new(epoch.unwrap_or(0)));
+        let sealer = tokio::spawn(sealer::run(pool.clone(), holder, stop, Arc::clone(&sealing_epoch), epoch));
+        Ok(PgStore {
+            pool,
+            signer: signer.map(Arc::new),
+            stop_sealer,
+            sealer: Mutex::new(Some(sealer)),
+            sealing_epoch,
+            backlog_bound: sealer_health::BACKLOG_BOUND,
+        })
+    }
+
+    /// The same replica with another backlog bound (tests wait seconds, not half a minute).
+    #[cfg(test)]
+    pub fn with_backlog_bound(self, backlog_bound: Duration) -> PgStore {
+        PgStore { backlog_bound, ..self }
+    }
+
+    /// Ends this replica's sealer as a crash would: no last round, the lease not given up.
+    #[cfg(test)]
+    pub fn kill_sealer(&self) {
+        if let Some(sealer) = self.sealer.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            sealer.abort();
+        }
     }
 }
 
@@ -138,11 +174,13 @@ impl TrailStore for PgStore {
                     &[],
                 )
                 .await?;
+            let sealing = SealerHealth::read(&client, now_millis()).await?;
             Ok(StoreGauges {
-                purged_events: u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
-                size_bytes: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
+                purged_events: u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0),
+                size_bytes: u64::try_from(row.try_get::<_, i64>(1)?).unwrap_or(0),
                 // Ingest has no queue of its own here: requests wait for a pooled connection.
                 write_queue_depth: self.pool.status().waiting,
+                sealing: Some((sealing.lease_live, sealing.oldest_unsealed_ms)),
             })
         })
     }
@@ -152,8 +190,19 @@ impl TrailStore for PgStore {
             if *self.stop_sealer.borrow() {
                 return Err(StoreError::WriterStopped);
             }
-            self.pool.get().await?.query_one("SELECT 1", &[]).await?;
-            Ok(())
+            let client = self.pool.get().await?;
+            let sealing = SealerHealth::read(&client, now_millis()).await?;
+            match sealing.problem(self.backlog_bound) {
+                None => Ok(()),
+                Some(problem) => {
+                    tracing::warn!(
+                        lease_live = sealing.lease_live,
+                        oldest_unsealed_ms = sealing.oldest_unsealed_ms,
+                        "unhealthy: {problem}"
+                    );
+                    Err(StoreError::SealingStalled(problem))
+                }
+            }
         })
     }
 

@@ -138,6 +138,7 @@ impl TrailStore for SqliteStore {
                 purged_events,
                 size_bytes: self.size_bytes(),
                 write_queue_depth: self.writer.queue_depth(),
+                sealing: None,
             })
         })
     }

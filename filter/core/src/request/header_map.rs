@@ -249,8 +249,9 @@ pub(crate) mod tests {
 }
 
 /// Not a test: the instruction count of reading the bench request's header map, the SDK's
-/// way and this module's, for `valgrind --tool=callgrind` (as `capture_cost_probe`, with
-/// `HEADERS=sdk` or `HEADERS=buffer` and `ITER=0` / `ITER=1000`).
+/// way and this module's, for `valgrind --tool=callgrind` (`HEADERS=sdk` or `HEADERS=buffer`, with `ITER=0` and
+/// `ITER=1000`: the difference over 1000); the whole request path is budgeted by
+/// `filter/core/examples/request_cost.rs` (tests/instructions/).
 #[cfg(test)]
 mod cost_probe {
     use super::*;
