@@ -4,7 +4,8 @@ database whose indexes are set by hand to each state below, alternating, side by
 
     python3 bench/index_cost.py    # after `make bench` built the collector and the tools (~3 min)
 
-BENCH_INDEX_EVENTS (100000) per run, BENCH_INDEX_ROUNDS (6). Prints events/s per state and
+BENCH_INDEX_EVENTS (100000) per run, BENCH_INDEX_ROUNDS (6); BENCH_INDEX_STATES=user_name
+compares schema 14's user_name index with its absence instead. Prints events/s per state and
 each round's ratio to the state before the activity indexes; nothing is written to
 results.md (docs/viewer.md quotes it)."""
 import json
@@ -35,6 +36,13 @@ STATES = {
     "migration 11 (user indexes with type)": USER_INDEXES.format(", status, method, type", ", status, method, type"),
     "migration 12, shipped (user indexes without type)": "",
 }
+# BENCH_INDEX_STATES=user_name: what the `(user_name, seq)` index of schema 14 costs (its key
+# is generated from the body, so every insert also runs json_extract over the body).
+if os.environ.get("BENCH_INDEX_STATES") == "user_name":
+    STATES = {
+        "schema 13 (no user_name index)": "DROP INDEX events_by_user_name;",
+        "schema 14 (user_name index)": "",
+    }
 
 
 def collector_database(path):

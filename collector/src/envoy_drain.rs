@@ -38,7 +38,9 @@ pub struct EnvoyDrainArgs {
     pub intake_grace_secs: u64,
 
     /// Close only inbound listeners (`traffic_direction: INBOUND`), leaving outbound ones to
-    /// the application that is shutting down beside Envoy.
+    /// the application that is shutting down beside Envoy. A listener without a traffic
+    /// direction (as in the shipped envoy.yaml) is then not closed: Envoy 1.40 counts it as
+    /// neither.
     #[arg(long)]
     pub inbound_only: bool,
 

@@ -8,7 +8,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use audit_e2e::accounting::{self, lost_in, of_type, poll_until, stored_markers};
@@ -38,32 +38,48 @@ fn trail(stack: &AuditStack) -> Vec<AuditEvent> {
     accounting::trail(&stack.collector_url(), stack.read_token()).expect("reading the trail")
 }
 
-/// A proxy in front of the collector that answers the `swallow`-th batch carrying events
-/// with a 200 of its own (the batch never reaches the collector) and forwards everything
-/// else. Returns its address and how many events it swallowed.
-fn swallowing_proxy(collector: SocketAddr, swallow: usize) -> (SocketAddr, Arc<AtomicUsize>) {
+/// What a proxy in front of the collector does with each batch before forwarding it, given
+/// how many events it carries: true to answer it 200 itself (the batch never arrives).
+type Swallow = Arc<dyn Fn(usize) -> bool + Send + Sync>;
+
+/// A proxy in front of the collector that does `swallow` to each batch. Returns its address.
+fn proxy(collector: SocketAddr, swallow: Swallow) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
     let address = listener.local_addr().expect("its address");
-    let swallowed = Arc::new(AtomicUsize::new(0));
-    let batches = Arc::new(AtomicUsize::new(0));
-    let counter = swallowed.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let (swallowed, batches) = (counter.clone(), batches.clone());
+            let swallow = swallow.clone();
             std::thread::spawn(move || {
-                let _ = serve_connection(stream, collector, swallow, &swallowed, &batches);
+                let _ = serve_connection(stream, collector, &*swallow);
             });
         }
     });
+    address
+}
+
+/// A proxy that answers the `swallow`-th batch carrying events with a 200 of its own and
+/// forwards everything else. Returns its address and how many events it swallowed.
+fn swallowing_proxy(collector: SocketAddr, swallow: usize) -> (SocketAddr, Arc<AtomicUsize>) {
+    let swallowed = Arc::new(AtomicUsize::new(0));
+    let batches = AtomicUsize::new(0);
+    let counter = swallowed.clone();
+    let address = proxy(
+        collector,
+        Arc::new(move |events| {
+            let this_one = events > 0 && batches.fetch_add(1, Ordering::SeqCst) + 1 == swallow;
+            if this_one {
+                counter.store(events, Ordering::SeqCst);
+            }
+            this_one
+        }),
+    );
     (address, swallowed)
 }
 
 fn serve_connection(
     stream: TcpStream,
     collector: SocketAddr,
-    swallow: usize,
-    swallowed: &AtomicUsize,
-    batches: &AtomicUsize,
+    swallow: &(dyn Fn(usize) -> bool + Sync),
 ) -> std::io::Result<()> {
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
@@ -93,8 +109,7 @@ fn serve_connection(
             .ok()
             .and_then(|batch| batch["events"].as_array().map(Vec::len))
             .unwrap_or(0);
-        let (status, answer) = if events > 0 && batches.fetch_add(1, Ordering::SeqCst) + 1 == swallow {
-            swallowed.store(events, Ordering::SeqCst);
+        let (status, answer) = if swallow(events) {
             (200, format!("{{\"accepted\":{events},\"duplicates\":0}}"))
         } else {
             let authorization = header("authorization").unwrap_or_default();
@@ -158,4 +173,53 @@ fn a_batch_swallowed_between_filter_and_collector_is_recorded_by_the_collector()
         assert!(gap.sender.is_some() && gap.seqs.as_ref().is_some_and(|seqs| seqs.len() == 1), "{gap:?}");
     }
     assert_eq!(lost_in(&events, DELIVERY_GAP_TYPE), 0, "the filter knew of no loss");
+}
+
+#[test]
+fn a_new_worker_answers_no_request_before_the_collector_answered_its_announcement() {
+    let _serial = serial();
+    // Every call to the collector waits until the gate opens: the workers' announcements too.
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let waiting = gate.clone();
+    let wait_for_gate = move |_events: usize| {
+        let (open, opened) = &*waiting;
+        let guard = open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _ = opened.wait_timeout_while(guard, Duration::from_secs(60), |open| !*open);
+        false
+    };
+    let stack = AuditStack::start_through(
+        StackOptions {
+            filter_config_patch: Some(json!({"batch": {"flushIntervalMs": 200}, "collector": {"timeoutMs": 30000}})),
+            ..options()
+        },
+        |collector| Ok(proxy(collector, Arc::new(wait_for_gate))),
+    )
+    .expect("the stack starts");
+    let url = format!("{}/pacticipants", stack.envoy_url());
+    let answered = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..4)
+        .map(|n| {
+            let (url, answered) = (url.clone(), answered.clone());
+            std::thread::spawn(move || {
+                let reply = send("GET", &url, &[("user-agent", &format!("e2e-held-{n}"))], None);
+                answered.fetch_add(1, Ordering::SeqCst);
+                reply.map(|reply| reply.status)
+            })
+        })
+        .collect();
+    // Bounded: far less than the 30 s the workers would hold their requests at most.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(answered.load(Ordering::SeqCst), 0, "a request was answered before the collector knew its worker");
+    let (open, opened) = &*gate;
+    *open.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
+    opened.notify_all();
+    for client in clients {
+        assert_eq!(client.join().expect("the client").expect("an answer"), 200, "held, then answered");
+    }
+    let mut events = trail(&stack);
+    poll_until("the held requests in the trail", Duration::from_secs(30), || {
+        events = trail(&stack);
+        Ok(stored_markers(&events, "e2e-held-").len() == 4)
+    })
+    .expect("every held request is stored");
 }

@@ -33,11 +33,13 @@ pub struct MainThreadHost<'a> {
     pub answer_body: &'a str,
     /// Calls sent while this host was in use, for the caller to route their answers.
     pub dispatched: Vec<Dispatched>,
+    /// Whether the delivery said it is done (after `on_done`: drained, or out of time).
+    pub finished: bool,
 }
 
 impl<'a> MainThreadHost<'a> {
     pub fn new(config: ConfigHandle, slot: &'a WorkerSlot, answer_body: &'a str) -> Self {
-        MainThreadHost { config, slot, answer_body, dispatched: Vec::new() }
+        MainThreadHost { config, slot, answer_body, dispatched: Vec::new(), finished: false }
     }
 }
 

@@ -15,7 +15,8 @@
 //! - [`stream`]: one HTTP stream: strip untrusted identity headers and refuse (fail-closed)
 //!   at the request headers, capture at stream end; [`request_view`] is what capture reads.
 //! - [`delivery_host`]: the core's `DeliveryHost` on Envoy's main thread (callouts to the
-//!   collector cluster) and on a worker (local replies).
+//!   collector cluster) and on a worker (local replies); [`retired`]: the deliveries of
+//!   deleted configurations, adopted by a live one until they are drained.
 //!
 //! Delivery runs on Envoy's main thread: a thread of the module's own only ticks (it commits
 //! the configuration's scheduler), and each tick and each collector answer is handled in the
@@ -35,6 +36,7 @@ pub mod metrics;
 pub mod module_config;
 pub mod randomness;
 pub mod request_view;
+pub mod retired;
 pub mod stream;
 pub mod ticker;
 pub mod worker_slot;

@@ -21,16 +21,17 @@ use crate::delivery_host::{Dispatched, MainThreadHost};
 use crate::envoy::{self, CalloutAnswer, ConfigHandle};
 use crate::metrics::Metrics;
 use crate::randomness::{now_ms, random_event_id};
+use crate::retired;
 use crate::ticker::Ticker;
 use crate::worker_slot::WorkerSlot;
 
 /// Distinguishes configurations in the workers' thread-local caches.
 static NEXT_CONFIG_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Which worker's delivery a call in flight belongs to, and its token there.
-#[derive(Debug, Clone, Copy)]
+/// Which delivery a call in flight belongs to (a worker's of this configuration, or one
+/// adopted from a deleted configuration), and its token there.
 struct InFlight {
-    worker: usize,
+    slot: Arc<WorkerSlot>,
     token: u32,
 }
 
@@ -165,14 +166,30 @@ impl ModuleConfig {
             .collect()
     }
 
-    /// The delivery tick (main thread): each worker's delivery sends what is due.
+    /// The delivery tick (main thread): each worker's delivery sends what is due; and the
+    /// senders of deleted configurations this one adopted go on delivering through it.
     pub fn on_tick(&self) {
         let now = now_ms();
-        for (worker, slot) in self.slots() {
+        for (_, slot) in self.slots() {
             let mut host = MainThreadHost::new(self.handle, &slot, "");
-            delivering(|| slot.delivery().on_tick(&mut host, now));
-            self.note_in_flight(worker, host.dispatched);
+            // A worker's slot is made at its first request, on the worker; the main
+            // thread announces the sender (the core's `on_start`) at the next tick.
+            let announce = slot.take_announcement();
+            delivering(|| {
+                let delivery = slot.delivery();
+                if announce {
+                    delivery.on_start(&mut host, now);
+                }
+                delivery.on_tick(&mut host, now)
+            });
+            self.note_in_flight(&slot, host.dispatched);
         }
+        retired::tick(now, |slot, decide| {
+            let mut host = MainThreadHost::new(self.handle, slot, "");
+            delivering(|| decide(&mut host));
+            self.note_in_flight(slot, std::mem::take(&mut host.dispatched));
+            host.finished
+        });
         self.handle_early_answers();
         self.publish();
     }
@@ -180,47 +197,57 @@ impl ModuleConfig {
     /// The collector's answer to callout `callout_id` (main thread).
     pub fn on_answer(&self, callout_id: u64, answer: CalloutAnswer) {
         let waiting = locked(&self.in_flight).remove(&callout_id);
-        let Some(InFlight { worker, token }) = waiting else {
+        let Some(InFlight { slot, token }) = waiting else {
             // Sent just now and not noted yet: handled once it is.
             locked(&self.early_answers).push((callout_id, answer));
             return;
         };
-        let Some(slot) = locked(&self.workers).get(worker).cloned().flatten() else { return };
         if DELIVERING.get() {
             // Answered inside a callout made by a delivery decision still running on this
             // thread (its lock held): handled right after it.
-            locked(&self.in_flight).insert(callout_id, InFlight { worker, token });
+            locked(&self.in_flight).insert(callout_id, InFlight { slot, token });
             locked(&self.early_answers).push((callout_id, answer));
             return;
         }
         let mut host = MainThreadHost::new(self.handle, &slot, &answer.body_start);
         delivering(|| slot.delivery().on_answer(&mut host, token, answer.status, now_ms()));
-        self.note_in_flight(worker, host.dispatched);
+        if host.finished {
+            retired::forget(&slot);
+        }
+        self.note_in_flight(&slot, host.dispatched);
         self.publish();
     }
 
-    /// Envoy is deleting the configuration (main thread): stop ticking, and let each
-    /// worker's delivery send everything it holds (the core's `on_done`).
+    /// Envoy is deleting the configuration (main thread; after a configuration change, once
+    /// the old filter chain drained, or when Envoy exits). Its calls in flight die with it.
+    /// Each worker's delivery sends everything it holds through it (the core's `on_done`,
+    /// best effort), and is handed over ([`retired`]) to the next configuration that ticks,
+    /// which tells it those calls failed and delivers the rest until the outbox is drained.
     pub fn shut_down(&self) {
         if let Some(mut ticker) = locked(&self.ticker).take() {
             ticker.stop();
         }
         let now = now_ms();
-        for (worker, slot) in self.slots() {
+        let orphaned: Vec<InFlight> = locked(&self.in_flight).drain().map(|(_, waiting)| waiting).collect();
+        for (_, slot) in self.slots() {
             let mut host = MainThreadHost::new(self.handle, &slot, "");
             delivering(|| slot.delivery().on_done(&mut host, now));
-            self.note_in_flight(worker, host.dispatched);
+            let tokens = host.dispatched.iter().map(|sent| sent.token);
+            retired::hand_over(&slot, tokens.collect());
+        }
+        for InFlight { slot, token } in orphaned {
+            retired::hand_over(&slot, vec![token]);
         }
         self.publish();
     }
 
-    fn note_in_flight(&self, worker: usize, dispatched: Vec<Dispatched>) {
+    fn note_in_flight(&self, slot: &Arc<WorkerSlot>, dispatched: Vec<Dispatched>) {
         if dispatched.is_empty() {
             return;
         }
         let mut in_flight = locked(&self.in_flight);
         for Dispatched { callout_id, token } in dispatched {
-            in_flight.insert(callout_id, InFlight { worker, token });
+            in_flight.insert(callout_id, InFlight { slot: Arc::clone(slot), token });
         }
     }
 

@@ -3,6 +3,7 @@
 //! published. A worker thread captures into it; Envoy's main thread ticks it and hands it
 //! the collector's answers. Each lock is held for one decision, never across a wait.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use audit_filter_core::worker::delivery::{Delivery, Snapshot};
@@ -10,17 +11,40 @@ use audit_filter_core::worker::delivery::{Delivery, Snapshot};
 pub struct WorkerSlot {
     delivery: Mutex<Delivery>,
     snapshot: Mutex<Snapshot>,
+    /// The delivery said it is done, after its `on_done` (drained, or out of time).
+    finished: AtomicBool,
+    /// Whether the sender was announced to the collector (the core's `on_start`).
+    announced: AtomicBool,
 }
 
 impl WorkerSlot {
     pub fn new(delivery: Delivery) -> WorkerSlot {
-        WorkerSlot { delivery: Mutex::new(delivery), snapshot: Mutex::new(Snapshot::default()) }
+        WorkerSlot {
+            delivery: Mutex::new(delivery),
+            snapshot: Mutex::new(Snapshot::default()),
+            finished: AtomicBool::new(false),
+            announced: AtomicBool::new(false),
+        }
     }
 
     /// The delivery state. A hook that panicked while holding it (caught by the guard)
     /// leaves it as it was at the panic: still the best account of this worker's events.
     pub fn delivery(&self) -> MutexGuard<'_, Delivery> {
         self.delivery.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// True the first time only: the sender is to be announced now.
+    pub fn take_announcement(&self) -> bool {
+        !self.announced.swap(true, Ordering::Relaxed)
+    }
+
+    /// Noted once, whichever hook the delivery said it from.
+    pub fn set_finished(&self) {
+        self.finished.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Relaxed)
     }
 
     pub fn set_snapshot(&self, snapshot: Snapshot) {

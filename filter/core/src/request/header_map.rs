@@ -32,6 +32,12 @@ impl RequestHeaders {
         headers
     }
 
+    /// No headers yet, with room for `headers` of `text_bytes` bytes of names and values
+    /// (a host that copies the headers in one by one grows nothing).
+    pub fn with_capacity(text_bytes: usize, headers: usize) -> Self {
+        Self { text: String::with_capacity(text_bytes), spans: Vec::with_capacity(headers) }
+    }
+
     /// Headers over `text`, which holds every span (checked by the caller).
     fn from_parts(text: String, spans: Vec<(Span, Span)>) -> Self {
         Self { text, spans }

@@ -15,8 +15,7 @@
 //! sender's report (events captured so far). The sender announces itself when it starts
 //! ([`Delivery::on_start`]: a heartbeat from `on_configure`, before the worker can have
 //! answered a request), and the host holds the requests that reach it before the collector
-//! acknowledged that ([`Delivery::holds_for_announcement`], at most
-//! [`ANNOUNCEMENT_HOLD_MS`]), so the collector knows of every worker before it can hold an
+//! answered that ([`Delivery::holds_for_announcement`], at most `collector.timeoutMs`), so the collector knows of every worker before it can hold an
 //! answered request's event, and can record one that falls silent even if it never
 //! delivered anything. From then on, when nothing was sent for a flush interval, the tick
 //! sends a heartbeat: an empty batch with the report, answered like a batch (one call on the
@@ -57,10 +56,6 @@ const MAX_TICK_MS: u64 = 100;
 const MIN_TICK_MS: u64 = 10;
 /// How much of a refusing collector's answer goes into the log.
 pub const LOGGED_BODY_BYTES: usize = 256;
-/// How long a worker holds its first requests (before they reach the service) for the
-/// collector to acknowledge its announcement; after that they go on regardless (the
-/// collector may be down: availability first, as in fail-open).
-pub const ANNOUNCEMENT_HOLD_MS: u64 = 1000;
 /// How long a worker being shut down while Envoy runs on (its plugin removed or
 /// reconfigured) goes on delivering what it holds before it lets Envoy delete it.
 pub const SHUTDOWN_GRACE_MS: u64 = 30_000;
@@ -99,6 +94,9 @@ pub struct Delivery {
     /// Whether the collector has acknowledged a call of this sender (its announcement or
     /// any later one): from then on it knows the sender.
     known: Cell<bool>,
+    /// Whether any call of this sender was answered or failed: the announcement is settled,
+    /// acknowledged or not.
+    announcement_settled: Cell<bool>,
     /// When the host started shutting the worker down (`on_done`), if it did.
     stopping_since: Cell<Option<u64>>,
     /// Whether the host was told the worker is done.
@@ -124,6 +122,7 @@ impl Delivery {
             last_report_ms: Cell::new(None),
             started_ms: Cell::new(None),
             known: Cell::new(false),
+            announcement_settled: Cell::new(false),
             stopping_since: Cell::new(None),
             finished: Cell::new(false),
         }
@@ -156,12 +155,15 @@ impl Delivery {
     }
 
     /// Before a request goes on to the service: true while it should wait, because the
-    /// collector has not yet acknowledged this worker's announcement (at most
-    /// [`ANNOUNCEMENT_HOLD_MS`] after the start). So no request is answered by a worker the
-    /// collector does not know, unless the collector took longer than that to answer. The
+    /// collector has not yet answered this worker's announcement (at most
+    /// `collector.timeoutMs` after the start, as long as any call may wait for its answer).
+    /// So no request is answered by a worker the collector does not know, unless the
+    /// collector could not be reached or refused the announcement: then the requests go on
+    /// (availability first, as in fail-open; fail-closed refuses mutations by itself). The
     /// host pauses such a request and resumes it once [`Delivery::releases_held`] says so.
     pub fn holds_for_announcement(&self, now_ms: u64) -> bool {
-        !self.known.get() && self.started_ms.get().is_some_and(|started| now_ms < started + ANNOUNCEMENT_HOLD_MS)
+        let waiting = !self.known.get() && !self.announcement_settled.get();
+        waiting && self.started_ms.get().is_some_and(|started| now_ms < started + self.collector.timeout_ms)
     }
 
     /// After an answer or a tick: true when the requests held for the announcement may go on.
@@ -325,6 +327,7 @@ impl Delivery {
         if !self.outbox.try_borrow().is_ok_and(|outbox| outbox.awaits_answer(token)) {
             return;
         }
+        self.announcement_settled.set(true);
         match Answer::of_status(status) {
             Answer::Acknowledged => {
                 self.known.set(true);
@@ -455,6 +458,7 @@ impl Delivery {
     /// A failed attempt: the batch is kept and retried after a backoff. A configuration
     /// problem is logged as an error on every attempt, since only an operator can fix it.
     fn fail(&self, host: &mut impl DeliveryHost, reason: &str, is_configuration_problem: bool, now_ms: u64) {
+        self.announcement_settled.set(true);
         let random = host.random_u64();
         let Ok(mut outbox) = self.outbox.try_borrow_mut() else { return };
         let delay_ms = outbox.on_failure(now_ms, random);

@@ -486,20 +486,33 @@ fn shutting_down_while_the_collector_is_down_gives_up_after_the_grace_and_says_w
 }
 
 #[test]
-fn a_new_workers_requests_wait_for_its_announcement_to_be_acknowledged_or_for_the_hold_to_pass() {
-    let config = FilterConfig::from_json(br#"{"batch": {"flushIntervalMs": 100}}"#).expect("a valid configuration");
+fn a_new_workers_requests_wait_for_the_answer_to_its_announcement_at_most_a_call_timeout() {
+    let config = FilterConfig::from_json(br#"{"batch": {"flushIntervalMs": 100}, "collector": {"timeoutMs": 2000}}"#)
+        .expect("a valid configuration");
+    let started = || {
+        let (delivery, mut host) = (Delivery::new(&config, "t", SENDER.to_owned()), FakeHost::default());
+        delivery.on_start(&mut host, 1000);
+        (delivery, host)
+    };
     let (delivery, mut host) = (Delivery::new(&config, "t", SENDER.to_owned()), FakeHost::default());
     assert!(!delivery.holds_for_announcement(0), "a worker the host never started holds nothing");
     delivery.on_start(&mut host, 1000);
-    assert!(delivery.holds_for_announcement(1005), "announced, not acknowledged: wait");
+    assert!(delivery.holds_for_announcement(1005), "announced, no answer yet: wait");
     assert!(!delivery.releases_held(1005));
-    answer_last(&delivery, &mut host, Some(503), 1010);
-    assert!(delivery.holds_for_announcement(1010), "refused is not known");
-    assert!(delivery.releases_held(1000 + ANNOUNCEMENT_HOLD_MS), "the hold has passed: go on regardless");
-    assert!(!delivery.holds_for_announcement(1000 + ANNOUNCEMENT_HOLD_MS));
+    delivery.on_tick(&mut host, 2900);
+    assert!(delivery.holds_for_announcement(2999), "still within the call timeout");
+    assert!(delivery.releases_held(3000), "no answer within the call timeout: go on regardless");
 
-    let (delivery, mut host) = (Delivery::new(&config, "t", SENDER.to_owned()), FakeHost::default());
-    delivery.on_start(&mut host, 1000);
+    let (delivery, mut host) = started();
     answer_last(&delivery, &mut host, Some(200), 1004);
     assert!(delivery.releases_held(1004) && !delivery.holds_for_announcement(1004), "known: go on");
+
+    let (delivery, mut host) = started();
+    answer_last(&delivery, &mut host, None, 1004);
+    assert!(delivery.releases_held(1004), "the collector cannot be reached: availability first");
+
+    let (delivery, mut host) = (Delivery::new(&config, "t", SENDER.to_owned()), FakeHost::default());
+    host.dispatch_error = Some("BadArgument".into());
+    delivery.on_start(&mut host, 1000);
+    assert!(delivery.releases_held(1000), "an announcement that could not be sent holds nothing");
 }
