@@ -117,7 +117,8 @@ fn the_viewer_shows_filters_pages_follows_charts_and_verifies_the_trail_in_a_rea
     // The trail's order is the order events are stored, and each Envoy worker delivers its own
     // batches: the requests above are stored before any filler is sent, so the window's first
     // page (oldest first) holds them all.
-    wait_for_trail(&collector, &token, TRAIL_TIMEOUT, |events| events.len() >= expected).expect("the requests are stored");
+    wait_for_trail(&collector, &token, TRAIL_TIMEOUT, |events| events.len() >= expected)
+        .expect("the requests are stored");
     for _ in 0..FILLER_REQUESTS {
         send("GET", &format!("{url}/pacticipants"), &[("user-agent", "viewer-test filler")], None)
             .expect("the request is answered");
