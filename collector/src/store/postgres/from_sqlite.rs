@@ -83,7 +83,7 @@ pub async fn migrate(from: &Path, to: &str) -> Result<Migrated, MigrateError> {
     let mut client = pool.get().await.map_err(StoreError::from)?;
     let tx = client.transaction().await?;
     // Locking the head keeps a replica started by mistake from sealing into the copy.
-    let head: i64 = tx.query_one("SELECT seq FROM chain_head WHERE id = 1 FOR UPDATE", &[]).await?.get(0);
+    let head: i64 = tx.query_one("SELECT seq FROM chain_head WHERE id = 1 FOR UPDATE", &[]).await?.try_get(0)?;
     let held: i64 = tx
         .query_one(
             "SELECT (SELECT count(*) FROM trail_uuids) + (SELECT count(*) FROM checkpoints)
@@ -92,7 +92,7 @@ pub async fn migrate(from: &Path, to: &str) -> Result<Migrated, MigrateError> {
             &[],
         )
         .await?
-        .get(0);
+        .try_get(0)?;
     if head != 0 || held != 0 {
         return Err(MigrateError::TargetNotEmpty(format!(
             "head seq {head}, {held} rows of uuids, checkpoints, tokens, anchor or senders"

@@ -95,6 +95,6 @@ pub async fn insert_events(
             ],
         )
         .await?;
-    let stored: HashSet<&str> = stored.iter().map(|row| row.get::<_, &str>(0)).collect();
+    let stored: HashSet<&str> = stored.iter().map(|row| row.try_get::<_, &str>(0)).collect::<Result<_, _>>()?;
     Ok(events.iter().zip(first_of_uuid).map(|(event, first)| first && stored.contains(event.uuid.as_str())).collect())
 }
