@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use audit_e2e::client::{agent, read_page, send, wait_for_trail, walk_trail};
+use audit_e2e::filter_host::FilterHost;
 use audit_e2e::{AuditStack, StackOptions};
 use audit_event::{AuditEvent, DELIVERY_GAP_TYPE};
 use serde_json::json;
@@ -282,9 +283,15 @@ fn an_outage_longer_than_the_buffer_is_counted_and_recorded_as_gaps() {
     }
 }
 
-/// The filter's root contexts in Envoy with the stack's `--concurrency 2`: one per worker
-/// and one on the main thread.
-const ROOT_CONTEXTS: u64 = 3;
+/// The filter's senders in Envoy with the stack's `--concurrency 2`: the wasm filter's root
+/// contexts, one per worker and one on the main thread; the native module's workers (each
+/// from its first stream on; the requests below reach both).
+fn senders(stack: &AuditStack) -> u64 {
+    match stack.filter_host() {
+        FilterHost::Wasm => 3,
+        FilterHost::Native => 2,
+    }
+}
 
 #[test]
 fn fail_closed_refuses_mutations_while_the_collector_is_down_and_reads_go_on() {
@@ -311,7 +318,7 @@ fn fail_closed_refuses_mutations_while_the_collector_is_down_and_reads_go_on() {
     poll_until("every root context to see its delivery fail", Duration::from_secs(30), || {
         assert_eq!(get(&format!("e2e-closed-read-{reads}")).status, 200, "a GET while the collector is down");
         reads += 1;
-        filter_stat(&stack, "delivery_failing") == ROOT_CONTEXTS
+        filter_stat(&stack, "delivery_failing") == senders(&stack)
     });
 
     let upstream_before = upstream_requests(&stack);

@@ -68,9 +68,9 @@ async fn collect(
         values.iter().map(|value| value.as_ref() as &(dyn ToSql + Sync)).collect();
     for row in client.query(&sql, &parameters).await? {
         let (success, failed_login, forbidden, total): (i64, i64, i64, i64) =
-            (row.get(1), row.get(2), row.get(3), row.get(4));
+            (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?, row.try_get(4)?);
         let error = total - success - failed_login - forbidden;
-        buckets.entry(row.get(0)).or_default().add(OutcomeCounts { success, failed_login, forbidden, error });
+        buckets.entry(row.try_get(0)?).or_default().add(OutcomeCounts { success, failed_login, forbidden, error });
     }
     Ok(())
 }

@@ -30,16 +30,17 @@ pub async fn checkpoint(pool: &Pool, signer: &TrailSigner) -> Result<Option<Chec
 
 async fn locked_head(tx: &Transaction<'_>) -> Result<(i64, Digest), StoreError> {
     let row = tx.query_one("SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE", &[]).await?;
-    let hash = digest_from_blob(row.get(1)).ok_or_else(|| StoreError::Chain("the head hash is not 32 bytes".into()))?;
-    Ok((row.get(0), hash))
+    let hash =
+        digest_from_blob(row.try_get(1)?).ok_or_else(|| StoreError::Chain("the head hash is not 32 bytes".into()))?;
+    Ok((row.try_get(0)?, hash))
 }
 
 async fn anchor(tx: &Transaction<'_>) -> Result<(i64, Digest), StoreError> {
     match tx.query_opt("SELECT seq, hash FROM chain_anchor WHERE id = 1", &[]).await? {
         Some(row) => {
-            let hash = digest_from_blob(row.get(1))
+            let hash = digest_from_blob(row.try_get(1)?)
                 .ok_or_else(|| StoreError::Chain("the anchor hash is not 32 bytes".into()))?;
-            Ok((row.get(0), hash))
+            Ok((row.try_get(0)?, hash))
         }
         None => Ok((0, GENESIS)),
     }
@@ -75,7 +76,7 @@ async fn chain_state(tx: &Transaction<'_>) -> Result<((i64, Digest), (i64, Diges
     let head = locked_head(tx).await?;
     let anchor = anchor(tx).await?;
     let latest = format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY number DESC LIMIT 1");
-    let previous = tx.query_opt(&latest, &[]).await?.map(|row| checkpoint_of_row(&row));
+    let previous = tx.query_opt(&latest, &[]).await?.map(|row| checkpoint_of_row(&row)).transpose()?;
     Ok((head, anchor, previous))
 }
 
@@ -106,7 +107,7 @@ async fn insert_checkpoint(tx: &Transaction<'_>, checkpoint: &Checkpoint) -> Res
 pub async fn latest_checkpoint(pool: &Pool) -> Result<Option<Checkpoint>, StoreError> {
     let client = pool.get().await?;
     let sql = format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY number DESC LIMIT 1");
-    Ok(client.query_opt(&sql, &[]).await?.map(|row| checkpoint_of_row(&row)))
+    client.query_opt(&sql, &[]).await?.map(|row| checkpoint_of_row(&row)).transpose()
 }
 
 /// Up to `limit` checkpoints numbered above `after`, oldest first.
@@ -114,25 +115,25 @@ pub async fn read_checkpoints(pool: &Pool, after: i64, limit: usize) -> Result<V
     let client = pool.get().await?;
     let sql = format!("SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE number > $1 ORDER BY number LIMIT $2");
     let rows = client.query(&sql, &[&after, &i64::try_from(limit).unwrap_or(i64::MAX)]).await?;
-    Ok(rows.iter().map(checkpoint_of_row).collect())
+    rows.iter().map(checkpoint_of_row).collect()
 }
 
 /// A `checkpoints` row (columns in the order of `CHECKPOINT_COLUMNS`) as the wire shape.
-pub fn checkpoint_of_row(row: &Row) -> Checkpoint {
-    let hex_of = |index: usize| to_hex(row.get::<_, &[u8]>(index));
-    Checkpoint {
-        number: row.get(0),
-        last_seq: row.get(1),
-        last_hash: hex_of(2),
-        anchor_seq: row.get(3),
-        anchor_hash: hex_of(4),
-        issued_at_ms: row.get(5),
-        prev_checkpoint_hash: hex_of(6),
-        key_id: row.get(7),
-        signature: hex_of(8),
+pub fn checkpoint_of_row(row: &Row) -> Result<Checkpoint, StoreError> {
+    let hex_of = |index: usize| -> Result<String, StoreError> { Ok(to_hex(row.try_get::<_, &[u8]>(index)?)) };
+    Ok(Checkpoint {
+        number: row.try_get(0)?,
+        last_seq: row.try_get(1)?,
+        last_hash: hex_of(2)?,
+        anchor_seq: row.try_get(3)?,
+        anchor_hash: hex_of(4)?,
+        issued_at_ms: row.try_get(5)?,
+        prev_checkpoint_hash: hex_of(6)?,
+        key_id: row.try_get(7)?,
+        signature: hex_of(8)?,
         // A key handover (`rotate-key`).
-        next_public_key: row.get::<_, Option<&[u8]>>(9).map(to_hex),
-    }
+        next_public_key: row.try_get::<_, Option<&[u8]>>(9)?.map(to_hex),
+    })
 }
 
 /// Deletes up to `limit` of the oldest events (by seq) as long as each is older than
@@ -153,12 +154,18 @@ pub async fn purge(
             &[&i64::try_from(limit).unwrap_or(i64::MAX)],
         )
         .await?;
-    let last_expired = oldest.iter().take_while(|row| row.get::<_, i64>(1) < older_than_ms).last();
+    let mut last_expired = None;
+    for row in &oldest {
+        if row.try_get::<_, i64>(1)? >= older_than_ms {
+            break;
+        }
+        last_expired = Some(row);
+    }
     let Some(last) = last_expired else {
         return Ok(0);
     };
-    let (last_seq, last_timestamp): (i64, i64) = (last.get(0), last.get(1));
-    let hash = digest_from_blob(last.get(2))
+    let (last_seq, last_timestamp): (i64, i64) = (last.try_get(0)?, last.try_get(1)?);
+    let hash = digest_from_blob(last.try_get(2)?)
         .ok_or_else(|| StoreError::Chain(format!("seq {last_seq} has a chain_hash that is not 32 bytes")))?;
     let deleted = tx.execute("DELETE FROM events WHERE seq <= $1", &[&last_seq]).await?;
     tx.execute(

@@ -103,7 +103,7 @@ impl PgPage<'_> {
 impl PageQueries for PgPage<'_> {
     async fn seq_of(&mut self, uuid: &str) -> Result<Option<i64>, StoreError> {
         let row = self.tx.query_opt("SELECT seq FROM events WHERE uuid = $1", &[&uuid]).await?;
-        Ok(row.map(|row| row.get(0)))
+        Ok(row.map(|row| row.try_get(0)).transpose()?)
     }
 
     /// A uuid the trail took (`trail_uuids`) that is no longer waiting to be sealed and is
@@ -122,7 +122,7 @@ impl PageQueries for PgPage<'_> {
 
     async fn first_seq_since(&mut self, since_ms: i64) -> Result<Option<i64>, StoreError> {
         let row = self.tx.query_one("SELECT min(seq) FROM events WHERE timestamp_ms >= $1", &[&since_ms]).await?;
-        Ok(row.get(0))
+        Ok(row.try_get(0)?)
     }
 
     async fn seq_after(
@@ -133,7 +133,7 @@ impl PageQueries for PgPage<'_> {
         skip: i64,
     ) -> Result<Option<i64>, StoreError> {
         let rows = self.walk(page_start_sql(filters, order), range, skip).await?;
-        Ok(rows.first().map(|row| row.get(0)))
+        Ok(rows.first().map(|row| row.try_get(0)).transpose()?)
     }
 
     async fn events(
@@ -144,15 +144,16 @@ impl PageQueries for PgPage<'_> {
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = self.walk(page_sql(filters, order), range, limit).await?;
-        Ok(rows
-            .iter()
-            .map(|row| StoredEvent {
-                uuid: row.get(0),
-                body: row.get(1),
-                seq: row.get(2),
-                chain_prev: row.get(3),
-                chain_hash: row.get(4),
+        rows.iter()
+            .map(|row| {
+                Ok(StoredEvent {
+                    uuid: row.try_get(0)?,
+                    body: row.try_get(1)?,
+                    seq: row.try_get(2)?,
+                    chain_prev: row.try_get(3)?,
+                    chain_hash: row.try_get(4)?,
+                })
             })
-            .collect())
+            .collect()
     }
 }

@@ -25,6 +25,8 @@ const UPGRADES: &[&str] = &[
     include_str!("schema_v5.sql"),
     // 6: GET /audit's `user_name` filter: a column generated from the body, and its index.
     include_str!("schema_v6.sql"),
+    // 7: `user_name` a plain column ingest fills, in `unsequenced` too.
+    include_str!("schema_v7.sql"),
 ];
 
 /// The newest schema version this collector knows.
@@ -61,9 +63,9 @@ pub async fn migrate(pool: &Pool) -> Result<(), StoreError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
-    let exists: bool = tx.query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[]).await?.get(0);
+    let exists: bool = tx.query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[]).await?.try_get(0)?;
     let found: i32 = if exists {
-        tx.query_one("SELECT version FROM schema_version", &[]).await?.get(0)
+        tx.query_one("SELECT version FROM schema_version", &[]).await?.try_get(0)?
     } else {
         tx.batch_execute(SCHEMA_V1).await?;
         tx.batch_execute("CREATE TABLE schema_version (version INTEGER NOT NULL)").await?;

@@ -71,8 +71,8 @@ pub async fn check_senders(pool: &Pool, epoch: i64, policy: SenderPolicy) -> Res
         )
         .await?
         .iter()
-        .map(|row| row.get(0))
-        .collect();
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
     let mut recorded = 0;
     for id in ids {
         lock(&tx, &id).await?;
@@ -112,24 +112,23 @@ async fn load(client: &impl GenericClient, id: &str) -> Result<Option<SenderStat
         )
         .await?;
     let Some(row) = client.query_opt(&select, &[&id]).await? else { return Ok(None) };
-    let claimed_upto = number(row.get(8));
+    let claimed_upto = number(row.try_get(8)?);
     let mut state = SenderState {
-        last_heard_ms: row.get(0),
-        reported_at_ms: row.get(1),
-        captured: number(row.get(2)),
-        heartbeat_ms: number(row.get(3)),
-        delivered: number(row.get(4)),
-        stopped_at_ms: row.get(5),
-        final_count: row.get::<_, Option<i64>>(11).map(number),
+        last_heard_ms: row.try_get(0)?,
+        reported_at_ms: row.try_get(1)?,
+        captured: number(row.try_get(2)?),
+        heartbeat_ms: number(row.try_get(3)?),
+        delivered: number(row.try_get(4)?),
+        stopped_at_ms: row.try_get(5)?,
+        final_count: row.try_get::<_, Option<i64>>(11)?.map(number),
         ledger: Ledger {
-            contiguous: number(row.get(6)),
-            contiguous_at_ms: row.get(7),
+            contiguous: number(row.try_get(6)?),
+            contiguous_at_ms: row.try_get(7)?,
             pending: Vec::new(),
-            claimed: (claimed_upto > 0).then(|| Claim {
-                upto: claimed_upto,
-                reported_at_ms: row.get(9),
-                seen_at_ms: row.get(10),
-            }),
+            claimed: match claimed_upto {
+                0 => None,
+                upto => Some(Claim { upto, reported_at_ms: row.try_get(9)?, seen_at_ms: row.try_get(10)? }),
+            },
         },
     };
     let pending = client
@@ -142,13 +141,15 @@ async fn load(client: &impl GenericClient, id: &str) -> Result<Option<SenderStat
         .query(&pending, &[&id])
         .await?
         .iter()
-        .map(|row| PendingRange {
-            range: SeqRange { first: number(row.get(0)), last: number(row.get(1)) },
-            first_at_ms: row.get(2),
-            last_at_ms: row.get(3),
-            seen_at_ms: row.get(4),
+        .map(|row| {
+            Ok(PendingRange {
+                range: SeqRange { first: number(row.try_get(0)?), last: number(row.try_get(1)?) },
+                first_at_ms: row.try_get(2)?,
+                last_at_ms: row.try_get(3)?,
+                seen_at_ms: row.try_get(4)?,
+            })
         })
-        .collect();
+        .collect::<Result<_, StoreError>>()?;
     Ok(Some(state))
 }
 

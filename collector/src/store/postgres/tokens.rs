@@ -24,7 +24,7 @@ pub async fn insert_token(
             &[&name, &scope.as_str(), &digest.as_slice(), &now_ms],
         )
         .await?;
-    inserted.map(|row| row.get(0)).ok_or_else(|| StoreError::TokenNameTaken { name: name.to_owned() })
+    inserted.map(|row| row.try_get(0)).transpose()?.ok_or_else(|| StoreError::TokenNameTaken { name: name.to_owned() })
 }
 
 /// Every token ever made, oldest first.
@@ -34,9 +34,15 @@ pub async fn list_tokens(pool: &Pool) -> Result<Vec<TokenRecord>, StoreError> {
         client.query("SELECT id, name, scope, created_at_ms, revoked_at_ms FROM api_tokens ORDER BY id", &[]).await?;
     rows.iter()
         .map(|row| {
-            let id: i64 = row.get(0);
-            let scope = Scope::parse(row.get(2)).ok_or(StoreError::CorruptToken { id })?;
-            Ok(TokenRecord { id, name: row.get(1), scope, created_at_ms: row.get(3), revoked_at_ms: row.get(4) })
+            let id: i64 = row.try_get(0)?;
+            let scope = Scope::parse(row.try_get(2)?).ok_or(StoreError::CorruptToken { id })?;
+            Ok(TokenRecord {
+                id,
+                name: row.try_get(1)?,
+                scope,
+                created_at_ms: row.try_get(3)?,
+                revoked_at_ms: row.try_get(4)?,
+            })
         })
         .collect()
 }
@@ -61,9 +67,9 @@ pub async fn active_tokens(pool: &Pool) -> Result<Vec<ActiveToken>, StoreError> 
         client.prepare_cached("SELECT id, digest, scope FROM api_tokens WHERE revoked_at_ms IS NULL").await?;
     let mut tokens = Vec::new();
     for row in client.query(&statement, &[]).await? {
-        let id: i64 = row.get(0);
-        let digest: [u8; 32] = row.get::<_, &[u8]>(1).try_into().map_err(|_| StoreError::CorruptToken { id })?;
-        let scope = Scope::parse(row.get(2)).ok_or(StoreError::CorruptToken { id })?;
+        let id: i64 = row.try_get(0)?;
+        let digest: [u8; 32] = row.try_get::<_, &[u8]>(1)?.try_into().map_err(|_| StoreError::CorruptToken { id })?;
+        let scope = Scope::parse(row.try_get(2)?).ok_or(StoreError::CorruptToken { id })?;
         tokens.push(ActiveToken { digest, scope });
     }
     Ok(tokens)
