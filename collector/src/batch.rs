@@ -174,6 +174,7 @@ pub fn indexed_columns(index: usize, event: &AuditEvent) -> Result<NewEvent, Bat
         db_user_id: event.db_user_id,
         user_email: event.user_email.clone(),
         user_id: event.user_id.clone().or_else(|| event.db_user_id.map(|id| id.to_string())),
+        user_name: event.user_name.clone(),
         method: event.payload.method.clone(),
         status: event.response.as_ref().map(|response| response.status),
         body: String::new(),

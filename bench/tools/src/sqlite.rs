@@ -31,8 +31,8 @@ use crate::events::{now_millis, realistic};
 /// The collector's INSERT (collector/src/store/sqlite/write_sql.rs), character for character.
 const INSERT: &str = "INSERT INTO events
                 (seq, uuid, timestamp_ms, type, db_user_id, user_email, method, status, ingested_at_ms, body,
-                 chain_prev, chain_hash, user_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 chain_prev, chain_hash, user_id, user_name)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
              ON CONFLICT (uuid) DO NOTHING";
 
 /// One row as the collector's batch parser produces it.
@@ -43,6 +43,7 @@ struct Row {
     db_user_id: Option<i64>,
     user_email: Option<String>,
     user_id: Option<String>,
+    user_name: Option<String>,
     method: String,
     status: Option<i64>,
     body: String,
@@ -60,6 +61,7 @@ fn row(run_id: u32, index: u64, timestamp_ms: i64) -> Result<Row> {
         user_email: event.user_email,
         // As the collector's batch parser fills it (collector/src/batch.rs).
         user_id: event.user_id.or_else(|| event.db_user_id.map(|id| id.to_string())),
+        user_name: event.user_name,
         method: event.payload.method,
         status: event.response.map(|response| i64::from(response.status)),
         body,
@@ -105,6 +107,7 @@ fn insert(conn: &Connection, head: &mut Head, row: &Row, hash: Digest, ingested_
         head.hash.as_slice(),
         hash.as_slice(),
         row.user_id,
+        row.user_name,
     ])?;
     if inserted == 1 {
         *head = Head { seq, hash };

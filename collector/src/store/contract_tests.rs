@@ -58,6 +58,7 @@ fn event(n: usize, timestamp_ms: i64, method: &str, status: u16, user: &str) -> 
         db_user_id: None,
         user_email: Some(format!("{user}@example.com")),
         user_id: Some(user.to_owned()),
+        user_name: Some(format!("{user}-login")),
         method: method.to_owned(),
         status: Some(status),
         canonical: canonical_body(&body).expect("JSON"),

@@ -16,6 +16,8 @@ pub struct NewEvent {
     pub user_email: Option<String>,
     /// What the `userUuid` filter matches: the event's `user_id`, else `db_user_id` as text.
     pub user_id: Option<String>,
+    /// What the `user_name` filter matches: the event's top-level `user_name`.
+    pub user_name: Option<String>,
     /// The request method.
     pub method: String,
     /// The response status, when known.

@@ -29,6 +29,7 @@ pub fn new_event(n: usize, timestamp_ms: i64) -> NewEvent {
         db_user_id: None,
         user_email: None,
         user_id: None,
+        user_name: None,
         method: "GET".to_owned(),
         status: None,
         canonical: body.clone().into_bytes(),

@@ -29,7 +29,7 @@ pub fn verify_database(conn: &Connection, key: &TrailVerifier) -> Result<TrailRe
     let mut select = conn
         .prepare(
             "SELECT seq, uuid, timestamp_ms, type, db_user_id, user_email, method, status, body, chain_prev, chain_hash,
-                    user_id
+                    user_id, user_name
              FROM events ORDER BY seq",
         )
         .map_err(sql_error)?;
@@ -53,7 +53,7 @@ pub fn verify_database(conn: &Connection, key: &TrailVerifier) -> Result<TrailRe
 
 /// The filtered-on columns must be what the body says. `stored(index)` is the value of
 /// column `index` of `SELECT seq, uuid, timestamp_ms, type, db_user_id, user_email, method,
-/// status, body, chain_prev, chain_hash, user_id` (as SQLite types, whichever the store).
+/// status, body, chain_prev, chain_hash, user_id, user_name` (as SQLite types, whichever the store).
 pub fn check_columns(
     stored: &dyn Fn(usize) -> Option<rusqlite::types::Value>,
     seq: i64,
@@ -67,7 +67,7 @@ pub fn check_columns(
         stored(index).map_or_else(|| "an unreadable value".to_owned(), |value| format!("{value:?}"))
     };
     use rusqlite::types::Value as Sql;
-    let checks: [(&'static str, usize, Sql); 8] = [
+    let checks: [(&'static str, usize, Sql); 9] = [
         ("uuid", 1, Sql::Text(expected.uuid)),
         ("timestamp_ms", 2, Sql::Integer(expected.timestamp_ms)),
         ("type", 3, Sql::Text(expected.event_type)),
@@ -76,6 +76,7 @@ pub fn check_columns(
         ("method", 6, Sql::Text(expected.method)),
         ("status", 7, expected.status.map_or(Sql::Null, |status| Sql::Integer(i64::from(status)))),
         ("user_id", 11, expected.user_id.map_or(Sql::Null, Sql::Text)),
+        ("user_name", 12, expected.user_name.map_or(Sql::Null, Sql::Text)),
     ];
     for (name, index, body_value) in checks {
         if stored(index).as_ref() != Some(&body_value) {

@@ -60,7 +60,7 @@ pub async fn verify_postgres(url: &str, key: &TrailVerifier) -> Result<TrailRepo
     let select = tx
         .prepare(
             "SELECT seq, uuid, timestamp_ms, type, db_user_id, user_email, method, status, body, chain_prev, chain_hash,
-                    user_id
+                    user_id, user_name
              FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
         .await
@@ -95,7 +95,7 @@ pub async fn verify_postgres(url: &str, key: &TrailVerifier) -> Result<TrailRepo
 fn as_sqlite_value(row: &Row, index: usize) -> Option<Sql> {
     let text = |index| row.try_get::<_, Option<String>>(index).ok().map(|value| value.map_or(Sql::Null, Sql::Text));
     match index {
-        1 | 3 | 5 | 6 | 11 => text(index),
+        1 | 3 | 5 | 6 | 11 | 12 => text(index),
         2 | 4 => row.try_get::<_, Option<i64>>(index).ok().map(|value| value.map_or(Sql::Null, Sql::Integer)),
         7 => row
             .try_get::<_, Option<i32>>(index)

@@ -123,17 +123,17 @@ pub async fn migrate(from: &Path, to: &str) -> Result<Migrated, MigrateError> {
 async fn copy_events(sqlite: &Connection, tx: &Transaction<'_>) -> Result<u64, MigrateError> {
     let mut select = sqlite.prepare(
         "SELECT seq, uuid, timestamp_ms, type, db_user_id, user_email, user_id, method, status, ingested_at_ms, body,
-                chain_prev, chain_hash
+                chain_prev, chain_hash, user_name
          FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
     let insert = tx
         .prepare(
             "WITH copied AS (
                  INSERT INTO events (seq, uuid, timestamp_ms, type, db_user_id, user_email, user_id, method, status,
-                                     ingested_at_ms, body, chain_prev, chain_hash)
+                                     ingested_at_ms, body, chain_prev, chain_hash, user_name)
                  SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[],
                                       $7::text[], $8::text[], $9::int4[], $10::bigint[], $11::text[], $12::bytea[],
-                                      $13::bytea[])
+                                      $13::bytea[], $14::text[])
                  RETURNING uuid, timestamp_ms
              )
              INSERT INTO trail_uuids (uuid, timestamp_ms) SELECT uuid, timestamp_ms FROM copied",
@@ -168,6 +168,7 @@ async fn copy_events(sqlite: &Connection, tx: &Transaction<'_>) -> Result<u64, M
                     &columns.body,
                     &columns.chain_prev,
                     &columns.chain_hash,
+                    &columns.user_name,
                 ],
             )
             .await?;
@@ -190,6 +191,7 @@ struct EventColumns {
     body: Vec<String>,
     chain_prev: Vec<Vec<u8>>,
     chain_hash: Vec<Vec<u8>>,
+    user_name: Vec<Option<String>>,
 }
 
 impl EventColumns {
@@ -217,6 +219,7 @@ impl EventColumns {
         self.status.push(status.and_then(|status| i32::try_from(status).ok()));
         self.ingested_at_ms.push(row.get(9)?);
         self.body.push(row.get(10)?);
+        self.user_name.push(row.get(13)?);
         Ok(())
     }
 }

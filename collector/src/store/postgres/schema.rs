@@ -25,6 +25,8 @@ const UPGRADES: &[&str] = &[
     include_str!("schema_v5.sql"),
     // 6: GET /audit's `user_name` filter: a column generated from the body, and its index.
     include_str!("schema_v6.sql"),
+    // 7: `user_name` a plain column ingest fills, in `unsequenced` too.
+    include_str!("schema_v7.sql"),
 ];
 
 /// The newest schema version this collector knows.

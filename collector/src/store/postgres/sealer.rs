@@ -110,10 +110,10 @@ pub async fn seal_batch(pool: &Pool, epoch: i64) -> Result<Sealed, StoreError> {
              ), moved AS (
                  DELETE FROM unsequenced u USING links s WHERE u.arrival = s.arrival
                  RETURNING s.seq, u.uuid, u.timestamp_ms, u.type, u.db_user_id, u.user_email, u.user_id, u.method,
-                           u.status, u.ingested_at_ms, u.body, s.prev, s.hash
+                           u.status, u.ingested_at_ms, u.body, s.prev, s.hash, u.user_name
              )
              INSERT INTO events (seq, uuid, timestamp_ms, type, db_user_id, user_email, user_id, method, status,
-                                 ingested_at_ms, body, chain_prev, chain_hash)
+                                 ingested_at_ms, body, chain_prev, chain_hash, user_name)
              SELECT * FROM moved",
             &[&arrivals, &seqs, &prevs, &hashes],
         )

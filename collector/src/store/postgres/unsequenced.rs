@@ -21,13 +21,14 @@ WITH fresh AS (
     RETURNING uuid
 )
 INSERT INTO unsequenced
-    (uuid, timestamp_ms, type, db_user_id, user_email, user_id, method, status, body, canonical, ingested_at_ms)
+    (uuid, timestamp_ms, type, db_user_id, user_email, user_id, method, status, body, canonical, ingested_at_ms,
+     user_name)
 SELECT e.uuid, e.timestamp_ms, e.type, e.db_user_id, e.user_email, e.user_id, e.method, e.status, e.body,
-       e.canonical, $11
+       e.canonical, $11, e.user_name
 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::int4[],
-            $9::text[], $10::bytea[])
+            $9::text[], $10::bytea[], $12::text[])
      WITH ORDINALITY AS e(uuid, timestamp_ms, type, db_user_id, user_email, user_id, method, status, body,
-                          canonical, position)
+                          canonical, user_name, position)
 JOIN fresh USING (uuid)
 ORDER BY e.position
 RETURNING uuid";
@@ -69,6 +70,7 @@ pub async fn insert_events(
     let db_user_ids: Vec<Option<i64>> = unique.iter().map(|event| event.db_user_id).collect();
     let emails: Vec<Option<&str>> = unique.iter().map(|event| event.user_email.as_deref()).collect();
     let user_ids: Vec<Option<&str>> = unique.iter().map(|event| event.user_id.as_deref()).collect();
+    let user_names: Vec<Option<&str>> = unique.iter().map(|event| event.user_name.as_deref()).collect();
     let methods: Vec<&str> = unique.iter().map(|event| event.method.as_str()).collect();
     let statuses: Vec<Option<i32>> = unique.iter().map(|event| event.status.map(i32::from)).collect();
     let bodies: Vec<&str> = unique.iter().map(|event| event.body.as_str()).collect();
@@ -89,6 +91,7 @@ pub async fn insert_events(
                 &bodies,
                 &canonicals,
                 &now_ms,
+                &user_names,
             ],
         )
         .await?;

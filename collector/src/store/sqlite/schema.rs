@@ -24,16 +24,24 @@ pub const WRITER_CACHE_KIB: i64 = 32 * 1024;
 const SCHEMA: &str = include_str!("schema.sql");
 
 /// The version [`SCHEMA`] is, kept in `PRAGMA user_version`. 13 was the version the
-/// thirteen migrations of the builds before it arrived at; 14 adds the `user_name` column.
-const SCHEMA_VERSION: i64 = 14;
+/// thirteen migrations of the builds before it arrived at; 14 added `user_name` as a column
+/// generated from the body; 15 makes it a plain column that ingest fills.
+const SCHEMA_VERSION: i64 = 15;
 
-/// What brings a version 13 database to 14: GET /audit's `user_name` filter, a column
-/// generated from the body (adding a virtual column rewrites nothing) and its index (built
-/// once, reading every event's body: about a minute per 10M events is to be expected, not
-/// measured).
-const UPGRADE_13_TO_14: &str = "ALTER TABLE events ADD COLUMN user_name TEXT
-        GENERATED ALWAYS AS (json_extract(body, '$.user_name')) VIRTUAL;
-    CREATE INDEX events_by_user_name ON events (user_name, seq);";
+/// What brings a version 13 database to 15: GET /audit's `user_name` filter, a column
+/// filled once from each stored body (an UPDATE that rewrites every row: minutes per 10M
+/// events are to be expected, not measured), its index, and the trigger that keeps it
+/// immutable. The UPDATE runs before the trigger exists.
+const UPGRADE_13_TO_15: &str = "ALTER TABLE events ADD COLUMN user_name TEXT;
+    UPDATE events SET user_name = json_extract(body, '$.user_name');
+    CREATE INDEX events_by_user_name ON events (user_name, seq);
+    CREATE TRIGGER events_user_name_is_immutable BEFORE UPDATE OF user_name ON events
+    BEGIN SELECT RAISE(ABORT, 'audit events are immutable: the trail has no update path'); END;";
+
+/// What brings a version 14 database (development builds of 2026-12-04 only) to 15: its
+/// generated `user_name` and the index on it go, then the step from 13 adds the plain one.
+const UPGRADE_14_TO_13: &str = "DROP INDEX events_by_user_name;
+    ALTER TABLE events DROP COLUMN user_name;";
 
 /// The last build that brings a database of an older version up to [`SCHEMA_VERSION`] and
 /// links events stored before the hash chain existed; an older database is sent to it.
@@ -101,7 +109,12 @@ fn prepare_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> 
         }
         SCHEMA_VERSION => {}
         13 => {
-            tx.execute_batch(UPGRADE_13_TO_14)?;
+            tx.execute_batch(UPGRADE_13_TO_15)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        14 => {
+            tx.execute_batch(UPGRADE_14_TO_13)?;
+            tx.execute_batch(UPGRADE_13_TO_15)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         newer if newer > SCHEMA_VERSION => {
@@ -166,27 +179,65 @@ mod tests {
         assert!(message.contains("schema version 99") && message.contains("newer"), "{message}");
     }
 
-    #[test]
-    fn a_version_13_database_gains_the_user_name_column_and_its_index() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("audit.db");
-        let conn = open_for_writing(&path).expect("open");
-        conn.execute_batch("DROP INDEX events_by_user_name; ALTER TABLE events DROP COLUMN user_name")
-            .expect("back to version 13's shape");
-        conn.pragma_update(None, "user_version", 13).expect("as version 13");
+    /// A current database taken back to version 13's shape (no `user_name`), or to version
+    /// 14's (`user_name` generated from the body), holding one event named mallory.
+    fn database_of_version(path: &Path, version: i64) {
+        let conn = open_for_writing(path).expect("open");
+        conn.execute_batch(
+            "DROP TRIGGER events_user_name_is_immutable; DROP INDEX events_by_user_name;
+             ALTER TABLE events DROP COLUMN user_name",
+        )
+        .expect("back to version 13's shape");
+        if version == 14 {
+            conn.execute_batch(
+                "ALTER TABLE events ADD COLUMN user_name TEXT
+                     GENERATED ALWAYS AS (json_extract(body, '$.user_name')) VIRTUAL;
+                 CREATE INDEX events_by_user_name ON events (user_name, seq);",
+            )
+            .expect("version 14's generated column");
+        }
+        conn.pragma_update(None, "user_version", version).expect("the version");
         conn.execute(
             "INSERT INTO events (uuid, timestamp_ms, type, method, ingested_at_ms, body, chain_prev, chain_hash)
              VALUES ('u', 0, 'T', 'GET', 0, '{\"user_name\":\"mallory\"}', x'00', x'00')",
             [],
         )
-        .expect("an event stored by version 13");
-        drop(conn);
-        let conn = open_for_writing(&path).expect("upgraded");
+        .expect("an event stored by that version");
+    }
+
+    /// After the upgrade: the version, mallory found through the index, and whether
+    /// `user_name` is a plain column (not hidden: `table_xinfo` marks generated ones).
+    fn upgraded(path: &Path) -> (i64, String, bool) {
+        let conn = open_for_writing(path).expect("upgraded");
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
         let name: String = conn
-            .query_row("SELECT user_name FROM events WHERE user_name = 'mallory'", [], |r| r.get(0))
+            .query_row(
+                "SELECT user_name FROM events INDEXED BY events_by_user_name WHERE user_name = 'mallory'",
+                [],
+                |r| r.get(0),
+            )
             .expect("found");
-        assert_eq!((version, name.as_str()), (14, "mallory"));
+        let plain: bool = conn
+            .query_row("SELECT hidden = 0 FROM pragma_table_xinfo('events') WHERE name = 'user_name'", [], |r| r.get(0))
+            .expect("the column");
+        let refused = conn.execute("UPDATE events SET user_name = 'eve'", []).is_err();
+        (version, name, plain && refused)
+    }
+
+    #[test]
+    fn a_version_13_database_gains_the_user_name_column_filled_from_the_bodies() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("audit.db");
+        database_of_version(&path, 13);
+        assert_eq!(upgraded(&path), (15, "mallory".to_owned(), true));
+    }
+
+    #[test]
+    fn a_version_14_database_trades_its_generated_user_name_for_the_plain_column() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("audit.db");
+        database_of_version(&path, 14);
+        assert_eq!(upgraded(&path), (15, "mallory".to_owned(), true));
     }
 
     #[test]
@@ -329,7 +380,7 @@ mod tests {
         let mut migrated = open_for_writing(&migrated).expect("a version-13 database opens");
         let new = open_for_writing(&dir.path().join("new.db")).expect("new");
         let shape_of_new = shape(&new);
-        assert_eq!(shape_of_new.len(), 33, "every table, index and trigger: {shape_of_new:#?}");
+        assert_eq!(shape_of_new.len(), 34, "every table, index and trigger: {shape_of_new:#?}");
         assert_eq!(shape(&migrated), shape_of_new);
         let mut tx = migrated.transaction().expect("begin");
         crate::store::sqlite::write_sql::insert_batch(&mut tx, &[new_event(1, 0)], 0).expect("stores into it");

@@ -74,8 +74,8 @@ pub(super) fn insert_rows(
         let mut insert = conn.prepare_cached(
             "INSERT INTO events
                 (seq, uuid, timestamp_ms, type, db_user_id, user_email, method, status, ingested_at_ms, body,
-                 chain_prev, chain_hash, user_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 chain_prev, chain_hash, user_id, user_name)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
              ON CONFLICT (uuid) DO NOTHING",
         )?;
         for event in events {
@@ -95,6 +95,7 @@ pub(super) fn insert_rows(
                 head.hash.as_slice(),
                 hash.as_slice(),
                 event.user_id,
+                event.user_name,
             ])?;
             if inserted == 1 {
                 head.seq = seq;

@@ -42,6 +42,7 @@ mod tests {
             db_user_id: None,
             user_email: None,
             user_id: None,
+            user_name: None,
             method: "GET".to_owned(),
             status: Some(200),
             canonical: canonical_body(&body).expect("JSON"),
