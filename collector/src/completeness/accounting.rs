@@ -105,10 +105,14 @@ pub fn note_batch(
 ) -> (SenderState, Vec<AuditEvent>) {
     let mut records = Vec::new();
     let mut state = stored.unwrap_or_else(|| SenderState::first_heard(activity, now_ms));
-    // A finished sender's other copies of its final calls arriving late are not news.
-    let repeats_its_final_report =
-        activity.stopping && state.final_count.is_some_and(|count| activity.captured <= count);
-    if repeats_its_final_report && state.stopped_at_ms.is_some() && !inserted.contains(&true) {
+    // A finished sender's calls arriving late are not news when they store nothing and
+    // count no further than its final count: other copies of its final calls, and the calls
+    // that were on the wire when it stopped (its shutdown resends their batch with the final
+    // report, and the original, with the report it had, may be committed after the copy).
+    // Taken as news, each would record it as resumed and finished once more.
+    let finished = state.final_count.is_some() && state.stopped_at_ms.is_some();
+    let counts_nothing_new = state.final_count.is_some_and(|count| activity.captured <= count);
+    if finished && counts_nothing_new && !inserted.contains(&true) {
         return (state, records);
     }
     if let Some(stopped_at_ms) = state.stopped_at_ms.take() {
@@ -282,6 +286,20 @@ mod tests {
         assert!(check_sender("s", &mut state, POLICY, 60_000).is_empty(), "never recorded as fallen silent");
         let (mut state, late) = note_batch(Some(state), &stopping(4..=5, 5), &[false; 2], 500);
         assert!(late.is_empty(), "another copy of the final call is no news: {:?}", types(&late));
+        assert!(check_sender("s", &mut state, POLICY, 60_000).is_empty());
+    }
+
+    #[test]
+    fn a_finished_senders_older_calls_committed_after_its_final_one_are_no_news() {
+        // on_done sends a copy of the batch on the wire with the final report; the original
+        // (and a heartbeat sent before it) carries the report it had and may come later.
+        let (state, _) = note_batch(None, &batch(1..=3, 3), &[true; 3], 0);
+        let (state, records) = note_batch(Some(state), &stopping(4..=5, 5), &[true; 2], 400);
+        assert_eq!(types(&records), [SENDER_FINISHED_TYPE]);
+        let (state, late) = note_batch(Some(state), &batch(4..=5, 5), &[false; 2], 500);
+        assert!(late.is_empty(), "the original of the copy is no news: {:?}", types(&late));
+        let (mut state, late) = note_batch(Some(state), &heartbeat(4), &[], 600);
+        assert!(late.is_empty(), "an older heartbeat is no news: {:?}", types(&late));
         assert!(check_sender("s", &mut state, POLICY, 60_000).is_empty());
     }
 

@@ -468,6 +468,21 @@ async fn a_sender_that_says_it_stops_is_finished_not_silent(store: &dyn TrailSto
     assert_eq!((finished.unknown_until.as_ref(), finished.seqs.as_ref()), (None, None));
 }
 
+/// Shutting down, the filter sends a copy of the batch on the wire with the final report;
+/// the original (and a heartbeat sent before it) carries the report it had when sent and
+/// can be committed after the copy. Neither stores anything new: no second record.
+async fn a_finished_senders_older_calls_arriving_late_are_no_news(store: &dyn TrailStore) {
+    from_sender(store, 1..=3, 3).await;
+    report_from_sender(store, 4..=5, 5, true).await;
+    from_sender(store, 4..=5, 5).await;
+    from_sender(store, [], 5).await;
+    // Committed after them: once it is readable, so is every record they called for.
+    store.ingest(vec![plain(99)], None).await.expect("stored");
+    let records = records_in(store, 7).await;
+    assert_eq!(types_of(&records), [SENDER_FINISHED_TYPE], "one terminal record per sender");
+    assert_eq!(store.check_senders(ALL_SILENT).await.expect("checked"), 0, "finished: never silent");
+}
+
 async fn a_lost_last_batch_is_a_gap_while_the_sender_lives(store: &dyn TrailStore) {
     from_sender(store, 1..=10, 12).await;
     assert_eq!(store.check_senders(HOLES_DUE).await.expect("checked"), 0, "11-12 may still be queued behind a batch");
@@ -562,6 +577,11 @@ macro_rules! store_contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_sender_that_says_it_stops_is_finished_not_silent() {
                 super::a_sender_that_says_it_stops_is_finished_not_silent(&*$open().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_finished_senders_older_calls_arriving_late_are_no_news() {
+                super::a_finished_senders_older_calls_arriving_late_are_no_news(&*$open().await.store).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
