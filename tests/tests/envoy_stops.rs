@@ -200,7 +200,23 @@ fn assert_lossless(outcome: &Outcome) {
     assert_eq!(outcome.accounting.stored_twice, 0);
     assert_eq!(outcome.accounting.not_stored(), 0, "every answered request is stored");
     assert_eq!(recorded_lost(&outcome.events), 0, "the drain lost nothing");
-    assert_eq!(outcome.finished + outcome.silent, outcome.senders, "one record per sender");
+    assert_eq!(
+        outcome.finished + outcome.silent,
+        outcome.senders,
+        "one record per sender; each sender's records: {:?}",
+        sender_records(&outcome.events)
+    );
+}
+
+/// The collector's records about each sender, in trail order: what to read when a sender
+/// has more than one.
+fn sender_records(events: &[AuditEvent]) -> std::collections::BTreeMap<&str, Vec<&str>> {
+    let mut records = std::collections::BTreeMap::<&str, Vec<&str>>::new();
+    for event in events.iter().filter(|event| event.event_type.starts_with("AuditSidecar::Sender")) {
+        let sender = event.gap.as_ref().and_then(|gap| gap.sender.as_deref()).unwrap_or("?");
+        records.entry(sender).or_default().push(event.event_type.as_str());
+    }
+    records
 }
 
 #[test]
