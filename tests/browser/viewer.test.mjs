@@ -99,18 +99,28 @@ if (PHASE === 'intact') {
     assert.deepEqual(stored, [1, 0, ''], 'the token is in sessionStorage only');
   });
 
-  test('events are newest first, 50 to a page, and "Load more" follows next', async () => {
+  test('events are newest first, 50 to a page; scrolling to the end, or "Load more", reads the next page', async () => {
+    assert.ok((await trail()).length > 100, 'the trail holds more than two pages');
     await page.goto(VIEWER);
     await waitForRows(50);
-    assert.equal(await rowCount(), 50);
+    assert.equal(await rowCount(), 50, 'one page while the end of the table is out of view');
     const seqs = await page.$$eval('#events-body tr', (rows) => rows.map((row) => Number(row.dataset.seq)));
     assert.deepEqual(seqs, [...seqs].sort((a, b) => b - a), 'newest (highest seq) first');
-    await page.click('#load-more');
-    await waitForRows(51);
+    // The end of the table in view loads the next page (its rows then push the end out of view).
+    await page.locator('#scroll-sentinel').scrollIntoViewIfNeeded();
+    await page.waitForFunction(() => document.getElementById('events-count').textContent === '100 shown, more below', null, WAIT);
     const more = await page.$$eval('#events-body tr', (rows) => rows.map((row) => Number(row.dataset.seq)));
-    assert.ok(more.length > 50 && more.length <= 100, `${more.length} rows after one more page`);
     assert.deepEqual(more.slice(0, 50), seqs, 'the second page follows the first');
     assert.ok(more[50] < seqs[49], 'and continues below it');
+    // "Load more" reads one page too. Clicked where it is, without scrolling to it: scrolling
+    // there would bring the end of the table into view, which loads a page by itself.
+    assert.equal(await page.locator('#load-more').isVisible(), true);
+    await page.locator('#load-more').dispatchEvent('click');
+    await waitForRows(101);
+    const third = await page.$$eval('#events-body tr', (rows) => rows.map((row) => Number(row.dataset.seq)));
+    assert.ok(third.length > 100 && third.length <= 150, `${third.length} rows after one more page`);
+    assert.deepEqual(third.slice(0, 100), more, 'the third page follows the second');
+    assert.ok(third[100] < more[99], 'and continues below it');
   });
 
   test('a filter narrows the table, lives in the URL and survives a reload', async () => {
@@ -207,12 +217,30 @@ if (PHASE === 'intact') {
     const who = await page.$$eval('#events-body td.who span:first-child', (cells) => cells.map((cell) => cell.textContent));
     assert.deepEqual(who, ['mallory', 'mallory']);
 
-    await page.goto(`${VIEWER}?since=${encodeURIComponent(env.SINCE)}&until=${encodeURIComponent(env.UNTIL)}&sort=%2Btimestamp`);
+    const window = `since=${encodeURIComponent(env.SINCE)}&until=${encodeURIComponent(env.UNTIL)}`;
+    const inWindow = (await trail(window)).length;
+    await page.goto(`${VIEWER}?${window}&sort=%2Btimestamp`);
     await waitForRows(50);
+    const loaded = await rowCount();
+    assert.ok(loaded < inWindow, `${loaded} of the window's ${inWindow} events loaded`);
     await page.fill('#find', 'MALLORY delete');
+    const deleted = mallory.filter((event) => event.payload.method === 'DELETE').map((event) => event.uuid);
     const visible = await page.$$eval('#events-body tr:not(.unmatched)', (rows) => rows.map((row) => row.dataset.uuid));
-    assert.deepEqual(visible, mallory.filter((event) => event.payload.method === 'DELETE').map((event) => event.uuid), 'every word, any case');
-    assert.match(await page.textContent('#find-state'), /^1 of \d+ loaded events match; events not loaded yet are not searched/);
+    assert.deepEqual(visible, deleted, 'every word, any case');
+    assert.equal(
+      await page.textContent('#find-state'),
+      `1 of ${loaded} loaded events match; events not loaded yet are not searched (load more, or use the filters above)`,
+    );
+    // Hiding rows brings the end of the table into view; that loads nothing by itself, so what
+    // Find searched stays what it says. "Load more" does, and Find searches those events too.
+    await page.click('#load-more');
+    // A page's rows and Find's count are updated together.
+    await waitForRows(loaded + 1);
+    const afterMore = await rowCount();
+    assert.ok(afterMore <= loaded + 50, `${afterMore} rows after one more page`);
+    const more = afterMore < inWindow ? '; events not loaded yet are not searched (load more, or use the filters above)' : '';
+    assert.equal(await page.textContent('#find-state'), `1 of ${afterMore} loaded events match${more}`);
+    assert.deepEqual(await page.$$eval('#events-body tr:not(.unmatched)', (rows) => rows.map((row) => row.dataset.uuid)), deleted);
     await page.fill('#find', 'U+202E');
     const spoofed = await page.$$eval('#events-body tr:not(.unmatched) td.who > span:first-child', (cells) => cells.map((cell) => cell.textContent));
     assert.deepEqual(spoofed, ['admin⟨U+202E⟩gnp.exe'], 'an invisible character is found by the code point shown');

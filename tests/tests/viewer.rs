@@ -23,8 +23,8 @@ const TRAIL_TIMEOUT: Duration = Duration::from_secs(30);
 const MARKUP: &str = "<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script>";
 /// A basic-auth user name that reads "admin…exe.png" where a right-to-left override is honoured.
 const SPOOFED_NAME: &str = "admin\u{202E}gnp.exe";
-/// GETs of `/pacticipants`, so the unfiltered view needs more than one page of 50.
-const FILLER_REQUESTS: usize = 70;
+/// GETs of `/pacticipants`, so the view of the test's requests needs three pages of 50.
+const FILLER_REQUESTS: usize = 120;
 
 fn now_rfc3339() -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos();
@@ -112,11 +112,18 @@ fn the_viewer_shows_filters_pages_follows_charts_and_verifies_the_trail_in_a_rea
     sent("GET", "/audit", &[("authorization", "Bearer not-a-token")]);
     sent("GET", "/audit", &[("authorization", &format!("Bearer {}", stack.ingest_token()))]);
     sent("GET", "/no/such/route", &[]);
-    for _ in 0..FILLER_REQUESTS {
-        sent("GET", "/pacticipants", &[("user-agent", "viewer-test filler")]);
-    }
     let collector = stack.collector_url();
     let token = stack.read_token().to_owned();
+    // The trail's order is the order events are stored, and each Envoy worker delivers its own
+    // batches: the requests above are stored before any filler is sent, so the window's first
+    // page (oldest first) holds them all.
+    wait_for_trail(&collector, &token, TRAIL_TIMEOUT, |events| events.len() >= expected)
+        .expect("the requests are stored");
+    for _ in 0..FILLER_REQUESTS {
+        send("GET", &format!("{url}/pacticipants"), &[("user-agent", "viewer-test filler")], None)
+            .expect("the request is answered");
+    }
+    let expected = expected + FILLER_REQUESTS;
     wait_for_trail(&collector, &token, TRAIL_TIMEOUT, |events| events.len() >= expected).expect("the trail fills");
     // Everything the browser does comes after `until`, so counts up to it stay put.
     std::thread::sleep(Duration::from_millis(5));

@@ -5,9 +5,12 @@
 //! unwinding into Envoy. Hooks this filter has no use for are exported as no-ops, so the
 //! module loads whichever of them Envoy requires.
 //!
-//! Pointers: the configuration is an `Arc<ModuleConfig>` handed to Envoy with
-//! `Arc::into_raw` (one count per stream is taken in `filter_new`), each stream a
-//! `Box<Option<AuditStream>>` (None: the stream is not audited, e.g. its set-up panicked).
+//! Pointers: Envoy holds a configuration only as its id in the [`CONFIGS`] registry (the id's
+//! value is the pointer it gets back), looked up in every configuration hook: a scheduled
+//! event or callout answer delivered after `config_destroy` finds nothing, is logged and
+//! counted, and touches no freed memory. Each stream is a `Box<Option<AuditStream>>` (None:
+//! the stream is not audited, e.g. its set-up panicked) holding its own `Arc` of the
+//! configuration.
 
 use std::ffi::c_void;
 use std::os::raw::c_char;
@@ -16,6 +19,7 @@ use std::sync::Arc;
 use log::Level;
 
 use crate::abi::{self, EnvoyBuffer, EnvoyHttpHeader, HttpFilterConfigEnvoyPtr, HttpFilterEnvoyPtr};
+use crate::config_registry::Registry;
 use crate::envoy::{self, envoy_bytes, CalloutAnswer, ConfigHandle, Stream};
 use crate::guard::{caught, guarded};
 use crate::module_config::ModuleConfig;
@@ -24,6 +28,30 @@ use crate::ticker::TICK;
 use audit_filter_core::worker::delivery::LOGGED_BODY_BYTES;
 
 type Filter = Option<AuditStream>;
+
+/// Every live configuration, by the id Envoy holds.
+static CONFIGS: Registry<ModuleConfig> = Registry::new();
+
+/// The id Envoy holds as the configuration's pointer (never null: ids start at 1).
+fn config_pointer(id: u64) -> *const c_void {
+    std::ptr::without_provenance(usize::try_from(id).unwrap_or(0))
+}
+
+/// The live configuration Envoy names by `config` in `hook`; None (logged, counted) if it
+/// was destroyed already or never made.
+fn live_config(hook: &str, config: *const c_void) -> Option<Arc<ModuleConfig>> {
+    let found = CONFIGS.get(config.addr() as u64);
+    if found.is_none() {
+        envoy::log(
+            Level::Warn,
+            &format!(
+                "audit-filter: {hook} named a configuration that is not live (destroyed already); ignored ({} so far)",
+                CONFIGS.ignored()
+            ),
+        );
+    }
+    found
+}
 
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
@@ -44,7 +72,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
         // SAFETY: the configuration object lives until `config_destroy`.
         let handle = unsafe { ConfigHandle::new(config_envoy) };
         match ModuleConfig::new(handle, json) {
-            Ok(config) => Arc::into_raw(config).cast::<c_void>(),
+            Ok(config) => config_pointer(CONFIGS.insert(config)),
             Err(err) => {
                 envoy::log(Level::Error, &format!("audit-filter: invalid filter configuration: {err}"));
                 std::ptr::null()
@@ -53,36 +81,32 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
     })
 }
 
-/// # Safety
-/// `config` is what `config_new` returned, destroyed once.
+/// `config` is the id `config_new` returned; a second destroy, or an unknown id, is ignored.
 #[no_mangle]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: *const c_void) {
-    if config.is_null() {
-        return;
-    }
-    // SAFETY: from `Arc::into_raw` in `config_new`; this takes Envoy's count back.
-    let config = unsafe { Arc::from_raw(config.cast::<ModuleConfig>()) };
-    guarded("on_http_filter_config_destroy", (), || config.shut_down());
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: *const c_void) {
+    guarded("on_http_filter_config_destroy", (), || {
+        if config.is_null() {
+            return;
+        }
+        // Unregistered first: no later hook can reach it. Streams still running keep their
+        // own counts; the last one frees it.
+        let Some(config) = CONFIGS.remove(config.addr() as u64) else {
+            envoy::log(Level::Warn, "audit-filter: config_destroy named a configuration that is not live; ignored");
+            return;
+        };
+        config.shut_down();
+    });
 }
 
-/// # Safety
-/// `config` is a live configuration from `config_new`.
-unsafe fn module_config<'a>(config: *const c_void) -> Option<&'a ModuleConfig> {
-    // SAFETY: by the caller's contract; Envoy keeps the configuration while it is used.
-    unsafe { config.cast::<ModuleConfig>().as_ref() }
-}
-
-/// # Safety
-/// Called by Envoy on its main thread with the configuration from `config_new`.
+/// Called by Envoy on its main thread with the id from `config_new`.
 #[no_mangle]
-pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
+pub extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
     _config_envoy: HttpFilterConfigEnvoyPtr,
     config: *const c_void,
     event_id: u64,
 ) {
     guarded("on_http_filter_config_scheduled", (), || {
-        // SAFETY: a live configuration, per the ABI.
-        let Some(config) = (unsafe { module_config(config) }) else { return };
+        let Some(config) = live_config("on_http_filter_config_scheduled", config) else { return };
         if event_id == TICK {
             config.on_tick();
         }
@@ -104,16 +128,14 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout
     body_chunks_size: usize,
 ) {
     guarded("on_http_filter_config_http_callout_done", (), || {
-        // SAFETY: a live configuration; the arrays are valid during the call (copied here).
-        let (config, answer) = unsafe {
-            (
-                module_config(config),
-                CalloutAnswer::read(result, headers, headers_size, body_chunks, body_chunks_size, LOGGED_BODY_BYTES),
-            )
+        // A call of a destroyed configuration was answered as a reset when it was handed
+        // over (retired.rs): its late answer is ignored.
+        let Some(config) = live_config("on_http_filter_config_http_callout_done", config) else { return };
+        // SAFETY: the arrays are valid during the call (copied here).
+        let answer = unsafe {
+            CalloutAnswer::read(result, headers, headers_size, body_chunks, body_chunks_size, LOGGED_BODY_BYTES)
         };
-        if let Some(config) = config {
-            config.on_answer(callout_id, answer);
-        }
+        config.on_answer(callout_id, answer);
     });
 }
 
@@ -128,12 +150,8 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
         if config.is_null() {
             return None;
         }
-        // SAFETY: Envoy holds its count of the configuration while streams use it; this
-        // stream takes one of its own.
-        let config = unsafe {
-            Arc::increment_strong_count(config.cast::<ModuleConfig>());
-            Arc::from_raw(config.cast::<ModuleConfig>())
-        };
+        // This stream takes a count of its own of the configuration.
+        let config = live_config("on_http_filter_new", config)?;
         // SAFETY: this hook's stream.
         let stream = unsafe { Stream::new(filter_envoy) };
         Some(AuditStream::new(config, &stream))

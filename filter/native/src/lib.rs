@@ -10,7 +10,8 @@
 //!   [`envoy`]: the safe layer above them (slices borrowed for the hook, `Option`/`Result`).
 //! - `hooks`: the exported `envoy_dynamic_module_on_*` functions, each a trampoline through
 //!   [`guard`], which catches a panic and lets the request through (counted), never aborts.
-//! - [`module_config`]: one filter configuration: the core's parsed configuration, the
+//! - [`config_registry`]: the live configurations by the id Envoy holds (a late event for a
+//!   destroyed one finds nothing). [`module_config`]: one filter configuration: the core's parsed configuration, the
 //!   per-worker delivery slots ([`worker_slot`]), the tick thread ([`ticker`]) and metrics.
 //! - [`stream`]: one HTTP stream: strip untrusted identity headers and refuse (fail-closed)
 //!   at the request headers, capture at stream end; [`request_view`] is what capture reads.
@@ -27,6 +28,7 @@
 #![cfg_attr(test, allow(dead_code))]
 
 pub mod abi;
+pub mod config_registry;
 pub mod delivery_host;
 pub mod envoy;
 pub mod guard;

@@ -42,7 +42,9 @@ impl Ticker {
     }
 
     /// Stops the thread, waits for it, and deletes the scheduler on the calling thread
-    /// (Envoy's main thread, in `config_destroy`) once no commit can follow.
+    /// (Envoy's main thread, in `config_destroy`) once no commit can follow: the thread
+    /// returns the scheduler it owns when it ends, and the join hands it back here. `commit`
+    /// is the only call the tick thread makes (the ABI allows it from any thread).
     pub fn stop(&mut self) {
         let (stopped, wake) = &*self.stop;
         *stopped.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
