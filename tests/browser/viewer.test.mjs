@@ -1,6 +1,6 @@
 // The viewer in a real browser: Debian's chromium driven by playwright-core, the page loaded
 // through Envoy. Run by tests/tests/viewer.rs, which starts the stack, fills the trail and
-// sets the environment: VIEWER_PHASE (`intact`, `tampered-unloaded` or `tampered`), SERVICE_URL (Envoy),
+// sets the environment: VIEWER_PHASE (`intact`, `tampered-unloaded`, `tampered` or `senders`), SERVICE_URL (Envoy),
 // COLLECTOR_URL (the collector itself, to read expectations without adding to the trail),
 // AUDIT_TOKEN, INGEST_TOKEN, MARKUP (what the hostile requests carried), SINCE/UNTIL (the
 // test's requests), TAMPERED_SEQ; VIEWER_SCREENSHOT, when set, is where to save a screenshot.
@@ -340,5 +340,42 @@ if (PHASE === 'tampered-unloaded') {
     assert.match(whole, /NOT INTACT: 1 problem in seq 1 to \d+, which checkpoint \d+ signs/, whole);
     assert.match(whole, new RegExp(`seq ${seq} \\(event [^)]*\\): event CHANGED`), whole);
     assert.doesNotMatch(await page.evaluate(() => document.body.innerText), /\bIntact\b/);
+  });
+}
+
+if (PHASE === 'senders') {
+  test('a sender that stopped cleanly is shown muted, one that fell silent in red', async () => {
+    const finished = await trail(`type=${encodeURIComponent('AuditSidecar::SenderFinished')}`);
+    const silent = await trail(`type=${encodeURIComponent('AuditSidecar::SenderStopped')}`);
+    assert.ok(finished.length > 0 && finished.every((event) => !event.gap.lostEvents), 'Envoy stopped cleanly, nothing lost');
+    assert.ok(silent.length > 0, 'the killed Envoy fell silent');
+    /** The path cells of the records of `type` shown (the first page: another worker's may follow). */
+    async function shown(type) {
+      await page.goto(`${VIEWER}?type=${encodeURIComponent(type)}`);
+      if (await page.locator('#token-dialog').isVisible()) await signIn();
+      await waitForRows();
+      return page.$$eval('#events-body td.path', (cells) => cells.map((cell) => ({
+        cls: cell.className, text: cell.textContent, color: getComputedStyle(cell).color,
+      })));
+    }
+    const colour = async (variable) => page.evaluate((name) => {
+      const probe = document.body.appendChild(document.createElement('span'));
+      probe.style.color = `var(${name})`;
+      const value = getComputedStyle(probe).color;
+      probe.remove();
+      return value;
+    }, variable);
+    for (const cell of await shown('AuditSidecar::SenderFinished')) {
+      assert.equal(cell.cls, 'path gap clean');
+      assert.match(cell.text, /^sender stopped cleanly: all \d+ of its events stored, nothing unknown$/);
+      assert.equal(cell.color, await colour('--muted'));
+    }
+    for (const cell of await shown('AuditSidecar::SenderStopped')) {
+      assert.equal(cell.cls, 'path gap');
+      assert.match(cell.text, /^sender fell silent: /);
+      assert.doesNotMatch(cell.text, /undefined|null/, cell.text);
+      assert.equal(cell.color, await colour('--error'));
+    }
+    assert.notEqual(await colour('--muted'), await colour('--error'));
   });
 }
