@@ -86,6 +86,11 @@ async fn a_filtered_walk_is_the_filtered_full_walk_in_order_without_repeats() {
             e["type"] == TYPES[0] && e["response"]["status"] == 200 && e["user_id"] == "1"
         }),
         ("type=nothing-has-this-type", |_| false),
+        // No index: pages of at most 2000 examined events, and `next` carries the prefix.
+        ("path_prefix=%2Fthings%2F1", |e| e["payload"]["path"].as_str().is_some_and(|p| p.starts_with("/things/1"))),
+        ("path_prefix=%2Fthings%2F2&method=GET", |e| {
+            e["payload"]["path"].as_str().is_some_and(|p| p.starts_with("/things/2")) && e["payload"]["method"] == "GET"
+        }),
     ];
     for (filter, keep) in cases {
         let expected: Vec<String> =
@@ -129,6 +134,8 @@ async fn bad_values_are_400_problems_naming_the_parameter() {
         ("status=abc", "status"),
         ("method=GET%2FPOST", "method"),
         ("type=a&type=b", "type"),
+        ("path_prefix=things", "path_prefix"),
+        ("path_prefix=%2Fthings&pageNumber=2", "pageNumber"),
     ] {
         let reply = collector.audit(&format!("/audit?{query}")).await;
         assert_eq!(reply.status, 400, "{query}: {}", reply.text());
@@ -136,6 +143,9 @@ async fn bad_values_are_400_problems_naming_the_parameter() {
         assert!(detail.starts_with(&format!("`{parameter}`")), "{query}: {detail}");
         assert_eq!(reply.json()["type"], "urn:audit-sidecar:problem:invalid-parameter");
     }
+    let reply = collector.audit("/audit/activity?path_prefix=%2Fthings").await;
+    assert_eq!(reply.status, 400, "the chart counts nothing by path: {}", reply.text());
+    assert!(reply.problem_detail().starts_with("`path_prefix`"), "{}", reply.problem_detail());
     let reply = collector.audit("/audit?pageNumber=10002").await;
     assert_eq!(reply.status, 400, "{}", reply.text());
     assert!(reply.problem_detail().contains("_links.next"), "a too deep pageNumber says what to do instead");

@@ -48,6 +48,10 @@ export class ActivityChart {
     const generation = ++this.generation;
     const span = windowOf(filters, bucket, Date.now());
     const asked = { ...filters };
+    // /audit/activity counts nothing by path (it refuses `path_prefix`): the chart counts
+    // the other filters, and says so.
+    delete asked.path_prefix;
+    this.pathIgnored = Boolean(filters.path_prefix);
     // The default window starts on a whole bucket, so the collector answers it from its
     // hourly rollup alone (an explicit `since` is asked as given: exact, edges counted).
     if (span.defaulted) asked.since = new Date(span.first).toISOString();
@@ -69,7 +73,7 @@ export class ActivityChart {
     const totals = Object.fromEntries(OUTCOMES.map(({ key }) => [key, 0]));
     for (const one of answer.buckets) for (const { key } of OUTCOMES) totals[key] += one[key];
 
-    const range = `${span.defaulted ? (bucket === 'day' ? 'last 30 days' : 'last 48 hours') : 'the filtered period'}, per ${bucket} (UTC)${cut ? `; the newest ${MAX_BARS} ${bucket}s drawn` : ''}`;
+    const range = `${span.defaulted ? (bucket === 'day' ? 'last 30 days' : 'last 48 hours') : 'the filtered period'}, per ${bucket} (UTC)${cut ? `; the newest ${MAX_BARS} ${bucket}s drawn` : ''}${this.pathIgnored ? '; all paths (the path filter applies to the events below)' : ''}`;
     this.dom.range.textContent = range;
     clear(this.dom.legend);
     for (const { key, label: name, cls } of OUTCOMES) {

@@ -1,6 +1,7 @@
 // The events table: the first page of the filtered trail, further pages through `next`
-// ("Load more", or scrolling to the end), follow mode (polling from the newest event in
-// the trail's order), and an event's detail. Every field is rendered as text.
+// ("Load more", or scrolling to the end while Find hides nothing), follow mode (polling
+// from the newest event in the trail's order), and an event's detail. Every field is
+// rendered as text.
 
 import { el, clear, show, fact, setJson } from './dom.js';
 import { getJson } from './api.js';
@@ -41,7 +42,7 @@ export class EventList {
     this.timer = null;
     this.loading = false;
     new IntersectionObserver((entries) => {
-      if (entries.some((entry) => entry.isIntersecting)) this.loadMore();
+      if (entries.some((entry) => entry.isIntersecting)) this.sentinelReached();
     }).observe(elements.sentinel);
     elements.loadMore.addEventListener('click', () => this.loadMore());
     elements.follow.addEventListener('click', () => this.setFollowing(!this.following));
@@ -82,6 +83,19 @@ export class EventList {
 
   async loadMore() {
     if (this.nextFrom && !this.loading) await this.fetchPage(this.nextFrom);
+  }
+
+  /**
+   * Scrolling to the end of the table loads the next page. Not while "Find" hides rows: the
+   * table shrinks and the end comes into view without a scroll, and a page loaded then would
+   * change what Find has searched under the reader's eyes (its message says how to load
+   * more). Nor on an observation made before the rows above it arrived: the end must be in
+   * view now.
+   */
+  sentinelReached() {
+    if (this.dom.find.value.trim()) return;
+    if (this.dom.sentinel.getBoundingClientRect().top > window.innerHeight) return;
+    this.loadMore();
   }
 
   /** True when the view is the whole trail, newest first: its pages run back without gaps. */

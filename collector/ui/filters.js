@@ -2,7 +2,7 @@
 // query strings of /audit and /audit/activity, which take the same filter names.
 
 /** The /audit filter parameters, in the order links carry them. */
-export const FILTER_NAMES = ['since', 'until', 'type', 'userUuid', 'user_email', 'user_name', 'method', 'status'];
+export const FILTER_NAMES = ['since', 'until', 'type', 'userUuid', 'user_email', 'user_name', 'path_prefix', 'method', 'status'];
 
 /** The view's state from the page's URL: filters, order and chart bucket. */
 export function stateFromUrl(search = window.location.search) {

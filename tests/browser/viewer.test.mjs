@@ -1,6 +1,6 @@
 // The viewer in a real browser: Debian's chromium driven by playwright-core, the page loaded
 // through Envoy. Run by tests/tests/viewer.rs, which starts the stack, fills the trail and
-// sets the environment: VIEWER_PHASE (`intact`, `tampered-unloaded` or `tampered`), SERVICE_URL (Envoy),
+// sets the environment: VIEWER_PHASE (`intact`, `tampered-unloaded`, `tampered` or `senders`), SERVICE_URL (Envoy),
 // COLLECTOR_URL (the collector itself, to read expectations without adding to the trail),
 // AUDIT_TOKEN, INGEST_TOKEN, MARKUP (what the hostile requests carried), SINCE/UNTIL (the
 // test's requests), TAMPERED_SEQ; VIEWER_SCREENSHOT, when set, is where to save a screenshot.
@@ -99,18 +99,28 @@ if (PHASE === 'intact') {
     assert.deepEqual(stored, [1, 0, ''], 'the token is in sessionStorage only');
   });
 
-  test('events are newest first, 50 to a page, and "Load more" follows next', async () => {
+  test('events are newest first, 50 to a page; scrolling to the end, or "Load more", reads the next page', async () => {
+    assert.ok((await trail()).length > 100, 'the trail holds more than two pages');
     await page.goto(VIEWER);
     await waitForRows(50);
-    assert.equal(await rowCount(), 50);
+    assert.equal(await rowCount(), 50, 'one page while the end of the table is out of view');
     const seqs = await page.$$eval('#events-body tr', (rows) => rows.map((row) => Number(row.dataset.seq)));
     assert.deepEqual(seqs, [...seqs].sort((a, b) => b - a), 'newest (highest seq) first');
-    await page.click('#load-more');
-    await waitForRows(51);
+    // The end of the table in view loads the next page (its rows then push the end out of view).
+    await page.locator('#scroll-sentinel').scrollIntoViewIfNeeded();
+    await page.waitForFunction(() => document.getElementById('events-count').textContent === '100 shown, more below', null, WAIT);
     const more = await page.$$eval('#events-body tr', (rows) => rows.map((row) => Number(row.dataset.seq)));
-    assert.ok(more.length > 50 && more.length <= 100, `${more.length} rows after one more page`);
     assert.deepEqual(more.slice(0, 50), seqs, 'the second page follows the first');
     assert.ok(more[50] < seqs[49], 'and continues below it');
+    // "Load more" reads one page too. Clicked where it is, without scrolling to it: scrolling
+    // there would bring the end of the table into view, which loads a page by itself.
+    assert.equal(await page.locator('#load-more').isVisible(), true);
+    await page.locator('#load-more').dispatchEvent('click');
+    await waitForRows(101);
+    const third = await page.$$eval('#events-body tr', (rows) => rows.map((row) => Number(row.dataset.seq)));
+    assert.ok(third.length > 100 && third.length <= 150, `${third.length} rows after one more page`);
+    assert.deepEqual(third.slice(0, 100), more, 'the third page follows the second');
+    assert.ok(third[100] < more[99], 'and continues below it');
   });
 
   test('a filter narrows the table, lives in the URL and survives a reload', async () => {
@@ -207,12 +217,30 @@ if (PHASE === 'intact') {
     const who = await page.$$eval('#events-body td.who span:first-child', (cells) => cells.map((cell) => cell.textContent));
     assert.deepEqual(who, ['mallory', 'mallory']);
 
-    await page.goto(`${VIEWER}?since=${encodeURIComponent(env.SINCE)}&until=${encodeURIComponent(env.UNTIL)}&sort=%2Btimestamp`);
+    const window = `since=${encodeURIComponent(env.SINCE)}&until=${encodeURIComponent(env.UNTIL)}`;
+    const inWindow = (await trail(window)).length;
+    await page.goto(`${VIEWER}?${window}&sort=%2Btimestamp`);
     await waitForRows(50);
+    const loaded = await rowCount();
+    assert.ok(loaded < inWindow, `${loaded} of the window's ${inWindow} events loaded`);
     await page.fill('#find', 'MALLORY delete');
+    const deleted = mallory.filter((event) => event.payload.method === 'DELETE').map((event) => event.uuid);
     const visible = await page.$$eval('#events-body tr:not(.unmatched)', (rows) => rows.map((row) => row.dataset.uuid));
-    assert.deepEqual(visible, mallory.filter((event) => event.payload.method === 'DELETE').map((event) => event.uuid), 'every word, any case');
-    assert.match(await page.textContent('#find-state'), /^1 of \d+ loaded events match; events not loaded yet are not searched/);
+    assert.deepEqual(visible, deleted, 'every word, any case');
+    assert.equal(
+      await page.textContent('#find-state'),
+      `1 of ${loaded} loaded events match; events not loaded yet are not searched (load more, or use the filters above)`,
+    );
+    // Hiding rows brings the end of the table into view; that loads nothing by itself, so what
+    // Find searched stays what it says. "Load more" does, and Find searches those events too.
+    await page.click('#load-more');
+    // A page's rows and Find's count are updated together.
+    await waitForRows(loaded + 1);
+    const afterMore = await rowCount();
+    assert.ok(afterMore <= loaded + 50, `${afterMore} rows after one more page`);
+    const more = afterMore < inWindow ? '; events not loaded yet are not searched (load more, or use the filters above)' : '';
+    assert.equal(await page.textContent('#find-state'), `1 of ${afterMore} loaded events match${more}`);
+    assert.deepEqual(await page.$$eval('#events-body tr:not(.unmatched)', (rows) => rows.map((row) => row.dataset.uuid)), deleted);
     await page.fill('#find', 'U+202E');
     const spoofed = await page.$$eval('#events-body tr:not(.unmatched) td.who > span:first-child', (cells) => cells.map((cell) => cell.textContent));
     assert.deepEqual(spoofed, ['admin⟨U+202E⟩gnp.exe'], 'an invisible character is found by the code point shown');
@@ -312,5 +340,42 @@ if (PHASE === 'tampered-unloaded') {
     assert.match(whole, /NOT INTACT: 1 problem in seq 1 to \d+, which checkpoint \d+ signs/, whole);
     assert.match(whole, new RegExp(`seq ${seq} \\(event [^)]*\\): event CHANGED`), whole);
     assert.doesNotMatch(await page.evaluate(() => document.body.innerText), /\bIntact\b/);
+  });
+}
+
+if (PHASE === 'senders') {
+  test('a sender that stopped cleanly is shown muted, one that fell silent in red', async () => {
+    const finished = await trail(`type=${encodeURIComponent('AuditSidecar::SenderFinished')}`);
+    const silent = await trail(`type=${encodeURIComponent('AuditSidecar::SenderStopped')}`);
+    assert.ok(finished.length > 0 && finished.every((event) => !event.gap.lostEvents), 'Envoy stopped cleanly, nothing lost');
+    assert.ok(silent.length > 0, 'the killed Envoy fell silent');
+    /** The path cells of the records of `type` shown (the first page: another worker's may follow). */
+    async function shown(type) {
+      await page.goto(`${VIEWER}?type=${encodeURIComponent(type)}`);
+      if (await page.locator('#token-dialog').isVisible()) await signIn();
+      await waitForRows();
+      return page.$$eval('#events-body td.path', (cells) => cells.map((cell) => ({
+        cls: cell.className, text: cell.textContent, color: getComputedStyle(cell).color,
+      })));
+    }
+    const colour = async (variable) => page.evaluate((name) => {
+      const probe = document.body.appendChild(document.createElement('span'));
+      probe.style.color = `var(${name})`;
+      const value = getComputedStyle(probe).color;
+      probe.remove();
+      return value;
+    }, variable);
+    for (const cell of await shown('AuditSidecar::SenderFinished')) {
+      assert.equal(cell.cls, 'path gap clean');
+      assert.match(cell.text, /^sender stopped cleanly: all \d+ of its events stored, nothing unknown$/);
+      assert.equal(cell.color, await colour('--muted'));
+    }
+    for (const cell of await shown('AuditSidecar::SenderStopped')) {
+      assert.equal(cell.cls, 'path gap');
+      assert.match(cell.text, /^sender fell silent: /);
+      assert.doesNotMatch(cell.text, /undefined|null/, cell.text);
+      assert.equal(cell.color, await colour('--error'));
+    }
+    assert.notEqual(await colour('--muted'), await colour('--error'));
   });
 }

@@ -1,9 +1,10 @@
 //! The trail viewer in a real browser: Debian's chromium, driven by `playwright-core` from
 //! npm (`tests/browser/`, node's own test runner), loads `/audit/ui/` THROUGH ENVOY. This
 //! test starts the stack, fills the trail (with markup and script in every captured field),
-//! has the collector sign a checkpoint, and runs the browser suite three times: on the intact
+//! has the collector sign a checkpoint, and runs the browser suite four times: on the intact
 //! trail, after an old event's body (not on the first pages) was changed in the database
-//! behind the collector's back, then after the newest event's was too.
+//! behind the collector's back, after the newest event's was too, then once Envoy was
+//! stopped cleanly and killed (the collector's records of a finished and a silent sender).
 
 // Test code: a panic here is a failed test with its message, not a crashed proxy.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -14,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use audit_e2e::client::{send, wait_for_trail};
 use audit_e2e::{paths, AuditStack, StackOptions};
+use audit_event::sender::{SENDER_FINISHED_TYPE, SENDER_STOPPED_TYPE};
 use audit_event::timestamp::format_rfc3339_millis;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -23,8 +25,8 @@ const TRAIL_TIMEOUT: Duration = Duration::from_secs(30);
 const MARKUP: &str = "<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script>";
 /// A basic-auth user name that reads "admin…exe.png" where a right-to-left override is honoured.
 const SPOOFED_NAME: &str = "admin\u{202E}gnp.exe";
-/// GETs of `/pacticipants`, so the unfiltered view needs more than one page of 50.
-const FILLER_REQUESTS: usize = 70;
+/// GETs of `/pacticipants`, so the view of the test's requests needs three pages of 50.
+const FILLER_REQUESTS: usize = 120;
 
 fn now_rfc3339() -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos();
@@ -86,7 +88,13 @@ fn tamper_with_event(stack: &AuditStack, seq: Option<i64>) -> i64 {
 
 #[test]
 fn the_viewer_shows_filters_pages_follows_charts_and_verifies_the_trail_in_a_real_browser() {
-    let mut stack = AuditStack::start(StackOptions::default()).expect("the stack starts");
+    // A worker's batches and heartbeats every 200 ms; one silent for 2 s is recorded as stopped.
+    let options = StackOptions {
+        filter_config_patch: Some(serde_json::json!({"batch": {"flushIntervalMs": 200}})),
+        collector_args: ["--sender-silence-secs", "2"].map(String::from).to_vec(),
+        ..StackOptions::default()
+    };
+    let mut stack = AuditStack::start(options).expect("the stack starts");
     let url = stack.envoy_url();
     let since = now_rfc3339();
     let hostile_agent = format!("agent {MARKUP}");
@@ -112,11 +120,18 @@ fn the_viewer_shows_filters_pages_follows_charts_and_verifies_the_trail_in_a_rea
     sent("GET", "/audit", &[("authorization", "Bearer not-a-token")]);
     sent("GET", "/audit", &[("authorization", &format!("Bearer {}", stack.ingest_token()))]);
     sent("GET", "/no/such/route", &[]);
-    for _ in 0..FILLER_REQUESTS {
-        sent("GET", "/pacticipants", &[("user-agent", "viewer-test filler")]);
-    }
     let collector = stack.collector_url();
     let token = stack.read_token().to_owned();
+    // The trail's order is the order events are stored, and each Envoy worker delivers its own
+    // batches: the requests above are stored before any filler is sent, so the window's first
+    // page (oldest first) holds them all.
+    wait_for_trail(&collector, &token, TRAIL_TIMEOUT, |events| events.len() >= expected)
+        .expect("the requests are stored");
+    for _ in 0..FILLER_REQUESTS {
+        send("GET", &format!("{url}/pacticipants"), &[("user-agent", "viewer-test filler")], None)
+            .expect("the request is answered");
+    }
+    let expected = expected + FILLER_REQUESTS;
     wait_for_trail(&collector, &token, TRAIL_TIMEOUT, |events| events.len() >= expected).expect("the trail fills");
     // Everything the browser does comes after `until`, so counts up to it stay put.
     std::thread::sleep(Duration::from_millis(5));
@@ -146,4 +161,20 @@ fn the_viewer_shows_filters_pages_follows_charts_and_verifies_the_trail_in_a_rea
         .expect("a chain seq");
     tamper_with_event(&stack, Some(seq));
     run_browser_suite(&stack, "tampered", &[("TAMPERED_SEQ", seq.to_string())]);
+
+    // The collector's own records of its senders (ingest refuses them from clients): an idle
+    // Envoy stopped with SIGTERM, whose workers say they are finishing, then one killed, whose
+    // workers fall silent. Envoy is started again after each, for the browser.
+    stack.sigterm_envoy().expect("Envoy stops");
+    stack.start_envoy_again().expect("Envoy starts again");
+    send("GET", &format!("{}/pacticipants", stack.envoy_url()), &[], None).expect("the request is answered");
+    stack.sigkill_envoy().expect("Envoy is killed");
+    stack.start_envoy_again().expect("Envoy starts again");
+    let of_type =
+        |events: &[audit_event::AuditEvent], kind: &str| events.iter().filter(|e| e.event_type == kind).count();
+    wait_for_trail(&collector, &token, Duration::from_secs(60), |events| {
+        of_type(events, SENDER_FINISHED_TYPE) > 0 && of_type(events, SENDER_STOPPED_TYPE) > 0
+    })
+    .expect("the collector records a sender that finished and one that fell silent");
+    run_browser_suite(&stack, "senders", &[]);
 }

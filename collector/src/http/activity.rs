@@ -21,6 +21,13 @@ pub async fn handle(request: &Request<Incoming>, shared: &Shared) -> Result<Http
     authorize(request.headers(), Scope::Read, shared).await?;
     let width = parse_bucket(request.uri().query())?;
     let filters = AuditQuery::parse(Some(&only_filters(request.uri().query())))?.filters;
+    // No rollup or index counts by path: counting a prefix would read every event of the window.
+    if filters.path_prefix.is_some() {
+        return Err(ApiError::InvalidParameter {
+            name: "path_prefix".to_owned(),
+            problem: "is not supported by /audit/activity (nothing counts events by path); leave it out".to_owned(),
+        });
+    }
     let outcome = shared.store.activity(filters, width).await?;
     let ActivityOutcome::Buckets(buckets) = outcome else {
         return Err(ApiError::InvalidParameter {

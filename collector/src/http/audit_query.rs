@@ -69,6 +69,7 @@ impl AuditQuery {
                 "user_name" => parsed.filters.user_name = Some(text("user_name", value)?),
                 "method" => parsed.filters.method = Some(parse_method(value)?),
                 "status" => parsed.filters.status = Some(parse_status(value)?),
+                "path_prefix" => parsed.filters.path_prefix = Some(parse_path_prefix(value)?),
                 _ => {}
             }
         }
@@ -76,6 +77,13 @@ impl AuditQuery {
             if until <= since {
                 return Err(invalid("until", "must be later than `since`; `until` is exclusive"));
             }
+        }
+        if parsed.filters.path_prefix.is_some() && parsed.page_number.is_some_and(|number| number > 1) {
+            return Err(invalid(
+                "pageNumber",
+                "cannot be used with `path_prefix`: no index finds page N of a path prefix, so its pages \
+                 are found by following `_links.next` (a page may hold fewer than pageSize events)",
+            ));
         }
         if parsed.skipped_events() > MAX_SKIPPED_EVENTS {
             return Err(invalid(
@@ -105,6 +113,7 @@ impl AuditQuery {
             order: self.order,
             size: self.size(),
             skip: self.skipped_events(),
+            examine_at_most: None,
         }
     }
 
@@ -133,6 +142,7 @@ impl AuditQuery {
         add("user_name", filters.user_name.clone());
         add("method", filters.method.clone());
         add("status", filters.status.map(|status| status.to_string()));
+        add("path_prefix", filters.path_prefix.clone());
         add("sort", (self.order == TrailOrder::Descending).then(|| "-timestamp".to_owned()));
         add("pageSize", self.page_size.map(|size| size.to_string()));
         pairs
@@ -145,6 +155,18 @@ fn shown(value: &str) -> String {
 
 fn invalid(name: &str, problem: &str) -> ApiError {
     ApiError::InvalidParameter { name: name.to_owned(), problem: problem.to_owned() }
+}
+
+/// A path prefix starts with `/` (every captured path does) and is compared literally.
+fn parse_path_prefix(value: &str) -> Result<String, ApiError> {
+    let prefix = text("path_prefix", value)?;
+    if !prefix.starts_with('/') {
+        return Err(invalid(
+            "path_prefix",
+            &format!("must start with `/`, like the paths it matches (`/pacticipants/Foo`), not `{}`", shown(value)),
+        ));
+    }
+    Ok(prefix)
 }
 
 fn parse_page_size(value: &str) -> Result<usize, ApiError> {
@@ -225,7 +247,7 @@ mod tests {
     #[test]
     fn reads_every_filter_and_gives_them_back_in_canonical_order() {
         let query = parse(
-            "status=201&method=put&user_name=mallory&user_email=a%40b.example&userUuid=42&type=T&until=2030-01-02T00:00:00Z\
+            "status=201&method=put&path_prefix=%2Fpacticipants%2FFoo&user_name=mallory&user_email=a%40b.example&userUuid=42&type=T&until=2030-01-02T00:00:00Z\
              &since=2030-01-01T00:00:00%2B01:00&sort=-timestamp&pageSize=7&pageNumber=1&from=abc&other=ignored",
         )
         .expect("valid");
@@ -236,8 +258,30 @@ mod tests {
         let names: Vec<&str> = query.link_pairs().iter().map(|(name, _)| *name).collect();
         assert_eq!(
             names,
-            ["since", "until", "type", "userUuid", "user_email", "user_name", "method", "status", "sort", "pageSize"]
+            [
+                "since",
+                "until",
+                "type",
+                "userUuid",
+                "user_email",
+                "user_name",
+                "method",
+                "status",
+                "path_prefix",
+                "sort",
+                "pageSize"
+            ]
         );
+        assert_eq!(query.filters.path_prefix.as_deref(), Some("/pacticipants/Foo"));
+    }
+
+    #[test]
+    fn a_path_prefix_starts_with_a_slash_and_has_no_numbered_pages_after_the_first() {
+        let relative = parse("path_prefix=pacticipants").expect_err("refused");
+        assert!(relative.contains("path_prefix") && relative.contains("start with `/`"), "{relative}");
+        let numbered = parse("path_prefix=%2Fp&pageNumber=2").expect_err("refused");
+        assert!(numbered.contains("pageNumber") && numbered.contains("_links.next"), "{numbered}");
+        assert!(parse("path_prefix=%2Fp%25_&pageNumber=1").is_ok(), "page 1 is the first page");
     }
 
     #[test]

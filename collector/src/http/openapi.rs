@@ -44,6 +44,7 @@ mod tests {
             "userUuid",
             "user_email",
             "user_name",
+            "path_prefix",
             "method",
             "status",
             "sort",

@@ -498,6 +498,88 @@ async fn a_stopped_sender_is_forgotten_after_the_retention_keeping_its_records(s
     assert_eq!(gap_of(&records[0]).lost_events, 2);
 }
 
+/// Events `event-0` … `event-9` with these paths (`event-7` has none), `event-8` by bob.
+fn with_paths() -> Vec<NewEvent> {
+    const PATHS: [Option<&str>; 10] = [
+        Some("/pacticipants/Foo"),
+        Some("/pacticipants/Bar"),
+        Some("/pacticipants/Foo/versions/1"),
+        Some("/pacticipants/foo"),
+        Some("/pacticipants/Fo%o"),
+        Some("/pacticipants/FooX"),
+        Some("/pacticipants/Fo_o/x"),
+        None,
+        Some("/pacticipants/Foo/labels/x"),
+        Some("/other"),
+    ];
+    PATHS
+        .iter()
+        .enumerate()
+        .map(|(n, path)| {
+            let user = if n == 8 { "bob" } else { "alice" };
+            let mut row = event(n, 1_700_000_000_000 + i64::try_from(n).unwrap_or(0), "GET", 200, user);
+            let mut body: serde_json::Value = serde_json::from_str(&row.body).expect("JSON");
+            if let Some(path) = path {
+                body["payload"] = serde_json::json!({ "path": path, "method": "GET" });
+            }
+            row.body = body.to_string();
+            row.canonical = canonical_body(&row.body).expect("JSON");
+            row
+        })
+        .collect()
+}
+
+async fn a_path_prefix_selects_literally_and_its_bounded_pages_miss_nothing(store: &dyn TrailStore) {
+    store.ingest(with_paths(), None).await.expect("stored");
+    trail_of(store, 10).await;
+    let prefixed = |prefix: &str| EventFilters { path_prefix: Some(prefix.to_owned()), ..EventFilters::default() };
+    let one_page = |filters: EventFilters| TrailQuery { filters, size: 100, ..TrailQuery::default() };
+    for (filters, expected) in [
+        (prefixed("/pacticipants/Foo"), &["event-0", "event-2", "event-5", "event-8"][..]),
+        // `%` and `_` are characters of the path, not LIKE's wildcards; case counts.
+        (prefixed("/pacticipants/Fo%"), &["event-4"]),
+        (prefixed("/pacticipants/Fo_"), &["event-6"]),
+        (prefixed("/pacticipants/f"), &["event-3"]),
+        (EventFilters { user_id: Some("bob".into()), ..prefixed("/pacticipants/Foo") }, &["event-8"]),
+    ] {
+        let rows = page_of(store.page(one_page(filters.clone())).await.expect("read"));
+        assert_eq!(uuids(&rows), expected, "{filters:?}");
+        assert_eq!(rows.next, None, "{filters:?}");
+    }
+    // Pages of one examining two events each: short (even empty) pages whose `next` resumes
+    // after what they examined, and following `next` finds every match once, in order.
+    for (order, expected) in [
+        (TrailOrder::Ascending, ["event-0", "event-2", "event-5", "event-8"]),
+        (TrailOrder::Descending, ["event-8", "event-5", "event-2", "event-0"]),
+    ] {
+        let mut from = None;
+        let (mut found, mut short_with_next) = (Vec::new(), 0);
+        for _ in 0..20 {
+            let asked = TrailQuery {
+                from: from.clone(),
+                filters: prefixed("/pacticipants/Foo"),
+                order,
+                size: 1,
+                examine_at_most: Some(2),
+                ..TrailQuery::default()
+            };
+            let rows = page_of(store.page(asked).await.expect("read"));
+            found.extend(uuids(&rows));
+            if rows.events.is_empty() && rows.next.is_some() {
+                short_with_next += 1;
+            }
+            from = rows.next;
+            if from.is_none() {
+                break;
+            }
+        }
+        assert_eq!(found, expected, "{order:?}");
+        assert!(short_with_next > 0, "{order:?}: some page examined its two events and found no match");
+    }
+    let numbered = TrailQuery { skip: 1, ..one_page(prefixed("/pacticipants/Foo")) };
+    assert!(store.page(numbered).await.is_err(), "a numbered page of a path prefix is refused");
+}
+
 /// Runs every check above against the store `$open` makes, in a module named `$name`.
 macro_rules! store_contract {
     ($name:ident, $open:ident) => {
@@ -527,6 +609,11 @@ macro_rules! store_contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn every_filter_selects_its_events() {
                 super::every_filter_selects_its_events(&*$open().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_path_prefix_selects_literally_and_its_bounded_pages_miss_nothing() {
+                super::a_path_prefix_selects_literally_and_its_bounded_pages_miss_nothing(&*$open().await.store).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,10 +7,17 @@
 //! where the next page starts). The cost of a page does not grow with how far into the
 //! trail it is, and no page ever counts rows. A numbered page (`pageNumber`) first finds its
 //! start, `skip` events into the walk, on an index, reading `seq` values only.
+//!
+//! A `path_prefix` has no index: its page examines at most a bounded number of the walk's
+//! events (the other filters still from their indexes), keeps those whose path matches,
+//! and may be short, even empty. Its `next` is the first event it did not put on the page
+//! (the next match, or the first event it did not examine), so following `next` still
+//! visits every event of the walk once. Its numbered pages are refused: page N would need
+//! every match before it counted, which is the unbounded scan this avoids.
 
 use serde_json::value::RawValue;
 
-use super::query::{EventFilters, TrailOrder, TrailQuery};
+use super::query::{EventFilters, TrailOrder, TrailQuery, PATH_PREFIX_EXAMINED};
 use super::StoreError;
 use crate::chain::served::with_chain_link;
 
@@ -47,6 +54,8 @@ pub struct StoredEvent {
     pub chain_prev: Vec<u8>,
     /// Its own chain hash.
     pub chain_hash: Vec<u8>,
+    /// Whether its path starts with the query's `path_prefix` (true without one).
+    pub path_matches: bool,
 }
 
 /// The part of the trail a walk covers: `seq` from `lower` to `upper`, both included.
@@ -113,6 +122,17 @@ pub async fn read_page(store: &mut impl PageQueries, query: &TrailQuery) -> Resu
     };
     let (lower, upper) = query.order.walk_bounds(cursor, first_since);
     let mut range = SeqRange { lower, upper };
+    if query.filters.path_prefix.is_some() {
+        if query.skip > 0 {
+            return Err(StoreError::Unsupported(
+                "a numbered page (pageNumber) with path_prefix; follow `next` instead".to_owned(),
+            ));
+        }
+        let examine = query.examine_at_most.unwrap_or(PATH_PREFIX_EXAMINED).max(1);
+        let limit = i64::try_from(examine.saturating_add(1)).unwrap_or(i64::MAX);
+        let rows = store.events(range, &query.filters, query.order, limit).await?;
+        return examined_page(rows, examine, query.size);
+    }
     // A numbered page starts `skip` events into the walk, so page N is exactly where
     // following `next` N-1 times would arrive.
     if query.skip > 0 {
@@ -131,9 +151,28 @@ pub async fn read_page(store: &mut impl PageQueries, query: &TrailQuery) -> Resu
     Ok(PageOutcome::Page(PageRows { events, next }))
 }
 
+/// The page of a `path_prefix` walk from its first `examine` events (and the one after
+/// them, if any, where the next page resumes): the matches, up to `size`; `next` is the
+/// match after them, else the first event not examined.
+fn examined_page(rows: Vec<StoredEvent>, examine: usize, size: usize) -> Result<PageOutcome, StoreError> {
+    let mut page = Vec::new();
+    let mut next = None;
+    for (position, row) in rows.into_iter().enumerate() {
+        if position == examine || (row.path_matches && page.len() == size) {
+            next = Some(row.uuid);
+            break;
+        }
+        if row.path_matches {
+            page.push(row);
+        }
+    }
+    let events = page.into_iter().map(served).collect::<Result<_, _>>()?;
+    Ok(PageOutcome::Page(PageRows { events, next }))
+}
+
 /// The event as a page serves it: with its chain link (`chain`) spliced in, unparsed.
 fn served(row: StoredEvent) -> Result<Box<RawValue>, StoreError> {
-    let StoredEvent { uuid, body, seq, chain_prev, chain_hash } = row;
+    let StoredEvent { uuid, body, seq, chain_prev, chain_hash, .. } = row;
     let body = with_chain_link(&body, seq, &chain_prev, &chain_hash).ok_or_else(|| StoreError::CorruptEvent {
         uuid: uuid.clone(),
         reason: "its body or chain link is damaged".to_owned(),

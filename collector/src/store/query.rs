@@ -45,6 +45,11 @@ pub struct EventFilters {
     pub method: Option<String>,
     /// Only responses with this status.
     pub status: Option<u16>,
+    /// Only requests whose path (`payload.path`) starts with this, compared character for
+    /// character (no wildcards). No index serves it: the page algorithm examines a bounded
+    /// number of the walk's events per page ([`TrailQuery::examine_at_most`]), so it is not
+    /// among [`EventFilters::predicates`].
+    pub path_prefix: Option<String>,
 }
 
 /// One page request.
@@ -60,7 +65,16 @@ pub struct TrailQuery {
     pub size: usize,
     /// Events of the walk that come before the page (`(pageNumber - 1) × size`).
     pub skip: usize,
+    /// With a `path_prefix`: how many events of the walk a page examines at most (`None`:
+    /// [`PATH_PREFIX_EXAMINED`]). A page that finds fewer matches among them is short and
+    /// its `next` resumes right after the last one examined.
+    pub examine_at_most: Option<usize>,
 }
+
+/// How many events of the walk a `path_prefix` page examines at most: what bounds the
+/// work of a page no index serves (each examined event's body is read and its path
+/// compared).
+pub const PATH_PREFIX_EXAMINED: usize = 2000;
 
 /// How a predicate compares its column with its value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

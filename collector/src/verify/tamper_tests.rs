@@ -421,6 +421,8 @@ fn tamper_signed(conn: &Connection, kind: usize, random: &mut Random, all: &[i64
                     "user_email",
                     "method",
                     "status",
+                    "user_id",
+                    "user_name",
                     "chain_prev",
                     "chain_hash",
                     "seq",
@@ -437,6 +439,10 @@ fn tamper_signed(conn: &Connection, kind: usize, random: &mut Random, all: &[i64
                 }
                 "method" => "UPDATE events SET method = method || 'X' WHERE seq = ?1".to_owned(),
                 "status" => "UPDATE events SET status = coalesce(status + 1, 1) WHERE seq = ?1".to_owned(),
+                "user_id" => "UPDATE events SET user_id = coalesce(user_id || 'x', 'x') WHERE seq = ?1".to_owned(),
+                "user_name" => {
+                    "UPDATE events SET user_name = coalesce(user_name || 'x', 'x') WHERE seq = ?1".to_owned()
+                }
                 "seq" => format!("UPDATE events SET seq = {} WHERE seq = ?1", 1_000_000 + random.below(1000)),
                 blob_column => {
                     let mut blob: Vec<u8> = conn

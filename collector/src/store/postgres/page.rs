@@ -14,10 +14,20 @@ use super::super::StoreError;
 /// The SQL of a page and its parameters: `$1` and `$2` are the seq bounds, the last one
 /// the limit.
 fn page_sql(filters: &EventFilters, order: TrailOrder) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
-    let (predicates, values) = filter_predicates(filters, 2);
+    let (predicates, mut values) = filter_predicates(filters, 2);
+    // The last column: whether the path starts with `path_prefix` (`starts_with`, not LIKE,
+    // so `%`, `_` and case mean themselves).
+    let path_matches = match &filters.path_prefix {
+        Some(prefix) => {
+            values.push(Box::new(prefix.clone()));
+            let number = values.len() + 2;
+            format!("coalesce(starts_with(body::json -> 'payload' ->> 'path', ${number}), false)")
+        }
+        None => "true".to_owned(),
+    };
     let sql = format!(
-        "SELECT uuid, body, seq, chain_prev, chain_hash FROM events WHERE seq BETWEEN $1 AND $2{predicates} \
-         ORDER BY seq {} LIMIT ${}",
+        "SELECT uuid, body, seq, chain_prev, chain_hash, {path_matches} FROM events \
+         WHERE seq BETWEEN $1 AND $2{predicates} ORDER BY seq {} LIMIT ${}",
         direction(order),
         values.len() + 3
     );
@@ -152,6 +162,7 @@ impl PageQueries for PgPage<'_> {
                     seq: row.try_get(2)?,
                     chain_prev: row.try_get(3)?,
                     chain_hash: row.try_get(4)?,
+                    path_matches: row.try_get(5)?,
                 })
             })
             .collect()

@@ -16,10 +16,20 @@ use super::super::query::{Comparison, EventFilters, FilterValue, TrailOrder};
 /// The SQL of a page and its parameters; `?1` and `?2` are the seq bounds and the last
 /// parameter is the limit.
 pub fn page_sql(filters: &EventFilters, order: TrailOrder) -> (String, Vec<Value>) {
-    let (predicates, values) = filter_predicates(filters);
+    let (predicates, mut values) = filter_predicates(filters);
+    // The last column: whether the path starts with `path_prefix`, compared as text (not
+    // LIKE, so `%`, `_` and case mean themselves).
+    let path_matches = match &filters.path_prefix {
+        Some(prefix) => {
+            values.push(Value::Text(prefix.clone()));
+            let number = values.len() + 2;
+            format!("substr(json_extract(body, '$.payload.path'), 1, length(?{number})) IS ?{number}")
+        }
+        None => "1".to_owned(),
+    };
     let sql = format!(
-        "SELECT uuid, body, seq, chain_prev, chain_hash FROM events WHERE seq BETWEEN ?1 AND ?2{predicates} \
-         ORDER BY seq {} LIMIT ?{}",
+        "SELECT uuid, body, seq, chain_prev, chain_hash, {path_matches} FROM events \
+         WHERE seq BETWEEN ?1 AND ?2{predicates} ORDER BY seq {} LIMIT ?{}",
         order.sql(),
         values.len() + 3
     );
@@ -91,7 +101,7 @@ mod tests {
     use crate::store::sqlite::schema::open_for_writing;
 
     fn all_filter_combinations() -> Vec<EventFilters> {
-        (0u32..256)
+        (0u32..512)
             .map(|mask| {
                 let on = |bit: u32| mask & (1 << bit) != 0;
                 EventFilters {
@@ -103,6 +113,8 @@ mod tests {
                     method: on(5).then(|| "GET".to_owned()),
                     status: on(6).then_some(200),
                     user_name: on(7).then(|| "mallory".to_owned()),
+                    // Read from the rows the walk finds, so it must not change the plan.
+                    path_prefix: on(8).then(|| "/pacticipants/Foo".to_owned()),
                 }
             })
             .collect()
@@ -196,9 +208,13 @@ mod tests {
         let (sql, values) = page_sql(&filters, TrailOrder::Descending);
         assert_eq!(
             sql,
-            "SELECT uuid, body, seq, chain_prev, chain_hash FROM events WHERE seq BETWEEN ?1 AND ?2 AND type = ?3 AND status = ?4 \
+            "SELECT uuid, body, seq, chain_prev, chain_hash, 1 FROM events WHERE seq BETWEEN ?1 AND ?2 AND type = ?3 AND status = ?4 \
              ORDER BY seq DESC LIMIT ?5"
         );
         assert_eq!(values, vec![Value::Text("T".into()), Value::Integer(201)]);
+        let prefixed = EventFilters { path_prefix: Some("/p".into()), ..filters };
+        let (sql, values) = page_sql(&prefixed, TrailOrder::Descending);
+        assert!(sql.contains("length(?5)) IS ?5 FROM") && sql.ends_with("LIMIT ?6"), "{sql}");
+        assert_eq!(values.last(), Some(&Value::Text("/p".into())));
     }
 }

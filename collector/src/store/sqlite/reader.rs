@@ -165,7 +165,8 @@ impl PageQueries for SqlitePage<'_> {
             let (Some(chain_prev), Some(chain_hash)) = (row.get(3)?, row.get(4)?) else {
                 return Err(StoreError::CorruptEvent { uuid, reason: "it has no chain link".to_owned() });
             };
-            rows.push(StoredEvent { uuid, body: row.get(1)?, seq: row.get(2)?, chain_prev, chain_hash });
+            let (body, seq, path_matches) = (row.get(1)?, row.get(2)?, row.get(5)?);
+            rows.push(StoredEvent { uuid, body, seq, chain_prev, chain_hash, path_matches });
         }
         Ok(rows)
     }
