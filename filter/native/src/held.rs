@@ -59,3 +59,39 @@ impl HeldRequests {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envoy::Stream;
+    use crate::fake_envoy::{scheduler_calls, SchedulerCall};
+
+    fn held_at(address: usize) -> Arc<HeldRequest> {
+        // SAFETY: the fake Envoy only records the address.
+        let stream = unsafe { Stream::new(std::ptr::without_provenance_mut(address)) };
+        HeldRequest::new(stream.new_scheduler().expect("a scheduler"))
+    }
+
+    #[test]
+    fn a_released_stream_is_woken_once_and_its_scheduler_deleted_when_it_ends() {
+        let held = HeldRequests::default();
+        let request = held_at(0x1100);
+        held.hold(&request);
+        held.release_all();
+        held.release_all();
+        request.end();
+        assert_eq!(scheduler_calls(0x1100), vec![SchedulerCall::Commit(0x1100, RESUME), SchedulerCall::Delete(0x1100)]);
+        assert!(held.is_empty());
+    }
+
+    #[test]
+    fn a_stream_that_ended_while_held_is_never_committed_after_its_delete() {
+        let held = HeldRequests::default();
+        let request = held_at(0x1200);
+        held.hold(&request);
+        request.end();
+        held.release_all();
+        request.release();
+        assert_eq!(scheduler_calls(0x1200), vec![SchedulerCall::Delete(0x1200)]);
+    }
+}
