@@ -72,12 +72,10 @@ setup-valgrind:
 ## The end-to-end tests of what the filter does run twice: against the wasm filter
 ## (envoy.yaml), then the native module (envoy-native.yaml, AUDIT_FILTER_HOST=native). The
 ## collector's own (audit_api, postgres_replicas, viewer) and native_host (which runs both
-## hosts itself) run once. Left out for the native module until it does what they test
-## (docs/not-done.md): envoy_stops (the report and flush at shutdown), as_sent (Envoy's reason
-## for a refused request), and completeness's test of a new worker holding requests until the
-## collector answered its announcement (skipped by name).
+## hosts itself) run once. Left out for the native module until it does what it tests
+## (docs/not-done.md): as_sent (Envoy's reason for a refused request).
 NATIVE_E2E := --test trail --test broker_clients --test identity --test redaction --test delivery \
-  --test completeness --test envoy_restarts --test deployment_files --test demo
+  --test completeness --test envoy_restarts --test envoy_stops --test deployment_files --test demo
 
 test: build setup-compose setup-postgres setup-browser setup-valgrind
 	node --test collector/ui/tests/
@@ -85,7 +83,7 @@ test: build setup-compose setup-postgres setup-browser setup-valgrind
 	python3 -m unittest discover -s tests/instructions
 	python3 tests/instructions/check.py
 	cargo test -p audit-e2e
-	AUDIT_FILTER_HOST=native cargo test -p audit-e2e $(NATIVE_E2E) -- --skip a_new_worker_answers_no_request_before
+	AUDIT_FILTER_HOST=native cargo test -p audit-e2e $(NATIVE_E2E)
 	bash tests/schemathesis.sh
 	$(VENV)/bin/python tests/siem/check_exports.py
 

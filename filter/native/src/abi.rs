@@ -72,11 +72,18 @@ pub const CALLOUT_RESULT_SUCCESS: u32 = 0;
 /// `envoy_dynamic_module_type_on_http_filter_request_headers_status`: Continue, StopIteration.
 pub const REQUEST_HEADERS_CONTINUE: u32 = 0;
 pub const REQUEST_HEADERS_STOP_ITERATION: u32 = 1;
+/// `envoy_dynamic_module_type_on_http_filter_request_body_status`: Continue, StopIterationAndBuffer.
+pub const REQUEST_BODY_CONTINUE: u32 = 0;
+pub const REQUEST_BODY_STOP_ITERATION_AND_BUFFER: u32 = 1;
+/// `envoy_dynamic_module_type_on_http_filter_request_trailers_status`: Continue, StopIteration.
+pub const REQUEST_TRAILERS_CONTINUE: u32 = 0;
+pub const REQUEST_TRAILERS_STOP_ITERATION: u32 = 1;
 
 /// The opaque pointers: Envoy's objects (`*_envoy_ptr`) and the module's (`*_module_ptr`).
 pub type HttpFilterConfigEnvoyPtr = *mut std::ffi::c_void;
 pub type HttpFilterEnvoyPtr = *mut std::ffi::c_void;
 pub type ConfigSchedulerPtr = *mut std::ffi::c_void;
+pub type StreamSchedulerPtr = *mut std::ffi::c_void;
 
 extern "C" {
     pub fn envoy_dynamic_module_callback_log(level: u32, message: ModuleBuffer);
@@ -150,6 +157,18 @@ extern "C" {
         label_values_length: usize,
         value: u64,
     ) -> u32;
+
+    /// A stream's scheduler: `commit` from any thread runs `on_http_filter_scheduled` on the
+    /// stream's worker (Envoy keeps only a weak reference to the stream: a commit after the
+    /// stream ended does nothing); deleted by the module.
+    pub fn envoy_dynamic_module_callback_http_filter_scheduler_new(filter: HttpFilterEnvoyPtr) -> StreamSchedulerPtr;
+    pub fn envoy_dynamic_module_callback_http_filter_scheduler_commit(scheduler: StreamSchedulerPtr, event_id: u64);
+    pub fn envoy_dynamic_module_callback_http_filter_scheduler_delete(scheduler: StreamSchedulerPtr);
+    /// Resumes a request stopped at its headers (or body); on the stream's worker only.
+    pub fn envoy_dynamic_module_callback_http_filter_continue_decoding(filter: HttpFilterEnvoyPtr);
+
+    /// The number of worker threads Envoy runs; main thread only.
+    pub fn envoy_dynamic_module_callback_get_concurrency() -> u32;
 
     pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_new(
         config: HttpFilterConfigEnvoyPtr,

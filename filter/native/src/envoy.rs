@@ -133,6 +133,19 @@ impl Stream<'_> {
     }
 
     /// The index of the worker (thread) running this stream.
+    /// A scheduler that runs `on_http_filter_scheduled` for this stream on its worker.
+    pub fn new_scheduler(&self) -> Option<StreamScheduler> {
+        // SAFETY: `raw` is this hook's stream.
+        let raw = unsafe { abi::envoy_dynamic_module_callback_http_filter_scheduler_new(self.raw) };
+        (!raw.is_null()).then_some(StreamScheduler { raw })
+    }
+
+    /// Resumes the request this filter stopped (called in the stream's own hook, on its worker).
+    pub fn continue_decoding(&mut self) {
+        // SAFETY: `raw` is this hook's stream.
+        unsafe { abi::envoy_dynamic_module_callback_http_filter_continue_decoding(self.raw) }
+    }
+
     pub fn worker_index(&self) -> u32 {
         // SAFETY: `raw` is this hook's stream.
         unsafe { abi::envoy_dynamic_module_callback_http_filter_get_worker_index(self.raw) }
@@ -296,6 +309,13 @@ impl ConfigHandle {
         }
     }
 
+    /// The number of Envoy's workers. The handle is only proof of being in a configuration
+    /// hook, which Envoy runs on its main thread, the only thread the ABI allows this on.
+    pub fn worker_count(&self) -> u32 {
+        // SAFETY: no arguments; called on the main thread (see above).
+        unsafe { abi::envoy_dynamic_module_callback_get_concurrency() }
+    }
+
     /// A scheduler that runs `on_http_filter_config_scheduled` on the main thread.
     pub fn new_scheduler(&self) -> Option<Scheduler> {
         // SAFETY: `raw` is the live configuration.
@@ -383,6 +403,32 @@ unsafe fn array<'a, T>(ptr: *const T, size: usize) -> &'a [T] {
     }
     // SAFETY: by the caller's contract.
     unsafe { std::slice::from_raw_parts(ptr, size) }
+}
+
+/// A stream's scheduler: [`StreamScheduler::commit`] from any thread runs
+/// `on_http_filter_scheduled` on the stream's worker; dropping it deletes it.
+pub struct StreamScheduler {
+    raw: abi::StreamSchedulerPtr,
+}
+
+// SAFETY: the ABI allows `commit` from any thread (Envoy posts the event to the worker and
+// holds the stream weakly); the owner serializes `commit` and the delete (`HeldRequest`).
+unsafe impl Send for StreamScheduler {}
+// SAFETY: as above: `commit` takes `&self` and is thread-safe in Envoy.
+unsafe impl Sync for StreamScheduler {}
+
+impl StreamScheduler {
+    pub fn commit(&self, event_id: u64) {
+        // SAFETY: `raw` is live until dropped.
+        unsafe { abi::envoy_dynamic_module_callback_http_filter_scheduler_commit(self.raw, event_id) }
+    }
+}
+
+impl Drop for StreamScheduler {
+    fn drop(&mut self) {
+        // SAFETY: made by `scheduler_new`, deleted once.
+        unsafe { abi::envoy_dynamic_module_callback_http_filter_scheduler_delete(self.raw) }
+    }
 }
 
 #[cfg(test)]

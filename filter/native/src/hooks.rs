@@ -22,8 +22,9 @@ use crate::abi::{self, EnvoyBuffer, EnvoyHttpHeader, HttpFilterConfigEnvoyPtr, H
 use crate::config_registry::Registry;
 use crate::envoy::{self, envoy_bytes, CalloutAnswer, ConfigHandle, Stream};
 use crate::guard::{caught, guarded};
+use crate::held::RESUME;
 use crate::module_config::ModuleConfig;
-use crate::stream::AuditStream;
+use crate::stream::{AtHeaders, AuditStream};
 use crate::ticker::TICK;
 use audit_filter_core::worker::delivery::LOGGED_BODY_BYTES;
 
@@ -186,8 +187,10 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
             audit.on_request_headers(&mut stream)
         };
         match reply {
-            None => abi::REQUEST_HEADERS_CONTINUE,
-            Some(reply) => {
+            AtHeaders::Forward => abi::REQUEST_HEADERS_CONTINUE,
+            // Resumed in `on_http_filter_scheduled` once the main thread wakes it.
+            AtHeaders::Hold => abi::REQUEST_HEADERS_STOP_ITERATION,
+            AtHeaders::Refuse(reply) => {
                 reply.send(&mut stream);
                 abi::REQUEST_HEADERS_STOP_ITERATION
             }
@@ -225,18 +228,69 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_destroy(filter: *co
 // The hooks below are exported so the module loads whichever Envoy requires; the audit
 // filter does nothing in them (every result is "continue").
 
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
-    _: HttpFilterEnvoyPtr,
-    _: *const c_void,
-    _: bool,
-) -> u32 {
-    0
+/// Whether this stream's request is held (its body and trailers wait with its headers).
+///
+/// # Safety
+/// `filter` is this stream's filter, used by this hook only.
+unsafe fn held(hook: &str, filter: *const c_void) -> bool {
+    // SAFETY: by the caller's contract.
+    guarded(hook, false, || unsafe { stream_filter(filter) }.is_some_and(|audit| audit.is_paused()))
 }
 
+/// # Safety
+/// Envoy passes this stream's pointers.
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(_: HttpFilterEnvoyPtr, _: *const c_void) -> u32 {
-    0
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
+    _: HttpFilterEnvoyPtr,
+    filter: *const c_void,
+    _: bool,
+) -> u32 {
+    // SAFETY: this hook's filter.
+    if unsafe { held("on_http_filter_request_body", filter) } {
+        abi::REQUEST_BODY_STOP_ITERATION_AND_BUFFER
+    } else {
+        abi::REQUEST_BODY_CONTINUE
+    }
+}
+
+/// # Safety
+/// Envoy passes this stream's pointers.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(
+    _: HttpFilterEnvoyPtr,
+    filter: *const c_void,
+) -> u32 {
+    // SAFETY: this hook's filter.
+    if unsafe { held("on_http_filter_request_trailers", filter) } {
+        abi::REQUEST_TRAILERS_STOP_ITERATION
+    } else {
+        abi::REQUEST_TRAILERS_CONTINUE
+    }
+}
+
+/// A held request is woken (its scheduler committed by the main thread): it goes on.
+///
+/// # Safety
+/// Envoy passes this stream's pointers, on its worker.
+#[no_mangle]
+pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
+    filter_envoy: HttpFilterEnvoyPtr,
+    filter: *const c_void,
+    event_id: u64,
+) {
+    guarded("on_http_filter_scheduled", (), || {
+        if event_id != RESUME {
+            return;
+        }
+        // SAFETY: this stream's filter, used by this hook only; the borrow ends before
+        // Envoy is called (it may run the rest of the stream inside `continue_decoding`).
+        let resume = unsafe { stream_filter(filter) }.is_some_and(AuditStream::take_paused);
+        if resume {
+            // SAFETY: this hook's stream.
+            let mut stream = unsafe { Stream::new(filter_envoy) };
+            stream.continue_decoding();
+        }
+    });
 }
 
 #[no_mangle]
@@ -286,9 +340,6 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_new(
 
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_per_route_config_destroy(_: *const c_void) {}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(_: HttpFilterEnvoyPtr, _: *const c_void, _: u64) {}
 
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]

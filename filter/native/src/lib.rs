@@ -32,6 +32,7 @@ pub mod config_registry;
 pub mod delivery_host;
 pub mod envoy;
 pub mod guard;
+pub mod held;
 #[cfg(not(test))]
 mod hooks;
 pub mod metrics;

@@ -1,6 +1,6 @@
 //! One filter configuration, as the module holds it: the core's validated configuration, the
-//! ingest token and fingerprint key, one [`WorkerSlot`] per Envoy worker (created the first
-//! time a worker runs a stream), the calls in flight to the collector, the metrics and the
+//! ingest token and fingerprint key, one [`WorkerSlot`] per Envoy worker (created with the
+//! configuration, for the worker count Envoy reports), the calls in flight to the collector, the metrics and the
 //! tick thread. Created in `config_new`, ticked and answered in the configuration's hooks on
 //! Envoy's main thread, shut down in `config_destroy`.
 
@@ -24,6 +24,11 @@ use crate::randomness::{now_ms, random_event_id};
 use crate::retired;
 use crate::ticker::Ticker;
 use crate::worker_slot::WorkerSlot;
+
+/// Workers whose senders are made (and announced) when the configuration is: all of them,
+/// up to a bound no real Envoy reaches (a larger worker index still gets one, at its first
+/// request).
+const MAX_STARTED_WORKERS: usize = 1024;
 
 /// Distinguishes configurations in the workers' thread-local caches.
 static NEXT_CONFIG_ID: AtomicU64 = AtomicU64::new(1);
@@ -107,8 +112,21 @@ impl ModuleConfig {
             metrics,
             ticker: Mutex::new(None),
         });
+        // Every worker's sender exists from the start, as each worker's wasm VM does, and is
+        // announced at the first tick, before the worker has answered anything (issue 22).
+        let workers = usize::try_from(handle.worker_count()).unwrap_or(0).min(MAX_STARTED_WORKERS);
+        *locked(&config.workers) = (0..workers).map(|_| Some(config.new_slot())).collect();
         match handle.new_scheduler().and_then(|scheduler| Ticker::start(scheduler, tick_period)) {
-            Some(ticker) => *locked(&config.ticker) = Some(ticker),
+            Some(ticker) => {
+                *locked(&config.ticker) = Some(ticker);
+                // Their requests hold from now (only with ticks: a tick wakes them): callouts
+                // must wait for the configuration Envoy is still making in `config_new`, so
+                // the announcement goes out at the first tick.
+                let now = now_ms();
+                for (_, slot) in config.slots() {
+                    slot.delivery().on_started_unannounced(now);
+                }
+            }
             None => {
                 envoy::log(Level::Error, "audit-filter: could not start the delivery tick; events would never be sent")
             }
@@ -116,8 +134,8 @@ impl ModuleConfig {
         Ok(config)
     }
 
-    /// This worker's slot: from the thread's cache, else created (a new sender: its own
-    /// random id and numbering, as a wasm VM per worker has).
+    /// This worker's slot: from the thread's cache, else the configuration's (made with it, or
+    /// now for a worker index past the bound).
     pub fn slot(&self, worker_index: impl FnOnce() -> u32) -> Arc<WorkerSlot> {
         thread_local!(static CACHE: RefCell<Vec<(u64, Weak<WorkerSlot>)>> = const { RefCell::new(Vec::new()) });
         let cached = CACHE.with(|cache| {
@@ -135,18 +153,14 @@ impl ModuleConfig {
             }
             match workers.get_mut(index) {
                 Some(Some(slot)) => Arc::clone(slot),
+                // A worker Envoy did not count at the start (none should be): made now.
                 Some(empty) => {
-                    let sender_id = encode_event_uuid(random_event_id());
-                    let slot = Arc::new(WorkerSlot::new(Delivery::new(&self.filter, &self.ingest_token, sender_id)));
+                    let slot = self.new_slot();
                     *empty = Some(Arc::clone(&slot));
                     slot
                 }
                 // A worker index beyond 65536 workers: its own slot, not kept for ticks.
-                None => Arc::new(WorkerSlot::new(Delivery::new(
-                    &self.filter,
-                    &self.ingest_token,
-                    encode_event_uuid(random_event_id()),
-                ))),
+                None => self.new_slot(),
             }
         };
         CACHE.with(|cache| {
@@ -156,6 +170,12 @@ impl ModuleConfig {
             }
         });
         slot
+    }
+
+    /// A new sender: its own random id and numbering, as a wasm VM per worker has.
+    fn new_slot(&self) -> Arc<WorkerSlot> {
+        let sender_id = encode_event_uuid(random_event_id());
+        Arc::new(WorkerSlot::new(Delivery::new(&self.filter, &self.ingest_token, sender_id)))
     }
 
     fn slots(&self) -> Vec<(usize, Arc<WorkerSlot>)> {
@@ -172,8 +192,9 @@ impl ModuleConfig {
         let now = now_ms();
         for (_, slot) in self.slots() {
             let mut host = MainThreadHost::new(self.handle, &slot, "");
-            // A worker's slot is made at its first request, on the worker; the main
-            // thread announces the sender (the core's `on_start`) at the next tick.
+            // Slots are made with the configuration (or, past the bound, at a worker's first
+            // request); the main thread announces each sender (the core's `on_start`) at the
+            // next tick: callouts need the configuration Envoy is still making in `config_new`.
             let announce = slot.take_announcement();
             delivering(|| {
                 let delivery = slot.delivery();
@@ -183,6 +204,7 @@ impl ModuleConfig {
                 delivery.on_tick(&mut host, now)
             });
             self.note_in_flight(&slot, host.dispatched);
+            slot.release_held_if_due(now);
         }
         retired::tick(now, |slot, decide| {
             let mut host = MainThreadHost::new(self.handle, slot, "");
@@ -210,11 +232,13 @@ impl ModuleConfig {
             return;
         }
         let mut host = MainThreadHost::new(self.handle, &slot, &answer.body_start);
-        delivering(|| slot.delivery().on_answer(&mut host, token, answer.status, now_ms()));
+        let now = now_ms();
+        delivering(|| slot.delivery().on_answer(&mut host, token, answer.status, now));
         if host.finished {
             retired::forget(&slot);
         }
         self.note_in_flight(&slot, host.dispatched);
+        slot.release_held_if_due(now);
         self.publish();
     }
 

@@ -19,6 +19,7 @@ use audit_filter_core::worker::failure_policy::{Admission, FailureMode};
 use crate::abi::{ATTRIBUTE_RESPONSE_CODE, ATTRIBUTE_SOURCE_ADDRESS};
 use crate::delivery_host::{LocalReply, StreamHost};
 use crate::envoy::{self, Stream};
+use crate::held::HeldRequest;
 use crate::module_config::ModuleConfig;
 use crate::randomness::{now_ms, now_unix_nanos, random_event_id};
 use crate::request_view::{headers_of, NativeRequest};
@@ -53,30 +54,80 @@ pub struct AuditStream {
     peer: Option<Option<Vec<u8>>>,
     /// When the request headers reached the module: wall clock and monotonic.
     started: Option<(i64, Instant)>,
+    /// Set while the request is held for the sender's announcement (its wake-up).
+    held: Option<Arc<HeldRequest>>,
+    /// Stopped at its headers and not resumed yet.
+    paused: bool,
+}
+
+/// What becomes of a request at its headers.
+pub enum AtHeaders {
+    Forward,
+    /// Refused (fail-closed): the reply to send once nothing of the stream is borrowed.
+    Refuse(LocalReply),
+    /// Held until the collector answered the sender's announcement ([`crate::held`]).
+    Hold,
+}
+
+impl Drop for AuditStream {
+    /// The stream ended (on its worker): a held request's scheduler is deleted now, under
+    /// the lock the main thread wakes it under.
+    fn drop(&mut self) {
+        if let Some(held) = self.held.take() {
+            held.end();
+        }
+    }
 }
 
 impl AuditStream {
     pub fn new(config: Arc<ModuleConfig>, stream: &Stream<'_>) -> AuditStream {
         let slot = config.slot(|| stream.worker_index());
-        AuditStream { config, slot, stripped: Vec::new(), peer: None, started: None }
+        AuditStream { config, slot, stripped: Vec::new(), peer: None, started: None, held: None, paused: false }
     }
 
-    /// The reply refusing the request, if delivery refuses it (fail-closed); the caller
-    /// sends it once nothing of this stream is borrowed, and stops the request there.
-    pub fn on_request_headers(&mut self, stream: &mut Stream<'_>) -> Option<LocalReply> {
+    /// Whether the request goes on, is refused (fail-closed; the caller sends the reply
+    /// once nothing of this stream is borrowed) or is held for the sender's announcement.
+    pub fn on_request_headers(&mut self, stream: &mut Stream<'_>) -> AtHeaders {
         self.started = Some((now_unix_nanos(), Instant::now()));
         self.strip_untrusted_identity(stream);
         self.strip_claim_headers(stream);
-        if self.config.filter.failure_policy.mode == FailureMode::Open {
-            return None;
+        if self.config.filter.failure_policy.mode == FailureMode::Closed {
+            let slot = Arc::clone(&self.slot);
+            let mut host = StreamHost::new(stream, &slot);
+            let admission = slot.delivery().refusal(&mut host);
+            if let (Admission::Refuse(_), Some(reply)) = (admission, host.reply) {
+                return AtHeaders::Refuse(reply);
+            }
         }
-        let slot = Arc::clone(&self.slot);
-        let mut host = StreamHost::new(stream, &slot);
-        let admission = slot.delivery().refusal(&mut host);
-        match admission {
-            Admission::Forward => None,
-            Admission::Refuse(_) => host.reply,
+        if self.hold(stream) {
+            AtHeaders::Hold
+        } else {
+            AtHeaders::Forward
         }
+    }
+
+    /// Holds the request if the core says this worker's sender is not known to the collector
+    /// yet; a stream Envoy gives no scheduler for is not held (it could not be woken).
+    fn hold(&mut self, stream: &Stream<'_>) -> bool {
+        if !self.slot.delivery().holds_for_announcement(now_ms()) {
+            return false;
+        }
+        let Some(scheduler) = stream.new_scheduler() else { return false };
+        let held = HeldRequest::new(scheduler);
+        self.slot.held.hold(&held);
+        self.held = Some(held);
+        self.paused = true;
+        true
+    }
+
+    /// Stopped at its headers and not resumed yet: its body and trailers wait too.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// The main thread woke this stream: true if it was paused (the caller resumes it).
+    pub fn take_paused(&mut self) -> bool {
+        std::mem::take(&mut self.paused)
     }
 
     /// Removes the identity headers the core says to (those a peer not trusted to set

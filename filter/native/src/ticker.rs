@@ -60,3 +60,32 @@ impl Drop for Ticker {
         self.stop();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envoy::ConfigHandle;
+    use crate::fake_envoy::{scheduler_calls, SchedulerCall};
+
+    #[test]
+    fn after_stop_the_scheduler_is_deleted_once_and_never_committed_again() {
+        let address = 0x2100;
+        // SAFETY: the fake Envoy only records the address.
+        let handle = unsafe { ConfigHandle::new(std::ptr::without_provenance_mut(address)) };
+        let scheduler = handle.new_scheduler().expect("a scheduler");
+        let mut ticker = Ticker::start(scheduler, Duration::from_millis(1)).expect("the thread starts");
+        // Bounded: until the thread has ticked at least once (or 5000 polls).
+        for _ in 0..5000 {
+            if !scheduler_calls(address).is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        ticker.stop();
+        drop(ticker);
+        let calls = scheduler_calls(address);
+        assert!(calls.contains(&SchedulerCall::Commit(address, TICK)), "it ticked: {calls:?}");
+        assert_eq!(calls.last(), Some(&SchedulerCall::Delete(address)), "the delete is the last call: {calls:?}");
+        assert_eq!(calls.iter().filter(|call| matches!(call, SchedulerCall::Delete(_))).count(), 1);
+    }
+}

@@ -8,6 +8,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use audit_filter_core::worker::delivery::{Delivery, Snapshot};
 
+use crate::held::HeldRequests;
+
 pub struct WorkerSlot {
     delivery: Mutex<Delivery>,
     snapshot: Mutex<Snapshot>,
@@ -15,6 +17,8 @@ pub struct WorkerSlot {
     finished: AtomicBool,
     /// Whether the sender was announced to the collector (the core's `on_start`).
     announced: AtomicBool,
+    /// Requests waiting for the collector to answer the sender's announcement.
+    pub held: HeldRequests,
 }
 
 impl WorkerSlot {
@@ -24,6 +28,7 @@ impl WorkerSlot {
             snapshot: Mutex::new(Snapshot::default()),
             finished: AtomicBool::new(false),
             announced: AtomicBool::new(false),
+            held: HeldRequests::default(),
         }
     }
 
@@ -31,6 +36,14 @@ impl WorkerSlot {
     /// leaves it as it was at the panic: still the best account of this worker's events.
     pub fn delivery(&self) -> MutexGuard<'_, Delivery> {
         self.delivery.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Wakes the held requests once the core says they may go on (main thread, after each
+    /// tick and answer; a request held just after a release is woken at the next tick).
+    pub fn release_held_if_due(&self, now_ms: u64) {
+        if !self.held.is_empty() && self.delivery().releases_held(now_ms) {
+            self.held.release_all();
+        }
     }
 
     /// True the first time only: the sender is to be announced now.
