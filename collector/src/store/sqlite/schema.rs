@@ -38,6 +38,10 @@ const UPGRADE_13_TO_15: &str = "ALTER TABLE events ADD COLUMN user_name TEXT;
     CREATE TRIGGER events_user_name_is_immutable BEFORE UPDATE OF user_name ON events
     BEGIN SELECT RAISE(ABORT, 'audit events are immutable: the trail has no update path'); END;";
 
+/// What brings a version 12 database (the released builds up to 2026-11-30, `make demo`'s
+/// data among them) to 13: the final count a sender shutting down reports.
+const UPGRADE_12_TO_13: &str = "ALTER TABLE senders ADD COLUMN final_count INTEGER;";
+
 /// What brings a version 14 database (development builds of 2026-12-04 only) to 15: its
 /// generated `user_name` and the index on it go, then the step from 13 adds the plain one.
 const UPGRADE_14_TO_13: &str = "DROP INDEX events_by_user_name;
@@ -108,6 +112,11 @@ fn prepare_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> 
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         SCHEMA_VERSION => {}
+        12 => {
+            tx.execute_batch(UPGRADE_12_TO_13)?;
+            tx.execute_batch(UPGRADE_13_TO_15)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
         13 => {
             tx.execute_batch(UPGRADE_13_TO_15)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -245,10 +254,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("audit.db");
         let conn = open_for_writing(&path).expect("open");
-        conn.pragma_update(None, "user_version", 12).expect("as an older build left it");
+        conn.pragma_update(None, "user_version", 11).expect("as an older build left it");
         drop(conn);
         let message = open_for_writing(&path).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(message.contains("schema version 12") && message.contains(LAST_MIGRATING_BUILD), "{message}");
+        assert!(message.contains("schema version 11") && message.contains(LAST_MIGRATING_BUILD), "{message}");
     }
 
     #[test]
@@ -367,6 +376,22 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    /// The shape the last released build (schema 12) left: version 13's without the
+    /// senders' `final_count`. It must open, not be refused: `make demo` continues its data.
+    #[test]
+    fn a_database_the_twelve_migrations_made_opens_upgraded_and_has_the_shape_of_a_new_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let released = dir.path().join("released.db");
+        let conn = Connection::open(&released).expect("create");
+        conn.execute_batch(include_str!("testdata/v13_as_migrated.sql")).expect("the schema the migrations left");
+        conn.execute_batch("ALTER TABLE senders DROP COLUMN final_count").expect("back to version 12");
+        conn.pragma_update(None, "user_version", 12).expect("version 12");
+        drop(conn);
+        let released = open_for_writing(&released).expect("a version-12 database opens");
+        let new = open_for_writing(&dir.path().join("new.db")).expect("new");
+        assert_eq!(shape(&released), shape(&new));
     }
 
     #[test]
