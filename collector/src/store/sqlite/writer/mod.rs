@@ -72,6 +72,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failing_batch_is_refused_alone_and_the_batches_written_with_it_commit() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("audit.db");
+        let conn = open_for_writing(&path).expect("open");
+        // A batch holding a `Poison` event fails inside the writer's transaction.
+        conn.execute_batch(
+            "CREATE TEMP TRIGGER refuse_poison BEFORE INSERT ON events WHEN NEW.type = 'Poison'
+             BEGIN SELECT RAISE(ABORT, 'poisoned batch'); END;",
+        )
+        .expect("trigger");
+        let (writer, thread) = spawn(conn, 8).expect("spawn");
+        // Hold the write lock: the writer blocks on its first batch while the next two queue,
+        // so those two share one transaction.
+        let mut blocker = Connection::open(&path).expect("open blocker");
+        let lock = blocker.transaction_with_behavior(TransactionBehavior::Immediate).expect("lock");
+        let first = writer.try_ingest(vec![event("a")], None).expect("queued");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let mut poison = event("p");
+        poison.event_type = "Poison".to_owned();
+        let poisoned = writer.try_ingest(vec![event("b"), poison], None).expect("queued");
+        let after = writer.try_ingest(vec![event("c")], None).expect("queued");
+        drop(lock);
+        assert_eq!(first.committed().await.expect("first").accepted, 1);
+        let refused = poisoned.committed().await.expect_err("the poisoned batch is refused");
+        assert!(refused.to_string().contains("poisoned batch"), "{refused}");
+        assert_eq!(after.committed().await.expect("the batch beside it commits").accepted, 1);
+        thread.shutdown().await.expect("clean stop");
+        assert_eq!(stored_uuids(&path), ["a", "c"], "nothing of the refused batch is kept, not even `b`");
+        let seqs: Vec<i64> = Connection::open(&path)
+            .expect("open")
+            .prepare("SELECT seq FROM events ORDER BY seq")
+            .expect("prepare")
+            .query_map([], |row| row.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(seqs, [1, 2], "the refused batch took no seq");
+    }
+
+    #[tokio::test]
     async fn a_full_queue_refuses_and_shutdown_commits_what_was_queued() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("audit.db");

@@ -1,9 +1,10 @@
-//! What each command does inside the writer's shared transaction, each in its own
-//! savepoint, so one failing command is rolled back alone and the others still commit.
+//! What each command does inside the writer's transaction, on whatever connection state the
+//! thread gives it (the shared transaction, or a savepoint of its own when a command of the
+//! group failed: `thread.rs`). Each step is all-or-nothing only together with that scope.
 
 use audit_event::chain::Checkpoint;
 use audit_event::{AuditEvent, IngestReceipt};
-use rusqlite::{Connection, Transaction};
+use rusqlite::Connection;
 
 use crate::batch::event_row;
 use crate::chain::signing::TrailSigner;
@@ -15,59 +16,47 @@ use crate::store::sqlite::write_sql::{insert_rows, purge_batch};
 use crate::store::{now_millis, StoreError};
 
 /// Purges one batch and, when anything went and there is a key, signs the checkpoint that
-/// records the new anchor, in one savepoint: the anchor is never left unsigned.
+/// records the new anchor, in the same scope: the anchor is never left unsigned.
 pub(super) fn purge_and_checkpoint(
-    tx: &mut Transaction<'_>,
+    conn: &Connection,
     older_than_ms: i64,
     limit: usize,
     signer: Option<&TrailSigner>,
 ) -> Result<usize, StoreError> {
-    let savepoint = tx.savepoint()?;
-    let deleted = purge_batch(&savepoint, older_than_ms, limit)?;
+    let deleted = purge_batch(conn, older_than_ms, limit)?;
     if let (true, Some(signer)) = (deleted > 0, signer) {
-        issue_checkpoint(&savepoint, signer, now_millis())?;
+        issue_checkpoint(conn, signer, now_millis())?;
     }
-    savepoint.commit()?;
     Ok(deleted)
 }
 
-pub(super) fn checkpoint_in(
-    tx: &mut Transaction<'_>,
-    signer: Option<&TrailSigner>,
-) -> Result<Option<Checkpoint>, StoreError> {
+pub(super) fn checkpoint_in(conn: &Connection, signer: Option<&TrailSigner>) -> Result<Option<Checkpoint>, StoreError> {
     let Some(signer) = signer else {
         return Ok(None);
     };
-    let savepoint = tx.savepoint()?;
-    let issued = issue_checkpoint(&savepoint, signer, now_millis())?;
-    savepoint.commit()?;
-    Ok(issued)
+    issue_checkpoint(conn, signer, now_millis())
 }
 
-/// A batch and the accounting of its sender's numbers, in one savepoint: the numbers are
+/// A batch and the accounting of its sender's numbers, in the same scope: the numbers are
 /// accounted for exactly when the events are stored.
 pub(super) fn ingest_accounted(
-    tx: &mut Transaction<'_>,
+    conn: &Connection,
     events: &[NewEvent],
     sender: Option<&SenderActivity>,
     ingested_at_ms: i64,
 ) -> Result<IngestReceipt, StoreError> {
-    let savepoint = tx.savepoint()?;
-    let inserted = insert_rows(&savepoint, events, ingested_at_ms)?;
+    let inserted = insert_rows(conn, events, ingested_at_ms)?;
     if let Some(activity) = sender {
-        let records = note_batch(&savepoint, activity, &inserted, ingested_at_ms)?;
-        insert_records(&savepoint, &records, ingested_at_ms)?;
+        let records = note_batch(conn, activity, &inserted, ingested_at_ms)?;
+        insert_records(conn, &records, ingested_at_ms)?;
     }
-    savepoint.commit()?;
     let accepted = inserted.iter().filter(|stored| **stored).count();
     Ok(IngestReceipt { accepted, duplicates: events.len() - accepted })
 }
 
-pub(super) fn check_in(tx: &mut Transaction<'_>, policy: SenderPolicy, now_ms: i64) -> Result<usize, StoreError> {
-    let savepoint = tx.savepoint()?;
-    let records = check_senders(&savepoint, policy, now_ms)?;
-    insert_records(&savepoint, &records, now_ms)?;
-    savepoint.commit()?;
+pub(super) fn check_in(conn: &Connection, policy: SenderPolicy, now_ms: i64) -> Result<usize, StoreError> {
+    let records = check_senders(conn, policy, now_ms)?;
+    insert_records(conn, &records, now_ms)?;
     Ok(records.len())
 }
 

@@ -1,11 +1,13 @@
 //! The writer thread: the only owner of the write connection. It blocks for the first
 //! command, takes whatever else is already waiting (up to [`MAX_COMMANDS_PER_TRANSACTION`]),
-//! runs it all in ONE transaction, commits, and only then answers each command, through one
-//! generic path ([`Done`]): the command's own outcome, or the commit's failure.
+//! runs it all in ONE transaction, commits, and only then answers each command: with its own
+//! outcome, or the commit's failure.
 
 use std::thread::JoinHandle;
 
-use rusqlite::{Connection, TransactionBehavior};
+use audit_event::chain::Checkpoint;
+use audit_event::IngestReceipt;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
 use super::command::{Command, Reply};
@@ -86,75 +88,154 @@ fn write_loop(mut conn: Connection, mut queue: mpsc::Receiver<Command>, signer: 
     tracing::debug!("writer queue drained; writer stopped");
 }
 
-/// A command that ran inside the transaction: it answers once the commit is known, with its
-/// own outcome, or with the commit's failure (then nothing of it was kept).
-type Done = Box<dyn FnOnce(Option<&str>)>;
+/// What one command came to inside a transaction, before the commit is known.
+enum Outcome {
+    Ingest(Result<IngestReceipt, StoreError>),
+    CheckSenders(Result<usize, StoreError>),
+    Purge(Result<usize, StoreError>),
+    Checkpoint(Result<Option<Checkpoint>, StoreError>),
+    Nothing,
+}
 
-fn done<T: 'static>(reply: Reply<T>, outcome: Result<T, StoreError>) -> Done {
-    Box::new(move |commit_failed| {
+impl Outcome {
+    fn failed(&self) -> bool {
+        match self {
+            Outcome::Ingest(outcome) => outcome.is_err(),
+            Outcome::CheckSenders(outcome) | Outcome::Purge(outcome) => outcome.is_err(),
+            Outcome::Checkpoint(outcome) => outcome.is_err(),
+            Outcome::Nothing => false,
+        }
+    }
+}
+
+/// Runs one command on `conn` (the transaction, or a savepoint of it).
+fn run(conn: &Connection, command: &Command, signer: Option<&TrailSigner>, ingested_at_ms: i64) -> Outcome {
+    match command {
+        Command::Ingest { events, sender, .. } => {
+            Outcome::Ingest(ingest_accounted(conn, events, sender.as_ref(), ingested_at_ms))
+        }
+        Command::CheckSenders { policy, .. } => Outcome::CheckSenders(check_in(conn, *policy, ingested_at_ms)),
+        Command::Purge { older_than_ms, limit, .. } => {
+            Outcome::Purge(purge_and_checkpoint(conn, *older_than_ms, *limit, signer))
+        }
+        Command::Checkpoint { .. } => Outcome::Checkpoint(checkpoint_in(conn, signer)),
+        Command::Shutdown => Outcome::Nothing,
+    }
+}
+
+/// Runs `command` in a savepoint of its own, kept only when it succeeded.
+fn run_alone(
+    tx: &mut Transaction<'_>,
+    command: &Command,
+    signer: Option<&TrailSigner>,
+    ingested_at_ms: i64,
+) -> Outcome {
+    let savepoint = match tx.savepoint() {
+        Ok(savepoint) => savepoint,
+        Err(error) => return failed(command, &error.to_string()),
+    };
+    let outcome = run(&savepoint, command, signer, ingested_at_ms);
+    if outcome.failed() {
+        return outcome; // dropping the savepoint rolls it back
+    }
+    match savepoint.commit() {
+        Ok(()) => outcome,
+        Err(error) => failed(command, &error.to_string()),
+    }
+}
+
+/// The commands run together in one transaction, without a savepoint each: a savepoint makes
+/// SQLite copy every page it first changes into a statement journal (a temporary file past
+/// 64 KiB), which with the events' indexes cost more bytes written per event than the WAL
+/// itself (docs/performance.md). If any command fails, that transaction is rolled back and
+/// the group runs again, each command in its own savepoint, so one failing batch is refused
+/// alone and the others still commit.
+fn write_together(conn: &mut Connection, work: Vec<Command>, signer: Option<&TrailSigner>) {
+    let ingested_at_ms = now_millis();
+    let mut outcomes = Vec::with_capacity(work.len());
+    let mut commit_failed = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => {
+            outcomes.extend(work.iter().map(|command| run(&tx, command, signer, ingested_at_ms)));
+            if outcomes.iter().any(Outcome::failed) {
+                drop(tx); // rolls back; the isolated round below answers
+                outcomes.clear();
+                None
+            } else {
+                commit(tx)
+            }
+        }
+        Err(error) => Some(began_not(&error)),
+    };
+    if outcomes.is_empty() && commit_failed.is_none() {
+        commit_failed = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(mut tx) => {
+                outcomes.extend(work.iter().map(|command| run_alone(&mut tx, command, signer, ingested_at_ms)));
+                commit(tx)
+            }
+            Err(error) => Some(began_not(&error)),
+        };
+    }
+    if outcomes.len() != work.len() {
+        // The transaction never began: every command answers with that failure.
+        let reason = commit_failed.clone().unwrap_or_default();
+        outcomes = work.iter().map(|command| failed(command, &reason)).collect();
+    }
+    for (command, outcome) in work.into_iter().zip(outcomes) {
+        answer(command, outcome, commit_failed.as_deref());
+    }
+}
+
+fn commit(tx: Transaction<'_>) -> Option<String> {
+    tx.commit().err().map(|error| {
+        tracing::error!(cause = %error, "could not commit a write transaction");
+        error.to_string()
+    })
+}
+
+fn began_not(error: &rusqlite::Error) -> String {
+    tracing::error!(cause = %error, "could not begin a write transaction");
+    error.to_string()
+}
+
+/// The failure `reason` as `command`'s outcome.
+fn failed(command: &Command, reason: &str) -> Outcome {
+    let failure = || StoreError::WriteFailed(reason.to_owned());
+    match command {
+        Command::Ingest { .. } => Outcome::Ingest(Err(failure())),
+        Command::CheckSenders { .. } => Outcome::CheckSenders(Err(failure())),
+        Command::Purge { .. } => Outcome::Purge(Err(failure())),
+        Command::Checkpoint { .. } => Outcome::Checkpoint(Err(failure())),
+        Command::Shutdown => Outcome::Nothing,
+    }
+}
+
+/// Answers `command` once the commit is known: with its own outcome, or with the commit's
+/// failure (then nothing of it was kept).
+fn answer(command: Command, outcome: Outcome, commit_failed: Option<&str>) {
+    fn send<T>(reply: Reply<T>, outcome: Result<T, StoreError>, commit_failed: Option<&str>) {
         let outcome = match commit_failed {
             Some(reason) => Err(StoreError::WriteFailed(reason.to_owned())),
             None => outcome,
         };
         // A sender that stopped waiting (client gone) does not change what was committed.
         let _ = reply.send(outcome);
-    })
-}
-
-fn write_together(conn: &mut Connection, work: Vec<Command>, signer: Option<&TrailSigner>) {
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(error) => {
-            tracing::error!(cause = %error, "could not begin a write transaction");
-            let reason = error.to_string();
-            work.into_iter().filter_map(|command| not_run(command, &reason)).for_each(|done| done(None));
-            return;
-        }
-    };
-    let ingested_at_ms = now_millis();
-    let mut answers = Vec::with_capacity(work.len());
-    for command in work {
-        match command {
-            Command::Ingest { events, sender, reply } => {
-                answers.push(done(reply, ingest_accounted(&mut tx, &events, sender.as_ref(), ingested_at_ms)));
-            }
-            Command::CheckSenders { policy, reply } => {
-                let outcome = check_in(&mut tx, policy, ingested_at_ms);
-                if let Ok(recorded @ 1..) = &outcome {
-                    tracing::warn!(recorded, "recorded events the collector did not receive (see the trail)");
-                }
-                answers.push(done(reply, outcome));
-            }
-            Command::Purge { older_than_ms, limit, reply } => {
-                answers.push(done(reply, purge_and_checkpoint(&mut tx, older_than_ms, limit, signer)));
-            }
-            Command::Checkpoint { reply } => {
-                let outcome = checkpoint_in(&mut tx, signer);
-                if let Ok(Some(checkpoint)) = &outcome {
-                    tracing::debug!(number = checkpoint.number, last_seq = checkpoint.last_seq, "checkpoint signed");
-                }
-                answers.push(done(reply, outcome));
-            }
-            Command::Shutdown => {}
-        }
     }
-    let commit_failed = tx.commit().err().map(|error| {
-        tracing::error!(cause = %error, "could not commit a write transaction");
-        error.to_string()
-    });
-    for answer in answers {
-        answer(commit_failed.as_deref());
-    }
-}
-
-/// A command whose transaction never began: it answers with that failure.
-fn not_run(command: Command, reason: &str) -> Option<Done> {
-    let failed = || StoreError::WriteFailed(reason.to_owned());
-    match command {
-        Command::Ingest { reply, .. } => Some(done(reply, Err(failed()))),
-        Command::Purge { reply, .. } => Some(done(reply, Err(failed()))),
-        Command::Checkpoint { reply } => Some(done(reply, Err(failed()))),
-        Command::CheckSenders { reply, .. } => Some(done(reply, Err(failed()))),
-        Command::Shutdown => None,
+    match (command, outcome) {
+        (Command::Ingest { reply, .. }, Outcome::Ingest(outcome)) => send(reply, outcome, commit_failed),
+        (Command::CheckSenders { reply, .. }, Outcome::CheckSenders(outcome)) => {
+            if let (Ok(recorded @ 1..), None) = (&outcome, commit_failed) {
+                tracing::warn!(recorded, "recorded events the collector did not receive (see the trail)");
+            }
+            send(reply, outcome, commit_failed);
+        }
+        (Command::Purge { reply, .. }, Outcome::Purge(outcome)) => send(reply, outcome, commit_failed),
+        (Command::Checkpoint { reply }, Outcome::Checkpoint(outcome)) => {
+            if let (Ok(Some(checkpoint)), None) = (&outcome, commit_failed) {
+                tracing::debug!(number = checkpoint.number, last_seq = checkpoint.last_seq, "checkpoint signed");
+            }
+            send(reply, outcome, commit_failed);
+        }
+        // Outcomes are made from their own command (`run`, `failed`): no other pair occurs.
+        _ => {}
     }
 }
