@@ -220,6 +220,22 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def ingest_costs(pid):
+    """What the collector process has spent so far: CPU seconds in all (utime + stime), of
+    its writer thread (named `audit-writer`), and bytes it has written (`wchar`: the WAL, the
+    checkpoints into the database file, and its small HTTP answers)."""
+    writer = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            if (task / "comm").read_text().strip() == "audit-writer":
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                writer = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        except OSError:
+            continue
+    io = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
+    return {"cpu_s": cpu_seconds(pid), "writer_cpu_s": writer, "written_bytes": int(io["wchar"])}
+
+
 def memory_mb(pid):
     status = Path(f"/proc/{pid}/status").read_text()
     found = dict(re.findall(r"^(VmRSS|VmHWM):\s+(\d+) kB", status, re.M))
@@ -505,8 +521,16 @@ def bench_ingest(procs, directory, empty):
             database = fresh_copy(empty, directory, "ingest")
             if kind == "collector":
                 process, address = start_collector(procs, "collector-ingest", database)
+                before = ingest_costs(process.pid)
                 result = tool("ingest", "--addr", address, "--token", INGEST_TOKEN, "--events", INGEST_EVENTS,
                               "--connections", amount, "--batch", INGEST_BATCH, "--run-id", round_number + 1)
+                after = ingest_costs(process.pid)
+                # Per event, from the collector's own counters: on a loaded machine these move
+                # far less than events/s does.
+                per_event = {key: (after[key] - before[key]) / INGEST_EVENTS for key in after}
+                result.update(cpu_us_per_event=per_event["cpu_s"] * 1e6,
+                              writer_cpu_us_per_event=per_event["writer_cpu_s"] * 1e6,
+                              written_kb_per_event=per_event["written_bytes"] / 1024)
                 result["collector_rss_mb"] = memory_mb(process.pid)["VmRSS"]
                 procs.stop(process)
                 label = f"collector, {amount} connection{'s' if amount > 1 else ''}"
@@ -899,7 +923,11 @@ def report(envoy, ingest, pages, started, load_before, failures, postgres=None, 
                   "(WAL, synchronous=FULL); collector and load client unpinned on the 2 cores. The raw loop is one "
                   "process inserting the same rows with the collector's INSERT and pragmas, rows built before the clock "
                   f"starts. {ROUNDS} rounds, alternating. Median (min–max).", "",
-                  "| what | events/s | 503 retries (median) |", "| --- | --- | --- |"]
+                  "Collector CPU is its utime + stime from /proc over the run per event stored, and its writer "
+                  "thread's (`audit-writer`) alone; written is the bytes it wrote (`wchar`: the WAL, the WAL checkpoints "
+                  "into the database file, its HTTP answers) per event.", "",
+                  "| what | events/s | 503 retries (median) | collector CPU µs/event | of which the writer thread | written KB/event |",
+                  "| --- | --- | --- | --- | --- | --- |"]
         kinds = []
         for run in ingest:
             if run["kind"] not in kinds:
@@ -907,16 +935,21 @@ def report(envoy, ingest, pages, started, load_before, failures, postgres=None, 
         rate = {kind: [r["events_per_s"] for r in ingest if r["kind"] == kind] for kind in kinds}
         for kind in kinds:
             retries = [r.get("retries_503", 0) for r in ingest if r["kind"] == kind]
-            lines.append(f"| {kind} | {spread(rate[kind])} | {statistics.median(retries):.0f} |")
+            costs = [spread([r[key] for r in ingest if r["kind"] == kind], 1) if kind.startswith("collector") else ""
+                     for key in ("cpu_us_per_event", "writer_cpu_us_per_event", "written_kb_per_event")]
+            lines.append(f"| {kind} | {spread(rate[kind])} | {statistics.median(retries):.0f} | {' | '.join(costs)} |")
         best = statistics.median(rate["collector, 8 connections"])
         raw = {amount: statistics.median(rate[f"raw loop, {amount * INGEST_BATCH} rows per commit"]) for amount in (1, 8, 64)}
         lines += ["", f"Collector (8 connections) vs raw loop: {best / raw[8]:.2f}× the loop committing every "
                   f"{8 * INGEST_BATCH:,} rows (8 batches, the most 8 connections can have queued for one commit), "
                   f"{best / raw[1]:.2f}× the loop committing every batch, {best / raw[64]:.2f}× the loop committing "
                   f"every {64 * INGEST_BATCH:,} rows (the writer's largest transaction, 64 batches).", ""]
-        target("ingest, collector with 8 connections", f"{best:,.0f} events/s", "≥ 100,000 events/s", best >= 100_000)
-        target(f"ingest vs raw SQLite loop ({8 * INGEST_BATCH:,} rows/commit; {64 * INGEST_BATCH:,}; {INGEST_BATCH})",
-               f"{best / raw[8]:.2f}×; {best / raw[64]:.2f}×; {best / raw[1]:.2f}×", "≥ 0.5×", best / raw[8] >= 0.5)
+        cpu = statistics.median(r["cpu_us_per_event"] for r in ingest if r["kind"] == "collector, 8 connections")
+        target("ingest, collector with 8 connections (issue 25)", f"{best:,.0f} events/s", "≥ 40,000 events/s", best >= 40_000)
+        target(f"ingest vs raw SQLite loop at the collector's commit size ({8 * INGEST_BATCH:,} rows/commit; "
+               f"{64 * INGEST_BATCH:,}; {INGEST_BATCH})",
+               f"{best / raw[8]:.2f}×; {best / raw[64]:.2f}×; {best / raw[1]:.2f}×", "≥ 0.9×", best / raw[8] >= 0.9)
+        target("collector CPU per event stored, 8 connections", f"{cpu:.1f} µs", "≤ 15 µs", cpu <= 15)
 
     biggest = None
     if pages:
