@@ -42,7 +42,7 @@ pub fn headers_of(pairs: &[(&[u8], &[u8])]) -> RequestHeaders {
 /// `bytes` as text: checked as UTF-8 first (fast, and nearly always so), replaced only when
 /// not (`from_utf8_lossy` walks every character even of valid text: 7k instructions a
 /// request, measured under callgrind).
-fn text(bytes: &[u8]) -> Cow<'_, str> {
+pub fn text(bytes: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(bytes) {
         Ok(text) => Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(bytes),
