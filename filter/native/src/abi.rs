@@ -54,6 +54,8 @@ pub const HEADER_TYPE_REQUEST: u32 = 0;
 
 /// `envoy_dynamic_module_type_attribute_id` values used here.
 pub const ATTRIBUTE_RESPONSE_CODE: u32 = 15;
+/// `response.code_details`: Envoy's reason for the response (`http1.codec_error`, ...).
+pub const ATTRIBUTE_RESPONSE_CODE_DETAILS: u32 = 16;
 pub const ATTRIBUTE_SOURCE_ADDRESS: u32 = 24;
 
 /// `envoy_dynamic_module_type_log_level`.

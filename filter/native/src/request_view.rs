@@ -22,6 +22,9 @@ pub struct NativeRequest<'a> {
     pub peer: Option<&'a [u8]>,
     /// `response.code`.
     pub status: Option<u64>,
+    /// Reads `response.code_details` when asked: the core asks only for a request Envoy
+    /// answered itself without parsing it, so other requests pay no call for it.
+    pub code_details: &'a dyn Fn() -> Option<Vec<u8>>,
     /// When the request's headers reached the module (ns since the epoch).
     pub request_time_ns: Option<i64>,
     /// From the request's headers to the end of the stream, as the module timed it.
@@ -79,6 +82,7 @@ impl RequestView for NativeRequest<'_> {
         match path {
             ["source", "address"] => self.peer.map(<[u8]>::to_vec),
             ["response", "code"] => integer(i64::try_from(self.status?).ok()?),
+            ["response", "code_details"] => (self.code_details)(),
             ["request", "time"] => integer(self.request_time_ns?),
             ["request", "duration"] => integer(self.duration_ns?),
             // Dynamic metadata is readable only at the top level of a namespace, so
@@ -102,6 +106,7 @@ mod tests {
             stripped,
             peer: Some(b"10.0.0.7:51234"),
             status: Some(201),
+            code_details: &|| Some(b"http1.codec_error".to_vec()),
             request_time_ns: Some(1_575_929_724_864_000_000),
             duration_ns: None,
         }
@@ -121,6 +126,7 @@ mod tests {
         let view = request(Vec::new(), &[]);
         assert_eq!(view.property_string(&["source", "address"]).as_deref(), Some("10.0.0.7:51234"));
         assert_eq!(view.property_i64(&["response", "code"]), Some(201));
+        assert_eq!(view.property_string(&["response", "code_details"]).as_deref(), Some("http1.codec_error"));
         assert_eq!(view.property_i64(&["request", "time"]), Some(1_575_929_724_864_000_000));
         assert_eq!(view.property_i64(&["request", "duration"]), None);
         assert_eq!(view.property(&["metadata"]), None);

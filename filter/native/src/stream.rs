@@ -16,7 +16,7 @@ use audit_filter_core::request::jwt_claim_headers::claim_header_names;
 use audit_filter_core::request::untrusted_headers::{untrusted_identity_headers, ArrivingRequest};
 use audit_filter_core::worker::failure_policy::{Admission, FailureMode};
 
-use crate::abi::{ATTRIBUTE_RESPONSE_CODE, ATTRIBUTE_SOURCE_ADDRESS};
+use crate::abi::{ATTRIBUTE_RESPONSE_CODE, ATTRIBUTE_RESPONSE_CODE_DETAILS, ATTRIBUTE_SOURCE_ADDRESS};
 use crate::delivery_host::{LocalReply, StreamHost};
 use crate::envoy::{self, Stream};
 use crate::held::HeldRequest;
@@ -197,6 +197,7 @@ impl AuditStream {
             stripped: &self.stripped,
             peer: peer.as_deref(),
             status: stream.attribute_int(ATTRIBUTE_RESPONSE_CODE),
+            code_details: &|| stream.attribute_string(ATTRIBUTE_RESPONSE_CODE_DETAILS).map(<[u8]>::to_vec),
             request_time_ns,
             duration_ns,
         };
