@@ -15,10 +15,11 @@ use audit_event::event_uuid::encode_event_uuid;
 use audit_filter_core::config::FilterConfig;
 use audit_filter_core::config_error::ConfigError;
 use audit_filter_core::request::fingerprint::{resolve_key, FingerprintKey, KeyOrigin};
-use audit_filter_core::worker::delivery::Delivery;
+use audit_filter_core::worker::delivery::{Delivery, Shutdown};
 
 use crate::delivery_host::{Dispatched, MainThreadHost};
 use crate::envoy::{self, CalloutAnswer, ConfigHandle};
+use crate::envoy_exit::{self, ExitingConfig};
 use crate::metrics::Metrics;
 use crate::randomness::{now_ms, random_event_id};
 use crate::retired;
@@ -214,6 +215,7 @@ impl ModuleConfig {
         });
         self.handle_early_answers();
         self.publish();
+        envoy_exit::check();
     }
 
     /// The collector's answer to callout `callout_id` (main thread).
@@ -240,6 +242,7 @@ impl ModuleConfig {
         self.note_in_flight(&slot, host.dispatched);
         slot.release_held_if_due(now);
         self.publish();
+        envoy_exit::check();
     }
 
     /// Envoy is deleting the configuration (main thread; after a configuration change, once
@@ -248,8 +251,10 @@ impl ModuleConfig {
     /// best effort), and is handed over ([`retired`]) to the next configuration that ticks,
     /// which tells it those calls failed and delivers the rest until the outbox is drained.
     pub fn shut_down(&self) {
-        if let Some(mut ticker) = locked(&self.ticker).take() {
-            ticker.stop();
+        self.stop_ticking();
+        if envoy_exit::begun() {
+            // Sent at the exit already (`on_envoy_exit`); nothing is left to adopt them.
+            return;
         }
         let now = now_ms();
         let orphaned: Vec<InFlight> = locked(&self.in_flight).drain().map(|(_, waiting)| waiting).collect();
@@ -287,5 +292,48 @@ impl ModuleConfig {
     fn publish(&self) {
         let snapshots: Vec<_> = self.slots().iter().map(|(_, slot)| slot.snapshot()).collect();
         self.metrics.publish(&self.handle, &snapshots, crate::guard::panics());
+    }
+}
+
+impl ExitingConfig for ModuleConfig {
+    fn collector_timeout_ms(&self) -> u64 {
+        self.filter.collector.timeout_ms
+    }
+
+    /// Envoy is exiting ([`envoy_exit`], main thread): each worker's delivery sends what it
+    /// holds with its final report (the core's `on_done`); the ticks and answers go on
+    /// until Envoy stops its loop.
+    fn on_envoy_exit(&self, now: u64) {
+        for (_, slot) in self.slots() {
+            let mut host = MainThreadHost::new(self.handle, &slot, "");
+            let progress = delivering(|| slot.delivery().on_done(&mut host, now));
+            if progress == Shutdown::Finished {
+                slot.set_finished();
+            }
+            self.note_in_flight(&slot, host.dispatched);
+        }
+        self.handle_early_answers();
+        self.publish();
+    }
+
+    /// Requests of this configuration's workers whose event is not captured yet.
+    fn requests_in_progress(&self) -> usize {
+        self.slots().iter().map(|(_, slot)| slot.requests_in_progress()).sum()
+    }
+
+    /// Whether what Envoy's exit sent has been answered: no call of this configuration is
+    /// on the wire (a failed one is retried only after a backoff Envoy's exit does not
+    /// wait for), or every worker's delivery is drained.
+    fn exit_settled(&self) -> bool {
+        locked(&self.in_flight).is_empty() || self.slots().iter().all(|(_, slot)| slot.is_finished())
+    }
+
+    /// Stops the tick thread (main thread), once Envoy's exit no longer needs ticks: Envoy
+    /// deletes no configuration when it exits, so a thread still committing the scheduler
+    /// would reach Envoy's torn-down main loop.
+    fn stop_ticking(&self) {
+        if let Some(mut ticker) = locked(&self.ticker).take() {
+            ticker.stop();
+        }
     }
 }

@@ -19,11 +19,12 @@ use audit_filter_core::worker::failure_policy::{Admission, FailureMode};
 use crate::abi::{ATTRIBUTE_RESPONSE_CODE, ATTRIBUTE_RESPONSE_CODE_DETAILS, ATTRIBUTE_SOURCE_ADDRESS};
 use crate::delivery_host::{LocalReply, StreamHost};
 use crate::envoy::{self, Stream};
+use crate::envoy_exit;
 use crate::held::HeldRequest;
 use crate::module_config::ModuleConfig;
 use crate::randomness::{now_ms, now_unix_nanos, random_event_id};
 use crate::request_view::{headers_of, text, NativeRequest};
-use crate::worker_slot::WorkerSlot;
+use crate::worker_slot::{InProgress, WorkerSlot};
 
 /// The request at its headers, as the core's stripping decision asks about it. Every
 /// question is answered from the header map, fetched from Envoy once at the first: one
@@ -79,6 +80,10 @@ pub struct AuditStream {
     held: Option<Arc<HeldRequest>>,
     /// Stopped at its headers and not resumed yet.
     paused: bool,
+    /// Counted until its event is captured: Envoy's exit waits for it.
+    in_progress: Option<InProgress>,
+    /// Arrived after Envoy's exit began: never forwarded, never captured.
+    after_exit: bool,
 }
 
 /// What becomes of a request at its headers.
@@ -103,12 +108,31 @@ impl Drop for AuditStream {
 impl AuditStream {
     pub fn new(config: Arc<ModuleConfig>, stream: &Stream<'_>) -> AuditStream {
         let slot = config.slot(|| stream.worker_index());
-        AuditStream { config, slot, stripped: Vec::new(), peer: None, started: None, held: None, paused: false }
+        AuditStream {
+            config,
+            slot,
+            stripped: Vec::new(),
+            peer: None,
+            started: None,
+            held: None,
+            paused: false,
+            in_progress: None,
+            after_exit: false,
+        }
     }
 
     /// Whether the request goes on, is refused (fail-closed; the caller sends the reply
     /// once nothing of this stream is borrowed) or is held for the sender's announcement.
     pub fn on_request_headers(&mut self, stream: &mut Stream<'_>) -> AtHeaders {
+        self.in_progress = Some(WorkerSlot::begin_request(&self.slot));
+        if envoy_exit::begun() {
+            // Envoy is exiting: the final reports count only the requests already in
+            // progress, so this one is held (Envoy closes its connection as it exits).
+            self.in_progress = None;
+            self.after_exit = true;
+            self.paused = true;
+            return AtHeaders::Hold;
+        }
         self.started = Some((now_unix_nanos(), Instant::now()));
         self.strip_untrusted_identity(stream);
         self.strip_claim_headers(stream);
@@ -184,6 +208,9 @@ impl AuditStream {
 
     /// Captures the finished request and hands the event to this worker's delivery.
     pub fn on_stream_complete(&mut self, stream: &Stream<'_>) {
+        if self.after_exit {
+            return;
+        }
         let (request_time_ns, duration_ns) = match self.started {
             Some((wall, monotonic)) => (Some(wall), i64::try_from(monotonic.elapsed().as_nanos()).ok()),
             None => (None, None),
@@ -209,13 +236,18 @@ impl AuditStream {
         let serialized = write_within_limit(&mut json, &mut event).map(|()| json);
         let slot = Arc::clone(&self.slot);
         slot.delivery().on_captured(&mut StreamHost::new(stream, &slot), &event.uuid, serialized, now_ms());
+        self.in_progress = None;
     }
 
     /// The capture panicked (caught at the boundary): the event is lost, and counted as
     /// dropped so the trail's next gap record says so.
-    pub fn count_lost(&self, stream: &Stream<'_>) {
+    pub fn count_lost(&mut self, stream: &Stream<'_>) {
+        if self.after_exit {
+            return;
+        }
         let slot = Arc::clone(&self.slot);
         let lost: Result<Vec<u8>, &str> = Err("the capture panicked");
         slot.delivery().on_captured(&mut StreamHost::new(stream, &slot), "(not captured)", lost, now_ms());
+        self.in_progress = None;
     }
 }
