@@ -114,25 +114,39 @@ impl ModuleConfig {
             ticker: Mutex::new(None),
         });
         // Every worker's sender exists from the start, as each worker's wasm VM does, and is
-        // announced at the first tick, before the worker has answered anything (issue 22).
+        // announced from here, before the worker has answered anything (issue 22).
         let workers = usize::try_from(handle.worker_count()).unwrap_or(0).min(MAX_STARTED_WORKERS);
         *locked(&config.workers) = (0..workers).map(|_| Some(config.new_slot())).collect();
         match handle.new_scheduler().and_then(|scheduler| Ticker::start(scheduler, tick_period)) {
             Some(ticker) => {
                 *locked(&config.ticker) = Some(ticker);
-                // Their requests hold from now (only with ticks: a tick wakes them): callouts
-                // must wait for the configuration Envoy is still making in `config_new`, so
-                // the announcement goes out at the first tick.
-                let now = now_ms();
-                for (_, slot) in config.slots() {
-                    slot.delivery().on_started_unannounced(now);
-                }
+                // Announced now, and their requests hold from now (only with ticks: a tick
+                // wakes them). A callout from `config_new` is safe: Envoy answers it from its
+                // main loop, after this hook returned and Envoy holds the configuration (an
+                // answer finding none is dropped by Envoy, never misdelivered); a call that
+                // cannot go out yet (the collector's cluster not ready) is sent at the first
+                // tick by the core.
+                config.announce_workers(now_ms());
             }
             None => {
                 envoy::log(Level::Error, "audit-filter: could not start the delivery tick; events would never be sent")
             }
         }
         Ok(config)
+    }
+
+    /// Announces each worker's sender not announced yet (the core's `on_start`): from
+    /// `config_new`, or at the next tick for a slot made later.
+    fn announce_workers(&self, now: u64) {
+        for (_, slot) in self.slots() {
+            if !slot.take_announcement() {
+                continue;
+            }
+            let mut host = MainThreadHost::new(self.handle, &slot, "");
+            delivering(|| slot.delivery().on_start(&mut host, now));
+            self.note_in_flight(&slot, host.dispatched);
+        }
+        self.handle_early_answers();
     }
 
     /// This worker's slot: from the thread's cache, else the configuration's (made with it, or
@@ -193,9 +207,8 @@ impl ModuleConfig {
         let now = now_ms();
         for (_, slot) in self.slots() {
             let mut host = MainThreadHost::new(self.handle, &slot, "");
-            // Slots are made with the configuration (or, past the bound, at a worker's first
-            // request); the main thread announces each sender (the core's `on_start`) at the
-            // next tick: callouts need the configuration Envoy is still making in `config_new`.
+            // Slots are made and announced with the configuration; one made later (past the
+            // bound, at a worker's first request) is announced (the core's `on_start`) here.
             let announce = slot.take_announcement();
             delivering(|| {
                 let delivery = slot.delivery();
