@@ -27,6 +27,7 @@ fn every_golden_case_gives_the_cores_event_through_the_native_view() {
             stripped: &[],
             peer: peer.as_deref(),
             status: request.property_i64(&["response", "code"]).and_then(|code| u64::try_from(code).ok()),
+            code_details: &|| request.property(&["response", "code_details"]),
             // Times aside: a case without `request.time` falls back to the host's clock,
             // which is the fake's fixed one in the core and the real one here; the module
             // gives the fake's, so the events are compared on everything else.
