@@ -20,13 +20,8 @@ use super::page::filter_predicates;
 
 /// Events per bucket of `width` for the events `filters` selects.
 pub async fn activity(pool: &Pool, filters: &EventFilters, width: BucketWidth) -> Result<ActivityOutcome, StoreError> {
-    let user_rollup = user_rollup_of(filters);
-    // With one user filter, the hours split as without it: that user's rollup has the column.
-    let plan = match user_rollup {
-        Some(_) => WindowPlan::of(&EventFilters { user_id: None, user_email: None, ..filters.clone() }),
-        None => WindowPlan::of(filters),
-    };
-    let rollup = user_rollup.unwrap_or("activity_hourly");
+    let plan = WindowPlan::with_user_rollup(filters);
+    let rollup = user_rollup_of(filters).unwrap_or("activity_hourly");
     let client = pool.get().await?;
     let mut buckets = BTreeMap::new();
     if let Some((first_hour, last_hour)) = plan.rollup_hours {
