@@ -352,6 +352,24 @@ mod tests {
         .expect("purge two");
         let first = buckets(&conn, &EventFilters::default(), BucketWidth::Hour)[0];
         assert_eq!(first.counts, OutcomeCounts { forbidden: 1, ..OutcomeCounts::default() });
+        // The per-user rollup lost the same two events: it equals one rebuilt from what is left.
+        let per_user = |conn: &Connection| -> Vec<(i64, i64, String, i64)> {
+            let mut select = conn
+                .prepare(
+                    "SELECT hour, kind, user, events FROM activity_user_hourly WHERE events > 0 ORDER BY 1, 2, 3, 4",
+                )
+                .expect("prepare");
+            let rows = select.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)));
+            rows.expect("query").collect::<Result<_, _>>().expect("rows")
+        };
+        let after_purge = per_user(&conn);
+        conn.execute_batch(REBUILD_ACTIVITY_SQL).expect("rebuild");
+        assert_eq!(after_purge, per_user(&conn));
+        let even = EventFilters { user_id: Some("even".into()), ..EventFilters::default() };
+        assert_eq!(
+            buckets(&conn, &even, BucketWidth::Hour)[0].counts,
+            OutcomeCounts { forbidden: 1, ..OutcomeCounts::default() }
+        );
     }
 
     #[test]
