@@ -90,15 +90,9 @@ pub struct WindowPlan {
 }
 
 impl WindowPlan {
-    /// The plan for `filters` when the rollup has no user in its key (PostgreSQL): with a
-    /// user filter everything is counted.
-    pub fn of(filters: &EventFilters) -> WindowPlan {
-        let by_user = filters.user_id.is_some() || filters.user_email.is_some() || filters.user_name.is_some();
-        WindowPlan::split(filters, by_user)
-    }
-
-    /// The plan for `filters` when a rollup also counts per `user_id` and per `user_email`
-    /// (SQLite's `activity_user_hourly`): one of those filters is summed from it like the
+    /// The plan for `filters`, the rollups also counting per `user_id` and per `user_email`
+    /// (SQLite's `activity_user_hourly`, PostgreSQL's `activity_user_id_hourly` and
+    /// `activity_user_email_hourly`): one of those filters is summed from them like the
     /// others; the user name, or both user filters at once, are counted.
     pub fn with_user_rollup(filters: &EventFilters) -> WindowPlan {
         let beyond_rollup = filters.user_name.is_some() || (filters.user_id.is_some() && filters.user_email.is_some());
