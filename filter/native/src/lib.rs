@@ -40,7 +40,7 @@ mod exit_hooks;
 pub mod guard;
 pub mod held;
 #[cfg(not(test))]
-mod hooks;
+pub mod hooks;
 pub mod metrics;
 pub mod module_config;
 pub mod randomness;
