@@ -6,9 +6,11 @@
 -- and the timestamp index, now carrying the two user columns, its partial hours (the edges of
 -- a window, index-only). A user's filtered pages keep their `(user, seq)` indexes.
 
--- Events per (hour, user, type, method, status), one table per user column so a user filter
+-- Events per (user, hour, type, method, status), one table per user column so a user filter
 -- reads its own by the same predicates as `events`; an event without that column is not
--- counted in it. The hour is floored as in `activity_hourly`.
+-- counted in it. The user leads the key, so a chart reads one contiguous range however many
+-- users there are (PostgreSQL's b-tree cannot skip through an hour-first key). The hour is
+-- floored as in `activity_hourly`.
 CREATE TABLE activity_user_id_hourly (
     hour BIGINT NOT NULL,
     user_id TEXT NOT NULL,
@@ -16,7 +18,7 @@ CREATE TABLE activity_user_id_hourly (
     method TEXT NOT NULL,
     status INTEGER NOT NULL,
     events BIGINT NOT NULL,
-    PRIMARY KEY (hour, user_id, type, method, status)
+    PRIMARY KEY (user_id, hour, type, method, status)
 );
 CREATE TABLE activity_user_email_hourly (
     hour BIGINT NOT NULL,
@@ -25,7 +27,7 @@ CREATE TABLE activity_user_email_hourly (
     method TEXT NOT NULL,
     status INTEGER NOT NULL,
     events BIGINT NOT NULL,
-    PRIMARY KEY (hour, user_email, type, method, status)
+    PRIMARY KEY (user_email, hour, type, method, status)
 );
 INSERT INTO activity_user_id_hourly (hour, user_id, type, method, status, events)
     SELECT (timestamp_ms - ((timestamp_ms % 3600000) + 3600000) % 3600000) / 3600000, user_id, type, method,
@@ -49,13 +51,13 @@ BEGIN
     INSERT INTO activity_user_id_hourly AS rollup (hour, user_id, type, method, status, events)
         SELECT (timestamp_ms - ((timestamp_ms % 3600000) + 3600000) % 3600000) / 3600000, user_id, type, method,
                coalesce(status, -1), count(*)
-        FROM stored WHERE user_id IS NOT NULL GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-        ON CONFLICT (hour, user_id, type, method, status) DO UPDATE SET events = rollup.events + excluded.events;
+        FROM stored WHERE user_id IS NOT NULL GROUP BY 1, 2, 3, 4, 5 ORDER BY 2, 1, 3, 4, 5
+        ON CONFLICT (user_id, hour, type, method, status) DO UPDATE SET events = rollup.events + excluded.events;
     INSERT INTO activity_user_email_hourly AS rollup (hour, user_email, type, method, status, events)
         SELECT (timestamp_ms - ((timestamp_ms % 3600000) + 3600000) % 3600000) / 3600000, user_email, type, method,
                coalesce(status, -1), count(*)
-        FROM stored WHERE user_email IS NOT NULL GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-        ON CONFLICT (hour, user_email, type, method, status) DO UPDATE SET events = rollup.events + excluded.events;
+        FROM stored WHERE user_email IS NOT NULL GROUP BY 1, 2, 3, 4, 5 ORDER BY 2, 1, 3, 4, 5
+        ON CONFLICT (user_email, hour, type, method, status) DO UPDATE SET events = rollup.events + excluded.events;
     RETURN NULL;
 END
 $$;
