@@ -318,3 +318,35 @@ fn a_sigterm_at_idle_sends_what_each_worker_holds_and_its_final_report() {
         );
     }
 }
+
+/// SIGTERM with events held while the collector is down (killed: each call fails at once):
+/// the native exit hook must still let Envoy go, never hold the exit until the
+/// orchestrator's SIGKILL. A collector that does not answer at all is bounded by
+/// `collector.timeoutMs` instead (not exercised here).
+#[test]
+fn a_sigterm_while_the_collector_is_down_still_lets_envoy_exit() {
+    let _serial = serial();
+    let mut stack = AuditStack::start(StackOptions {
+        filter_config_patch: Some(json!({"batch": {"flushIntervalMs": 60_000}, "collector": {"timeoutMs": 1000}})),
+        ..options()
+    })
+    .expect("the stack starts");
+    for request in 0..3 {
+        let reply = send("GET", &url(&stack), &[("user-agent", &format!("e2e-down-term-{request}"))], None)
+            .expect("the request is answered");
+        assert_eq!(reply.status, 200);
+    }
+    stack.kill_collector().expect("the collector is killed");
+    // The process helper sends SIGKILL after its 30 s grace: a hung exit shows as that signal.
+    let status = stack.sigterm_envoy().expect("Envoy stops");
+    let log = stack.envoy_log();
+    eprintln!("SIGTERM with the collector down: Envoy exited with {status}");
+    assert!(status.success(), "Envoy let itself exit: {status}");
+    if stack.filter_host() == FilterHost::Native {
+        assert!(
+            log.contains("audit-filter: Envoy is exiting") && log.contains("letting Envoy exit"),
+            "the exit hook ran and let Envoy go:\n{}",
+            log.lines().filter(|line| line.contains("audit-filter")).collect::<Vec<_>>().join("\n")
+        );
+    }
+}

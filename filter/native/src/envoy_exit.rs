@@ -170,7 +170,8 @@ pub fn check() {
         Step::LetGo(exiting, "") => {
             envoy::log(
                 Level::Info,
-                "audit-filter: every final report sent at Envoy's exit was answered; letting Envoy exit",
+                "audit-filter: every call sent at Envoy's exit has its answer (acknowledged or failed: the \
+                 collector records what it did not store); letting Envoy exit",
             );
             finish(exiting);
         }
