@@ -12,6 +12,10 @@
 //! drain stopped intake must not be answered (the last round under traffic keeps accepting
 //! for `--intake-grace-secs 1` first).
 //!
+//! Two single stops besides: a clean SIGTERM at idle with events held (each worker must send
+//! them with its final report; natively the exit hook makes Envoy wait for that), and a
+//! SIGTERM with the collector killed (Envoy must still exit by itself).
+//!
 //! Loads are bounded in count and time; nothing asserts on wall-clock durations except the
 //! recorded tails' own width, which the collector computes from the senders' interval.
 // Test code: a failed expectation is the test's report.
