@@ -15,10 +15,10 @@
 //! Each step is bounded by the collector calls' timeout (`collector.timeoutMs`, plus a
 //! margin for the answer's hook). Should requests still be in progress when the first step
 //! times out, no final report is sent: the collector records those senders as fallen
-//! silent, with the unknown tail that covers what they still captured. The wait is bounded by the collector calls' timeout (`collector.timeoutMs`), plus a
-//! margin for the answer's hook. Stopping the tick threads matters on its own: Envoy deletes
-//! no filter configuration when it exits, and a tick committed after its main loop was torn
-//! down crashed it (measured without this hook: SIGSEGV at SIGTERM).
+//! silent, with the unknown tail that covers what they still captured. Stopping the tick
+//! threads matters on its own: Envoy deletes no filter configuration when it exits, and a
+//! tick committed after its main loop was torn down crashed it (measured without this
+//! hook: SIGSEGV at SIGTERM).
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -200,8 +200,10 @@ pub fn let_go() {
 /// Stops the ticks (none may reach Envoy's main loop once it stops) and lets Envoy go on.
 fn finish(Exiting { configs, completion, .. }: Exiting) {
     WAITING.store(false, Ordering::SeqCst);
+    // Each caught on its own: a panic here would drop `completion` uncalled, and Envoy
+    // would wait for it for ever.
     for config in &configs {
-        config.stop_ticking();
+        crate::guard::caught("stop_ticking at Envoy's exit", || config.stop_ticking());
     }
     drop(configs);
     completion.call();

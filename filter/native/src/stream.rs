@@ -208,7 +208,7 @@ impl AuditStream {
 
     /// Captures the finished request and hands the event to this worker's delivery.
     pub fn on_stream_complete(&mut self, stream: &Stream<'_>) {
-        if self.after_exit {
+        if self.arrived_after_exit() {
             return;
         }
         let (request_time_ns, duration_ns) = match self.started {
@@ -239,10 +239,26 @@ impl AuditStream {
         self.in_progress = None;
     }
 
+    /// Whether the request arrived after Envoy's exit began (then it is not captured). A
+    /// request Envoy answered itself before its headers reached the filter (one it could not
+    /// parse: `UnparsedRequest`) gets here without `on_request_headers`, so it is counted in
+    /// progress here, as that hook counts the others: otherwise its event could be captured
+    /// after the final report (a count it is not in), or lost after it with nothing saying so.
+    fn arrived_after_exit(&mut self) -> bool {
+        if self.in_progress.is_none() && !self.after_exit {
+            self.in_progress = Some(WorkerSlot::begin_request(&self.slot));
+            if envoy_exit::begun() {
+                self.in_progress = None;
+                self.after_exit = true;
+            }
+        }
+        self.after_exit
+    }
+
     /// The capture panicked (caught at the boundary): the event is lost, and counted as
     /// dropped so the trail's next gap record says so.
     pub fn count_lost(&mut self, stream: &Stream<'_>) {
-        if self.after_exit {
+        if self.arrived_after_exit() {
             return;
         }
         let slot = Arc::clone(&self.slot);
