@@ -41,7 +41,10 @@ impl RequestHeaders {
     /// The headers of `pairs`, as a host that hands out each name and value as bytes gives
     /// them (the native module): every byte copied into one buffer and checked as UTF-8 once
     /// (a check per name and per value, ~20 a request, cost more than the copy); only when
-    /// that fails is each part replaced (U+FFFD) on its own, as a client may send them.
+    /// that fails is each part replaced (U+FFFD) on its own, as a client may send them. Valid
+    /// as a whole is not valid part by part when a character straddles two parts (a value
+    /// ending in a lead byte, an empty or non-token name, its continuation next): each part's
+    /// start must be a character boundary too, or it would read as empty.
     pub fn from_byte_pairs(pairs: &[(&[u8], &[u8])]) -> Self {
         let bytes = pairs.iter().map(|(name, value)| name.len() + value.len()).sum();
         let mut text = Vec::with_capacity(bytes);
@@ -53,9 +56,12 @@ impl RequestHeaders {
             text.extend_from_slice(value);
             spans.push((name_span, value_span));
         }
+        let at_boundaries = |text: &String| {
+            spans.iter().all(|&((name, _), (value, _))| text.is_char_boundary(name) && text.is_char_boundary(value))
+        };
         match String::from_utf8(text) {
-            Ok(text) => Self::from_parts(text, spans),
-            Err(_) => {
+            Ok(text) if at_boundaries(&text) => Self::from_parts(text, spans),
+            _ => {
                 let mut headers = Self::with_capacity(bytes, pairs.len());
                 for (name, value) in pairs {
                     headers.push(&String::from_utf8_lossy(name), &String::from_utf8_lossy(value));
@@ -262,6 +268,14 @@ pub(crate) mod tests {
             let expected = sdk_path(&serialize_header_map(borrowed.iter().copied()));
             assert_eq!(owned(&RequestHeaders::from_byte_pairs(&borrowed)), expected, "case {case}: {pairs:?}");
         }
+    }
+
+    #[test]
+    fn a_character_split_across_two_parts_is_replaced_in_each_not_read_as_empty() {
+        let pairs: [(&[u8], &[u8]); 2] = [(b"x-user-id", b"caf\xc3"), (b"", b"\xa9 tail")];
+        let expected =
+            [("x-user-id", "caf\u{fffd}"), ("", "\u{fffd} tail")].map(|(n, v)| (n.to_string(), v.to_string()));
+        assert_eq!(owned(&RequestHeaders::from_byte_pairs(&pairs)), expected);
     }
 
     #[test]
