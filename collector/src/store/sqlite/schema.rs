@@ -178,6 +178,7 @@ mod tests {
     use super::*;
     use crate::store::sqlite::write_sql::purge_batch;
     use crate::store::test_support::new_event;
+    use crate::store::NewEvent;
 
     #[test]
     fn a_new_database_gets_wal_full_sync_and_the_current_schema() {
@@ -407,6 +408,36 @@ mod tests {
         let guard: i64 = conn.query_row("SELECT purging FROM purge_guard", [], |row| row.get(0)).expect("guard");
         assert_eq!(guard, 0, "the purge closes the window it opened");
         assert!(conn.execute("DELETE FROM events", []).is_err(), "and deleting is refused again");
+    }
+
+    /// Retention leaves no user behind in the per-user rollup: a user whose every event was
+    /// purged has no row left (not one counting zero), another keeps only its later hour.
+    #[test]
+    fn the_retention_purge_leaves_no_purged_user_in_the_per_user_rollup() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut conn = open_for_writing(&dir.path().join("audit.db")).expect("open");
+        let user = |n: usize, timestamp_ms: i64, id: &str, email: &str| NewEvent {
+            user_id: Some(id.to_owned()),
+            user_email: Some(email.to_owned()),
+            ..new_event(n, timestamp_ms)
+        };
+        let rows = [user(0, 10, "gone", "gone@x"), user(1, 20, "kept", "kept@x"), user(2, 7_200_000, "kept", "kept@x")];
+        let mut tx = conn.transaction().expect("begin");
+        crate::store::sqlite::write_sql::insert_batch(&mut tx, &rows, 0).expect("insert");
+        assert_eq!(purge_batch(&tx, 3_600_000, 10).expect("purge"), 2, "the two events of hour 0 go");
+        tx.commit().expect("commit");
+        let mut select =
+            conn.prepare("SELECT hour, kind, user, events FROM activity_user_hourly ORDER BY 1, 2").expect("prepare");
+        let left: Vec<(i64, i64, String, i64)> = select
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(
+            left,
+            [(2, 1, "kept".to_owned(), 1), (2, 2, "kept@x".to_owned(), 1)],
+            "only the unpurged event's rows"
+        );
     }
 
     /// Every object of the schema: each table's columns (with types, defaults and
