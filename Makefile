@@ -72,9 +72,8 @@ setup-valgrind:
 ## The end-to-end tests of what the filter does run twice: against the wasm filter
 ## (envoy.yaml), then the native module (envoy-native.yaml, AUDIT_FILTER_HOST=native). The
 ## collector's own (audit_api, postgres_replicas, viewer) and native_host (which runs both
-## hosts itself) run once. Left out for the native module until it does what it tests
-## (docs/not-done.md): as_sent (Envoy's reason for a refused request).
-NATIVE_E2E := --test trail --test broker_clients --test identity --test redaction --test delivery \
+## hosts itself) run once.
+NATIVE_E2E := --test as_sent --test trail --test broker_clients --test identity --test redaction --test delivery \
   --test completeness --test envoy_restarts --test envoy_stops --test deployment_files --test demo
 
 test: build setup-compose setup-postgres setup-browser setup-valgrind

@@ -1,15 +1,19 @@
-"""What the activity indexes cost ingest: the raw SQLite insert loop (`audit-bench
-raw-insert`, the collector's INSERT and pragmas, no HTTP) on copies of one collector-made
-database whose indexes are set by hand to each state below, alternating, side by side.
+"""What each index costs ingest: the raw SQLite insert loop (`audit-bench raw-insert`, the
+collector's INSERT, rollup counting and pragmas, no HTTP) on copies of one collector-made
+database whose indexes are set by hand to each state below, alternating, side by side, and
+the WAL pages each event writes (counted once per state under strace: the 24-byte frame
+headers SQLite writes before each page; deterministic, unlike the timings).
 
     python3 bench/index_cost.py    # after `make bench` built the collector and the tools (~3 min)
 
-BENCH_INDEX_EVENTS (100000) per run, BENCH_INDEX_ROUNDS (6); BENCH_INDEX_STATES=user_name
-compares schema 14's user_name index with its absence instead. Prints events/s per state and
-each round's ratio to the state before the activity indexes; nothing is written to
-results.md (docs/viewer.md quotes it)."""
+BENCH_INDEX_EVENTS (100000) per run, BENCH_INDEX_ROUNDS (6), BENCH_INDEX_COMMIT (800 rows a
+commit). BENCH_INDEX_STATES=schema (default) compares schema 15's two `(user, timestamp,
+status, method)` indexes with schema 16's per-user rollup; =each prices every index of
+schema 16 by dropping it alone. Prints events/s per state, each round's ratio to the first
+state and WAL pages per event; nothing is written to results.md (docs/viewer.md quotes it)."""
 import json
 import os
+import re
 import shutil
 import sqlite3
 import statistics
@@ -23,26 +27,19 @@ COLLECTOR = Path(os.environ.get("BENCH_COLLECTOR", BENCH.parent / "target/releas
 TOOL = BENCH / "target/release/audit-bench"
 EVENTS = int(os.environ.get("BENCH_INDEX_EVENTS", "100000"))
 ROUNDS = int(os.environ.get("BENCH_INDEX_ROUNDS", "6"))
+COMMIT = int(os.environ.get("BENCH_INDEX_COMMIT", "800"))
 
-USER_INDEXES = ("DROP INDEX events_by_user_id_time; DROP INDEX events_by_user_email_time;"
-                "CREATE INDEX events_by_user_id_time ON events (user_id, timestamp_ms{});"
-                "CREATE INDEX events_by_user_email_time ON events (user_email, timestamp_ms{});")
-# The current collector makes the last state; the others are derived from it.
-STATES = {
-    "before (timestamp index alone, no user time indexes)":
-        "DROP INDEX events_by_user_id_time; DROP INDEX events_by_user_email_time; DROP INDEX events_by_timestamp;"
-        "CREATE INDEX events_by_timestamp ON events (timestamp_ms);",
-    "wider timestamp index only": "DROP INDEX events_by_user_id_time; DROP INDEX events_by_user_email_time;",
-    "migration 11 (user indexes with type)": USER_INDEXES.format(", status, method, type", ", status, method, type"),
-    "migration 12, shipped (user indexes without type)": "",
-}
-# BENCH_INDEX_STATES=user_name: what the `(user_name, seq)` index of schema 14 costs (its key
-# is generated from the body, so every insert also runs json_extract over the body).
-if os.environ.get("BENCH_INDEX_STATES") == "user_name":
-    STATES = {
-        "schema 13 (no user_name index)": "DROP INDEX events_by_user_name;",
-        "schema 14 (user_name index)": "",
-    }
+# The current collector makes schema 16; the other states are derived from it. Schema 15's
+# state keeps the per-user rollup the raw loop writes, so it is priced slightly high (the
+# rollup's upserts are a few pages a commit: compare WAL pages of "each").
+SCHEMA_15 = ("CREATE INDEX events_by_user_id_time ON events (user_id, timestamp_ms, status, method);"
+             "CREATE INDEX events_by_user_email_time ON events (user_email, timestamp_ms, status, method);")
+INDEXES = ["events_by_type", "events_by_user_id", "events_by_user_email", "events_by_method", "events_by_status",
+           "events_by_user_name", "events_by_seq_time", "events_by_timestamp"]
+if os.environ.get("BENCH_INDEX_STATES", "schema") == "each":
+    STATES = {"schema 16": "", **{f"16 without {index}": f"DROP INDEX {index};" for index in INDEXES}}
+else:
+    STATES = {"schema 15 (two user time indexes)": SCHEMA_15, "schema 16 (per-user hourly rollup)": ""}
 
 
 def collector_database(path):
@@ -65,6 +62,26 @@ def collector_database(path):
     connection.close()
 
 
+def raw_insert(database):
+    return [str(TOOL), "raw-insert", "--db", str(database), "--events", str(EVENTS),
+            "--batch", str(COMMIT), "--batches-per-commit", "1"]
+
+
+def wal_pages_per_event(work, database):
+    """WAL frames the raw loop writes per event on a copy of `database`: SQLite writes each
+    frame as a 24-byte header and then the page, so the 24-byte writes are the frames."""
+    if shutil.which("strace") is None:
+        return None
+    run, trace = work / "wal.db", work / "wal.trace"
+    shutil.copy(database, run)
+    subprocess.run(["strace", "-f", "-e", "trace=pwrite64", "-o", str(trace), *raw_insert(run)],
+                   check=True, capture_output=True)
+    frames = sum(1 for line in trace.open() if re.search(r"pwrite64\(\d+, .*, 24, \d+\) = 24", line))
+    for leftover in [trace, *work.glob("wal.db*")]:
+        leftover.unlink()
+    return frames / EVENTS
+
+
 def main():
     for path in (COLLECTOR, TOOL):
         if not path.exists():
@@ -81,24 +98,24 @@ def main():
             connection.executescript(sql)
             connection.close()
         rates = {state: [] for state in STATES}
+        wal_pages = {state: wal_pages_per_event(work, databases[state]) for state in STATES}
         for round_ in range(ROUNDS):
             for state in (list(STATES) if round_ % 2 == 0 else list(reversed(STATES))):
                 run = work / "run.db"
                 shutil.copy(databases[state], run)
-                output = subprocess.run([str(TOOL), "raw-insert", "--db", str(run), "--events", str(EVENTS),
-                                         "--batch", "100", "--batches-per-commit", "8"],
-                                        check=True, capture_output=True, text=True).stdout
+                output = subprocess.run(raw_insert(run), check=True, capture_output=True, text=True).stdout
                 rates[state].append(json.loads(output)["events_per_s"])
                 for leftover in work.glob("run.db*"):
                     leftover.unlink()
         before = rates[next(iter(STATES))]
-        print(f"raw insert loop, {EVENTS:,} events a run, 800 rows a commit, {ROUNDS} rounds alternating; "
+        print(f"raw insert loop, {EVENTS:,} events a run, {COMMIT} rows a commit, {ROUNDS} rounds alternating; "
               f"load average {os.getloadavg()[0]:.1f}")
-        print("| indexes | events/s median | ratio to before, per round | median ratio |")
-        print("| --- | --- | --- | --- |")
+        print("| indexes | WAL pages per event | events/s median | ratio to the first, per round | median ratio |")
+        print("| --- | --- | --- | --- | --- |")
         for state in STATES:
             ratios = [rate / reference for rate, reference in zip(rates[state], before)]
-            print(f"| {state} | {statistics.median(rates[state]):,.0f} | "
+            pages = "n/a (no strace)" if wal_pages[state] is None else f"{wal_pages[state]:.2f}"
+            print(f"| {state} | {pages} | {statistics.median(rates[state]):,.0f} | "
                   f"{', '.join(f'{ratio:.2f}' for ratio in ratios)} | {statistics.median(ratios):.2f} |")
     finally:
         shutil.rmtree(work)

@@ -583,7 +583,7 @@ def time_pages(procs, database, size):
     timed = tool("pages", "--addr", address, "--token", READ_TOKEN, "--count", PAGE_REQUESTS,
                  *[flag for path in paths for flag in ("--path", path)])
     # The viewer's chart: its default window (48 hours, hourly), the whole trail by day, and
-    # one user's 48 hours (the user filters are not in the rollup: counted from events).
+    # one user's 48 hours (SQLite schema 16: the per-user rollup, its partial hour by seq range).
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 48 * 3600))
     activity_paths = [f"/audit/activity?bucket=hour&since={since}", "/audit/activity?bucket=day",
                       f"/audit/activity?bucket=hour&since={since}&user_email=user7%40example.com"]
@@ -623,7 +623,10 @@ class ThrowawayPostgres:
             directory.parent.chmod(0o711)
         self.run(self.bin / "initdb", "-D", directory / "data", "-A", "trust", "-U", "postgres")
         self.run(self.bin / "pg_ctl", "-D", directory / "data", "-w", "-l", directory / "server.log",
-                 "-o", f"-p {self.port} -k {directory} -c listen_addresses=127.0.0.1 -c max_connections=200", "start")
+                 "-o", f"-p {self.port} -k {directory} -c listen_addresses=127.0.0.1 -c max_connections=200 "
+                 "-c shared_preload_libraries=pg_stat_statements", "start")
+        # Per-statement time and WAL inside the server (`statement_costs`): where sealing's time goes.
+        self.query("postgres", "CREATE EXTENSION pg_stat_statements")
 
     def run(self, *argv):
         subprocess.run([*self.as_server, *map(str, argv)], check=True, capture_output=True, timeout=600)
@@ -644,6 +647,21 @@ class ThrowawayPostgres:
                 raise RuntimeError(f"events still unsealed after {seconds} s")
             time.sleep(0.02)
         return time.monotonic() - began
+
+    def statement_costs(self, database, events):
+        """Per event, what the ingest statements and the sealing moves cost inside the server in `database`
+        (pg_stat_statements: execution time, nested trigger work included, commits not; WAL bytes written)."""
+        rows = self.query("postgres", f"""
+            SELECT CASE WHEN query LIKE '%INSERT INTO trail_uuids%' THEN 'ingest'
+                        WHEN query LIKE '%DELETE FROM unsequenced%' THEN 'seal' ELSE 'other' END,
+                   sum(total_exec_time), sum(wal_bytes)
+            FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+            WHERE d.datname = '{database}' GROUP BY 1""")
+        costs = {}
+        for line in filter(None, rows.splitlines()):
+            kind, milliseconds, wal = line.split("|")
+            costs[kind] = {"us": float(milliseconds) * 1000 / events, "wal": float(wal) / events}
+        return costs
 
     def drop_database(self, name):
         self.query("postgres", f"DROP DATABASE {name}")
@@ -712,7 +730,8 @@ def bench_postgres(procs, directory, empty):
                 for process, _ in started:
                     procs.stop(process)
                 runs.append({**result, "sealed_per_s": result["events"] / sealed_after,
-                             "replicas": replicas, "round": round_number + 1})
+                             "replicas": replicas, "round": round_number + 1,
+                             "costs": server.statement_costs(name, result["events"])})
                 log(f"round {round_number + 1}/{ROUNDS} PostgreSQL, {replicas} replica(s)      "
                     f"{result['events_per_s']:9.0f} events/s acknowledged, {runs[-1]['sealed_per_s']:9.0f} sealed")
         # Freshness at a sustained load: a steady rate below what two replicas sealed above
@@ -1014,6 +1033,27 @@ def report(envoy, ingest, pages, started, load_before, failures, postgres=None, 
             lines.append(f"| PostgreSQL, {replicas} replica{'s' if replicas > 1 else ''} | "
                          f"{spread([r['events_per_s'] for r in mine])} | {spread([r['sealed_per_s'] for r in mine])} | "
                          f"{spread(ratios, 2)} |")
+        lines += ["", "Where PostgreSQL's time goes per event, in the same rounds (pg_stat_statements in the throwaway "
+                  "server: each statement's execution, the activity trigger's nested work included, commits not; WAL "
+                  "bytes hardly depend on the machine's load, apart from full-page images after a checkpoint, which "
+                  "land on the sealing moves mostly; microseconds are the machine's). Ingest runs on every replica's "
+                  "connections at once; the sealing move runs in one backend at a time, so 1,000,000 / its µs is the "
+                  "most events/s one sealer can seal however many replicas ingest.", "",
+                  "| replicas | ingest statement µs/event | ingest WAL bytes/event | sealing move µs/event | "
+                  "sealing WAL bytes/event | one sealer's ceiling, events/s | sealed / acknowledged |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for replicas in PG_REPLICAS:
+            mine = [r for r in runs if r["replicas"] == replicas and "costs" in r]
+            cost = lambda kind, key: [r["costs"].get(kind, {}).get(key, 0.0) for r in mine]
+            ceiling = [1e6 / us for us in cost("seal", "us") if us > 0]
+            lines.append(f"| {replicas} | {spread(cost('ingest', 'us'), 1)} | {spread(cost('ingest', 'wal'))} | "
+                         f"{spread(cost('seal', 'us'), 1)} | {spread(cost('seal', 'wal'))} | {spread(ceiling)} | "
+                         f"{spread([r['sealed_per_s'] / r['events_per_s'] for r in mine], 2)} |")
+            target(f"PostgreSQL sealed events/s, {replicas} replica(s)", spread([r["sealed_per_s"] for r in mine]),
+                   "≥ 30,000", bool(mine) and statistics.median(r["sealed_per_s"] for r in mine) >= 30000)
+            target(f"PostgreSQL sealed / acknowledged, {replicas} replica(s)",
+                   spread([r["sealed_per_s"] / r["events_per_s"] for r in mine], 2), "≥ 0.85",
+                   bool(mine) and statistics.median(r["sealed_per_s"] / r["events_per_s"] for r in mine) >= 0.85)
         lines += ["", "Freshness: one probe event at a time acknowledged by one replica, then polled through the other "
                   "until readable, while a steady paced load (4 connections) goes to the first; the load is a share "
                   "of the sealed rate two replicas reached above.", "",
@@ -1029,8 +1069,9 @@ def report(envoy, ingest, pages, started, load_before, failures, postgres=None, 
                          f"{page['last']['median_ms']:.3f} / {page['last']['p99_ms']:.3f} |")
         lines.append("")
         for fresh in postgres["freshness"]:
+            goal = 250 if fresh["share"] >= 0.8 else 1000  # issue 25: p99 ≤ 250 ms at 80% of sealed capacity
             target(f"freshness p99 on PostgreSQL at {fresh['share']:.0%} of sealing capacity",
-                   f"{fresh['p99_ms']:.0f} ms", "≤ 1000 ms", fresh["p99_ms"] <= 1000)
+                   f"{fresh['p99_ms']:.0f} ms", f"≤ {goal} ms", fresh["p99_ms"] <= goal)
 
     table = ["| target (issue \"Performance\") | measured | goal | met |", "| --- | --- | --- | --- |"]
     table += [f"| {name} | {figure} | {goal} | {met} |" for name, figure, goal, met in summary]
@@ -1055,8 +1096,9 @@ def interrupted(*_):
 
 
 def main():
-    for path, how in [(TOOL, "make bench"), (NOOP_WASM, "make bench"), (AUDIT_WASM, "make build"),
-                      (COLLECTOR, "cargo build --release -p audit-collector"), (ENVOY, "make setup")]:
+    # Only Envoy's part needs the filters and Envoy; the others run with the tool and the collector.
+    envoy_only = [(NOOP_WASM, "make bench"), (AUDIT_WASM, "make build"), (ENVOY, "make setup")] if "envoy" in ONLY else []
+    for path, how in [(TOOL, "make bench"), (COLLECTOR, "cargo build --release -p audit-collector"), *envoy_only]:
         if not path.exists():
             sys.exit(f"missing {path}: run `{how}`")
     if "envoy" in ONLY and set(STAGES) & set(CONFIGS) and not STAGES_WASM.exists():

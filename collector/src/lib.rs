@@ -45,6 +45,9 @@ pub use store::sqlite::activity_rollup::REBUILD_ACTIVITY_SQL;
 /// The writer's connection setup (pragmas and the schema), so the bench's raw SQLite loop
 /// writes with exactly the collector's settings.
 pub use store::sqlite::schema::open_for_writing;
+/// The writer's count of a batch into the activity rollups, and the event shape it reads, so
+/// the bench's raw SQLite loop does the per-commit work the writer cannot skip either.
+pub use store::{sqlite::activity_rollup::count_stored, NewEvent};
 /// The SQLite store and the interface it implements, so the instruction budget's ingest
 /// probe (`examples/ingest_cost.rs`) drives the store as the ingest handler does.
 pub use store::{sqlite::SqliteStore, TrailStore};

@@ -303,7 +303,10 @@ mod tests {
         let native =
             render_envoy_config(&std::fs::read_to_string(envoy_native_yaml()).unwrap(), &substitutions()).unwrap();
         let (wasm_filter, wasm_rest) = split_audit_filter(&wasm);
-        let (native_filter, native_rest) = split_audit_filter(&native);
+        let (native_filter, mut native_rest) = split_audit_filter(&native);
+        // Only the native file has the module's bootstrap extension (its exit hook).
+        let exit_hook = native_rest.as_mapping_mut().unwrap().remove("bootstrap_extensions").unwrap();
+        assert_eq!(exit_hook[0]["typed_config"]["dynamic_module_config"]["name"], "audit_filter_native");
         assert_eq!(native_rest, wasm_rest, "listener, routes, clusters and admin are the same in both files");
         assert_eq!(wasm_filter["name"], WASM_FILTER);
         assert_eq!(native_filter["name"], NATIVE_FILTER);

@@ -1,6 +1,10 @@
 //! A child process of the stack: its output goes to a log file (so a failing test can
 //! show it), and it is killed and reaped when dropped, so no test leaves servers behind;
 //! on Linux it also gets SIGTERM when the thread that started it ends without dropping it.
+//! Each child is the leader of its own process group, so a signal meant for the program that
+//! started it (a terminal's Ctrl-C, `timeout`, both of which signal the whole foreground
+//! group) does not reach it: that program decides how its children stop (`make demo` drains
+//! Envoy first, which Envoy cannot answer once it has exited on the same Ctrl-C).
 //! A log file is appended to across runs in the same folder (`make demo` keeps its folder),
 //! so each process reads back only what it wrote itself: the log from where it started.
 
@@ -31,6 +35,7 @@ impl ManagedProcess {
             .with_context(|| format!("opening {}", log_path.display()))?;
         let log_start = log.metadata().with_context(|| format!("reading {}", log_path.display()))?.len();
         stop_with_parent(&mut command);
+        own_process_group(&mut command);
         let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -147,6 +152,15 @@ fn stop_with_parent(command: &mut Command) {
 
 #[cfg(not(target_os = "linux"))]
 fn stop_with_parent(_command: &mut Command) {}
+
+/// Makes the child the leader of a new process group (see the module's doc).
+#[cfg(unix)]
+fn own_process_group(command: &mut Command) {
+    std::os::unix::process::CommandExt::process_group(command, 0);
+}
+
+#[cfg(not(unix))]
+fn own_process_group(_command: &mut Command) {}
 
 fn signal(pid: u32, name: &str) {
     let _ = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();

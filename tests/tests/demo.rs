@@ -1,12 +1,15 @@
 //! `make demo`, run as `make demo` runs it (the `audit-demo` binary), twice in one data
 //! folder: both runs must put the broker stand-in behind Envoy (its real answer, not a 503
 //! from a port an earlier run left behind), and the second run continues the first's trail.
-//! The first run is killed with SIGKILL, so what it started must stop without its help.
+//! The first run is killed with SIGKILL, so what it started must stop without its help; the
+//! second is stopped as a terminal's Ctrl-C stops it (SIGINT to its whole process group), and
+//! must still drain Envoy before stopping it.
 
 // Test code: a panic here is a failed test with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -26,7 +29,10 @@ struct Demo {
 
 impl Demo {
     fn start(data_dir: &Path) -> Demo {
+        // Its own process group, as a shell gives a foreground job, so `ctrl_c` can signal
+        // the group as a terminal does.
         let mut child = Command::new(env!("CARGO_BIN_EXE_audit-demo"))
+            .process_group(0)
             .current_dir(audit_e2e::paths::repo_root())
             .env("LISTEN_PORT", "0")
             .env("DEMO_DATA_DIR", data_dir)
@@ -70,18 +76,30 @@ impl Demo {
         }
     }
 
-    /// SIGTERM, then the demo's own shutdown; it must exit 0 within 30 s.
-    fn stop(mut self) {
-        signal(&self.child, "TERM");
+    /// Ctrl-C in a terminal: SIGINT to every process of the demo's group. The demo must drain
+    /// Envoy (which only works if Envoy did not get the SIGINT too), then exit 0 within 30 s.
+    fn ctrl_c(mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-INT", "--", &group]).status();
         let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        let status = loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                assert!(status.success(), "the demo exited with {status} on SIGTERM");
-                return;
+                break status;
             }
-            assert!(Instant::now() < deadline, "the demo did not stop within 30 s of SIGTERM");
+            assert!(Instant::now() < deadline, "the demo did not stop within 30 s of Ctrl-C");
             std::thread::sleep(Duration::from_millis(50));
+        };
+        // Everything it printed, up to the end of its output (the pipe closes when it exits).
+        let mut printed = Vec::new();
+        while let Ok(line) = self.output.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            printed.push(line);
         }
+        assert!(status.success(), "the demo exited with {status} on Ctrl-C; it printed:\n{}", printed.join("\n"));
+        assert!(
+            printed.iter().any(|line| line.starts_with("drained: every event Envoy captured was delivered")),
+            "Ctrl-C did not drain Envoy before stopping it; the demo printed:\n{}",
+            printed.join("\n")
+        );
     }
 }
 
@@ -119,11 +137,11 @@ fn the_demo_runs_twice_in_one_folder_with_the_broker_behind_envoy_both_times_eve
         .unwrap_or_else(|error| panic!("run {run}: {error}"));
         let stored = trail.iter().filter(|event| is_broker_request(event)).count();
         assert_eq!(stored, run, "run {run}: the trail holds one broker request per run");
-        // The first run dies without a chance to clean up; the second stops as Ctrl-C does.
+        // The first run dies without a chance to clean up; the second stops on Ctrl-C.
         if run == 1 {
             demo.kill();
         } else {
-            demo.stop();
+            demo.ctrl_c();
         }
     }
 }

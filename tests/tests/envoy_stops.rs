@@ -12,6 +12,10 @@
 //! drain stopped intake must not be answered (the last round under traffic keeps accepting
 //! for `--intake-grace-secs 1` first).
 //!
+//! Two single stops besides: a clean SIGTERM at idle with events held (each worker must send
+//! them with its final report; natively the exit hook makes Envoy wait for that), and a
+//! SIGTERM with the collector killed (Envoy must still exit by itself).
+//!
 //! Loads are bounded in count and time; nothing asserts on wall-clock durations except the
 //! recorded tails' own width, which the collector computes from the senders' interval.
 // Test code: a failed expectation is the test's report.
@@ -24,6 +28,7 @@ use std::time::Duration;
 
 use audit_e2e::accounting::{self, finished_and_silent, recorded_lost, wait_for_records_of, Accounting};
 use audit_e2e::client::send;
+use audit_e2e::filter_host::FilterHost;
 use audit_e2e::load::{Answered, Load};
 use audit_e2e::{paths, AuditStack, StackOptions};
 use audit_event::AuditEvent;
@@ -261,4 +266,91 @@ fn the_drain_while_traffic_flows_stops_intake_and_loses_nothing() {
         answered
     });
     assert_lossless(&outcome);
+}
+
+/// The filter's `buffered_events` gauge, from Envoy's admin `/stats`.
+fn buffered_events(stack: &AuditStack) -> Option<u64> {
+    let name = format!("{}audit_sidecar.buffered_events: ", stack.filter_host().stats_prefix());
+    let stats = send("GET", &format!("{}/stats", stack.admin_url()), &[], None).ok()?;
+    stats.body.lines().find_map(|line| line.strip_prefix(name.as_str())?.trim().parse().ok())
+}
+
+/// A clean SIGTERM at idle, with events held (the flush interval is a minute): each worker
+/// sends what it holds with its final report as Envoy exits (the wasm host from `on_done`,
+/// the native module from its bootstrap extension's shutdown hook, which Envoy waits on).
+/// Natively Envoy gives the time, so every event arrives and every sender is recorded
+/// finished; the wasm host races Envoy's exit (a few milliseconds), so for it the test only
+/// waits for every sender's record and prints the accounting: it asserts nothing else there.
+#[test]
+fn a_sigterm_at_idle_sends_what_each_worker_holds_and_its_final_report() {
+    let _serial = serial();
+    let mut stack = AuditStack::start(StackOptions {
+        filter_config_patch: Some(json!({"batch": {"flushIntervalMs": 60_000}})),
+        ..options()
+    })
+    .expect("the stack starts");
+    const HELD: usize = 5;
+    for request in 0..HELD {
+        let reply = send("GET", &url(&stack), &[("user-agent", &format!("e2e-idle-term-{request}"))], None)
+            .expect("the request is answered");
+        assert_eq!(reply.status, 200);
+    }
+    accounting::poll_until("the events to be held", Duration::from_secs(30), || {
+        Ok(buffered_events(&stack) == Some(HELD as u64))
+    })
+    .expect("the events held by the workers");
+    let status = stack.sigterm_envoy().expect("Envoy stops");
+    let senders = senders_heard(&stack);
+    let events = wait_for_records_of(&stack.collector_url(), stack.read_token(), &senders, Duration::from_secs(60))
+        .expect("every sender recorded as stopped or finished");
+    let stored = accounting::stored_markers(&events, "e2e-idle-term-").len();
+    let (finished, silent) = finished_and_silent(&events);
+    eprintln!(
+        "SIGTERM at idle ({status}) with {HELD} events held: {stored} stored; {} senders: {finished} finished, \
+         {silent} fell silent; the trail records {} lost",
+        senders.len(),
+        recorded_lost(&events)
+    );
+    if stack.filter_host() == FilterHost::Native {
+        assert!(status.success(), "Envoy exits cleanly once the exit hook let it go: {status}");
+        assert_eq!(stored, HELD, "Envoy waited for the exit hook: every held event arrived");
+        assert_eq!(
+            (finished, silent),
+            (senders.len(), 0),
+            "every sender sent its final report: {:?}",
+            sender_records(&events)
+        );
+    }
+}
+
+/// SIGTERM with events held while the collector is down (killed: each call fails at once):
+/// the native exit hook must still let Envoy go, never hold the exit until the
+/// orchestrator's SIGKILL. A collector that does not answer at all is bounded by
+/// `collector.timeoutMs` instead (not exercised here).
+#[test]
+fn a_sigterm_while_the_collector_is_down_still_lets_envoy_exit() {
+    let _serial = serial();
+    let mut stack = AuditStack::start(StackOptions {
+        filter_config_patch: Some(json!({"batch": {"flushIntervalMs": 60_000}, "collector": {"timeoutMs": 1000}})),
+        ..options()
+    })
+    .expect("the stack starts");
+    for request in 0..3 {
+        let reply = send("GET", &url(&stack), &[("user-agent", &format!("e2e-down-term-{request}"))], None)
+            .expect("the request is answered");
+        assert_eq!(reply.status, 200);
+    }
+    stack.kill_collector().expect("the collector is killed");
+    // The process helper sends SIGKILL after its 30 s grace: a hung exit shows as that signal.
+    let status = stack.sigterm_envoy().expect("Envoy stops");
+    let log = stack.envoy_log();
+    eprintln!("SIGTERM with the collector down: Envoy exited with {status}");
+    assert!(status.success(), "Envoy let itself exit: {status}");
+    if stack.filter_host() == FilterHost::Native {
+        assert!(
+            log.contains("audit-filter: Envoy is exiting") && log.contains("letting Envoy exit"),
+            "the exit hook ran and let Envoy go:\n{}",
+            log.lines().filter(|line| line.contains("audit-filter")).collect::<Vec<_>>().join("\n")
+        );
+    }
 }

@@ -3,8 +3,11 @@
 //! - `raw-insert`: the ceiling for ingest. The same rows the collector would store, with
 //!   its INSERT statement and its pragmas (`synchronous=FULL`), prepared before the clock
 //!   starts, committed every `--batches-per-commit` batches. Each row is linked into the
-//!   hash chain as the writer links it (parse the body, canonical form, SHA-256), since
-//!   that is work the collector cannot skip either. No HTTP, no batch parsing.
+//!   hash chain as the writer links it (parse the body, canonical form, SHA-256), and each
+//!   commit's rows are counted into the activity rollups by the writer's own function
+//!   (since schema 16 the per-user chart is a rollup instead of two indexes, so a loop
+//!   without it would leave out work the indexes did), since that is work the collector
+//!   cannot skip either. No HTTP, no batch parsing.
 //! - `generate`: fills a valid chained trail fast for the `/audit` page timings
 //!   (durability off, big transactions, bodies and canonical forms built on a second
 //!   thread); appends, continuing the chain, when the database already holds events; then
@@ -21,7 +24,7 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 use audit_collector::chain::canonical::canonical_json;
 use audit_collector::chain::link::{body_hash, link_hash, Digest, GENESIS};
-use audit_collector::REBUILD_ACTIVITY_SQL;
+use audit_collector::{count_stored, NewEvent, REBUILD_ACTIVITY_SQL};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::json;
 
@@ -66,6 +69,24 @@ fn row(run_id: u32, index: u64, timestamp_ms: i64) -> Result<Row> {
         status: event.response.map(|response| i64::from(response.status)),
         body,
     })
+}
+
+/// The columns of `row` the activity rollups count by, as the writer's [`count_stored`]
+/// takes them (body and canonical form left empty: the rollups never read them).
+fn counted_columns(row: &Row) -> NewEvent {
+    NewEvent {
+        uuid: row.uuid.clone(),
+        timestamp_ms: row.timestamp_ms,
+        event_type: row.event_type.clone(),
+        db_user_id: row.db_user_id,
+        user_email: row.user_email.clone(),
+        user_id: row.user_id.clone(),
+        user_name: row.user_name.clone(),
+        method: row.method.clone(),
+        status: row.status.and_then(|status| u16::try_from(status).ok()),
+        body: String::new(),
+        canonical: Vec::new(),
+    }
 }
 
 /// The newest link of the chain: where the next row continues it.
@@ -142,11 +163,13 @@ pub fn raw_insert(flags: &Flags) -> Result<serde_json::Value> {
     let mode: String = conn.pragma_query_value(None, "journal_mode", |row| row.get(0))?;
     let now = now_millis();
     let rows = (0..events).map(|i| row(3, i, now + i as i64)).collect::<Result<Vec<_>>>()?;
+    let counted: Vec<NewEvent> = rows.iter().map(counted_columns).collect();
+    let per_chunk = usize::try_from(batch * per_commit)?;
     let started = Instant::now();
     let mut stored = 0;
     let mut commits = 0;
     let mut head = chain_head(&conn)?;
-    for chunk in rows.chunks(usize::try_from(batch * per_commit)?) {
+    for (chunk, counted) in rows.chunks(per_chunk).zip(counted.chunks(per_chunk)) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let ingested_at_ms = now_millis();
         for row in chunk {
@@ -154,6 +177,7 @@ pub fn raw_insert(flags: &Flags) -> Result<serde_json::Value> {
             let hash = body_hash(&head.hash, head.seq + 1, &row.body)?;
             stored += insert(&tx, &mut head, row, hash, ingested_at_ms)?;
         }
+        count_stored(&tx, counted.iter())?;
         tx.commit()?;
         commits += 1;
     }

@@ -90,14 +90,22 @@ pub struct WindowPlan {
 }
 
 impl WindowPlan {
-    /// The plan for `filters`: with a user filter (not in the rollup) everything is counted.
-    pub fn of(filters: &EventFilters) -> WindowPlan {
+    /// The plan for `filters`, the rollups also counting per `user_id` and per `user_email`
+    /// (SQLite's `activity_user_hourly`, PostgreSQL's `activity_user_id_hourly` and
+    /// `activity_user_email_hourly`): one of those filters is summed from them like the
+    /// others; the user name, or both user filters at once, are counted.
+    pub fn with_user_rollup(filters: &EventFilters) -> WindowPlan {
+        let beyond_rollup = filters.user_name.is_some() || (filters.user_id.is_some() && filters.user_email.is_some());
+        WindowPlan::split(filters, beyond_rollup)
+    }
+
+    /// Whole hours from the rollup and the edges counted, or (`count_all`) all counted.
+    fn split(filters: &EventFilters, count_all: bool) -> WindowPlan {
         let since = filters.since_ms.unwrap_or(i64::MIN);
         let until = filters.until_ms.unwrap_or(i64::MAX);
-        let by_user = filters.user_id.is_some() || filters.user_email.is_some() || filters.user_name.is_some();
         let first_hour = since.saturating_add(HOUR_MS - 1).div_euclid(HOUR_MS);
         let last_hour = until.div_euclid(HOUR_MS);
-        let (rollup_hours, counted) = if by_user || first_hour >= last_hour {
+        let (rollup_hours, counted) = if count_all || first_hour >= last_hour {
             (None, vec![(since, until)])
         } else {
             let edges = vec![(since, first_hour.saturating_mul(HOUR_MS)), (last_hour.saturating_mul(HOUR_MS), until)];

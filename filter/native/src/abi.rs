@@ -49,11 +49,20 @@ pub struct ModuleHttpHeader {
     pub value_length: usize,
 }
 
+/// `envoy_dynamic_module_type_event_cb`: a callback Envoy hands the module (with its
+/// context) for the module to call once, e.g. when its shutdown work is done.
+pub type EventCallback = Option<unsafe extern "C" fn(context: *mut std::ffi::c_void)>;
+
+/// The bootstrap extension configuration's Envoy object (valid until its `config_destroy`).
+pub type BootstrapConfigEnvoyPtr = *mut std::ffi::c_void;
+
 /// `envoy_dynamic_module_type_http_header_type`: which header map of the stream.
 pub const HEADER_TYPE_REQUEST: u32 = 0;
 
 /// `envoy_dynamic_module_type_attribute_id` values used here.
 pub const ATTRIBUTE_RESPONSE_CODE: u32 = 15;
+/// `response.code_details`: Envoy's reason for the response (`http1.codec_error`, ...).
+pub const ATTRIBUTE_RESPONSE_CODE_DETAILS: u32 = 16;
 pub const ATTRIBUTE_SOURCE_ADDRESS: u32 = 24;
 
 /// `envoy_dynamic_module_type_log_level`.
@@ -189,4 +198,10 @@ extern "C" {
         body: ModuleBuffer,
         timeout_milliseconds: u64,
     ) -> u32;
+
+    /// Tells Envoy the bootstrap extension is ready: Envoy registers an init target for
+    /// every dynamic-module bootstrap extension and starts no listener before this call.
+    pub fn envoy_dynamic_module_callback_bootstrap_extension_config_signal_init_complete(
+        config: BootstrapConfigEnvoyPtr,
+    );
 }

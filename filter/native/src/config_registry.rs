@@ -48,6 +48,12 @@ impl<T> Registry<T> {
         removed
     }
 
+    /// Every live configuration (at Envoy's exit, each sends what it holds).
+    pub fn all(&self) -> Vec<Arc<T>> {
+        let live = self.live.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        live.iter().flat_map(|live| live.values().map(Arc::clone)).collect()
+    }
+
     /// How many hooks named a configuration that was not live (logged by the hooks).
     pub fn ignored(&self) -> u64 {
         self.ignored.load(Ordering::Relaxed)
@@ -88,6 +94,7 @@ mod tests {
         assert_ne!(first, 0);
         assert_ne!(first, second);
         assert!(registry.get(first).is_none(), "an old id does not reach the new configuration");
+        assert_eq!(registry.all(), [Arc::new(2)], "only the live one is there at an exit");
         assert_eq!(registry.get(second).as_deref(), Some(&2));
     }
 

@@ -31,7 +31,7 @@ use audit_filter_core::worker::delivery::LOGGED_BODY_BYTES;
 type Filter = Option<AuditStream>;
 
 /// Every live configuration, by the id Envoy holds.
-static CONFIGS: Registry<ModuleConfig> = Registry::new();
+pub(crate) static CONFIGS: Registry<ModuleConfig> = Registry::new();
 
 /// The id Envoy holds as the configuration's pointer (never null: ids start at 1).
 fn config_pointer(id: u64) -> *const c_void {

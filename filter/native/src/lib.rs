@@ -15,6 +15,9 @@
 //!   per-worker delivery slots ([`worker_slot`]), the tick thread ([`ticker`]) and metrics.
 //! - [`stream`]: one HTTP stream: strip untrusted identity headers and refuse (fail-closed)
 //!   at the request headers, capture at stream end; [`request_view`] is what capture reads.
+//! - `exit_hooks`: the module as a bootstrap extension, for its shutdown hook: at Envoy's
+//!   exit [`envoy_exit`] has every configuration send what it holds and holds the exit until
+//!   that is answered (bounded by the calls' timeout).
 //! - [`delivery_host`]: the core's `DeliveryHost` on Envoy's main thread (callouts to the
 //!   collector cluster) and on a worker (local replies); [`retired`]: the deliveries of
 //!   deleted configurations, adopted by a live one until they are drained.
@@ -31,10 +34,13 @@ pub mod abi;
 pub mod config_registry;
 pub mod delivery_host;
 pub mod envoy;
+pub mod envoy_exit;
+#[cfg(not(test))]
+mod exit_hooks;
 pub mod guard;
 pub mod held;
 #[cfg(not(test))]
-mod hooks;
+pub mod hooks;
 pub mod metrics;
 pub mod module_config;
 pub mod randomness;

@@ -15,10 +15,11 @@ use audit_event::event_uuid::encode_event_uuid;
 use audit_filter_core::config::FilterConfig;
 use audit_filter_core::config_error::ConfigError;
 use audit_filter_core::request::fingerprint::{resolve_key, FingerprintKey, KeyOrigin};
-use audit_filter_core::worker::delivery::Delivery;
+use audit_filter_core::worker::delivery::{Delivery, Shutdown};
 
 use crate::delivery_host::{Dispatched, MainThreadHost};
 use crate::envoy::{self, CalloutAnswer, ConfigHandle};
+use crate::envoy_exit::{self, ExitingConfig};
 use crate::metrics::Metrics;
 use crate::randomness::{now_ms, random_event_id};
 use crate::retired;
@@ -113,25 +114,39 @@ impl ModuleConfig {
             ticker: Mutex::new(None),
         });
         // Every worker's sender exists from the start, as each worker's wasm VM does, and is
-        // announced at the first tick, before the worker has answered anything (issue 22).
+        // announced from here, before the worker has answered anything (issue 22).
         let workers = usize::try_from(handle.worker_count()).unwrap_or(0).min(MAX_STARTED_WORKERS);
         *locked(&config.workers) = (0..workers).map(|_| Some(config.new_slot())).collect();
         match handle.new_scheduler().and_then(|scheduler| Ticker::start(scheduler, tick_period)) {
             Some(ticker) => {
                 *locked(&config.ticker) = Some(ticker);
-                // Their requests hold from now (only with ticks: a tick wakes them): callouts
-                // must wait for the configuration Envoy is still making in `config_new`, so
-                // the announcement goes out at the first tick.
-                let now = now_ms();
-                for (_, slot) in config.slots() {
-                    slot.delivery().on_started_unannounced(now);
-                }
+                // Announced now, and their requests hold from now (only with ticks: a tick
+                // wakes them). A callout from `config_new` is safe: Envoy answers it from its
+                // main loop, after this hook returned and Envoy holds the configuration (an
+                // answer finding none is dropped by Envoy, never misdelivered); a call that
+                // cannot go out yet (the collector's cluster not ready) is sent at the first
+                // tick by the core.
+                config.announce_workers(now_ms());
             }
             None => {
                 envoy::log(Level::Error, "audit-filter: could not start the delivery tick; events would never be sent")
             }
         }
         Ok(config)
+    }
+
+    /// Announces each worker's sender not announced yet (the core's `on_start`): from
+    /// `config_new`, or at the next tick for a slot made later.
+    fn announce_workers(&self, now: u64) {
+        for (_, slot) in self.slots() {
+            if !slot.take_announcement() {
+                continue;
+            }
+            let mut host = MainThreadHost::new(self.handle, &slot, "");
+            delivering(|| slot.delivery().on_start(&mut host, now));
+            self.note_in_flight(&slot, host.dispatched);
+        }
+        self.handle_early_answers();
     }
 
     /// This worker's slot: from the thread's cache, else the configuration's (made with it, or
@@ -192,9 +207,8 @@ impl ModuleConfig {
         let now = now_ms();
         for (_, slot) in self.slots() {
             let mut host = MainThreadHost::new(self.handle, &slot, "");
-            // Slots are made with the configuration (or, past the bound, at a worker's first
-            // request); the main thread announces each sender (the core's `on_start`) at the
-            // next tick: callouts need the configuration Envoy is still making in `config_new`.
+            // Slots are made and announced with the configuration; one made later (past the
+            // bound, at a worker's first request) is announced (the core's `on_start`) here.
             let announce = slot.take_announcement();
             delivering(|| {
                 let delivery = slot.delivery();
@@ -214,6 +228,7 @@ impl ModuleConfig {
         });
         self.handle_early_answers();
         self.publish();
+        envoy_exit::check();
     }
 
     /// The collector's answer to callout `callout_id` (main thread).
@@ -240,6 +255,7 @@ impl ModuleConfig {
         self.note_in_flight(&slot, host.dispatched);
         slot.release_held_if_due(now);
         self.publish();
+        envoy_exit::check();
     }
 
     /// Envoy is deleting the configuration (main thread; after a configuration change, once
@@ -248,8 +264,10 @@ impl ModuleConfig {
     /// best effort), and is handed over ([`retired`]) to the next configuration that ticks,
     /// which tells it those calls failed and delivers the rest until the outbox is drained.
     pub fn shut_down(&self) {
-        if let Some(mut ticker) = locked(&self.ticker).take() {
-            ticker.stop();
+        self.stop_ticking();
+        if envoy_exit::begun() {
+            // Sent at the exit already (`on_envoy_exit`); nothing is left to adopt them.
+            return;
         }
         let now = now_ms();
         let orphaned: Vec<InFlight> = locked(&self.in_flight).drain().map(|(_, waiting)| waiting).collect();
@@ -287,5 +305,48 @@ impl ModuleConfig {
     fn publish(&self) {
         let snapshots: Vec<_> = self.slots().iter().map(|(_, slot)| slot.snapshot()).collect();
         self.metrics.publish(&self.handle, &snapshots, crate::guard::panics());
+    }
+}
+
+impl ExitingConfig for ModuleConfig {
+    fn collector_timeout_ms(&self) -> u64 {
+        self.filter.collector.timeout_ms
+    }
+
+    /// Envoy is exiting ([`envoy_exit`], main thread): each worker's delivery sends what it
+    /// holds with its final report (the core's `on_done`); the ticks and answers go on
+    /// until Envoy stops its loop.
+    fn on_envoy_exit(&self, now: u64) {
+        for (_, slot) in self.slots() {
+            let mut host = MainThreadHost::new(self.handle, &slot, "");
+            let progress = delivering(|| slot.delivery().on_done(&mut host, now));
+            if progress == Shutdown::Finished {
+                slot.set_finished();
+            }
+            self.note_in_flight(&slot, host.dispatched);
+        }
+        self.handle_early_answers();
+        self.publish();
+    }
+
+    /// Requests of this configuration's workers whose event is not captured yet.
+    fn requests_in_progress(&self) -> usize {
+        self.slots().iter().map(|(_, slot)| slot.requests_in_progress()).sum()
+    }
+
+    /// Whether what Envoy's exit sent has been answered: no call of this configuration is
+    /// on the wire (a failed one is retried only after a backoff Envoy's exit does not
+    /// wait for), or every worker's delivery is drained.
+    fn exit_settled(&self) -> bool {
+        locked(&self.in_flight).is_empty() || self.slots().iter().all(|(_, slot)| slot.is_finished())
+    }
+
+    /// Stops the tick thread (main thread), once Envoy's exit no longer needs ticks: Envoy
+    /// deletes no configuration when it exits, so a thread still committing the scheduler
+    /// would reach Envoy's torn-down main loop.
+    fn stop_ticking(&self) {
+        if let Some(mut ticker) = locked(&self.ticker).take() {
+            ticker.stop();
+        }
     }
 }

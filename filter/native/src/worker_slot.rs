@@ -3,7 +3,8 @@
 //! published. A worker thread captures into it; Envoy's main thread ticks it and hands it
 //! the collector's answers. Each lock is held for one decision, never across a wait.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
 
 use audit_filter_core::worker::delivery::{Delivery, Snapshot};
@@ -19,6 +20,19 @@ pub struct WorkerSlot {
     announced: AtomicBool,
     /// Requests waiting for the collector to answer the sender's announcement.
     pub held: HeldRequests,
+    /// Requests past their headers whose event is not captured yet: Envoy's exit waits for
+    /// them before the final report ([`crate::envoy_exit`]).
+    in_progress: AtomicUsize,
+}
+
+/// A request counted in its worker's `in_progress` until this is dropped (its event was
+/// handed to delivery, or the stream ended without one).
+pub struct InProgress(Arc<WorkerSlot>);
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.in_progress.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl WorkerSlot {
@@ -29,7 +43,20 @@ impl WorkerSlot {
             finished: AtomicBool::new(false),
             announced: AtomicBool::new(false),
             held: HeldRequests::default(),
+            in_progress: AtomicUsize::new(0),
         }
+    }
+
+    /// Counts a request as in progress (before it checks whether Envoy's exit began, which
+    /// reads the counts after setting that mark: one of the two sees the other).
+    pub fn begin_request(slot: &Arc<WorkerSlot>) -> InProgress {
+        slot.in_progress.fetch_add(1, Ordering::SeqCst);
+        InProgress(Arc::clone(slot))
+    }
+
+    /// Requests of this worker whose event is not captured yet.
+    pub fn requests_in_progress(&self) -> usize {
+        self.in_progress.load(Ordering::SeqCst)
     }
 
     /// The delivery state. A hook that panicked while holding it (caught by the guard)

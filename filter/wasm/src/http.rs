@@ -74,6 +74,12 @@ impl ArrivingRequest for ArrivingProxyRequest {
         hostcalls::get_property(vec!["source", "address"]).ok().flatten()
     }
 
+    /// proxy-wasm's lookup by name answers with one value, not every one: the whole map
+    /// (one host call) answers instead.
+    fn header_values(&mut self, _name: &str) -> Option<Vec<String>> {
+        None
+    }
+
     fn headers(&mut self) -> Option<RequestHeaders> {
         parse_header_map(request_header_map())
     }

@@ -72,7 +72,9 @@ Envoy admin: {admin}/stats?filter=audit   Ctrl-C stops everything.
     let drained = std::process::Command::new(paths::collector_binary()?)
         .args(["envoy-drain", "--admin", &stack.admin_url(), "--deadline-secs", "20"])
         .status();
-    if !drained.is_ok_and(|status| status.success()) {
+    if drained.is_ok_and(|status| status.success()) {
+        println!("drained: every event Envoy captured was delivered; stopping everything");
+    } else {
         eprintln!("envoy-drain did not finish cleanly; events still buffered in Envoy are lost (see above)");
     }
     drop(stack);

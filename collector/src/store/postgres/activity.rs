@@ -1,9 +1,12 @@
 //! `GET /audit/activity` on PostgreSQL: events per hour or day, by outcome, on the plan the
 //! SQLite store follows ([`WindowPlan`]): whole hours summed from `activity_hourly`, which
 //! the triggers of `schema_v3.sql` keep in the sealing and purging transactions, and the
-//! rest (a window's partial hours, every count under a user filter) counted from `events`
-//! through indexes that carry the columns counted. The SQL text is fixed fragments; every
-//! value from the request is a bound parameter.
+//! rest (a window's partial hours, every count under a user name or both user filters)
+//! counted from `events` through indexes that carry the columns counted. A chart of one
+//! user (`user_id` or `user_email`) takes its whole hours from that column's own rollup
+//! (`schema_v8.sql`) and its partial hours from the timestamp index, which carries both user
+//! columns. The SQL text is fixed fragments; every value from the request is a bound
+//! parameter.
 
 use std::collections::BTreeMap;
 
@@ -17,12 +20,13 @@ use super::page::filter_predicates;
 
 /// Events per bucket of `width` for the events `filters` selects.
 pub async fn activity(pool: &Pool, filters: &EventFilters, width: BucketWidth) -> Result<ActivityOutcome, StoreError> {
-    let plan = WindowPlan::of(filters);
+    let plan = WindowPlan::with_user_rollup(filters);
+    let rollup = user_rollup_of(filters).unwrap_or("activity_hourly");
     let client = pool.get().await?;
     let mut buckets = BTreeMap::new();
     if let Some((first_hour, last_hour)) = plan.rollup_hours {
-        // The rollup has no user columns and no time but its hour: the plan never sends a
-        // user filter here, and the window is the hours.
+        // A rollup has no time but its hour, and no user column but its own (the plan sends
+        // no other user filter here): the window is the hours.
         let equalities = EventFilters { since_ms: None, until_ms: None, ..filters.clone() };
         let hours = width.hours();
         let sql = format!(
@@ -31,7 +35,7 @@ pub async fn activity(pool: &Pool, filters: &EventFilters, width: BucketWidth) -
                     coalesce(sum(events) FILTER (WHERE status = 401), 0)::bigint,
                     coalesce(sum(events) FILTER (WHERE status = 403), 0)::bigint,
                     sum(events)::bigint
-             FROM activity_hourly WHERE hour >= $1 AND hour < $2"
+             FROM {rollup} WHERE hour >= $1 AND hour < $2"
         );
         collect(&client, sql, &equalities, vec![Box::new(first_hour), Box::new(last_hour)], &mut buckets).await?;
     }
@@ -49,6 +53,16 @@ pub async fn activity(pool: &Pool, filters: &EventFilters, width: BucketWidth) -
         collect(&client, sql, &window, Vec::new(), &mut buckets).await?;
     }
     Ok(outcome_of(buckets, width))
+}
+
+/// The per-user rollup whose whole hours serve `filters`, when exactly one user column that
+/// has one is filtered on (no rollup has the user name, none has two users).
+fn user_rollup_of(filters: &EventFilters) -> Option<&'static str> {
+    match (&filters.user_id, &filters.user_email, &filters.user_name) {
+        (Some(_), None, None) => Some("activity_user_id_hourly"),
+        (None, Some(_), None) => Some("activity_user_email_hourly"),
+        _ => None,
+    }
 }
 
 /// Runs `sql` (its own parameters `values`) with `filters`' predicates and `GROUP BY 1`,

@@ -20,6 +20,8 @@ pub mod page;
 mod replica_tests;
 pub mod schema;
 pub mod sealer;
+#[cfg(test)]
+mod sealer_crash_tests;
 pub mod sealer_health;
 #[cfg(test)]
 mod sealer_health_tests;

@@ -27,6 +27,8 @@ const UPGRADES: &[&str] = &[
     include_str!("schema_v6.sql"),
     // 7: `user_name` a plain column ingest fills, in `unsequenced` too.
     include_str!("schema_v7.sql"),
+    // 8: per-user hourly rollups instead of the two `(user, timestamp)` indexes.
+    include_str!("schema_v8.sql"),
 ];
 
 /// The newest schema version this collector knows.
@@ -123,5 +125,55 @@ mod tests {
         drop(client);
         let refused = migrate(&pool).await.err().map(|error| error.to_string()).unwrap_or_default();
         assert!(refused.contains(&(SCHEMA_VERSION + 1).to_string()), "{refused}");
+    }
+
+    /// A version 7 database (the last with the `(user, timestamp)` indexes) gets its users'
+    /// rollups filled from the events it holds, and loses those two indexes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_version_7_database_gets_per_user_rollups_of_its_events() {
+        let url = fresh_database().await;
+        let pool = pool(&url).expect("pool");
+        let client = pool.get().await.expect("connect");
+        client.batch_execute(SCHEMA_V1).await.expect("version 1");
+        for upgrade in &UPGRADES[..6] {
+            client.batch_execute(upgrade).await.expect("up to version 7");
+        }
+        client
+            .batch_execute(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (7);
+                 INSERT INTO events (seq, uuid, timestamp_ms, type, user_id, user_email, method, status, ingested_at_ms,
+                                     body, chain_prev, chain_hash)
+                 VALUES (1, 'a', 7200001, 'T', 'u1', 'a@x', 'GET', 200, 0, '{}', '\\x00', '\\x01'),
+                        (2, 'b', 7200002, 'T', 'u1', NULL, 'GET', 200, 0, '{}', '\\x01', '\\x02'),
+                        (3, 'c', 3599999, 'T', NULL, 'a@x', 'PUT', NULL, 0, '{}', '\\x02', '\\x03');",
+            )
+            .await
+            .expect("a version 7 trail");
+        drop(client);
+        migrate(&pool).await.expect("migrate");
+        let client = pool.get().await.expect("connect");
+        let rows = client
+            .query("SELECT hour, user_id, method, status, events FROM activity_user_id_hourly ORDER BY hour", &[])
+            .await
+            .expect("user_id rollup");
+        let by_id: Vec<(i64, String, String, i32, i64)> =
+            rows.iter().map(|row| (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4))).collect();
+        assert_eq!(by_id, [(2, "u1".to_owned(), "GET".to_owned(), 200, 2)], "events without a user_id are not in it");
+        let rows = client
+            .query("SELECT hour, user_email, status, events FROM activity_user_email_hourly ORDER BY hour", &[])
+            .await
+            .expect("user_email rollup");
+        let by_email: Vec<(i64, String, i32, i64)> =
+            rows.iter().map(|row| (row.get(0), row.get(1), row.get(2), row.get(3))).collect();
+        assert_eq!(by_email, [(0, "a@x".to_owned(), -1, 1), (2, "a@x".to_owned(), 200, 1)]);
+        let gone: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_indexes WHERE indexname IN ('events_by_user_id_time', 'events_by_user_email_time')",
+                &[],
+            )
+            .await
+            .expect("indexes")
+            .get(0);
+        assert_eq!(gone, 0, "the two (user, timestamp) indexes are dropped");
     }
 }

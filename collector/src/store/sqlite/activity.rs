@@ -3,23 +3,26 @@
 //! [`WindowPlan`] says which part of a window comes from where.
 //!
 //! Counting rows at query time would cost a scan of every event in the window (10M events,
-//! seconds). So whole hours of a window are summed from the hourly rollup
-//! ([`super::activity_rollup`]), which holds at most a few hundred rows per hour whatever the traffic; the partial
-//! hours at the edges of `since`/`until` are counted from `events_by_timestamp`, which
-//! carries type, method and status, so they are counted from the index alone and the counts
-//! are exact for any window. The user filters (`userUuid`, `user_email`) are not in the
-//! rollup: with one of them every count comes from that user's (user, time) index, which
-//! also carries status and method, so the cost follows the user's events in the window, not
-//! the trail (`schema.sql` says what each index costs).
+//! seconds). So whole hours of a window are summed from the hourly rollups
+//! ([`super::activity_rollup`]), which hold a few hundred rows per hour whatever the traffic:
+//! `activity_hourly`, or for a chart of one user (`userUuid` or `user_email`)
+//! `activity_user_hourly`, one key prefix per hour of the window. The partial hours at the
+//! edges of `since`/`until` are counted from `events_by_timestamp`, which carries type,
+//! method and status, so they are counted from the index alone and the counts are exact for
+//! any window; a user's edges take their seq range from that index and then the user's
+//! events in it from `(user_id, seq)` or `(user_email, seq)`, so they read that user's rows
+//! of at most two hours. The user name, or both user filters at once, are not in a rollup:
+//! those charts are counted from that user's events (`schema.sql` says what each costs).
 
 use std::collections::BTreeMap;
 
 use rusqlite::types::Value;
-use rusqlite::{params_from_iter, Connection};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::super::activity_plan::{outcome_of, ActivityOutcome, BucketWidth, OutcomeCounts, WindowPlan, HOUR_MS};
 use super::super::query::EventFilters;
 use super::super::StoreError;
+use super::activity_rollup::{BY_USER_EMAIL, BY_USER_ID};
 
 /// The outcome sums of a `SELECT` whose rows have a `status` and a count (`n`); a missing
 /// status is -1 in the rollup and NULL in `events`, both errors.
@@ -28,20 +31,76 @@ const OUTCOME_SUMS: &str = "sum(CASE WHEN status BETWEEN 100 AND 399 THEN n ELSE
      sum(CASE WHEN status = 403 THEN n ELSE 0 END),
      sum(n)";
 
+/// The seq range of the events of `[?1, ?2)`, from the timestamp index alone (its entries
+/// carry the rowid): where a user's events of a window's edge lie.
+const SEQ_RANGE_OF_WINDOW_SQL: &str =
+    "SELECT min(seq), max(seq) FROM events INDEXED BY events_by_timestamp WHERE timestamp_ms >= ?1 AND timestamp_ms < ?2";
+
+/// The hours the per-user rollup holds: `[first, last]`, each found at an end of its key.
+const USER_ROLLUP_HOURS_SQL: &str =
+    "SELECT (SELECT min(hour) FROM activity_user_hourly), (SELECT max(hour) FROM activity_user_hourly)";
+
+/// The one user filter a chart can be summed for from `activity_user_hourly`: its kind, the
+/// column of `events` it matches, and the value.
+#[derive(Debug, Clone, Copy)]
+struct RolledUpUser<'a> {
+    kind: i64,
+    column: &'static str,
+    value: &'a str,
+}
+
+impl<'a> RolledUpUser<'a> {
+    /// `Some` when the filters name exactly one of `user_id`, `user_email` and no user name
+    /// (the cases [`WindowPlan::with_user_rollup`] sums from the rollup).
+    fn of(filters: &'a EventFilters) -> Option<RolledUpUser<'a>> {
+        match (&filters.user_id, &filters.user_email, &filters.user_name) {
+            (Some(id), None, None) => Some(RolledUpUser { kind: BY_USER_ID, column: "user_id", value: id }),
+            (None, Some(email), None) => Some(RolledUpUser { kind: BY_USER_EMAIL, column: "user_email", value: email }),
+            _ => None,
+        }
+    }
+}
+
 /// Events per bucket of `width` for the events `filters` selects.
 pub fn activity(conn: &Connection, filters: &EventFilters, width: BucketWidth) -> Result<ActivityOutcome, StoreError> {
-    let plan = WindowPlan::of(filters);
+    let plan = WindowPlan::with_user_rollup(filters);
+    let user = RolledUpUser::of(filters);
     let mut buckets: BTreeMap<i64, OutcomeCounts> = BTreeMap::new();
     if let Some((first_hour, last_hour)) = plan.rollup_hours {
-        collect(conn, rollup_sql(filters, width, first_hour, last_hour), &mut buckets)?;
+        match user {
+            None => collect(conn, rollup_sql(filters, width, first_hour, last_hour), &mut buckets)?,
+            Some(user) => {
+                // Only the hours the rollup holds: an open window would be millions of seeks.
+                let held: (Option<i64>, Option<i64>) =
+                    conn.prepare_cached(USER_ROLLUP_HOURS_SQL)?.query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                if let (Some(oldest), Some(newest)) = held {
+                    let (first, last) = (first_hour.max(oldest), last_hour.min(newest.saturating_add(1)));
+                    if first < last {
+                        collect(conn, user_rollup_sql(filters, width, user, first, last), &mut buckets)?;
+                    }
+                }
+            }
+        }
     }
     for (since, until) in plan.counted {
-        collect(conn, events_sql(filters, width, since, until), &mut buckets)?;
+        match user {
+            None => collect(conn, events_sql(filters, width, since, until), &mut buckets)?,
+            Some(user) => {
+                let seqs: Option<(Option<i64>, Option<i64>)> = conn
+                    .prepare_cached(SEQ_RANGE_OF_WINDOW_SQL)?
+                    .query_row(params![since, until], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()?;
+                if let Some((Some(first_seq), Some(last_seq))) = seqs {
+                    let sql = user_edge_sql(filters, width, user, (since, until), (first_seq, last_seq));
+                    collect(conn, sql, &mut buckets)?;
+                }
+            }
+        }
     }
     Ok(outcome_of(buckets, width))
 }
 
-/// The equality filters the rollup and `events` share, as `AND +column = ?n` clauses: the
+/// The equality filters the rollups and `events` share, as `AND +column = ?n` clauses: the
 /// `+` keeps SQLite on the time range (or the user's index) rather than an index of a
 /// column that may hold most of the trail.
 fn equality_clauses(filters: &EventFilters, sql: &mut String, values: &mut Vec<Value>) {
@@ -60,21 +119,51 @@ fn equality_clauses(filters: &EventFilters, sql: &mut String, values: &mut Vec<V
     }
 }
 
+/// `SELECT bucket, outcome sums` over `rows`, bucketed by `column` (hours or milliseconds)
+/// in buckets of `unit` of them.
+fn grouped(rows: &str, column: &str, unit: i64) -> String {
+    format!(
+        "SELECT ({column} - (({column} % {unit}) + {unit}) % {unit}) / {unit}, {OUTCOME_SUMS} FROM ({rows}) GROUP BY 1"
+    )
+}
+
 /// The rollup's counts of hours `[first_hour, last_hour)`, per bucket: a range of its key.
 fn rollup_sql(filters: &EventFilters, width: BucketWidth, first_hour: i64, last_hour: i64) -> (String, Vec<Value>) {
     let mut values = vec![Value::Integer(first_hour), Value::Integer(last_hour)];
     let mut sql = String::from("SELECT hour, status, events AS n FROM activity_hourly WHERE hour >= ?1 AND hour < ?2");
     equality_clauses(filters, &mut sql, &mut values);
-    let hours = width.hours();
-    let grouped = format!(
-        "SELECT (hour - ((hour % {hours}) + {hours}) % {hours}) / {hours}, {OUTCOME_SUMS} FROM ({sql}) GROUP BY 1"
+    (grouped(&sql, "hour", width.hours()), values)
+}
+
+/// One user's counts of hours `[first_hour, last_hour)` from the per-user rollup, per
+/// bucket: each hour of the range is one search of its key (hour, kind, user), so the cost
+/// follows the window's hours and that user's rows in them, never the other users'.
+fn user_rollup_sql(
+    filters: &EventFilters,
+    width: BucketWidth,
+    user: RolledUpUser<'_>,
+    first_hour: i64,
+    last_hour: i64,
+) -> (String, Vec<Value>) {
+    let mut values = vec![
+        Value::Integer(first_hour),
+        Value::Integer(last_hour),
+        Value::Integer(user.kind),
+        Value::Text(user.value.to_owned()),
+    ];
+    let mut sql = String::from(
+        "WITH RECURSIVE hours (at) AS (SELECT ?1 UNION ALL SELECT at + 1 FROM hours WHERE at + 1 < ?2)
+         SELECT hour, status, events AS n FROM hours CROSS JOIN activity_user_hourly
+         WHERE hour = at AND kind = ?3 AND user = ?4",
     );
-    (grouped, values)
+    equality_clauses(filters, &mut sql, &mut values);
+    (grouped(&sql, "hour", width.hours()), values)
 }
 
 /// The counts of the events of `[since, until)` that `filters` selects, per bucket, read
 /// from an index by time (the test below holds every filter combination to it): one that
-/// covers the counted columns, except that a user's index leaves out the type.
+/// covers the counted columns, or with the user name, or both user filters, that user's
+/// events found by a `(column, seq)` index and their rows read.
 fn events_sql(filters: &EventFilters, width: BucketWidth, since: i64, until: i64) -> (String, Vec<Value>) {
     let mut values = vec![Value::Integer(since), Value::Integer(until)];
     let mut sql =
@@ -90,17 +179,36 @@ fn events_sql(filters: &EventFilters, width: BucketWidth, since: i64, until: i64
     if let Some(email) = &filters.user_email {
         push("user_email =", Value::Text(email.clone()));
     }
-    // The user name has no (name, time) index: its events are found by `(user_name, seq)`
-    // and their rows read, so the cost follows that name's events, not the window's.
     if let Some(name) = &filters.user_name {
         push("user_name =", Value::Text(name.clone()));
     }
-    let bucket_ms = width.hours() * HOUR_MS;
-    let grouped = format!(
-        "SELECT (timestamp_ms - ((timestamp_ms % {bucket_ms}) + {bucket_ms}) % {bucket_ms}) / {bucket_ms}, {OUTCOME_SUMS}
-         FROM ({sql}) GROUP BY 1"
+    (grouped(&sql, "timestamp_ms", width.hours() * HOUR_MS), values)
+}
+
+/// One user's counts of the events of `[since, until)` (an edge of a window, under an hour,
+/// or a window under two), per bucket: that user's events between `seqs` (the window's seq
+/// range) through the user's `(column, seq)` index, their rows read for the time and status.
+fn user_edge_sql(
+    filters: &EventFilters,
+    width: BucketWidth,
+    user: RolledUpUser<'_>,
+    (since, until): (i64, i64),
+    (first_seq, last_seq): (i64, i64),
+) -> (String, Vec<Value>) {
+    let mut values = vec![
+        Value::Integer(since),
+        Value::Integer(until),
+        Value::Text(user.value.to_owned()),
+        Value::Integer(first_seq),
+        Value::Integer(last_seq),
+    ];
+    let mut sql = format!(
+        "SELECT timestamp_ms, status, 1 AS n FROM events
+         WHERE {} = ?3 AND seq BETWEEN ?4 AND ?5 AND +timestamp_ms >= ?1 AND +timestamp_ms < ?2",
+        user.column
     );
-    (grouped, values)
+    equality_clauses(filters, &mut sql, &mut values);
+    (grouped(&sql, "timestamp_ms", width.hours() * HOUR_MS), values)
 }
 
 fn collect(
@@ -174,7 +282,8 @@ mod tests {
                 && filters.event_type.as_deref().is_none_or(|wanted| wanted == *event_type)
                 && filters.method.as_deref().is_none_or(|wanted| wanted == *method)
                 && filters.status.is_none_or(|wanted| Some(i64::from(wanted)) == *status)
-                && filters.user_id.as_deref().is_none_or(|wanted| wanted == user);
+                && filters.user_id.as_deref().is_none_or(|wanted| wanted == user)
+                && filters.user_email.as_deref().is_none_or(|wanted| wanted == user);
             if !keep {
                 continue;
             }
@@ -212,6 +321,9 @@ mod tests {
             EventFilters { event_type: Some("T".into()), ..EventFilters::default() },
             EventFilters { method: Some("GET".into()), status: Some(401), ..EventFilters::default() },
             EventFilters { user_id: Some("even".into()), ..EventFilters::default() },
+            EventFilters { user_email: Some("odd".into()), status: Some(403), ..EventFilters::default() },
+            EventFilters { user_id: Some("odd".into()), event_type: Some("U".into()), ..EventFilters::default() },
+            EventFilters { user_id: Some("even".into()), user_email: Some("even".into()), ..EventFilters::default() },
         ];
         for (since_ms, until_ms) in windows {
             for selection in &selections {
@@ -240,6 +352,24 @@ mod tests {
         .expect("purge two");
         let first = buckets(&conn, &EventFilters::default(), BucketWidth::Hour)[0];
         assert_eq!(first.counts, OutcomeCounts { forbidden: 1, ..OutcomeCounts::default() });
+        // The per-user rollup lost the same two events: it equals one rebuilt from what is left.
+        let per_user = |conn: &Connection| -> Vec<(i64, i64, String, i64)> {
+            let mut select = conn
+                .prepare(
+                    "SELECT hour, kind, user, events FROM activity_user_hourly WHERE events > 0 ORDER BY 1, 2, 3, 4",
+                )
+                .expect("prepare");
+            let rows = select.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)));
+            rows.expect("query").collect::<Result<_, _>>().expect("rows")
+        };
+        let after_purge = per_user(&conn);
+        conn.execute_batch(REBUILD_ACTIVITY_SQL).expect("rebuild");
+        assert_eq!(after_purge, per_user(&conn));
+        let even = EventFilters { user_id: Some("even".into()), ..EventFilters::default() };
+        assert_eq!(
+            buckets(&conn, &even, BucketWidth::Hour)[0].counts,
+            OutcomeCounts { forbidden: 1, ..OutcomeCounts::default() }
+        );
     }
 
     #[test]
@@ -253,6 +383,8 @@ mod tests {
                 event_type: (*event_type).to_owned(),
                 method: (*method).to_owned(),
                 status: status.and_then(|status| u16::try_from(status).ok()),
+                user_id: Some(if n % 2 == 0 { "even" } else { "odd" }.to_owned()),
+                user_email: (n % 3 != 0).then(|| format!("user{n}@example.com")),
                 ..new_event(n, BASE_MS + minute * 60_000)
             })
             .collect();
@@ -261,30 +393,53 @@ mod tests {
         events.push(new_event(99, BASE_MS));
         insert_batch(&mut tx, &events, 0).expect("the same again, and one more");
         tx.commit().expect("commit");
-        let rollup = |conn: &Connection| -> Vec<(i64, String, String, i64, i64)> {
-            let mut select = conn.prepare("SELECT * FROM activity_hourly ORDER BY 1, 2, 3, 4").expect("prepare");
-            let rows = select
-                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))
-                .expect("query");
-            rows.collect::<Result<_, _>>().expect("rows")
+        let rollups = |conn: &Connection| -> Vec<String> {
+            let mut rows = Vec::new();
+            for sql in [
+                "SELECT * FROM activity_hourly ORDER BY 1, 2, 3, 4",
+                "SELECT * FROM activity_user_hourly ORDER BY 1, 2, 3, 4, 5, 6",
+            ] {
+                let mut select = conn.prepare(sql).expect("prepare");
+                let columns = select.column_count();
+                let found = select
+                    .query_map([], |row| {
+                        (0..columns)
+                            .map(|i| row.get::<_, Value>(i).map(|v| format!("{v:?}")))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                    .expect("query");
+                rows.extend(found.map(|row| row.expect("row").join(",")));
+            }
+            rows
         };
-        let counted = rollup(&conn);
+        let counted = rollups(&conn);
         conn.execute_batch(REBUILD_ACTIVITY_SQL).expect("rebuild");
-        assert_eq!(counted, rollup(&conn), "the writer's counts are the events' counts");
-        assert_eq!(counted.iter().map(|row| row.4).sum::<i64>(), 9);
+        assert_eq!(counted, rollups(&conn), "the writer's counts are the events' counts");
+        let total: i64 = conn.query_row("SELECT sum(events) FROM activity_hourly", [], |r| r.get(0)).expect("sum");
+        let per_user: i64 =
+            conn.query_row("SELECT sum(events) FROM activity_user_hourly", [], |r| r.get(0)).expect("sum");
+        assert_eq!((total, per_user), (9, 8 + 5), "each event once, and once per user column it has");
     }
 
-    /// Every filter combination: the rollup by its key, `events` through an index that holds
-    /// every column counted (never a row, never a scan).
+    /// Every filter combination: a rollup by its key, `events` through an index that holds
+    /// every column counted, or for one user that user's `(column, seq)` index within the
+    /// edge's seq range; never a scan of `events`.
     #[test]
-    fn whole_hours_come_from_the_rollup_by_its_key_and_counts_from_covering_indexes() {
+    fn whole_hours_come_from_a_rollup_by_its_key_and_counts_from_indexes() {
         let (_dir, conn) = trail();
         let plan = |(sql, values): (String, Vec<Value>)| -> String {
             let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).expect("prepare");
             let rows = statement.query_map(params_from_iter(values), |row| row.get::<_, String>(3)).expect("explain");
             rows.collect::<Result<Vec<_>, _>>().expect("plan").join("; ")
         };
-        for combination in 0u32..32 {
+        let seq_range = plan((SEQ_RANGE_OF_WINDOW_SQL.to_owned(), vec![Value::Integer(0), Value::Integer(1)]));
+        assert!(
+            seq_range.contains("USING COVERING INDEX events_by_timestamp (timestamp_ms>? AND timestamp_ms<?)"),
+            "{seq_range}"
+        );
+        let held = plan((USER_ROLLUP_HOURS_SQL.to_owned(), Vec::new()));
+        assert!(!held.contains("SCAN activity_user_hourly"), "{held}");
+        for combination in 0u32..64 {
             let text = |bit: u32, value: &str| (combination & (1 << bit) != 0).then(|| value.to_owned());
             let filters = EventFilters {
                 event_type: text(0, "T"),
@@ -292,25 +447,34 @@ mod tests {
                 status: (combination & 4 != 0).then_some(200),
                 user_id: text(3, "even"),
                 user_email: text(4, "even"),
+                user_name: text(5, "even"),
                 ..EventFilters::default()
             };
-            let counted = plan(events_sql(&filters, BucketWidth::Hour, BASE_MS + 1, BASE_MS + HOUR_MS));
-            let index = match (&filters.user_id, &filters.user_email) {
-                (None, None) => "events_by_timestamp (timestamp_ms>? AND timestamp_ms<?)",
-                (Some(_), None) => "events_by_user_id_time (user_id=? AND timestamp_ms>? AND timestamp_ms<?)",
-                (None, Some(_)) => "events_by_user_email_time (user_email=? AND timestamp_ms>? AND timestamp_ms<?)",
-                (Some(_), Some(_)) => "_time (user_",
-            };
-            // Both users, or a user and a type: the other column from those rows only.
-            let both_users = filters.user_id.is_some() && filters.user_email.is_some();
-            let user_and_type =
-                (filters.user_id.is_some() || filters.user_email.is_some()) && filters.event_type.is_some();
-            let covering = !both_users && !user_and_type;
-            let reads = if covering { "USING COVERING INDEX events_by_" } else { "USING INDEX events_by_" };
-            assert!(counted.contains(reads) && counted.contains(index), "{filters:?}: {counted}");
-            if filters.user_id.is_none() && filters.user_email.is_none() {
-                let rollup = plan(rollup_sql(&filters, BucketWidth::Day, 1, 2));
-                assert!(rollup.contains("SEARCH activity_hourly USING PRIMARY KEY (hour>? AND hour<?)"), "{rollup}");
+            let edge = (BASE_MS + 1, BASE_MS + HOUR_MS);
+            match RolledUpUser::of(&filters) {
+                Some(user) => {
+                    let counted = plan(user_edge_sql(&filters, BucketWidth::Hour, user, edge, (1, 9)));
+                    let index = format!("USING INDEX events_by_{0} ({0}=? AND seq>? AND seq<?)", user.column);
+                    assert!(counted.contains(&index), "{filters:?}: {counted}");
+                    let rollup = plan(user_rollup_sql(&filters, BucketWidth::Day, user, 1, 2));
+                    let key = "SEARCH activity_user_hourly USING PRIMARY KEY (hour=? AND kind=? AND user=?)";
+                    assert!(rollup.contains(key), "{filters:?}: {rollup}");
+                }
+                None if filters.user_id.is_none() && filters.user_email.is_none() && filters.user_name.is_none() => {
+                    let counted = plan(events_sql(&filters, BucketWidth::Hour, edge.0, edge.1));
+                    let index = "USING COVERING INDEX events_by_timestamp (timestamp_ms>? AND timestamp_ms<?)";
+                    assert!(counted.contains(index), "{filters:?}: {counted}");
+                    let rollup = plan(rollup_sql(&filters, BucketWidth::Day, 1, 2));
+                    assert!(
+                        rollup.contains("SEARCH activity_hourly USING PRIMARY KEY (hour>? AND hour<?)"),
+                        "{rollup}"
+                    );
+                }
+                None => {
+                    // The user name, or both user filters: that user's events by an index.
+                    let counted = plan(events_sql(&filters, BucketWidth::Hour, edge.0, edge.1));
+                    assert!(counted.contains("SEARCH events USING INDEX events_by_user_"), "{filters:?}: {counted}");
+                }
             }
         }
     }

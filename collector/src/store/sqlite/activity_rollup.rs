@@ -1,13 +1,14 @@
-//! The chart's hourly rollup on SQLite, `activity_hourly`: one row per (hour, type, method,
+//! The chart's hourly rollups on SQLite: `activity_hourly`, one row per (hour, type, method,
 //! status) with its event count, so whole hours of a window are summed from a few hundred
-//! rows per hour whatever the traffic ([`super::activity`] reads it). The writer adds each
-//! batch's events in the transaction that stores them ([`count_stored`]: one upsert per
-//! distinct key of the batch, not one per event; a per-row trigger did the same at half the
-//! insert rate), and a trigger takes purged events back out (the purge is off the ingest
-//! path; the table and that trigger are in `schema.sql`). Also here: the rebuild the bench's
-//! trail generator runs.
+//! rows per hour whatever the traffic, and `activity_user_hourly`, the same per user (by
+//! `user_id` and by `user_email`) for a chart of one user ([`super::activity`] reads both).
+//! The writer adds each batch's events in the transaction that stores them
+//! ([`count_stored`]: one upsert per distinct key of the batch, not one per event; a per-row
+//! trigger did the same at half the insert rate), and triggers take purged events back out
+//! (the purge is off the ingest path; the tables and the triggers are in `schema.sql`). Also
+//! here: the rebuild the bench's trail generator and the upgrade to version 16 run.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{params, Connection};
 
@@ -15,19 +16,49 @@ use super::super::activity_plan::HOUR_MS;
 use super::super::new_event::NewEvent;
 use super::super::StoreError;
 
-/// Rebuilds the rollup from the stored events, for tools that fill `events` themselves
+/// `activity_user_hourly.kind` of the counts by `user_id` (the `userUuid` filter).
+pub const BY_USER_ID: i64 = 1;
+/// `activity_user_hourly.kind` of the counts by `user_email`.
+pub const BY_USER_EMAIL: i64 = 2;
+
+/// The SQL that fills the per-user rollup from the stored events: one grouped pass over
+/// `events` per kind (a literal, so [`REBUILD_ACTIVITY_SQL`] is built from the same text).
+macro_rules! fill_user_activity_sql {
+    () => {
+        "INSERT INTO activity_user_hourly (hour, kind, user, type, method, status, events)
+            SELECT timestamp_ms / 3600000, 1, user_id, type, method, IFNULL(status, -1), count(*)
+            FROM events WHERE user_id IS NOT NULL GROUP BY 1, 3, 4, 5, 6;
+        INSERT INTO activity_user_hourly (hour, kind, user, type, method, status, events)
+            SELECT timestamp_ms / 3600000, 2, user_email, type, method, IFNULL(status, -1), count(*)
+            FROM events WHERE user_email IS NOT NULL GROUP BY 1, 3, 4, 5, 6;"
+    };
+}
+
+/// Fills the empty per-user rollup from the stored events (the upgrade to version 16 runs it
+/// once over the whole trail).
+pub const FILL_USER_ACTIVITY_SQL: &str = fill_user_activity_sql!();
+
+/// Rebuilds both rollups from the stored events, for tools that fill `events` themselves
 /// (the bench's trail generator).
-pub const REBUILD_ACTIVITY_SQL: &str = "
-    DELETE FROM activity_hourly;
+pub const REBUILD_ACTIVITY_SQL: &str = concat!(
+    "DELETE FROM activity_hourly;
     INSERT INTO activity_hourly (hour, type, method, status, events)
         SELECT timestamp_ms / 3600000, type, method, IFNULL(status, -1), count(*)
-        FROM events GROUP BY 1, 2, 3, 4;";
+        FROM events GROUP BY 1, 2, 3, 4;
+    DELETE FROM activity_user_hourly;",
+    fill_user_activity_sql!()
+);
 
-/// Adds `stored` (events the batch inserted, duplicates left out) to the rollup, in the
-/// caller's transaction. The hour is `timestamp_ms / HOUR_MS` truncated, as the rebuild and the
-/// purge trigger compute it.
+/// One rollup row's key without the user: (hour, type, method, status).
+type Key<'a> = (i64, &'a str, &'a str, i64);
+
+/// Adds `stored` (events the batch inserted, duplicates left out) to both rollups, in the
+/// caller's transaction. The hour is `timestamp_ms / HOUR_MS` truncated, as the rebuild and
+/// the purge triggers compute it.
 pub fn count_stored<'a>(conn: &Connection, stored: impl Iterator<Item = &'a NewEvent>) -> Result<(), StoreError> {
-    let mut tally: HashMap<(i64, &str, &str, i64), i64> = HashMap::new();
+    let mut tally: HashMap<Key<'a>, i64> = HashMap::new();
+    // In the per-user rollup's key order, so its upserts walk its pages once, in order.
+    let mut by_user: BTreeMap<(i64, i64, &'a str, &'a str, &'a str, i64), i64> = BTreeMap::new();
     for event in stored {
         let key = (
             event.timestamp_ms / HOUR_MS,
@@ -36,6 +67,13 @@ pub fn count_stored<'a>(conn: &Connection, stored: impl Iterator<Item = &'a NewE
             event.status.map_or(-1, i64::from),
         );
         *tally.entry(key).or_default() += 1;
+        let (hour, event_type, method, status) = key;
+        if let Some(user_id) = &event.user_id {
+            *by_user.entry((hour, BY_USER_ID, user_id.as_str(), event_type, method, status)).or_default() += 1;
+        }
+        if let Some(email) = &event.user_email {
+            *by_user.entry((hour, BY_USER_EMAIL, email.as_str(), event_type, method, status)).or_default() += 1;
+        }
     }
     let mut upsert = conn.prepare_cached(
         "INSERT INTO activity_hourly (hour, type, method, status, events) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -43,6 +81,14 @@ pub fn count_stored<'a>(conn: &Connection, stored: impl Iterator<Item = &'a NewE
     )?;
     for ((hour, event_type, method, status), count) in tally {
         upsert.execute(params![hour, event_type, method, status, count])?;
+    }
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO activity_user_hourly (hour, kind, user, type, method, status, events)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (hour, kind, user, type, method, status) DO UPDATE SET events = events + excluded.events",
+    )?;
+    for ((hour, kind, user, event_type, method, status), count) in by_user {
+        upsert.execute(params![hour, kind, user, event_type, method, status, count])?;
     }
     Ok(())
 }

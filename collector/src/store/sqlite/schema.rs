@@ -10,6 +10,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::super::StoreError;
+use super::activity_rollup::FILL_USER_ACTIVITY_SQL;
 
 /// How long a connection waits for a lock before it reports `SQLITE_BUSY`.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -25,8 +26,34 @@ const SCHEMA: &str = include_str!("schema.sql");
 
 /// The version [`SCHEMA`] is, kept in `PRAGMA user_version`. 13 was the version the
 /// thirteen migrations of the builds before it arrived at; 14 added `user_name` as a column
-/// generated from the body; 15 makes it a plain column that ingest fills.
-const SCHEMA_VERSION: i64 = 15;
+/// generated from the body; 15 makes it a plain column that ingest fills; 16 counts a user's
+/// chart in a rollup instead of two `(user, timestamp)` indexes.
+const SCHEMA_VERSION: i64 = 16;
+
+/// What brings a version 15 database to 16: the two `(user, timestamp, status, method)`
+/// indexes go, the per-user rollup and its purge trigger come (as `schema.sql` has them),
+/// and the rollup is filled from the stored events, one grouped pass over the trail per
+/// kind (time grows with the trail: a full read of `events`, as `verify` does).
+const UPGRADE_15_TO_16: &str = "DROP INDEX events_by_user_id_time;
+    DROP INDEX events_by_user_email_time;
+    CREATE TABLE activity_user_hourly (
+        hour INTEGER NOT NULL,
+        kind INTEGER NOT NULL CHECK (kind IN (1, 2)),
+        user TEXT NOT NULL,
+        type TEXT NOT NULL,
+        method TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        events INTEGER NOT NULL,
+        PRIMARY KEY (hour, kind, user, type, method, status)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TRIGGER events_uncount_user_activity AFTER DELETE ON events BEGIN
+        UPDATE activity_user_hourly SET events = events - 1
+        WHERE hour = old.timestamp_ms / 3600000 AND kind = 1 AND user = old.user_id AND type = old.type
+          AND method = old.method AND status = IFNULL(old.status, -1);
+        UPDATE activity_user_hourly SET events = events - 1
+        WHERE hour = old.timestamp_ms / 3600000 AND kind = 2 AND user = old.user_email AND type = old.type
+          AND method = old.method AND status = IFNULL(old.status, -1);
+    END;";
 
 /// What brings a version 13 database to 15: GET /audit's `user_name` filter, a column
 /// filled once from each stored body (an UPDATE that rewrites every row: minutes per 10M
@@ -112,18 +139,16 @@ fn prepare_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> 
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         SCHEMA_VERSION => {}
-        12 => {
-            tx.execute_batch(UPGRADE_12_TO_13)?;
-            tx.execute_batch(UPGRADE_13_TO_15)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        }
-        13 => {
-            tx.execute_batch(UPGRADE_13_TO_15)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        }
-        14 => {
-            tx.execute_batch(UPGRADE_14_TO_13)?;
-            tx.execute_batch(UPGRADE_13_TO_15)?;
+        12..=15 => {
+            let steps: &[&str] = match found {
+                12 => &[UPGRADE_12_TO_13, UPGRADE_13_TO_15, UPGRADE_15_TO_16, FILL_USER_ACTIVITY_SQL],
+                13 => &[UPGRADE_13_TO_15, UPGRADE_15_TO_16, FILL_USER_ACTIVITY_SQL],
+                14 => &[UPGRADE_14_TO_13, UPGRADE_13_TO_15, UPGRADE_15_TO_16, FILL_USER_ACTIVITY_SQL],
+                _ => &[UPGRADE_15_TO_16, FILL_USER_ACTIVITY_SQL],
+            };
+            for step in steps {
+                tx.execute_batch(step)?;
+            }
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         newer if newer > SCHEMA_VERSION => {
@@ -153,6 +178,7 @@ mod tests {
     use super::*;
     use crate::store::sqlite::write_sql::purge_batch;
     use crate::store::test_support::new_event;
+    use crate::store::NewEvent;
 
     #[test]
     fn a_new_database_gets_wal_full_sync_and_the_current_schema() {
@@ -193,7 +219,10 @@ mod tests {
     fn database_of_version(path: &Path, version: i64) {
         let conn = open_for_writing(path).expect("open");
         conn.execute_batch(
-            "DROP TRIGGER events_user_name_is_immutable; DROP INDEX events_by_user_name;
+            "DROP TRIGGER events_uncount_user_activity; DROP TABLE activity_user_hourly;
+             CREATE INDEX events_by_user_id_time ON events (user_id, timestamp_ms, status, method);
+             CREATE INDEX events_by_user_email_time ON events (user_email, timestamp_ms, status, method);
+             DROP TRIGGER events_user_name_is_immutable; DROP INDEX events_by_user_name;
              ALTER TABLE events DROP COLUMN user_name",
         )
         .expect("back to version 13's shape");
@@ -238,7 +267,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("audit.db");
         database_of_version(&path, 13);
-        assert_eq!(upgraded(&path), (15, "mallory".to_owned(), true));
+        assert_eq!(upgraded(&path), (16, "mallory".to_owned(), true));
     }
 
     #[test]
@@ -246,7 +275,55 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("audit.db");
         database_of_version(&path, 14);
-        assert_eq!(upgraded(&path), (15, "mallory".to_owned(), true));
+        assert_eq!(upgraded(&path), (16, "mallory".to_owned(), true));
+    }
+
+    /// Version 15's schema as it shipped (`testdata/v15_schema.sql`, that build's
+    /// `schema.sql`) with events of two users stored: it opens as version 16 with the shape
+    /// of a new database and a per-user rollup that counts exactly what is stored.
+    #[test]
+    fn a_version_15_database_trades_its_user_time_indexes_for_a_filled_user_rollup() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("v15.db");
+        let conn = Connection::open(&path).expect("create");
+        conn.execute_batch(include_str!("testdata/v15_schema.sql")).expect("version 15's schema");
+        conn.pragma_update(None, "user_version", 15).expect("version 15");
+        for (n, (user, email, status)) in
+            [(Some("7"), Some("a@x"), Some(200)), (Some("7"), None, None), (None, Some("b@x"), Some(401))]
+                .into_iter()
+                .enumerate()
+        {
+            conn.execute(
+                "INSERT INTO events (uuid, timestamp_ms, type, method, status, user_id, user_email, ingested_at_ms,
+                                     body, chain_prev, chain_hash)
+                 VALUES (?1, ?2, 'T', 'GET', ?3, ?4, ?5, 0, '{}', x'00', x'00')",
+                rusqlite::params![format!("u{n}"), 3_600_000 * 5 + i64::try_from(n).unwrap_or(0), status, user, email],
+            )
+            .expect("an event stored by version 15");
+        }
+        drop(conn);
+        let upgraded = open_for_writing(&path).expect("a version-15 database opens");
+        let version: i64 = upgraded.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
+        assert_eq!(version, 16);
+        let new = open_for_writing(&dir.path().join("new.db")).expect("new");
+        assert_eq!(shape(&upgraded), shape(&new));
+        let mut select = upgraded
+            .prepare("SELECT hour, kind, user, status, events FROM activity_user_hourly ORDER BY kind, user, status")
+            .expect("prepare");
+        let rows: Vec<(i64, i64, String, i64, i64)> = select
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(
+            rows,
+            vec![
+                (5, 1, "7".to_owned(), -1, 1),
+                (5, 1, "7".to_owned(), 200, 1),
+                (5, 2, "a@x".to_owned(), 200, 1),
+                (5, 2, "b@x".to_owned(), 401, 1),
+            ]
+        );
     }
 
     #[test]
@@ -331,6 +408,36 @@ mod tests {
         let guard: i64 = conn.query_row("SELECT purging FROM purge_guard", [], |row| row.get(0)).expect("guard");
         assert_eq!(guard, 0, "the purge closes the window it opened");
         assert!(conn.execute("DELETE FROM events", []).is_err(), "and deleting is refused again");
+    }
+
+    /// Retention leaves no user behind in the per-user rollup: a user whose every event was
+    /// purged has no row left (not one counting zero), another keeps only its later hour.
+    #[test]
+    fn the_retention_purge_leaves_no_purged_user_in_the_per_user_rollup() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut conn = open_for_writing(&dir.path().join("audit.db")).expect("open");
+        let user = |n: usize, timestamp_ms: i64, id: &str, email: &str| NewEvent {
+            user_id: Some(id.to_owned()),
+            user_email: Some(email.to_owned()),
+            ..new_event(n, timestamp_ms)
+        };
+        let rows = [user(0, 10, "gone", "gone@x"), user(1, 20, "kept", "kept@x"), user(2, 7_200_000, "kept", "kept@x")];
+        let mut tx = conn.transaction().expect("begin");
+        crate::store::sqlite::write_sql::insert_batch(&mut tx, &rows, 0).expect("insert");
+        assert_eq!(purge_batch(&tx, 3_600_000, 10).expect("purge"), 2, "the two events of hour 0 go");
+        tx.commit().expect("commit");
+        let mut select =
+            conn.prepare("SELECT hour, kind, user, events FROM activity_user_hourly ORDER BY 1, 2").expect("prepare");
+        let left: Vec<(i64, i64, String, i64)> = select
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(
+            left,
+            [(2, 1, "kept".to_owned(), 1), (2, 2, "kept@x".to_owned(), 1)],
+            "only the unpurged event's rows"
+        );
     }
 
     /// Every object of the schema: each table's columns (with types, defaults and

@@ -2,10 +2,11 @@
 -- `PRAGMA user_version` to its version). Version 13 was the shape the thirteen migrations of
 -- the builds before it arrived at; version 15 adds `user_name` and its index, which
 -- `prepare_schema` adds to a version 13 database (`UPGRADE_13_TO_15`), and turns version
--- 14's generated `user_name` into that plain column (`UPGRADE_14_TO_15`). A change is
--- a new version: this file, `SCHEMA_VERSION` in `schema.rs`, and how a database of the
--- version before gets there (a step in `prepare_schema`, or a refusal that names the last
--- build that upgrades it).
+-- 14's generated `user_name` into that plain column (`UPGRADE_14_TO_13`, then that step).
+-- Version 16 trades the two `(user, timestamp)` indexes for the per-user rollup
+-- `activity_user_hourly` (`UPGRADE_15_TO_16`). A change is a new version: this file, `SCHEMA_VERSION` in
+-- `schema.rs`, and how a database of the version before gets there (a step in
+-- `prepare_schema`, or a refusal that names the last build that upgrades it).
 
 -- The trail. `seq` is the rowid, assigned at commit: the order of GET /audit and its
 -- cursor. `body` is the event's canonical JSON, served as stored. `user_id` is what
@@ -47,13 +48,10 @@ CREATE INDEX events_by_user_name ON events (user_name, seq);
 -- are tested on it too. Appended at its right edge on ingest, like the table.
 CREATE INDEX events_by_seq_time ON events (seq, timestamp_ms);
 -- Retention's range, a `since` page's first seq, and the partial hours at the edges of an
--- activity window, counted from the index alone (it carries what the chart counts by).
+-- activity window, counted from the index alone (it carries what the chart counts by). A
+-- user's partial hours take their seq range from it (its entries carry the rowid) and then
+-- that user's events from `(user_id, seq)` or `(user_email, seq)`.
 CREATE INDEX events_by_timestamp ON events (timestamp_ms, status, method, type);
--- A user's chart reads that user's events of the window and nothing else. Without `type`
--- (the widest column): with it the two indexes took the raw insert loop to about half its
--- rate, without it about three quarters (docs/viewer.md, "What the indexes cost").
-CREATE INDEX events_by_user_id_time ON events (user_id, timestamp_ms, status, method);
-CREATE INDEX events_by_user_email_time ON events (user_email, timestamp_ms, status, method);
 
 -- The tamper-evident trail (docs/verifying.md).
 -- `chain_anchor`: one row, the last event retention purged and its hash, where the kept
@@ -149,6 +147,33 @@ CREATE TRIGGER events_uncount_activity AFTER DELETE ON events BEGIN
     UPDATE activity_hourly SET events = events - 1
     WHERE hour = old.timestamp_ms / 3600000 AND type = old.type AND method = old.method
       AND status = IFNULL(old.status, -1);
+END;
+
+-- Version 16: the same counts per user, behind a chart of one user (`userUuid` or
+-- `user_email`): `kind` 1 counts by `user_id`, 2 by `user_email`; events without that
+-- column are not counted under it. The key starts with the hour, so a batch's upserts land
+-- on the few pages of the newest hours instead of one page per user in each of two indexes
+-- (the `(user, timestamp, status, method)` indexes of version 15, which cost every insert
+-- two b-tree inserts: docs/viewer.md, "What the indexes cost"); a user's chart seeks one
+-- key prefix per hour of its window. Written like `activity_hourly` (`count_stored`), and
+-- taken back out by the same purge.
+CREATE TABLE activity_user_hourly (
+    hour INTEGER NOT NULL,
+    kind INTEGER NOT NULL CHECK (kind IN (1, 2)),
+    user TEXT NOT NULL,
+    type TEXT NOT NULL,
+    method TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    events INTEGER NOT NULL,
+    PRIMARY KEY (hour, kind, user, type, method, status)
+) STRICT, WITHOUT ROWID;
+CREATE TRIGGER events_uncount_user_activity AFTER DELETE ON events BEGIN
+    UPDATE activity_user_hourly SET events = events - 1
+    WHERE hour = old.timestamp_ms / 3600000 AND kind = 1 AND user = old.user_id AND type = old.type
+      AND method = old.method AND status = IFNULL(old.status, -1);
+    UPDATE activity_user_hourly SET events = events - 1
+    WHERE hour = old.timestamp_ms / 3600000 AND kind = 2 AND user = old.user_email AND type = old.type
+      AND method = old.method AND status = IFNULL(old.status, -1);
 END;
 
 -- Completeness by the receiver (`senders.rs`): per filter worker (sender), what it last

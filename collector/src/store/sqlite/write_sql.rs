@@ -40,6 +40,12 @@ pub fn purge_batch(conn: &Connection, older_than_ms: i64, limit: usize) -> rusql
     })?;
     set_purging(conn, true)?;
     let deleted = conn.prepare_cached("DELETE FROM events WHERE seq <= ?1")?.execute(params![last_seq])?;
+    // The trigger took the purged events out of the per-user rollup; a row it brought to
+    // zero still names the user (an id or email) of events retention deleted, and would
+    // keep the table growing with every user and hour ever seen. Every purged event is
+    // older than `older_than_ms`, so its hour is at most that one's: a range of the key.
+    conn.prepare_cached("DELETE FROM activity_user_hourly WHERE hour <= ?1 / 3600000 AND events <= 0")?
+        .execute(params![older_than_ms])?;
     record_anchor(conn, ChainHead { seq: last_seq, hash }, now_millis())?;
     set_purging(conn, false)?;
     Ok(deleted)

@@ -41,7 +41,6 @@ pub fn capture_event(
     let peer = view.property_string(&["source", "address"]);
     let identity = identify(view, &headers, &config.identity, peer.as_deref());
     let sensitive = &config.redaction.sensitive_query_params;
-    let forwarded_for: Vec<&str> = headers.get_all("x-forwarded-for").collect();
     let token_fingerprint = fingerprint_key.and_then(|key| {
         let token = presented_token(&headers, &config.redaction.token_fingerprint.api_key_headers)?;
         Some(key.fingerprint(token))
@@ -68,7 +67,7 @@ pub fn capture_event(
             user_agent: headers.get("user-agent").map(str::to_string),
             referer: headers.get("referer").map(|referer| redact_url(referer, sensitive)),
             params,
-            client_ip: client_ip(peer.as_deref(), &forwarded_for, config.identity.xff_trusted_hops),
+            client_ip: client_ip(peer.as_deref(), headers.get_all("x-forwarded-for"), config.identity.xff_trusted_hops),
             // Envoy's `request.id` property is this very header (its CEL `request.id` reads
             // `x-request-id` from the request headers), already fetched: no extra host call.
             request_id: headers.get("x-request-id").map(str::to_string),

@@ -38,6 +38,39 @@ impl RequestHeaders {
         Self { text: String::with_capacity(text_bytes), spans: Vec::with_capacity(headers) }
     }
 
+    /// The headers of `pairs`, as a host that hands out each name and value as bytes gives
+    /// them (the native module): every byte copied into one buffer and checked as UTF-8 once
+    /// (a check per name and per value, ~20 a request, cost more than the copy); only when
+    /// that fails is each part replaced (U+FFFD) on its own, as a client may send them. Valid
+    /// as a whole is not valid part by part when a character straddles two parts (a value
+    /// ending in a lead byte, an empty or non-token name, its continuation next): each part's
+    /// start must be a character boundary too, or it would read as empty.
+    pub fn from_byte_pairs(pairs: &[(&[u8], &[u8])]) -> Self {
+        let bytes = pairs.iter().map(|(name, value)| name.len() + value.len()).sum();
+        let mut text = Vec::with_capacity(bytes);
+        let mut spans = Vec::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            let name_span = (text.len(), text.len() + name.len());
+            text.extend_from_slice(name);
+            let value_span = (text.len(), text.len() + value.len());
+            text.extend_from_slice(value);
+            spans.push((name_span, value_span));
+        }
+        let at_boundaries = |text: &String| {
+            spans.iter().all(|&((name, _), (value, _))| text.is_char_boundary(name) && text.is_char_boundary(value))
+        };
+        match String::from_utf8(text) {
+            Ok(text) if at_boundaries(&text) => Self::from_parts(text, spans),
+            _ => {
+                let mut headers = Self::with_capacity(bytes, pairs.len());
+                for (name, value) in pairs {
+                    headers.push(&String::from_utf8_lossy(name), &String::from_utf8_lossy(value));
+                }
+                headers
+            }
+        }
+    }
+
     /// Headers over `text`, which holds every span (checked by the caller).
     fn from_parts(text: String, spans: Vec<(Span, Span)>) -> Self {
         Self { text, spans }
@@ -225,6 +258,24 @@ pub(crate) mod tests {
             let parsed = parse_header_map(buffer).map(|headers| owned(&headers));
             assert_eq!(parsed.as_ref(), Some(&expected), "case {case}: {pairs:?}");
         }
+    }
+
+    #[test]
+    fn every_generated_map_from_byte_pairs_reads_as_the_sdk_path_read_it() {
+        for (case, pairs) in generated_maps().iter().enumerate() {
+            let borrowed: Vec<(&[u8], &[u8])> =
+                pairs.iter().map(|(name, value)| (name.as_slice(), value.as_slice())).collect();
+            let expected = sdk_path(&serialize_header_map(borrowed.iter().copied()));
+            assert_eq!(owned(&RequestHeaders::from_byte_pairs(&borrowed)), expected, "case {case}: {pairs:?}");
+        }
+    }
+
+    #[test]
+    fn a_character_split_across_two_parts_is_replaced_in_each_not_read_as_empty() {
+        let pairs: [(&[u8], &[u8]); 2] = [(b"x-user-id", b"caf\xc3"), (b"", b"\xa9 tail")];
+        let expected =
+            [("x-user-id", "caf\u{fffd}"), ("", "\u{fffd} tail")].map(|(n, v)| (n.to_string(), v.to_string()));
+        assert_eq!(owned(&RequestHeaders::from_byte_pairs(&pairs)), expected);
     }
 
     #[test]

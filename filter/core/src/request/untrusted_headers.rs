@@ -5,8 +5,10 @@
 //!
 //! Cheap in the common case: each configured name is looked up (one host call each) until
 //! one is there, which usually none is, and only then is the peer read. Once a header is
-//! there and the peer is not trusted, the whole header map (needed anyway to record every
-//! value) answers for the names left, instead of a lookup each.
+//! there and the peer is not trusted, every value of each name left is looked up by name
+//! where the host can ([`ArrivingRequest::header_values`]: a few lookups, where reading and
+//! copying the whole map was ~17k instructions natively); a host that cannot has the whole
+//! header map answer instead.
 
 use crate::config::IdentityConfig;
 use crate::request::header_map::RequestHeaders;
@@ -22,6 +24,11 @@ pub trait ArrivingRequest {
     /// `source.address` (`ip:port`), as the host gives it.
     fn peer_address(&mut self) -> Option<Vec<u8>>;
 
+    /// Every value of the request header `name` (lowercase), in the order they arrived (empty:
+    /// none); None when the host cannot look up every value of a name (then the whole map
+    /// answers, [`ArrivingRequest::headers`]).
+    fn header_values(&mut self, name: &str) -> Option<Vec<String>>;
+
     /// Every request header, in order; None when the host could not give them in one piece
     /// (then each name left is looked up with [`ArrivingRequest::has_header`], rather than
     /// strip less).
@@ -36,8 +43,10 @@ pub struct Stripping<'c> {
     pub peer_address: Option<Option<Vec<u8>>>,
     /// The headers to remove, each name once, in configuration order.
     pub remove: Vec<&'c str>,
-    /// Every value of those headers, as the client sent them, in the order they arrived:
-    /// the host adds them back to what capture reads, so the event records the claims.
+    /// Every value of those headers, as the client sent them: name by name in `remove`'s
+    /// order, each name's values in the order they arrived (capture reads them name by name,
+    /// so this is all of the arrival order the event can show). The host adds them back to
+    /// what capture reads, so the event records the claims.
     pub stripped: Vec<(String, String)>,
 }
 
@@ -49,8 +58,8 @@ pub fn untrusted_identity_headers<'c>(
     if !identity.strip_untrusted_headers {
         return Stripping::default();
     }
-    let configured: Vec<&str> = identity_header_names(identity).collect();
-    let Some(first) = configured.iter().position(|name| request.has_header(name)) else {
+    // Not collected first: this runs on every request, nearly always finding nothing.
+    let Some(first) = identity_header_names(identity).position(|name| request.has_header(name)) else {
         return Stripping::default();
     };
     let peer_address = request.peer_address();
@@ -58,25 +67,73 @@ pub fn untrusted_identity_headers<'c>(
     if peer_is_trusted(peer, &identity.trusted_proxies) {
         return Stripping { peer_address: Some(peer_address), ..Stripping::default() };
     }
+    // Each name once, in configuration order, from the first one there.
+    let mut names: Vec<&'c str> = Vec::new();
+    for name in identity_header_names(identity).skip(first) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let (remove, stripped) = match request.header_values(names[0]) {
+        Some(values) => looked_up_by_name(request, &names, values),
+        None => read_from_the_whole_map(request, &names),
+    };
+    Stripping { peer_address: Some(peer_address), remove, stripped }
+}
+
+/// The headers among `names` that are there, and their values, a lookup per name; `names[0]`
+/// is there (its lookup found it) with `first_values`.
+fn looked_up_by_name<'c>(
+    request: &mut impl ArrivingRequest,
+    names: &[&'c str],
+    first_values: Vec<String>,
+) -> (Vec<&'c str>, Vec<(String, String)>) {
+    let mut remove = Vec::with_capacity(names.len());
+    let mut stripped = Vec::with_capacity(first_values.len());
+    let mut values = Some(first_values);
+    for (offset, &name) in names.iter().enumerate() {
+        if offset > 0 {
+            values = request.header_values(name);
+        }
+        // A host that could not give a name's values still removes it if it is there.
+        let present = offset == 0
+            || match &values {
+                Some(values) => !values.is_empty(),
+                None => request.has_header(name),
+            };
+        if present {
+            remove.push(name);
+        }
+        stripped.extend(values.take().unwrap_or_default().into_iter().map(|value| (name.to_string(), value)));
+    }
+    (remove, stripped)
+}
+
+/// The headers among `names` that are there, and their values, from the whole header map
+/// (or, without it, a lookup per name and no values); `names[0]` is there.
+fn read_from_the_whole_map<'c>(
+    request: &mut impl ArrivingRequest,
+    names: &[&'c str],
+) -> (Vec<&'c str>, Vec<(String, String)>) {
     let all = request.headers();
-    let mut remove: Vec<&str> = Vec::new();
-    for (offset, &name) in configured[first..].iter().enumerate() {
+    let mut remove = Vec::with_capacity(names.len());
+    for (offset, &name) in names.iter().enumerate() {
         let present = offset == 0
             || match &all {
                 Some(headers) => headers.get(name).is_some(),
                 None => request.has_header(name),
             };
-        if present && !remove.contains(&name) {
+        if present {
             remove.push(name);
         }
     }
-    let stripped = all
-        .unwrap_or_default()
-        .pairs()
-        .filter(|(name, _)| remove.contains(name))
-        .map(|(name, value)| (name.to_string(), value.to_string()))
-        .collect();
-    Stripping { peer_address: Some(peer_address), remove, stripped }
+    let mut stripped = Vec::new();
+    if let Some(all) = all {
+        for &name in &remove {
+            stripped.extend(all.get_all(name).map(|value| (name.to_string(), value.to_string())));
+        }
+    }
+    (remove, stripped)
 }
 
 /// The request headers as they arrived: what the host gives at the end of the stream, plus
@@ -100,6 +157,10 @@ impl ArrivingRequest for crate::request::host::FakeRequest {
         crate::request::host::RequestView::property(self, &["source", "address"])
     }
 
+    fn header_values(&mut self, name: &str) -> Option<Vec<String>> {
+        Some(self.headers.iter().filter(|(key, _)| key == name).map(|(_, value)| value.clone()).collect())
+    }
+
     fn headers(&mut self) -> Option<RequestHeaders> {
         Some(crate::request::host::RequestView::request_headers(self))
     }
@@ -120,19 +181,34 @@ mod tests {
         config(serde_json::json!({ "stripUntrustedHeaders": true }))
     }
 
-    /// Counts the host calls a decision makes; `map_whole` false: the host cannot give the
-    /// header map in one piece.
+    /// Counts the host calls a decision makes; `by_name` false: the host cannot look up every
+    /// value of a name (the wasm host); `map_whole` false: nor give the header map in one piece.
     struct Counting {
         request: FakeRequest,
         lookups: Vec<String>,
+        value_lookups: Vec<String>,
         peer_reads: usize,
         map_reads: usize,
+        by_name: bool,
         map_whole: bool,
     }
 
     impl Counting {
         fn new(request: FakeRequest) -> Self {
-            Counting { request, lookups: Vec::new(), peer_reads: 0, map_reads: 0, map_whole: true }
+            Counting {
+                request,
+                lookups: Vec::new(),
+                value_lookups: Vec::new(),
+                peer_reads: 0,
+                map_reads: 0,
+                by_name: true,
+                map_whole: true,
+            }
+        }
+
+        /// As the wasm host answers: the whole map, no lookup of every value of a name.
+        fn without_lookups_by_name(request: FakeRequest) -> Self {
+            Counting { by_name: false, ..Counting::new(request) }
         }
     }
 
@@ -145,6 +221,15 @@ mod tests {
         fn peer_address(&mut self) -> Option<Vec<u8>> {
             self.peer_reads += 1;
             self.request.peer_address()
+        }
+
+        fn header_values(&mut self, name: &str) -> Option<Vec<String>> {
+            self.value_lookups.push(name.to_string());
+            if self.by_name {
+                self.request.header_values(name)
+            } else {
+                None
+            }
         }
 
         fn headers(&mut self) -> Option<RequestHeaders> {
@@ -170,25 +255,69 @@ mod tests {
         assert_eq!((host.peer_reads, host.map_reads), (0, 0), "neither the peer nor the map is read");
     }
 
-    #[test]
-    fn headers_from_an_untrusted_peer_are_removed_and_every_value_kept_in_arrival_order() {
-        let config = default_identity();
-        let arriving = request()
+    fn forged() -> FakeRequest {
+        request()
             .header("x-user-id", "42")
             .header("x-forwarded-email", "mallory@example.com")
             .header("x-forwarded-email", "")
-            .header("x-other", "kept");
-        let mut host = Counting::new(arriving);
+            .header("x-other", "kept")
+    }
+
+    /// Name by name in configuration order, each name's values in the order they arrived.
+    fn forged_stripped() -> Vec<(String, String)> {
+        [("x-forwarded-email", "mallory@example.com"), ("x-forwarded-email", ""), ("x-user-id", "42")]
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .to_vec()
+    }
+
+    #[test]
+    fn headers_from_an_untrusted_peer_are_removed_and_every_value_kept_looked_up_by_name() {
+        let config = default_identity();
+        let mut host = Counting::new(forged());
         let stripping = untrusted_identity_headers(&config.identity, &mut host);
         assert_eq!(stripping.remove, ["x-forwarded-email", "x-user-id"], "configuration order, each once");
-        assert_eq!(
-            stripping.stripped,
-            [("x-user-id", "42"), ("x-forwarded-email", "mallory@example.com"), ("x-forwarded-email", "")]
-                .map(|(name, value)| (name.to_string(), value.to_string()))
-        );
+        assert_eq!(stripping.stripped, forged_stripped());
         assert_eq!(stripping.peer_address, Some(Some(b"203.0.113.9:4711".to_vec())), "read once, handed on");
+        assert_eq!((host.peer_reads, host.map_reads), (1, 0), "the whole map is not read");
+        assert_eq!(host.lookups, ["x-forwarded-email"], "found at the first name");
+        let names: Vec<&str> = identity_header_names(&config.identity).collect();
+        assert_eq!(host.value_lookups, names, "every name's values looked up once");
+    }
+
+    #[test]
+    fn a_host_without_lookups_by_name_reads_the_whole_map_once_and_strips_the_same() {
+        let config = default_identity();
+        let mut host = Counting::without_lookups_by_name(forged());
+        let stripping = untrusted_identity_headers(&config.identity, &mut host);
+        assert_eq!(stripping.remove, ["x-forwarded-email", "x-user-id"]);
+        assert_eq!(stripping.stripped, forged_stripped(), "the same values in the same order as by name");
         assert_eq!((host.peer_reads, host.map_reads), (1, 1));
         assert_eq!(host.lookups, ["x-forwarded-email"], "the map answers for the names after the first found");
+        assert_eq!(host.value_lookups, ["x-forwarded-email"], "asked once, then the map");
+    }
+
+    #[test]
+    fn a_name_whose_values_the_host_cannot_give_is_still_removed_if_there() {
+        struct FirstOnly(Counting);
+        impl ArrivingRequest for FirstOnly {
+            fn has_header(&mut self, name: &str) -> bool {
+                self.0.has_header(name)
+            }
+            fn peer_address(&mut self) -> Option<Vec<u8>> {
+                self.0.peer_address()
+            }
+            fn header_values(&mut self, name: &str) -> Option<Vec<String>> {
+                (name == "x-forwarded-email").then(|| self.0.header_values(name)).flatten()
+            }
+            fn headers(&mut self) -> Option<RequestHeaders> {
+                self.0.headers()
+            }
+        }
+        let config = default_identity();
+        let mut host = FirstOnly(Counting::new(forged()));
+        let stripping = untrusted_identity_headers(&config.identity, &mut host);
+        assert_eq!(stripping.remove, ["x-forwarded-email", "x-user-id"], "nothing less is removed");
+        assert_eq!(stripping.stripped.len(), 2, "only the values the host gave: {:?}", stripping.stripped);
     }
 
     #[test]
@@ -242,8 +371,9 @@ mod tests {
     #[test]
     fn without_the_whole_map_each_name_left_is_looked_up_and_nothing_less_is_removed() {
         let config = default_identity();
-        let mut host =
-            Counting::new(request().header("x-forwarded-email", "m@example.com").header("x-auth-request-user", "m"));
+        let mut host = Counting::without_lookups_by_name(
+            request().header("x-forwarded-email", "m@example.com").header("x-auth-request-user", "m"),
+        );
         host.map_whole = false;
         let stripping = untrusted_identity_headers(&config.identity, &mut host);
         assert_eq!(stripping.remove, ["x-forwarded-email", "x-auth-request-user"]);

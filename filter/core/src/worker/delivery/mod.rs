@@ -154,16 +154,6 @@ impl Delivery {
         self.heartbeat(host, now_ms);
     }
 
-    /// The worker has started but its host can call the collector only later (the native
-    /// host announces from Envoy's main thread at its first tick, `on_start`): requests hold
-    /// from now, as they would from `on_start`, so none is answered before the announcement.
-    /// The hold still ends at most `collector.timeoutMs` after `on_start`.
-    pub fn on_started_unannounced(&self, now_ms: u64) {
-        if self.started_ms.get().is_none() {
-            self.started_ms.set(Some(now_ms));
-        }
-    }
-
     /// Before a request goes on to the service: true while it should wait, because the
     /// collector has not yet answered this worker's announcement (at most
     /// `collector.timeoutMs` after the start, as long as any call may wait for its answer).

@@ -495,14 +495,6 @@ fn a_new_workers_requests_wait_for_the_answer_to_its_announcement_at_most_a_call
         (delivery, host)
     };
     let (delivery, mut host) = (Delivery::new(&config, "t", SENDER.to_owned()), FakeHost::default());
-    delivery.on_started_unannounced(900);
-    assert!(delivery.holds_for_announcement(950), "started, to be announced at the host's first tick: wait");
-    assert!(host.sent.is_empty(), "nothing is sent before the host can call");
-    delivery.on_start(&mut host, 1000);
-    assert!(delivery.holds_for_announcement(2999), "the hold runs from the announcement");
-    assert!(delivery.releases_held(3000), "and ends within the call timeout");
-
-    let (delivery, mut host) = (Delivery::new(&config, "t", SENDER.to_owned()), FakeHost::default());
     assert!(!delivery.holds_for_announcement(0), "a worker the host never started holds nothing");
     delivery.on_start(&mut host, 1000);
     assert!(delivery.holds_for_announcement(1005), "announced, no answer yet: wait");
