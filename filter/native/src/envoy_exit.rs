@@ -42,6 +42,8 @@ pub trait ExitingConfig: Send + Sync {
     fn exit_settled(&self) -> bool;
     /// Stops its tick thread.
     fn stop_ticking(&self);
+    /// Whether its tick thread runs (the exit moves on after ticks and answers only).
+    fn is_ticking(&self) -> bool;
 }
 
 /// Past the calls' own timeout: Envoy answers a timed-out call in the next tick or so.
@@ -110,6 +112,18 @@ pub fn begin(live_configs: impl FnOnce() -> Vec<Arc<dyn ExitingConfig>>, complet
     let configs = live_configs();
     let timeout_ms = configs.iter().map(|config| config.collector_timeout_ms()).max().unwrap_or(0);
     let wait_ms = timeout_ms + ANSWER_MARGIN_MS;
+    // [`check`] runs after ticks and answers: with no tick thread at all, a request still in
+    // progress would hold Envoy's exit for ever (no step's deadline is ever checked), and a
+    // final report sent without waiting for it could give a false count. So none is sent.
+    if !configs.is_empty() && !configs.iter().any(|config| config.is_ticking()) {
+        envoy::log(
+            Level::Warn,
+            "audit-filter: letting Envoy exit at once: no configuration has a delivery tick to wait with, so no \
+             final report is sent (the collector records the senders as fallen silent, with their unknown tail)",
+        );
+        let_go();
+        return;
+    }
     envoy::log(
         Level::Info,
         &format!(

@@ -349,4 +349,8 @@ impl ExitingConfig for ModuleConfig {
             ticker.stop();
         }
     }
+
+    fn is_ticking(&self) -> bool {
+        locked(&self.ticker).is_some()
+    }
 }

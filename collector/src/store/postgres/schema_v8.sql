@@ -6,6 +6,12 @@
 -- and the timestamp index, now carrying the two user columns, its partial hours (the edges of
 -- a window, index-only). A user's filtered pages keep their `(user, seq)` indexes.
 
+-- First, no replica still running the previous build may seal or purge until this commits:
+-- rows it sealed after the fill below read `events` would be counted by the old trigger
+-- function only (never in these rollups), rows it purged would stay counted in them. Reads
+-- go on; sealing waits (as it would for the DROP INDEX at the end anyway).
+LOCK TABLE events IN SHARE MODE;
+
 -- Events per (user, hour, type, method, status), one table per user column so a user filter
 -- reads its own by the same predicates as `events`; an event without that column is not
 -- counted in it. The user leads the key, so a chart reads one contiguous range however many
