@@ -1,13 +1,17 @@
-//! The queue of acknowledged events, on any replica. The events' uuids go into
+//! Acknowledged events, written once, on any replica. The events' uuids go into
 //! `trail_uuids` (`ON CONFLICT DO NOTHING`); only the events whose uuid was new there go
-//! into `unsequenced`, in their order, in one statement, for the sealer to order. A uuid
-//! seen before, by any replica, sealed or not, is a duplicate, because `trail_uuids` is one
-//! unique index over the whole trail.
+//! into `events`, each at the next `position` of one sequence, in their order, in one
+//! statement, for the sealer to number and chain. A uuid seen before, by any replica, sealed
+//! or not, is a duplicate, because `trail_uuids` is one unique index over the whole trail.
+//!
+//! Positions are taken only while holding [`POSITION_LOCK`] shared, until the transaction
+//! ends: the sealer takes it exclusively for an instant to learn up to which position every
+//! transaction has ended ([`super::sealer::high_water`]).
 
 use std::collections::HashSet;
 
 use audit_event::AuditEvent;
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::Transaction;
 
 use super::super::new_event::NewEvent;
 use super::super::StoreError;
@@ -20,22 +24,26 @@ WITH fresh AS (
     ON CONFLICT (uuid) DO NOTHING
     RETURNING uuid
 )
-INSERT INTO unsequenced
-    (uuid, timestamp_ms, type, db_user_id, user_email, user_id, method, status, body, canonical, ingested_at_ms,
+INSERT INTO events
+    (position, uuid, timestamp_ms, type, db_user_id, user_email, user_id, method, status, body, ingested_at_ms,
      user_name)
-SELECT e.uuid, e.timestamp_ms, e.type, e.db_user_id, e.user_email, e.user_id, e.method, e.status, e.body,
-       e.canonical, $11, e.user_name
-FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::int4[],
-            $9::text[], $10::bytea[], $12::text[])
-     WITH ORDINALITY AS e(uuid, timestamp_ms, type, db_user_id, user_email, user_id, method, status, body,
-                          canonical, user_name, position)
-JOIN fresh USING (uuid)
-ORDER BY e.position
+SELECT nextval('event_positions'), e.uuid, e.timestamp_ms, e.type, e.db_user_id, e.user_email, e.user_id, e.method,
+       e.status, e.body, $10, e.user_name
+FROM (SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[],
+                           $8::int4[], $9::text[], $11::text[])
+                    WITH ORDINALITY AS e(uuid, timestamp_ms, type, db_user_id, user_email, user_id, method, status,
+                                         body, user_name, sent)
+      JOIN fresh USING (uuid)
+      ORDER BY e.sent) AS e
 RETURNING uuid";
+
+/// The advisory lock every transaction that takes positions holds shared until it ends
+/// ("audit-po" in ASCII).
+pub const POSITION_LOCK: i64 = 0x6175_6469_742d_706f;
 
 /// The collector's own records, waiting for the sealer like any acknowledged event.
 pub async fn insert_records(
-    client: &impl GenericClient,
+    client: &Transaction<'_>,
     records: &[AuditEvent],
     now_ms: i64,
 ) -> Result<(), StoreError> {
@@ -50,9 +58,10 @@ pub async fn insert_records(
 }
 
 /// Inserts the new events of `events`; for each, whether it was newly stored (a uuid the
-/// trail had taken, or a repeat inside the batch, was not).
+/// trail had taken, or a repeat inside the batch, was not). `tx` must be a transaction: the
+/// position lock it takes is held until that transaction ends.
 pub async fn insert_events(
-    client: &impl GenericClient,
+    client: &Transaction<'_>,
     events: &[NewEvent],
     now_ms: i64,
 ) -> Result<Vec<bool>, StoreError> {
@@ -74,7 +83,9 @@ pub async fn insert_events(
     let methods: Vec<&str> = unique.iter().map(|event| event.method.as_str()).collect();
     let statuses: Vec<Option<i32>> = unique.iter().map(|event| event.status.map(i32::from)).collect();
     let bodies: Vec<&str> = unique.iter().map(|event| event.body.as_str()).collect();
-    let canonicals: Vec<&[u8]> = unique.iter().map(|event| event.canonical.as_slice()).collect();
+    // Shared with every other ingest; the sealer's exclusive instant waits for this
+    // transaction to end (taking it again in one transaction is allowed).
+    client.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&POSITION_LOCK]).await?;
     let statement = client.prepare_cached(INSERT_NEW_EVENTS).await?;
     let stored = client
         .query(
@@ -89,7 +100,6 @@ pub async fn insert_events(
                 &methods,
                 &statuses,
                 &bodies,
-                &canonicals,
                 &now_ms,
                 &user_names,
             ],
