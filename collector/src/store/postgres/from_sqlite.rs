@@ -114,7 +114,8 @@ pub async fn migrate(from: &Path, to: &str) -> Result<Migrated, MigrateError> {
         &[&source_head.seq, &source_head.hash.as_slice()],
     )
     .await?;
-    tx.execute("SELECT setval('event_positions', greatest($1::bigint, 1), $1::bigint > 0)", &[&source_head.seq]).await?;
+    tx.execute("SELECT setval('event_positions', greatest($1::bigint, 1), $1::bigint > 0)", &[&source_head.seq])
+        .await?;
     migrated.head_seq = source_head.seq;
     migrated.checkpoints = copy_checkpoints(&sqlite, &tx).await?;
     migrated.tokens = copy_tokens(&sqlite, &tx).await?;

@@ -8,8 +8,8 @@ use deadpool_postgres::Pool;
 
 use super::super::new_event::NewEvent;
 use super::super::{now_millis, StoreError};
-use super::senders;
 use super::ingest_rows::{insert_events, insert_records};
+use super::senders;
 use crate::completeness::accounting::SenderActivity;
 
 /// Stores the events of `events` whose uuid the trail has never taken and accounts for

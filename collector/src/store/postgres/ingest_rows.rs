@@ -42,11 +42,7 @@ RETURNING uuid";
 pub const POSITION_LOCK: i64 = 0x6175_6469_742d_706f;
 
 /// The collector's own records, waiting for the sealer like any acknowledged event.
-pub async fn insert_records(
-    client: &Transaction<'_>,
-    records: &[AuditEvent],
-    now_ms: i64,
-) -> Result<(), StoreError> {
+pub async fn insert_records(client: &Transaction<'_>, records: &[AuditEvent], now_ms: i64) -> Result<(), StoreError> {
     let rows = records
         .iter()
         .map(|record| {

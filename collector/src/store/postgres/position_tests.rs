@@ -100,7 +100,11 @@ async fn retention_deletes_the_rollup_rows_it_brings_to_zero() {
         event
     };
     // Hour 0 holds two events of one user; hour 5 one event of another.
-    let events = vec![user(new_event(1, 1_000), "old"), user(new_event(2, 2_000), "old"), user(new_event(3, 5 * 3_600_000), "new")];
+    let events = vec![
+        user(new_event(1, 1_000), "old"),
+        user(new_event(2, 2_000), "old"),
+        user(new_event(3, 5 * 3_600_000), "new"),
+    ];
     assert_eq!(ingest::ingest(&pool, &events, None).await.expect("ingest").accepted, 3);
     let epoch = take_lease(&pool, "sealer").await.expect("lease").expect("a free lease");
     assert_eq!(seal_batch(&pool, epoch).await.expect("seal"), Sealed::Events(3));
@@ -109,7 +113,13 @@ async fn retention_deletes_the_rollup_rows_it_brings_to_zero() {
         let client = &client;
         async move {
             let sql = format!("SELECT hour, events FROM {table} ORDER BY hour");
-            client.query(&sql, &[]).await.expect("rollup").iter().map(|row| (row.get(0), row.get(1))).collect::<Vec<(i64, i64)>>()
+            client
+                .query(&sql, &[])
+                .await
+                .expect("rollup")
+                .iter()
+                .map(|row| (row.get(0), row.get(1)))
+                .collect::<Vec<(i64, i64)>>()
         }
     };
     for table in ["activity_hourly", "activity_user_id_hourly", "activity_user_email_hourly"] {

@@ -153,10 +153,7 @@ async fn a_senders_batches_on_several_replicas_are_accounted_once_and_its_hole_r
     let row = client.query_one("SELECT delivered, contiguous FROM senders", &[]).await.expect("the sender");
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (30, 40), "delivered counted once; 21-30 recorded");
     let gaps: i64 = client
-        .query_one(
-            "SELECT count(*) FROM events WHERE type = 'AuditSidecar::SenderGap'",
-            &[],
-        )
+        .query_one("SELECT count(*) FROM events WHERE type = 'AuditSidecar::SenderGap'", &[])
         .await
         .expect("count")
         .get(0);

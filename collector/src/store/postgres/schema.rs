@@ -206,10 +206,7 @@ mod tests {
             )
             .await
             .expect("two sealed events");
-        client
-            .execute("UPDATE chain_head SET seq = 2, hash = $1", &[&second.as_slice()])
-            .await
-            .expect("their head");
+        client.execute("UPDATE chain_head SET seq = 2, hash = $1", &[&second.as_slice()]).await.expect("their head");
         client
             .batch_execute(
                 "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (8);
