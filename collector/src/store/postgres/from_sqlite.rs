@@ -17,7 +17,6 @@ use rusqlite::Connection;
 use super::super::sqlite::chain_store::chain_head;
 use super::super::sqlite::schema::{current_version, open_for_reading};
 use super::super::StoreError;
-use super::ingest_rows::POSITION_LOCK;
 use super::schema;
 
 /// Events copied per round trip.
@@ -84,9 +83,8 @@ pub async fn migrate(from: &Path, to: &str) -> Result<Migrated, MigrateError> {
     schema::migrate(&pool).await?;
     let mut client = pool.get().await.map_err(StoreError::from)?;
     let tx = client.transaction().await?;
-    // Locking the head keeps a replica started by mistake from sealing into the copy, and
-    // the position lock (exclusive, until commit) from taking positions in it.
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&POSITION_LOCK]).await?;
+    // Locking the head keeps a replica started by mistake from sealing into the copy (one
+    // ingesting into it would take a position the copy needs, and one of the two fails).
     let head: i64 = tx.query_one("SELECT seq FROM chain_head WHERE id = 1 FOR UPDATE", &[]).await?.try_get(0)?;
     let held: i64 = tx
         .query_one(

@@ -1,5 +1,5 @@
 //! Ingest on PostgreSQL, on any replica: a batch goes into `events`, at new positions, in
-//! one transaction ([`super::ingest_rows`]); a batch from a numbering sender is one
+//! one statement ([`super::ingest_rows`]); a batch from a numbering sender is one
 //! transaction with its sender's accounting ([`super::senders`]). The acknowledgement
 //! follows the commit.
 
@@ -21,20 +21,20 @@ pub async fn ingest(
 ) -> Result<IngestReceipt, StoreError> {
     let mut client = pool.get().await?;
     let now_ms = now_millis();
-    let tx = client.transaction().await?;
     let inserted = match sender {
-        None => insert_events(&tx, events, now_ms).await?,
+        None => insert_events(&client, events, now_ms).await?,
         Some(activity) => {
+            let tx = client.transaction().await?;
             // The sender first: its batches (a retry may reach another replica) and the
             // check account one after the other from here.
             senders::lock(&tx, &activity.id).await?;
             let inserted = insert_events(&tx, events, now_ms).await?;
             let records = senders::note_batch(&tx, activity, &inserted, now_ms).await?;
             insert_records(&tx, &records, now_ms).await?;
+            tx.commit().await?;
             inserted
         }
     };
-    tx.commit().await?;
     let accepted = inserted.iter().filter(|stored| **stored).count();
     Ok(IngestReceipt { accepted, duplicates: events.len() - accepted })
 }

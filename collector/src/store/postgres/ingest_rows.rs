@@ -4,14 +4,14 @@
 //! statement, for the sealer to number and chain. A uuid seen before, by any replica, sealed
 //! or not, is a duplicate, because `trail_uuids` is one unique index over the whole trail.
 //!
-//! Positions are taken only while holding [`POSITION_LOCK`] shared, until the transaction
-//! ends: the sealer takes it exclusively for an instant to learn up to which position every
-//! transaction has ended ([`super::sealer::high_water`]).
+//! The statement inserts into `trail_uuids` (which gives its transaction an id) before it
+//! takes any position: the sealer's high water ([`super::sealer::high_water`]) relies on
+//! every transaction holding a position having an id older than its own.
 
 use std::collections::HashSet;
 
 use audit_event::AuditEvent;
-use deadpool_postgres::Transaction;
+use deadpool_postgres::GenericClient;
 
 use super::super::new_event::NewEvent;
 use super::super::StoreError;
@@ -37,12 +37,12 @@ FROM (SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $
       ORDER BY e.sent) AS e
 RETURNING uuid";
 
-/// The advisory lock every transaction that takes positions holds shared until it ends
-/// ("audit-po" in ASCII).
-pub const POSITION_LOCK: i64 = 0x6175_6469_742d_706f;
-
 /// The collector's own records, waiting for the sealer like any acknowledged event.
-pub async fn insert_records(client: &Transaction<'_>, records: &[AuditEvent], now_ms: i64) -> Result<(), StoreError> {
+pub async fn insert_records(
+    client: &impl GenericClient,
+    records: &[AuditEvent],
+    now_ms: i64,
+) -> Result<(), StoreError> {
     let rows = records
         .iter()
         .map(|record| {
@@ -54,10 +54,9 @@ pub async fn insert_records(client: &Transaction<'_>, records: &[AuditEvent], no
 }
 
 /// Inserts the new events of `events`; for each, whether it was newly stored (a uuid the
-/// trail had taken, or a repeat inside the batch, was not). `tx` must be a transaction: the
-/// position lock it takes is held until that transaction ends.
+/// trail had taken, or a repeat inside the batch, was not).
 pub async fn insert_events(
-    client: &Transaction<'_>,
+    client: &impl GenericClient,
     events: &[NewEvent],
     now_ms: i64,
 ) -> Result<Vec<bool>, StoreError> {
@@ -79,9 +78,6 @@ pub async fn insert_events(
     let methods: Vec<&str> = unique.iter().map(|event| event.method.as_str()).collect();
     let statuses: Vec<Option<i32>> = unique.iter().map(|event| event.status.map(i32::from)).collect();
     let bodies: Vec<&str> = unique.iter().map(|event| event.body.as_str()).collect();
-    // Shared with every other ingest; the sealer's exclusive instant waits for this
-    // transaction to end (taking it again in one transaction is allowed).
-    client.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&POSITION_LOCK]).await?;
     let statement = client.prepare_cached(INSERT_NEW_EVENTS).await?;
     let stored = client
         .query(

@@ -234,8 +234,8 @@ mod tests {
             client.query_one("SELECT to_regclass('unsequenced') IS NULL", &[]).await.expect("table").get(0);
         assert!(gone, "`unsequenced` is gone");
         let epoch = super::super::sealer::take_lease(&pool, "sealer").await.expect("lease").expect("free");
-        let sealed = super::super::sealer::seal_batch(&pool, epoch).await.expect("seal");
-        assert_eq!(sealed, super::super::sealer::Sealed::Events(2));
+        let sealed = super::super::sealer::seal_at_least(&pool, epoch, 2).await.expect("seal");
+        assert_eq!(sealed, 2);
         let links: Vec<(i64, i64, Vec<u8>, Vec<u8>)> = client
             .query("SELECT seq, position, chain_prev, chain_hash FROM event_seals ORDER BY seq", &[])
             .await

@@ -3,9 +3,9 @@
 //!
 //! - Taking the lease: `UPDATE sealer_lease SET epoch = epoch + 1 … WHERE expires_at <
 //!   now()`, in database time, so clocks of the replicas do not matter.
-//! - The high water ([`high_water`]): ingest takes positions under a shared advisory lock;
-//!   the sealer takes it exclusively for an instant, so every position up to the sequence's
-//!   last value is final (committed or rolled back).
+//! - The high water ([`high_water`]): the sequence's last value, once every transaction
+//!   that could hold a position up to it has ended, so every position up to it is final
+//!   (committed or rolled back); ingest is never blocked for it.
 //! - Sealing: ONE transaction renews the lease `WHERE epoch = <mine>` (locking its row:
 //!   a lost lease makes the transaction stop before it touched anything), locks the chain
 //!   head, numbers up to [`SEAL_BATCH`] committed positions after the head's (up to the high
@@ -18,13 +18,12 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
 use tokio::sync::watch;
 
 use super::super::StoreError;
-use super::ingest_rows::POSITION_LOCK;
 use crate::chain::link::{canonical_body, digest_from_blob, link_hash};
 
 /// Most events one sealing transaction moves.
@@ -35,6 +34,13 @@ pub const LEASE_SECONDS: f64 = 3.0;
 
 /// How often the sealer looks for new events when the last transaction emptied the queue.
 const SEAL_POLL: Duration = Duration::from_millis(50);
+
+/// How long one sealing round waits for the transactions older than its high water to end;
+/// then it renews the lease and tries again (the lease lasts [`LEASE_SECONDS`]).
+const HIGH_WATER_WAIT: Duration = Duration::from_secs(1);
+
+/// How often it looks whether they have.
+const HIGH_WATER_POLL: Duration = Duration::from_millis(1);
 
 /// How often a replica without the lease tries to take it.
 const LEASE_POLL: Duration = Duration::from_millis(500);
@@ -70,25 +76,46 @@ pub async fn release_lease(pool: &Pool, epoch: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The high-water position: every position at or below it is final (its transaction
-/// committed or rolled back), and none can appear later. Takes [`POSITION_LOCK`]
-/// exclusively for an instant, in a transaction of its own: once granted, every transaction
-/// that took a position has ended, and any later one takes a higher position. A long ingest
-/// transaction holds the sealer here (and, behind it, new ingest) rather than being overtaken.
-pub async fn high_water(pool: &Pool) -> Result<i64, StoreError> {
+/// The high-water position, when it is known within [`HIGH_WATER_WAIT`]: every position at
+/// or below it is final (its transaction committed or rolled back), and none can appear
+/// later. Read without blocking anyone (after Marten's high-water mark, made exact):
+/// 1. read the sequence's last value `H`, then give this transaction an id `M`: every
+///    transaction that took a position up to `H` had its id before (ingest's statement
+///    inserts its uuids, which assigns the id, before it takes a position), so below `M`;
+/// 2. wait until the oldest transaction still running is not older than `M`: every one of
+///    them has then ended, and a statement after that sees each position up to `H` that
+///    committed.
+///
+/// A long transaction holding a position holds the sealer back (`None` meanwhile) rather
+/// than being overtaken; so does any other long writing transaction older than `M`.
+pub async fn high_water(pool: &Pool) -> Result<Option<i64>, StoreError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&POSITION_LOCK]).await?;
     let row = tx.query_one("SELECT last_value, is_called FROM event_positions", &[]).await?;
-    tx.commit().await?;
     let (last, called): (i64, bool) = (row.try_get(0)?, row.try_get(1)?);
-    Ok(if called { last } else { last - 1 })
+    let mine: String = tx.query_one("SELECT pg_current_xact_id()::text", &[]).await?.try_get(0)?;
+    tx.commit().await?;
+    let deadline = Instant::now() + HIGH_WATER_WAIT;
+    loop {
+        let ended: bool = client
+            .query_one("SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::text::xid8", &[&mine])
+            .await?
+            .try_get(0)?;
+        if ended {
+            return Ok(Some(if called { last } else { last - 1 }));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(HIGH_WATER_POLL).await;
+    }
 }
 
 /// One sealing transaction under lease `epoch`: numbers and chains the committed positions
 /// after the head's, up to the [`high_water`] position read just before it.
 pub async fn seal_batch(pool: &Pool, epoch: i64) -> Result<Sealed, StoreError> {
-    let final_upto = high_water(pool).await?;
+    // Not known yet: the transaction still renews the lease, and numbers nothing.
+    let final_upto = high_water(pool).await?.unwrap_or(i64::MIN);
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let renewed = tx
@@ -168,6 +195,24 @@ pub async fn seal_batch(pool: &Pool, epoch: i64) -> Result<Sealed, StoreError> {
     .await?;
     tx.commit().await?;
     Ok(Sealed::Events(seqs.len()))
+}
+
+/// Seals under `epoch` until `count` events were sealed, at most 30 rounds; how many were.
+/// A round may seal nothing while some other transaction on the server (another test's) is
+/// older than its high water.
+#[cfg(test)]
+pub async fn seal_at_least(pool: &Pool, epoch: i64, count: usize) -> Result<usize, StoreError> {
+    let mut sealed = 0;
+    for _ in 0..30 {
+        match seal_batch(pool, epoch).await? {
+            Sealed::Events(events) => sealed += events,
+            Sealed::LostLease => return Err(StoreError::Chain("the lease was lost".to_owned())),
+        }
+        if sealed >= count {
+            break;
+        }
+    }
+    Ok(sealed)
 }
 
 /// The loop every replica runs until `stop` turns true: take the lease when it is free,

@@ -84,9 +84,8 @@ pub async fn check_senders(pool: &Pool, epoch: i64, policy: SenderPolicy) -> Res
             save(&tx, &id, &state, false).await?;
         }
     }
-    // The records take their positions once every sender lock is held: this transaction
-    // never waits for a sender's lock while holding the position lock (which the sealer's
-    // instant of exclusivity waits for).
+    // The records take their positions at the end: the positions are held (unsealable) for
+    // as short a time as the transaction allows.
     insert_records(&tx, &records, now_ms).await?;
     let recorded = records.len();
     forget_stopped(&tx, forget_stopped_before(policy, now_ms)).await?;
