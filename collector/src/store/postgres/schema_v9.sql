@@ -3,13 +3,13 @@
 -- one sealer moved it into `events` with its nine b-trees, in ONE backend: that backend was
 -- the trail's ceiling (docs/postgres.md, "Where the sealer's time goes"). Now:
 -- - ingest (any replica, any number of connections at once) inserts the whole row into
---   `events`, keyed by a `position` taken from the sequence `event_positions` while holding
---   the shared transaction-level advisory lock `POSITION_LOCK` (sealer.rs);
--- - the sealer takes that lock exclusively for an instant (every transaction holding a
---   position has then ended: committed or rolled back) and reads the sequence's last value H:
---   no position at or below H can appear later. It numbers the committed positions above the
---   head's, up to H, in position order, with contiguous `seq`, and writes one narrow row each
---   into `event_seals` (seq, position, chain link), under the lease and the `chain_head` lock;
+--   `events`, keyed by a `position` taken from the sequence `event_positions`, in the statement
+--   that first inserts its uuids (so its transaction has an id before it takes a position);
+-- - the sealer reads the sequence's last value H, takes a transaction id after it, and waits
+--   until no older transaction runs (sealer.rs, `high_water`): no position at or below H can
+--   appear later. It numbers the committed positions above the head's, up to H, in position
+--   order, with contiguous `seq`, and writes one narrow row each into `event_seals` (seq,
+--   position, chain link), under the lease and the `chain_head` lock;
 -- - readers read `events` joined to `event_seals`: an event without its seal row is not in the
 --   trail yet. Seq order is position order, so every position range they walk is a seq range.
 -- The argument is docs/postgres.md's "How the order is decided".
