@@ -161,14 +161,16 @@ impl Delivery {
     /// collector could not be reached or refused the announcement: then the requests go on
     /// (availability first, as in fail-open; fail-closed refuses mutations by itself). The
     /// host pauses such a request and resumes it once [`Delivery::releases_held`] says so.
-    pub fn holds_for_announcement(&self, now_ms: u64) -> bool {
+    /// The clock is read only while the announcement is unanswered: once it is, asking
+    /// costs a request no host call (the wasm host's clock is one).
+    pub fn holds_for_announcement(&self, now_ms: impl FnOnce() -> u64) -> bool {
         let waiting = !self.known.get() && !self.announcement_settled.get();
-        waiting && self.started_ms.get().is_some_and(|started| now_ms < started + self.collector.timeout_ms)
+        waiting && self.started_ms.get().is_some_and(|started| now_ms() < started + self.collector.timeout_ms)
     }
 
     /// After an answer or a tick: true when the requests held for the announcement may go on.
     pub fn releases_held(&self, now_ms: u64) -> bool {
-        !self.holds_for_announcement(now_ms)
+        !self.holds_for_announcement(|| now_ms)
     }
 
     /// How often the root should tick: often enough for the flush interval, but not busier
