@@ -148,7 +148,10 @@ impl Delivery {
 
     /// The worker has started (`on_configure`): announces the sender to the collector at
     /// once, before the worker can answer a request, with a heartbeat that counts nothing.
-    /// Should the call not go out now, the first tick sends it.
+    /// Should the host refuse the call (no such cluster), that is a failed attempt like any
+    /// other: logged as an error, no request held for it (availability first), and the
+    /// announcement sent again by the first tick after its backoff (`retry.initialBackoffMs`,
+    /// half to all of it, growing with each failure).
     pub fn on_start(&self, host: &mut impl DeliveryHost, now_ms: u64) {
         self.started_ms.set(Some(now_ms));
         self.heartbeat(host, now_ms);

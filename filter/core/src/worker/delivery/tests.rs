@@ -350,8 +350,12 @@ fn a_worker_announces_itself_when_it_starts_before_it_captures_anything() {
     host.dispatch_error = Some("BadArgument".into());
     unsent.on_start(&mut host, 0);
     host.dispatch_error = None;
-    unsent.on_tick(&mut host, 500);
-    assert_eq!(host.sent.len(), 1, "an announcement that could not go at start goes with a later tick");
+    assert_eq!(host.logged(Level::Error, "heartbeat to cluster"), 1, "{:?}", host.logs);
+    assert!(!unsent.holds_for_announcement(|| 1), "no request waits for an announcement that failed");
+    unsent.on_tick(&mut host, 99);
+    assert!(host.sent.is_empty(), "not before the backoff (100-200 ms after a first failure)");
+    unsent.on_tick(&mut host, 200);
+    assert_eq!(host.sent.len(), 1, "a failed announcement goes with the first tick after its backoff");
 }
 
 #[test]
