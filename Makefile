@@ -15,7 +15,7 @@ help:
 	@echo "make demo   run Envoy + audit filter + collector + a Pact Broker stand-in on 127.0.0.1:$${LISTEN_PORT:-10000}"
 	@echo "make test   run every test: unit tests, then end-to-end tests in real Envoy"
 	@echo "make build  build the collector and the filter's wasm"
-	@echo "make lint   clippy (native and wasm32-wasip1), rustfmt check, no import cycles"
+	@echo "make lint   clippy (native and wasm32-wasip1), rustfmt check (bench tools too), no import cycles"
 	@echo "make screenshot  regenerate docs/viewer.png (the viewer, from the browser tests)"
 	@echo "make bench  side-by-side benchmarks (bench/README.md); appends to bench/results.md"
 	@echo "make fuzz   coverage-guided fuzzing of every target in fuzz/, FUZZ_SECONDS each (docs/fuzzing.md)"
@@ -86,12 +86,14 @@ test: build setup-compose setup-postgres setup-browser setup-valgrind
 	bash tests/schemathesis.sh
 	$(VENV)/bin/python tests/siem/check_exports.py
 
-## lint: also type-checks the fuzz targets (their own workspace) on stable, so they cannot rot.
+## lint: also type-checks the fuzz targets (their own workspace) on stable, so they cannot rot,
+## and checks the bench tools' formatting (their own workspace too).
 lint: setup
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p audit-filter-core -p audit-filter --target wasm32-wasip1 -- -D warnings
 	cargo clippy -p audit-filter-core -p audit-filter --target wasm32-wasip1 --features audit-filter/cost-stages -- -D warnings
 	cargo fmt --all --check
+	cargo fmt --manifest-path bench/Cargo.toml --all --check
 	python3 .ci/import_cycles_test.py
 	python3 .ci/import_cycles.py
 	cargo check --manifest-path fuzz/Cargo.toml --bins --target-dir target

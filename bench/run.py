@@ -1096,17 +1096,43 @@ def interrupted(*_):
     raise KeyboardInterrupt
 
 
+def config_files(config):
+    """What one Envoy configuration runs (Envoy, the renderer, its filter), each with how to get it."""
+    files = [(ENVOY, "make setup"), (TOOL, "make bench")]
+    if config == "noop":
+        files.append((NOOP_WASM, "make bench"))
+    elif config in ("audit", "audit-sink"):
+        files.append((AUDIT_WASM, "make build"))
+    elif config == "native-sink":
+        files.append((NATIVE_MODULE, "cargo build --release -p audit-filter-native"))
+    elif config in STAGES:
+        files.append((STAGES_WASM, "make bench (or BENCH_STAGES=0)"))
+    elif config.startswith("candidate-"):
+        label = config.removeprefix("candidate-")
+        files.append((Path(CANDIDATES[label]), f"a build at the path BENCH_CANDIDATES gives {label}"))
+    return files
+
+
+def required_files(only=None):
+    """The files the parts in `only` (default: this run's) use, each with how to get it, in
+    order and once: each part asks only for what it runs (the ingest, pages and postgres
+    parts need no Envoy and no filter)."""
+    only = ONLY if only is None else only
+    needed = []
+    if "envoy" in only:
+        needed += [file for config in CONFIGS for file in config_files(config)]
+        needed.append((COLLECTOR, "cargo build --release -p audit-collector"))  # the `audit` configuration's
+    if "instructions" in only:
+        needed += [file for config in INSTRUCTION_CONFIGS for file in config_files(config)]
+    if only & {"ingest", "pages", "postgres"}:
+        needed += [(TOOL, "make bench"), (COLLECTOR, "cargo build --release -p audit-collector")]
+    return list(dict.fromkeys(needed))
+
+
 def main():
-    # Only Envoy's part needs the filters and Envoy; the others run with the tool and the collector.
-    envoy_only = [(NOOP_WASM, "make bench"), (AUDIT_WASM, "make build"), (ENVOY, "make setup")] if "envoy" in ONLY else []
-    for path, how in [(TOOL, "make bench"), (COLLECTOR, "cargo build --release -p audit-collector"), *envoy_only]:
+    for path, how in required_files():
         if not path.exists():
             sys.exit(f"missing {path}: run `{how}`")
-    if "envoy" in ONLY and set(STAGES) & set(CONFIGS) and not STAGES_WASM.exists():
-        sys.exit(f"missing {STAGES_WASM}: run `make bench` (or BENCH_STAGES=0)")
-    for label, path in CANDIDATES.items():
-        if not Path(path).exists():
-            sys.exit(f"missing {path} (BENCH_CANDIDATES {label})")
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = os.getloadavg()
     directory = Path(tempfile.mkdtemp(prefix="audit-bench-", dir=os.environ.get("BENCH_TMPDIR")))

@@ -14,6 +14,13 @@ with both numbers and how to update the budget deliberately.
   python3 tests/instructions/check.py --only NAME      # one probe
   python3 tests/instructions/check.py --update NAME    # measure NAME and write it as its budget
 
+A probe whose binary column ends in a counter name in brackets (`... [fuel]`) counts by
+itself, deterministically, and is run directly, not under callgrind: the check reads the
+line `<counter>: <number>` it prints (the wasm filter's probe runs the module in an
+interpreter and counts its instructions as fuel and its host calls). Several builds in the
+cargo column are separated by `;`; each is `cargo build --release` with its arguments, or
+with `--profile` when the arguments name one (the wasm module's own build).
+
 After the real comparisons it shows that the comparison can fail: each measured count is
 compared again with a budget 10% below it, and that comparison must report a failure.
 """
@@ -74,23 +81,57 @@ def write_budget(name, measured, path=BUDGETS, today=None):
     raise BudgetError(f"no probe named {name!r} in {path.name}")
 
 
+def counted(probe):
+    """What the probe's count is of: callgrind's `instructions`, or the counter it prints."""
+    match = re.search(r"\[([^\]]+)\]\s*$", probe["binary"])
+    return match.group(1) if match else "instructions"
+
+
 def verdict(probe, measured, budget=None):
     """None when `measured` is within the tolerance of the budget, else the failure message."""
     budget = probe["budget"] if budget is None else budget
     if measured <= budget * (1 + TOLERANCE):
         return None
     over = measured / budget - 1
-    return (f"{probe['probe']}: {measured:,} instructions per {probe['unit']}, budget {budget:,} "
+    return (f"{probe['probe']}: {measured:,} {counted(probe)} per {probe['unit']}, budget {budget:,} "
             f"(set {probe['measured_on']}): {over:+.1%}, more than the {TOLERANCE:.0%} allowed.\n"
             f"  If the cost is deliberate (a feature worth it), set the new budget and say why in the commit:\n"
             f"    python3 tests/instructions/check.py --update {probe['probe']}\n"
-            f"  Otherwise find what got slower: callgrind_annotate on the probe's output "
-            f"(tests/instructions/README.md).")
+            f"  Otherwise find what got slower: callgrind_annotate on the probe's output, or the "
+            f"probe's own breakdown (tests/instructions/README.md).")
+
+
+def build_commands(probe):
+    """The cargo commands that build what the probe runs, in order."""
+    commands = []
+    for arguments in probe["cargo"].split(";"):
+        arguments = arguments.split()
+        profile = [] if "--profile" in arguments else ["--release"]
+        commands.append(["cargo", "build", *profile, "--quiet", *arguments])
+    return commands
 
 
 def build(probe):
-    command = ["cargo", "build", "--release", "--quiet", *probe["cargo"].split()]
-    subprocess.run(command, cwd=ROOT, check=True)
+    for command in build_commands(probe):
+        subprocess.run(command, cwd=ROOT, check=True)
+
+
+# A self-counting probe's output by (binary, arguments): two budgets read one run.
+_printed = {}
+
+
+def self_counted(binary, args, counter):
+    """The count a self-counting probe printed as `<counter>: <number>`."""
+    key = (str(binary), tuple(args))
+    if key not in _printed:
+        run = subprocess.run([str(binary), *args], cwd=ROOT, capture_output=True, text=True)
+        if run.returncode != 0:
+            raise BudgetError(f"{binary} {' '.join(args)} failed ({run.returncode}):\n{run.stdout}{run.stderr}")
+        _printed[key] = run.stdout
+    match = re.search(rf"^{re.escape(counter)}: (\d+)$", _printed[key], re.MULTILINE)
+    if not match:
+        raise BudgetError(f"{binary} {' '.join(args)} printed no `{counter}: <number>` line:\n{_printed[key]}")
+    return int(match.group(1))
 
 
 def instructions(binary, args, out_dir):
@@ -107,12 +148,17 @@ def instructions(binary, args, out_dir):
 
 
 def measure(probe, out_dir):
-    """Instructions per unit of `probe`: the run of `units` less the run of none."""
+    """The count per unit of `probe`: the run of `units` less the run of none."""
     build(probe)
-    binary = ROOT / "target" / probe["binary"]
+    counter = counted(probe)
+    binary = ROOT / "target" / re.sub(r"\s*\[[^\]]+\]\s*$", "", probe["binary"])
     units = str(probe["units"])
-    base = instructions(binary, ["0", units], out_dir)
-    full = instructions(binary, [units, units], out_dir)
+    if counter == "instructions":
+        base = instructions(binary, ["0", units], out_dir)
+        full = instructions(binary, [units, units], out_dir)
+    else:
+        base = self_counted(binary, ["0", units], counter)
+        full = self_counted(binary, [units, units], counter)
     return round((full - base) / probe["units"])
 
 
@@ -131,7 +177,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="instructions-") as out_dir:
         for probe in probes:
             measured = measure(probe, out_dir)
-            print(f"{probe['probe']}: {measured:,} instructions per {probe['unit']} "
+            print(f"{probe['probe']}: {measured:,} {counted(probe)} per {probe['unit']} "
                   f"(budget {probe['budget']:,}, {measured / probe['budget'] - 1:+.1%})", flush=True)
             if options.update:
                 write_budget(probe["probe"], measured)

@@ -99,7 +99,9 @@ fn wasm_filter(root: &mut Value) -> Result<&mut Value> {
     manager(root)?["typed_config"]["http_filters"]
         .as_sequence_mut()
         .and_then(|filters| {
-            filters.iter_mut().find(|filter| filter.get("name").and_then(Value::as_str) == Some("envoy.filters.http.wasm"))
+            filters
+                .iter_mut()
+                .find(|filter| filter.get("name").and_then(Value::as_str) == Some("envoy.filters.http.wasm"))
         })
         .ok_or_else(|| anyhow!("envoy.yaml: no envoy.filters.http.wasm"))
 }

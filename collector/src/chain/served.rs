@@ -1,6 +1,7 @@
 //! The event as `GET /audit` serves it: the stored body with the `chain` key added as its
-//! last member. The body is stored as one JSON object written by serde, so the link is
-//! spliced in before its closing brace: a page is served without parsing any event.
+//! last member. The body is stored as one JSON object (its canonical form since 2026-12-05,
+//! written by serde before), so the link is spliced in before its closing brace: a page is
+//! served without parsing any event.
 
 use audit_event::chain::{ChainLink, CHAIN_KEY};
 

@@ -105,8 +105,12 @@ static BEGUN: AtomicBool = AtomicBool::new(false);
 /// Envoy is exiting (main thread). The completion is kept before anything else runs, so
 /// [`let_go`] can call it should this panic.
 pub fn begin(live_configs: impl FnOnce() -> Vec<Arc<dyn ExitingConfig>>, completion: Completion) {
+    begin_at(live_configs, completion, now_ms());
+}
+
+/// [`begin`] at `now` (milliseconds, as [`now_ms`]): the unit tests choose the clock.
+fn begin_at(live_configs: impl FnOnce() -> Vec<Arc<dyn ExitingConfig>>, completion: Completion, now: u64) {
     BEGUN.store(true, Ordering::SeqCst);
-    let now = now_ms();
     let quick = Phase::Quiescing { until_ms: now + ANSWER_MARGIN_MS };
     *exiting() = Some(Exiting { configs: Vec::new(), phase: quick, wait_ms: ANSWER_MARGIN_MS, completion });
     let configs = live_configs();
@@ -138,16 +142,22 @@ pub fn begin(live_configs: impl FnOnce() -> Vec<Arc<dyn ExitingConfig>>, complet
         exiting.wait_ms = wait_ms;
     }
     WAITING.store(true, Ordering::SeqCst);
-    check();
+    check_at(now);
 }
 
 /// After each tick and answer (main thread): moves the exit on when its step is done or
 /// out of time.
 pub fn check() {
+    if WAITING.load(Ordering::SeqCst) {
+        check_at(now_ms());
+    }
+}
+
+/// [`check`] at `now`.
+fn check_at(now: u64) {
     if !WAITING.load(Ordering::SeqCst) {
         return;
     }
-    let now = now_ms();
     let step = {
         let mut guard = exiting();
         match guard.as_mut().map(|exiting| (exiting.phase, exiting)) {
@@ -179,7 +189,7 @@ pub fn check() {
             for config in &configs {
                 config.on_envoy_exit(now);
             }
-            check();
+            check_at(now);
         }
         Step::LetGo(exiting, "") => {
             envoy::log(
@@ -232,3 +242,6 @@ fn exiting() -> MutexGuard<'static, Option<Exiting>> {
 pub fn begun() -> bool {
     BEGUN.load(Ordering::SeqCst)
 }
+
+#[cfg(test)]
+mod tests;

@@ -154,7 +154,7 @@ impl AuditStream {
     /// Holds the request if the core says this worker's sender is not known to the collector
     /// yet; a stream Envoy gives no scheduler for is not held (it could not be woken).
     fn hold(&mut self, stream: &Stream<'_>) -> bool {
-        if !self.slot.delivery().holds_for_announcement(now_ms()) {
+        if !self.slot.delivery().holds_for_announcement(now_ms) {
             return false;
         }
         let Some(scheduler) = stream.new_scheduler() else { return false };

@@ -96,7 +96,7 @@ impl HttpContext for AuditHttp {
         }
         // A worker the collector does not know yet answers nothing: the root resumes the
         // stream once its announcement is acknowledged (or the hold has passed).
-        if worker.delivery.holds_for_announcement(super::now_ms()) {
+        if worker.delivery.holds_for_announcement(super::now_ms) {
             if let Ok(mut held) = worker.held.try_borrow_mut() {
                 held.push(self.context_id);
                 return Action::Pause;

@@ -11,8 +11,10 @@
 //!
 //! Files: [`handle`] is the queue's sending side, [`command`] what goes over it, [`thread`]
 //! the loop that owns the connection and answers, [`steps`] what each command does in the
-//! transaction (its SQL is `store::sqlite::write_sql`).
+//! transaction (its SQL is `store::sqlite::write_sql`), [`checkpointer`] the thread that
+//! copies the WAL into the database file off the writer's thread.
 
+mod checkpointer;
 mod command;
 mod handle;
 mod steps;

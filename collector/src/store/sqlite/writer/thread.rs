@@ -10,6 +10,7 @@ use audit_event::IngestReceipt;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpointer::{install, Checkpointer};
 use super::command::{Command, Reply};
 use super::handle::WriterHandle;
 use super::steps::{check_in, checkpoint_in, ingest_accounted, purge_and_checkpoint};
@@ -20,10 +21,12 @@ use crate::store::{now_millis, StoreError};
 /// commit, small enough that one transaction never holds the lock for long.
 const MAX_COMMANDS_PER_TRANSACTION: usize = 64;
 
-/// The writer thread itself; [`WriterThread::shutdown`] stops it after draining the queue.
+/// The writer thread itself (and its WAL checkpointer); [`WriterThread::shutdown`] stops
+/// it after draining the queue.
 pub struct WriterThread {
     thread: JoinHandle<()>,
     queue: mpsc::Sender<Command>,
+    checkpointer: Checkpointer,
 }
 
 impl WriterThread {
@@ -32,10 +35,13 @@ impl WriterThread {
         // A closed queue means the thread already ended; joining tells how.
         let _ = self.queue.send(Command::Shutdown).await;
         let thread = self.thread;
-        let joined = tokio::task::spawn_blocking(move || thread.join())
+        let checkpointer = self.checkpointer;
+        // The checkpointer ends when the writer's connection closes, at the writer's end.
+        let joined = tokio::task::spawn_blocking(move || (thread.join(), checkpointer.join()))
             .await
             .map_err(|error| StoreError::Task(error.to_string()))?;
-        joined.map_err(|_| StoreError::WriterPanicked)
+        joined.0.map_err(|_| StoreError::WriterPanicked)?;
+        joined.1
     }
 }
 
@@ -46,18 +52,20 @@ pub fn spawn(conn: Connection, capacity: usize) -> Result<(WriterHandle, WriterT
     spawn_signing(conn, capacity, None)
 }
 
-/// Starts the writer thread; with a `signer` it also signs checkpoints.
+/// Starts the writer thread, and the thread that checkpoints its WAL; with a `signer` the
+/// writer also signs checkpoints of the chain.
 pub fn spawn_signing(
-    conn: Connection,
+    mut conn: Connection,
     capacity: usize,
     signer: Option<TrailSigner>,
 ) -> Result<(WriterHandle, WriterThread), StoreError> {
+    let checkpointer = install(&mut conn)?;
     let (sender, receiver) = mpsc::channel(capacity.max(1));
     let thread = std::thread::Builder::new()
         .name("audit-writer".to_owned())
         .spawn(move || write_loop(conn, receiver, signer.as_ref()))
         .map_err(|error| StoreError::Task(format!("could not start the writer thread: {error}")))?;
-    Ok((WriterHandle::new(sender.clone()), WriterThread { thread, queue: sender }))
+    Ok((WriterHandle::new(sender.clone()), WriterThread { thread, queue: sender, checkpointer }))
 }
 
 fn write_loop(mut conn: Connection, mut queue: mpsc::Receiver<Command>, signer: Option<&TrailSigner>) {

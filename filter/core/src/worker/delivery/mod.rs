@@ -148,7 +148,10 @@ impl Delivery {
 
     /// The worker has started (`on_configure`): announces the sender to the collector at
     /// once, before the worker can answer a request, with a heartbeat that counts nothing.
-    /// Should the call not go out now, the first tick sends it.
+    /// Should the host refuse the call (no such cluster), that is a failed attempt like any
+    /// other: logged as an error, no request held for it (availability first), and the
+    /// announcement sent again by the first tick after its backoff (`retry.initialBackoffMs`,
+    /// half to all of it, growing with each failure).
     pub fn on_start(&self, host: &mut impl DeliveryHost, now_ms: u64) {
         self.started_ms.set(Some(now_ms));
         self.heartbeat(host, now_ms);
@@ -161,14 +164,16 @@ impl Delivery {
     /// collector could not be reached or refused the announcement: then the requests go on
     /// (availability first, as in fail-open; fail-closed refuses mutations by itself). The
     /// host pauses such a request and resumes it once [`Delivery::releases_held`] says so.
-    pub fn holds_for_announcement(&self, now_ms: u64) -> bool {
+    /// The clock is read only while the announcement is unanswered: once it is, asking
+    /// costs a request no host call (the wasm host's clock is one).
+    pub fn holds_for_announcement(&self, now_ms: impl FnOnce() -> u64) -> bool {
         let waiting = !self.known.get() && !self.announcement_settled.get();
-        waiting && self.started_ms.get().is_some_and(|started| now_ms < started + self.collector.timeout_ms)
+        waiting && self.started_ms.get().is_some_and(|started| now_ms() < started + self.collector.timeout_ms)
     }
 
     /// After an answer or a tick: true when the requests held for the announcement may go on.
     pub fn releases_held(&self, now_ms: u64) -> bool {
-        !self.holds_for_announcement(now_ms)
+        !self.holds_for_announcement(|| now_ms)
     }
 
     /// How often the root should tick: often enough for the flush interval, but not busier

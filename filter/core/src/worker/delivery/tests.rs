@@ -350,8 +350,12 @@ fn a_worker_announces_itself_when_it_starts_before_it_captures_anything() {
     host.dispatch_error = Some("BadArgument".into());
     unsent.on_start(&mut host, 0);
     host.dispatch_error = None;
-    unsent.on_tick(&mut host, 500);
-    assert_eq!(host.sent.len(), 1, "an announcement that could not go at start goes with a later tick");
+    assert_eq!(host.logged(Level::Error, "heartbeat to cluster"), 1, "{:?}", host.logs);
+    assert!(!unsent.holds_for_announcement(|| 1), "no request waits for an announcement that failed");
+    unsent.on_tick(&mut host, 99);
+    assert!(host.sent.is_empty(), "not before the backoff (100-200 ms after a first failure)");
+    unsent.on_tick(&mut host, 200);
+    assert_eq!(host.sent.len(), 1, "a failed announcement goes with the first tick after its backoff");
 }
 
 #[test]
@@ -495,17 +499,17 @@ fn a_new_workers_requests_wait_for_the_answer_to_its_announcement_at_most_a_call
         (delivery, host)
     };
     let (delivery, mut host) = (Delivery::new(&config, "t", SENDER.to_owned()), FakeHost::default());
-    assert!(!delivery.holds_for_announcement(0), "a worker the host never started holds nothing");
+    assert!(!delivery.holds_for_announcement(|| 0), "a worker the host never started holds nothing");
     delivery.on_start(&mut host, 1000);
-    assert!(delivery.holds_for_announcement(1005), "announced, no answer yet: wait");
+    assert!(delivery.holds_for_announcement(|| 1005), "announced, no answer yet: wait");
     assert!(!delivery.releases_held(1005));
     delivery.on_tick(&mut host, 2900);
-    assert!(delivery.holds_for_announcement(2999), "still within the call timeout");
+    assert!(delivery.holds_for_announcement(|| 2999), "still within the call timeout");
     assert!(delivery.releases_held(3000), "no answer within the call timeout: go on regardless");
 
     let (delivery, mut host) = started();
     answer_last(&delivery, &mut host, Some(200), 1004);
-    assert!(delivery.releases_held(1004) && !delivery.holds_for_announcement(1004), "known: go on");
+    assert!(delivery.releases_held(1004) && !delivery.holds_for_announcement(|| 1004), "known: go on");
 
     let (delivery, mut host) = started();
     answer_last(&delivery, &mut host, None, 1004);
