@@ -222,18 +222,21 @@ def cpu_seconds(pid):
 
 def ingest_costs(pid):
     """What the collector process has spent so far: CPU seconds in all (utime + stime), of
-    its writer thread (named `audit-writer`), and bytes it has written (`wchar`: the WAL, the
-    checkpoints into the database file, and its small HTTP answers)."""
-    writer = 0.0
+    its writer thread (named `audit-writer`) and of the thread that checkpoints its WAL
+    (`audit-wal-ckpt`), and bytes it has written
+    (`wchar`: the WAL, the checkpoints into the database file, and its small HTTP answers)."""
+    threads = {"audit-writer": 0.0, "audit-wal-ckpt": 0.0}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            if (task / "comm").read_text().strip() == "audit-writer":
+            name = (task / "comm").read_text().strip()
+            if name in threads:
                 fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-                writer = (int(fields[11]) + int(fields[12])) / CLK_TCK
+                threads[name] += (int(fields[11]) + int(fields[12])) / CLK_TCK
         except OSError:
             continue
     io = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
-    return {"cpu_s": cpu_seconds(pid), "writer_cpu_s": writer, "written_bytes": int(io["wchar"])}
+    return {"cpu_s": cpu_seconds(pid), "writer_cpu_s": threads["audit-writer"],
+            "checkpointer_cpu_s": threads["audit-wal-ckpt"], "written_bytes": int(io["wchar"])}
 
 
 def memory_mb(pid):
@@ -530,6 +533,7 @@ def bench_ingest(procs, directory, empty):
                 per_event = {key: (after[key] - before[key]) / INGEST_EVENTS for key in after}
                 result.update(cpu_us_per_event=per_event["cpu_s"] * 1e6,
                               writer_cpu_us_per_event=per_event["writer_cpu_s"] * 1e6,
+                              checkpointer_cpu_us_per_event=per_event["checkpointer_cpu_s"] * 1e6,
                               written_kb_per_event=per_event["written_bytes"] / 1024)
                 result["collector_rss_mb"] = memory_mb(process.pid)["VmRSS"]
                 procs.stop(process)
@@ -642,8 +646,8 @@ class ThrowawayPostgres:
                                "-qAtc", sql], check=True, capture_output=True, text=True, timeout=60).stdout.strip()
 
     def wait_until_sealed(self, database, began, seconds=600):
-        """Seconds from `began` until the sealer has emptied `unsequenced`."""
-        while self.query(database, "SELECT count(*) FROM unsequenced") != "0":
+        """Seconds from `began` until the sealer has sealed every event stored (none above the head's position)."""
+        while self.query(database, "SELECT count(*) FROM events WHERE position > (SELECT position FROM chain_head)") != "0":
             if time.monotonic() - began > seconds:
                 raise RuntimeError(f"events still unsealed after {seconds} s")
             time.sleep(0.02)
@@ -654,7 +658,8 @@ class ThrowawayPostgres:
         (pg_stat_statements: execution time, nested trigger work included, commits not; WAL bytes written)."""
         rows = self.query("postgres", f"""
             SELECT CASE WHEN query LIKE '%INSERT INTO trail_uuids%' THEN 'ingest'
-                        WHEN query LIKE '%DELETE FROM unsequenced%' THEN 'seal' ELSE 'other' END,
+                        WHEN query LIKE '%INSERT INTO event_seals%' OR query LIKE '%SELECT position, body FROM events%'
+                             THEN 'seal' ELSE 'other' END,
                    sum(total_exec_time), sum(wal_bytes)
             FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
             WHERE d.datname = '{database}' GROUP BY 1""")
@@ -944,10 +949,12 @@ def report(envoy, ingest, pages, started, load_before, failures, postgres=None, 
                   "process inserting the same rows with the collector's INSERT and pragmas, rows built before the clock "
                   f"starts. {ROUNDS} rounds, alternating. Median (min–max).", "",
                   "Collector CPU is its utime + stime from /proc over the run per event stored, and its writer "
-                  "thread's (`audit-writer`) alone; written is the bytes it wrote (`wchar`: the WAL, the WAL checkpoints "
-                  "into the database file, its HTTP answers) per event.", "",
-                  "| what | events/s | 503 retries (median) | collector CPU µs/event | of which the writer thread | written KB/event |",
-                  "| --- | --- | --- | --- | --- | --- |"]
+                  "thread's (`audit-writer`) alone, and its WAL checkpointer thread's (`audit-wal-ckpt`, since "
+                  "2026-12-05; before, the checkpoints ran on the writer); written is the bytes it wrote (`wchar`: the "
+                  "WAL, the WAL checkpoints into the database file, its HTTP answers) per event.", "",
+                  "| what | events/s | 503 retries (median) | collector CPU µs/event | of which the writer thread | "
+                  "of which the checkpointer thread | written KB/event |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
         kinds = []
         for run in ingest:
             if run["kind"] not in kinds:
@@ -956,7 +963,8 @@ def report(envoy, ingest, pages, started, load_before, failures, postgres=None, 
         for kind in kinds:
             retries = [r.get("retries_503", 0) for r in ingest if r["kind"] == kind]
             costs = [spread([r[key] for r in ingest if r["kind"] == kind], 1) if kind.startswith("collector") else ""
-                     for key in ("cpu_us_per_event", "writer_cpu_us_per_event", "written_kb_per_event")]
+                     for key in ("cpu_us_per_event", "writer_cpu_us_per_event", "checkpointer_cpu_us_per_event",
+                                 "written_kb_per_event")]
             lines.append(f"| {kind} | {spread(rate[kind])} | {statistics.median(retries):.0f} | {' | '.join(costs)} |")
         best = statistics.median(rate["collector, 8 connections"])
         raw = {amount: statistics.median(rate[f"raw loop, {amount * INGEST_BATCH} rows per commit"]) for amount in (1, 8, 64)}
@@ -1036,11 +1044,12 @@ def report(envoy, ingest, pages, started, load_before, failures, postgres=None, 
                          f"{spread(ratios, 2)} |")
         lines += ["", "Where PostgreSQL's time goes per event, in the same rounds (pg_stat_statements in the throwaway "
                   "server: each statement's execution, the activity trigger's nested work included, commits not; WAL "
-                  "bytes hardly depend on the machine's load, apart from full-page images after a checkpoint, which "
-                  "land on the sealing moves mostly; microseconds are the machine's). Ingest runs on every replica's "
-                  "connections at once; the sealing move runs in one backend at a time, so 1,000,000 / its µs is the "
-                  "most events/s one sealer can seal however many replicas ingest.", "",
-                  "| replicas | ingest statement µs/event | ingest WAL bytes/event | sealing move µs/event | "
+                  "bytes hardly depend on the machine's load, apart from full-page images after a checkpoint; "
+                  "microseconds are the machine's). Ingest (schema 9: the whole event into `events`, written once) runs "
+                  "on every replica's connections at once; sealing (reading the new bodies, inserting the narrow "
+                  "`event_seals` rows, the activity trigger) runs in one backend at a time, so 1,000,000 / its µs is "
+                  "the most events/s one sealer's server work allows however many replicas ingest.", "",
+                  "| replicas | ingest statement µs/event | ingest WAL bytes/event | sealing µs/event | "
                   "sealing WAL bytes/event | one sealer's ceiling, events/s | sealed / acknowledged |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]
         for replicas in PG_REPLICAS:

@@ -2,7 +2,9 @@
 //! SQLite store follows ([`WindowPlan`]): whole hours summed from `activity_hourly`, which
 //! the triggers of `schema_v3.sql` keep in the sealing and purging transactions, and the
 //! rest (a window's partial hours, every count under a user name or both user filters)
-//! counted from `events` through indexes that carry the columns counted. A chart of one
+//! counted from `events` through indexes that carry the columns counted, up to the head's
+//! position: the rollups count an event when it is sealed (`schema_v9.sql`), so the counts
+//! from `events` leave out what is acknowledged but not sealed yet. A chart of one
 //! user (`user_id` or `user_email`) takes its whole hours from that column's own rollup
 //! (`schema_v8.sql`) and its partial hours from the timestamp index, which carries both user
 //! columns. The SQL text is fixed fragments; every value from the request is a bound
@@ -48,7 +50,7 @@ pub async fn activity(pool: &Pool, filters: &EventFilters, width: BucketWidth) -
                     count(*) FILTER (WHERE status = 401),
                     count(*) FILTER (WHERE status = 403),
                     count(*)
-             FROM events WHERE true"
+             FROM events WHERE position <= (SELECT position FROM chain_head WHERE id = 1)"
         );
         collect(&client, sql, &window, Vec::new(), &mut buckets).await?;
     }

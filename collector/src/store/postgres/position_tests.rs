@@ -1,0 +1,115 @@
+//! What writing each event once at a position could get wrong, shown not to happen: a
+//! position whose transaction rolled back is a hole the sealer skips (never sealed, never
+//! waited for); an ingest transaction still open with a position holds the sealer back
+//! rather than being overtaken by later positions; retention takes the rollup rows it
+//! brings to zero away.
+
+use super::ingest_rows::insert_events;
+use super::sealer::{high_water, seal_at_least, seal_batch, take_lease, Sealed};
+use super::test_cluster::fresh_database;
+use super::{chain, ingest, schema};
+use crate::store::test_support::new_event;
+
+/// (seq, position, uuid) of every sealed event, in seq order.
+async fn sealed(client: &deadpool_postgres::Client) -> Vec<(i64, i64, String)> {
+    client
+        .query("SELECT s.seq, s.position, e.uuid FROM event_seals s JOIN events e USING (position) ORDER BY s.seq", &[])
+        .await
+        .expect("seals")
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_position_whose_transaction_rolled_back_is_a_hole_that_is_skipped_never_sealed() {
+    let url = fresh_database().await;
+    let pool = schema::pool(&url).expect("pool");
+    schema::migrate(&pool).await.expect("schema");
+    let mut client = pool.get().await.expect("connect");
+    let doomed = client.transaction().await.expect("begin");
+    assert_eq!(insert_events(&doomed, &[new_event(1, 0)], 0).await.expect("insert"), [true]);
+    doomed.rollback().await.expect("rolled back: position 1 is a hole");
+    let later: Vec<_> = (2..4).map(|n| new_event(n, 0)).collect();
+    assert_eq!(ingest::ingest(&pool, &later, None).await.expect("ingest").accepted, 2);
+
+    let epoch = take_lease(&pool, "sealer").await.expect("lease").expect("a free lease");
+    assert_eq!(seal_at_least(&pool, epoch, 2).await.expect("seal"), 2);
+    let expected = [(1, 2, "event-2".to_owned()), (2, 3, "event-3".to_owned())];
+    assert_eq!(sealed(&client).await, expected, "seqs 1 and 2 at positions 2 and 3: the hole has no seq");
+    let head: i64 = client.query_one("SELECT position FROM chain_head", &[]).await.expect("head").get(0);
+    assert_eq!(head, 3);
+
+    // The rolled-back uuid was never taken: sent again, it is a new event, sealed after them.
+    assert_eq!(ingest::ingest(&pool, &[new_event(1, 0)], None).await.expect("ingest").accepted, 1);
+    assert_eq!(seal_at_least(&pool, epoch, 1).await.expect("seal"), 1);
+    assert_eq!(sealed(&client).await.last(), Some(&(3, 4, "event-1".to_owned())));
+    assert_eq!(seal_batch(&pool, epoch).await.expect("seal"), Sealed::Events(0), "nothing sealed twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingest_transaction_still_open_holds_the_sealer_back_instead_of_being_overtaken() {
+    let url = fresh_database().await;
+    let pool = schema::pool(&url).expect("pool");
+    schema::migrate(&pool).await.expect("schema");
+    let mut slow_client = pool.get().await.expect("connect");
+    let slow = slow_client.transaction().await.expect("begin");
+    insert_events(&slow, &[new_event(1, 0)], 0).await.expect("position 1, not committed yet");
+    assert_eq!(ingest::ingest(&pool, &[new_event(2, 0)], None).await.expect("ingest").accepted, 1, "position 2");
+
+    let epoch = take_lease(&pool, "sealer").await.expect("lease").expect("a free lease");
+    // While position 1's transaction is open, the high water is not known: the sealer
+    // renews its lease and numbers nothing, not even the committed position 2.
+    assert_eq!(high_water(&pool).await.expect("high water"), None, "position 1 may still commit");
+    assert_eq!(seal_batch(&pool, epoch).await.expect("seal"), Sealed::Events(0));
+    let observer = pool.get().await.expect("connect");
+    let seals: i64 = observer.query_one("SELECT count(*) FROM event_seals", &[]).await.expect("count").get(0);
+    assert_eq!(seals, 0, "position 2 committed, but is not sealed before position 1");
+
+    slow.commit().await.expect("commit position 1");
+    assert_eq!(seal_at_least(&pool, epoch, 2).await.expect("seal"), 2);
+    let expected = [(1, 1, "event-1".to_owned()), (2, 2, "event-2".to_owned())];
+    assert_eq!(sealed(&observer).await, expected, "both, in position order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_the_rollup_rows_it_brings_to_zero() {
+    let url = fresh_database().await;
+    let pool = schema::pool(&url).expect("pool");
+    schema::migrate(&pool).await.expect("schema");
+    let user = |mut event: crate::store::NewEvent, id: &str| {
+        event.user_id = Some(id.to_owned());
+        event.user_email = Some(format!("{id}@example.com"));
+        event
+    };
+    // Hour 0 holds two events of one user; hour 5 one event of another.
+    let events = vec![
+        user(new_event(1, 1_000), "old"),
+        user(new_event(2, 2_000), "old"),
+        user(new_event(3, 5 * 3_600_000), "new"),
+    ];
+    assert_eq!(ingest::ingest(&pool, &events, None).await.expect("ingest").accepted, 3);
+    let epoch = take_lease(&pool, "sealer").await.expect("lease").expect("a free lease");
+    assert_eq!(seal_at_least(&pool, epoch, 3).await.expect("seal"), 3);
+    let client = pool.get().await.expect("connect");
+    let rows = |table: &'static str| {
+        let client = &client;
+        async move {
+            let sql = format!("SELECT hour, events FROM {table} ORDER BY hour");
+            client
+                .query(&sql, &[])
+                .await
+                .expect("rollup")
+                .iter()
+                .map(|row| (row.get(0), row.get(1)))
+                .collect::<Vec<(i64, i64)>>()
+        }
+    };
+    for table in ["activity_hourly", "activity_user_id_hourly", "activity_user_email_hourly"] {
+        assert_eq!(rows(table).await, [(0, 2), (5, 1)], "{table} counts at sealing");
+    }
+    assert_eq!(chain::purge(&pool, 3_600_000, 100, None).await.expect("purge"), 2);
+    for table in ["activity_hourly", "activity_user_id_hourly", "activity_user_email_hourly"] {
+        assert_eq!(rows(table).await, [(5, 1)], "{table}: hour 0 went with its last events, no zero row stays");
+    }
+}
