@@ -587,7 +587,8 @@ def time_pages(procs, database, size):
     timed = tool("pages", "--addr", address, "--token", READ_TOKEN, "--count", PAGE_REQUESTS,
                  *[flag for path in paths for flag in ("--path", path)])
     # The viewer's chart: its default window (48 hours, hourly), the whole trail by day, and
-    # one user's 48 hours (SQLite schema 16: the per-user rollup, its partial hour by seq range).
+    # one user's 48 hours (SQLite schema 16: the per-user rollup, its partial hour by seq range;
+    # schema 17: the unfiltered partial hour from the minute rollup, its partial minute counted).
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 48 * 3600))
     activity_paths = [f"/audit/activity?bucket=hour&since={since}", "/audit/activity?bucket=day",
                       f"/audit/activity?bucket=hour&since={since}&user_email=user7%40example.com"]
