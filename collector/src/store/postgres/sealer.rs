@@ -106,9 +106,36 @@ pub async fn high_water(pool: &Pool) -> Result<Option<i64>, StoreError> {
             return Ok(Some(if called { last } else { last - 1 }));
         }
         if Instant::now() >= deadline {
+            log_oldest_transaction(&client).await;
             return Ok(None);
         }
         tokio::time::sleep(HIGH_WATER_POLL).await;
+    }
+}
+
+/// Says which transaction held a round back (the oldest one with an id, on any database
+/// of the server), for whoever has to find out why the trail is late.
+async fn log_oldest_transaction(client: &deadpool_postgres::Client) {
+    let oldest = client
+        .query_opt(
+            "SELECT pid, coalesce(datname, ''), backend_type, coalesce(state, ''),
+                    extract(epoch FROM now() - xact_start)::float8, left(query, 120)
+             FROM pg_stat_activity WHERE backend_xid IS NOT NULL ORDER BY age(backend_xid) DESC LIMIT 1",
+            &[],
+        )
+        .await;
+    match oldest {
+        Ok(Some(row)) => tracing::warn!(
+            pid = row.try_get::<_, i32>(0).ok(),
+            database = row.try_get::<_, String>(1).ok(),
+            backend = row.try_get::<_, String>(2).ok(),
+            state = row.try_get::<_, String>(3).ok(),
+            seconds = row.try_get::<_, Option<f64>>(4).ok().flatten(),
+            query = row.try_get::<_, Option<String>>(5).ok().flatten(),
+            "a sealing round waited its whole time for a transaction older than its high water"
+        ),
+        Ok(None) => tracing::warn!("a sealing round waited its whole time for a transaction that has ended since"),
+        Err(error) => tracing::warn!(cause = %error, "a sealing round waited its whole time; could not see for what"),
     }
 }
 
