@@ -10,6 +10,7 @@ BENCH_AB_ROUNDS (3), BENCH_AB_EVENTS (200000). Needs the tools `make bench` buil
 written to results.md."""
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -62,8 +63,13 @@ def main():
                 runs.setdefault(label, []).append(figures)
                 print(round_number, label, json.dumps({key: round(value, 2) for key, value in figures.items()}),
                       flush=True)
-    finally:
+    except BaseException:
+        print(f"stopped; logs kept in {directory}", file=sys.stderr)
         procs.stop_all()
+        raise
+    procs.stop_all()
+    # Each run's database copy is hundreds of MB: nothing is kept once the rounds are done.
+    shutil.rmtree(directory, ignore_errors=True)
     raw = [figures["events/s"] for figures in runs["raw loop"]]
     for label, rows in runs.items():
         medians = {key: round(statistics.median(row[key] for row in rows), 2) for key in rows[0]}
