@@ -1,7 +1,7 @@
 """Two or more collector builds side by side on `make bench` part 2's load (8 connections,
 batches of 500 realistic events, a fresh copy of one collector-made database each run), with
 the raw SQLite loop at 4,000 rows a commit in every round, alternating; per event, the
-collector's CPU, its writer thread's, and the bytes it wrote (bench/run.py's own counters).
+collector's CPU, its writer thread's, its WAL checkpointer's, and the bytes it wrote (bench/run.py's own counters).
 For a change to the ingest path measured on a loaded machine: read the per-round ratios.
 
     python3 bench/ingest_ab.py before=/path/to/audit-collector after=target/release/audit-collector
@@ -10,6 +10,7 @@ BENCH_AB_ROUNDS (3), BENCH_AB_EVENTS (200000). Needs the tools `make bench` buil
 written to results.md."""
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -38,6 +39,7 @@ def one_run(procs, label, collector, database, round_number):
     return {"events/s": result["events_per_s"],
             "CPU µs/event": (after["cpu_s"] - before["cpu_s"]) * 1e6 / EVENTS,
             "writer µs/event": (after["writer_cpu_s"] - before["writer_cpu_s"]) * 1e6 / EVENTS,
+            "checkpointer µs/event": (after["checkpointer_cpu_s"] - before["checkpointer_cpu_s"]) * 1e6 / EVENTS,
             "written KB/event": (after["written_bytes"] - before["written_bytes"]) / 1024 / EVENTS}
 
 
@@ -61,8 +63,13 @@ def main():
                 runs.setdefault(label, []).append(figures)
                 print(round_number, label, json.dumps({key: round(value, 2) for key, value in figures.items()}),
                       flush=True)
-    finally:
+    except BaseException:
+        print(f"stopped; logs kept in {directory}", file=sys.stderr)
         procs.stop_all()
+        raise
+    procs.stop_all()
+    # Each run's database copy is hundreds of MB: nothing is kept once the rounds are done.
+    shutil.rmtree(directory, ignore_errors=True)
     raw = [figures["events/s"] for figures in runs["raw loop"]]
     for label, rows in runs.items():
         medians = {key: round(statistics.median(row[key] for row in rows), 2) for key in rows[0]}

@@ -18,10 +18,6 @@ use audit_collector::{SqliteStore, TrailStore};
 use audit_event::sample::realistic;
 use audit_event::{IngestBatch, SenderReport, SenderSeq};
 
-/// The collector binary's allocator (`src/main.rs`), so the count is the binary's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Events per request body: the filter's default `batch.maxEvents`.
 const BATCH: usize = 500;
 /// Event times start here (2026-11-30T00:00:00Z) and advance 10 ms per event: fixed, so

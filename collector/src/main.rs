@@ -9,11 +9,6 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc instead of glibc's malloc: fewer instructions per allocation on the ingest path
-/// (docs/performance.md); the instruction budget's probe (`examples/ingest_cost.rs`) uses it too.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

@@ -11,6 +11,10 @@ use super::query::EventFilters;
 /// Milliseconds in an hour: the rollup's grain.
 pub const HOUR_MS: i64 = 3_600_000;
 
+/// Milliseconds in a minute: the grain of SQLite's edge rollup (`activity_minutely`), which
+/// counts the partial hours at a window's edges.
+pub const MINUTE_MS: i64 = 60_000;
+
 /// The most buckets one answer holds; a wider request is refused, not cut short.
 pub const MAX_BUCKETS: usize = 10_000;
 
@@ -103,16 +107,36 @@ impl WindowPlan {
     fn split(filters: &EventFilters, count_all: bool) -> WindowPlan {
         let since = filters.since_ms.unwrap_or(i64::MIN);
         let until = filters.until_ms.unwrap_or(i64::MAX);
-        let first_hour = since.saturating_add(HOUR_MS - 1).div_euclid(HOUR_MS);
-        let last_hour = until.div_euclid(HOUR_MS);
-        let (rollup_hours, counted) = if count_all || first_hour >= last_hour {
-            (None, vec![(since, until)])
-        } else {
-            let edges = vec![(since, first_hour.saturating_mul(HOUR_MS)), (last_hour.saturating_mul(HOUR_MS), until)];
-            (Some((first_hour, last_hour)), edges)
-        };
-        WindowPlan { rollup_hours, counted: counted.into_iter().filter(|(since, until)| since < until).collect() }
+        if count_all {
+            let counted = if since < until { vec![(since, until)] } else { Vec::new() };
+            return WindowPlan { rollup_hours: None, counted };
+        }
+        let UnitSplit { whole, rest } = whole_units(since, until, HOUR_MS);
+        WindowPlan { rollup_hours: whole, counted: rest }
     }
+}
+
+/// A millisecond range `[since, until)` split at multiples of a unit ([`whole_units`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitSplit {
+    /// The whole units inside it, `[first, last)` in units, when it holds one.
+    pub whole: Option<(i64, i64)>,
+    /// The non-empty millisecond ranges left over: before and after the whole units, each
+    /// shorter than a unit; or the whole range when it holds no whole unit (then shorter
+    /// than two).
+    pub rest: Vec<(i64, i64)>,
+}
+
+/// `[since, until)` (milliseconds) split at multiples of `unit_ms`.
+pub fn whole_units(since: i64, until: i64, unit_ms: i64) -> UnitSplit {
+    let first = since.saturating_add(unit_ms - 1).div_euclid(unit_ms);
+    let last = until.div_euclid(unit_ms);
+    let (whole, rest) = if first >= last {
+        (None, vec![(since, until)])
+    } else {
+        (Some((first, last)), vec![(since, first.saturating_mul(unit_ms)), (last.saturating_mul(unit_ms), until)])
+    };
+    UnitSplit { whole, rest: rest.into_iter().filter(|(since, until)| since < until).collect() }
 }
 
 /// The answer from the per-bucket counts both stores gather: empty buckets dropped, refused

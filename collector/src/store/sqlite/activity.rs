@@ -7,19 +7,24 @@
 //! ([`super::activity_rollup`]), which hold a few hundred rows per hour whatever the traffic:
 //! `activity_hourly`, or for a chart of one user (`userUuid` or `user_email`)
 //! `activity_user_hourly`, one key prefix per hour of the window. The partial hours at the
-//! edges of `since`/`until` are counted from `events_by_timestamp`, which carries type,
-//! method and status, so they are counted from the index alone and the counts are exact for
-//! any window; a user's edges take their seq range from that index and then the user's
-//! events in it from `(user_id, seq)` or `(user_email, seq)`, so they read that user's rows
-//! of at most two hours. The user name, or both user filters at once, are not in a rollup:
-//! those charts are counted from that user's events (`schema.sql` says what each costs).
+//! edges of `since`/`until` are summed from the minute rollup (`activity_minutely`, at most
+//! 59 minutes of rows each), and only the partial minutes left at the ends are counted from
+//! `events_by_timestamp`, which carries type, method and status, so they are counted from
+//! the index alone and the counts are exact for any window. A user's edges take their seq
+//! range from that index and then the user's events in it from `(user_id, seq)` or
+//! `(user_email, seq)`, so they read that user's rows of at most two hours (no per-user
+//! minute rollup: it would cost the writer an upsert per user and minute of each batch). The
+//! user name, or both user filters at once, are not in a rollup: those charts are counted
+//! from that user's events (`schema.sql` says what each costs).
 
 use std::collections::BTreeMap;
 
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
-use super::super::activity_plan::{outcome_of, ActivityOutcome, BucketWidth, OutcomeCounts, WindowPlan, HOUR_MS};
+use super::super::activity_plan::{
+    outcome_of, whole_units, ActivityOutcome, BucketWidth, OutcomeCounts, WindowPlan, HOUR_MS, MINUTE_MS,
+};
 use super::super::query::EventFilters;
 use super::super::StoreError;
 use super::activity_rollup::{BY_USER_EMAIL, BY_USER_ID};
@@ -82,8 +87,20 @@ pub fn activity(conn: &Connection, filters: &EventFilters, width: BucketWidth) -
             }
         }
     }
+    let any_user = filters.user_id.is_some() || filters.user_email.is_some() || filters.user_name.is_some();
     for (since, until) in plan.counted {
         match user {
+            // A partial hour: its whole minutes from the minute rollup, and only what is left
+            // (under a minute at each end) counted from `events`.
+            None if !any_user => {
+                let minutes = whole_units(since, until, MINUTE_MS);
+                if let Some((first_minute, last_minute)) = minutes.whole {
+                    collect(conn, minute_rollup_sql(filters, width, first_minute, last_minute), &mut buckets)?;
+                }
+                for (since, until) in minutes.rest {
+                    collect(conn, events_sql(filters, width, since, until), &mut buckets)?;
+                }
+            }
             None => collect(conn, events_sql(filters, width, since, until), &mut buckets)?,
             Some(user) => {
                 let seqs: Option<(Option<i64>, Option<i64>)> = conn
@@ -133,6 +150,21 @@ fn rollup_sql(filters: &EventFilters, width: BucketWidth, first_hour: i64, last_
     let mut sql = String::from("SELECT hour, status, events AS n FROM activity_hourly WHERE hour >= ?1 AND hour < ?2");
     equality_clauses(filters, &mut sql, &mut values);
     (grouped(&sql, "hour", width.hours()), values)
+}
+
+/// The minute rollup's counts of minutes `[first_minute, last_minute)`, per bucket: a range
+/// of its key (at most two hours of minutes: a window's partial hours).
+fn minute_rollup_sql(
+    filters: &EventFilters,
+    width: BucketWidth,
+    first_minute: i64,
+    last_minute: i64,
+) -> (String, Vec<Value>) {
+    let mut values = vec![Value::Integer(first_minute), Value::Integer(last_minute)];
+    let mut sql =
+        String::from("SELECT minute, status, events AS n FROM activity_minutely WHERE minute >= ?1 AND minute < ?2");
+    equality_clauses(filters, &mut sql, &mut values);
+    (grouped(&sql, "minute", width.hours() * HOUR_MS / MINUTE_MS), values)
 }
 
 /// One user's counts of hours `[first_hour, last_hour)` from the per-user rollup, per
@@ -240,16 +272,17 @@ mod tests {
     use crate::store::sqlite::write_sql::insert_batch;
     use crate::store::test_support::new_event;
 
-    /// (minutes after the epoch's hour 1000, type, method, status)
+    /// (seconds after the epoch's hour 1000, type, method, status): some on a whole minute,
+    /// some inside one, so a window's partial minutes hold events too.
     const EVENTS: &[(i64, &str, &str, Option<i64>)] = &[
         (0, "T", "GET", Some(200)),
-        (10, "T", "GET", Some(401)),
-        (59, "U", "PUT", Some(403)),
-        (60, "T", "GET", Some(500)),
-        (61, "T", "POST", Some(201)),
-        (90, "U", "GET", None),
-        (24 * 60 + 5, "T", "GET", Some(0)),
-        (24 * 60 + 6, "T", "DELETE", Some(404)),
+        (10 * 60 + 30, "T", "GET", Some(401)),
+        (59 * 60 + 59, "U", "PUT", Some(403)),
+        (60 * 60, "T", "GET", Some(500)),
+        (61 * 60 + 20, "T", "POST", Some(201)),
+        (90 * 60 + 45, "U", "GET", None),
+        ((24 * 60 + 5) * 60, "T", "GET", Some(0)),
+        ((24 * 60 + 6) * 60 + 1, "T", "DELETE", Some(404)),
     ];
 
     const BASE_MS: i64 = 1000 * 24 * HOUR_MS;
@@ -257,12 +290,12 @@ mod tests {
     fn trail() -> (tempfile::TempDir, Connection) {
         let dir = tempfile::tempdir().expect("temp dir");
         let conn = open_for_writing(&dir.path().join("audit.db")).expect("open");
-        for (n, (minute, event_type, method, status)) in EVENTS.iter().enumerate() {
+        for (n, (second, event_type, method, status)) in EVENTS.iter().enumerate() {
             let user = if n % 2 == 0 { "even" } else { "odd" };
             conn.execute(
                 "INSERT INTO events (uuid, timestamp_ms, type, method, status, user_id, user_email, ingested_at_ms, body)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 0, '{}')",
-                params![format!("uuid-{n}"), BASE_MS + minute * 60_000, event_type, method, status, user],
+                params![format!("uuid-{n}"), BASE_MS + second * 1000, event_type, method, status, user],
             )
             .expect("insert");
         }
@@ -274,8 +307,8 @@ mod tests {
     fn counted_one_by_one(filters: &EventFilters, width: BucketWidth) -> Vec<ActivityBucket> {
         let bucket_ms = width.hours() * HOUR_MS;
         let mut buckets: BTreeMap<i64, OutcomeCounts> = BTreeMap::new();
-        for (n, (minute, event_type, method, status)) in EVENTS.iter().enumerate() {
-            let at = BASE_MS + minute * 60_000;
+        for (n, (second, event_type, method, status)) in EVENTS.iter().enumerate() {
+            let at = BASE_MS + second * 1000;
             let user = if n % 2 == 0 { "even" } else { "odd" };
             let keep = filters.since_ms.is_none_or(|since| at >= since)
                 && filters.until_ms.is_none_or(|until| at < until)
@@ -309,12 +342,24 @@ mod tests {
     fn counts_match_counting_every_event_for_any_window_and_filter() {
         let (_dir, conn) = trail();
         let minute = |m: i64| Some(BASE_MS + m * 60_000);
+        let second = |s: i64| Some(BASE_MS + s * 1000);
         let windows = [
             (None, None),
             (minute(5), None),
             (None, minute(61)),
             (minute(10), minute(24 * 60 + 6)),
             (minute(60), minute(120)),
+            // Partial minutes holding events at both ends, the minutes between them crossing an
+            // hour (no whole hour in the window).
+            (second(10 * 60 + 15), second(61 * 60 + 30)),
+            // A whole hour, partial hours and partial minutes on both sides.
+            (second(10 * 60 + 30), second((24 * 60 + 6) * 60 + 2)),
+            (second(59 * 60 + 59), second(90 * 60 + 46)),
+            // Inside one minute; across one minute's end without a whole minute.
+            (second(10 * 60 + 29), second(10 * 60 + 31)),
+            (second(59 * 60 + 58), second(60 * 60 + 1)),
+            (None, second(61 * 60 + 21)),
+            (second(90 * 60 + 45), None),
         ];
         let selections = [
             EventFilters::default(),
@@ -352,6 +397,10 @@ mod tests {
         .expect("purge two");
         let first = buckets(&conn, &EventFilters::default(), BucketWidth::Hour)[0];
         assert_eq!(first.counts, OutcomeCounts { forbidden: 1, ..OutcomeCounts::default() });
+        // The same hour from the minute rollup (a window starting inside the hour).
+        let unaligned = EventFilters { since_ms: Some(BASE_MS + 5_000), ..EventFilters::default() };
+        let first = buckets(&conn, &unaligned, BucketWidth::Hour)[0];
+        assert_eq!(first.counts, OutcomeCounts { forbidden: 1, ..OutcomeCounts::default() });
         // The per-user rollup lost the same two events: it equals one rebuilt from what is left.
         let per_user = |conn: &Connection| -> Vec<(i64, i64, String, i64)> {
             let mut select = conn
@@ -379,13 +428,13 @@ mod tests {
         let mut events: Vec<NewEvent> = EVENTS
             .iter()
             .enumerate()
-            .map(|(n, (minute, event_type, method, status))| NewEvent {
+            .map(|(n, (second, event_type, method, status))| NewEvent {
                 event_type: (*event_type).to_owned(),
                 method: (*method).to_owned(),
                 status: status.and_then(|status| u16::try_from(status).ok()),
                 user_id: Some(if n % 2 == 0 { "even" } else { "odd" }.to_owned()),
                 user_email: (n % 3 != 0).then(|| format!("user{n}@example.com")),
-                ..new_event(n, BASE_MS + minute * 60_000)
+                ..new_event(n, BASE_MS + second * 1000)
             })
             .collect();
         let mut tx = conn.transaction().expect("begin");
@@ -397,6 +446,7 @@ mod tests {
             let mut rows = Vec::new();
             for sql in [
                 "SELECT * FROM activity_hourly ORDER BY 1, 2, 3, 4",
+                "SELECT * FROM activity_minutely ORDER BY 1, 2, 3, 4",
                 "SELECT * FROM activity_user_hourly ORDER BY 1, 2, 3, 4, 5, 6",
             ] {
                 let mut select = conn.prepare(sql).expect("prepare");
@@ -468,6 +518,11 @@ mod tests {
                     assert!(
                         rollup.contains("SEARCH activity_hourly USING PRIMARY KEY (hour>? AND hour<?)"),
                         "{rollup}"
+                    );
+                    let minutes = plan(minute_rollup_sql(&filters, BucketWidth::Hour, 1, 2));
+                    assert!(
+                        minutes.contains("SEARCH activity_minutely USING PRIMARY KEY (minute>? AND minute<?)"),
+                        "{minutes}"
                     );
                 }
                 None => {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::super::StoreError;
-use super::activity_rollup::FILL_USER_ACTIVITY_SQL;
+use super::activity_rollup::{FILL_MINUTE_ACTIVITY_SQL, FILL_USER_ACTIVITY_SQL};
 
 /// How long a connection waits for a lock before it reports `SQLITE_BUSY`.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,8 +27,26 @@ const SCHEMA: &str = include_str!("schema.sql");
 /// The version [`SCHEMA`] is, kept in `PRAGMA user_version`. 13 was the version the
 /// thirteen migrations of the builds before it arrived at; 14 added `user_name` as a column
 /// generated from the body; 15 makes it a plain column that ingest fills; 16 counts a user's
-/// chart in a rollup instead of two `(user, timestamp)` indexes.
-const SCHEMA_VERSION: i64 = 16;
+/// chart in a rollup instead of two `(user, timestamp)` indexes; 17 adds the minute rollup
+/// for the edges of a chart's window.
+const SCHEMA_VERSION: i64 = 17;
+
+/// What brings a version 16 database to 17: the minute rollup and its purge trigger (as
+/// `schema.sql` has them); [`FILL_MINUTE_ACTIVITY_SQL`] then fills it from the stored events,
+/// one grouped pass over the trail (time grows with the trail).
+const UPGRADE_16_TO_17: &str = "CREATE TABLE activity_minutely (
+        minute INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        method TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        events INTEGER NOT NULL,
+        PRIMARY KEY (minute, type, method, status)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TRIGGER events_uncount_minute_activity AFTER DELETE ON events BEGIN
+        UPDATE activity_minutely SET events = events - 1
+        WHERE minute = old.timestamp_ms / 60000 AND type = old.type AND method = old.method
+          AND status = IFNULL(old.status, -1);
+    END;";
 
 /// What brings a version 15 database to 16: the two `(user, timestamp, status, method)`
 /// indexes go, the per-user rollup and its purge trigger come (as `schema.sql` has them),
@@ -139,14 +157,15 @@ fn prepare_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> 
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         SCHEMA_VERSION => {}
-        12..=15 => {
-            let steps: &[&str] = match found {
+        12..=16 => {
+            let to_16: &[&str] = match found {
                 12 => &[UPGRADE_12_TO_13, UPGRADE_13_TO_15, UPGRADE_15_TO_16, FILL_USER_ACTIVITY_SQL],
                 13 => &[UPGRADE_13_TO_15, UPGRADE_15_TO_16, FILL_USER_ACTIVITY_SQL],
                 14 => &[UPGRADE_14_TO_13, UPGRADE_13_TO_15, UPGRADE_15_TO_16, FILL_USER_ACTIVITY_SQL],
-                _ => &[UPGRADE_15_TO_16, FILL_USER_ACTIVITY_SQL],
+                15 => &[UPGRADE_15_TO_16, FILL_USER_ACTIVITY_SQL],
+                _ => &[],
             };
-            for step in steps {
+            for step in to_16.iter().chain(&[UPGRADE_16_TO_17, FILL_MINUTE_ACTIVITY_SQL]) {
                 tx.execute_batch(step)?;
             }
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -219,7 +238,8 @@ mod tests {
     fn database_of_version(path: &Path, version: i64) {
         let conn = open_for_writing(path).expect("open");
         conn.execute_batch(
-            "DROP TRIGGER events_uncount_user_activity; DROP TABLE activity_user_hourly;
+            "DROP TRIGGER events_uncount_minute_activity; DROP TABLE activity_minutely;
+             DROP TRIGGER events_uncount_user_activity; DROP TABLE activity_user_hourly;
              CREATE INDEX events_by_user_id_time ON events (user_id, timestamp_ms, status, method);
              CREATE INDEX events_by_user_email_time ON events (user_email, timestamp_ms, status, method);
              DROP TRIGGER events_user_name_is_immutable; DROP INDEX events_by_user_name;
@@ -267,7 +287,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("audit.db");
         database_of_version(&path, 13);
-        assert_eq!(upgraded(&path), (16, "mallory".to_owned(), true));
+        assert_eq!(upgraded(&path), (17, "mallory".to_owned(), true));
     }
 
     #[test]
@@ -275,11 +295,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("audit.db");
         database_of_version(&path, 14);
-        assert_eq!(upgraded(&path), (16, "mallory".to_owned(), true));
+        assert_eq!(upgraded(&path), (17, "mallory".to_owned(), true));
     }
 
     /// Version 15's schema as it shipped (`testdata/v15_schema.sql`, that build's
-    /// `schema.sql`) with events of two users stored: it opens as version 16 with the shape
+    /// `schema.sql`) with events of two users stored: it opens as version 17 with the shape
     /// of a new database and a per-user rollup that counts exactly what is stored.
     #[test]
     fn a_version_15_database_trades_its_user_time_indexes_for_a_filled_user_rollup() {
@@ -304,7 +324,7 @@ mod tests {
         drop(conn);
         let upgraded = open_for_writing(&path).expect("a version-15 database opens");
         let version: i64 = upgraded.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
-        assert_eq!(version, 16);
+        assert_eq!(version, 17);
         let new = open_for_writing(&dir.path().join("new.db")).expect("new");
         assert_eq!(shape(&upgraded), shape(&new));
         let mut select = upgraded
@@ -324,6 +344,43 @@ mod tests {
                 (5, 2, "b@x".to_owned(), 401, 1),
             ]
         );
+    }
+
+    /// Version 16's schema as it shipped (`testdata/v16_schema.sql`) with events in two
+    /// minutes stored: it opens as version 17 with the shape of a new database and a minute
+    /// rollup that counts exactly what is stored.
+    #[test]
+    fn a_version_16_database_gains_a_filled_minute_rollup() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("v16.db");
+        let conn = Connection::open(&path).expect("create");
+        conn.execute_batch(include_str!("testdata/v16_schema.sql")).expect("version 16's schema");
+        conn.pragma_update(None, "user_version", 16).expect("version 16");
+        for (n, (at_ms, status)) in
+            [(60_000 * 7, Some(200)), (60_000 * 7 + 59_999, Some(200)), (60_000 * 8, None)].into_iter().enumerate()
+        {
+            conn.execute(
+                "INSERT INTO events (uuid, timestamp_ms, type, method, status, ingested_at_ms, body, chain_prev,
+                                     chain_hash)
+                 VALUES (?1, ?2, 'T', 'GET', ?3, 0, '{}', x'00', x'00')",
+                rusqlite::params![format!("u{n}"), at_ms, status],
+            )
+            .expect("an event stored by version 16");
+        }
+        drop(conn);
+        let upgraded = open_for_writing(&path).expect("a version-16 database opens");
+        let version: i64 = upgraded.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
+        assert_eq!(version, 17);
+        let new = open_for_writing(&dir.path().join("new.db")).expect("new");
+        assert_eq!(shape(&upgraded), shape(&new));
+        let mut select =
+            upgraded.prepare("SELECT minute, status, events FROM activity_minutely ORDER BY 1, 2").expect("prepare");
+        let rows: Vec<(i64, i64, i64)> = select
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(rows, vec![(7, 200, 2), (8, -1, 1)]);
     }
 
     #[test]
@@ -438,6 +495,14 @@ mod tests {
             [(2, 1, "kept".to_owned(), 1), (2, 2, "kept@x".to_owned(), 1)],
             "only the unpurged event's rows"
         );
+        let minutes: Vec<(i64, i64)> = conn
+            .prepare("SELECT minute, events FROM activity_minutely ORDER BY 1")
+            .expect("prepare")
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(minutes, [(120, 1)], "the purged minute's row is gone, not left at zero");
     }
 
     /// Every object of the schema: each table's columns (with types, defaults and
@@ -512,7 +577,7 @@ mod tests {
         let mut migrated = open_for_writing(&migrated).expect("a version-13 database opens");
         let new = open_for_writing(&dir.path().join("new.db")).expect("new");
         let shape_of_new = shape(&new);
-        assert_eq!(shape_of_new.len(), 34, "every table, index and trigger: {shape_of_new:#?}");
+        assert_eq!(shape_of_new.len(), 36, "every table, index and trigger: {shape_of_new:#?}");
         assert_eq!(shape(&migrated), shape_of_new);
         let mut tx = migrated.transaction().expect("begin");
         crate::store::sqlite::write_sql::insert_batch(&mut tx, &[new_event(1, 0)], 0).expect("stores into it");

@@ -46,6 +46,9 @@ pub fn purge_batch(conn: &Connection, older_than_ms: i64, limit: usize) -> rusql
     // older than `older_than_ms`, so its hour is at most that one's: a range of the key.
     conn.prepare_cached("DELETE FROM activity_user_hourly WHERE hour <= ?1 / 3600000 AND events <= 0")?
         .execute(params![older_than_ms])?;
+    // The minute rollup's zeroed rows likewise, so it stays as long as the kept trail.
+    conn.prepare_cached("DELETE FROM activity_minutely WHERE minute <= ?1 / 60000 AND events <= 0")?
+        .execute(params![older_than_ms])?;
     record_anchor(conn, ChainHead { seq: last_seq, hash }, now_millis())?;
     set_purging(conn, false)?;
     Ok(deleted)

@@ -78,7 +78,7 @@ fn install_every(writer: &mut Connection, every_pages: c_int) -> Result<Checkpoi
     let round = Arc::new(Mutex::new(()));
     let thread_round = Arc::clone(&round);
     let thread = std::thread::Builder::new()
-        .name("audit-checkpoint".to_owned())
+        .name("audit-wal-ckpt".to_owned())
         .spawn(move || checkpoint_loop(&conn, &woken, &thread_round))
         .map_err(|error| StoreError::Task(format!("could not start the checkpointer thread: {error}")))?;
     let mut woken_at: c_int = 0;
