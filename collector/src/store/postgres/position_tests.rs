@@ -1,8 +1,9 @@
 //! What writing each event once at a position could get wrong, shown not to happen: a
 //! position whose transaction rolled back is a hole the sealer skips (never sealed, never
 //! waited for); an ingest transaction still open with a position holds the sealer back
-//! rather than being overtaken by later positions; retention takes the rollup rows it
-//! brings to zero away.
+//! rather than being overtaken by later positions, and so does one prepared (two-phase);
+//! a long transaction in another database of the same server does not hold it back;
+//! retention takes the rollup rows it brings to zero away.
 
 use super::ingest_rows::insert_events;
 use super::sealer::{high_water, seal_at_least, seal_batch, take_lease, Sealed};
@@ -70,6 +71,57 @@ async fn an_ingest_transaction_still_open_holds_the_sealer_back_instead_of_being
     assert_eq!(seal_at_least(&pool, epoch, 2).await.expect("seal"), 2);
     let expected = [(1, 1, "event-1".to_owned()), (2, 2, "event-2".to_owned())];
     assert_eq!(sealed(&observer).await, expected, "both, in position order");
+}
+
+/// A plain connection to `url` (not pooled), its connection task running.
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_transaction_in_another_database_of_the_server_does_not_hold_sealing_back() {
+    let url = fresh_database().await;
+    let pool = schema::pool(&url).expect("pool");
+    schema::migrate(&pool).await.expect("schema");
+    // Another application's batch job on the same server: a writing transaction (it has an
+    // id) older than every high water below, open throughout.
+    let other = connect(&fresh_database().await).await;
+    other.batch_execute("BEGIN; SELECT pg_current_xact_id()").await.expect("a long transaction elsewhere");
+    assert_eq!(ingest::ingest(&pool, &[new_event(1, 0), new_event(2, 0)], None).await.expect("ingest").accepted, 2);
+
+    assert_eq!(high_water(&pool).await.expect("high water"), Some(2), "it cannot hold a position here");
+    let epoch = take_lease(&pool, "sealer").await.expect("lease").expect("a free lease");
+    assert_eq!(seal_batch(&pool, epoch).await.expect("seal"), Sealed::Events(2));
+    other.batch_execute("ROLLBACK").await.expect("the batch job ends");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepared_transaction_holding_a_position_holds_the_sealer_back_one_elsewhere_does_not() {
+    let url = fresh_database().await;
+    let pool = schema::pool(&url).expect("pool");
+    schema::migrate(&pool).await.expect("schema");
+    let gid = format!("audit-test-{}", url.rsplit('/').next().unwrap_or_default());
+    // Prepared in another database: its backend has let its id go; it is still running.
+    let other = connect(&fresh_database().await).await;
+    other.batch_execute("BEGIN; SELECT pg_current_xact_id()").await.expect("begin elsewhere");
+    other.batch_execute(&format!("PREPARE TRANSACTION '{gid}-elsewhere'")).await.expect("prepared elsewhere");
+    // Prepared here, holding position 1: only the prepared list shows it now.
+    let here = pool.get().await.expect("connect");
+    here.batch_execute("BEGIN").await.expect("begin");
+    insert_events(&here, &[new_event(1, 0)], 0).await.expect("position 1");
+    here.batch_execute(&format!("PREPARE TRANSACTION '{gid}'")).await.expect("prepared here");
+    assert_eq!(ingest::ingest(&pool, &[new_event(2, 0)], None).await.expect("ingest").accepted, 1, "position 2");
+
+    assert_eq!(high_water(&pool).await.expect("high water"), None, "position 1 may still commit");
+    here.batch_execute(&format!("COMMIT PREPARED '{gid}'")).await.expect("commit position 1");
+    let epoch = take_lease(&pool, "sealer").await.expect("lease").expect("a free lease");
+    assert_eq!(seal_at_least(&pool, epoch, 2).await.expect("seal"), 2, "the one prepared elsewhere holds nothing");
+    let observer = pool.get().await.expect("connect");
+    let expected = [(1, 1, "event-1".to_owned()), (2, 2, "event-2".to_owned())];
+    assert_eq!(sealed(&observer).await, expected, "both, in position order");
+    other.batch_execute(&format!("ROLLBACK PREPARED '{gid}-elsewhere'")).await.expect("ends elsewhere");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
