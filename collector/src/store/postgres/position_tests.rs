@@ -3,7 +3,8 @@
 //! waited for); an ingest transaction still open with a position holds the sealer back
 //! rather than being overtaken by later positions, and so does one prepared (two-phase);
 //! a long transaction in another database of the same server does not hold it back;
-//! retention takes the rollup rows it brings to zero away.
+//! retention takes the rollup rows it brings to zero away; a chart is of one moment even
+//! when a seal commits between its statements.
 
 use super::ingest_rows::insert_events;
 use super::sealer::{high_water, seal_at_least, seal_batch, take_lease, Sealed};
@@ -164,4 +165,59 @@ async fn retention_deletes_the_rollup_rows_it_brings_to_zero() {
     for table in ["activity_hourly", "activity_user_id_hourly", "activity_user_email_hourly"] {
         assert_eq!(rows(table).await, [(5, 1)], "{table}: hour 0 went with its last events, no zero row stays");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chart_counts_one_moment_of_the_trail_even_when_a_seal_commits_between_its_statements() {
+    use crate::store::activity_plan::{ActivityOutcome, BucketWidth};
+    use crate::store::query::EventFilters;
+    let url = fresh_database().await;
+    let pool = schema::pool(&url).expect("pool");
+    schema::migrate(&pool).await.expect("schema");
+    // X in a whole hour of the window (summed from the rollup), Y in its partial first hour
+    // (counted from `events`): the chart reads them in two statements.
+    let (x, y) = (new_event(1, 5_400_000), new_event(2, 2_700_000));
+    assert_eq!(ingest::ingest(&pool, &[x, y], None).await.expect("ingest").accepted, 2);
+    // The sealer's writes for both, by hand, in a transaction that keeps the chart's second
+    // statement (it reads `chain_head`) waiting until they commit; its first one has run.
+    let mut sealer_client = pool.get().await.expect("connect");
+    let sealing = sealer_client.transaction().await.expect("begin");
+    sealing.batch_execute("LOCK TABLE chain_head IN ACCESS EXCLUSIVE MODE").await.expect("lock the head");
+    sealing
+        .batch_execute(
+            "INSERT INTO event_seals (seq, position, chain_prev, chain_hash)
+                 VALUES (1, 1, '\\x00', '\\x01'), (2, 2, '\\x01', '\\x02');
+             UPDATE chain_head SET seq = 2, position = 2 WHERE id = 1;",
+        )
+        .await
+        .expect("seal both");
+    let filters = EventFilters { since_ms: Some(1_800_000), until_ms: Some(10_800_000), ..EventFilters::default() };
+    let chart_pool = pool.clone();
+    let chart = tokio::spawn(async move {
+        super::activity::activity(&chart_pool, &filters, BucketWidth::Hour).await.expect("activity")
+    });
+    let observer = pool.get().await.expect("connect");
+    let mut waiting = 0_i64;
+    for _ in 0..500 {
+        waiting = observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .expect("waiting")
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(waiting, 1, "the chart waits for the head's lock");
+    sealing.commit().await.expect("the seal commits");
+    let ActivityOutcome::Buckets(buckets) = chart.await.expect("chart task") else { panic!("too many buckets") };
+    let counted: i64 = buckets.iter().map(|bucket| bucket.counts.total()).sum();
+    assert!(
+        counted == 0 || counted == 2,
+        "the chart mixes two moments: {counted} of the 2 sealed together, {buckets:?}"
+    );
 }
