@@ -53,6 +53,10 @@ const SEQS_OF_WINDOW_SQL: &str =
 /// them (at 10M, 710 ms for one user's window whose edges spanned 9M seqs).
 const EDGE_SEQ_SLACK: i64 = 10_000;
 
+/// The most seqs an edge's split reads into memory (8 bytes each): an edge holding more keeps
+/// its one seq range (slower, bounded memory).
+const EDGE_SEQS_READ_AT_MOST: i64 = 1_000_000;
+
 /// The hours the per-user rollup holds: `[first, last]`, each found at an end of its key.
 const USER_ROLLUP_HOURS_SQL: &str =
     "SELECT (SELECT min(hour) FROM activity_user_hourly), (SELECT max(hour) FROM activity_user_hourly)";
@@ -136,7 +140,8 @@ fn counted_activity(
 
 /// The seq ranges `[first, last]` that hold the events of `[since, until)`: one, unless it
 /// would span more than `slack` seqs of other times; then the runs of their sorted seqs, split
-/// at every gap wider than `slack` (read from the index: one seq per event of the edge).
+/// at every gap wider than `slack` (read from the index: one seq per event of the edge, at
+/// most [`EDGE_SEQS_READ_AT_MOST`] of them).
 fn edge_seq_runs(conn: &Connection, (since, until): (i64, i64), slack: i64) -> Result<Vec<(i64, i64)>, StoreError> {
     let (first, last, count): (Option<i64>, Option<i64>, i64) = conn
         .prepare_cached(SEQ_RANGE_OF_WINDOW_SQL)?
@@ -144,7 +149,7 @@ fn edge_seq_runs(conn: &Connection, (since, until): (i64, i64), slack: i64) -> R
     let (Some(first), Some(last)) = (first, last) else {
         return Ok(Vec::new());
     };
-    if last - first + 1 - count <= slack {
+    if last - first + 1 - count <= slack || count > EDGE_SEQS_READ_AT_MOST {
         return Ok(vec![(first, last)]);
     }
     let mut select = conn.prepare_cached(SEQS_OF_WINDOW_SQL)?;
