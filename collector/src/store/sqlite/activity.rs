@@ -82,9 +82,14 @@ impl<'a> RolledUpUser<'a> {
     }
 }
 
-/// Events per bucket of `width` for the events `filters` selects.
+/// Events per bucket of `width` for the events `filters` selects, every part of the window
+/// (rollup hours, minutes, edges) read in one read transaction: one moment of the trail, so a
+/// batch committed meanwhile is counted in all of them or in none.
 pub fn activity(conn: &Connection, filters: &EventFilters, width: BucketWidth) -> Result<ActivityOutcome, StoreError> {
-    counted_activity(conn, filters, width, EDGE_SEQ_SLACK)
+    let read = conn.unchecked_transaction()?;
+    let outcome = counted_activity(&read, filters, width, EDGE_SEQ_SLACK)?;
+    read.finish()?;
+    Ok(outcome)
 }
 
 /// [`activity`], a user's edges split into seq runs at gaps wider than `slack`.
@@ -531,6 +536,63 @@ mod tests {
         let per_user: i64 =
             conn.query_row("SELECT sum(events) FROM activity_user_hourly", [], |r| r.get(0)).expect("sum");
         assert_eq!((total, per_user), (10, 9 + 6), "each event once, and once per user column it has");
+    }
+
+    /// Commits, through `writer`, one event in the window's first whole hour and one in the
+    /// minutes of its partial last hour, with the rollups counting them, in one transaction.
+    fn write_a_late_batch(writer: &mut Connection) {
+        let tx = writer.transaction().expect("begin");
+        for (n, at) in [BASE_MS + 3 * MINUTE_MS, BASE_MS + 24 * HOUR_MS + 1000].into_iter().enumerate() {
+            tx.execute(
+                "INSERT INTO events (uuid, timestamp_ms, type, method, status, ingested_at_ms, body)
+                 VALUES (?1, ?2, 'T', 'GET', 200, 0, '{}')",
+                params![format!("late-{n}"), at],
+            )
+            .expect("insert");
+        }
+        tx.execute_batch(REBUILD_ACTIVITY_SQL).expect("rollups");
+        tx.commit().expect("commit");
+    }
+
+    #[test]
+    fn a_chart_counts_one_moment_of_the_trail_even_when_a_batch_commits_between_its_statements() {
+        let (dir, conn) = trail();
+        let path = dir.path().join("audit.db");
+        // Whole hours from the hourly rollup, then the partial last hour's minutes.
+        let window = EventFilters {
+            since_ms: Some(BASE_MS),
+            until_ms: Some(BASE_MS + 24 * HOUR_MS + 30 * MINUTE_MS),
+            ..EventFilters::default()
+        };
+        let before = buckets(&conn, &window, BucketWidth::Day);
+        let mut reader = crate::store::sqlite::schema::open_for_reading(&path).expect("reader");
+        // When the minute-rollup statement starts (the hourly rollup's statement has read),
+        // another connection commits the batch.
+        let writer = std::sync::Arc::new(std::sync::Mutex::new((conn, false)));
+        let trigger = std::sync::Arc::clone(&writer);
+        let on_statement = move |event: rusqlite::trace::TraceEvent<'_>| {
+            if let rusqlite::trace::TraceEvent::Stmt(_, sql) = event {
+                if sql.contains("FROM activity_minutely") {
+                    let mut writer = trigger.lock().expect("lock");
+                    let (conn, written) = &mut *writer;
+                    if !*written {
+                        write_a_late_batch(conn);
+                        *written = true;
+                    }
+                }
+            }
+        };
+        reader.trace_v2(rusqlite::trace::TraceEventCodes::SQLITE_TRACE_STMT, Some(on_statement)).expect("trace");
+        let charted = match activity(&reader, &window, BucketWidth::Day).expect("chart") {
+            ActivityOutcome::Buckets(buckets) => buckets,
+            ActivityOutcome::TooManyBuckets => panic!("too many buckets"),
+        };
+        drop(reader);
+        let (conn, written) = &*writer.lock().expect("lock");
+        assert!(written, "the batch was committed while the chart was read");
+        let after = buckets(conn, &window, BucketWidth::Day);
+        assert_ne!(before, after, "the batch is in the window");
+        assert_eq!(charted, before, "the chart is the trail before the batch, in every part");
     }
 
     /// Every filter combination: a rollup by its key, `events` through an index that holds
