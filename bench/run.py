@@ -571,7 +571,8 @@ def bench_pages(procs, directory, empty):
     return results
 
 
-ACTIVITY_LABELS = ["48 hours hourly", "whole trail daily", "one user, 48 hours hourly"]
+ACTIVITY_LABELS = ["48 hours hourly", "whole trail daily", "one user, 48 hours hourly",
+                   "6 h 17 min to 1 h 3 min back, both ends mid-minute", "one user, the same window"]
 
 
 def time_pages(procs, database, size):
@@ -589,9 +590,17 @@ def time_pages(procs, database, size):
     # The viewer's chart: its default window (48 hours, hourly), the whole trail by day, and
     # one user's 48 hours (SQLite schema 16: the per-user rollup, its partial hour by seq range;
     # schema 17: the unfiltered partial hour from the minute rollup, its partial minute counted).
-    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 48 * 3600))
+    # Then a window with both ends mid-minute (SQLite schema 17: partial hours from the minute
+    # rollup, partial minutes counted; at 10M both ends lie where the 1M and 9M generations
+    # overlap in time, so a user's edges are split into seq runs), unfiltered and for one user.
+    now = time.time()
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 48 * 3600))
+    millis = lambda at: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
+    window = f"since={millis(now - (6 * 3600 + 17 * 60 + 13.417))}&until={millis(now - (3600 + 3 * 60 + 7.009))}"
     activity_paths = [f"/audit/activity?bucket=hour&since={since}", "/audit/activity?bucket=day",
-                      f"/audit/activity?bucket=hour&since={since}&user_email=user7%40example.com"]
+                      f"/audit/activity?bucket=hour&since={since}&user_email=user7%40example.com",
+                      f"/audit/activity?bucket=hour&{window}",
+                      f"/audit/activity?bucket=hour&{window}&user_email=user7%40example.com"]
     activity = tool("pages", "--addr", address, "--token", READ_TOKEN, "--count", ACTIVITY_REQUESTS,
                     *[arg for path in activity_paths for arg in ("--path", path)])["pages"]
     memory = memory_mb(process.pid)
@@ -1020,6 +1029,10 @@ def report(envoy, ingest, pages, started, load_before, failures, postgres=None, 
                f"{worst:.3f} ms; p99 {max(biggest['first']['p99_ms'], biggest['last']['p99_ms']):.3f} ms", "≤ 1 ms", worst <= 1.0)
         ratio = biggest["last"]["median_ms"] / biggest["first"]["median_ms"]
         target(f"last page / first page at {label}", f"{ratio:.2f}×", "≤ 1.5×", ratio <= 1.5)
+        # Issue 25's chart goals, on the same trail.
+        chart, user_chart = biggest["activity"][0]["median_ms"], biggest["activity"][2]["median_ms"]
+        target(f"48 h chart at {label} (median)", f"{chart:.2f} ms", "≤ 5 ms", chart <= 5.0)
+        target(f"one user's 48 h chart at {label} (median)", f"{user_chart:.2f} ms", "≤ 30 ms", user_chart <= 30.0)
         target(f"collector memory at {label} (RSS)", f"{biggest['memory']['VmRSS']:.0f} MB", "≤ 100 MB", biggest["memory"]["VmRSS"] <= 100)
 
     if postgres:

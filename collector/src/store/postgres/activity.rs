@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use deadpool_postgres::{Client, Pool};
+use deadpool_postgres::{Pool, Transaction};
 use tokio_postgres::types::ToSql;
 
 use super::super::activity_plan::{outcome_of, ActivityOutcome, BucketWidth, OutcomeCounts, WindowPlan, HOUR_MS};
@@ -24,7 +24,16 @@ use super::page::filter_predicates;
 pub async fn activity(pool: &Pool, filters: &EventFilters, width: BucketWidth) -> Result<ActivityOutcome, StoreError> {
     let plan = WindowPlan::with_user_rollup(filters);
     let rollup = user_rollup_of(filters).unwrap_or("activity_hourly");
-    let client = pool.get().await?;
+    let mut client = pool.get().await?;
+    // One snapshot for all the statements: the rollup's whole hours and the counted edges
+    // are of one moment of the trail, never a seal committed between them counted in one
+    // part and not the other.
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
     let mut buckets = BTreeMap::new();
     if let Some((first_hour, last_hour)) = plan.rollup_hours {
         // A rollup has no time but its hour, and no user column but its own (the plan sends
@@ -39,7 +48,7 @@ pub async fn activity(pool: &Pool, filters: &EventFilters, width: BucketWidth) -
                     sum(events)::bigint
              FROM {rollup} WHERE hour >= $1 AND hour < $2"
         );
-        collect(&client, sql, &equalities, vec![Box::new(first_hour), Box::new(last_hour)], &mut buckets).await?;
+        collect(&tx, sql, &equalities, vec![Box::new(first_hour), Box::new(last_hour)], &mut buckets).await?;
     }
     for (since, until) in plan.counted {
         let window = EventFilters { since_ms: Some(since), until_ms: Some(until), ..filters.clone() };
@@ -52,8 +61,9 @@ pub async fn activity(pool: &Pool, filters: &EventFilters, width: BucketWidth) -
                     count(*)
              FROM events WHERE position <= (SELECT position FROM chain_head WHERE id = 1)"
         );
-        collect(&client, sql, &window, Vec::new(), &mut buckets).await?;
+        collect(&tx, sql, &window, Vec::new(), &mut buckets).await?;
     }
+    tx.commit().await?;
     Ok(outcome_of(buckets, width))
 }
 
@@ -70,7 +80,7 @@ fn user_rollup_of(filters: &EventFilters) -> Option<&'static str> {
 /// Runs `sql` (its own parameters `values`) with `filters`' predicates and `GROUP BY 1`,
 /// adding each row's counts to its bucket.
 async fn collect(
-    client: &Client,
+    client: &Transaction<'_>,
     mut sql: String,
     filters: &EventFilters,
     mut values: Vec<Box<dyn ToSql + Sync + Send>>,

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::Pool;
+use deadpool_postgres::{GenericClient, Pool};
 use tokio::sync::watch;
 
 use super::super::StoreError;
@@ -41,6 +41,10 @@ const HIGH_WATER_WAIT: Duration = Duration::from_secs(1);
 
 /// How often it looks whether they have.
 const HIGH_WATER_POLL: Duration = Duration::from_millis(1);
+
+/// Every how many polls the wait asks whether the transactions still running that are older
+/// than the high water belong to this database (a read of every backend's status).
+const SCOPED_POLL_EVERY: u32 = 10;
 
 /// How often a replica without the lease tries to take it.
 const LEASE_POLL: Duration = Duration::from_millis(500);
@@ -82,12 +86,14 @@ pub async fn release_lease(pool: &Pool, epoch: i64) -> Result<(), StoreError> {
 /// 1. read the sequence's last value `H`, then give this transaction an id `M`: every
 ///    transaction that took a position up to `H` had its id before (ingest's statement
 ///    inserts its uuids, which assigns the id, before it takes a position), so below `M`;
-/// 2. wait until the oldest transaction still running is not older than `M`: every one of
-///    them has then ended, and a statement after that sees each position up to `H` that
-///    committed.
+/// 2. wait until no transaction of THIS database older than `M` still runs
+///    ([`older_running`]): every one that could hold a position has then ended, and a
+///    statement after that sees each position up to `H` that committed.
 ///
-/// A long transaction holding a position holds the sealer back (`None` meanwhile) rather
-/// than being overtaken; so does any other long writing transaction older than `M`.
+/// A long transaction of this database holding a position holds the sealer back (`None`
+/// meanwhile) rather than being overtaken; so does any other long writing transaction of
+/// this database older than `M`, and the warning names it. Other databases on the same
+/// server cannot hold a position here, and do not hold sealing back.
 pub async fn high_water(pool: &Pool) -> Result<Option<i64>, StoreError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
@@ -97,46 +103,73 @@ pub async fn high_water(pool: &Pool) -> Result<Option<i64>, StoreError> {
     // It wrote nothing: rolled back, it costs no commit flush.
     tx.rollback().await?;
     let deadline = Instant::now() + HIGH_WATER_WAIT;
+    let high_water = if called { last } else { last - 1 };
+    let mut poll: u32 = 0;
     loop {
+        poll = poll.wrapping_add(1);
+        // The server-wide answer first: cheap, and usually yes within a few polls.
         let ended: bool = client
             .query_one("SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::text::xid8", &[&mine])
             .await?
             .try_get(0)?;
         if ended {
-            return Ok(Some(if called { last } else { last - 1 }));
+            return Ok(Some(high_water));
         }
+        // Then, less often (it reads every backend's status), this database's own answer.
+        if !poll.is_multiple_of(SCOPED_POLL_EVERY) {
+            tokio::time::sleep(HIGH_WATER_POLL).await;
+            continue;
+        }
+        let Some(holder) = older_running(&client, &mine).await? else {
+            return Ok(Some(high_water));
+        };
         if Instant::now() >= deadline {
-            log_oldest_transaction(&client).await;
+            tracing::warn!(
+                holder = %holder,
+                "sealing waits for a transaction of this database that is older than the high water \
+                 (it may hold a position); acknowledged events stay unreadable until it ends"
+            );
             return Ok(None);
         }
         tokio::time::sleep(HIGH_WATER_POLL).await;
     }
 }
 
-/// Says which transaction held a round back (the oldest one with an id, on any database
-/// of the server), for whoever has to find out why the trail is late.
-async fn log_oldest_transaction(client: &deadpool_postgres::Client) {
-    let oldest = client
+/// A transaction of this database older than the transaction id `mine` that still runs,
+/// described (`None` when there is none). A snapshot's `xmin` would answer for the whole
+/// server, so that another database's long batch job would hold sealing back; only this
+/// database's transactions can hold a position, so only they are looked at:
+/// - in a backend connected to it: `pg_stat_activity.backend_xid`, which every role may
+///   read, set under the lock that hands out ids, so one handed out before `mine` is seen;
+/// - prepared (two-phase) in it: `pg_prepared_xacts`. Read second, in its own statement: a
+///   transaction being prepared is listed there before its backend lets its id go, so one
+///   between the two reads is seen in one or the other.
+///
+/// Each statement runs in its own transaction: `pg_stat_activity` is read afresh.
+async fn older_running(client: &impl GenericClient, mine: &str) -> Result<Option<String>, StoreError> {
+    let backend = client
         .query_opt(
-            "SELECT pid, coalesce(datname, ''), backend_type, coalesce(state, ''),
-                    extract(epoch FROM now() - xact_start)::float8, left(query, 120)
-             FROM pg_stat_activity WHERE backend_xid IS NOT NULL ORDER BY age(backend_xid) DESC LIMIT 1",
-            &[],
+            "SELECT format('pid %s, transaction %s, started %s, %s', pid, backend_xid, xact_start, state)
+             FROM pg_stat_activity
+             WHERE datid = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND backend_xid IS NOT NULL AND age(backend_xid) > age($1::text::xid8::xid)
+             ORDER BY age(backend_xid) DESC LIMIT 1",
+            &[&mine],
         )
-        .await;
-    match oldest {
-        Ok(Some(row)) => tracing::warn!(
-            pid = row.try_get::<_, i32>(0).ok(),
-            database = row.try_get::<_, String>(1).ok(),
-            backend = row.try_get::<_, String>(2).ok(),
-            state = row.try_get::<_, String>(3).ok(),
-            seconds = row.try_get::<_, Option<f64>>(4).ok().flatten(),
-            query = row.try_get::<_, Option<String>>(5).ok().flatten(),
-            "a sealing round waited its whole time for a transaction older than its high water"
-        ),
-        Ok(None) => tracing::warn!("a sealing round waited its whole time for a transaction that has ended since"),
-        Err(error) => tracing::warn!(cause = %error, "a sealing round waited its whole time; could not see for what"),
+        .await?;
+    if let Some(row) = backend {
+        return Ok(Some(row.try_get(0)?));
     }
+    let prepared = client
+        .query_opt(
+            "SELECT format('prepared transaction %L (%s), prepared %s', gid, transaction, prepared)
+             FROM pg_prepared_xacts
+             WHERE database = current_database() AND age(transaction) > age($1::text::xid8::xid)
+             ORDER BY age(transaction) DESC LIMIT 1",
+            &[&mine],
+        )
+        .await?;
+    Ok(prepared.map(|row| row.try_get(0)).transpose()?)
 }
 
 /// One sealing transaction under lease `epoch`: numbers and chains the committed positions
@@ -226,8 +259,8 @@ pub async fn seal_batch(pool: &Pool, epoch: i64) -> Result<Sealed, StoreError> {
 }
 
 /// Seals under `epoch` until `count` events were sealed, at most 30 rounds; how many were.
-/// A round may seal nothing while some other transaction on the server (another test's) is
-/// older than its high water.
+/// A round may seal nothing while some other transaction of the database is older than its
+/// high water.
 #[cfg(test)]
 pub async fn seal_at_least(pool: &Pool, epoch: i64, count: usize) -> Result<usize, StoreError> {
     let mut sealed = 0;

@@ -58,7 +58,8 @@ impl SealerHealth {
         } else if self.oldest_unsealed_ms > bound_ms {
             Some(format!(
                 "the oldest acknowledged event has waited {:.1} s for its seal, more than the {} s bound: \
-                 sealing is not keeping up with ingest",
+                 sealing is not keeping up with ingest, or a long transaction in this database holds \
+                 the high water back (the lease holder's log names it)",
                 self.oldest_unsealed_ms as f64 / 1000.0,
                 bound.as_secs_f64()
             ))

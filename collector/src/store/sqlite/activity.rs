@@ -11,8 +11,9 @@
 //! 59 minutes of rows each), and only the partial minutes left at the ends are counted from
 //! `events_by_timestamp`, which carries type, method and status, so they are counted from
 //! the index alone and the counts are exact for any window. A user's edges take their seq
-//! range from that index and then the user's events in it from `(user_id, seq)` or
-//! `(user_email, seq)`, so they read that user's rows of at most two hours (no per-user
+//! range from that index (split into runs when events stored far apart fall in one edge)
+//! and then the user's events in it from `(user_id, seq)` or `(user_email, seq)`, so they
+//! read that user's rows of at most two hours (no per-user
 //! minute rollup: it would cost the writer an upsert per user and minute of each batch). The
 //! user name, or both user filters at once, are not in a rollup: those charts are counted
 //! from that user's events (`schema.sql` says what each costs).
@@ -20,7 +21,7 @@
 use std::collections::BTreeMap;
 
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use rusqlite::{params, params_from_iter, Connection};
 
 use super::super::activity_plan::{
     outcome_of, whole_units, ActivityOutcome, BucketWidth, OutcomeCounts, WindowPlan, HOUR_MS, MINUTE_MS,
@@ -36,10 +37,25 @@ const OUTCOME_SUMS: &str = "sum(CASE WHEN status BETWEEN 100 AND 399 THEN n ELSE
      sum(CASE WHEN status = 403 THEN n ELSE 0 END),
      sum(n)";
 
-/// The seq range of the events of `[?1, ?2)`, from the timestamp index alone (its entries
-/// carry the rowid): where a user's events of a window's edge lie.
-const SEQ_RANGE_OF_WINDOW_SQL: &str =
-    "SELECT min(seq), max(seq) FROM events INDEXED BY events_by_timestamp WHERE timestamp_ms >= ?1 AND timestamp_ms < ?2";
+/// The seq range of the events of `[?1, ?2)` and how many there are, from the timestamp
+/// index alone (its entries carry the rowid): where a user's events of a window's edge lie.
+const SEQ_RANGE_OF_WINDOW_SQL: &str = "SELECT min(seq), max(seq), count(*) FROM events INDEXED BY events_by_timestamp
+     WHERE timestamp_ms >= ?1 AND timestamp_ms < ?2";
+
+/// Every seq of the events of `[?1, ?2)`, from the same index: read only when the range
+/// above is far wider than its events.
+const SEQS_OF_WINDOW_SQL: &str =
+    "SELECT seq FROM events INDEXED BY events_by_timestamp WHERE timestamp_ms >= ?1 AND timestamp_ms < ?2";
+
+/// How many seqs of other times a user's edge may span before its seq range is split into
+/// runs: events stored far apart in seq but stamped in one edge (a batch delivered hours
+/// late) would otherwise make the edge read that user's rows of everything stored between
+/// them (at 10M, 710 ms for one user's window whose edges spanned 9M seqs).
+const EDGE_SEQ_SLACK: i64 = 10_000;
+
+/// The most seqs an edge's split reads into memory (8 bytes each): an edge holding more keeps
+/// its one seq range (slower, bounded memory).
+const EDGE_SEQS_READ_AT_MOST: i64 = 1_000_000;
 
 /// The hours the per-user rollup holds: `[first, last]`, each found at an end of its key.
 const USER_ROLLUP_HOURS_SQL: &str =
@@ -66,8 +82,23 @@ impl<'a> RolledUpUser<'a> {
     }
 }
 
-/// Events per bucket of `width` for the events `filters` selects.
+/// Events per bucket of `width` for the events `filters` selects, every part of the window
+/// (rollup hours, minutes, edges) read in one read transaction: one moment of the trail, so a
+/// batch committed meanwhile is counted in all of them or in none.
 pub fn activity(conn: &Connection, filters: &EventFilters, width: BucketWidth) -> Result<ActivityOutcome, StoreError> {
+    let read = conn.unchecked_transaction()?;
+    let outcome = counted_activity(&read, filters, width, EDGE_SEQ_SLACK)?;
+    read.finish()?;
+    Ok(outcome)
+}
+
+/// [`activity`], a user's edges split into seq runs at gaps wider than `slack`.
+fn counted_activity(
+    conn: &Connection,
+    filters: &EventFilters,
+    width: BucketWidth,
+    slack: i64,
+) -> Result<ActivityOutcome, StoreError> {
     let plan = WindowPlan::with_user_rollup(filters);
     let user = RolledUpUser::of(filters);
     let mut buckets: BTreeMap<i64, OutcomeCounts> = BTreeMap::new();
@@ -103,18 +134,41 @@ pub fn activity(conn: &Connection, filters: &EventFilters, width: BucketWidth) -
             }
             None => collect(conn, events_sql(filters, width, since, until), &mut buckets)?,
             Some(user) => {
-                let seqs: Option<(Option<i64>, Option<i64>)> = conn
-                    .prepare_cached(SEQ_RANGE_OF_WINDOW_SQL)?
-                    .query_row(params![since, until], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .optional()?;
-                if let Some((Some(first_seq), Some(last_seq))) = seqs {
-                    let sql = user_edge_sql(filters, width, user, (since, until), (first_seq, last_seq));
-                    collect(conn, sql, &mut buckets)?;
+                for seqs in edge_seq_runs(conn, (since, until), slack)? {
+                    collect(conn, user_edge_sql(filters, width, user, (since, until), seqs), &mut buckets)?;
                 }
             }
         }
     }
     Ok(outcome_of(buckets, width))
+}
+
+/// The seq ranges `[first, last]` that hold the events of `[since, until)`: one, unless it
+/// would span more than `slack` seqs of other times; then the runs of their sorted seqs, split
+/// at every gap wider than `slack` (read from the index: one seq per event of the edge, at
+/// most [`EDGE_SEQS_READ_AT_MOST`] of them).
+fn edge_seq_runs(conn: &Connection, (since, until): (i64, i64), slack: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+    let (first, last, count): (Option<i64>, Option<i64>, i64) = conn
+        .prepare_cached(SEQ_RANGE_OF_WINDOW_SQL)?
+        .query_row(params![since, until], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok(Vec::new());
+    };
+    if last - first + 1 - count <= slack || count > EDGE_SEQS_READ_AT_MOST {
+        return Ok(vec![(first, last)]);
+    }
+    let mut select = conn.prepare_cached(SEQS_OF_WINDOW_SQL)?;
+    let mut seqs =
+        select.query_map(params![since, until], |row| row.get::<_, i64>(0))?.collect::<Result<Vec<_>, _>>()?;
+    seqs.sort_unstable();
+    let mut runs = vec![(first, first)];
+    for seq in seqs {
+        match runs.last_mut() {
+            Some((_, end)) if seq - *end - 1 <= slack => *end = seq,
+            _ => runs.push((seq, seq)),
+        }
+    }
+    Ok(runs)
 }
 
 /// The equality filters the rollups and `events` share, as `AND +column = ?n` clauses: the
@@ -283,6 +337,9 @@ mod tests {
         (90 * 60 + 45, "U", "GET", None),
         ((24 * 60 + 5) * 60, "T", "GET", Some(0)),
         ((24 * 60 + 6) * 60 + 1, "T", "DELETE", Some(404)),
+        // Stored last but stamped in the first hour (delivered late): that hour's seqs are
+        // two runs.
+        (5 * 60 + 5, "U", "GET", Some(200)),
     ];
 
     const BASE_MS: i64 = 1000 * 24 * HOUR_MS;
@@ -332,7 +389,16 @@ mod tests {
     }
 
     fn buckets(conn: &Connection, filters: &EventFilters, width: BucketWidth) -> Vec<ActivityBucket> {
-        match activity(conn, filters, width).expect("query") {
+        buckets_with_slack(conn, filters, width, EDGE_SEQ_SLACK)
+    }
+
+    fn buckets_with_slack(
+        conn: &Connection,
+        filters: &EventFilters,
+        width: BucketWidth,
+        slack: i64,
+    ) -> Vec<ActivityBucket> {
+        match counted_activity(conn, filters, width, slack).expect("query") {
             ActivityOutcome::Buckets(buckets) => buckets,
             ActivityOutcome::TooManyBuckets => panic!("too many buckets"),
         }
@@ -373,11 +439,14 @@ mod tests {
         for (since_ms, until_ms) in windows {
             for selection in &selections {
                 let filters = EventFilters { since_ms, until_ms, ..selection.clone() };
-                for width in [BucketWidth::Hour, BucketWidth::Day] {
+                // Slack 0: a user's edge split into seq runs at every gap.
+                for (width, slack) in
+                    [(BucketWidth::Hour, EDGE_SEQ_SLACK), (BucketWidth::Day, EDGE_SEQ_SLACK), (BucketWidth::Hour, 0)]
+                {
                     assert_eq!(
-                        buckets(&conn, &filters, width),
+                        buckets_with_slack(&conn, &filters, width, slack),
                         counted_one_by_one(&filters, width),
-                        "{filters:?} by {width:?}"
+                        "{filters:?} by {width:?}, slack {slack}"
                     );
                 }
             }
@@ -389,18 +458,19 @@ mod tests {
         let (_dir, conn) = trail();
         let first = buckets(&conn, &EventFilters::default(), BucketWidth::Hour)[0];
         assert_eq!(first.start_ms, BASE_MS);
-        assert_eq!(first.counts, OutcomeCounts { success: 1, failed_login: 1, forbidden: 1, error: 0 });
+        assert_eq!(first.counts, OutcomeCounts { success: 2, failed_login: 1, forbidden: 1, error: 0 });
         conn.execute_batch(
             "UPDATE purge_guard SET purging = 1; DELETE FROM events WHERE uuid IN ('uuid-0', 'uuid-1');
              UPDATE purge_guard SET purging = 0;",
         )
         .expect("purge two");
+        let left = OutcomeCounts { success: 1, forbidden: 1, ..OutcomeCounts::default() };
         let first = buckets(&conn, &EventFilters::default(), BucketWidth::Hour)[0];
-        assert_eq!(first.counts, OutcomeCounts { forbidden: 1, ..OutcomeCounts::default() });
+        assert_eq!(first.counts, left);
         // The same hour from the minute rollup (a window starting inside the hour).
         let unaligned = EventFilters { since_ms: Some(BASE_MS + 5_000), ..EventFilters::default() };
         let first = buckets(&conn, &unaligned, BucketWidth::Hour)[0];
-        assert_eq!(first.counts, OutcomeCounts { forbidden: 1, ..OutcomeCounts::default() });
+        assert_eq!(first.counts, left);
         // The per-user rollup lost the same two events: it equals one rebuilt from what is left.
         let per_user = |conn: &Connection| -> Vec<(i64, i64, String, i64)> {
             let mut select = conn
@@ -415,10 +485,7 @@ mod tests {
         conn.execute_batch(REBUILD_ACTIVITY_SQL).expect("rebuild");
         assert_eq!(after_purge, per_user(&conn));
         let even = EventFilters { user_id: Some("even".into()), ..EventFilters::default() };
-        assert_eq!(
-            buckets(&conn, &even, BucketWidth::Hour)[0].counts,
-            OutcomeCounts { forbidden: 1, ..OutcomeCounts::default() }
-        );
+        assert_eq!(buckets(&conn, &even, BucketWidth::Hour)[0].counts, left);
     }
 
     #[test]
@@ -468,7 +535,64 @@ mod tests {
         let total: i64 = conn.query_row("SELECT sum(events) FROM activity_hourly", [], |r| r.get(0)).expect("sum");
         let per_user: i64 =
             conn.query_row("SELECT sum(events) FROM activity_user_hourly", [], |r| r.get(0)).expect("sum");
-        assert_eq!((total, per_user), (9, 8 + 5), "each event once, and once per user column it has");
+        assert_eq!((total, per_user), (10, 9 + 6), "each event once, and once per user column it has");
+    }
+
+    /// Commits, through `writer`, one event in the window's first whole hour and one in the
+    /// minutes of its partial last hour, with the rollups counting them, in one transaction.
+    fn write_a_late_batch(writer: &mut Connection) {
+        let tx = writer.transaction().expect("begin");
+        for (n, at) in [BASE_MS + 3 * MINUTE_MS, BASE_MS + 24 * HOUR_MS + 1000].into_iter().enumerate() {
+            tx.execute(
+                "INSERT INTO events (uuid, timestamp_ms, type, method, status, ingested_at_ms, body)
+                 VALUES (?1, ?2, 'T', 'GET', 200, 0, '{}')",
+                params![format!("late-{n}"), at],
+            )
+            .expect("insert");
+        }
+        tx.execute_batch(REBUILD_ACTIVITY_SQL).expect("rollups");
+        tx.commit().expect("commit");
+    }
+
+    #[test]
+    fn a_chart_counts_one_moment_of_the_trail_even_when_a_batch_commits_between_its_statements() {
+        let (dir, conn) = trail();
+        let path = dir.path().join("audit.db");
+        // Whole hours from the hourly rollup, then the partial last hour's minutes.
+        let window = EventFilters {
+            since_ms: Some(BASE_MS),
+            until_ms: Some(BASE_MS + 24 * HOUR_MS + 30 * MINUTE_MS),
+            ..EventFilters::default()
+        };
+        let before = buckets(&conn, &window, BucketWidth::Day);
+        let mut reader = crate::store::sqlite::schema::open_for_reading(&path).expect("reader");
+        // When the minute-rollup statement starts (the hourly rollup's statement has read),
+        // another connection commits the batch.
+        let writer = std::sync::Arc::new(std::sync::Mutex::new((conn, false)));
+        let trigger = std::sync::Arc::clone(&writer);
+        let on_statement = move |event: rusqlite::trace::TraceEvent<'_>| {
+            if let rusqlite::trace::TraceEvent::Stmt(_, sql) = event {
+                if sql.contains("FROM activity_minutely") {
+                    let mut writer = trigger.lock().expect("lock");
+                    let (conn, written) = &mut *writer;
+                    if !*written {
+                        write_a_late_batch(conn);
+                        *written = true;
+                    }
+                }
+            }
+        };
+        reader.trace_v2(rusqlite::trace::TraceEventCodes::SQLITE_TRACE_STMT, Some(on_statement)).expect("trace");
+        let charted = match activity(&reader, &window, BucketWidth::Day).expect("chart") {
+            ActivityOutcome::Buckets(buckets) => buckets,
+            ActivityOutcome::TooManyBuckets => panic!("too many buckets"),
+        };
+        drop(reader);
+        let (conn, written) = &*writer.lock().expect("lock");
+        assert!(written, "the batch was committed while the chart was read");
+        let after = buckets(conn, &window, BucketWidth::Day);
+        assert_ne!(before, after, "the batch is in the window");
+        assert_eq!(charted, before, "the chart is the trail before the batch, in every part");
     }
 
     /// Every filter combination: a rollup by its key, `events` through an index that holds
@@ -482,11 +606,13 @@ mod tests {
             let rows = statement.query_map(params_from_iter(values), |row| row.get::<_, String>(3)).expect("explain");
             rows.collect::<Result<Vec<_>, _>>().expect("plan").join("; ")
         };
-        let seq_range = plan((SEQ_RANGE_OF_WINDOW_SQL.to_owned(), vec![Value::Integer(0), Value::Integer(1)]));
-        assert!(
-            seq_range.contains("USING COVERING INDEX events_by_timestamp (timestamp_ms>? AND timestamp_ms<?)"),
-            "{seq_range}"
-        );
+        for sql in [SEQ_RANGE_OF_WINDOW_SQL, SEQS_OF_WINDOW_SQL] {
+            let seqs = plan((sql.to_owned(), vec![Value::Integer(0), Value::Integer(1)]));
+            assert!(
+                seqs.contains("USING COVERING INDEX events_by_timestamp (timestamp_ms>? AND timestamp_ms<?)"),
+                "{seqs}"
+            );
+        }
         let held = plan((USER_ROLLUP_HOURS_SQL.to_owned(), Vec::new()));
         assert!(!held.contains("SCAN activity_user_hourly"), "{held}");
         for combination in 0u32..64 {
