@@ -16,7 +16,6 @@ BENCH_SUSTAINED_RATES (events/s in all, `8000,12000,16000,20000,24000`), BENCH_S
 tools `make bench` builds (`audit-bench`) and Debian's PostgreSQL; prints a table, writes
 nothing to results.md. Every load is bounded (events and time) and killed at the window's end."""
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -106,25 +105,18 @@ def one_run(server, procs, directory, label, collector, rate, number):
             "probes": probe["probes"], "kept_up": kept_up}
 
 
-def spread(values, digits=0):
-    values = sorted(values)
-    middle = statistics.median(values)
-    return (f"{middle:,.{digits}f}" if len(values) == 1
-            else f"{middle:,.{digits}f} ({values[0]:,.{digits}f}–{values[-1]:,.{digits}f})")
-
-
 def table(runs, labels):
-    lines = ["| build | offered /s | acknowledged /s | sealed /s | unsealed at start → end | freshness median ms | p99 ms | kept up |",
-             "| --- | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
+    lines = ["| build | offered /s | rounds | acknowledged /s | sealed /s | unsealed at start → end | freshness median ms | p99 ms | kept up |",
+             "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
     for rate in RATES:
         for label in labels:
             mine = [run for run in runs if run["label"] == label and run["rate"] == rate]
             if not mine:
                 continue
             backlogs = ", ".join(f"{run['backlog_start']:,} → {run['backlog_end']:,}" for run in mine)
-            lines.append(f"| {label} | {rate:,} | {spread(r['acknowledged'] for r in mine)} | "
-                         f"{spread(r['sealed'] for r in mine)} | {backlogs} | {spread((r['median_ms'] for r in mine), 1)} | "
-                         f"{spread((r['p99_ms'] for r in mine), 1)} | {sum(r['kept_up'] for r in mine)}/{len(mine)} |")
+            lines.append(f"| {label} | {rate:,} | {len(mine)} | {bench.spread(r['acknowledged'] for r in mine)} | "
+                         f"{bench.spread(r['sealed'] for r in mine)} | {backlogs} | {bench.spread((r['median_ms'] for r in mine), 1)} | "
+                         f"{bench.spread((r['p99_ms'] for r in mine), 1)} | {sum(r['kept_up'] for r in mine)}/{len(mine)} |")
     return "\n".join(lines)
 
 
