@@ -655,8 +655,8 @@ class ThrowawayPostgres:
                                "-qAtc", sql], check=True, capture_output=True, text=True, timeout=60).stdout.strip()
 
     def wait_until_sealed(self, database, began, seconds=600):
-        """Seconds from `began` until the sealer has sealed every event stored (none above the head's position)."""
-        while self.query(database, "SELECT count(*) FROM events WHERE position > (SELECT position FROM chain_head)") != "0":
+        """Seconds from `began` until the sealer has emptied `unsequenced`."""
+        while self.query(database, "SELECT count(*) FROM unsequenced") != "0":
             if time.monotonic() - began > seconds:
                 raise RuntimeError(f"events still unsealed after {seconds} s")
             time.sleep(0.02)
@@ -667,8 +667,7 @@ class ThrowawayPostgres:
         (pg_stat_statements: execution time, nested trigger work included, commits not; WAL bytes written)."""
         rows = self.query("postgres", f"""
             SELECT CASE WHEN query LIKE '%INSERT INTO trail_uuids%' THEN 'ingest'
-                        WHEN query LIKE '%INSERT INTO event_seals%' OR query LIKE '%SELECT position, body FROM events%'
-                             THEN 'seal' ELSE 'other' END,
+                        WHEN query LIKE '%DELETE FROM unsequenced%' THEN 'seal' ELSE 'other' END,
                    sum(total_exec_time), sum(wal_bytes)
             FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
             WHERE d.datname = '{database}' GROUP BY 1""")
@@ -1057,12 +1056,11 @@ def report(envoy, ingest, pages, started, load_before, failures, postgres=None, 
                          f"{spread(ratios, 2)} |")
         lines += ["", "Where PostgreSQL's time goes per event, in the same rounds (pg_stat_statements in the throwaway "
                   "server: each statement's execution, the activity trigger's nested work included, commits not; WAL "
-                  "bytes hardly depend on the machine's load, apart from full-page images after a checkpoint; "
-                  "microseconds are the machine's). Ingest (schema 9: the whole event into `events`, written once) runs "
-                  "on every replica's connections at once; sealing (reading the new bodies, inserting the narrow "
-                  "`event_seals` rows, the activity trigger) runs in one backend at a time, so 1,000,000 / its µs is "
-                  "the most events/s one sealer's server work allows however many replicas ingest.", "",
-                  "| replicas | ingest statement µs/event | ingest WAL bytes/event | sealing µs/event | "
+                  "bytes hardly depend on the machine's load, apart from full-page images after a checkpoint, which "
+                  "land on the sealing moves mostly; microseconds are the machine's). Ingest runs on every replica's "
+                  "connections at once; the sealing move runs in one backend at a time, so 1,000,000 / its µs is the "
+                  "most events/s one sealer can seal however many replicas ingest.", "",
+                  "| replicas | ingest statement µs/event | ingest WAL bytes/event | sealing move µs/event | "
                   "sealing WAL bytes/event | one sealer's ceiling, events/s | sealed / acknowledged |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]
         for replicas in PG_REPLICAS:

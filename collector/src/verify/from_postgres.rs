@@ -59,9 +59,9 @@ pub async fn verify_postgres(url: &str, key: &TrailVerifier) -> Result<TrailRepo
     let mut walker = ChainWalker::new(&checkpoints);
     let select = tx
         .prepare(
-            "SELECT s.seq, e.uuid, e.timestamp_ms, e.type, e.db_user_id, e.user_email, e.method, e.status, e.body,
-                    s.chain_prev, s.chain_hash, e.user_id, e.user_name
-             FROM event_seals s JOIN events e USING (position) WHERE s.seq > $1 ORDER BY s.seq LIMIT $2",
+            "SELECT seq, uuid, timestamp_ms, type, db_user_id, user_email, method, status, body, chain_prev, chain_hash,
+                    user_id, user_name
+             FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
         .await
         .map_err(read)?;

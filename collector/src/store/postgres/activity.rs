@@ -2,9 +2,7 @@
 //! SQLite store follows ([`WindowPlan`]): whole hours summed from `activity_hourly`, which
 //! the triggers of `schema_v3.sql` keep in the sealing and purging transactions, and the
 //! rest (a window's partial hours, every count under a user name or both user filters)
-//! counted from `events` through indexes that carry the columns counted, up to the head's
-//! position: the rollups count an event when it is sealed (`schema_v9.sql`), so the counts
-//! from `events` leave out what is acknowledged but not sealed yet. A chart of one
+//! counted from `events` through indexes that carry the columns counted. A chart of one
 //! user (`user_id` or `user_email`) takes its whole hours from that column's own rollup
 //! (`schema_v8.sql`) and its partial hours from the timestamp index, which carries both user
 //! columns. The SQL text is fixed fragments; every value from the request is a bound
@@ -59,7 +57,7 @@ pub async fn activity(pool: &Pool, filters: &EventFilters, width: BucketWidth) -
                     count(*) FILTER (WHERE status = 401),
                     count(*) FILTER (WHERE status = 403),
                     count(*)
-             FROM events WHERE position <= (SELECT position FROM chain_head WHERE id = 1)"
+             FROM events WHERE true"
         );
         collect(&tx, sql, &window, Vec::new(), &mut buckets).await?;
     }
@@ -99,4 +97,72 @@ async fn collect(
         buckets.entry(row.try_get(0)?).or_default().add(OutcomeCounts { success, failed_login, forbidden, error });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_cluster::fresh_database;
+    use super::super::{ingest, schema};
+    use crate::store::activity_plan::{ActivityOutcome, BucketWidth};
+    use crate::store::query::EventFilters;
+    use crate::store::test_support::new_event;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_chart_counts_one_moment_of_the_trail_even_when_a_seal_commits_between_its_statements() {
+        let url = fresh_database().await;
+        let pool = schema::pool(&url).expect("pool");
+        schema::migrate(&pool).await.expect("schema");
+        // X in a whole hour of the window (summed from the rollup), Y in its partial first
+        // hour (counted from `events`): the chart reads them in two statements.
+        let (x, y) = (new_event(1, 5_400_000), new_event(2, 2_700_000));
+        assert_eq!(ingest::ingest(&pool, &[x, y], None).await.expect("ingest").accepted, 2);
+        // The sealer's move for both, by hand, in a transaction that keeps the chart's second
+        // statement (it reads `events`) waiting until it commits; its first one has run.
+        let mut sealer_client = pool.get().await.expect("connect");
+        let sealing = sealer_client.transaction().await.expect("begin");
+        sealing
+            .batch_execute(
+                "LOCK TABLE events IN ACCESS EXCLUSIVE MODE;
+                 WITH moved AS (
+                     DELETE FROM unsequenced RETURNING arrival AS seq, uuid, timestamp_ms, type,
+                         db_user_id, user_email, user_id, method, status, ingested_at_ms, body, user_name
+                 )
+                 INSERT INTO events (seq, uuid, timestamp_ms, type, db_user_id, user_email, user_id, method, status,
+                                     ingested_at_ms, body, chain_prev, chain_hash, user_name)
+                 SELECT seq, uuid, timestamp_ms, type, db_user_id, user_email, user_id, method, status,
+                        ingested_at_ms, body, '\\x00', '\\x01', user_name FROM moved;",
+            )
+            .await
+            .expect("seal both");
+        let filters = EventFilters { since_ms: Some(1_800_000), until_ms: Some(10_800_000), ..EventFilters::default() };
+        let chart_pool = pool.clone();
+        let chart =
+            tokio::spawn(
+                async move { super::activity(&chart_pool, &filters, BucketWidth::Hour).await.expect("activity") },
+            );
+        let observer = pool.get().await.expect("connect");
+        let mut waiting = 0_i64;
+        for _ in 0..500 {
+            waiting = observer
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .expect("waiting")
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(waiting, 1, "the chart waits for the lock on events");
+        sealing.commit().await.expect("the seal commits");
+        let ActivityOutcome::Buckets(buckets) = chart.await.expect("chart task") else { panic!("too many buckets") };
+        let counted: i64 = buckets.iter().map(|bucket| bucket.counts.total()).sum();
+        assert!(
+            counted == 0 || counted == 2,
+            "the chart mixes two moments: {counted} of the 2 sealed together, {buckets:?}"
+        );
+    }
 }

@@ -150,8 +150,7 @@ pub async fn purge(
     locked_head(&tx).await?;
     let oldest = tx
         .query(
-            "SELECT s.seq, e.timestamp_ms, s.chain_hash, s.position
-             FROM event_seals s JOIN events e USING (position) ORDER BY s.seq LIMIT $1",
+            "SELECT seq, timestamp_ms, chain_hash FROM events ORDER BY seq LIMIT $1",
             &[&i64::try_from(limit).unwrap_or(i64::MAX)],
         )
         .await?;
@@ -165,19 +164,10 @@ pub async fn purge(
     let Some(last) = last_expired else {
         return Ok(0);
     };
-    let (last_seq, last_timestamp, last_position): (i64, i64, i64) =
-        (last.try_get(0)?, last.try_get(1)?, last.try_get(3)?);
+    let (last_seq, last_timestamp): (i64, i64) = (last.try_get(0)?, last.try_get(1)?);
     let hash = digest_from_blob(last.try_get(2)?)
         .ok_or_else(|| StoreError::Chain(format!("seq {last_seq} has a chain_hash that is not 32 bytes")))?;
-    // Every position up to a sealed one is sealed (or a hole), so these are the same events.
-    let deleted = tx.execute("DELETE FROM events WHERE position <= $1", &[&last_position]).await?;
-    let unsealed = tx.execute("DELETE FROM event_seals WHERE seq <= $1", &[&last_seq]).await?;
-    if unsealed != deleted {
-        // Dropped (rolled back): nothing is purged.
-        return Err(StoreError::Chain(format!(
-            "retention found {deleted} events but {unsealed} seals up to seq {last_seq}"
-        )));
-    }
+    let deleted = tx.execute("DELETE FROM events WHERE seq <= $1", &[&last_seq]).await?;
     tx.execute(
         "INSERT INTO chain_anchor (id, seq, hash, purged_at_ms) VALUES (1, $1, $2, $3)
          ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, purged_at_ms = excluded.purged_at_ms",
@@ -188,7 +178,8 @@ pub async fn purge(
     tx.execute("UPDATE purge_count SET events = events + $1 WHERE id = 1", &[&deleted_count]).await?;
     tx.execute(
         "DELETE FROM trail_uuids t WHERE timestamp_ms < $1
-           AND NOT EXISTS (SELECT 1 FROM events e WHERE e.uuid = t.uuid)",
+           AND NOT EXISTS (SELECT 1 FROM events e WHERE e.uuid = t.uuid)
+           AND NOT EXISTS (SELECT 1 FROM unsequenced u WHERE u.uuid = t.uuid)",
         &[&last_timestamp.saturating_sub(REMEMBER_EXPIRED_MS)],
     )
     .await?;

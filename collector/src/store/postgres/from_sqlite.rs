@@ -5,9 +5,8 @@
 //! purge count; the tokens; the sender accounting (so a hole or a silent sender is still
 //! recorded, once, after the move). It all goes in ONE PostgreSQL transaction, so the
 //! target holds the whole trail or nothing, and it refuses a target that already holds
-//! anything. `verify` on the copy proves it. Each event's position is its seq. SQLite's
-//! hourly activity rollup is not copied as such: PostgreSQL's triggers rebuild its own as
-//! the seal rows go in.
+//! anything. `verify` on the copy proves it. SQLite's hourly activity rollup is not
+//! copied as such: PostgreSQL's triggers rebuild its own as the events go in.
 
 use std::path::Path;
 
@@ -83,8 +82,7 @@ pub async fn migrate(from: &Path, to: &str) -> Result<Migrated, MigrateError> {
     schema::migrate(&pool).await?;
     let mut client = pool.get().await.map_err(StoreError::from)?;
     let tx = client.transaction().await?;
-    // Locking the head keeps a replica started by mistake from sealing into the copy (one
-    // ingesting into it would take a position the copy needs, and one of the two fails).
+    // Locking the head keeps a replica started by mistake from sealing into the copy.
     let head: i64 = tx.query_one("SELECT seq FROM chain_head WHERE id = 1 FOR UPDATE", &[]).await?.try_get(0)?;
     let held: i64 = tx
         .query_one(
@@ -106,14 +104,11 @@ pub async fn migrate(from: &Path, to: &str) -> Result<Migrated, MigrateError> {
     copy_expired_uuids(&sqlite, &tx).await?;
     migrated.anchor_seq = copy_anchor(&sqlite, &tx).await?;
     let source_head = chain_head(&sqlite)?;
-    // Positions are the seqs: new events continue after the head.
     tx.execute(
-        "UPDATE chain_head SET seq = $1, hash = $2, position = $1 WHERE id = 1",
+        "UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1",
         &[&source_head.seq, &source_head.hash.as_slice()],
     )
     .await?;
-    tx.execute("SELECT setval('event_positions', greatest($1::bigint, 1), $1::bigint > 0)", &[&source_head.seq])
-        .await?;
     migrated.head_seq = source_head.seq;
     migrated.checkpoints = copy_checkpoints(&sqlite, &tx).await?;
     migrated.tokens = copy_tokens(&sqlite, &tx).await?;
@@ -131,24 +126,17 @@ async fn copy_events(sqlite: &Connection, tx: &Transaction<'_>) -> Result<u64, M
                 chain_prev, chain_hash, user_name
          FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
-    // Each event at position = seq, then its seal row (whose trigger counts it in the
-    // activity rollups, reading the event just copied).
     let insert = tx
         .prepare(
             "WITH copied AS (
-                 INSERT INTO events (position, uuid, timestamp_ms, type, db_user_id, user_email, user_id, method,
-                                     status, ingested_at_ms, body, user_name)
+                 INSERT INTO events (seq, uuid, timestamp_ms, type, db_user_id, user_email, user_id, method, status,
+                                     ingested_at_ms, body, chain_prev, chain_hash, user_name)
                  SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[],
-                                      $7::text[], $8::text[], $9::int4[], $10::bigint[], $11::text[], $12::text[])
+                                      $7::text[], $8::text[], $9::int4[], $10::bigint[], $11::text[], $12::bytea[],
+                                      $13::bytea[], $14::text[])
                  RETURNING uuid, timestamp_ms
              )
              INSERT INTO trail_uuids (uuid, timestamp_ms) SELECT uuid, timestamp_ms FROM copied",
-        )
-        .await?;
-    let seal = tx
-        .prepare(
-            "INSERT INTO event_seals (seq, position, chain_prev, chain_hash)
-             SELECT seq, seq, prev, hash FROM unnest($1::bigint[], $2::bytea[], $3::bytea[]) AS s(seq, prev, hash)",
         )
         .await?;
     let mut after = i64::MIN;
@@ -178,11 +166,12 @@ async fn copy_events(sqlite: &Connection, tx: &Transaction<'_>) -> Result<u64, M
                     &columns.status,
                     &columns.ingested_at_ms,
                     &columns.body,
+                    &columns.chain_prev,
+                    &columns.chain_hash,
                     &columns.user_name,
                 ],
             )
             .await?;
-        tx.execute(&seal, &[&columns.seq, &columns.chain_prev, &columns.chain_hash]).await?;
     }
 }
 

@@ -1,15 +1,14 @@
-//! Ingest on PostgreSQL, on any replica: a batch goes into `events`, at new positions, in
-//! one statement ([`super::ingest_rows`]); a batch from a numbering sender is one
-//! transaction with its sender's accounting ([`super::senders`]). The acknowledgement
-//! follows the commit.
+//! Ingest on PostgreSQL, on any replica: a batch goes into `unsequenced`
+//! ([`super::unsequenced`]); a batch from a numbering sender is one transaction with its
+//! sender's accounting ([`super::senders`]). The acknowledgement follows the commit.
 
 use audit_event::IngestReceipt;
 use deadpool_postgres::Pool;
 
 use super::super::new_event::NewEvent;
 use super::super::{now_millis, StoreError};
-use super::ingest_rows::{insert_events, insert_records};
 use super::senders;
+use super::unsequenced::{insert_events, insert_records};
 use crate::completeness::accounting::SenderActivity;
 
 /// Stores the events of `events` whose uuid the trail has never taken and accounts for

@@ -94,7 +94,7 @@ async fn a_migrated_trail_verifies_keeps_its_cursors_and_tokens_and_refuses_a_se
     // And verify can fail: an event deleted behind the collector's back is found.
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
     tokio::spawn(connection);
-    client.execute("DELETE FROM events WHERE position = 6", &[]).await.expect("tamper");
+    client.execute("DELETE FROM events WHERE seq = 6", &[]).await.expect("tamper");
     let tampered = verify_postgres(&url, &signer.verifier()).await;
     assert!(matches!(tampered, Err(VerifyError::NotIntact(_))), "{tampered:?}");
 }

@@ -1,8 +1,7 @@
 //! [`PgStore`]: the [`TrailStore`] on PostgreSQL, for any number of collector replicas on
-//! one database. Any replica ingests ([`ingest`]: each event written once into `events`, at
-//! a position, acknowledged after commit) and serves pages ([`page`]: the sealed events
-//! only). One replica at a time, the holder of the sealer lease, orders and chains the
-//! committed positions ([`sealer`]: a narrow row each in `event_seals`); checkpoints and
+//! one database. Any replica ingests ([`ingest`]: into `unsequenced`, acknowledged after
+//! commit) and serves pages ([`page`]: from the sealed `events` only). One replica at a
+//! time, the holder of the sealer lease, orders and chains ([`sealer`]); checkpoints and
 //! retention ([`chain`]) run on any replica under the chain head's row lock; sender
 //! accounting ([`senders`]) runs with each numbered batch on the replica that took it,
 //! and its periodic check on the lease holder. Every replica's health includes the
@@ -14,12 +13,9 @@ pub mod activity;
 pub mod chain;
 pub mod from_sqlite;
 pub mod ingest;
-pub mod ingest_rows;
 #[cfg(test)]
 mod migrate_tests;
 pub mod page;
-#[cfg(test)]
-mod position_tests;
 #[cfg(test)]
 mod replica_tests;
 pub mod schema;
@@ -36,6 +32,7 @@ pub mod tls;
 #[cfg(test)]
 mod tls_tests;
 pub mod tokens;
+pub mod unsequenced;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};

@@ -1,11 +1,7 @@
 //! `GET /audit` pages on PostgreSQL: PostgreSQL's answers to the queries of the one page
-//! algorithm (`store/page.rs`), over the sealed events only (`events` joined to their
-//! `event_seals` row), in one read-only REPEATABLE READ transaction so the cursor lookup and
-//! the rows see one snapshot. Seq order is position order (the sealer numbers positions in
-//! order), so a walk between two seqs is a walk by position between theirs, through the
-//! filters' `(column, position)` indexes; the positions above the last sealed one are not
-//! walked. The SQL text is made of fixed fragments; every value from the request is a bound
-//! parameter.
+//! algorithm (`store/page.rs`), over the sealed `events` table only, in one read-only
+//! REPEATABLE READ transaction so the cursor lookup and the rows see one snapshot. The SQL text is made of fixed fragments; every
+//! value from the request is a bound parameter.
 
 use deadpool_postgres::{Pool, Transaction};
 use tokio_postgres::types::ToSql;
@@ -30,30 +26,20 @@ fn page_sql(filters: &EventFilters, order: TrailOrder) -> (String, Vec<Box<dyn T
         None => "true".to_owned(),
     };
     let sql = format!(
-        "SELECT uuid, body, s.seq, s.chain_prev, s.chain_hash, {path_matches} \
-         FROM events e JOIN event_seals s ON s.position = e.position \
-         WHERE {POSITIONS_OF_SEQS}{predicates} ORDER BY e.position {} LIMIT ${}",
+        "SELECT uuid, body, seq, chain_prev, chain_hash, {path_matches} FROM events \
+         WHERE seq BETWEEN $1 AND $2{predicates} ORDER BY seq {} LIMIT ${}",
         direction(order),
         values.len() + 3
     );
     (sql, values)
 }
 
-/// The positions of the sealed events whose seq is between `$1` and `$2`: from the first
-/// sealed at or after `$1` to the last sealed at or before `$2` (none when there is none).
-const POSITIONS_OF_SEQS: &str = "e.position BETWEEN \
-     (SELECT position FROM event_seals WHERE seq >= $1 ORDER BY seq LIMIT 1) \
-     AND (SELECT position FROM event_seals WHERE seq <= $2 ORDER BY seq DESC LIMIT 1)";
-
 /// Where page N of a walk starts (`pageNumber`): the seq `$last` events after the walk's
 /// first, between the same bounds, under the same filters, in the same order.
 fn page_start_sql(filters: &EventFilters, order: TrailOrder) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
     let (predicates, values) = filter_predicates(filters, 2);
-    // The offset walks the filter's index alone; only the event found is looked up.
     let sql = format!(
-        "SELECT seq FROM event_seals WHERE position = \
-         (SELECT e.position FROM events e WHERE {POSITIONS_OF_SEQS}{predicates} \
-          ORDER BY e.position {} LIMIT 1 OFFSET ${})",
+        "SELECT seq FROM events WHERE seq BETWEEN $1 AND $2{predicates} ORDER BY seq {} LIMIT 1 OFFSET ${}",
         direction(order),
         values.len() + 3
     );
@@ -126,21 +112,18 @@ impl PgPage<'_> {
 
 impl PageQueries for PgPage<'_> {
     async fn seq_of(&mut self, uuid: &str) -> Result<Option<i64>, StoreError> {
-        let row = self
-            .tx
-            .query_opt("SELECT s.seq FROM events e JOIN event_seals s USING (position) WHERE e.uuid = $1", &[&uuid])
-            .await?;
+        let row = self.tx.query_opt("SELECT seq FROM events WHERE uuid = $1", &[&uuid]).await?;
         Ok(row.map(|row| row.try_get(0)).transpose()?)
     }
 
-    /// A uuid the trail took (`trail_uuids`) that is not in `events` (sealed or waiting for
-    /// its seal) went to retention.
+    /// A uuid the trail took (`trail_uuids`) that is no longer waiting to be sealed and is
+    /// not in `events` went to retention.
     async fn was_purged(&mut self, uuid: &str) -> Result<bool, StoreError> {
         let found = self
             .tx
             .query_opt(
                 "SELECT 1 FROM trail_uuids t WHERE t.uuid = $1
-                   AND NOT EXISTS (SELECT 1 FROM events e WHERE e.uuid = t.uuid)",
+                   AND NOT EXISTS (SELECT 1 FROM unsequenced u WHERE u.uuid = t.uuid)",
                 &[&uuid],
             )
             .await?;
@@ -148,18 +131,8 @@ impl PageQueries for PgPage<'_> {
     }
 
     async fn first_seq_since(&mut self, since_ms: i64) -> Result<Option<i64>, StoreError> {
-        // The first sealed position that recent: every position up to the head's is sealed
-        // (or a hole), none above it is.
-        let row = self
-            .tx
-            .query_opt(
-                "SELECT seq FROM event_seals WHERE position =
-                   (SELECT min(position) FROM events
-                    WHERE timestamp_ms >= $1 AND position <= (SELECT position FROM chain_head WHERE id = 1))",
-                &[&since_ms],
-            )
-            .await?;
-        Ok(row.map(|row| row.try_get(0)).transpose()?)
+        let row = self.tx.query_one("SELECT min(seq) FROM events WHERE timestamp_ms >= $1", &[&since_ms]).await?;
+        Ok(row.try_get(0)?)
     }
 
     async fn seq_after(

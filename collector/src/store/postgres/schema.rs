@@ -29,9 +29,6 @@ const UPGRADES: &[&str] = &[
     include_str!("schema_v7.sql"),
     // 8: per-user hourly rollups instead of the two `(user, timestamp)` indexes.
     include_str!("schema_v8.sql"),
-    // 9: each event written once, at ingest, at a position; the sealer writes a narrow seal
-    // row (`event_seals`); retention deletes the rollup rows it brings to zero.
-    include_str!("schema_v9.sql"),
 ];
 
 /// The newest schema version this collector knows.
@@ -178,85 +175,5 @@ mod tests {
             .expect("indexes")
             .get(0);
         assert_eq!(gone, 0, "the two (user, timestamp) indexes are dropped");
-    }
-
-    /// A version 8 trail (sealed events, and acknowledged events still waiting in
-    /// `unsequenced`) is brought to version 9: the sealed events keep their seqs and links
-    /// (position = seq), the waiting ones take the next positions in the order they arrived,
-    /// and the sealer then numbers and chains them after the head.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_version_8_trail_with_waiting_events_is_moved_to_positions_and_sealed_after_its_head() {
-        use crate::chain::link::{body_hash, GENESIS};
-        let url = fresh_database().await;
-        let pool = pool(&url).expect("pool");
-        let client = pool.get().await.expect("connect");
-        client.batch_execute(SCHEMA_V1).await.expect("version 1");
-        for upgrade in &UPGRADES[..7] {
-            client.batch_execute(upgrade).await.expect("up to version 8");
-        }
-        let first = body_hash(&GENESIS, 1, r#"{"n":1}"#).expect("JSON");
-        let second = body_hash(&first, 2, r#"{"n":2}"#).expect("JSON");
-        client
-            .execute(
-                "INSERT INTO events (seq, uuid, timestamp_ms, type, method, status, ingested_at_ms, body, chain_prev,
-                                     chain_hash)
-                 VALUES (1, 'a', 1000, 'T', 'GET', 200, 0, '{\"n\":1}', $1, $2),
-                        (2, 'b', 2000, 'T', 'GET', 200, 0, '{\"n\":2}', $2, $3)",
-                &[&GENESIS.as_slice(), &first.as_slice(), &second.as_slice()],
-            )
-            .await
-            .expect("two sealed events");
-        client.execute("UPDATE chain_head SET seq = 2, hash = $1", &[&second.as_slice()]).await.expect("their head");
-        client
-            .batch_execute(
-                "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (8);
-                 INSERT INTO trail_uuids (uuid, timestamp_ms) VALUES ('a', 1000), ('b', 2000), ('d', 4000), ('c', 3000);
-                 INSERT INTO unsequenced (uuid, timestamp_ms, type, method, status, ingested_at_ms, body, canonical)
-                 VALUES ('d', 4000, 'T', 'PUT', 201, 0, '{\"n\":4}', '\\x00'),
-                        ('c', 3000, 'T', 'GET', 200, 0, '{\"n\":3}', '\\x00');",
-            )
-            .await
-            .expect("two events waiting, d arrived first");
-        drop(client);
-        migrate(&pool).await.expect("migrate");
-        let client = pool.get().await.expect("connect");
-        let positions: Vec<(i64, String)> = client
-            .query("SELECT position, uuid FROM events ORDER BY position", &[])
-            .await
-            .expect("events")
-            .iter()
-            .map(|row| (row.get(0), row.get(1)))
-            .collect();
-        let expected: Vec<(i64, String)> =
-            [(1, "a"), (2, "b"), (3, "d"), (4, "c")].iter().map(|(p, u)| (*p, (*u).to_owned())).collect();
-        assert_eq!(positions, expected, "sealed events at their seqs, the waiting ones after, in arrival order");
-        let gone: bool =
-            client.query_one("SELECT to_regclass('unsequenced') IS NULL", &[]).await.expect("table").get(0);
-        assert!(gone, "`unsequenced` is gone");
-        let epoch = super::super::sealer::take_lease(&pool, "sealer").await.expect("lease").expect("free");
-        let sealed = super::super::sealer::seal_at_least(&pool, epoch, 2).await.expect("seal");
-        assert_eq!(sealed, 2);
-        let links: Vec<(i64, i64, Vec<u8>, Vec<u8>)> = client
-            .query("SELECT seq, position, chain_prev, chain_hash FROM event_seals ORDER BY seq", &[])
-            .await
-            .expect("seals")
-            .iter()
-            .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
-            .collect();
-        let third = body_hash(&second, 3, r#"{"n":4}"#).expect("JSON");
-        let fourth = body_hash(&third, 4, r#"{"n":3}"#).expect("JSON");
-        assert_eq!(
-            links,
-            [
-                (1, 1, GENESIS.to_vec(), first.to_vec()),
-                (2, 2, first.to_vec(), second.to_vec()),
-                (3, 3, second.to_vec(), third.to_vec()),
-                (4, 4, third.to_vec(), fourth.to_vec()),
-            ],
-            "one chain: the old links kept, the waiting events chained after the old head"
-        );
-        let counted: i64 =
-            client.query_one("SELECT sum(events)::bigint FROM activity_hourly", &[]).await.expect("rollup").get(0);
-        assert_eq!(counted, 4, "the waiting events are counted once they are sealed");
     }
 }

@@ -1,6 +1,6 @@
 //! Whether the trail is being sealed, as any replica sees it: some replica holds the sealer
-//! lease and renewed it within its lifetime, and the oldest acknowledged event not sealed yet
-//! (in `events` above the head's position) has waited less than a bound. Either failing means acknowledged events are
+//! lease and renewed it within its lifetime, and the oldest acknowledged event still in
+//! `unsequenced` has waited less than a bound. Either failing means acknowledged events are
 //! not becoming readable: the replica's `/healthz` answers 503 with the reason, its log
 //! says why, and `/metrics` shows both figures (`audit_sealer_lease_live`,
 //! `audit_unsealed_oldest_seconds`) whatever the verdict.
@@ -32,9 +32,7 @@ impl SealerHealth {
         let row = client
             .query_one(
                 "SELECT (SELECT expires_at > now() FROM sealer_lease WHERE id = 1),
-                        (SELECT ingested_at_ms FROM events
-                         WHERE position > (SELECT position FROM chain_head WHERE id = 1)
-                         ORDER BY position LIMIT 1)",
+                        (SELECT ingested_at_ms FROM unsequenced ORDER BY arrival LIMIT 1)",
                 &[],
             )
             .await?;
@@ -58,8 +56,7 @@ impl SealerHealth {
         } else if self.oldest_unsealed_ms > bound_ms {
             Some(format!(
                 "the oldest acknowledged event has waited {:.1} s for its seal, more than the {} s bound: \
-                 sealing is not keeping up with ingest, or a long transaction in this database holds \
-                 the high water back (the lease holder's log names it)",
+                 sealing is not keeping up with ingest",
                 self.oldest_unsealed_ms as f64 / 1000.0,
                 bound.as_secs_f64()
             ))

@@ -15,7 +15,7 @@ use audit_event::{AuditEvent, SeqRange};
 use deadpool_postgres::{GenericClient, Pool, Transaction};
 
 use super::super::{now_millis, StoreError};
-use super::ingest_rows::insert_records;
+use super::unsequenced::insert_records;
 use crate::completeness::accounting::{self, forget_stopped_before, SenderActivity, SenderPolicy, SenderState};
 use crate::completeness::ledger::{Claim, Ledger, PendingRange};
 
@@ -73,21 +73,19 @@ pub async fn check_senders(pool: &Pool, epoch: i64, policy: SenderPolicy) -> Res
         .iter()
         .map(|row| row.try_get(0))
         .collect::<Result<_, _>>()?;
-    let mut records = Vec::new();
+    let mut recorded = 0;
     for id in ids {
         lock(&tx, &id).await?;
         // Read under the lock: a batch may have changed the sender since the list above.
         let Some(mut state) = load(&tx, &id).await? else { continue };
         let before = state.clone();
-        records.extend(accounting::check_sender(&id, &mut state, policy, now_ms));
+        let records = accounting::check_sender(&id, &mut state, policy, now_ms);
         if state != before {
             save(&tx, &id, &state, false).await?;
         }
+        insert_records(&tx, &records, now_ms).await?;
+        recorded += records.len();
     }
-    // The records take their positions at the end: the positions are held (unsealable) for
-    // as short a time as the transaction allows.
-    insert_records(&tx, &records, now_ms).await?;
-    let recorded = records.len();
     forget_stopped(&tx, forget_stopped_before(policy, now_ms)).await?;
     tx.commit().await?;
     Ok(recorded)

@@ -184,7 +184,7 @@ fn start(tls: bool) -> Result<Cluster, String> {
     // The watcher ends the server once this test process is gone, so no server outlives it.
     let script = format!(
         "{postgres} -D {data} -p {port} -k {socket} -c listen_addresses=127.0.0.1 -c fsync=off \
-           -c max_connections=300 -c max_prepared_transactions=20 {ssl} >{log} 2>&1 & server=$!; \
+           -c max_connections=300 {ssl} >{log} 2>&1 & server=$!; \
          while [ -d /proc/{pid} ]; do sleep 1; done; kill -INT $server; wait $server; rm -rf {dir}",
         postgres = bin.join("postgres").display(),
         data = data.display(),

@@ -1,12 +1,8 @@
-//! Acknowledged events, written once, on any replica. The events' uuids go into
+//! The queue of acknowledged events, on any replica. The events' uuids go into
 //! `trail_uuids` (`ON CONFLICT DO NOTHING`); only the events whose uuid was new there go
-//! into `events`, each at the next `position` of one sequence, in their order, in one
-//! statement, for the sealer to number and chain. A uuid seen before, by any replica, sealed
-//! or not, is a duplicate, because `trail_uuids` is one unique index over the whole trail.
-//!
-//! The statement inserts into `trail_uuids` (which gives its transaction an id) before it
-//! takes any position: the sealer's high water ([`super::sealer::high_water`]) relies on
-//! every transaction holding a position having an id older than its own.
+//! into `unsequenced`, in their order, in one statement, for the sealer to order. A uuid
+//! seen before, by any replica, sealed or not, is a duplicate, because `trail_uuids` is one
+//! unique index over the whole trail.
 
 use std::collections::HashSet;
 
@@ -24,17 +20,17 @@ WITH fresh AS (
     ON CONFLICT (uuid) DO NOTHING
     RETURNING uuid
 )
-INSERT INTO events
-    (position, uuid, timestamp_ms, type, db_user_id, user_email, user_id, method, status, body, ingested_at_ms,
+INSERT INTO unsequenced
+    (uuid, timestamp_ms, type, db_user_id, user_email, user_id, method, status, body, canonical, ingested_at_ms,
      user_name)
-SELECT nextval('event_positions'), e.uuid, e.timestamp_ms, e.type, e.db_user_id, e.user_email, e.user_id, e.method,
-       e.status, e.body, $10, e.user_name
-FROM (SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[],
-                           $8::int4[], $9::text[], $11::text[])
-                    WITH ORDINALITY AS e(uuid, timestamp_ms, type, db_user_id, user_email, user_id, method, status,
-                                         body, user_name, sent)
-      JOIN fresh USING (uuid)
-      ORDER BY e.sent) AS e
+SELECT e.uuid, e.timestamp_ms, e.type, e.db_user_id, e.user_email, e.user_id, e.method, e.status, e.body,
+       e.canonical, $11, e.user_name
+FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::int4[],
+            $9::text[], $10::bytea[], $12::text[])
+     WITH ORDINALITY AS e(uuid, timestamp_ms, type, db_user_id, user_email, user_id, method, status, body,
+                          canonical, user_name, position)
+JOIN fresh USING (uuid)
+ORDER BY e.position
 RETURNING uuid";
 
 /// The collector's own records, waiting for the sealer like any acknowledged event.
@@ -78,6 +74,7 @@ pub async fn insert_events(
     let methods: Vec<&str> = unique.iter().map(|event| event.method.as_str()).collect();
     let statuses: Vec<Option<i32>> = unique.iter().map(|event| event.status.map(i32::from)).collect();
     let bodies: Vec<&str> = unique.iter().map(|event| event.body.as_str()).collect();
+    let canonicals: Vec<&[u8]> = unique.iter().map(|event| event.canonical.as_slice()).collect();
     let statement = client.prepare_cached(INSERT_NEW_EVENTS).await?;
     let stored = client
         .query(
@@ -92,6 +89,7 @@ pub async fn insert_events(
                 &methods,
                 &statuses,
                 &bodies,
+                &canonicals,
                 &now_ms,
                 &user_names,
             ],
