@@ -84,6 +84,8 @@ def one_run(server, procs, directory, label, collector, rate, number):
                            "--seconds", WINDOW_SECONDS, timeout=WINDOW_SECONDS + 120)
         after = sample(server, database)
         ended_early(loads, "the window")
+        # Past --pg-max-unsealed-events the replicas answer 503 (the load retries after Retry-After).
+        refused = sum(bench.refused_as_behind(address) for address in addresses)
     finally:
         for load in loads:
             load.kill()
@@ -105,14 +107,14 @@ def one_run(server, procs, directory, label, collector, rate, number):
     return {"label": label, "rate": rate, "acknowledged": acknowledged, "sealed": sealed,
             "backlog_start": before["backlog"], "backlog_end": after["backlog"], "seconds": seconds,
             "median_ms": probe["median_ms"], "p99_ms": probe["p99_ms"], "max_ms": probe["max_ms"],
-            "probes": probe["probes"], "kept_up": kept_up, "seal_us": sealing["us"], "seal_wal": sealing["wal"],
-            "ingest_us": ingest["us"], "ingest_wal": ingest["wal"]}
+            "probes": probe["probes"], "kept_up": kept_up, "refused": refused, "seal_us": sealing["us"],
+            "seal_wal": sealing["wal"], "ingest_us": ingest["us"], "ingest_wal": ingest["wal"]}
 
 
 def table(runs, labels):
     lines = ["| build | offered /s | rounds | acknowledged /s | sealed /s | unsealed at start → end | freshness median ms | p99 ms "
-             "| kept up | sealer µs / WAL B per event | ingest µs / WAL B per event |",
-             "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | --- | --- |"]
+             "| kept up | batches refused (503) | sealer µs / WAL B per event | ingest µs / WAL B per event |",
+             "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: | --- | --- |"]
     for rate in RATES:
         for label in labels:
             mine = [run for run in runs if run["label"] == label and run["rate"] == rate]
@@ -122,6 +124,7 @@ def table(runs, labels):
             lines.append(f"| {label} | {rate:,} | {len(mine)} | {bench.spread(r['acknowledged'] for r in mine)} | "
                          f"{bench.spread(r['sealed'] for r in mine)} | {backlogs} | {bench.spread((r['median_ms'] for r in mine), 1)} | "
                          f"{bench.spread((r['p99_ms'] for r in mine), 1)} | {sum(r['kept_up'] for r in mine)}/{len(mine)} | "
+                         f"{bench.spread(r['refused'] for r in mine)} | "
                          f"{bench.spread((r['seal_us'] for r in mine), 1)} / {bench.spread(r['seal_wal'] for r in mine)} | "
                          f"{bench.spread((r['ingest_us'] for r in mine), 1)} / {bench.spread(r['ingest_wal'] for r in mine)} |")
     return "\n".join(lines)
@@ -153,8 +156,9 @@ def main():
                               f"{run['acknowledged']:7,.0f}, sealed {run['sealed']:7,.0f} over {run['seconds']:.1f} s; "
                               f"unsealed {run['backlog_start']:,} → {run['backlog_end']:,}; freshness median "
                               f"{run['median_ms']:.1f} ms p99 {run['p99_ms']:.1f} max {run['max_ms']:.1f} "
-                              f"({run['probes']} probes); sealer {run['seal_us']:.1f} us {run['seal_wal']:.0f} WAL B, "
-                              f"ingest {run['ingest_us']:.1f} us {run['ingest_wal']:.0f} WAL B per event"
+                              f"({run['probes']} probes); {run['refused']} batches refused (503); sealer "
+                              f"{run['seal_us']:.1f} us {run['seal_wal']:.0f} WAL B, ingest {run['ingest_us']:.1f} us "
+                              f"{run['ingest_wal']:.0f} WAL B per event"
                               f"{'' if run['kept_up'] else '  NOT kept up'}")
     finally:
         procs.stop_all()
