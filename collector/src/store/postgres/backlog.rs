@@ -10,7 +10,9 @@
 //! rows). Each replica keeps one reading for all of its requests, refreshed by the first
 //! request that finds it older than [`READING_LIFETIME`], and adds what it acknowledges
 //! itself meanwhile; so a batch costs an atomic load, and the bound can be passed by what
-//! the other replicas acknowledge within one reading's lifetime.
+//! the other replicas acknowledge within one reading's lifetime. A refused batch of a
+//! numbering sender also restarts that sender's clocks (`senders::note_refused`), so a
+//! refusal is never recorded as the sender's loss or silence.
 //!
 //! Not refused, whatever the queue: a batch without events (a sender's heartbeat) or whose
 //! only events are the filter's gap records, because that is how losses are reported and it

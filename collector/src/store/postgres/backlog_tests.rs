@@ -15,7 +15,9 @@ use crate::store::test_support::new_event;
 use crate::store::trail_store::TrailStore;
 use crate::store::{NewEvent, StoreError};
 
-const SENDER: &str = "BBBBBBBBBBBBBBBBBBBBBB";
+/// A valid sender id (16 bytes in base64url: the last character carries 2 bits, here 0), as
+/// the records the check writes name it.
+const SENDER: &str = "BBBBBBBBBBBBBBBBBBBBBA";
 
 /// `SENDER`'s events numbered `numbers` (uuids `event-<n>`), reporting `captured`.
 fn numbered(numbers: std::ops::RangeInclusive<u64>, captured: u64) -> (Vec<NewEvent>, SenderActivity) {
@@ -112,5 +114,74 @@ async fn past_the_bound_a_batch_is_refused_whole_a_heartbeat_is_not_and_sealing_
     let mut expected: Vec<String> = (1..=13).chain([100]).map(|n| format!("event-{n}")).collect();
     expected.sort();
     assert_eq!(uuids, expected, "every accepted event in the trail exactly once, nothing else");
+    replica.shutdown().await.expect("stop");
+}
+
+/// A sender whose batch the collector refuses is alive and still holds those numbers: the
+/// collector must not record them as lost (`SenderGap` from its heartbeat's count) nor the
+/// sender as fallen silent (`SenderStopped`) because of its own refusals. Here the heartbeat
+/// that counted 12-13 and the last accepted call are an hour old (set back in the table, not
+/// waited for), and 12-13 were just refused: a check with a 10-minute grace records nothing.
+/// Once refusals stop, the clocks run again: the same numbers still missing past the grace
+/// are recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_sender_is_neither_recorded_as_losing_what_it_retries_nor_as_silent() {
+    use crate::completeness::accounting::SenderPolicy;
+    use crate::completeness::ledger::PendingRange;
+    use audit_event::sender::{SENDER_GAP_TYPE, SENDER_STOPPED_TYPE};
+
+    let url = fresh_database().await;
+    let replica = PgStore::open(&url, None).await.expect("open").with_max_unsealed_events(10);
+    let pool = schema::pool(&url).expect("pool");
+    let client = pool.get().await.expect("connection");
+    let epoch: i64 = client
+        .query_one(
+            "UPDATE sealer_lease SET epoch = epoch + 1, holder = 'stalled-by-test', expires_at = now() + interval '1 hour'
+             WHERE id = 1 RETURNING epoch",
+            &[],
+        )
+        .await
+        .expect("take the lease")
+        .get(0);
+    let (rows, sender) = numbered(1..=11, 11);
+    assert_eq!(replica.ingest(rows, Some(sender)).await.expect("under the bound").accepted, 11);
+    // The worker's heartbeat counts 12-13, queued in it and not yet sent, and its gap record
+    // names 20-25 (dropped): 12-19 is a hole below them, 12-13 also beyond the count.
+    replica.ingest(Vec::new(), Some(activity(13, Vec::new()))).await.expect("a heartbeat goes in");
+    let mut gap = new_event(100, 0);
+    gap.event_type = DELIVERY_GAP_TYPE.to_owned();
+    let dropped = PendingRange {
+        range: audit_event::SeqRange { first: 20, last: 25 },
+        first_at_ms: 0,
+        last_at_ms: 0,
+        seen_at_ms: 0,
+    };
+    let reported = SenderActivity { named_lost: vec![dropped], ..activity(25, vec![None]) };
+    replica.ingest(vec![gap], Some(reported)).await.expect("a gap record goes in");
+    let an_hour_ago = "UPDATE senders SET last_heard_ms = last_heard_ms - 3600000,
+                              claimed_seen_at_ms = claimed_seen_at_ms - 3600000;
+                       UPDATE sender_pending SET seen_at_ms = seen_at_ms - 3600000";
+    client.batch_execute(an_hour_ago).await.expect("an hour ago");
+
+    let (rows, sender) = numbered(12..=13, 13);
+    let refused = replica.ingest(rows, Some(sender)).await;
+    assert!(matches!(refused, Err(StoreError::SealingBehind { .. })), "past the bound: {refused:?}");
+
+    let policy =
+        SenderPolicy { hole_grace_ms: 600_000, silence_ms: 600_000, started_at_ms: 0, forget_stopped_ms: i64::MAX };
+    let recorded = |event_type: &'static str| {
+        let client = &client;
+        async move {
+            let sql = "SELECT count(*) FROM unsequenced WHERE type = $1";
+            client.query_one(sql, &[&event_type]).await.expect("records").get::<_, i64>(0)
+        }
+    };
+    assert_eq!(super::senders::check_senders(&pool, epoch, policy).await.expect("check"), 0, "nothing recorded");
+    assert_eq!((recorded(SENDER_GAP_TYPE).await, recorded(SENDER_STOPPED_TYPE).await), (0, 0));
+
+    client.batch_execute(an_hour_ago).await.expect("an hour later, nothing came");
+    assert!(super::senders::check_senders(&pool, epoch, policy).await.expect("check") > 0);
+    let recorded_now = (recorded(SENDER_GAP_TYPE).await, recorded(SENDER_STOPPED_TYPE).await);
+    assert_eq!(recorded_now, (1, 1), "silent since the refusals ended: 12-19 lost, then the stop");
     replica.shutdown().await.expect("stop");
 }

@@ -134,8 +134,16 @@ impl TrailStore for PgStore {
             if *self.stop_sealer.borrow() {
                 return Err(StoreError::WriterStopped);
             }
-            // Refused whole, before anything is written, when the sealer is too far behind.
-            self.unsealed_bound.admit(&self.pool, &events).await?;
+            // Refused whole, before anything is written, when the sealer is too far behind;
+            // only the sender's liveness is noted, so the refusal is not recorded as its loss.
+            if let Err(refusal) = self.unsealed_bound.admit(&self.pool, &events).await {
+                if let (StoreError::SealingBehind { .. }, Some(activity)) = (&refusal, &sender) {
+                    if let Err(error) = senders::note_refused(&self.pool, &activity.id, now_millis()).await {
+                        tracing::warn!(%error, sender = %activity.id, "could not note a refused sender as alive");
+                    }
+                }
+                return Err(refusal);
+            }
             let receipt = ingest::ingest(&self.pool, &events, sender.as_ref()).await?;
             self.unsealed_bound.note_acknowledged(receipt.accepted);
             Ok(receipt)

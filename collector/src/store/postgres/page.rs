@@ -1,5 +1,6 @@
 //! `GET /audit` pages on PostgreSQL: PostgreSQL's answers to the queries of the one page
-//! algorithm (`store/page.rs`), over the sealed `events` table only, in one read-only
+//! algorithm (`store/page.rs`), over the sealed `events` table (a cursor's uuid found through
+//! `trail_uuids`, which has its timestamp), in one read-only
 //! REPEATABLE READ transaction so the cursor lookup and the rows see one snapshot. The SQL text is made of fixed fragments; every
 //! value from the request is a bound parameter.
 

@@ -16,8 +16,8 @@
 -- millisecond, at ~24 bytes more per entry of an index the sealer fills anyway.
 --
 -- Safe while replicas of version 8 still run: they seal with the same INSERT, and their
--- cursor lookups (`WHERE uuid = $1`) stay right, only slower (no index leads with the uuid)
--- until they are replaced. The new index is built before anything is dropped, under a SHARE
+-- cursor lookups and retention's forgetting of old uuids (`uuid = …`) stay right, only slower
+-- (no index leads with the uuid: they read `events` whole) until they are replaced. The new index is built before anything is dropped, under a SHARE
 -- lock taken first: reads go on, sealing and retention wait (a sealer holds `chain_head`
 -- and then needs `events`; this holds only `events`, so the two cannot deadlock).
 LOCK TABLE events IN SHARE MODE;
