@@ -571,6 +571,20 @@ def bench_pages(procs, directory, empty):
     return results
 
 
+# Pages filtered by method or status (SQLite schema 18 indexes only their rare values): the
+# bench's events are half GET (a frequent value: walked on `events_by_seq_time`), half PUT
+# and 201, ~1% 401 (a rare value: its partial index), and have no DELETE (rare, an empty
+# range) and no POST, a frequent value that this trail never has: the worst case, a walk of
+# the whole trail that finds nothing, timed with FILTERED_WORST_REQUESTS only.
+FILTERED_PAGES = {"method=GET (frequent)": "/audit?pageSize=100&method=GET",
+                  "status=201 (frequent)": "/audit?pageSize=100&status=201",
+                  "status=401 (rare, ~1%)": "/audit?pageSize=100&status=401",
+                  "status=401, pageNumber 10": "/audit?pageSize=100&status=401&pageNumber=10",
+                  "method=GET, pageNumber 100": "/audit?pageSize=100&method=GET&pageNumber=100",
+                  "method=DELETE (rare, none stored)": "/audit?pageSize=100&method=DELETE"}
+FILTERED_WORST = ("method=POST (frequent, none stored: a walk of the whole trail)", "/audit?pageSize=100&method=POST")
+FILTERED_WORST_REQUESTS = int(os.environ.get("BENCH_FILTERED_WORST_REQUESTS", "5"))
+
 ACTIVITY_LABELS = ["48 hours hourly", "whole trail daily", "one user, 48 hours hourly",
                    "6 h 17 min to 1 h 3 min back, both ends mid-minute", "one user, the same window"]
 
@@ -603,6 +617,10 @@ def time_pages(procs, database, size):
                       f"/audit/activity?bucket=hour&{window}&user_email=user7%40example.com"]
     activity = tool("pages", "--addr", address, "--token", READ_TOKEN, "--count", ACTIVITY_REQUESTS,
                     *[arg for path in activity_paths for arg in ("--path", path)])["pages"]
+    filtered = tool("pages", "--addr", address, "--token", READ_TOKEN, "--count", PAGE_REQUESTS,
+                    *[arg for path in FILTERED_PAGES.values() for arg in ("--path", path)])["pages"]
+    filtered += tool("pages", "--addr", address, "--token", READ_TOKEN, "--count", FILTERED_WORST_REQUESTS,
+                     "--path", FILTERED_WORST[1])["pages"]
     memory = memory_mb(process.pid)
     procs.stop(process)
     first, last, page_100, page_1000 = timed["pages"]
@@ -612,9 +630,11 @@ def time_pages(procs, database, size):
         f"RSS {memory['VmRSS']:.0f} MB; ready {startup_s:.1f} s after start")
     for label, timing in zip(ACTIVITY_LABELS, activity):
         log(f"  activity, {label}: median {timing['median_ms']:.2f} ms p99 {timing['p99_ms']:.2f}")
+    for label, timing in zip([*FILTERED_PAGES, FILTERED_WORST[0]], filtered):
+        log(f"  filtered page, {label}: median {timing['median_ms']:.3f} ms p99 {timing['p99_ms']:.3f}")
     return {"events": generated["events"], "generate": generated, "first": first, "last": last,
             "page_100": page_100, "page_1000": page_1000, "memory": memory, "startup_s": startup_s,
-            "activity": activity}
+            "activity": activity, "filtered": filtered}
 
 
 # ---------------------------------------------------------------- 4. PostgreSQL
@@ -1020,6 +1040,16 @@ def report(envoy, ingest, pages, started, load_before, failures, postgres=None, 
         for page in measured:
             lines.append(f"| {page['events']:,} | " + " | ".join(
                 f"{timing['median_ms']:.2f} / {timing['p99_ms']:.2f}" for timing in page["activity"]) + " |")
+        lines.append("")
+        filtered_labels = [*FILTERED_PAGES, FILTERED_WORST[0]]
+        lines += ["Pages of 100 filtered by method or status (SQLite schema 18: rare values from a partial index, "
+                  "frequent ones walked on `events_by_seq_time`), same collector, same trail: "
+                  f"{PAGE_REQUESTS} timed requests per page, interleaved ({FILTERED_WORST_REQUESTS} for the last).", "",
+                  "| stored events | " + " | ".join(f"{label} median / p99 ms" for label in filtered_labels) + " |",
+                  "| --- |" + " --- |" * len(filtered_labels)]
+        for page in measured:
+            lines.append(f"| {page['events']:,} | " + " | ".join(
+                f"{timing['median_ms']:.3f} / {timing['p99_ms']:.3f}" for timing in page.get("filtered", [])) + " |")
         lines.append("")
     if pages and biggest:
         label = f"{biggest['events'] / 1e6:.0f}M"
