@@ -54,9 +54,10 @@ CREATE INDEX events_by_user_name ON events (user_name, seq);
 -- Each event with a frequent value saves an index insert (docs/performance.md, "SQLite
 -- schema 18"). The lists are `FREQUENT_METHODS` and `FREQUENT_STATUSES` in `page_sql.rs`
 -- (a test holds this file to them): a deployment where one of them is rare pays a long walk
--- for a page filtered by it (docs/not-done.md says how long).
-CREATE INDEX events_by_rare_method ON events (method, seq) WHERE method NOT IN ('GET', 'POST', 'PUT');
-CREATE INDEX events_by_rare_status ON events (status, seq) WHERE status NOT IN (200, 201, 204);
+-- for a page filtered by it (docs/not-done.md says how long). `<>` terms, not `NOT IN`: an
+-- IN list of three values is a temporary b-tree built on every INSERT.
+CREATE INDEX events_by_rare_method ON events (method, seq) WHERE method <> 'GET' AND method <> 'POST' AND method <> 'PUT';
+CREATE INDEX events_by_rare_status ON events (status, seq) WHERE status <> 200 AND status <> 201 AND status <> 204;
 -- A numbered page (`pageNumber`) finds where it starts by walking this small index instead
 -- of the table, whose leaves hold the bodies; it carries the timestamp so `since`/`until`
 -- are tested on it too, and method and status for the frequent values above. Appended at
