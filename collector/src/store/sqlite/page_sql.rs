@@ -4,10 +4,7 @@
 //! descending), `LIMIT size + 1`. The equality filters each have an index `(column, seq)`,
 //! so whichever one SQLite picks serves both the WHERE and the ORDER BY; time bounds are
 //! written `+timestamp_ms` so SQLite never trades the seq order for the timestamp index
-//! (that would need a temporary sort). Method and status are indexed only for their rare
-//! values (schema 18): a filter on a rare value names its partial index's WHERE so SQLite
-//! can use it, and a filter on a frequent value alone walks `events_by_seq_time`, which
-//! carries both ([`ValueClass`]). A numbered page (`pageNumber`) first finds its
+//! (that would need a temporary sort). A numbered page (`pageNumber`) first finds its
 //! first event with [`page_start_sql`], which walks an index reading `seq` values only,
 //! then reads its rows like any page. `tests::every_filter_combination_uses_an_index`
 //! runs `EXPLAIN QUERY PLAN` on every combination.
@@ -15,55 +12,6 @@
 use rusqlite::types::Value;
 
 use super::super::query::{Comparison, EventFilters, FilterValue, TrailOrder};
-
-/// The methods most requests have, which `schema.sql` does not index by value (version 18):
-/// a page filtered by one walks `events_by_seq_time`. Every other method is in
-/// `events_by_rare_method`, whose WHERE is [`RARE_METHOD`].
-pub const FREQUENT_METHODS: [&str; 3] = ["GET", "POST", "PUT"];
-
-/// The statuses most responses have, likewise; every other is in `events_by_rare_status`,
-/// whose WHERE is [`RARE_STATUS`].
-pub const FREQUENT_STATUSES: [u16; 3] = [200, 201, 204];
-
-/// `events_by_rare_method`'s WHERE, as `schema.sql` writes it: a query names it so that
-/// SQLite, which uses a partial index only when the query's WHERE implies the index's, can.
-/// Written as `<>` terms, not `NOT IN (...)`: SQLite evaluates an IN list of more than two
-/// values through a temporary b-tree it builds on each run of the statement, so every
-/// INSERT built two (+19% instructions per event in the ingest probe).
-const RARE_METHOD: &str = "method <> 'GET' AND method <> 'POST' AND method <> 'PUT'";
-
-/// `events_by_rare_status`'s WHERE, likewise.
-const RARE_STATUS: &str = "status <> 200 AND status <> 201 AND status <> 204";
-
-/// How a filter value of method or status is served: by its partial index, or by walking
-/// the seq order on `events_by_seq_time`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ValueClass {
-    /// One of the frequent values: not in a partial index.
-    Frequent,
-    /// Any other: in the column's partial index.
-    Rare,
-}
-
-impl ValueClass {
-    /// The class of a method filter's value.
-    pub fn of_method(method: &str) -> ValueClass {
-        if FREQUENT_METHODS.contains(&method) {
-            ValueClass::Frequent
-        } else {
-            ValueClass::Rare
-        }
-    }
-
-    /// The class of a status filter's value.
-    pub fn of_status(status: u16) -> ValueClass {
-        if FREQUENT_STATUSES.contains(&status) {
-            ValueClass::Frequent
-        } else {
-            ValueClass::Rare
-        }
-    }
-}
 
 /// The SQL of a page and its parameters; `?1` and `?2` are the seq bounds and the last
 /// parameter is the limit.
@@ -80,9 +28,8 @@ pub fn page_sql(filters: &EventFilters, order: TrailOrder) -> (String, Vec<Value
         None => "1".to_owned(),
     };
     let sql = format!(
-        "SELECT uuid, body, seq, chain_prev, chain_hash, {path_matches} FROM events{} \
+        "SELECT uuid, body, seq, chain_prev, chain_hash, {path_matches} FROM events \
          WHERE seq BETWEEN ?1 AND ?2{predicates} ORDER BY seq {} LIMIT ?{}",
-        walked_index(filters),
         order.sql(),
         values.len() + 3
     );
@@ -92,61 +39,28 @@ pub fn page_sql(filters: &EventFilters, order: TrailOrder) -> (String, Vec<Value
 /// The SQL that finds where page N of a walk starts: the seq of the event `?offset` places
 /// after the walk's first, between the same bounds (`?1`, `?2`) and under the same filters,
 /// in the same order; the last parameter is the offset. It selects `seq` alone, so SQLite
-/// walks an index and never reads an event: a `(column, seq)` index (or a rare value's
-/// partial one) for an equality filter, or `events_by_seq_time` without one (it also holds
-/// the timestamp the time bounds test, and the method and status a frequent value's filter
-/// tests). With two indexed equality filters, or one and a time bound, the other predicates
-/// read the rows the index names.
+/// walks an index and never reads an event: a `(column, seq)` index for an equality filter,
+/// or `events_by_seq_time` without one (it also holds the timestamp the time bounds test).
+/// With two equality filters, or one and a time bound, the other predicates read the rows
+/// the index names.
 pub fn page_start_sql(filters: &EventFilters, order: TrailOrder) -> (String, Vec<Value>) {
     let (predicates, values) = filter_predicates(filters);
     let sql = format!(
-        "SELECT seq FROM events{} WHERE seq BETWEEN ?1 AND ?2{predicates} ORDER BY seq {} LIMIT 1 OFFSET ?{}",
-        walked_index(filters),
+        "SELECT seq FROM events WHERE seq BETWEEN ?1 AND ?2{predicates} ORDER BY seq {} LIMIT 1 OFFSET ?{}",
         order.sql(),
         values.len() + 3
     );
     (sql, values)
 }
 
-/// ` INDEXED BY events_by_seq_time` when a frequent method or status is the walk's only
-/// equality filter: that index gives the seq order and tests the value on its entries, so
-/// only the page's own rows are read (SQLite would otherwise walk the table, reading every
-/// skipped event's row). With any other equality filter, that filter's index is the walk
-/// (it selects more narrowly) and SQLite picks it.
-fn walked_index(filters: &EventFilters) -> &'static str {
-    let frequent_method = filters.method.as_deref().map(ValueClass::of_method) == Some(ValueClass::Frequent);
-    let frequent_status = filters.status.map(ValueClass::of_status) == Some(ValueClass::Frequent);
-    let indexed_filter = filters.event_type.is_some()
-        || filters.user_id.is_some()
-        || filters.user_email.is_some()
-        || filters.user_name.is_some()
-        || filters.method.as_deref().map(ValueClass::of_method) == Some(ValueClass::Rare)
-        || filters.status.map(ValueClass::of_status) == Some(ValueClass::Rare);
-    if (frequent_method || frequent_status) && !indexed_filter {
-        " INDEXED BY events_by_seq_time"
-    } else {
-        ""
-    }
-}
-
 /// ` AND column = ?n` for each of the filters' predicates, numbered from `?3`, and the
-/// values in that order; a rare method's or status's adds its partial index's WHERE (which
-/// the value meets, so the answer is the same). A range (the time bounds) is written
-/// `+column`, which SQLite cannot answer from an index: the walk's seq order must come from
-/// `seq` or a `(column, seq)` index, never from a sort.
+/// values in that order. A range (the time bounds) is written `+column`, which SQLite cannot
+/// answer from an index: the walk's seq order must come from `seq` or a `(column, seq)`
+/// index, never from a sort.
 fn filter_predicates(filters: &EventFilters) -> (String, Vec<Value>) {
     let mut sql = String::new();
     let mut values: Vec<Value> = Vec::new();
     for predicate in filters.predicates() {
-        let partial_index = match (&predicate.column, &predicate.value) {
-            (&"method", FilterValue::Text(method)) if ValueClass::of_method(method) == ValueClass::Rare => {
-                Some(RARE_METHOD)
-            }
-            (&"status", FilterValue::Status(status)) if ValueClass::of_status(*status) == ValueClass::Rare => {
-                Some(RARE_STATUS)
-            }
-            _ => None,
-        };
         values.push(match predicate.value {
             FilterValue::Text(text) => Value::Text(text),
             FilterValue::Status(status) => Value::Integer(i64::from(status)),
@@ -155,9 +69,6 @@ fn filter_predicates(filters: &EventFilters) -> (String, Vec<Value>) {
         let unindexed = if predicate.comparison == Comparison::Equals { "" } else { "+" };
         let (column, operator, number) = (predicate.column, predicate.comparison.operator(), values.len() + 2);
         sql.push_str(&format!(" AND {unindexed}{column} {operator} ?{number}"));
-        if let Some(partial_index) = partial_index {
-            sql.push_str(&format!(" AND {partial_index}"));
-        }
     }
     (sql, values)
 }
@@ -189,16 +100,7 @@ mod tests {
     use super::*;
     use crate::store::sqlite::schema::open_for_writing;
 
-    /// Every combination of filters, each method and status filter once with a frequent
-    /// value and once with a rare one.
     fn all_filter_combinations() -> Vec<EventFilters> {
-        [("GET", 200), ("DELETE", 404)]
-            .into_iter()
-            .flat_map(|(method, status)| filter_combinations(method, status))
-            .collect()
-    }
-
-    fn filter_combinations(method: &str, status: u16) -> Vec<EventFilters> {
         (0u32..512)
             .map(|mask| {
                 let on = |bit: u32| mask & (1 << bit) != 0;
@@ -208,8 +110,8 @@ mod tests {
                     event_type: on(2).then(|| "T".to_owned()),
                     user_id: on(3).then(|| "u".to_owned()),
                     user_email: on(4).then(|| "e@x".to_owned()),
-                    method: on(5).then(|| method.to_owned()),
-                    status: on(6).then_some(status),
+                    method: on(5).then(|| "GET".to_owned()),
+                    status: on(6).then_some(200),
                     user_name: on(7).then(|| "mallory".to_owned()),
                     // Read from the rows the walk finds, so it must not change the plan.
                     path_prefix: on(8).then(|| "/pacticipants/Foo".to_owned()),
@@ -262,27 +164,22 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let conn = open_for_writing(&dir.path().join("audit.db")).expect("open");
         for filters in all_filter_combinations() {
-            let rare = |class: Option<ValueClass>| class == Some(ValueClass::Rare);
-            let indexed_filters = [
+            let equality_filters = [
                 filters.event_type.is_some(),
                 filters.user_id.is_some(),
                 filters.user_email.is_some(),
                 filters.user_name.is_some(),
-                rare(filters.method.as_deref().map(ValueClass::of_method)),
-                rare(filters.status.map(ValueClass::of_status)),
+                filters.method.is_some(),
+                filters.status.is_some(),
             ]
             .into_iter()
             .filter(|on| *on)
             .count();
-            let frequent_values = filters.method.as_deref().map(ValueClass::of_method) == Some(ValueClass::Frequent)
-                || filters.status.map(ValueClass::of_status) == Some(ValueClass::Frequent);
             let time_bounds = filters.since_ms.is_some() || filters.until_ms.is_some();
             // SQLite reads the rows behind `events_by_user_name` (its plan never calls it
             // covering): a numbered page filtered by user name reads the skipped events' rows.
-            // Without an indexed filter the walk is `events_by_seq_time`, which carries the
-            // time, the method and the status.
-            let reads_only_an_index = filters.user_name.is_none()
-                && (indexed_filters == 0 || (indexed_filters == 1 && !time_bounds && !frequent_values));
+            let reads_only_an_index =
+                filters.user_name.is_none() && (equality_filters == 0 || (equality_filters == 1 && !time_bounds));
             for order in [TrailOrder::Ascending, TrailOrder::Descending] {
                 let (sql, values) = page_start_sql(&filters, order);
                 let steps = plan(&conn, &sql, values.len() + 3);
@@ -297,61 +194,34 @@ mod tests {
         }
     }
 
-    /// Each equality filter alone is a range of its own `(column, seq)` index, a rare method
-    /// or status of its partial index, a frequent one a walk of `events_by_seq_time`, for the
-    /// page and for a numbered page's start, so dropping or renaming one fails here.
+    /// Each equality filter alone is a range of its own `(column, seq)` index, for the page
+    /// and for a numbered page's start, so dropping or renaming one fails here.
     #[test]
     fn each_equality_filter_reads_its_own_index() {
         let dir = tempfile::tempdir().expect("temp dir");
         let conn = open_for_writing(&dir.path().join("audit.db")).expect("open");
         let text = || Some("x".to_owned());
-        let method = |method: &str| EventFilters { method: Some(method.to_owned()), ..EventFilters::default() };
-        let status = |status| EventFilters { status: Some(status), ..EventFilters::default() };
         let filters = [
             ("type", EventFilters { event_type: text(), ..EventFilters::default() }),
             ("user_id", EventFilters { user_id: text(), ..EventFilters::default() }),
             ("user_email", EventFilters { user_email: text(), ..EventFilters::default() }),
             ("user_name", EventFilters { user_name: text(), ..EventFilters::default() }),
-            ("rare_method", method("DELETE")),
-            ("rare_method", method("get")),
-            ("seq_time", method("GET")),
-            ("seq_time", method("POST")),
-            ("rare_status", status(404)),
-            ("seq_time", status(200)),
-            ("seq_time", EventFilters { status: Some(204), method: Some("PUT".to_owned()), ..EventFilters::default() }),
+            ("method", EventFilters { method: text(), ..EventFilters::default() }),
+            ("status", EventFilters { status: Some(200), ..EventFilters::default() }),
             ("seq_time", EventFilters::default()),
         ];
-        for (index, filters) in filters {
+        for (column, filters) in filters {
             for order in [TrailOrder::Ascending, TrailOrder::Descending] {
                 let (sql, values) = page_start_sql(&filters, order);
                 let steps = plan(&conn, &sql, values.len() + 3).join("; ");
-                assert!(steps.contains(&format!("INDEX events_by_{index} (")), "{index}: {steps}");
-                if filters != EventFilters::default() {
+                assert!(steps.contains(&format!("INDEX events_by_{column} (")), "{column}: {steps}");
+                if column != "seq_time" {
                     let (sql, values) = page_sql(&filters, order);
                     let steps = plan(&conn, &sql, values.len() + 3).join("; ");
-                    assert!(steps.contains(&format!("INDEX events_by_{index} (")), "{index}: {steps}");
+                    assert!(steps.contains(&format!("INDEX events_by_{column} (")), "{column}: {steps}");
                 }
             }
         }
-    }
-
-    /// The partial indexes' WHERE in `schema.sql` is the one the queries name, and both say
-    /// what `FREQUENT_METHODS` and `FREQUENT_STATUSES` say.
-    #[test]
-    fn the_partial_indexes_leave_out_exactly_the_frequent_values() {
-        let schema = include_str!("schema.sql");
-        let quoted: Vec<String> = FREQUENT_METHODS.iter().map(|method| format!("'{method}'")).collect();
-        assert_eq!(
-            RARE_METHOD,
-            quoted.iter().map(|method| format!("method <> {method}")).collect::<Vec<_>>().join(" AND ")
-        );
-        let statuses: Vec<String> = FREQUENT_STATUSES.iter().map(|status| format!("status <> {status}")).collect();
-        assert_eq!(RARE_STATUS, statuses.join(" AND "));
-        assert!(schema
-            .contains(&format!("CREATE INDEX events_by_rare_method ON events (method, seq) WHERE {RARE_METHOD};")));
-        assert!(schema
-            .contains(&format!("CREATE INDEX events_by_rare_status ON events (status, seq) WHERE {RARE_STATUS};")));
-        assert!(schema.contains("CREATE INDEX events_by_seq_time ON events (seq, timestamp_ms, method, status);"));
     }
 
     #[test]
@@ -376,12 +246,5 @@ mod tests {
         let (sql, values) = page_sql(&prefixed, TrailOrder::Descending);
         assert!(sql.contains("length(?5)) IS ?5 FROM") && sql.ends_with("LIMIT ?6"), "{sql}");
         assert_eq!(values.last(), Some(&Value::Text("/p".into())));
-        let rare = EventFilters { status: Some(404), method: Some("GET".into()), ..EventFilters::default() };
-        let (sql, _) = page_start_sql(&rare, TrailOrder::Ascending);
-        assert_eq!(
-            sql,
-            "SELECT seq FROM events WHERE seq BETWEEN ?1 AND ?2 AND method = ?3 AND status = ?4 \
-             AND status <> 200 AND status <> 201 AND status <> 204 ORDER BY seq ASC LIMIT 1 OFFSET ?5"
-        );
     }
 }

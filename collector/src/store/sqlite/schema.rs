@@ -28,21 +28,8 @@ const SCHEMA: &str = include_str!("schema.sql");
 /// thirteen migrations of the builds before it arrived at; 14 added `user_name` as a column
 /// generated from the body; 15 makes it a plain column that ingest fills; 16 counts a user's
 /// chart in a rollup instead of two `(user, timestamp)` indexes; 17 adds the minute rollup
-/// for the edges of a chart's window; 18 indexes only the rare methods and statuses and
-/// serves the frequent ones from `events_by_seq_time`.
-const SCHEMA_VERSION: i64 = 18;
-
-/// What brings a version 17 database to 18: the `(method, seq)` and `(status, seq)` indexes
-/// go, the partial indexes of the rare values come, and `events_by_seq_time` is built again
-/// carrying method and status (as `schema.sql` has them). Three passes over the trail, one
-/// per new index: 10 s for 1M events on a loaded 2-core machine, so minutes per 10M
-/// (docs/not-done.md).
-const UPGRADE_17_TO_18: &str = "DROP INDEX events_by_method;
-    DROP INDEX events_by_status;
-    DROP INDEX events_by_seq_time;
-    CREATE INDEX events_by_rare_method ON events (method, seq) WHERE method <> 'GET' AND method <> 'POST' AND method <> 'PUT';
-    CREATE INDEX events_by_rare_status ON events (status, seq) WHERE status <> 200 AND status <> 201 AND status <> 204;
-    CREATE INDEX events_by_seq_time ON events (seq, timestamp_ms, method, status);";
+/// for the edges of a chart's window.
+const SCHEMA_VERSION: i64 = 17;
 
 /// What brings a version 16 database to 17: the minute rollup and its purge trigger (as
 /// `schema.sql` has them); [`FILL_MINUTE_ACTIVITY_SQL`] then fills it from the stored events,
@@ -170,7 +157,7 @@ fn prepare_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> 
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         SCHEMA_VERSION => {}
-        12..=17 => {
+        12..=16 => {
             let to_16: &[&str] = match found {
                 12 => &[UPGRADE_12_TO_13, UPGRADE_13_TO_15, UPGRADE_15_TO_16, FILL_USER_ACTIVITY_SQL],
                 13 => &[UPGRADE_13_TO_15, UPGRADE_15_TO_16, FILL_USER_ACTIVITY_SQL],
@@ -178,8 +165,7 @@ fn prepare_schema(conn: &mut Connection, path: &Path) -> Result<(), StoreError> 
                 15 => &[UPGRADE_15_TO_16, FILL_USER_ACTIVITY_SQL],
                 _ => &[],
             };
-            let to_17: &[&str] = if found < 17 { &[UPGRADE_16_TO_17, FILL_MINUTE_ACTIVITY_SQL] } else { &[] };
-            for step in to_16.iter().chain(to_17).chain(&[UPGRADE_17_TO_18]) {
+            for step in to_16.iter().chain(&[UPGRADE_16_TO_17, FILL_MINUTE_ACTIVITY_SQL]) {
                 tx.execute_batch(step)?;
             }
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -252,10 +238,7 @@ mod tests {
     fn database_of_version(path: &Path, version: i64) {
         let conn = open_for_writing(path).expect("open");
         conn.execute_batch(
-            "DROP INDEX events_by_rare_method; DROP INDEX events_by_rare_status; DROP INDEX events_by_seq_time;
-             CREATE INDEX events_by_method ON events (method, seq); CREATE INDEX events_by_status ON events (status, seq);
-             CREATE INDEX events_by_seq_time ON events (seq, timestamp_ms);
-             DROP TRIGGER events_uncount_minute_activity; DROP TABLE activity_minutely;
+            "DROP TRIGGER events_uncount_minute_activity; DROP TABLE activity_minutely;
              DROP TRIGGER events_uncount_user_activity; DROP TABLE activity_user_hourly;
              CREATE INDEX events_by_user_id_time ON events (user_id, timestamp_ms, status, method);
              CREATE INDEX events_by_user_email_time ON events (user_email, timestamp_ms, status, method);
@@ -304,7 +287,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("audit.db");
         database_of_version(&path, 13);
-        assert_eq!(upgraded(&path), (SCHEMA_VERSION, "mallory".to_owned(), true));
+        assert_eq!(upgraded(&path), (17, "mallory".to_owned(), true));
     }
 
     #[test]
@@ -312,7 +295,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("audit.db");
         database_of_version(&path, 14);
-        assert_eq!(upgraded(&path), (SCHEMA_VERSION, "mallory".to_owned(), true));
+        assert_eq!(upgraded(&path), (17, "mallory".to_owned(), true));
     }
 
     /// Version 15's schema as it shipped (`testdata/v15_schema.sql`, that build's
@@ -341,7 +324,7 @@ mod tests {
         drop(conn);
         let upgraded = open_for_writing(&path).expect("a version-15 database opens");
         let version: i64 = upgraded.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
-        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(version, 17);
         let new = open_for_writing(&dir.path().join("new.db")).expect("new");
         assert_eq!(shape(&upgraded), shape(&new));
         let mut select = upgraded
@@ -364,7 +347,7 @@ mod tests {
     }
 
     /// Version 16's schema as it shipped (`testdata/v16_schema.sql`) with events in two
-    /// minutes stored: it opens at the current version with the shape of a new database and a minute
+    /// minutes stored: it opens as version 17 with the shape of a new database and a minute
     /// rollup that counts exactly what is stored.
     #[test]
     fn a_version_16_database_gains_a_filled_minute_rollup() {
@@ -387,7 +370,7 @@ mod tests {
         drop(conn);
         let upgraded = open_for_writing(&path).expect("a version-16 database opens");
         let version: i64 = upgraded.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
-        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(version, 17);
         let new = open_for_writing(&dir.path().join("new.db")).expect("new");
         assert_eq!(shape(&upgraded), shape(&new));
         let mut select =
@@ -398,47 +381,6 @@ mod tests {
             .collect::<Result<_, _>>()
             .expect("rows");
         assert_eq!(rows, vec![(7, 200, 2), (8, -1, 1)]);
-    }
-
-    /// Version 17's schema as it shipped (`testdata/v17_schema.sql`) with events of frequent
-    /// and rare methods and statuses: it opens as version 18 with the shape of a new
-    /// database, and the partial indexes hold exactly the events of the rare values.
-    #[test]
-    fn a_version_17_database_trades_its_method_and_status_indexes_for_partial_ones() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("v17.db");
-        let conn = Connection::open(&path).expect("create");
-        conn.execute_batch(include_str!("testdata/v17_schema.sql")).expect("version 17's schema");
-        conn.pragma_update(None, "user_version", 17).expect("version 17");
-        for (n, (method, status)) in
-            [("GET", Some(200)), ("DELETE", Some(204)), ("PUT", Some(404)), ("HEAD", None)].into_iter().enumerate()
-        {
-            conn.execute(
-                "INSERT INTO events (uuid, timestamp_ms, type, method, status, ingested_at_ms, body, chain_prev,
-                                     chain_hash)
-                 VALUES (?1, ?2, 'T', ?3, ?4, 0, '{}', x'00', x'00')",
-                rusqlite::params![format!("u{n}"), 1000 * i64::try_from(n).unwrap_or(0), method, status],
-            )
-            .expect("an event stored by version 17");
-        }
-        drop(conn);
-        let upgraded = open_for_writing(&path).expect("a version-17 database opens");
-        let version: i64 = upgraded.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
-        assert_eq!(version, 18);
-        let new = open_for_writing(&dir.path().join("new.db")).expect("new");
-        assert_eq!(shape(&upgraded), shape(&new));
-        let indexed = |sql: &str| -> Vec<i64> {
-            let mut select = upgraded.prepare(sql).expect("prepare");
-            let seqs = select.query_map([], |r| r.get(0)).expect("query");
-            seqs.collect::<Result<_, _>>().expect("seqs")
-        };
-        let rare_methods = "SELECT seq FROM events INDEXED BY events_by_rare_method
-                            WHERE method <> 'GET' AND method <> 'POST' AND method <> 'PUT' ORDER BY method, seq";
-        assert_eq!(indexed(rare_methods), [2, 4]);
-        let rare_statuses = "SELECT seq FROM events INDEXED BY events_by_rare_status
-                             WHERE status <> 200 AND status <> 201 AND status <> 204 ORDER BY status, seq";
-        assert_eq!(indexed(rare_statuses), [3]);
-        assert_eq!(indexed("SELECT seq FROM events INDEXED BY events_by_seq_time WHERE method = 'PUT'"), [3]);
     }
 
     #[test]

@@ -5,9 +5,7 @@
 -- 14's generated `user_name` into that plain column (`UPGRADE_14_TO_13`, then that step).
 -- Version 16 trades the two `(user, timestamp)` indexes for the per-user rollup
 -- `activity_user_hourly` (`UPGRADE_15_TO_16`). Version 17 adds the minute rollup
--- `activity_minutely` for the edges of a chart's window (`UPGRADE_16_TO_17`). Version 18
--- trades the `(method, seq)` and `(status, seq)` indexes for partial ones over the rare
--- values and a `events_by_seq_time` that carries method and status (`UPGRADE_17_TO_18`). A change is a
+-- `activity_minutely` for the edges of a chart's window (`UPGRADE_16_TO_17`). A change is a
 -- new version: this file, `SCHEMA_VERSION` in
 -- `schema.rs`, and how a database of the version before gets there (a step in
 -- `prepare_schema`, or a refusal that names the last build that upgrades it).
@@ -44,25 +42,13 @@ CREATE TABLE events (
 CREATE INDEX events_by_type ON events (type, seq);
 CREATE INDEX events_by_user_id ON events (user_id, seq);
 CREATE INDEX events_by_user_email ON events (user_email, seq);
+CREATE INDEX events_by_method ON events (method, seq);
+CREATE INDEX events_by_status ON events (status, seq);
 CREATE INDEX events_by_user_name ON events (user_name, seq);
--- Version 18: method and status take a handful of values, most events one of a few. Those
--- few are not indexed by value: a page filtered by one walks `events_by_seq_time` below in
--- seq order and tests method and status on its entries, which carry them (a value that is
--- a tenth of the walk costs a page ~1,000 index entries). The rare values are indexed, each
--- event with one costing an entry here; a page filtered by one is a range of its partial
--- index (`page_sql.rs` writes the index's WHERE into the query, so SQLite can use it).
--- Each event with a frequent value saves an index insert (docs/performance.md, "SQLite
--- schema 18"). The lists are `FREQUENT_METHODS` and `FREQUENT_STATUSES` in `page_sql.rs`
--- (a test holds this file to them): a deployment where one of them is rare pays a long walk
--- for a page filtered by it (docs/not-done.md says how long). `<>` terms, not `NOT IN`: an
--- IN list of three values is a temporary b-tree built on every INSERT.
-CREATE INDEX events_by_rare_method ON events (method, seq) WHERE method <> 'GET' AND method <> 'POST' AND method <> 'PUT';
-CREATE INDEX events_by_rare_status ON events (status, seq) WHERE status <> 200 AND status <> 201 AND status <> 204;
 -- A numbered page (`pageNumber`) finds where it starts by walking this small index instead
 -- of the table, whose leaves hold the bodies; it carries the timestamp so `since`/`until`
--- are tested on it too, and method and status for the frequent values above. Appended at
--- its right edge on ingest, like the table.
-CREATE INDEX events_by_seq_time ON events (seq, timestamp_ms, method, status);
+-- are tested on it too. Appended at its right edge on ingest, like the table.
+CREATE INDEX events_by_seq_time ON events (seq, timestamp_ms);
 -- Retention's range, a `since` page's first seq, and the partial minutes at the edges of an
 -- activity window, counted from the index alone (it carries what the chart counts by). A
 -- user's partial hours take their seq range from it (its entries carry the rowid) and then
