@@ -5,11 +5,12 @@ two replicas on a fresh database of one throwaway PostgreSQL, loaded at a FIXED 
 split over both replicas, 4 connections each, batches of 500 realistic events), while
 `audit-bench freshness` acknowledges one probe at a time on the first replica and reads it back
 on the second. After a warm-up, over the probe's window, from the database (`chain_head` and
-what waits unsealed, schema 8's `unsequenced` or schema 9's events above the head's position):
+what waits in `unsequenced`):
 the acknowledged and sealed rates, the unsealed backlog at the window's start and end, and the
-probe's median and p99. Builds alternate within each rate, their order turns every round.
+probe's median and p99; over the whole run, from `pg_stat_statements`, the server's time and WAL bytes
+per event in the sealer's move and in ingest's statement. Builds alternate within each rate, their order turns every round.
 
-    python3 bench/pg_sustained.py s8=/path/to/old/audit-collector s9=target/release/audit-collector
+    python3 bench/pg_sustained.py main=/path/to/old/audit-collector new=target/release/audit-collector
 
 BENCH_SUSTAINED_RATES (events/s in all, `8000,12000,16000,20000,24000`), BENCH_SUSTAINED_ROUNDS
 (2), BENCH_SUSTAINED_SECONDS (the probe's window, 10; 3 s of warm-up before it). Needs the
@@ -42,11 +43,8 @@ P99_GOAL_MS = 250
 
 
 def trail_counts(server, database):
-    """(sealed seq, events acknowledged but not sealed yet), in one snapshot, for either schema."""
-    waiting = ("(SELECT count(*) FROM unsequenced)"
-               if server.query(database, "SELECT to_regclass('unsequenced') IS NOT NULL") == "t"
-               else "(SELECT count(*) FROM events WHERE position > chain_head.position)")
-    sealed, backlog = server.query(database, f"SELECT seq, {waiting} FROM chain_head").split("|")
+    """(sealed seq, events acknowledged but not sealed yet), in one snapshot."""
+    sealed, backlog = server.query(database, "SELECT seq, (SELECT count(*) FROM unsequenced) FROM chain_head").split("|")
     return int(sealed), int(backlog)
 
 
@@ -86,12 +84,19 @@ def one_run(server, procs, directory, label, collector, rate, number):
                            "--seconds", WINDOW_SECONDS, timeout=WINDOW_SECONDS + 120)
         after = sample(server, database)
         ended_early(loads, "the window")
+        # Past --pg-max-unsealed-events the replicas answer 503 (the load retries after Retry-After).
+        refused = sum(bench.refused_as_behind(address) for address in addresses)
     finally:
         for load in loads:
             load.kill()
             load.wait()
         for process, _ in started:
             procs.stop(process)
+    # What the server spent per event over the whole run (pg_stat_statements): the sealer's
+    # move per event sealed, ingest's statement per event acknowledged.
+    sealed_in_all, waiting_in_all = trail_counts(server, database)
+    sealing = server.statement_costs(database, max(sealed_in_all, 1)).get("seal", {"us": 0.0, "wal": 0.0})
+    ingest = server.statement_costs(database, max(sealed_in_all + waiting_in_all, 1)).get("ingest", {"us": 0.0, "wal": 0.0})
     server.drop_database(database)
     server.query("postgres", "CHECKPOINT")  # the next run does not write this one's dirty pages
     seconds = after["at"] - before["at"]
@@ -102,12 +107,14 @@ def one_run(server, procs, directory, label, collector, rate, number):
     return {"label": label, "rate": rate, "acknowledged": acknowledged, "sealed": sealed,
             "backlog_start": before["backlog"], "backlog_end": after["backlog"], "seconds": seconds,
             "median_ms": probe["median_ms"], "p99_ms": probe["p99_ms"], "max_ms": probe["max_ms"],
-            "probes": probe["probes"], "kept_up": kept_up}
+            "probes": probe["probes"], "kept_up": kept_up, "refused": refused, "seal_us": sealing["us"],
+            "seal_wal": sealing["wal"], "ingest_us": ingest["us"], "ingest_wal": ingest["wal"]}
 
 
 def table(runs, labels):
-    lines = ["| build | offered /s | rounds | acknowledged /s | sealed /s | unsealed at start → end | freshness median ms | p99 ms | kept up |",
-             "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
+    lines = ["| build | offered /s | rounds | acknowledged /s | sealed /s | unsealed at start → end | freshness median ms | p99 ms "
+             "| kept up | batches refused (503) | sealer µs / WAL B per event | ingest µs / WAL B per event |",
+             "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: | --- | --- |"]
     for rate in RATES:
         for label in labels:
             mine = [run for run in runs if run["label"] == label and run["rate"] == rate]
@@ -116,7 +123,10 @@ def table(runs, labels):
             backlogs = ", ".join(f"{run['backlog_start']:,} → {run['backlog_end']:,}" for run in mine)
             lines.append(f"| {label} | {rate:,} | {len(mine)} | {bench.spread(r['acknowledged'] for r in mine)} | "
                          f"{bench.spread(r['sealed'] for r in mine)} | {backlogs} | {bench.spread((r['median_ms'] for r in mine), 1)} | "
-                         f"{bench.spread((r['p99_ms'] for r in mine), 1)} | {sum(r['kept_up'] for r in mine)}/{len(mine)} |")
+                         f"{bench.spread((r['p99_ms'] for r in mine), 1)} | {sum(r['kept_up'] for r in mine)}/{len(mine)} | "
+                         f"{bench.spread(r['refused'] for r in mine)} | "
+                         f"{bench.spread((r['seal_us'] for r in mine), 1)} / {bench.spread(r['seal_wal'] for r in mine)} | "
+                         f"{bench.spread((r['ingest_us'] for r in mine), 1)} / {bench.spread(r['ingest_wal'] for r in mine)} |")
     return "\n".join(lines)
 
 
@@ -146,7 +156,10 @@ def main():
                               f"{run['acknowledged']:7,.0f}, sealed {run['sealed']:7,.0f} over {run['seconds']:.1f} s; "
                               f"unsealed {run['backlog_start']:,} → {run['backlog_end']:,}; freshness median "
                               f"{run['median_ms']:.1f} ms p99 {run['p99_ms']:.1f} max {run['max_ms']:.1f} "
-                              f"({run['probes']} probes){'' if run['kept_up'] else '  NOT kept up'}")
+                              f"({run['probes']} probes); {run['refused']} batches refused (503); sealer "
+                              f"{run['seal_us']:.1f} us {run['seal_wal']:.0f} WAL B, ingest {run['ingest_us']:.1f} us "
+                              f"{run['ingest_wal']:.0f} WAL B per event"
+                              f"{'' if run['kept_up'] else '  NOT kept up'}")
     finally:
         procs.stop_all()
         server.stop()

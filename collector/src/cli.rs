@@ -91,6 +91,13 @@ pub struct ServeArgs {
     #[arg(long, env = "AUDIT_WRITE_QUEUE_BATCHES", value_name = "N", default_value_t = DEFAULT_WRITE_QUEUE_BATCHES)]
     pub write_queue_batches: usize,
 
+    /// PostgreSQL: acknowledged events that may wait for the sealer; past it, ingest answers
+    /// 503 with Retry-After to batches that carry events (the filter keeps them and retries),
+    /// so acknowledged follows what the sealer seals (docs/configuration.md).
+    #[arg(long, env = "AUDIT_PG_MAX_UNSEALED_EVENTS", value_name = "EVENTS",
+          default_value_t = crate::config::DEFAULT_PG_MAX_UNSEALED_EVENTS)]
+    pub pg_max_unsealed_events: u64,
+
     /// Seconds between signed checkpoints of the hash chain (only when it has grown; also
     /// after every retention purge and at shutdown).
     #[arg(long, env = "AUDIT_CHECKPOINT_INTERVAL_SECS", value_name = "SECONDS",
@@ -143,6 +150,7 @@ impl ServeArgs {
         config.retention_days = self.retention_days;
         config.retention_interval = std::time::Duration::from_secs(self.retention_interval_secs);
         config.write_queue_batches = self.write_queue_batches;
+        config.pg_max_unsealed_events = self.pg_max_unsealed_events;
         config.checkpoint_interval = std::time::Duration::from_secs(self.checkpoint_interval_secs);
         config.signing_key = self.signing_key;
         config.witness_file = self.witness_file;
@@ -174,6 +182,7 @@ mod tests {
         assert_eq!(settings.config.database, PathBuf::from("data/audit.db"));
         assert_eq!(settings.config.retention_days, 90);
         assert_eq!(settings.config.write_queue_batches, 256);
+        assert_eq!(settings.config.pg_max_unsealed_events, 30_000);
         assert!(settings.config.read_tokens.accepts("r2"));
         assert!(settings.config.ingest_tokens.accepts("i"));
     }
@@ -190,6 +199,8 @@ mod tests {
         assert!(error.unwrap_or_default().contains("--retention-days"));
         let error = serve(&["--read-token", "r", "--ingest-token", "i", "--retention-interval-secs", "0"]).err();
         assert!(error.unwrap_or_default().contains("--retention-interval-secs"));
+        let error = serve(&["--read-token", "r", "--ingest-token", "i", "--pg-max-unsealed-events", "0"]).err();
+        assert!(error.unwrap_or_default().contains("--pg-max-unsealed-events"));
         let error = serve(&["--read-token", "r", "--ingest-token", "i", "--listen", "localhost"]).err();
         assert!(error.unwrap_or_default().contains("--listen"));
         let error = serve(&["--read-token", "r", "--ingest-token", "i", "--public-url", "broker"]).err();

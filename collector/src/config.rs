@@ -19,6 +19,8 @@ pub const DEFAULT_CHECKPOINT_INTERVAL_SECS: u64 = 300;
 pub const DEFAULT_HOLE_GRACE_SECS: u64 = 60;
 /// Default seconds without a batch or heartbeat after which a sender is recorded as stopped.
 pub const DEFAULT_SENDER_SILENCE_SECS: u64 = 60;
+/// Default bound on the events waiting for PostgreSQL's sealer before ingest answers 503.
+pub const DEFAULT_PG_MAX_UNSEALED_EVENTS: u64 = crate::store::postgres::backlog::DEFAULT_MAX_UNSEALED_EVENTS;
 /// Default limit on an ingest body.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
@@ -42,6 +44,9 @@ pub struct Config {
     /// Capacity of the queue in front of the writer thread, in batches. When it is full,
     /// ingest answers 503 rather than accept what it cannot store.
     pub write_queue_batches: usize,
+    /// PostgreSQL: past this many acknowledged events waiting for the sealer, ingest answers
+    /// 503 (Retry-After) to batches that carry events, so acknowledged follows sealed.
+    pub pg_max_unsealed_events: u64,
     /// Largest ingest body accepted; larger ones get 413.
     pub max_body_bytes: usize,
     /// Connections served at once; further ones wait in the listen backlog.
@@ -76,6 +81,7 @@ impl Config {
             retention_days: DEFAULT_RETENTION_DAYS,
             retention_interval: Duration::from_secs(DEFAULT_RETENTION_INTERVAL_SECS),
             write_queue_batches: DEFAULT_WRITE_QUEUE_BATCHES,
+            pg_max_unsealed_events: DEFAULT_PG_MAX_UNSEALED_EVENTS,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(30),
@@ -108,6 +114,9 @@ impl Config {
         }
         if self.write_queue_batches == 0 {
             return Err(ConfigError::ZeroWriteQueue);
+        }
+        if self.pg_max_unsealed_events == 0 {
+            return Err(ConfigError::ZeroMaxUnsealed);
         }
         if self.retention_interval.is_zero() {
             return Err(ConfigError::ZeroRetentionInterval);
@@ -169,6 +178,9 @@ pub enum ConfigError {
     /// A writer queue that holds nothing.
     #[error("--write-queue-batches / AUDIT_WRITE_QUEUE_BATCHES must be at least 1 (the number of batches waiting for the writer; the default is 256)")]
     ZeroWriteQueue,
+    /// A bound on PostgreSQL's queue that refuses every batch.
+    #[error("--pg-max-unsealed-events / AUDIT_PG_MAX_UNSEALED_EVENTS must be at least 1 (acknowledged events that may wait for PostgreSQL's sealer before ingest answers 503; the default is 30000)")]
+    ZeroMaxUnsealed,
     /// Checkpoints with no time between them.
     #[error("--checkpoint-interval-secs / AUDIT_CHECKPOINT_INTERVAL_SECS must be at least 1 (seconds between signed checkpoints; the default is 300)")]
     ZeroCheckpointInterval,
@@ -239,6 +251,9 @@ mod tests {
         let mut config = valid();
         config.write_queue_batches = 0;
         assert_eq!(config.validate(), Err(ConfigError::ZeroWriteQueue));
+        let mut config = valid();
+        config.pg_max_unsealed_events = 0;
+        assert_eq!(config.validate(), Err(ConfigError::ZeroMaxUnsealed));
     }
 
     #[test]

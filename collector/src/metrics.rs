@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::store::trail_store::SealingGauges;
+
 /// Upper bounds of the latency buckets, in seconds.
 const LATENCY_BUCKETS: [f64; 11] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
@@ -38,8 +40,8 @@ pub struct Gauges {
     pub database_size_bytes: u64,
     /// Commands waiting for the writer thread.
     pub write_queue_depth: usize,
-    /// PostgreSQL only: a live sealer holds the lease; the oldest unsealed event's wait (ms).
-    pub sealing: Option<(bool, i64)>,
+    /// PostgreSQL only: the lease, the oldest unsealed event's wait, the queue and its bound.
+    pub sealing: Option<SealingGauges>,
 }
 
 impl Metrics {
@@ -125,17 +127,29 @@ impl Metrics {
             "Commands waiting for the database writer.",
             as_u64(gauges.write_queue_depth),
         );
-        if let Some((lease_live, oldest_unsealed_ms)) = gauges.sealing {
+        if let Some(sealing) = gauges.sealing {
             gauge(
                 &mut out,
                 "audit_sealer_lease_live",
                 "1 while a replica holds the sealer lease and renews it (PostgreSQL), else 0.",
-                u64::from(lease_live),
+                u64::from(sealing.lease_live),
             );
             let name = "audit_unsealed_oldest_seconds";
             let help = "How long the oldest acknowledged, not yet sealed event has waited (PostgreSQL).";
-            let seconds = oldest_unsealed_ms as f64 / 1000.0;
+            let seconds = sealing.oldest_unsealed_ms as f64 / 1000.0;
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {seconds}");
+            gauge(
+                &mut out,
+                "audit_unsealed_events",
+                "Acknowledged events waiting for the sealer, at most (PostgreSQL).",
+                sealing.unsealed_events,
+            );
+            gauge(
+                &mut out,
+                "audit_unsealed_events_max",
+                "Past this many unsealed events ingest answers 503 (--pg-max-unsealed-events; PostgreSQL).",
+                sealing.max_unsealed_events,
+            );
         }
         out
     }
@@ -173,9 +187,19 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
         }
         assert!(!text.contains("audit_sealer"), "no sealer gauges where nothing is sealed later (SQLite)");
-        let sealing = Gauges { sealing: Some((false, 31_500)), ..Gauges::default() };
-        let text = metrics.render(sealing);
-        for line in ["audit_sealer_lease_live 0", "audit_unsealed_oldest_seconds 31.5"] {
+        let sealing = SealingGauges {
+            lease_live: false,
+            oldest_unsealed_ms: 31_500,
+            unsealed_events: 40_000,
+            max_unsealed_events: 30_000,
+        };
+        let text = metrics.render(Gauges { sealing: Some(sealing), ..Gauges::default() });
+        for line in [
+            "audit_sealer_lease_live 0",
+            "audit_unsealed_oldest_seconds 31.5",
+            "audit_unsealed_events 40000",
+            "audit_unsealed_events_max 30000",
+        ] {
             assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
         }
     }

@@ -118,7 +118,8 @@ async fn open_database(config: &Config) -> Result<(Arc<dyn TrailStore>, TrailPub
         tracing::info!(key_id = signer.key_id(), key = %key_path.display(), "checkpoints are signed with this key");
         Ok(signer)
     };
-    open_trail(DatabaseLocation::of(&config.database), config.write_queue_batches, load_signer).await
+    let location = DatabaseLocation::of(&config.database);
+    open_trail(location, config.write_queue_batches, config.pg_max_unsealed_events, load_signer).await
 }
 
 fn announce(config: &Config, address: std::net::SocketAddr) -> Result<(), Error> {

@@ -33,6 +33,7 @@ pub fn run(flags: &Flags) -> Result<serde_json::Value> {
     );
     let mut delays_ms = Vec::new();
     let mut given_up = 0;
+    let mut refused = 0u64;
     let until = Instant::now() + Duration::from_secs(seconds);
     let mut index = 0u64;
     while Instant::now() < until {
@@ -42,7 +43,8 @@ pub fn run(flags: &Flags) -> Result<serde_json::Value> {
         let body = serde_json::to_vec(&IngestBatch { events: vec![event], sender: None })?;
         let answer = ingest.exchange(&post, &body)?;
         if answer.status != 200 {
-            // Back-pressure from the loaded collector: try the next probe.
+            // Back-pressure from the loaded collector: try the next probe (counted).
+            refused += 1;
             thread::sleep(Duration::from_millis(10));
             continue;
         }
@@ -80,5 +82,6 @@ pub fn run(flags: &Flags) -> Result<serde_json::Value> {
         "p99_ms": at(0.99),
         "max_ms": at(1.0),
         "given_up": given_up,
+        "refused": refused,
     }))
 }

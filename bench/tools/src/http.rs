@@ -13,10 +13,11 @@ pub struct Connection {
     writer: TcpStream,
 }
 
-/// A response: status and body.
+/// A response: status, body, and the seconds of a `Retry-After` header (what a 503 asks).
 pub struct Response {
     pub status: u16,
     pub body: Vec<u8>,
+    pub retry_after_secs: Option<u64>,
 }
 
 impl Connection {
@@ -50,6 +51,7 @@ impl Connection {
             .and_then(|code| code.parse().ok())
             .ok_or_else(|| anyhow!("not an HTTP status line: {line:?}"))?;
         let mut length = None;
+        let mut retry_after_secs = None;
         loop {
             line.clear();
             if self.reader.read_line(&mut line).context("reading a header")? == 0 {
@@ -62,6 +64,8 @@ impl Connection {
             if let Some((name, value)) = header.split_once(':') {
                 if name.eq_ignore_ascii_case("content-length") {
                     length = Some(value.trim().parse::<usize>().context("a bad Content-Length")?);
+                } else if name.eq_ignore_ascii_case("retry-after") {
+                    retry_after_secs = value.trim().parse::<u64>().ok();
                 } else if name.eq_ignore_ascii_case("transfer-encoding") {
                     bail!("chunked responses are not supported by this timer");
                 }
@@ -69,6 +73,6 @@ impl Connection {
         }
         let mut body = vec![0; length.unwrap_or(0)];
         self.reader.read_exact(&mut body).context("reading the response body")?;
-        Ok(Response { status, body })
+        Ok(Response { status, body, retry_after_secs })
     }
 }

@@ -1,7 +1,10 @@
 //! Load on `POST /v1/events`: `--events` events in batches of `--batch`, over
 //! `--connections` keep-alive connections, each sending its next batch as soon as the
 //! previous one is acknowledged (committed), or, with `--rate` (events/s over all
-//! connections), when the batch is due: a steady load below capacity, for freshness. The batch JSON is serialized once from the
+//! connections), when the batch is due: a steady load below capacity, for freshness. A 503
+//! (the collector's write queue is full, or on PostgreSQL the sealer is too far behind) is
+//! retried on that connection after the answer's Retry-After seconds, as a client that
+//! respects back-pressure would; `retries_503` counts them. The batch JSON is serialized once from the
 //! project's own types; each request only patches in fresh uuids, so the client spends
 //! its CPU sending, not serializing, on a machine it shares with the collector.
 
@@ -18,8 +21,12 @@ use crate::args::Flags;
 use crate::events::{now_millis, realistic, uuid};
 use crate::http::Connection;
 
-/// 503 (write queue full) answers tolerated for one batch before the run fails.
+/// 503 answers tolerated for one batch before the run fails.
 const MAX_RETRIES_PER_BATCH: u32 = 1000;
+
+/// The longest Retry-After honoured, and the pause when a 503 has none.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+const RETRY_WITHOUT_HEADER: Duration = Duration::from_millis(2);
 
 pub fn run(flags: &Flags) -> Result<serde_json::Value> {
     let addr: SocketAddr = flags.number("addr")?;
@@ -100,7 +107,8 @@ fn send_batches(
             }
             attempts += 1;
             retries.fetch_add(1, Ordering::Relaxed);
-            thread::sleep(Duration::from_millis(2));
+            let pause = response.retry_after_secs.map_or(RETRY_WITHOUT_HEADER, Duration::from_secs);
+            thread::sleep(pause.min(MAX_RETRY_AFTER));
         };
         if response.status != 200 {
             bail!("batch {number}: HTTP {}: {}", response.status, String::from_utf8_lossy(&response.body));

@@ -1,6 +1,7 @@
 //! `POST /v1/events`: authenticate, read the body within its limit, validate the whole
 //! batch (an empty one with a sender report is that sender's heartbeat), queue it for the writer (503 when the queue is full, never an accepted batch that
-//! cannot be stored), and answer 200 with the receipt only once the batch is committed.
+//! cannot be stored; on PostgreSQL also 503 while too many events wait for the sealer), and
+//! answer 200 with the receipt only once the batch is committed.
 
 use audit_event::IngestReceipt;
 use hyper::body::Incoming;
@@ -42,6 +43,8 @@ async fn store_batch(request: Request<Incoming>, shared: &Shared) -> Result<Inge
                 tracing::warn!(events, "write queue full; batch refused with 503");
                 ApiError::QueueFull
             }
+            // Logged by the store, at most every few seconds: this can be thousands a second.
+            StoreError::SealingBehind { unsealed, bound } => ApiError::SealingBehind { unsealed, bound },
             StoreError::WriterStopped => ApiError::ShuttingDown,
             other => ApiError::Store(other),
         })?

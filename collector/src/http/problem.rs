@@ -82,6 +82,14 @@ pub enum ApiError {
     /// The writer queue is full.
     #[error("the collector's write queue is full; retry in a second")]
     QueueFull,
+    /// PostgreSQL: more acknowledged events wait for the sealer than the bound allows.
+    #[error("the trail's sealing is behind by about {unsealed} events, more than the {bound} this collector lets wait (--pg-max-unsealed-events); nothing of this batch was stored: send it again after the seconds of the Retry-After header (the audit filter keeps the batch and retries by itself)")]
+    SealingBehind {
+        /// Events waiting for the sealer, at most.
+        unsealed: u64,
+        /// The bound.
+        bound: u64,
+    },
     /// The writer is stopping or stopped.
     #[error("the collector is shutting down and stores nothing more; retry shortly")]
     ShuttingDown,
@@ -113,6 +121,7 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NothingToSign | ApiError::Store(StoreError::WrongSigningKey(_)) => StatusCode::CONFLICT,
             ApiError::QueueFull
+            | ApiError::SealingBehind { .. }
             | ApiError::ShuttingDown
             | ApiError::Store(StoreError::WriterStopped | StoreError::SealingStalled(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -135,6 +144,7 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => "body-too-large",
             ApiError::UnknownFrom { .. } => "unknown-from",
             ApiError::QueueFull => "queue-full",
+            ApiError::SealingBehind { .. } => "sealing-behind",
             ApiError::NothingToSign => "nothing-to-sign",
             ApiError::Store(StoreError::WrongSigningKey(_)) => "wrong-signing-key",
             ApiError::ShuttingDown | ApiError::Store(StoreError::WriterStopped) => "shutting-down",
@@ -254,6 +264,19 @@ mod tests {
         assert_eq!(body["type"], "urn:audit-sidecar:problem:sealing-stalled");
         let detail = body["detail"].as_str().unwrap_or_default();
         assert!(detail.ends_with(&why), "{detail}");
+    }
+
+    #[tokio::test]
+    async fn a_sealer_too_far_behind_is_unavailable_with_when_to_retry_and_what_is_waiting() {
+        let response = ApiError::SealingBehind { unsealed: 31_250, bound: 30_000 }.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+        let body = body_of(response).await;
+        assert_eq!(body["type"], "urn:audit-sidecar:problem:sealing-behind");
+        let detail = body["detail"].as_str().unwrap_or_default();
+        for part in ["behind by about 31250 events", "30000", "nothing of this batch was stored", "Retry-After"] {
+            assert!(detail.contains(part), "`{part}` not in: {detail}");
+        }
     }
 
     #[tokio::test]

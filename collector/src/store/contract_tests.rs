@@ -196,6 +196,118 @@ async fn every_filter_selects_its_events(store: &dyn TrailStore) {
     }
 }
 
+/// A small deterministic generator (xorshift64), so a failing case is the same on every run.
+struct Xorshift(u64);
+
+impl Xorshift {
+    /// A number below `bound`.
+    fn below(&mut self, bound: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        usize::try_from(self.0 % u64::try_from(bound).unwrap_or(1)).unwrap_or(0)
+    }
+
+    fn pick<'a, T>(&mut self, values: &'a [T]) -> &'a T {
+        &values[self.below(values.len())]
+    }
+
+    /// `Some(value)` one time in three.
+    fn maybe<T>(&mut self, value: impl FnOnce(&mut Self) -> T) -> Option<T> {
+        (self.below(3) == 0).then(|| value(self))
+    }
+}
+
+/// Random filter combinations over a random trail (frequent and rare methods and statuses,
+/// a lower-case and a custom method, statuses 0 and 999 and none, timestamps out of seq
+/// order), both orders, any page size: following `next` from the start, from any event, and
+/// each numbered page return exactly the events a scan of the trail selects, in its order.
+/// However a store serves a filter (an index per value, a partial index for rare values, a
+/// walk that tests the value on its entries), the answer cannot change.
+async fn every_filter_walk_is_the_scan_of_the_events_it_selects(store: &dyn TrailStore) {
+    let base = 1_700_000_000_000_i64;
+    let methods = ["GET", "GET", "GET", "POST", "PUT", "DELETE", "PATCH", "get", "PURGE"];
+    let statuses = [Some(200), Some(200), Some(201), Some(204), Some(404), Some(500), Some(0), Some(999), None];
+    let users = ["alice", "bob", "carol"];
+    let mut random = Xorshift(0x2545_f491_4f6c_dd1d);
+    let events: Vec<NewEvent> = (0..240)
+        .map(|n| {
+            let timestamp_ms = base + i64::try_from(random.below(100)).unwrap_or(0) * 1000;
+            let (method, user) = (*random.pick(&methods), *random.pick(&users));
+            NewEvent { status: *random.pick(&statuses), ..event(n, timestamp_ms, method, 200, user) }
+        })
+        .collect();
+    for batch in events.chunks(40) {
+        store.ingest(batch.to_vec(), None).await.expect("stored");
+    }
+    // The trail's order is the store's (commit order); the scan follows it.
+    let trail = uuids(&trail_of(store, events.len()).await);
+    let by_uuid: std::collections::HashMap<&str, &NewEvent> =
+        events.iter().map(|event| (event.uuid.as_str(), event)).collect();
+    let selects = |filters: &EventFilters, event: &NewEvent| {
+        filters.since_ms.is_none_or(|since| event.timestamp_ms >= since)
+            && filters.until_ms.is_none_or(|until| event.timestamp_ms < until)
+            && filters.event_type.as_ref().is_none_or(|wanted| *wanted == event.event_type)
+            && filters.method.as_ref().is_none_or(|wanted| *wanted == event.method)
+            && filters.status.is_none_or(|wanted| Some(wanted) == event.status)
+            && filters.user_id.as_ref().is_none_or(|wanted| Some(wanted) == event.user_id.as_ref())
+            && filters.user_email.as_ref().is_none_or(|wanted| Some(wanted) == event.user_email.as_ref())
+            && filters.user_name.as_ref().is_none_or(|wanted| Some(wanted) == event.user_name.as_ref())
+    };
+    let (mut selecting_rounds, mut numbered_rounds) = (0, 0);
+    for round in 0..150 {
+        let at = |random: &mut Xorshift| base + i64::try_from(random.below(100)).unwrap_or(0) * 1000;
+        let filters = EventFilters {
+            event_type: random.maybe(|r| r.pick(&["T0", "T1", "T9"]).to_string()),
+            user_id: random.maybe(|r| r.pick(&["alice", "bob", "nobody"]).to_string()),
+            user_email: random.maybe(|r| format!("{}@example.com", r.pick(&users))),
+            user_name: random.maybe(|r| format!("{}-login", r.pick(&users))),
+            method: random
+                .maybe(|r| r.pick(&["GET", "POST", "PUT", "DELETE", "PATCH", "get", "PURGE", "HEAD"]).to_string()),
+            status: random.maybe(|r| *r.pick(&[200_u16, 201, 204, 404, 500, 0, 999, 302])),
+            since_ms: random.maybe(at),
+            until_ms: random.maybe(at),
+            ..EventFilters::default()
+        };
+        let order = *random.pick(&[TrailOrder::Ascending, TrailOrder::Descending]);
+        let size = 1 + random.below(9);
+        let mut walk: Vec<&str> = trail.iter().map(String::as_str).collect();
+        if order == TrailOrder::Descending {
+            walk.reverse();
+        }
+        let case = format!("round {round}: {filters:?} {order:?} size {size}");
+        // From a cursor (any event, selected or not) the walk starts at it, inclusive.
+        let start = random.below(walk.len());
+        for from in [None, Some(walk[start])] {
+            let skipped = from.map_or(0, |_| start);
+            let expected: Vec<&str> =
+                walk[skipped..].iter().copied().filter(|uuid| selects(&filters, by_uuid[uuid])).collect();
+            let mut query = TrailQuery { filters: filters.clone(), order, size, ..query(from, size) };
+            let mut followed: Vec<String> = Vec::new();
+            for _ in 0..=walk.len() {
+                let page = page_of(store.page(query.clone()).await.expect("read"));
+                assert!(page.events.len() <= size, "{case}: a page holds at most its size");
+                followed.extend(uuids(&page));
+                match page.next {
+                    Some(next) => query.from = Some(next),
+                    None => break,
+                }
+            }
+            assert_eq!(followed, expected, "{case}, following next from {from:?}");
+        }
+        let expected: Vec<&str> = walk.iter().copied().filter(|uuid| selects(&filters, by_uuid[uuid])).collect();
+        selecting_rounds += usize::from(!expected.is_empty());
+        numbered_rounds += usize::from(expected.len() > size);
+        let skip = size * (1 + random.below(3));
+        let numbered = TrailQuery { filters: filters.clone(), order, size, skip, ..TrailQuery::default() };
+        let page = uuids(&page_of(store.page(numbered).await.expect("read")));
+        let wanted: Vec<&str> = expected.iter().skip(skip).take(size).copied().collect();
+        assert_eq!(page, wanted, "{case}, the page {skip} events in");
+    }
+    // Not a vacuous check: most rounds select events, many of them more than a page.
+    assert!(selecting_rounds >= 60 && numbered_rounds >= 40, "{selecting_rounds} and {numbered_rounds} of 150");
+}
+
 async fn activity_counts_each_hour_by_outcome(store: &dyn TrailStore) {
     let hour = 472_222 * HOUR_MS;
     store
@@ -624,6 +736,11 @@ macro_rules! store_contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn every_filter_selects_its_events() {
                 super::every_filter_selects_its_events(&*$open().await.store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn every_filter_walk_is_the_scan_of_the_events_it_selects() {
+                super::every_filter_walk_is_the_scan_of_the_events_it_selects(&*$open().await.store).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -126,6 +126,15 @@ pub enum StoreError {
     /// the old key after a rotation handed over to a new one.
     #[error(transparent)]
     WrongSigningKey(#[from] crate::chain::checkpoint::WrongSigner),
+    /// PostgreSQL's queue of acknowledged events waiting for the sealer is past its bound
+    /// (`postgres::backlog`): nothing of the batch was stored, and it should come again.
+    #[error("sealing is behind by about {unsealed} events, more than the {bound} that may wait for it (--pg-max-unsealed-events / AUDIT_PG_MAX_UNSEALED_EVENTS); nothing of the batch was stored; send it again shortly")]
+    SealingBehind {
+        /// Events waiting for the sealer, at most (this replica's reading).
+        unsealed: u64,
+        /// The bound.
+        bound: u64,
+    },
     /// The PostgreSQL trail is not being sealed (`postgres::sealer_health`): why.
     #[error("{0}")]
     SealingStalled(String),

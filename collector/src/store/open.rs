@@ -45,10 +45,12 @@ impl DatabaseLocation {
 /// Opens the trail store at `location`, signing checkpoints with the key `load_signer`
 /// returns, and the public key of that signer. On SQLite the database is opened first: it
 /// creates the directory the default key lives in. `queue_batches` bounds SQLite's write
-/// queue (PostgreSQL has none).
+/// queue (PostgreSQL has none); `max_unsealed_events` PostgreSQL's queue of events waiting
+/// for the sealer.
 pub async fn open_trail<E>(
     location: DatabaseLocation,
     queue_batches: usize,
+    max_unsealed_events: u64,
     load_signer: impl FnOnce() -> Result<TrailSigner, E> + Send + 'static,
 ) -> Result<(Arc<dyn TrailStore>, TrailPublicKey), E>
 where
@@ -69,7 +71,8 @@ where
             // Every replica signs with the one key it is given; none is kept in the database.
             let signer = tokio::task::spawn_blocking(load_signer).await.map_err(task_failed)??;
             let trail_key = signer.public_key();
-            let store: Arc<dyn TrailStore> = Arc::new(PgStore::open(&url, Some(signer)).await?);
+            let store: Arc<dyn TrailStore> =
+                Arc::new(PgStore::open(&url, Some(signer)).await?.with_max_unsealed_events(max_unsealed_events));
             Ok((store, trail_key))
         }
     }

@@ -33,9 +33,21 @@ pub struct StoreGauges {
     pub size_bytes: u64,
     /// Write commands waiting for the writer.
     pub write_queue_depth: usize,
-    /// Where events are sealed after their acknowledgement (PostgreSQL): whether a live
-    /// sealer holds the lease, and how long the oldest unsealed event has waited (ms).
-    pub sealing: Option<(bool, i64)>,
+    /// Where events are sealed after their acknowledgement (PostgreSQL): how the sealing goes.
+    pub sealing: Option<SealingGauges>,
+}
+
+/// The figures of a store whose events are sealed after their acknowledgement (PostgreSQL).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SealingGauges {
+    /// A live sealer holds the lease.
+    pub lease_live: bool,
+    /// How long the oldest unsealed event has waited (ms).
+    pub oldest_unsealed_ms: i64,
+    /// Events waiting for the sealer, at most (`store::postgres::backlog`).
+    pub unsealed_events: u64,
+    /// Past this many, ingest refuses batches that carry events (503).
+    pub max_unsealed_events: u64,
 }
 
 /// The trail's storage.

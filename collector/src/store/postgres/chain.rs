@@ -176,9 +176,11 @@ pub async fn purge(
     .await?;
     let deleted_count = i64::try_from(deleted).unwrap_or(i64::MAX);
     tx.execute("UPDATE purge_count SET events = events + $1 WHERE id = 1", &[&deleted_count]).await?;
+    // `events` has no uuid index (version 9): an event is found by its timestamp and uuid,
+    // the key of the timestamp index.
     tx.execute(
         "DELETE FROM trail_uuids t WHERE timestamp_ms < $1
-           AND NOT EXISTS (SELECT 1 FROM events e WHERE e.uuid = t.uuid)
+           AND NOT EXISTS (SELECT 1 FROM events e WHERE e.timestamp_ms = t.timestamp_ms AND e.uuid = t.uuid)
            AND NOT EXISTS (SELECT 1 FROM unsequenced u WHERE u.uuid = t.uuid)",
         &[&last_timestamp.saturating_sub(REMEMBER_EXPIRED_MS)],
     )

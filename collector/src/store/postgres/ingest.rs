@@ -1,5 +1,5 @@
 //! Ingest on PostgreSQL, on any replica: a batch goes into `unsequenced`
-//! ([`super::unsequenced`]); a batch from a numbering sender is one transaction with its
+//! ([`super::unsequenced`]), once the queue's bound let it in ([`super::backlog`]); a batch from a numbering sender is one transaction with its
 //! sender's accounting ([`super::senders`]). The acknowledgement follows the commit.
 
 use audit_event::IngestReceipt;

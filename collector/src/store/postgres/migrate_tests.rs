@@ -1,6 +1,8 @@
 //! A SQLite trail moved up to PostgreSQL is the same trail: `verify` passes on the copy
 //! with the same public key, a consumer's saved cursor still works (and a purged one is
 //! still "expired"), tokens still authenticate, seqs continue; a non-empty target is refused.
+//! And a PostgreSQL trail of version 8 brought to version 9 in place keeps its cursors
+//! without the uuid index, and loses the rollup rows retention had zeroed.
 
 use std::time::{Duration, Instant};
 
@@ -145,4 +147,98 @@ async fn a_migrated_trail_keeps_its_key_handover_and_its_senders_accounting() {
     postgres.shutdown().await.expect("stop; signs with the new key");
     let report = verify_postgres(&url, &old_key.verifier()).await.expect("intact, signed by the new key after it");
     assert_eq!((report.events, report.checkpoints.len()), (8, 3));
+}
+
+/// A version 8 trail (the uuid index, a rollup row retention zeroed) brought to version 9:
+/// the uuid index is gone, a cursor still finds its event among others of the same
+/// millisecond, the zero row is gone, the activity counts are what they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_8_trail_upgraded_in_place_finds_its_cursors_without_a_uuid_index() {
+    use super::schema::{self, SCHEMA_V1, SCHEMA_VERSION, UPGRADES};
+    let url = fresh_database().await;
+    let pool = schema::pool(&url).expect("pool");
+    let client = pool.get().await.expect("connect");
+    client.batch_execute(SCHEMA_V1).await.expect("version 1");
+    for upgrade in &UPGRADES[..7] {
+        client.batch_execute(upgrade).await.expect("up to version 8");
+    }
+    client
+        .batch_execute(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (8);
+             INSERT INTO trail_uuids (uuid, timestamp_ms) SELECT 'event-' || n, 7200000 FROM generate_series(1, 40) n;
+             INSERT INTO events (seq, uuid, timestamp_ms, type, user_id, method, status, ingested_at_ms, body,
+                                 chain_prev, chain_hash)
+             SELECT n, 'event-' || n, 7200000, 'T', 'u1', 'GET', 200, 0, '{}', sha256(n::text::bytea),
+                    sha256(n::text::bytea)
+             FROM generate_series(1, 40) n;
+             UPDATE chain_head SET seq = 40;
+             INSERT INTO activity_hourly VALUES (1, 'T', 'GET', 200, 0);
+             INSERT INTO activity_user_id_hourly VALUES (1, 'u1', 'T', 'GET', 200, 0);",
+        )
+        .await
+        .expect("a version 8 trail");
+    drop(client);
+    schema::migrate(&pool).await.expect("upgrade");
+    let client = pool.get().await.expect("connect");
+    let version: i32 = client.query_one("SELECT version FROM schema_version", &[]).await.expect("version").get(0);
+    assert_eq!(version, SCHEMA_VERSION);
+    let by_uuid: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+             WHERE i.indrelid = 'events'::regclass AND a.attname = 'uuid'",
+            &[],
+        )
+        .await
+        .expect("indexes")
+        .get(0);
+    assert_eq!(by_uuid, 0, "no index of events leads with the uuid");
+    let zero_rows: i64 = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM activity_hourly WHERE events = 0)
+                  + (SELECT count(*) FROM activity_user_id_hourly WHERE events = 0)",
+            &[],
+        )
+        .await
+        .expect("rollups")
+        .get(0);
+    assert_eq!(zero_rows, 0, "the rows retention zeroed before the upgrade are gone");
+    let from = TrailQuery { from: Some("event-23".to_owned()), size: 2, ..TrailQuery::default() };
+    let page = super::page::read_page(&pool, &from).await.expect("read");
+    let PageOutcome::Page(rows) = page else { panic!("expected a page, got {page:?}") };
+    assert_eq!(rows.events.len(), 2);
+    let unknown = TrailQuery { from: Some("event-41".to_owned()), ..TrailQuery::default() };
+    assert!(matches!(super::page::read_page(&pool, &unknown).await.expect("read"), PageOutcome::UnknownFrom));
+}
+
+/// Retention takes a purged hour's events out of every rollup, and the rows it brings to
+/// zero go with them (version 8 kept them at zero, for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_the_rollup_rows_it_brings_to_zero() {
+    use crate::store::test_support::new_event as plain_event;
+    let url = fresh_database().await;
+    let store = PgStore::open(&url, None).await.expect("open");
+    let with_users = |n: usize, timestamp_ms: i64| NewEvent {
+        user_id: Some("u1".to_owned()),
+        user_email: Some("a@x".to_owned()),
+        ..plain_event(n, timestamp_ms)
+    };
+    // Two events in hour 0, one in hour 2.
+    let events = vec![with_users(1, 1_000), with_users(2, 2_000), with_users(3, 7_300_000)];
+    assert_eq!(store.ingest(events, None).await.expect("ingest").accepted, 3);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let sealed = |outcome: PageOutcome| matches!(outcome, PageOutcome::Page(rows) if rows.events.len() == 3);
+    while !sealed(store.page(TrailQuery { size: 100, ..TrailQuery::default() }).await.expect("read")) {
+        assert!(Instant::now() < deadline, "the events were not sealed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(store.purge(3_600_000, 100).await.expect("purge"), 2, "hour 0's two events");
+    let pool = super::schema::pool(&url).expect("pool");
+    let client = pool.get().await.expect("connect");
+    for rollup in ["activity_hourly", "activity_user_id_hourly", "activity_user_email_hourly"] {
+        let rows =
+            client.query(&format!("SELECT hour, events FROM {rollup} ORDER BY hour"), &[]).await.expect("rollup");
+        let hours: Vec<(i64, i64)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+        assert_eq!(hours, [(2, 1)], "{rollup} keeps only hours that still have events");
+    }
+    store.shutdown().await.expect("stop");
 }

@@ -5,11 +5,15 @@
 //! retention ([`chain`]) run on any replica under the chain head's row lock; sender
 //! accounting ([`senders`]) runs with each numbered batch on the replica that took it,
 //! and its periodic check on the lease holder. Every replica's health includes the
-//! sealing's ([`sealer_health`]): a live lease holder and a queue that moves. The schema is
+//! sealing's ([`sealer_health`]): a live lease holder and a queue that moves. Past a bound
+//! of events waiting for the sealer, ingest refuses batches ([`backlog`]). The schema is
 //! `schema.sql` beside this file ([`schema`]); docs/postgres.md argues why no reader can
 //! skip or reorder a committed event.
 
 pub mod activity;
+pub mod backlog;
+#[cfg(test)]
+mod backlog_tests;
 pub mod chain;
 pub mod from_sqlite;
 pub mod ingest;
@@ -44,6 +48,7 @@ use deadpool_postgres::Pool;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use self::backlog::UnsealedBound;
 use self::sealer_health::SealerHealth;
 
 use super::activity_plan::{ActivityOutcome, BucketWidth};
@@ -51,7 +56,7 @@ use super::new_event::NewEvent;
 use super::page::PageOutcome;
 use super::query::{EventFilters, TrailQuery};
 use super::tokens::ActiveToken;
-use super::trail_store::{StoreFuture, StoreGauges, TrailStore};
+use super::trail_store::{SealingGauges, StoreFuture, StoreGauges, TrailStore};
 use super::{now_millis, StoreError};
 use crate::chain::link::to_hex;
 use crate::chain::signing::TrailSigner;
@@ -67,6 +72,8 @@ pub struct PgStore {
     sealing_epoch: Arc<AtomicI64>,
     /// How long an acknowledged event may wait for its seal before this replica is unhealthy.
     backlog_bound: Duration,
+    /// How many acknowledged events may wait for the sealer before ingest refuses batches.
+    unsealed_bound: UnsealedBound,
 }
 
 impl PgStore {
@@ -96,7 +103,14 @@ impl PgStore {
             sealer: Mutex::new(Some(sealer)),
             sealing_epoch,
             backlog_bound: sealer_health::BACKLOG_BOUND,
+            unsealed_bound: UnsealedBound::new(backlog::DEFAULT_MAX_UNSEALED_EVENTS),
         })
+    }
+
+    /// The same replica refusing batches once more than `max_unsealed` events wait for the
+    /// sealer (`--pg-max-unsealed-events`).
+    pub fn with_max_unsealed_events(self, max_unsealed: u64) -> PgStore {
+        PgStore { unsealed_bound: UnsealedBound::new(max_unsealed), ..self }
     }
 
     /// The same replica with another backlog bound (tests wait seconds, not half a minute).
@@ -120,7 +134,19 @@ impl TrailStore for PgStore {
             if *self.stop_sealer.borrow() {
                 return Err(StoreError::WriterStopped);
             }
-            ingest::ingest(&self.pool, &events, sender.as_ref()).await
+            // Refused whole, before anything is written, when the sealer is too far behind;
+            // only the sender's liveness is noted, so the refusal is not recorded as its loss.
+            if let Err(refusal) = self.unsealed_bound.admit(&self.pool, &events).await {
+                if let (StoreError::SealingBehind { .. }, Some(activity)) = (&refusal, &sender) {
+                    if let Err(error) = senders::note_refused(&self.pool, &activity.id, now_millis()).await {
+                        tracing::warn!(%error, sender = %activity.id, "could not note a refused sender as alive");
+                    }
+                }
+                return Err(refusal);
+            }
+            let receipt = ingest::ingest(&self.pool, &events, sender.as_ref()).await?;
+            self.unsealed_bound.note_acknowledged(receipt.accepted);
+            Ok(receipt)
         })
     }
 
@@ -177,12 +203,19 @@ impl TrailStore for PgStore {
                 )
                 .await?;
             let sealing = SealerHealth::read(&client, now_millis()).await?;
+            let unsealed_events = backlog::read_unsealed(&client).await?;
+            self.unsealed_bound.note_reading(unsealed_events);
             Ok(StoreGauges {
                 purged_events: u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0),
                 size_bytes: u64::try_from(row.try_get::<_, i64>(1)?).unwrap_or(0),
                 // Ingest has no queue of its own here: requests wait for a pooled connection.
                 write_queue_depth: self.pool.status().waiting,
-                sealing: Some((sealing.lease_live, sealing.oldest_unsealed_ms)),
+                sealing: Some(SealingGauges {
+                    lease_live: sealing.lease_live,
+                    oldest_unsealed_ms: sealing.oldest_unsealed_ms,
+                    unsealed_events,
+                    max_unsealed_events: self.unsealed_bound.max_unsealed(),
+                }),
             })
         })
     }

@@ -1,5 +1,6 @@
 //! `GET /audit` pages on PostgreSQL: PostgreSQL's answers to the queries of the one page
-//! algorithm (`store/page.rs`), over the sealed `events` table only, in one read-only
+//! algorithm (`store/page.rs`), over the sealed `events` table (a cursor's uuid found through
+//! `trail_uuids`, which has its timestamp), in one read-only
 //! REPEATABLE READ transaction so the cursor lookup and the rows see one snapshot. The SQL text is made of fixed fragments; every
 //! value from the request is a bound parameter.
 
@@ -111,8 +112,18 @@ impl PgPage<'_> {
 }
 
 impl PageQueries for PgPage<'_> {
+    /// `events` has no index by uuid (version 9: `trail_uuids` keeps uuids unique): the
+    /// uuid's timestamp, from `trail_uuids`, leads to its row through the timestamp index,
+    /// whose key is `(timestamp_ms, uuid)`.
     async fn seq_of(&mut self, uuid: &str) -> Result<Option<i64>, StoreError> {
-        let row = self.tx.query_opt("SELECT seq FROM events WHERE uuid = $1", &[&uuid]).await?;
+        let row = self
+            .tx
+            .query_opt(
+                "SELECT e.seq FROM trail_uuids t JOIN events e ON e.timestamp_ms = t.timestamp_ms AND e.uuid = t.uuid
+                 WHERE t.uuid = $1",
+                &[&uuid],
+            )
+            .await?;
         Ok(row.map(|row| row.try_get(0)).transpose()?)
     }
 

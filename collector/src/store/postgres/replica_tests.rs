@@ -63,6 +63,14 @@ async fn three_replicas_ingesting_at_once_make_one_trail_with_each_event_once() 
     let client = pool.get().await.expect("connect");
     let row = client.query_one("SELECT count(*), min(seq), max(seq) FROM events", &[]).await.expect("count");
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1), row.get::<_, i64>(2)), (600, 1, 600), "seqs 1..600");
+    // Sealed now, retried on each replica: still duplicates (`trail_uuids` decides; `events`
+    // has no uuid index of its own since version 9).
+    for replica in &replicas {
+        let retried = replica.ingest((0..30).map(|n| new_event(n, 0)).collect(), None).await.expect("stored");
+        assert_eq!((retried.accepted, retried.duplicates), (0, 30), "a sealed event retried is a duplicate");
+    }
+    let count: i64 = client.query_one("SELECT count(*) FROM events", &[]).await.expect("count").get(0);
+    assert_eq!(count, 600, "no event twice");
     for replica in &replicas {
         replica.shutdown().await.expect("stop");
     }

@@ -10,11 +10,11 @@ use super::super::StoreError;
 use super::tls;
 
 /// The first schema.
-const SCHEMA_V1: &str = include_str!("schema.sql");
+pub(super) const SCHEMA_V1: &str = include_str!("schema.sql");
 
 /// The changes after it, in order: entry `n` brings the schema from version `n + 1` to
 /// `n + 2`. Released entries are never edited: a change is a new entry.
-const UPGRADES: &[&str] = &[
+pub(super) const UPGRADES: &[&str] = &[
     // 2: sender accounting and the checkpoints' key handover.
     include_str!("schema_v2.sql"),
     // 3: the hourly activity rollup and the indexes GET /audit/activity counts from.
@@ -29,6 +29,9 @@ const UPGRADES: &[&str] = &[
     include_str!("schema_v7.sql"),
     // 8: per-user hourly rollups instead of the two `(user, timestamp)` indexes.
     include_str!("schema_v8.sql"),
+    // 9: no uuid index on `events` (`trail_uuids` keeps uuids unique; the timestamp index is
+    // keyed by (timestamp, uuid) for lookups), and rollup rows retention zeroes are deleted.
+    include_str!("schema_v9.sql"),
 ];
 
 /// The newest schema version this collector knows.

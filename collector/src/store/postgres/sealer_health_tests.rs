@@ -33,26 +33,28 @@ async fn killing_the_sealer_makes_the_replica_unhealthy_with_the_reason_until_a_
     let url = fresh_database().await;
     let replica = PgStore::open(&url, None).await.expect("open").with_backlog_bound(Duration::from_secs(1));
     health_until(&replica, Result::is_ok).await.expect("healthy once its sealer holds the lease");
-    assert_eq!(replica.gauges().await.expect("gauges").sealing, Some((true, 0)));
+    let sealing = replica.gauges().await.expect("gauges").sealing.expect("sealing gauges");
+    assert_eq!((sealing.lease_live, sealing.oldest_unsealed_ms, sealing.unsealed_events), (true, 0, 0));
 
     replica.kill_sealer();
     replica.ingest(vec![new_event(1, 0)], None).await.expect("acknowledged without a sealer");
     let health = health_until(&replica, |health| stalled_because(health, "no live sealer holds the lease")).await;
     assert!(stalled_because(&health, "no live sealer holds the lease"), "{health:?}");
-    let (lease_live, oldest_ms) = replica.gauges().await.expect("gauges").sealing.expect("sealing gauges");
-    assert!(!lease_live && oldest_ms > 0, "gauges: lease {lease_live}, oldest unsealed {oldest_ms} ms");
+    let sealing = replica.gauges().await.expect("gauges").sealing.expect("sealing gauges");
+    assert!(!sealing.lease_live && sealing.oldest_unsealed_ms > 0 && sealing.unsealed_events == 1, "{sealing:?}");
 
     // A holder that renews nothing and seals nothing: the lease is live, the queue is not moving.
     let pool = schema::pool(&url).expect("pool");
     take_lease(&pool, "stuck").await.expect("lease").expect("the expired lease is taken");
     let health = replica.health().await;
     assert!(stalled_because(&health, "more than the 1 s bound"), "{health:?}");
-    let (lease_live, oldest_ms) = replica.gauges().await.expect("gauges").sealing.expect("sealing gauges");
-    assert!(lease_live && oldest_ms > 1000, "gauges: lease {lease_live}, oldest unsealed {oldest_ms} ms");
+    let sealing = replica.gauges().await.expect("gauges").sealing.expect("sealing gauges");
+    assert!(sealing.lease_live && sealing.oldest_unsealed_ms > 1000, "{sealing:?}");
 
     // A live replica takes the lease when the stuck one's expires, and seals the backlog.
     let rescuer = PgStore::open(&url, None).await.expect("open a second replica");
     health_until(&replica, Result::is_ok).await.expect("healthy again once a live sealer sealed the backlog");
-    assert_eq!(replica.gauges().await.expect("gauges").sealing, Some((true, 0)));
+    let sealing = replica.gauges().await.expect("gauges").sealing.expect("sealing gauges");
+    assert_eq!((sealing.lease_live, sealing.oldest_unsealed_ms, sealing.unsealed_events), (true, 0, 0));
     rescuer.shutdown().await.expect("stop");
 }

@@ -45,6 +45,31 @@ pub async fn note_batch(
     Ok(records)
 }
 
+/// A batch of `sender` was refused before anything of it was stored (sealing is behind,
+/// `super::backlog`): the sender is alive and holds what it sent, to retry it. So its
+/// silence and its holes are counted from now: while the collector itself refuses a
+/// sender, it records neither what the sender retries as lost (from an earlier heartbeat's
+/// count, or below numbers that arrived) nor the sender as fallen silent. Nothing else of
+/// the batch changes the accounting, and a sender unknown or recorded as stopped is left
+/// as it is (its next accepted call accounts for it as usual).
+pub async fn note_refused(pool: &Pool, sender: &str, now_ms: i64) -> Result<(), StoreError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    lock(&tx, sender).await?;
+    let alive = tx
+        .execute(
+            "UPDATE senders SET last_heard_ms = greatest(last_heard_ms, $2), claimed_seen_at_ms = $2
+             WHERE id = $1 AND stopped_at_ms IS NULL",
+            &[&sender, &now_ms],
+        )
+        .await?;
+    if alive > 0 {
+        tx.execute("UPDATE sender_pending SET seen_at_ms = $2 WHERE sender = $1", &[&sender, &now_ms]).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Records overdue holes and silent senders, and forgets senders stopped longer than the
 /// policy keeps them, when this replica seals under lease `epoch`; returns how many
 /// records. One transaction: it holds the lease row (shared), so the lease cannot pass to
