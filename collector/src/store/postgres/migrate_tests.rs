@@ -242,3 +242,39 @@ async fn retention_deletes_the_rollup_rows_it_brings_to_zero() {
     }
     store.shutdown().await.expect("stop");
 }
+
+/// Retention forgets a purged event's uuid 30 days past the newest purged event, but never the
+/// uuid of an event still in the trail, however old its timestamp: found by (timestamp, uuid)
+/// since `events` has no uuid index (version 9), it stays a duplicate when retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_keeps_the_uuid_of_an_old_event_still_in_the_trail() {
+    use crate::store::test_support::new_event as plain_event;
+    let url = fresh_database().await;
+    let store = PgStore::open(&url, None).await.expect("open");
+    // In seq order: 10, 100 and 200 days, then 1 day (timestamps come from the senders).
+    let events =
+        vec![plain_event(0, 10 * DAY), plain_event(1, 100 * DAY), plain_event(2, 200 * DAY), plain_event(3, DAY)];
+    assert_eq!(store.ingest(events, None).await.expect("ingest").accepted, 4);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let sealed = |outcome: PageOutcome| matches!(outcome, PageOutcome::Page(rows) if rows.events.len() == 4);
+    while !sealed(store.page(TrailQuery { size: 100, ..TrailQuery::default() }).await.expect("read")) {
+        assert!(Instant::now() < deadline, "the events were not sealed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Purges events 0 and 1 (event 2 is newer than 150 days); of the uuids older than 70 days
+    // (100 - 30), event 0's is in no table any more and goes, event 3's is still in `events`.
+    assert_eq!(store.purge(150 * DAY, 100).await.expect("purge"), 2);
+    let pool = super::schema::pool(&url).expect("pool");
+    let client = pool.get().await.expect("connect");
+    let kept: Vec<String> = client
+        .query("SELECT uuid FROM trail_uuids ORDER BY uuid", &[])
+        .await
+        .expect("uuids")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(kept, ["event-1", "event-2", "event-3"], "event 0's uuid forgotten, event 3's kept");
+    let retried = store.ingest(vec![plain_event(3, DAY), plain_event(1, 100 * DAY)], None).await.expect("ingest");
+    assert_eq!((retried.accepted, retried.duplicates), (0, 2), "still duplicates");
+    store.shutdown().await.expect("stop");
+}
