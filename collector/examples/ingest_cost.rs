@@ -43,7 +43,14 @@ fn main() -> Result<()> {
     let path = dir.path().join("audit.db");
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     runtime.block_on(async {
-        let store = SqliteStore::start(SqliteStore::prepare(&path)?, &path, 64, None)?;
+        let conn = SqliteStore::prepare(&path)?;
+        // Pricing the schema's parts one at a time (docs/performance.md, "What each SQLite
+        // index costs"): SQL run on the new database before anything is stored, e.g. a
+        // `DROP INDEX`. Unset in `make test`.
+        if let Ok(sql) = std::env::var("INGEST_COST_SCHEMA_SQL") {
+            conn.execute_batch(&sql)?;
+        }
+        let store = SqliteStore::start(conn, &path, 64, None)?;
         let mut accepted = 0;
         for body in &bodies[..1 + ingest / BATCH] {
             let batch = parse_batch(body)?;
