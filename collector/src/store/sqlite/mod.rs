@@ -12,6 +12,8 @@ pub mod activity_rollup;
 pub mod chain_store;
 pub mod page_sql;
 pub mod reader;
+#[cfg(test)]
+mod refused_tests;
 pub mod schema;
 pub mod senders;
 pub mod store;

@@ -27,6 +27,25 @@ pub fn note_batch(
     Ok(records)
 }
 
+/// A batch of `sender` was refused at `refused_at_ms` (the write queue was full) before
+/// anything of it was stored: the sender is alive and holds what it sent, to retry it. So
+/// its silence and its holes are counted from then, and the check that follows records
+/// neither what it retries as lost nor the sender as fallen silent because of the refusal.
+/// A sender unknown or recorded as stopped is left as it is.
+pub fn note_refused(conn: &Connection, sender: &str, refused_at_ms: i64) -> Result<(), StoreError> {
+    let alive = conn
+        .prepare_cached(
+            "UPDATE senders SET last_heard_ms = max(last_heard_ms, ?2), claimed_seen_at_ms = max(claimed_seen_at_ms, ?2)
+             WHERE id = ?1 AND stopped_at_ms IS NULL",
+        )?
+        .execute(rusqlite::params![sender, refused_at_ms])?;
+    if alive > 0 {
+        conn.prepare_cached("UPDATE sender_pending SET seen_at_ms = max(seen_at_ms, ?2) WHERE sender = ?1")?
+            .execute(rusqlite::params![sender, refused_at_ms])?;
+    }
+    Ok(())
+}
+
 /// Records overdue holes and senders that fell silent, and forgets senders stopped longer
 /// than the policy keeps them; returns the records to store.
 pub fn check_senders(conn: &Connection, policy: SenderPolicy, now_ms: i64) -> Result<Vec<AuditEvent>, StoreError> {

@@ -1,6 +1,7 @@
 //! [`SqliteStore`]: the [`TrailStore`] on one SQLite file: the writer thread (ingest,
 //! purges, checkpoints, in batched transactions) and the pool of read connections.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
@@ -31,7 +32,15 @@ pub struct SqliteStore {
     readers: Readers,
     thread: Mutex<Option<WriterThread>>,
     path: PathBuf,
+    /// Senders whose batch the full write queue refused, and when (ms): the next check of
+    /// the senders counts their silence and holes from then, so a refusal is never recorded
+    /// as their loss. At most [`MAX_REFUSED_SENDERS`] between two checks.
+    refused_senders: Mutex<HashMap<String, i64>>,
 }
+
+/// Bounds the refused senders kept between two checks (a check runs every second; a
+/// deployment has a few senders per Envoy worker).
+const MAX_REFUSED_SENDERS: usize = 10_000;
 
 impl SqliteStore {
     /// Opens (creating when new) the database at `path`: the write connection
@@ -54,6 +63,7 @@ impl SqliteStore {
             readers: Readers::new(path.to_path_buf()),
             thread: Mutex::new(Some(thread)),
             path: path.to_path_buf(),
+            refused_senders: Mutex::new(HashMap::new()),
         })
     }
 
@@ -61,6 +71,14 @@ impl SqliteStore {
     #[cfg(test)]
     pub fn open(path: &Path, queue_batches: usize, signer: Option<TrailSigner>) -> Result<SqliteStore, StoreError> {
         SqliteStore::start(SqliteStore::prepare(path)?, path, queue_batches, signer)
+    }
+
+    /// Notes that a batch of `sender` was refused now (see `refused_senders`).
+    fn note_refused(&self, sender: String) {
+        let mut refused = self.refused_senders.lock().unwrap_or_else(PoisonError::into_inner);
+        if refused.len() < MAX_REFUSED_SENDERS || refused.contains_key(&sender) {
+            refused.insert(sender, super::super::now_millis());
+        }
     }
 
     /// The file plus its WAL (where recent commits live until a checkpoint).
@@ -74,11 +92,17 @@ impl SqliteStore {
 
 impl TrailStore for SqliteStore {
     fn ingest(&self, events: Vec<NewEvent>, sender: Option<SenderActivity>) -> StoreFuture<'_, IngestReceipt> {
+        let sender_id = sender.as_ref().map(|activity| activity.id.clone());
         let queued = self.writer.try_ingest(events, sender);
         Box::pin(async move {
             match queued {
                 Ok(pending) => pending.committed().await,
-                Err(SubmitError::Full) => Err(StoreError::QueueFull),
+                Err(SubmitError::Full) => {
+                    if let Some(id) = sender_id {
+                        self.note_refused(id);
+                    }
+                    Err(StoreError::QueueFull)
+                }
                 Err(SubmitError::Stopped) => Err(StoreError::WriterStopped),
             }
         })
@@ -90,7 +114,11 @@ impl TrailStore for SqliteStore {
         Box::pin(async move {
             let now_ms = super::super::now_millis();
             if self.readers.read(move |conn| anything_due(conn, policy, now_ms)).await? {
-                self.writer.check_senders(policy).await
+                let refused: Vec<(String, i64)> =
+                    std::mem::take(&mut *self.refused_senders.lock().unwrap_or_else(PoisonError::into_inner))
+                        .into_iter()
+                        .collect();
+                self.writer.check_senders(policy, refused).await
             } else {
                 Ok(0)
             }

@@ -12,9 +12,24 @@ use crate::store::StoreError;
 pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 pub(super) enum Command {
-    Ingest { events: Vec<NewEvent>, sender: Option<SenderActivity>, reply: Reply<IngestReceipt> },
-    CheckSenders { policy: SenderPolicy, reply: Reply<usize> },
-    Purge { older_than_ms: i64, limit: usize, reply: Reply<usize> },
-    Checkpoint { reply: Reply<Option<Checkpoint>> },
+    Ingest {
+        events: Vec<NewEvent>,
+        sender: Option<SenderActivity>,
+        reply: Reply<IngestReceipt>,
+    },
+    /// `refused`: senders whose batch the full queue refused, and when (ms).
+    CheckSenders {
+        policy: SenderPolicy,
+        refused: Vec<(String, i64)>,
+        reply: Reply<usize>,
+    },
+    Purge {
+        older_than_ms: i64,
+        limit: usize,
+        reply: Reply<usize>,
+    },
+    Checkpoint {
+        reply: Reply<Option<Checkpoint>>,
+    },
     Shutdown,
 }

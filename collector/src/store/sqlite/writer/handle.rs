@@ -73,11 +73,12 @@ impl WriterHandle {
         issued.await.map_err(|_| StoreError::WriterStopped)?
     }
 
-    /// Records overdue holes and silent senders (see `store::sqlite::senders`); returns how many
-    /// records were stored.
-    pub async fn check_senders(&self, policy: SenderPolicy) -> Result<usize, StoreError> {
+    /// Records overdue holes and silent senders (see `store::sqlite::senders`), after noting
+    /// the `refused` senders (id, when) as alive; returns how many records were stored.
+    pub async fn check_senders(&self, policy: SenderPolicy, refused: Vec<(String, i64)>) -> Result<usize, StoreError> {
         let (reply, recorded) = oneshot::channel();
-        self.queue.send(Command::CheckSenders { policy, reply }).await.map_err(|_| StoreError::WriterStopped)?;
+        let command = Command::CheckSenders { policy, refused, reply };
+        self.queue.send(command).await.map_err(|_| StoreError::WriterStopped)?;
         recorded.await.map_err(|_| StoreError::WriterStopped)?
     }
 

@@ -11,7 +11,7 @@ use crate::chain::signing::TrailSigner;
 use crate::completeness::accounting::{SenderActivity, SenderPolicy};
 use crate::store::new_event::NewEvent;
 use crate::store::sqlite::chain_store::issue_checkpoint;
-use crate::store::sqlite::senders::{check_senders, note_batch};
+use crate::store::sqlite::senders::{check_senders, note_batch, note_refused};
 use crate::store::sqlite::write_sql::{insert_rows, purge_batch};
 use crate::store::{now_millis, StoreError};
 
@@ -54,7 +54,15 @@ pub(super) fn ingest_accounted(
     Ok(IngestReceipt { accepted, duplicates: events.len() - accepted })
 }
 
-pub(super) fn check_in(conn: &Connection, policy: SenderPolicy, now_ms: i64) -> Result<usize, StoreError> {
+pub(super) fn check_in(
+    conn: &Connection,
+    policy: SenderPolicy,
+    refused: &[(String, i64)],
+    now_ms: i64,
+) -> Result<usize, StoreError> {
+    for (sender, refused_at_ms) in refused {
+        note_refused(conn, sender, *refused_at_ms)?;
+    }
     let records = check_senders(conn, policy, now_ms)?;
     insert_records(conn, &records, now_ms)?;
     Ok(records.len())

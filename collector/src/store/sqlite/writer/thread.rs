@@ -122,7 +122,9 @@ fn run(conn: &Connection, command: &Command, signer: Option<&TrailSigner>, inges
         Command::Ingest { events, sender, .. } => {
             Outcome::Ingest(ingest_accounted(conn, events, sender.as_ref(), ingested_at_ms))
         }
-        Command::CheckSenders { policy, .. } => Outcome::CheckSenders(check_in(conn, *policy, ingested_at_ms)),
+        Command::CheckSenders { policy, refused, .. } => {
+            Outcome::CheckSenders(check_in(conn, *policy, refused, ingested_at_ms))
+        }
         Command::Purge { older_than_ms, limit, .. } => {
             Outcome::Purge(purge_and_checkpoint(conn, *older_than_ms, *limit, signer))
         }
