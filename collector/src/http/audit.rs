@@ -3,7 +3,8 @@
 //! on the commit sequence (see `store::sqlite::page_sql`, `store::postgres::page`). `_links.self` and `_links.next` carry
 //! every parameter of the request, so following `next` keeps the filters, the order and
 //! the page size; `next` is always a cursor (`from`), also after a numbered page
-//! (`pageNumber`). An unknown `from` is a 404; a `from` retention purged is a 410.
+//! (`pageNumber`). An unknown `from` is a 404; a `from` retention purged is a 410; a `from`
+//! acknowledged and not yet sealed (PostgreSQL) is a 503 with Retry-After.
 
 use audit_event::{AuditPage, Link, PageLinks};
 use hyper::body::Incoming;
@@ -27,6 +28,7 @@ pub async fn handle(request: &Request<Incoming>, shared: &Shared) -> Result<Http
         PageOutcome::Page(rows) => rows,
         PageOutcome::UnknownFrom => return Err(ApiError::UnknownFrom { from: shown_from() }),
         PageOutcome::ExpiredFrom => return Err(ApiError::ExpiredFrom { from: shown_from() }),
+        PageOutcome::NotYetReadableFrom => return Err(ApiError::FromNotYetReadable { from: shown_from() }),
     };
     let pairs = query.link_pairs();
     let page = AuditPage {

@@ -76,6 +76,12 @@ pub enum ApiError {
         /// The requested cursor (shortened when long).
         from: String,
     },
+    /// `from` names an event acknowledged and not readable yet (PostgreSQL: not sealed).
+    #[error("event `{from}` was acknowledged and is not readable yet: it waits for the sealer to give it its place in the trail; retry after the seconds of the Retry-After header")]
+    FromNotYetReadable {
+        /// The requested cursor (shortened when long).
+        from: String,
+    },
     /// A checkpoint was asked for, but no event was ever stored.
     #[error("the trail is empty: there is nothing to sign yet")]
     NothingToSign,
@@ -122,6 +128,7 @@ impl ApiError {
             ApiError::NothingToSign | ApiError::Store(StoreError::WrongSigningKey(_)) => StatusCode::CONFLICT,
             ApiError::QueueFull
             | ApiError::SealingBehind { .. }
+            | ApiError::FromNotYetReadable { .. }
             | ApiError::ShuttingDown
             | ApiError::Store(StoreError::WriterStopped | StoreError::SealingStalled(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -145,6 +152,7 @@ impl ApiError {
             ApiError::UnknownFrom { .. } => "unknown-from",
             ApiError::QueueFull => "queue-full",
             ApiError::SealingBehind { .. } => "sealing-behind",
+            ApiError::FromNotYetReadable { .. } => "not-yet-readable",
             ApiError::NothingToSign => "nothing-to-sign",
             ApiError::Store(StoreError::WrongSigningKey(_)) => "wrong-signing-key",
             ApiError::ShuttingDown | ApiError::Store(StoreError::WriterStopped) => "shutting-down",
@@ -277,6 +285,17 @@ mod tests {
         for part in ["behind by about 31250 events", "30000", "nothing of this batch was stored", "Retry-After"] {
             assert!(detail.contains(part), "`{part}` not in: {detail}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_cursor_not_sealed_yet_is_unavailable_with_when_to_retry_not_unknown() {
+        let response = ApiError::FromNotYetReadable { from: "event-1".into() }.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+        let body = body_of(response).await;
+        assert_eq!(body["type"], "urn:audit-sidecar:problem:not-yet-readable");
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("event-1") && detail.contains("not readable yet"), "{detail}");
     }
 
     #[tokio::test]

@@ -39,6 +39,9 @@ pub enum PageOutcome {
     UnknownFrom,
     /// `from` names an event retention has purged.
     ExpiredFrom,
+    /// `from` names an event that was acknowledged and is not readable yet (PostgreSQL: it
+    /// waits for the sealer to give it its place in the trail).
+    NotYetReadableFrom,
 }
 
 /// A stored event as a page query returns it.
@@ -76,6 +79,12 @@ pub trait PageQueries {
     /// Whether retention purged the event `uuid` (as far as the trail remembers).
     async fn was_purged(&mut self, uuid: &str) -> Result<bool, StoreError>;
 
+    /// Whether the event `uuid` was acknowledged and is not readable yet. Only a store that
+    /// orders events after acknowledging them (PostgreSQL) has such events.
+    async fn is_waiting(&mut self, _uuid: &str) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
     /// The lowest seq of an event at or after `since_ms`, if any is that recent.
     async fn first_seq_since(&mut self, since_ms: i64) -> Result<Option<i64>, StoreError>;
 
@@ -107,6 +116,7 @@ pub async fn read_page(store: &mut impl PageQueries, query: &TrailQuery) -> Resu
         Some(uuid) => match store.seq_of(uuid).await? {
             Some(seq) => Some(seq),
             None if store.was_purged(uuid).await? => return Ok(PageOutcome::ExpiredFrom),
+            None if store.is_waiting(uuid).await? => return Ok(PageOutcome::NotYetReadableFrom),
             None => return Ok(PageOutcome::UnknownFrom),
         },
     };

@@ -2,7 +2,9 @@
 //! ingest past the bound refuses a batch that carries events with the typed error and
 //! stores nothing of it, not even its sender's accounting; a heartbeat and a batch of gap
 //! records still go in; once a live sealer has sealed the queue, the refused batch is
-//! accepted when sent again, and every event is in the trail exactly once.
+//! accepted when sent again, and every event is in the trail exactly once. A refused sender
+//! is not recorded as lost or silent, and a cursor of an event still waiting is "not readable
+//! yet", not unknown.
 
 use std::time::{Duration, Instant};
 
@@ -183,5 +185,49 @@ async fn a_refused_sender_is_neither_recorded_as_losing_what_it_retries_nor_as_s
     assert!(super::senders::check_senders(&pool, epoch, policy).await.expect("check") > 0);
     let recorded_now = (recorded(SENDER_GAP_TYPE).await, recorded(SENDER_STOPPED_TYPE).await);
     assert_eq!(recorded_now, (1, 1), "silent since the refusals ended: 12-19 lost, then the stop");
+    replica.shutdown().await.expect("stop");
+}
+
+/// A cursor naming an acknowledged event that still waits for the sealer is "not readable
+/// yet", never "no event with this uuid was stored" (a 404 that a consumer would take as a
+/// loss, and that ends `tail`); once sealed, the page starts at it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_of_an_event_waiting_for_the_sealer_is_not_readable_yet_not_unknown() {
+    use crate::store::page::PageOutcome;
+    use crate::store::query::TrailQuery;
+
+    let url = fresh_database().await;
+    let replica = PgStore::open(&url, None).await.expect("open");
+    let pool = schema::pool(&url).expect("pool");
+    let client = pool.get().await.expect("connection");
+    client
+        .execute(
+            "UPDATE sealer_lease SET epoch = epoch + 1, holder = 'stalled-by-test', expires_at = now() + interval '1 hour'
+             WHERE id = 1",
+            &[],
+        )
+        .await
+        .expect("take the lease");
+    assert_eq!(replica.ingest(vec![new_event(1, 0)], None).await.expect("acknowledged").accepted, 1);
+    let from = |uuid: &str| TrailQuery { from: Some(uuid.to_owned()), size: 10, ..TrailQuery::default() };
+    let waiting = replica.page(from("event-1")).await.expect("read");
+    assert!(matches!(waiting, PageOutcome::NotYetReadableFrom), "acknowledged, not sealed: {waiting:?}");
+    let unknown = replica.page(from("event-2")).await.expect("read");
+    assert!(matches!(unknown, PageOutcome::UnknownFrom), "never stored: {unknown:?}");
+
+    client.execute("UPDATE sealer_lease SET expires_at = '-infinity' WHERE id = 1", &[]).await.expect("free");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match replica.page(from("event-1")).await.expect("read") {
+            PageOutcome::Page(rows) => {
+                assert_eq!(rows.events.len(), 1, "the page starts at the cursor");
+                break;
+            }
+            PageOutcome::NotYetReadableFrom => {}
+            other => panic!("sealed or waiting, never {other:?}"),
+        }
+        assert!(Instant::now() < deadline, "event-1 was not sealed within 15 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     replica.shutdown().await.expect("stop");
 }

@@ -141,6 +141,12 @@ impl PageQueries for PgPage<'_> {
         Ok(found.is_some())
     }
 
+    /// Acknowledged and waiting in `unsequenced` for the sealer.
+    async fn is_waiting(&mut self, uuid: &str) -> Result<bool, StoreError> {
+        let found = self.tx.query_opt("SELECT 1 FROM unsequenced WHERE uuid = $1", &[&uuid]).await?;
+        Ok(found.is_some())
+    }
+
     async fn first_seq_since(&mut self, since_ms: i64) -> Result<Option<i64>, StoreError> {
         let row = self.tx.query_one("SELECT min(seq) FROM events WHERE timestamp_ms >= $1", &[&since_ms]).await?;
         Ok(row.try_get(0)?)
