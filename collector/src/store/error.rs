@@ -113,6 +113,13 @@ pub enum StoreError {
         /// The newest version this binary knows.
         known: i32,
     },
+    /// The PostgreSQL schema is the write-once layout a development build numbered 9, then
+    /// reverted: not the version 9 this collector knows, and no step of it reads that one.
+    #[error("the PostgreSQL database has the audit schema of a reverted development build (version 9 with `event_seals`, commits 39bab6f..{build}); this collector cannot read or upgrade it: read the trail out with `audit-collector` built from commit {build} (GET /audit, or `verify`), then point --database at a new database")]
+    RevertedPostgresLayout {
+        /// The last build that reads it.
+        build: &'static str,
+    },
     /// A PostgreSQL query or connection failed.
     #[error("PostgreSQL: {}", with_cause(.0))]
     Postgres(#[from] tokio_postgres::Error),

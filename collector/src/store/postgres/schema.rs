@@ -37,6 +37,12 @@ pub(super) const UPGRADES: &[&str] = &[
 /// The newest schema version this collector knows.
 pub const SCHEMA_VERSION: i32 = 1 + UPGRADES.len() as i32;
 
+/// Whether the database has the reverted write-once layout's table of seals.
+const REVERTED_LAYOUT_PROBE: &str = "SELECT to_regclass('event_seals') IS NOT NULL";
+
+/// The last commit whose collector reads the reverted write-once layout.
+const REVERTED_LAYOUT_BUILD: &str = "e5433d3";
+
 /// The advisory lock key under which the schema is created ("audit-mi" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6175_6469_742d_6d69;
 
@@ -79,6 +85,12 @@ pub async fn migrate(pool: &Pool) -> Result<(), StoreError> {
     };
     if found > SCHEMA_VERSION {
         return Err(StoreError::NewerPostgresSchema { found, known: SCHEMA_VERSION });
+    }
+    // Version 9 was first taken by a write-once layout that main carried for a few hours and
+    // then reverted (commits 39bab6f..e5433d3); its `event_seals` table tells it from this one,
+    // which no upgrade here can read.
+    if found == 9 && tx.query_one(REVERTED_LAYOUT_PROBE, &[]).await?.try_get::<_, bool>(0)? {
+        return Err(StoreError::RevertedPostgresLayout { build: REVERTED_LAYOUT_BUILD });
     }
     for upgrade in UPGRADES.iter().skip(usize::try_from(found - 1).unwrap_or(0)) {
         tx.batch_execute(upgrade).await?;
@@ -128,6 +140,33 @@ mod tests {
         drop(client);
         let refused = migrate(&pool).await.err().map(|error| error.to_string()).unwrap_or_default();
         assert!(refused.contains(&(SCHEMA_VERSION + 1).to_string()), "{refused}");
+    }
+
+    /// A database the reverted write-once build numbered 9 (it has `event_seals`) is refused
+    /// with the build that reads it, untouched; this build's own version 9 opens.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_reverted_write_once_layout_numbered_9_is_refused_untouched() {
+        let url = fresh_database().await;
+        let pool = pool(&url).expect("pool");
+        migrate(&pool).await.expect("a new trail");
+        let client = pool.get().await.expect("connect");
+        client
+            .batch_execute(
+                "UPDATE schema_version SET version = 9;
+                 CREATE TABLE event_seals (seq BIGINT PRIMARY KEY, position BIGINT NOT NULL UNIQUE);",
+            )
+            .await
+            .expect("the reverted layout's mark");
+        drop(client);
+        let refused = migrate(&pool).await.expect_err("the reverted layout is refused");
+        assert!(matches!(refused, StoreError::RevertedPostgresLayout { .. }), "{refused}");
+        assert!(refused.to_string().contains(REVERTED_LAYOUT_BUILD), "{refused}");
+        let client = pool.get().await.expect("connect");
+        let version: i32 = client.query_one("SELECT version FROM schema_version", &[]).await.expect("version").get(0);
+        assert_eq!(version, 9, "a refused database is left as it was");
+        client.batch_execute("DROP TABLE event_seals").await.expect("drop the mark");
+        drop(client);
+        migrate(&pool).await.expect("this build's version 9 opens");
     }
 
     /// A version 7 database (the last with the `(user, timestamp)` indexes) gets its users'
