@@ -64,8 +64,8 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
-    /// `from` names no stored event.
-    #[error("event `{from}` is not in the trail (no event with this uuid was stored); check the uuid, or start again without `from` to read from the oldest event kept")]
+    /// `from` names no event the trail holds or remembers purging.
+    #[error("event `{from}` is not in the trail: no event with this uuid was stored, or retention purged it so long ago that the trail no longer remembers it (purged uuids are kept for 30 days of event time after the newest purged event); check the uuid, or start again without `from` to read from the oldest event kept")]
     UnknownFrom {
         /// The requested cursor (shortened when long).
         from: String,
@@ -285,6 +285,16 @@ mod tests {
         for part in ["behind by about 31250 events", "30000", "nothing of this batch was stored", "Retry-After"] {
             assert!(detail.contains(part), "`{part}` not in: {detail}");
         }
+    }
+
+    /// Retention forgets purged uuids after 30 days: the 404 must not claim such an event
+    /// was never stored.
+    #[tokio::test]
+    async fn an_unknown_cursor_does_not_claim_a_long_purged_event_was_never_stored() {
+        let response = ApiError::UnknownFrom { from: "event-1".into() }.into_response();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let detail = body_of(response).await["detail"].as_str().unwrap_or_default().to_owned();
+        assert!(detail.contains("or retention purged it so long ago"), "{detail}");
     }
 
     #[tokio::test]
