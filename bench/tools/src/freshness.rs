@@ -1,7 +1,7 @@
 //! Freshness: how long after its ingest acknowledgement an event can be read. For
 //! `--seconds`, one probe event at a time is POSTed to `--addr`; from the moment its batch
 //! is acknowledged, `GET /audit?from=<its uuid>&pageSize=1` is polled on `--read-addr` (any
-//! replica) until it answers 200. Meant to run while `ingest` loads the collectors, so the
+//! replica) every 5 ms, past its not-yet-readable answers, until it answers 200. Meant to run while `ingest` loads the collectors, so the
 //! figure is freshness at sustained load. Reports the median, p99 and max in milliseconds.
 
 use std::net::SocketAddr;
@@ -59,7 +59,11 @@ pub fn run(flags: &Flags) -> Result<serde_json::Value> {
                 delays_ms.push(waited.as_secs_f64() * 1000.0);
                 break;
             }
-            if page.status != 404 {
+            // Not readable yet: PostgreSQL answers 503 `not-yet-readable` for an event waiting
+            // for the sealer (404 `unknown-from` before 2026-12-05); either way, poll again.
+            let waiting = page.status == 404
+                || (page.status == 503 && String::from_utf8_lossy(&page.body).contains("not-yet-readable"));
+            if !waiting {
                 bail!("GET /audit?from=… answered {}: {}", page.status, String::from_utf8_lossy(&page.body));
             }
             if waited > GIVE_UP {
