@@ -113,7 +113,8 @@ impl PgPage<'_> {
 
 /// The seq of a cursor's uuid: its timestamp from `trail_uuids`, then its row through the
 /// timestamp index, keyed `(timestamp_ms, uuid)`.
-const SEQ_OF_UUID_SQL: &str = "SELECT e.seq FROM trail_uuids t JOIN events e ON e.timestamp_ms = t.timestamp_ms AND e.uuid = t.uuid
+const SEQ_OF_UUID_SQL: &str =
+    "SELECT e.seq FROM trail_uuids t JOIN events e ON e.timestamp_ms = t.timestamp_ms AND e.uuid = t.uuid
                  WHERE t.uuid = $1";
 
 impl PageQueries for PgPage<'_> {
