@@ -39,22 +39,28 @@ fn activity(captured: u64, numbered: Vec<Option<(u64, i64)>>) -> SenderActivity 
     }
 }
 
+/// Stops sealing for the test: a holder that seals nothing takes the lease under a new epoch
+/// (the replica's sealer finds its epoch gone and waits for the lease to expire: an hour).
+/// Returns that epoch.
+async fn stall_sealing(client: &deadpool_postgres::Client) -> i64 {
+    client
+        .query_one(
+            "UPDATE sealer_lease SET epoch = epoch + 1, holder = 'stalled-by-test', expires_at = now() + interval '1 hour'
+             WHERE id = 1 RETURNING epoch",
+            &[],
+        )
+        .await
+        .expect("take the lease")
+        .get(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_bound_a_batch_is_refused_whole_a_heartbeat_is_not_and_sealing_lets_it_in_again() {
     let url = fresh_database().await;
     let replica = PgStore::open(&url, None).await.expect("open").with_max_unsealed_events(10);
     let pool = schema::pool(&url).expect("pool");
     let client = pool.get().await.expect("connection");
-    // Sealing stops: a holder that seals nothing takes the lease under a new epoch (the
-    // replica's sealer finds its epoch gone and waits for the lease to expire: an hour).
-    client
-        .execute(
-            "UPDATE sealer_lease SET epoch = epoch + 1, holder = 'stalled-by-test', expires_at = now() + interval '1 hour'
-             WHERE id = 1",
-            &[],
-        )
-        .await
-        .expect("take the lease");
+    stall_sealing(&client).await;
     let count = |sql: &'static str| {
         let client = &client;
         async move { client.query_one(sql, &[]).await.expect(sql).get::<_, i64>(0) }
@@ -136,15 +142,7 @@ async fn a_refused_sender_is_neither_recorded_as_losing_what_it_retries_nor_as_s
     let replica = PgStore::open(&url, None).await.expect("open").with_max_unsealed_events(10);
     let pool = schema::pool(&url).expect("pool");
     let client = pool.get().await.expect("connection");
-    let epoch: i64 = client
-        .query_one(
-            "UPDATE sealer_lease SET epoch = epoch + 1, holder = 'stalled-by-test', expires_at = now() + interval '1 hour'
-             WHERE id = 1 RETURNING epoch",
-            &[],
-        )
-        .await
-        .expect("take the lease")
-        .get(0);
+    let epoch = stall_sealing(&client).await;
     let (rows, sender) = numbered(1..=11, 11);
     assert_eq!(replica.ingest(rows, Some(sender)).await.expect("under the bound").accepted, 11);
     // The worker's heartbeat counts 12-13, queued in it and not yet sent, and its gap record
@@ -200,14 +198,7 @@ async fn a_cursor_of_an_event_waiting_for_the_sealer_is_not_readable_yet_not_unk
     let replica = PgStore::open(&url, None).await.expect("open");
     let pool = schema::pool(&url).expect("pool");
     let client = pool.get().await.expect("connection");
-    client
-        .execute(
-            "UPDATE sealer_lease SET epoch = epoch + 1, holder = 'stalled-by-test', expires_at = now() + interval '1 hour'
-             WHERE id = 1",
-            &[],
-        )
-        .await
-        .expect("take the lease");
+    stall_sealing(&client).await;
     assert_eq!(replica.ingest(vec![new_event(1, 0)], None).await.expect("acknowledged").accepted, 1);
     let from = |uuid: &str| TrailQuery { from: Some(uuid.to_owned()), size: 10, ..TrailQuery::default() };
     let waiting = replica.page(from("event-1")).await.expect("read");
